@@ -1,0 +1,35 @@
+# The README's two commands are `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+OH := $(VENV)/bin/oh
+
+.PHONY: install demo test down bench clean
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "oh needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+## Start every service on the sim provider, backfill the default watchlist, say how to query it.
+demo: install
+	$(OH) demo
+
+## The whole test suite (unit + integration with real processes).
+test: install
+	$(PY) -m pytest -q
+
+## Stop every service.
+down:
+	$(OH) down
+
+## Every benchmark, each printing its figures and the ratio it is judged by.
+bench: install
+	$(PY) -m bench
+
+clean: down
+	rm -rf $(VENV) data

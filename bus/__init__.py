@@ -1,0 +1,1 @@
+"""The message bus: codec, journal, producer, subscriber and query client over ZeroMQ."""

@@ -1,0 +1,81 @@
+"""One codec for the whole bus: msgpack via msgspec, typed tagged-union decoding, size limits."""
+
+from __future__ import annotations
+
+import os
+import struct
+from typing import Any
+
+import msgspec
+
+from contracts import AnyMessage, Message
+from contracts.control import (
+    Ack,
+    CatchUpReply,
+    ControlRequest,
+    ErrorReply,
+    Nack,
+    RebuildReply,
+    StatusReply,
+)
+
+MAX_FRAME_BYTES = int(os.environ.get("OH_MAX_FRAME_BYTES", str(64 * 1024 * 1024)))
+
+_encoder = msgspec.msgpack.Encoder()
+_message_decoder = msgspec.msgpack.Decoder(AnyMessage)
+_request_decoder = msgspec.msgpack.Decoder(ControlRequest)
+_ingress_reply_decoder = msgspec.msgpack.Decoder(Ack | Nack)
+_control_reply_decoder = msgspec.msgpack.Decoder(ErrorReply | StatusReply | CatchUpReply | RebuildReply)
+_SEQ = struct.Struct(">Q")
+
+
+class FrameError(ValueError):
+    """A frame that is not a valid message: too large, not msgpack, unknown type or bad fields."""
+
+
+def encode(obj: Any) -> bytes:
+    """Encode a message (or any msgspec-supported value) to msgpack bytes."""
+    return _encoder.encode(obj)
+
+
+def decode_message(frame: bytes) -> Message:
+    """Decode one journaled-or-ephemeral message, raising FrameError with a one-line reason."""
+    if len(frame) > MAX_FRAME_BYTES:
+        raise FrameError(f"frame of {len(frame)} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")
+    try:
+        return _message_decoder.decode(frame)
+    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
+        raise FrameError(str(exc).splitlines()[0][:300]) from None
+
+
+def decode_request(frame: bytes) -> Any:
+    """Decode a control request (query, catch-up, status, rebuild)."""
+    try:
+        return _request_decoder.decode(frame)
+    except msgspec.DecodeError as exc:
+        raise FrameError(str(exc).splitlines()[0][:300]) from None
+
+
+def decode_ingress_reply(frame: bytes) -> Ack | Nack:
+    """Decode the ledger's answer to a producer."""
+    return _ingress_reply_decoder.decode(frame)
+
+
+def decode_control_reply(frame: bytes) -> Any:
+    """Decode the header frame of the ledger's answer to a control request."""
+    return _control_reply_decoder.decode(frame)
+
+
+def pack_seq(seq: int) -> bytes:
+    """Encode a sequence number as the 8-byte frame used on the events channel."""
+    return _SEQ.pack(seq)
+
+
+def unpack_seq(data: bytes) -> int:
+    """Decode an 8-byte sequence-number frame."""
+    return _SEQ.unpack(data)[0]
+
+
+def topic_of(type_name: str) -> bytes:
+    """The PUB/SUB topic frame for a message type (NUL-terminated so prefixes never collide)."""
+    return type_name.encode() + b"\0"

@@ -1,0 +1,113 @@
+"""The one client for the ledger's control endpoint: queries (Arrow), catch-up, status, rebuild.
+
+A request that times out discards its socket (a REQ socket cannot be reused after a lost reply)
+and raises LedgerUnavailable, so callers can tell "the ledger is down" from "the query failed".
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import zmq
+
+from bus.codec import decode_control_reply, encode, unpack_seq
+from contracts.control import (
+    CatchUpReply,
+    CatchUpRequest,
+    ErrorReply,
+    QueryRequest,
+    RebuildReply,
+    RebuildRequest,
+    StatusReply,
+    StatusRequest,
+)
+from oh.home import Home
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+class LedgerUnavailable(RuntimeError):
+    """The ledger did not answer in time (not running, or busy)."""
+
+
+class QueryError(RuntimeError):
+    """The ledger answered with an error; `kind` is refused, query, malformed or error."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class ControlClient:
+    """Talks to the ledger's control endpoint (one request at a time)."""
+
+    def __init__(self, home: Home, timeout: float = 10.0, ctx: zmq.Context | None = None) -> None:
+        self.endpoint = home.endpoint("control")
+        self.timeout = timeout
+        self.ctx = ctx or zmq.Context.instance()
+        self._sock: zmq.Socket | None = None
+
+    def _socket(self) -> zmq.Socket:
+        if self._sock is None:
+            self._sock = self.ctx.socket(zmq.REQ)
+            self._sock.setsockopt(zmq.LINGER, 0)
+            self._sock.connect(self.endpoint)
+        return self._sock
+
+    def _request(self, request: Any, timeout: float | None = None) -> list[bytes]:
+        sock = self._socket()
+        sock.send(encode(request))
+        wait = self.timeout if timeout is None else timeout
+        if not sock.poll(int(wait * 1000)):
+            self.close()
+            raise LedgerUnavailable(f"the ledger did not answer within {wait:g}s at {self.endpoint}")
+        return sock.recv_multipart()
+
+    def close(self) -> None:
+        """Drop the socket (a new one is made on the next request)."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    @staticmethod
+    def _raise_if_error(header: Any) -> None:
+        if isinstance(header, ErrorReply):
+            raise QueryError(header.message, header.kind)
+
+    def query(self, sql: str, params: list[Any] | None = None, timeout: float | None = None) -> pa.Table:
+        """Run one read-only SQL statement on the ledger and return the result as an Arrow table."""
+        frames = self._request(QueryRequest(sql=sql, params=params), timeout)
+        if frames[0] == b"arrow":
+            from bus.arrow_ipc import from_ipc
+
+            return from_ipc(frames[1])
+        self._raise_if_error(decode_control_reply(frames[0]))
+        raise QueryError("unexpected reply to a query", "error")
+
+    def catch_up(
+        self, from_seq: int, to_seq: int = 0, types: list[str] | None = None, max_frames: int = 5000
+    ) -> tuple[CatchUpReply, list[tuple[int, str, bytes]]]:
+        """Fetch committed journal frames from `from_seq` (one page); returns the header and (seq, type, payload)."""
+        frames = self._request(CatchUpRequest(from_seq=from_seq, to_seq=to_seq, types=types, max_frames=max_frames))
+        header = decode_control_reply(frames[0])
+        self._raise_if_error(header)
+        assert isinstance(header, CatchUpReply)
+        body = frames[1:]
+        return header, [
+            (unpack_seq(body[i]), body[i + 1].decode(), body[i + 2]) for i in range(0, len(body), 3)
+        ]
+
+    def status(self, timeout: float | None = None) -> StatusReply:
+        """The ledger's head, offset, counters and service heartbeats."""
+        header = decode_control_reply(self._request(StatusRequest(), timeout)[0])
+        self._raise_if_error(header)
+        assert isinstance(header, StatusReply)
+        return header
+
+    def rebuild(self, timeout: float = 3600.0) -> RebuildReply:
+        """Ask the running ledger to rebuild its warehouse from the journal."""
+        header = decode_control_reply(self._request(RebuildRequest(), timeout)[0])
+        self._raise_if_error(header)
+        assert isinstance(header, RebuildReply)
+        return header

@@ -1,0 +1,116 @@
+"""The one subscriber: committed events in seq order, with no gaps, whenever it joins.
+
+PUB/SUB drops messages under load and a process may join late or restart, so the subscriber
+never trusts the live stream alone: every committed event has a global seq, the ledger ticks its
+head once a second, and whenever the subscriber sees a seq (or a head) beyond the next one it
+expects, it fetches the missing range from the ledger's journal before going on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+import zmq
+
+from bus.codec import FrameError, decode_message, unpack_seq
+from bus.control_client import ControlClient, LedgerUnavailable
+from contracts import Message
+from oh.home import Home
+
+log = logging.getLogger(__name__)
+
+HEAD_TOPIC = b"\0head"
+
+
+class Subscriber:
+    """Delivers committed events of the chosen types, in seq order, exactly once per subscriber.
+
+    `from_seq=None` starts at whatever is published next (live only); `from_seq=N` first replays
+    everything from N out of the journal.
+    """
+
+    def __init__(
+        self,
+        home: Home,
+        types: Iterable[str] | None = None,
+        from_seq: int | None = None,
+        ctx: zmq.Context | None = None,
+    ) -> None:
+        self.types = frozenset(types) if types is not None else None
+        self.last_seq: int | None = None if from_seq is None else from_seq - 1
+        self.catch_ups = 0
+        self.ctx = ctx or zmq.Context.instance()
+        self.sock = self.ctx.socket(zmq.SUB)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.RCVHWM, 200_000)
+        self.sock.setsockopt(zmq.SUBSCRIBE, b"")
+        self.sock.connect(home.endpoint("events"))
+        self.control = ControlClient(home, ctx=self.ctx)
+        self._needs_catch_up = from_seq is not None
+
+    def _wanted(self, type_name: str) -> bool:
+        return self.types is None or type_name in self.types
+
+    def _fetch(self, upto: int, out: list[tuple[int, Message]]) -> None:
+        """Append committed events after last_seq up to `upto` (0 = the ledger's head) from the journal."""
+        assert self.last_seq is not None
+        types = sorted(self.types) if self.types is not None else None
+        while True:
+            header, frames = self.control.catch_up(self.last_seq + 1, upto, types)
+            self.catch_ups += 1
+            for seq, _, payload in frames:
+                out.append((seq, decode_message(payload)))
+            self.last_seq = max(self.last_seq, header.last_seq)
+            target = header.head_seq if upto == 0 else min(upto, header.head_seq)
+            if self.last_seq >= target:
+                return
+
+    def poll(self, timeout_ms: int = 100) -> list[tuple[int, Message]]:
+        """Return the next committed events (possibly none within the timeout), in seq order."""
+        out: list[tuple[int, Message]] = []
+        if self._needs_catch_up:
+            try:
+                self._fetch(0, out)
+                self._needs_catch_up = False
+            except LedgerUnavailable:
+                return out
+        if not self.sock.poll(timeout_ms):
+            return out
+        while True:
+            try:
+                topic, seq_bytes, payload = self.sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return out
+            seq = unpack_seq(seq_bytes)
+            is_head = topic == HEAD_TOPIC
+            if self.last_seq is None:
+                self.last_seq = seq if is_head else seq - 1
+            if is_head:
+                if seq > self.last_seq:
+                    self._repair(seq, out)
+                continue
+            if seq <= self.last_seq:
+                continue  # already delivered through a catch-up
+            if seq > self.last_seq + 1:
+                self._repair(seq - 1, out)
+                if seq != self.last_seq + 1:
+                    continue  # the gap is still open (ledger busy): the next head tick repairs it
+            self.last_seq = seq
+            type_name = topic[:-1].decode()
+            if self._wanted(type_name):
+                try:
+                    out.append((seq, decode_message(payload)))
+                except FrameError as exc:  # the ledger only publishes what it validated
+                    log.error("undecodable committed event %d: %s", seq, exc)
+
+    def _repair(self, upto: int, out: list[tuple[int, Message]]) -> None:
+        try:
+            self._fetch(upto, out)
+        except LedgerUnavailable:
+            log.warning("gap before seq %d and the ledger is not answering; will retry", upto)
+
+    def close(self) -> None:
+        """Close the sockets."""
+        self.sock.close()
+        self.control.close()

@@ -1,0 +1,42 @@
+"""The envelope every message on the bus shares: tag, id, UTC timestamp, schema version."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+
+import msgspec
+
+SCHEMA_VERSION = 1
+
+
+def new_id() -> str:
+    """Return a fresh random 128-bit id as 32 hex characters (uuid4-strength, cheaper to make)."""
+    return os.urandom(16).hex()
+
+
+def utc_now() -> datetime:
+    """Return the current time as an aware UTC datetime (every timestamp on the bus is UTC)."""
+    return datetime.now(UTC)
+
+
+class Message(msgspec.Struct, tag=True, tag_field="type", kw_only=True, omit_defaults=False):
+    """Base of every command and event: tagged by class name so one decoder reads the union.
+
+    `id` is unique per message and is what the ledger de-duplicates on; a producer that
+    resends keeps the id. `v` is the schema version of the message's own type.
+    """
+
+    id: str = msgspec.field(default_factory=new_id)
+    ts: datetime = msgspec.field(default_factory=utc_now)
+    v: int = SCHEMA_VERSION
+
+
+class Command(Message, kw_only=True):
+    """An imperative request for one worker to do a job (exactly one handler)."""
+
+    triggered_by: str = "cli"
+
+
+class Event(Message, kw_only=True):
+    """A past-tense fact; fans out to every interested subscriber."""

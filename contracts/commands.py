@@ -1,0 +1,26 @@
+"""Commands: imperative, journaled, each handled by exactly one worker."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+from contracts.base import Command
+
+RUN_NAMESPACE = uuid.UUID("6f1c3f0e-8d2a-4f4e-9a59-0b3f2a7c9e11")
+
+JOB_OF_COMMAND = {"IngestCandles": "ingest_candles"}
+
+
+def run_id_for(command_id: str, job_name: str) -> str:
+    """The run id a command gets: derived from the command, so a redelivered command maps to the same run."""
+    return str(uuid.uuid5(RUN_NAMESPACE, f"{command_id}:{job_name}"))
+
+
+class IngestCandles(Command, kw_only=True):
+    """Fetch daily candles for `symbols` over [start, end] from `provider` (job `ingest_candles`)."""
+
+    symbols: list[str]
+    start: date
+    end: date
+    provider: str = "sim"

@@ -1,0 +1,78 @@
+"""Events: past-tense facts, journaled by the ledger and projected into DuckDB."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from contracts.base import Event
+
+
+class RunStarted(Event, kw_only=True):
+    """A job began a run; projected as a `started` row in `meta.ingestion_runs`."""
+
+    run_id: str
+    job_name: str
+    command_id: str | None = None
+    parent_run_id: str | None = None
+    triggered_by: str = "cli"
+    provider: str | None = None
+    storage_backend: str = "duckdb"
+    args_json: str | None = None
+    git_sha: str | None = None
+    app_version: str | None = None
+    started_at: datetime
+
+
+class RunFinished(Event, kw_only=True):
+    """A run ended; `status` is `success` or `failed` (with the error fields on failure)."""
+
+    run_id: str
+    status: str
+    ended_at: datetime
+    duration_ms: int
+    error_type: str | None = None
+    error_message: str | None = None
+    error_stack_hash: str | None = None
+
+
+class CandlesIngested(Event, kw_only=True):
+    """Daily candles for one symbol (one chunk of a range); `rows` is an Arrow IPC stream.
+
+    The ledger upserts them into `candles_daily` on (symbol, date), records the asset row in
+    `meta.ingestion_run_assets` and advances the symbol's watermark.
+    """
+
+    run_id: str
+    symbol: str
+    provider: str
+    first_date: date
+    last_date: date
+    row_count: int
+    rows: bytes
+    started_at: datetime
+    ended_at: datetime
+
+
+class AssetFailed(Event, kw_only=True):
+    """One asset partition of a run failed (for example one symbol); other partitions go on."""
+
+    run_id: str
+    asset_key: str
+    asset_kind: str = "table"
+    partition_key: str
+    error_type: str
+    error_message: str
+    started_at: datetime
+    ended_at: datetime
+
+
+class TradeUpdated(Event, kw_only=True):
+    """A broker trade update (a fill is a fact): journaled and projected into `trade_updates`."""
+
+    order_id: str
+    symbol: str
+    event: str
+    side: str
+    qty: float
+    price: float | None = None
+    filled_at: datetime | None = None

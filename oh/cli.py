@@ -1,0 +1,34 @@
+"""The `oh` command line. Commands import their heavy dependencies lazily, so `oh emit` starts fast."""
+
+from __future__ import annotations
+
+import typer
+
+from oh.cli_data import db_app, query, replay
+from oh.cli_emit import emit_app
+from oh.cli_services import demo, down, status, up
+
+app = typer.Typer(
+    name="oh",
+    help="options-helper: a local, event-sourced data platform for an options trader. Not financial advice.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command()(up)
+app.command()(down)
+app.command()(status)
+app.command()(demo)
+app.command()(query)
+app.command()(replay)
+app.add_typer(emit_app, name="emit")
+app.add_typer(db_app, name="db")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

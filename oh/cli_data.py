@@ -1,0 +1,147 @@
+"""`oh query`, `oh replay --rebuild`, `oh db init`: reading and rebuilding the warehouse."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from typing import TYPE_CHECKING
+
+import typer
+
+from oh.cli_common import console, fail
+from oh.home import Home
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+db_app = typer.Typer(help="The warehouse: create it, inspect it.", no_args_is_help=True)
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def run_query(home: Home, sql: str) -> pa.Table:
+    """Run read-only SQL through the ledger, or straight on the file (read-only) when no ledger runs."""
+    from bus.control_client import ControlClient, LedgerUnavailable, QueryError
+
+    client = ControlClient(home, timeout=30.0)
+    try:
+        try:
+            client.status(timeout=1.0)
+        except LedgerUnavailable:
+            return _query_file(home, sql)
+        try:
+            return client.query(sql)
+        except QueryError as exc:
+            fail(str(exc), 2 if exc.kind == "refused" else 1)
+    finally:
+        client.close()
+
+
+def _query_file(home: Home, sql: str) -> pa.Table:
+    import duckdb
+
+    from services.ledger.readonly import QueryRefused, check_read_only
+    from services.ledger.warehouse import connect
+
+    if not home.warehouse.exists():
+        fail(f"no warehouse at {home.warehouse}: run `oh db init` or `oh up`")
+    try:
+        con = connect(home.warehouse, read_only=True)
+    except duckdb.IOException:
+        fail("the warehouse is locked by a ledger that does not answer; check `oh status`")
+    try:
+        check_read_only(con, sql)
+        return con.sql(sql).to_arrow_table()
+    except QueryRefused as exc:
+        fail(str(exc), 2)
+    except duckdb.Error as exc:
+        fail(str(exc).splitlines()[0])
+    finally:
+        con.close()
+
+
+def query(
+    sql: str = typer.Argument(..., help="One read-only statement (SELECT, WITH, DESCRIBE, SHOW, EXPLAIN)."),
+    format: Format = typer.Option(Format.table, "--format", "-f", help="table | csv | json."),
+    limit: int = typer.Option(200, help="With --format table, show at most this many rows."),
+) -> None:
+    """Query the warehouse (read-only)."""
+    table = run_query(Home.from_env(), sql)
+    if format is Format.csv:
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(table, sys.stdout.buffer)
+    elif format is Format.json:
+        sys.stdout.write(json.dumps(table.to_pylist(), default=str, indent=1) + "\n")
+    else:
+        from rich.table import Table
+
+        view = Table(show_lines=False)
+        for name in table.column_names:
+            view.add_column(name)
+        for row in table.slice(0, limit).to_pylist():
+            view.add_row(*("" if v is None else str(v) for v in row.values()))
+        console.print(view)
+        if table.num_rows > limit:
+            console.print(f"({table.num_rows} rows, {limit} shown; use --limit or --format csv)")
+
+
+def replay(
+    rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild every DuckDB table from the journal."),
+) -> None:
+    """Rebuild the warehouse from the journal (the journal is the truth)."""
+    if not rebuild:
+        fail("only `oh replay --rebuild` is available in this build (ranged replays come with the pipeline)", 2)
+    from bus.control_client import ControlClient, LedgerUnavailable
+
+    home = Home.from_env()
+    client = ControlClient(home)
+    try:
+        client.status(timeout=1.0)
+        reply = client.rebuild()
+        console.print(f"rebuilt by the running ledger: {reply.events} events in {reply.seconds:.2f}s")
+        return
+    except LedgerUnavailable:
+        pass
+    finally:
+        client.close()
+    import time
+
+    from bus.journal import Journal
+    from services.ledger.warehouse import Warehouse
+
+    started = time.perf_counter()
+    journal = Journal(home.ensure().journal)
+    warehouse = Warehouse(home.warehouse)
+    try:
+        events = warehouse.rebuild(journal)
+    finally:
+        warehouse.close()
+        journal.close()
+    console.print(f"rebuilt {home.warehouse} from {events} events in {time.perf_counter() - started:.2f}s")
+
+
+@db_app.command("init")
+def db_init() -> None:
+    """Create the data directory and the warehouse tables (safe to run again)."""
+    from bus.control_client import ControlClient, LedgerUnavailable
+
+    home = Home.from_env().ensure()
+    client = ControlClient(home)
+    try:
+        client.status(timeout=1.0)
+        console.print(f"the ledger is running; {home.warehouse} is initialized")
+        return
+    except LedgerUnavailable:
+        pass
+    finally:
+        client.close()
+    from services.ledger.warehouse import Warehouse
+
+    Warehouse(home.warehouse).close()
+    console.print(f"initialized {home.root} (warehouse {home.warehouse})")

@@ -1,0 +1,116 @@
+"""`oh emit JOB ...`: send a command to the workers through the ledger, and optionally follow the run."""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+
+import typer
+
+from oh.cli_common import console, err_console, fail
+from oh.home import Home
+
+emit_app = typer.Typer(help="Send a job's command to the workers (through the ledger).", no_args_is_help=True)
+
+NO_WORKER_WARNING_SECONDS = 15.0
+
+
+def _parse_date(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        fail(f"{option} {text!r} is not a date in YYYY-MM-DD form", 2)
+
+
+def emit_and_wait(
+    job: str, symbols: list[str], start: date, end: date, provider: str, wait: bool, timeout: float
+) -> None:
+    """Send the command; with `wait`, show progress until the run finishes and exit 1 if it failed."""
+    from bus.producer import Producer
+    from contracts import IngestCandles, run_id_for
+
+    home = Home.from_env()
+    command = IngestCandles(symbols=symbols, start=start, end=end, provider=provider)
+    producer = Producer(home)
+    producer.send(command)
+    try:
+        producer.flush(timeout=10.0)
+    except TimeoutError:
+        fail(f"the ledger did not acknowledge the command within 10s: is oh running? (`oh up`, `oh status`)")
+    finally:
+        producer.close()
+    if producer.rejected:
+        fail(f"the ledger rejected the command: {producer.rejected[0][1]}")
+    run_id = run_id_for(command.id, job)
+    if not wait:
+        console.print(f"sent {job} ({len(symbols)} symbols); run id {run_id}")
+        return
+    _follow(home, run_id, job, len(symbols), producer.last_acked_seq + 1, timeout)
+
+
+def _follow(home: Home, run_id: str, job: str, total: int, from_seq: int, timeout: float) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from bus.subscriber import Subscriber
+    from contracts import AssetFailed, CandlesIngested, RunFinished, RunStarted
+
+    subscriber = Subscriber(home, types=["RunStarted", "CandlesIngested", "AssetFailed", "RunFinished"], from_seq=from_seq)
+    done_symbols: set[str] = set()
+    rows = 0
+    started = time.monotonic()
+    warned = False
+    finished: RunFinished | None = None
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err_console, transient=False,
+    ) as progress:
+        task = progress.add_task(f"{job}: waiting for a worker", total=total)
+        while finished is None:
+            if time.monotonic() - started > timeout:
+                fail(f"the run {run_id} did not finish within {timeout:g}s; it may still be running (`oh status`)")
+            for _, event in subscriber.poll(200):
+                if getattr(event, "run_id", None) != run_id:
+                    continue
+                if isinstance(event, RunStarted):
+                    progress.update(task, description=f"{job}: running")
+                elif isinstance(event, CandlesIngested):
+                    rows += event.row_count
+                    done_symbols.add(event.symbol)
+                elif isinstance(event, AssetFailed):
+                    done_symbols.add(event.partition_key)
+                elif isinstance(event, RunFinished):
+                    finished = event
+                progress.update(task, completed=len(done_symbols))
+            if not warned and not done_symbols and time.monotonic() - started > NO_WORKER_WARNING_SECONDS:
+                warned = True
+                err_console.print("no worker has picked the command up yet: is the worker running? (`oh status`)")
+    subscriber.close()
+    if finished.status != "success":
+        fail(f"{job} run {run_id} failed after {finished.duration_ms} ms: {finished.error_message}")
+    console.print(f"[green]{job} succeeded[/]: {rows} rows for {len(done_symbols)} symbols in {finished.duration_ms} ms (run {run_id})")
+
+
+@emit_app.command("ingest-candles")
+def ingest_candles(
+    symbols: str = typer.Option(..., help="Comma-separated tickers, e.g. AAPL,MSFT."),
+    start: str = typer.Option(..., help="First date, YYYY-MM-DD."),
+    end: str = typer.Option(..., help="Last date, YYYY-MM-DD (inclusive)."),
+    provider: str = typer.Option("sim", help="sim | alpaca | yahoo."),
+    wait: bool = typer.Option(False, "--wait", help="Show progress; exit non-zero if the run fails."),
+    timeout: float = typer.Option(3600.0, help="With --wait, give up after this many seconds."),
+) -> None:
+    """Ingest daily candles (job ingest_candles, asset candles_daily)."""
+    from oh.providers import unavailable_reason
+    from oh.symbols import BadSymbol, parse_symbols
+
+    try:
+        symbol_list = parse_symbols(symbols)
+    except BadSymbol as exc:
+        fail(str(exc), 2)
+    first, last = _parse_date(start, "--start"), _parse_date(end, "--end")
+    if first > last:
+        fail(f"--start {first} is after --end {last}", 2)
+    reason = unavailable_reason(provider)
+    if reason:
+        fail(reason, 2)
+    emit_and_wait("ingest_candles", symbol_list, first, last, provider, wait, timeout)

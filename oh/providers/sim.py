@@ -1,0 +1,79 @@
+"""The simulated market: deterministic daily candles per symbol, on NYSE sessions only.
+
+Each symbol has its own seed (a hash of the symbol and the market seed), and its path starts at
+the calendar's first session, so a day's candle is the same whatever range is requested and on
+whatever machine. Prices follow geometric Brownian motion with a per-symbol drift and volatility;
+open, high and low are drawn around the close so that low <= min(open, close) and
+high >= max(open, close); volume is log-normal and rises on large moves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from functools import lru_cache
+
+import numpy as np
+import pyarrow as pa
+
+from contracts import rows
+from oh import calendar
+from oh.providers import UnknownSymbol
+
+DEFAULT_SEED = 20250101
+UNKNOWN_PREFIX = "ZZ"  # symbols starting with ZZ do not exist in the sim market (for error tests)
+
+
+def symbol_seed(symbol: str, market_seed: int = DEFAULT_SEED) -> int:
+    """A stable 64-bit seed for a symbol (no Python `hash`, which changes per process)."""
+    digest = hashlib.sha256(f"{market_seed}:{symbol}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+@lru_cache(maxsize=512)
+def _path(symbol: str, market_seed: int) -> tuple[np.ndarray, ...]:
+    rng = np.random.Generator(np.random.PCG64(symbol_seed(symbol, market_seed)))
+    n = len(calendar.all_sessions())
+    start_price = float(rng.uniform(20, 400))
+    annual_vol = float(rng.uniform(0.15, 0.55))
+    annual_drift = float(rng.uniform(-0.02, 0.12))
+    base_volume = float(rng.uniform(5e5, 3e7))
+    daily_vol = annual_vol / np.sqrt(252)
+    shocks = rng.standard_normal(n)
+    log_returns = (annual_drift / 252 - 0.5 * daily_vol**2) + daily_vol * shocks
+    close = start_price * np.exp(np.cumsum(log_returns))
+    gap = rng.standard_normal(n) * daily_vol * 0.3
+    previous = np.concatenate(([start_price], close[:-1]))
+    open_ = previous * np.exp(gap)
+    wick_high = np.abs(rng.standard_normal(n)) * daily_vol * 0.5
+    wick_low = np.abs(rng.standard_normal(n)) * daily_vol * 0.5
+    high = np.maximum(open_, close) * np.exp(wick_high)
+    low = np.minimum(open_, close) * np.exp(-wick_low)
+    volume = base_volume * np.exp(0.35 * rng.standard_normal(n)) * (1 + 8 * np.abs(log_returns))
+    return (
+        np.round(open_, 4), np.round(high, 4), np.round(low, 4), np.round(close, 4),
+        volume.astype(np.int64),
+    )
+
+
+class SimProvider:
+    """Offline, deterministic market data: the default for the demo, the tests and the benchmarks."""
+
+    name = "sim"
+
+    def __init__(self, market_seed: int = DEFAULT_SEED) -> None:
+        self.market_seed = market_seed
+
+    def daily_candles(self, symbol: str, start: date, end: date) -> pa.Table:
+        """Candles for `symbol` on each NYSE session in [start, end] (schema contracts.rows.CANDLES)."""
+        if symbol.startswith(UNKNOWN_PREFIX):
+            raise UnknownSymbol(f"the sim market has no symbol {symbol}")
+        days = calendar.sessions(start, end)
+        lo = calendar.session_index(start)
+        hi = lo + len(days)
+        open_, high, low, close, volume = (column[lo:hi] for column in _path(symbol, self.market_seed))
+        return pa.table(
+            [pa.array(np.full(len(days), symbol, dtype=object), pa.string()), pa.array(days, pa.date32()),
+             open_, high, low, close, volume],
+            schema=rows.CANDLES,
+        )

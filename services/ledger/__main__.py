@@ -1,0 +1,27 @@
+"""`python -m services.ledger`: run the ledger for `OH_HOME` until SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+
+from oh.home import Home
+from services.ledger.app import Ledger
+
+
+def main() -> None:
+    """Parse the fsync policy, start the ledger and stop it cleanly on SIGTERM or SIGINT."""
+    parser = argparse.ArgumentParser(prog="python -m services.ledger")
+    parser.add_argument("--fsync", choices=["always", "batch", "off"], default=os.environ.get("OH_FSYNC", "batch"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    ledger = Ledger(Home.from_env(), fsync=args.fsync)
+    signal.signal(signal.SIGTERM, ledger.stop)
+    signal.signal(signal.SIGINT, ledger.stop)
+    ledger.run()
+
+
+if __name__ == "__main__":
+    main()

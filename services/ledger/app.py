@@ -1,0 +1,237 @@
+"""The ledger process: sequence, journal, acknowledge, project, publish.
+
+One loop iteration is one group commit:
+
+1. drain every frame waiting on the ingress socket (up to a bound);
+2. reject what is malformed, unknown or oversized (counted, logged, answered with a Nack);
+3. acknowledge duplicates of events already journaled without journaling them again;
+4. append the new events to the journal in one write and acknowledge their producers;
+5. make the journal durable (`batch` policy) and apply the events to DuckDB together with the
+   new offset in one transaction;
+6. publish them, so a subscriber that queries on receipt sees the rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from typing import Any
+
+import zmq
+
+from bus.codec import FrameError, decode_message, encode, pack_seq, topic_of
+from bus.journal import Journal
+from contracts import EPHEMERAL_TYPES, Heartbeat, Message
+from contracts.control import Ack, Nack, RebuildReply, StatusReply
+from oh.home import Home
+from services.ledger.control import ControlServer
+from services.ledger.dedup import RecentIds
+from services.ledger.projections import validate
+from services.ledger.warehouse import Warehouse
+
+log = logging.getLogger("ledger")
+
+MAX_DRAIN_MESSAGES = 20_000
+MAX_DRAIN_BYTES = 128 * 1024 * 1024
+HEAD_TICK_SECONDS = 1.0
+HEAD_TOPIC = b"\0head"
+PUB_HWM = 200_000
+
+
+class Ledger:
+    """The sequencer and the single owner of the DuckDB file."""
+
+    def __init__(self, home: Home, fsync: str = "batch", dedup_window: int = 500_000) -> None:
+        self.home = home.ensure()
+        self.stopping = threading.Event()
+        self.started_at = time.time()
+        self.counters: dict[str, int] = defaultdict(int)
+        self._counter_lock = threading.Lock()
+        self.heartbeats: dict[str, dict[str, Any]] = {}
+        self.journal = Journal(home.journal, fsync=fsync)
+        self.warehouse = Warehouse(home.warehouse)
+        recovered = self.warehouse.catch_up(self.journal)
+        if recovered:
+            log.info("recovered %d journaled events into the warehouse", recovered)
+        self.seen = RecentIds(dedup_window)
+        for event_id, seq in reversed(self.warehouse.recent_ids(dedup_window)):
+            self.seen.add(event_id, seq)
+        self.ctx = zmq.Context.instance()
+        self.ingress = self.ctx.socket(zmq.ROUTER)
+        self.ingress.setsockopt(zmq.LINGER, 0)
+        self.ingress.setsockopt(zmq.RCVHWM, 0)
+        self.ingress.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        self.ingress.bind(home.endpoint("ingress"))
+        self.publisher = self.ctx.socket(zmq.PUB)
+        self.publisher.setsockopt(zmq.LINGER, 0)
+        self.publisher.setsockopt(zmq.SNDHWM, PUB_HWM)
+        self.publisher.bind(home.endpoint("events"))
+        self.control = ControlServer(self, home.endpoint("control"))
+        self._last_tick = 0.0
+        self._reject_logs = 0
+
+    # -- bookkeeping -----------------------------------------------------------------------
+    def count(self, name: str, by: int = 1) -> None:
+        """Increment a counter shown by `oh status` (thread-safe)."""
+        with self._counter_lock:
+            self.counters[name] += by
+
+    def status(self) -> StatusReply:
+        """A snapshot of the ledger's state for `oh status`."""
+        with self._counter_lock:
+            counters = dict(self.counters)
+        return StatusReply(
+            head_seq=self.journal.head_seq,
+            applied_seq=self.warehouse.applied_seq,
+            started_at=self.started_at,
+            counters=counters,
+            heartbeats=dict(self.heartbeats),
+            fsync=self.journal.fsync,
+        )
+
+    def _reject(self, identity: bytes, reason: str, kind: str, event_id: str | None = None) -> None:
+        self.count("frames_rejected")
+        self.count(f"rejected_{kind}")
+        self._reject_logs += 1
+        if self._reject_logs <= 20 or self._reject_logs % 1000 == 0:
+            log.warning("rejected frame (%s, %d so far): %s", kind, self.counters["frames_rejected"], reason)
+        try:
+            self.ingress.send_multipart([identity, encode(Nack(id=event_id, reason=reason))], flags=zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass
+
+    # -- the loop --------------------------------------------------------------------------
+    def run(self) -> None:
+        """Serve until SIGTERM/SIGINT (see `stop`), then close everything cleanly."""
+        self.control.start()
+        self.control.ready.wait(5)
+        log.info(
+            "ledger ready: head seq %d, fsync %s, home %s", self.journal.head_seq, self.journal.fsync, self.home.root
+        )
+        poller = zmq.Poller()
+        poller.register(self.ingress, zmq.POLLIN)
+        try:
+            while not self.stopping.is_set():
+                if poller.poll(100):
+                    self._drain()
+                self._serve_rebuilds()
+                now = time.monotonic()
+                if now - self._last_tick >= HEAD_TICK_SECONDS:
+                    self._last_tick = now
+                    self.publisher.send_multipart([HEAD_TOPIC, pack_seq(self.warehouse.applied_seq), b""])
+        finally:
+            self.close()
+
+    def stop(self, *_: object) -> None:
+        """Ask the loop to finish its current batch and exit."""
+        self.stopping.set()
+
+    def close(self) -> None:
+        """Stop serving, make the journal durable and checkpoint the warehouse."""
+        self.stopping.set()
+        if self.control.is_alive():
+            self.control.join(5)
+        self.journal.close()
+        self.warehouse.close()
+        self.ingress.close()
+        self.publisher.close()
+        log.info("ledger stopped at seq %d", self.journal.head_seq)
+
+    def _drain(self) -> None:
+        fresh: list[tuple[str, bytes, Message, bytes]] = []  # (type, payload, message, identity)
+        duplicates: dict[bytes, list[tuple[str, int]]] = defaultdict(list)
+        in_batch: dict[str, int] = {}
+        late_duplicates: list[tuple[bytes, str, int]] = []
+        size = 0
+        for _ in range(MAX_DRAIN_MESSAGES):
+            try:
+                parts = self.ingress.recv_multipart(zmq.NOBLOCK, copy=True)
+            except zmq.Again:
+                break
+            identity, frames = parts[0], parts[1:]
+            for frame in frames:
+                size += len(frame)
+                self._admit(identity, frame, fresh, duplicates, in_batch, late_duplicates)
+            if size >= MAX_DRAIN_BYTES:
+                break
+        acks: dict[bytes, tuple[list[str], list[int]]] = defaultdict(lambda: ([], []))
+        for identity, pairs in duplicates.items():
+            for event_id, seq in pairs:
+                acks[identity][0].append(event_id)
+                acks[identity][1].append(seq)
+        seqs = self.journal.append((type_name, payload) for type_name, payload, _, _ in fresh) if fresh else []
+        for seq, (_, _, message, identity) in zip(seqs, fresh, strict=True):
+            self.seen.add(message.id, seq)
+            acks[identity][0].append(message.id)
+            acks[identity][1].append(seq)
+        for identity, event_id, index in late_duplicates:
+            acks[identity][0].append(event_id)
+            acks[identity][1].append(seqs[index])
+        for identity, (ids, ack_seqs) in acks.items():
+            try:
+                self.ingress.send_multipart([identity, encode(Ack(ids=ids, seqs=ack_seqs))], flags=zmq.NOBLOCK)
+            except zmq.ZMQError:
+                pass  # the producer is gone; it resends when it comes back
+        if not fresh:
+            return
+        self.count("events_journaled", len(fresh))
+        self.journal.sync()
+        committed = [(seq, message) for seq, (_, _, message, _) in zip(seqs, fresh, strict=True)]
+        rejected = self.warehouse.commit(committed, [len(payload) for _, payload, _, _ in fresh])
+        if rejected:
+            self.count("projection_rejected", len(rejected))
+        for seq, (type_name, payload, _, _) in zip(seqs, fresh, strict=True):
+            self.publisher.send_multipart([topic_of(type_name), pack_seq(seq), payload], copy=False)
+
+    def _admit(
+        self,
+        identity: bytes,
+        frame: bytes,
+        fresh: list[tuple[str, bytes, Message, bytes]],
+        duplicates: dict[bytes, list[tuple[str, int]]],
+        in_batch: dict[str, int],
+        late_duplicates: list[tuple[bytes, str, int]],
+    ) -> None:
+        try:
+            message = decode_message(frame)
+        except FrameError as exc:
+            reason = str(exc)
+            kind = "oversized" if "exceeds" in reason else "unknown_type" if "`$.type`" in reason else "malformed"
+            self._reject(identity, reason, kind)
+            return
+        type_name = type(message).__name__
+        if type_name in EPHEMERAL_TYPES:
+            if isinstance(message, Heartbeat):
+                self.heartbeats[message.service] = {"pid": message.pid, "state": message.state, "last_seen": time.time()}
+            return
+        seq = self.seen.get(message.id)
+        if seq is not None:
+            self.count("duplicates_dropped")
+            duplicates[identity].append((message.id, seq))
+            return
+        if message.id in in_batch:
+            self.count("duplicates_dropped")
+            late_duplicates.append((identity, message.id, in_batch[message.id]))
+            return
+        try:
+            validate(message)
+        except FrameError as exc:
+            self._reject(identity, str(exc), "invalid_payload", message.id)
+            return
+        in_batch[message.id] = len(fresh)
+        fresh.append((type_name, frame, message, identity))
+
+    def _serve_rebuilds(self) -> None:
+        while not self.control.rebuilds.empty():
+            done, result = self.control.rebuilds.get_nowait()
+            started = time.perf_counter()
+            try:
+                events = self.warehouse.rebuild(self.journal)
+                result.append(RebuildReply(events=events, seconds=time.perf_counter() - started))
+            except Exception as exc:  # reported to the caller; the old file was restored
+                result.append(exc)
+            done.set()
+
+

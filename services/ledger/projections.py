@@ -1,0 +1,270 @@
+"""Projections: how each journaled event changes the DuckDB tables.
+
+Every value written here comes from the events themselves (never `now()`), so re-applying the
+journal into an empty file gives the same tables. Consecutive events of one type are applied
+as one batch: one Arrow table, one upsert.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from itertools import groupby
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from bus.arrow_ipc import from_ipc
+from bus.codec import FrameError
+from contracts import AssetFailed, CandlesIngested, Message, RunFinished, RunStarted, TradeUpdated
+from contracts import rows as row_schemas
+
+log = logging.getLogger(__name__)
+
+Applied = tuple[int, Message]
+
+
+def naive_utc(value: datetime | None) -> datetime | None:
+    """DuckDB TIMESTAMP columns hold naive UTC; convert an aware datetime to that."""
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+# -- validation at the door (before anything is journaled) -----------------------------------
+def validate(message: Message) -> None:
+    """Reject an event whose payload a projection could not apply (bad Arrow bytes, wrong schema)."""
+    if isinstance(message, CandlesIngested):
+        try:
+            table = from_ipc(message.rows)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise FrameError(f"CandlesIngested.rows is not an Arrow IPC stream: {exc}") from None
+        if not table.schema.equals(row_schemas.CANDLES):
+            raise FrameError(f"CandlesIngested.rows schema mismatch: {table.schema.names}")
+        if table.num_rows != message.row_count:
+            raise FrameError(f"CandlesIngested.row_count {message.row_count} != {table.num_rows} rows")
+
+
+# -- appliers --------------------------------------------------------------------------------
+def _apply_run_started(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> None:
+    for _, ev in batch:
+        assert isinstance(ev, RunStarted)
+        con.execute(
+            """
+            INSERT INTO meta.ingestion_runs (run_id, parent_run_id, job_name, triggered_by, status,
+                started_at, provider, storage_backend, args_json, git_sha, app_version)
+            VALUES (?, ?, ?, ?, 'started', ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (run_id) DO UPDATE SET status = 'started', started_at = excluded.started_at,
+                ended_at = NULL, duration_ms = NULL, error_type = NULL, error_message = NULL,
+                error_stack_hash = NULL
+            """,
+            [ev.run_id, ev.parent_run_id, ev.job_name, ev.triggered_by, naive_utc(ev.started_at),
+             ev.provider, ev.storage_backend, ev.args_json, ev.git_sha, ev.app_version],
+        )
+
+
+def _apply_run_finished(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> None:
+    for _, ev in batch:
+        assert isinstance(ev, RunFinished)
+        con.execute(
+            """
+            UPDATE meta.ingestion_runs SET status = ?, ended_at = ?, duration_ms = ?,
+                error_type = ?, error_message = ?, error_stack_hash = ?
+            WHERE run_id = ?
+            """,
+            [ev.status, naive_utc(ev.ended_at), ev.duration_ms, ev.error_type, ev.error_message,
+             ev.error_stack_hash, ev.run_id],
+        )
+
+
+def _upsert_assets(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
+    """Upsert asset rows; chunks of one partition within a run accumulate their metrics."""
+    table = pa.Table.from_pylist(rows)
+    con.register("_assets", table)
+    try:
+        con.execute(
+            """
+            INSERT INTO meta.ingestion_run_assets (run_id, asset_key, asset_kind, partition_key, status,
+                rows_inserted, rows_updated, bytes_written, min_event_ts, max_event_ts, extra_json,
+                started_at, ended_at, duration_ms)
+            SELECT run_id, asset_key, any_value(asset_kind), partition_key, last(status ORDER BY ord),
+                sum(rows_inserted), sum(rows_updated), sum(bytes_written), min(min_event_ts),
+                max(max_event_ts), last(extra_json ORDER BY ord), min(started_at), max(ended_at),
+                date_diff('millisecond', min(started_at), max(ended_at))
+            FROM _assets GROUP BY run_id, asset_key, partition_key
+            ON CONFLICT (run_id, asset_key, partition_key) DO UPDATE SET
+                status = excluded.status,
+                rows_inserted = coalesce(rows_inserted, 0) + coalesce(excluded.rows_inserted, 0),
+                rows_updated = coalesce(rows_updated, 0) + coalesce(excluded.rows_updated, 0),
+                bytes_written = coalesce(bytes_written, 0) + coalesce(excluded.bytes_written, 0),
+                min_event_ts = least(min_event_ts, excluded.min_event_ts),
+                max_event_ts = greatest(max_event_ts, excluded.max_event_ts),
+                extra_json = coalesce(excluded.extra_json, extra_json),
+                started_at = least(started_at, excluded.started_at),
+                ended_at = greatest(ended_at, excluded.ended_at),
+                duration_ms = date_diff('millisecond', least(started_at, excluded.started_at),
+                                        greatest(ended_at, excluded.ended_at))
+            """
+        )
+    finally:
+        con.unregister("_assets")
+
+
+def _apply_candles(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> None:
+    tables = []
+    for index, (_, ev) in enumerate(batch):
+        assert isinstance(ev, CandlesIngested)
+        table = from_ipc(ev.rows)
+        tables.append(table.append_column("_ev", pa.array(np.full(table.num_rows, index, dtype=np.int32))))
+    rows = pa.concat_tables(tables)
+    providers = pa.table({"_ev": pa.array(range(len(batch)), pa.int32()), "provider": [ev.provider for _, ev in batch]})  # type: ignore[attr-defined]
+    con.register("_candles", rows)
+    con.register("_providers", providers)
+    try:
+        updated = dict(
+            con.execute(
+                "SELECT b._ev, count(*) FROM _candles b JOIN candles_daily c USING (symbol, date) GROUP BY b._ev"
+            ).fetchall()
+        )
+        con.execute(
+            """
+            INSERT INTO candles_daily
+            SELECT b.symbol, b.date, b.open, b.high, b.low, b.close, b.volume, p.provider
+            FROM _candles b JOIN _providers p USING (_ev)
+            QUALIFY row_number() OVER (PARTITION BY b.symbol, b.date ORDER BY b._ev DESC) = 1
+            ON CONFLICT (symbol, date) DO UPDATE SET open = excluded.open, high = excluded.high,
+                low = excluded.low, close = excluded.close, volume = excluded.volume,
+                provider = excluded.provider
+            """
+        )
+    finally:
+        con.unregister("_candles")
+        con.unregister("_providers")
+    assets, marks = [], {}
+    for index, (_, ev) in enumerate(batch):
+        assert isinstance(ev, CandlesIngested)
+        n_updated = int(updated.get(index, 0))
+        assets.append(
+            {
+                "ord": index, "run_id": ev.run_id, "asset_key": "candles_daily", "asset_kind": "table",
+                "partition_key": ev.symbol, "status": "success", "rows_inserted": ev.row_count - n_updated,
+                "rows_updated": n_updated, "bytes_written": len(ev.rows),
+                "min_event_ts": datetime.combine(ev.first_date, datetime.min.time()),
+                "max_event_ts": datetime.combine(ev.last_date, datetime.min.time()),
+                "extra_json": json.dumps({"provider": ev.provider}),
+                "started_at": naive_utc(ev.started_at), "ended_at": naive_utc(ev.ended_at),
+            }
+        )
+        if ev.row_count:
+            mark = (datetime.combine(ev.last_date, datetime.min.time()), naive_utc(ev.ts), ev.run_id)
+            previous = marks.get(ev.symbol)
+            marks[ev.symbol] = mark if previous is None or mark[0] >= previous[0] else (previous[0], mark[1], mark[2])
+    _upsert_assets(con, assets)
+    _upsert_watermarks(con, "candles_daily", marks)
+
+
+def _upsert_watermarks(
+    con: duckdb.DuckDBPyConnection, asset_key: str, marks: dict[str, tuple[datetime, datetime | None, str]]
+) -> None:
+    """Advance watermarks; a backfill of older data never moves a watermark backwards."""
+    if not marks:
+        return
+    table = pa.table(
+        {
+            "scope_key": list(marks),
+            "watermark_ts": pa.array([m[0] for m in marks.values()], pa.timestamp("us")),
+            "updated_at": pa.array([m[1] for m in marks.values()], pa.timestamp("us")),
+            "last_run_id": [m[2] for m in marks.values()],
+        }
+    )
+    con.register("_marks", table)
+    try:
+        con.execute(
+            """
+            INSERT INTO meta.asset_watermarks
+            SELECT ?, scope_key, watermark_ts, updated_at, last_run_id FROM _marks
+            ON CONFLICT (asset_key, scope_key) DO UPDATE SET
+                watermark_ts = greatest(watermark_ts, excluded.watermark_ts),
+                updated_at = excluded.updated_at, last_run_id = excluded.last_run_id
+            """,
+            [asset_key],
+        )
+    finally:
+        con.unregister("_marks")
+
+
+def _apply_asset_failed(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> None:
+    assets = []
+    for index, (_, ev) in enumerate(batch):
+        assert isinstance(ev, AssetFailed)
+        assets.append(
+            {
+                "ord": index, "run_id": ev.run_id, "asset_key": ev.asset_key, "asset_kind": ev.asset_kind,
+                "partition_key": ev.partition_key, "status": "failed", "rows_inserted": None,
+                "rows_updated": None, "bytes_written": None, "min_event_ts": None, "max_event_ts": None,
+                "extra_json": json.dumps({"error_type": ev.error_type, "error_message": ev.error_message}),
+                "started_at": naive_utc(ev.started_at), "ended_at": naive_utc(ev.ended_at),
+            }
+        )
+    _upsert_assets(con, assets)
+
+
+def _apply_trade_updates(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> None:
+    events = [ev for _, ev in batch]
+    table = pa.table(
+        {
+            "event_id": [ev.id for ev in events],
+            "ts": pa.array([naive_utc(ev.ts) for ev in events], pa.timestamp("us")),
+            "order_id": [ev.order_id for ev in events],  # type: ignore[attr-defined]
+            "symbol": [ev.symbol for ev in events],  # type: ignore[attr-defined]
+            "event": [ev.event for ev in events],  # type: ignore[attr-defined]
+            "side": [ev.side for ev in events],  # type: ignore[attr-defined]
+            "qty": pa.array([ev.qty for ev in events], pa.float64()),  # type: ignore[attr-defined]
+            "price": pa.array([ev.price for ev in events], pa.float64()),  # type: ignore[attr-defined]
+            "filled_at": pa.array([naive_utc(ev.filled_at) for ev in events], pa.timestamp("us")),  # type: ignore[attr-defined]
+        }
+    )
+    con.register("_trades", table)
+    try:
+        con.execute("INSERT INTO trade_updates SELECT * FROM _trades ON CONFLICT DO NOTHING")
+    finally:
+        con.unregister("_trades")
+
+
+APPLIERS: dict[type[Message], Callable[[duckdb.DuckDBPyConnection, Sequence[Applied]], None]] = {
+    RunStarted: _apply_run_started,
+    RunFinished: _apply_run_finished,
+    CandlesIngested: _apply_candles,
+    AssetFailed: _apply_asset_failed,
+    TradeUpdated: _apply_trade_updates,
+}
+
+
+def apply_events(con: duckdb.DuckDBPyConnection, events: Sequence[Applied]) -> None:
+    """Apply events in seq order, batching consecutive events of one type (commands have no table)."""
+    for kind, group in groupby(events, key=lambda item: type(item[1])):
+        applier = APPLIERS.get(kind)
+        if applier is not None:
+            applier(con, list(group))
+
+
+def index_events(con: duckdb.DuckDBPyConnection, events: Sequence[Applied], sizes: Sequence[int]) -> None:
+    """Record (seq, id, type, ts, bytes) of each event in `ledger.events` for lookups and dedup."""
+    table = pa.table(
+        {
+            "seq": pa.array([seq for seq, _ in events], pa.int64()),
+            "id": [ev.id for _, ev in events],
+            "type": [type(ev).__name__ for _, ev in events],
+            "ts": pa.array([naive_utc(ev.ts) for _, ev in events], pa.timestamp("us")),
+            "bytes": pa.array(sizes, pa.int64()),
+        }
+    )
+    con.register("_index", table)
+    try:
+        con.execute("INSERT INTO ledger.events SELECT * FROM _index")
+    finally:
+        con.unregister("_index")

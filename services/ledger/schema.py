@@ -1,0 +1,143 @@
+"""DuckDB DDL for every projection, the `meta.*` control plane and the ledger's own offsets.
+
+The `meta.*` tables follow the observability contract in the seed notes column for column.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+SCHEMA_VERSION = 1
+
+DDL = """
+CREATE SCHEMA IF NOT EXISTS meta;
+CREATE SCHEMA IF NOT EXISTS ledger;
+
+CREATE TABLE IF NOT EXISTS ledger.offsets (
+  projection  VARCHAR PRIMARY KEY,
+  seq         BIGINT NOT NULL,
+  schema_version INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS ledger.events (
+  seq     BIGINT NOT NULL,
+  id      VARCHAR NOT NULL,
+  type    VARCHAR NOT NULL,
+  ts      TIMESTAMP NOT NULL,
+  bytes   BIGINT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS ledger.rejected (
+  seq     BIGINT NOT NULL,
+  type    VARCHAR NOT NULL,
+  error   VARCHAR NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS candles_daily (
+  symbol   VARCHAR NOT NULL,
+  date     DATE NOT NULL,
+  open     DOUBLE NOT NULL,
+  high     DOUBLE NOT NULL,
+  low      DOUBLE NOT NULL,
+  close    DOUBLE NOT NULL,
+  volume   BIGINT NOT NULL,
+  provider VARCHAR NOT NULL,
+  PRIMARY KEY (symbol, date)
+);
+
+CREATE TABLE IF NOT EXISTS trade_updates (
+  event_id  VARCHAR PRIMARY KEY,
+  ts        TIMESTAMP NOT NULL,
+  order_id  VARCHAR NOT NULL,
+  symbol    VARCHAR NOT NULL,
+  event     VARCHAR NOT NULL,
+  side      VARCHAR NOT NULL,
+  qty       DOUBLE NOT NULL,
+  price     DOUBLE,
+  filled_at TIMESTAMP
+);
+
+CREATE TABLE IF NOT EXISTS meta.ingestion_runs (
+  run_id           VARCHAR PRIMARY KEY,
+  parent_run_id    VARCHAR,
+  job_name         VARCHAR NOT NULL,
+  triggered_by     VARCHAR NOT NULL,
+  status           VARCHAR NOT NULL,
+  started_at       TIMESTAMP NOT NULL,
+  ended_at         TIMESTAMP,
+  duration_ms      BIGINT,
+  provider         VARCHAR,
+  storage_backend  VARCHAR,
+  args_json        VARCHAR,
+  git_sha          VARCHAR,
+  app_version      VARCHAR,
+  error_type       VARCHAR,
+  error_message    VARCHAR,
+  error_stack_hash VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS meta.ingestion_run_assets (
+  run_id           VARCHAR NOT NULL,
+  asset_key        VARCHAR NOT NULL,
+  asset_kind       VARCHAR NOT NULL,
+  partition_key    VARCHAR,
+  status           VARCHAR NOT NULL,
+  rows_inserted    BIGINT,
+  rows_updated     BIGINT,
+  rows_deleted     BIGINT,
+  bytes_written    BIGINT,
+  min_event_ts     TIMESTAMP,
+  max_event_ts     TIMESTAMP,
+  extra_json       VARCHAR,
+  started_at       TIMESTAMP,
+  ended_at         TIMESTAMP,
+  duration_ms      BIGINT,
+  PRIMARY KEY (run_id, asset_key, partition_key)
+);
+
+CREATE TABLE IF NOT EXISTS meta.asset_watermarks (
+  asset_key        VARCHAR NOT NULL,
+  scope_key        VARCHAR NOT NULL,
+  watermark_ts     TIMESTAMP NOT NULL,
+  updated_at       TIMESTAMP NOT NULL,
+  last_run_id      VARCHAR,
+  PRIMARY KEY (asset_key, scope_key)
+);
+
+CREATE TABLE IF NOT EXISTS meta.asset_checks (
+  check_id         VARCHAR PRIMARY KEY,
+  asset_key        VARCHAR NOT NULL,
+  partition_key    VARCHAR,
+  check_name       VARCHAR NOT NULL,
+  severity         VARCHAR NOT NULL,
+  status           VARCHAR NOT NULL,
+  checked_at       TIMESTAMP NOT NULL,
+  metrics_json     VARCHAR,
+  message          VARCHAR,
+  run_id           VARCHAR
+);
+"""
+
+# Tables whose content is a pure function of the journal (compared by the rebuild test).
+PROJECTED_TABLES = (
+    "candles_daily",
+    "trade_updates",
+    "meta.ingestion_runs",
+    "meta.ingestion_run_assets",
+    "meta.asset_watermarks",
+    "meta.asset_checks",
+)
+
+
+def create_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create every table if missing; idempotent."""
+    con.execute(DDL)
+    con.execute(
+        "INSERT INTO ledger.offsets VALUES ('warehouse', 0, ?) ON CONFLICT DO NOTHING", [SCHEMA_VERSION]
+    )
+
+
+def applied_seq(con: duckdb.DuckDBPyConnection) -> int:
+    """The last journal seq whose effects are committed in this DuckDB file."""
+    row = con.execute("SELECT seq FROM ledger.offsets WHERE projection = 'warehouse'").fetchone()
+    return int(row[0]) if row else 0

@@ -1,0 +1,166 @@
+"""The DuckDB file: opened read-write by the ledger alone, written one transaction per batch.
+
+Each batch of events is applied together with the new offset in one transaction, so after a
+crash the file holds either the whole batch or none of it, and recovery re-applies from the
+journal exactly what is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import duckdb
+
+from bus.codec import decode_message
+from bus.journal import Frame, Journal
+from contracts import Message
+from services.ledger import projections, schema
+
+log = logging.getLogger(__name__)
+
+REPLAY_CHUNK_FRAMES = 2000
+REPLAY_CHUNK_BYTES = 64 * 1024 * 1024
+
+
+def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse with UTC as its time zone."""
+    con = duckdb.connect(str(path), read_only=read_only)
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+class Warehouse:
+    """The ledger's read-write connection and the transactions that keep it in step with the journal."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.generation = 0
+        self._open()
+
+    def _open(self) -> None:
+        try:
+            self.con = connect(self.path)
+        except duckdb.IOException as exc:
+            raise SystemExit(f"ledger: cannot open {self.path} read-write (is another ledger running?): {exc}") from None
+        schema.create_schema(self.con)
+        self.applied_seq = schema.applied_seq(self.con)
+        self.generation += 1
+
+    def reader(self) -> duckdb.DuckDBPyConnection:
+        """A cursor for another thread: reads run beside the writer without blocking it."""
+        return self.con.cursor()
+
+    def close(self) -> None:
+        """Checkpoint and close the file."""
+        self.con.close()
+
+    # -- writing ---------------------------------------------------------------------------
+    def commit(self, events: Sequence[tuple[int, Message]], sizes: Sequence[int]) -> list[tuple[int, str]]:
+        """Apply events and advance the offset in one transaction; return (seq, error) of any rejected.
+
+        If the batch fails as a whole, each event is retried alone so that one poisonous event is
+        recorded in `ledger.rejected` (deterministically, replay gives the same result) instead of
+        blocking the ledger.
+        """
+        if not events:
+            return []
+        try:
+            self._transaction(events, sizes)
+            return []
+        except duckdb.Error as exc:
+            if len(events) == 1:
+                seq, event = events[0]
+                message = str(exc).splitlines()[0][:500]
+                log.error("projection rejected seq %d (%s): %s", seq, type(event).__name__, message)
+                self.con.execute("BEGIN")
+                self.con.execute("INSERT INTO ledger.rejected VALUES (?, ?, ?)", [seq, type(event).__name__, message])
+                projections.index_events(self.con, events, sizes)
+                self._set_offset(seq)
+                self.con.execute("COMMIT")
+                return [(seq, message)]
+        rejected: list[tuple[int, str]] = []
+        for event, size in zip(events, sizes, strict=True):
+            rejected += self.commit([event], [size])
+        return rejected
+
+    def _transaction(self, events: Sequence[tuple[int, Message]], sizes: Sequence[int]) -> None:
+        self.con.execute("BEGIN")
+        try:
+            projections.apply_events(self.con, events)
+            projections.index_events(self.con, events, sizes)
+            self._set_offset(events[-1][0])
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.applied_seq = events[-1][0]
+
+    def _set_offset(self, seq: int) -> None:
+        self.con.execute("UPDATE ledger.offsets SET seq = ? WHERE projection = 'warehouse'", [seq])
+        self.applied_seq = seq
+
+    # -- recovery and rebuild --------------------------------------------------------------
+    def catch_up(self, journal: Journal) -> int:
+        """Apply whatever the journal holds beyond the committed offset; return how many events."""
+        if self.applied_seq > journal.head_seq:
+            log.error(
+                "warehouse offset %d is ahead of the journal head %d (journal lost its tail); rebuilding",
+                self.applied_seq, journal.head_seq,
+            )
+            return self.rebuild(journal)
+        return self._replay(journal.read(self.applied_seq + 1))
+
+    def _replay(self, frames: Iterator[Frame]) -> int:
+        count = 0
+        chunk: list[tuple[int, Message]] = []
+        sizes: list[int] = []
+        size = 0
+        for frame in frames:
+            chunk.append((frame.seq, decode_message(frame.payload)))
+            sizes.append(len(frame.payload))
+            size += len(frame.payload)
+            if len(chunk) >= REPLAY_CHUNK_FRAMES or size >= REPLAY_CHUNK_BYTES:
+                self.commit(chunk, sizes)
+                count += len(chunk)
+                chunk, sizes, size = [], [], 0
+        self.commit(chunk, sizes)
+        return count + len(chunk)
+
+    def rebuild(self, journal: Journal) -> int:
+        """Replace the file with one built from the whole journal; keep the old one if that fails."""
+        started = time.perf_counter()
+        self.con.close()
+        backup = self.path.with_suffix(".rebuild-old")
+        wal = Path(f"{self.path}.wal")
+        moved = []
+        for source in (self.path, wal):
+            if source.exists():
+                target = Path(f"{backup}{source.name.removeprefix(self.path.name)}")
+                shutil.move(source, target)
+                moved.append((target, source))
+        try:
+            self._open()
+            count = self._replay(journal.read(1))
+            self.con.execute("CHECKPOINT")
+        except BaseException:
+            log.exception("rebuild failed; restoring the previous warehouse")
+            self.con.close()
+            for target, source in moved:
+                shutil.move(target, source)
+            self._open()
+            raise
+        for target, _ in moved:
+            target.unlink(missing_ok=True)
+        log.info("rebuilt warehouse from %d events in %.2fs", count, time.perf_counter() - started)
+        return count
+
+    def recent_ids(self, limit: int) -> list[tuple[str, int]]:
+        """The (id, seq) of the newest `limit` events, to seed the de-duplication window."""
+        return self.con.execute(
+            "SELECT id, seq FROM ledger.events ORDER BY seq DESC LIMIT ?", [limit]
+        ).fetchall()

@@ -1,0 +1,211 @@
+"""The one worker runtime: receive commands, claim them, run them as recorded runs, heartbeat.
+
+A worker keeps its place in the command stream in `OH_HOME/state/<name>.offset`. On start it
+catches up from there through the ledger's journal, so a command sent while the worker was down
+or restarting is still run. A command whose run already finished is skipped (the claim check),
+so a redelivered command never runs twice; a run left `started` by a crash is run again, which
+is safe because every job is idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from bus.control_client import ControlClient, LedgerUnavailable
+from bus.producer import Producer
+from bus.subscriber import Subscriber
+from contracts import AssetFailed, Command, Heartbeat, Message, RunFinished, RunStarted, run_id_for, utc_now
+from oh import __version__
+from oh.errors import one_line, stack_hash
+from oh.home import Home
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 2.0
+COMMAND_TTL_SECONDS = float(os.environ.get("OH_COMMAND_TTL", "3600"))
+
+
+class Shutdown(Exception):
+    """Raised inside a job when the worker was asked to stop; the run is resumed after restart."""
+
+
+class RunFailed(Exception):
+    """A job finished but some of its partitions failed; `cause` is the first underlying error."""
+
+    def __init__(self, message: str, cause: BaseException) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+class RunContext:
+    """What a job sees of its run: its id, a way to emit events, and partition failure reporting."""
+
+    def __init__(self, worker: Worker, run_id: str, job_name: str) -> None:
+        self.worker = worker
+        self.run_id = run_id
+        self.job_name = job_name
+
+    def emit(self, event: Message) -> None:
+        """Send an event belonging to this run (kept until the ledger acknowledges it)."""
+        self.worker.producer.send(event)
+        self.worker.tick()
+
+    def asset_failed(self, asset_key: str, partition_key: str, exc: BaseException, started_at: datetime) -> None:
+        """Record that one partition failed; the job goes on with the others."""
+        log.warning("%s %s %s failed: %s", self.job_name, asset_key, partition_key, one_line(exc))
+        self.emit(
+            AssetFailed(
+                run_id=self.run_id, asset_key=asset_key, partition_key=partition_key,
+                error_type=type(exc).__name__, error_message=one_line(exc),
+                started_at=started_at, ended_at=utc_now(),
+            )
+        )
+
+    def check_stop(self) -> None:
+        """Raise Shutdown if the worker has been asked to stop (call between partitions)."""
+        if self.worker.stopping:
+            raise Shutdown()
+
+
+Handler = Callable[[Any, RunContext], None]
+
+
+class Worker:
+    """A long-lived process that runs the jobs for a set of command types."""
+
+    def __init__(self, name: str, home: Home, handlers: dict[type[Command], tuple[str, Handler]]) -> None:
+        self.name = name
+        self.home = home.ensure()
+        self.handlers = handlers
+        self.stopping = False
+        self.producer = Producer(home)
+        self.control = ControlClient(home)
+        self.offset_path = home.state / f"{name}.offset"
+        start = self._load_offset() + 1
+        self.subscriber = Subscriber(home, types=[cls.__name__ for cls in handlers], from_seq=start)
+        self._last_heartbeat = 0.0
+
+    def _load_offset(self) -> int:
+        try:
+            return int(self.offset_path.read_text().strip() or 0)
+        except FileNotFoundError:
+            return 0
+
+    def _save_offset(self, seq: int) -> None:
+        tmp = self.offset_path.with_suffix(".tmp")
+        tmp.write_text(str(seq))
+        os.replace(tmp, self.offset_path)
+
+    def tick(self) -> None:
+        """Send a heartbeat if one is due (called from the loop and while a job emits)."""
+        now = time.monotonic()
+        if now - self._last_heartbeat >= HEARTBEAT_SECONDS:
+            self._last_heartbeat = now
+            self.producer.send_ephemeral(Heartbeat(service=self.name, pid=os.getpid()))
+
+    def stop(self, *_: object) -> None:
+        """Ask the worker to stop after the current partition."""
+        self.stopping = True
+
+    def serve(self) -> None:
+        """Run commands until stopped."""
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        log.info("%s ready (handles %s)", self.name, ", ".join(cls.__name__ for cls in self.handlers))
+        try:
+            while not self.stopping:
+                self.tick()
+                for seq, message in self.subscriber.poll(200):
+                    if self.stopping:
+                        break
+                    try:
+                        self.handle(message)
+                    except Shutdown:
+                        log.info("%s stopping mid-run; the run resumes on restart", self.name)
+                        return
+                    self._save_offset(seq)
+        finally:
+            try:
+                self.producer.flush(timeout=5)
+            except TimeoutError:
+                log.warning("%s exiting with unacknowledged events; they are resent when it restarts", self.name)
+            self.subscriber.close()
+            self.control.close()
+            self.producer.close()
+
+    def _finished_status(self, run_id: str) -> str | None:
+        while True:
+            try:
+                table = self.control.query("SELECT status FROM meta.ingestion_runs WHERE run_id = ?", [run_id])
+                return table.column(0)[0].as_py() if table.num_rows else None
+            except LedgerUnavailable:
+                if self.stopping:
+                    raise Shutdown() from None
+                log.warning("ledger not answering; retrying the claim check for run %s", run_id)
+                time.sleep(0.5)
+
+    def handle(self, command: Message) -> None:
+        """Claim and run one command as a recorded run (RunStarted ... RunFinished)."""
+        entry = self.handlers.get(type(command))  # type: ignore[arg-type]
+        if entry is None:
+            return
+        job_name, handler = entry
+        run_id = run_id_for(command.id, job_name)
+        age = (utc_now() - command.ts).total_seconds()
+        status = self._finished_status(run_id)
+        if status in ("success", "failed"):
+            log.info("skip %s: run %s already %s", job_name, run_id, status)
+            return
+        if status is None and age > COMMAND_TTL_SECONDS:
+            log.warning("skip %s command %s: %.0fs old, past the %.0fs TTL", job_name, command.id, age, COMMAND_TTL_SECONDS)
+            return
+        args = msgspec.to_builtins(command)
+        for key in ("id", "ts", "v", "type", "triggered_by"):
+            args.pop(key, None)
+        started = utc_now()
+        clock = time.perf_counter()
+        self.producer.send(
+            RunStarted(
+                run_id=run_id, job_name=job_name, command_id=command.id,
+                triggered_by=getattr(command, "triggered_by", "cli"), provider=args.get("provider"),
+                args_json=json.dumps(args, sort_keys=True, default=str), app_version=__version__,
+                git_sha=os.environ.get("OH_GIT_SHA"), started_at=started,
+            )
+        )
+        context = RunContext(self, run_id, job_name)
+        error: BaseException | None = None
+        try:
+            handler(command, context)
+        except Shutdown:
+            raise
+        except Exception as exc:  # the run records it; the worker lives on
+            error = exc
+            log.exception("%s run %s failed", job_name, run_id)
+        self.producer.flush()  # every asset event is durable before the run says it is done
+        cause = error.cause if isinstance(error, RunFailed) else error
+        self.producer.send(
+            RunFinished(
+                run_id=run_id, status="failed" if error else "success", ended_at=utc_now(),
+                duration_ms=int((time.perf_counter() - clock) * 1000),
+                error_type=type(cause).__name__ if cause else None,
+                error_message=one_line(error) if error else None,
+                error_stack_hash=stack_hash(cause) if cause else None,
+            )
+        )
+        self.producer.flush()
+        log.info("%s run %s %s", job_name, run_id, "failed" if error else "succeeded")
+
+
+def main(name: str, handlers: dict[type[Command], tuple[str, Handler]]) -> None:
+    """Entry point shared by every worker module."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    Worker(name, Home.from_env(), handlers).serve()
