@@ -1,0 +1,23 @@
+"""Fixtures shared by every test: each test gets its own OH_HOME (never ./data)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from oh.home import Home
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
+    """A fresh OH_HOME in a temp dir, exported to child processes through the environment."""
+    monkeypatch.setenv("OH_HOME", str(tmp_path / "oh_home"))
+    monkeypatch.delenv("OH_SOCKET_DIR", raising=False)
+    monkeypatch.delenv("OH_FSYNC", raising=False)
+    home = Home.from_env().ensure()
+    yield home
+    if home.sockets.parent != home.root:
+        shutil.rmtree(home.sockets, ignore_errors=True)

@@ -1,0 +1,99 @@
+"""Start and stop the real oh processes for integration tests and benchmarks (no mocks)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bus.control_client import ControlClient, LedgerUnavailable
+from oh.home import Home
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class Service:
+    """One `python -m services.NAME` child process, logging to OH_HOME/logs/NAME.log."""
+
+    def __init__(self, home: Home, name: str, *args: str, env: dict[str, str] | None = None) -> None:
+        self.home = home
+        self.name = name
+        self.args = args
+        self.env = {**os.environ, "OH_HOME": str(home.root), **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Service:
+        log = (self.home.logs / f"{self.name}.log").open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", f"services.{self.name}", *self.args], cwd=REPO, env=self.env, stdout=log, stderr=log
+        )
+        return self
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL: a crash at an arbitrary point."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def log_text(self) -> str:
+        return (self.home.logs / f"{self.name}.log").read_text(errors="replace")
+
+
+def wait_for_ledger(home: Home, timeout: float = 30.0) -> None:
+    """Block until the ledger answers a status request."""
+    client = ControlClient(home, timeout=0.5)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            try:
+                client.status()
+                return
+            except LedgerUnavailable:
+                time.sleep(0.05)
+        raise TimeoutError("the ledger did not come up")
+    finally:
+        client.close()
+
+
+def wait_for_heartbeat(home: Home, service: str, timeout: float = 30.0) -> None:
+    """Block until the ledger has heard a heartbeat from `service`."""
+    client = ControlClient(home, timeout=0.5)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            try:
+                if service in client.status().heartbeats:
+                    return
+            except LedgerUnavailable:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"no heartbeat from {service}")
+    finally:
+        client.close()
+
+
+def wait_applied(home: Home, seq: int, timeout: float = 60.0) -> None:
+    """Block until the warehouse has committed everything up to `seq`."""
+    client = ControlClient(home, timeout=1.0)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            try:
+                if client.status().applied_seq >= seq:
+                    return
+            except LedgerUnavailable:
+                pass
+            time.sleep(0.02)
+        raise TimeoutError(f"warehouse did not reach seq {seq}")
+    finally:
+        client.close()
