@@ -25,7 +25,10 @@ def _calendar() -> Any:
 @lru_cache(maxsize=1)
 def all_sessions() -> np.ndarray:
     """Every NYSE session the calendar knows, as numpy datetime64[D], ascending."""
-    return _calendar().sessions.values.astype("datetime64[D]")
+    index = _calendar().sessions
+    if index.tz is not None:
+        index = index.tz_convert(None)
+    return index.to_numpy().astype("datetime64[D]")
 
 
 def sessions(start: date, end: date) -> np.ndarray:

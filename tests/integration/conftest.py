@@ -1,0 +1,59 @@
+"""Integration fixtures: real ledger and worker processes on real sockets, one OH_HOME per test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bus.control_client import ControlClient
+from oh.home import Home
+from tests.processes import REPO, Service, wait_for_heartbeat, wait_for_ledger
+
+OH = str(Path(sys.executable).parent / "oh")
+
+
+def run_oh(*args: str, timeout: float = 300.0) -> subprocess.CompletedProcess[str]:
+    """Run the real `oh` console script with the test's OH_HOME (from the environment)."""
+    return subprocess.run([OH, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, env=dict(os.environ))
+
+
+class Stack:
+    """The ledger plus the ingest worker, started as plain processes."""
+
+    def __init__(self, home: Home, ledger_env: dict[str, str] | None = None) -> None:
+        self.home = home
+        self.ledger = Service(home, "ledger", env=ledger_env)
+        self.ingest = Service(home, "ingest")
+        self.client = ControlClient(home, timeout=30)
+
+    def start_ledger(self) -> None:
+        self.ledger.start()
+        wait_for_ledger(self.home)
+
+    def start_ingest(self) -> None:
+        self.ingest.start()
+        wait_for_heartbeat(self.home, "ingest")
+
+    def scalar(self, sql: str, params: list[object] | None = None) -> object:
+        return self.client.query(sql, params).column(0)[0].as_py()
+
+    def stop(self) -> None:
+        for service in (self.ingest, self.ledger):
+            if service.proc is not None and service.proc.poll() is None:
+                service.stop()
+        self.client.close()
+
+
+@pytest.fixture
+def stack(home: Home) -> Iterator[Stack]:
+    """Ledger and ingest worker running for this test's OH_HOME."""
+    services = Stack(home)
+    services.start_ledger()
+    services.start_ingest()
+    yield services
+    services.stop()
