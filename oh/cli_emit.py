@@ -43,7 +43,7 @@ def emit_and_wait(
         fail(f"the ledger rejected the command: {producer.rejected[0][1]}")
     run_id = run_id_for(command.id, job)
     if not wait:
-        console.print(f"sent {job} ({len(symbols)} symbols); run id {run_id}")
+        console.print(f"sent {job} ({len(symbols)} symbols); run id {run_id}", soft_wrap=True)
         return
     _follow(home, run_id, job, len(symbols), producer.last_acked_seq + 1, timeout)
 
@@ -87,7 +87,7 @@ def _follow(home: Home, run_id: str, job: str, total: int, from_seq: int, timeou
     subscriber.close()
     if finished.status != "success":
         fail(f"{job} run {run_id} failed after {finished.duration_ms} ms: {finished.error_message}")
-    console.print(f"[green]{job} succeeded[/]: {rows} rows for {len(done_symbols)} symbols in {finished.duration_ms} ms (run {run_id})")
+    console.print(f"[green]{job} succeeded[/]: {rows} rows for {len(done_symbols)} symbols in {finished.duration_ms} ms (run {run_id})", soft_wrap=True)
 
 
 @emit_app.command("ingest-candles")

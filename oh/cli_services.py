@@ -113,5 +113,6 @@ def demo(
         "  .venv/bin/oh query \"SELECT symbol, count(*) AS sessions, max(date) AS last FROM candles_daily GROUP BY ALL ORDER BY symbol\"\n"
         "  .venv/bin/oh query \"SELECT job_name, status, duration_ms FROM meta.ingestion_runs ORDER BY started_at DESC LIMIT 5\"\n"
         "  .venv/bin/oh status     # services      .venv/bin/oh down    # stop everything\n"
-        "(The Panel dashboard is not part of this build yet.)"
+        "(The Panel dashboard is not part of this build yet.)",
+        soft_wrap=True,
     )
