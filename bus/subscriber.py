@@ -36,6 +36,7 @@ class Subscriber:
         types: Iterable[str] | None = None,
         from_seq: int | None = None,
         ctx: zmq.Context | None = None,
+        rcvhwm: int = 200_000,
     ) -> None:
         self.types = frozenset(types) if types is not None else None
         self.last_seq: int | None = None if from_seq is None else from_seq - 1
@@ -43,7 +44,7 @@ class Subscriber:
         self.ctx = ctx or zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.SUB)
         self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.RCVHWM, 200_000)
+        self.sock.setsockopt(zmq.RCVHWM, rcvhwm)  # beyond it PUB drops; the gap is repaired from the journal
         self.sock.setsockopt(zmq.SUBSCRIBE, b"")
         self.sock.connect(home.endpoint("events"))
         self.control = ControlClient(home, ctx=self.ctx)

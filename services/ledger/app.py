@@ -14,6 +14,7 @@ One loop iteration is one group commit:
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import defaultdict
@@ -37,7 +38,7 @@ MAX_DRAIN_MESSAGES = 20_000
 MAX_DRAIN_BYTES = 128 * 1024 * 1024
 HEAD_TICK_SECONDS = 1.0
 HEAD_TOPIC = b"\0head"
-PUB_HWM = 200_000
+PUB_HWM = int(os.environ.get("OH_PUB_HWM", "200000"))  # past it a slow subscriber drops and catches up
 
 
 class Ledger:
@@ -62,7 +63,6 @@ class Ledger:
         self.ingress = self.ctx.socket(zmq.ROUTER)
         self.ingress.setsockopt(zmq.LINGER, 0)
         self.ingress.setsockopt(zmq.RCVHWM, 0)
-        self.ingress.setsockopt(zmq.ROUTER_MANDATORY, 0)
         self.ingress.bind(home.endpoint("ingress"))
         self.publisher = self.ctx.socket(zmq.PUB)
         self.publisher.setsockopt(zmq.LINGER, 0)

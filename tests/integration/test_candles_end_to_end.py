@@ -96,7 +96,7 @@ def test_command_sent_while_worker_down_runs_once_when_it_starts(home: Home) -> 
         while services.scalar("SELECT count(*) FROM meta.ingestion_runs WHERE status = 'success'") != 1:
             assert time.monotonic() < deadline, "the late worker never ran the command"
             time.sleep(0.1)
-        services.ingest.stop()
+        assert services.ingest.stop() == 0, "the worker did not exit cleanly on SIGTERM"
         services.start_ingest()  # a restart must not run the finished command again
         time.sleep(1.5)
         assert services.scalar("SELECT count(*) FROM meta.ingestion_runs") == 1
