@@ -9,7 +9,10 @@ from contracts.base import Command
 
 RUN_NAMESPACE = uuid.UUID("6f1c3f0e-8d2a-4f4e-9a59-0b3f2a7c9e11")
 
-JOB_OF_COMMAND = {"IngestCandles": "ingest_candles"}
+JOB_OF_COMMAND = {"IngestCandles": "ingest_candles", "RunChecks": "run_checks"}
+
+# Which worker runs each job (the ledger marks a run abandoned when that worker goes silent).
+SERVICE_OF_JOB = {"ingest_candles": "ingest", "run_checks": "checks"}
 
 
 def run_id_for(command_id: str, job_name: str) -> str:
@@ -24,3 +27,10 @@ class IngestCandles(Command, kw_only=True):
     start: date
     end: date
     provider: str = "sim"
+
+
+class RunChecks(Command, kw_only=True):
+    """Re-run the data-quality checks on stored data (job `run_checks`); all assets when `asset` is None."""
+
+    asset: str | None = None
+    symbols: list[str] | None = None

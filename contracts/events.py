@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+import msgspec
+
 from contracts.base import Event
 
 
@@ -12,6 +14,7 @@ class RunStarted(Event, kw_only=True):
 
     run_id: str
     job_name: str
+    service: str | None = None
     command_id: str | None = None
     parent_run_id: str | None = None
     triggered_by: str = "cli"
@@ -76,3 +79,23 @@ class TradeUpdated(Event, kw_only=True):
     qty: float
     price: float | None = None
     filled_at: datetime | None = None
+
+
+class CheckRecord(msgspec.Struct, frozen=True):
+    """One data-quality check result (status pass, fail or skip; severity error, warn or info)."""
+
+    check_name: str
+    severity: str
+    status: str
+    message: str
+    metrics_json: str = "{}"
+
+
+class AssetChecked(Event, kw_only=True):
+    """Check results for one asset partition, linked to the run that wrote the data (or a check run)."""
+
+    run_id: str | None
+    asset_key: str
+    partition_key: str | None
+    checked_at: datetime
+    results: list[CheckRecord]

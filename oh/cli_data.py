@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -24,25 +26,37 @@ class Format(str, Enum):
     json = "json"
 
 
-def run_query(home: Home, sql: str) -> pa.Table:
-    """Run read-only SQL through the ledger, or straight on the file (read-only) when no ledger runs."""
+@contextmanager
+def reader(home: Home) -> Iterator[Callable[[str, list[Any] | None], pa.Table]]:
+    """Yield `read(sql, params)`: through the ledger when it runs, else on the file opened read-only.
+
+    Either way only read statements pass, and errors end the command with a one-line message.
+    """
     from bus.control_client import ControlClient, LedgerUnavailable, QueryError
 
     client = ControlClient(home, timeout=30.0)
     try:
+        client.status(timeout=1.0)
+    except LedgerUnavailable:
+        client.close()
+        with _file_reader(home) as read:
+            yield read
+        return
+
+    def read_via_ledger(sql: str, params: list[Any] | None = None) -> pa.Table:
         try:
-            client.status(timeout=1.0)
-        except LedgerUnavailable:
-            return _query_file(home, sql)
-        try:
-            return client.query(sql)
+            return client.query(sql, params)
         except QueryError as exc:
             fail(str(exc), 2 if exc.kind == "refused" else 1)
+
+    try:
+        yield read_via_ledger
     finally:
         client.close()
 
 
-def _query_file(home: Home, sql: str) -> pa.Table:
+@contextmanager
+def _file_reader(home: Home) -> Iterator[Callable[[str, list[Any] | None], pa.Table]]:
     import duckdb
 
     from services.ledger.readonly import QueryRefused, check_read_only
@@ -54,13 +68,18 @@ def _query_file(home: Home, sql: str) -> pa.Table:
         con = connect(home.warehouse, read_only=True)
     except duckdb.IOException:
         fail("the warehouse is locked by a ledger that does not answer; check `oh status`")
+
+    def read_file(sql: str, params: list[Any] | None = None) -> pa.Table:
+        try:
+            check_read_only(con, sql)
+            return con.sql(sql, params=params).to_arrow_table()
+        except QueryRefused as exc:
+            fail(str(exc), 2)
+        except duckdb.Error as exc:
+            fail(str(exc).splitlines()[0])
+
     try:
-        check_read_only(con, sql)
-        return con.sql(sql).to_arrow_table()
-    except QueryRefused as exc:
-        fail(str(exc), 2)
-    except duckdb.Error as exc:
-        fail(str(exc).splitlines()[0])
+        yield read_file
     finally:
         con.close()
 
@@ -71,7 +90,8 @@ def query(
     limit: int = typer.Option(200, help="With --format table, show at most this many rows."),
 ) -> None:
     """Query the warehouse (read-only)."""
-    table = run_query(Home.from_env(), sql)
+    with reader(Home.from_env()) as read:
+        table = read(sql, None)
     if format is Format.csv:
         import pyarrow.csv as pacsv
 

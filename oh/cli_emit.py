@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import time
 from datetime import date
+from typing import TYPE_CHECKING
 
 import typer
 
 from oh.cli_common import console, err_console, fail
 from oh.home import Home
+
+if TYPE_CHECKING:
+    from contracts import Command
 
 emit_app = typer.Typer(help="Send a job's command to the workers (through the ledger).", no_args_is_help=True)
 
@@ -22,40 +26,39 @@ def _parse_date(text: str, option: str) -> date:
         fail(f"{option} {text!r} is not a date in YYYY-MM-DD form", 2)
 
 
-def emit_and_wait(
-    job: str, symbols: list[str], start: date, end: date, provider: str, wait: bool, timeout: float
-) -> None:
+def emit_and_wait(command: Command, total: int, wait: bool, timeout: float) -> None:
     """Send the command; with `wait`, show progress until the run finishes and exit 1 if it failed."""
     from bus.producer import Producer
-    from contracts import IngestCandles, run_id_for
+    from contracts import JOB_OF_COMMAND, run_id_for
 
     home = Home.from_env()
-    command = IngestCandles(symbols=symbols, start=start, end=end, provider=provider)
+    job = JOB_OF_COMMAND[type(command).__name__]
     producer = Producer(home)
     producer.send(command)
     try:
         producer.flush(timeout=10.0)
     except TimeoutError:
-        fail(f"the ledger did not acknowledge the command within 10s: is oh running? (`oh up`, `oh status`)")
+        fail("the ledger did not acknowledge the command within 10s: is oh running? (`oh up`, `oh status`)")
     finally:
         producer.close()
     if producer.rejected:
         fail(f"the ledger rejected the command: {producer.rejected[0][1]}")
     run_id = run_id_for(command.id, job)
     if not wait:
-        console.print(f"sent {job} ({len(symbols)} symbols); run id {run_id}", soft_wrap=True)
+        console.print(f"sent {job}; run id {run_id}", soft_wrap=True)
         return
-    _follow(home, run_id, job, len(symbols), producer.last_acked_seq + 1, timeout)
+    _follow(home, run_id, job, total, producer.last_acked_seq + 1, timeout)
 
 
 def _follow(home: Home, run_id: str, job: str, total: int, from_seq: int, timeout: float) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from bus.subscriber import Subscriber
-    from contracts import AssetFailed, CandlesIngested, RunFinished, RunStarted
+    from contracts import AssetChecked, AssetFailed, CandlesIngested, RunFinished, RunStarted
 
-    subscriber = Subscriber(home, types=["RunStarted", "CandlesIngested", "AssetFailed", "RunFinished"], from_seq=from_seq)
-    done_symbols: set[str] = set()
+    types = ["RunStarted", "CandlesIngested", "AssetFailed", "AssetChecked", "RunFinished"]
+    subscriber = Subscriber(home, types=types, from_seq=from_seq)
+    partitions: set[str] = set()
     rows = 0
     started = time.monotonic()
     warned = False
@@ -64,7 +67,7 @@ def _follow(home: Home, run_id: str, job: str, total: int, from_seq: int, timeou
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=err_console, transient=False,
     ) as progress:
-        task = progress.add_task(f"{job}: waiting for a worker", total=total)
+        task = progress.add_task(f"{job}: waiting for a worker", total=total or None)
         while finished is None:
             if time.monotonic() - started > timeout:
                 fail(f"the run {run_id} did not finish within {timeout:g}s; it may still be running (`oh status`)")
@@ -75,19 +78,20 @@ def _follow(home: Home, run_id: str, job: str, total: int, from_seq: int, timeou
                     progress.update(task, description=f"{job}: running")
                 elif isinstance(event, CandlesIngested):
                     rows += event.row_count
-                    done_symbols.add(event.symbol)
-                elif isinstance(event, AssetFailed):
-                    done_symbols.add(event.partition_key)
+                    partitions.add(event.symbol)
+                elif isinstance(event, AssetFailed | AssetChecked):
+                    partitions.add(event.partition_key or "")
                 elif isinstance(event, RunFinished):
                     finished = event
-                progress.update(task, completed=len(done_symbols))
-            if not warned and not done_symbols and time.monotonic() - started > NO_WORKER_WARNING_SECONDS:
+                progress.update(task, completed=len(partitions))
+            if not warned and not partitions and time.monotonic() - started > NO_WORKER_WARNING_SECONDS:
                 warned = True
                 err_console.print("no worker has picked the command up yet: is the worker running? (`oh status`)")
     subscriber.close()
     if finished.status != "success":
-        fail(f"{job} run {run_id} failed after {finished.duration_ms} ms: {finished.error_message}")
-    console.print(f"[green]{job} succeeded[/]: {rows} rows for {len(done_symbols)} symbols in {finished.duration_ms} ms (run {run_id})", soft_wrap=True)
+        fail(f"{job} run {run_id} {finished.status} after {finished.duration_ms} ms: {finished.error_message}")
+    detail = f"{rows} rows for {len(partitions)} symbols" if rows else f"{len(partitions)} partitions"
+    console.print(f"[green]{job} succeeded[/]: {detail} in {finished.duration_ms} ms (run {run_id})", soft_wrap=True)
 
 
 @emit_app.command("ingest-candles")
@@ -113,4 +117,28 @@ def ingest_candles(
     reason = unavailable_reason(provider)
     if reason:
         fail(reason, 2)
-    emit_and_wait("ingest_candles", symbol_list, first, last, provider, wait, timeout)
+    from contracts import IngestCandles
+
+    command = IngestCandles(symbols=symbol_list, start=first, end=last, provider=provider)
+    emit_and_wait(command, len(symbol_list), wait, timeout)
+
+
+@emit_app.command("checks")
+def checks(
+    asset: str | None = typer.Option(None, help="Asset key to check (default: every checked asset)."),
+    symbols: str | None = typer.Option(None, help="Comma-separated tickers (default: all stored)."),
+    wait: bool = typer.Option(False, "--wait", help="Show progress; exit non-zero if the run fails."),
+    timeout: float = typer.Option(3600.0, help="With --wait, give up after this many seconds."),
+) -> None:
+    """Re-run the data-quality checks on stored data (job run_checks); results go to meta.asset_checks."""
+    from contracts import RunChecks
+    from oh.symbols import BadSymbol, parse_symbols
+
+    known = ("candles_daily",)
+    if asset is not None and asset not in known:
+        fail(f"no checks for asset {asset!r} in this build; checked assets: {', '.join(known)}", 2)
+    try:
+        symbol_list = parse_symbols(symbols) if symbols else None
+    except BadSymbol as exc:
+        fail(str(exc), 2)
+    emit_and_wait(RunChecks(asset=asset, symbols=symbol_list), len(symbol_list or []), wait, timeout)

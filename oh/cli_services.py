@@ -101,13 +101,15 @@ def demo(
     years: int = typer.Option(2, help="Years of daily history to backfill for the default watchlist."),
 ) -> None:
     """Start everything on the sim provider, backfill the default watchlist, and say how to look."""
+    from contracts import IngestCandles
     from oh.cli_emit import emit_and_wait
     from oh.watchlists import DEFAULT_WATCHLIST
 
     up(timeout=90.0)
     end = date.today()
     start = end - timedelta(days=365 * years)
-    emit_and_wait("ingest_candles", list(DEFAULT_WATCHLIST), start, end, "sim", wait=True, timeout=600.0)
+    command = IngestCandles(symbols=list(DEFAULT_WATCHLIST), start=start, end=end, provider="sim")
+    emit_and_wait(command, len(DEFAULT_WATCHLIST), wait=True, timeout=600.0)
     console.print(
         "\n[bold]Done.[/] Candles for the default watchlist are in DuckDB. Look at them with:\n"
         "  .venv/bin/oh query \"SELECT symbol, count(*) AS sessions, max(date) AS last FROM candles_daily GROUP BY ALL ORDER BY symbol\"\n"

@@ -13,17 +13,20 @@ import json
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import msgspec
+import zmq
 
+from bus.codec import encode
 from bus.control_client import ControlClient, LedgerUnavailable
-from bus.producer import Producer
+from bus.producer import EventRejected, Producer
 from bus.subscriber import Subscriber
-from contracts import AssetFailed, Command, Heartbeat, Message, RunFinished, RunStarted, run_id_for, utc_now
+from contracts import AssetFailed, Command, Event, Heartbeat, Message, RunFinished, RunStarted, run_id_for, utc_now
 from oh import __version__
 from oh.errors import one_line, stack_hash
 from oh.home import Home
@@ -32,6 +35,37 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 2.0
 COMMAND_TTL_SECONDS = float(os.environ.get("OH_COMMAND_TTL", "3600"))
+
+
+class Heartbeater(threading.Thread):
+    """Sends this process's heartbeat every HEARTBEAT_SECONDS from its own socket.
+
+    A thread of its own, so a job blocked in a slow provider call still looks alive; a killed
+    process stops beating, and the ledger marks its open run abandoned.
+    """
+
+    def __init__(self, home: Home, service: str) -> None:
+        super().__init__(name=f"{service}-heartbeat", daemon=True)
+        self.service = service
+        self.endpoint = home.endpoint("ingress")
+        self.state = "idle"
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.IMMEDIATE, 1)
+        sock.setsockopt(zmq.SNDHWM, 1)
+        sock.connect(self.endpoint)
+        try:
+            while not self.stopped.is_set():
+                try:
+                    sock.send(encode(Heartbeat(service=self.service, pid=os.getpid(), state=self.state)), zmq.NOBLOCK)
+                except zmq.Again:
+                    pass  # no ledger right now
+                self.stopped.wait(HEARTBEAT_SECONDS)
+        finally:
+            sock.close()
 
 
 class Shutdown(Exception):
@@ -57,7 +91,6 @@ class RunContext:
     def emit(self, event: Message) -> None:
         """Send an event belonging to this run (kept until the ledger acknowledges it)."""
         self.worker.producer.send(event)
-        self.worker.tick()
 
     def asset_failed(self, asset_key: str, partition_key: str, exc: BaseException, started_at: datetime) -> None:
         """Record that one partition failed; the job goes on with the others."""
@@ -77,22 +110,36 @@ class RunContext:
 
 
 Handler = Callable[[Any, RunContext], None]
+EventHandler = Callable[[Any, "Worker"], None]
 
 
 class Worker:
-    """A long-lived process that runs the jobs for a set of command types."""
+    """A long-lived process that runs the jobs for a set of command types and reacts to events.
 
-    def __init__(self, name: str, home: Home, handlers: dict[type[Command], tuple[str, Handler]]) -> None:
+    Command handlers run inside a recorded run. Event handlers (for example checks reacting to
+    committed candles) run outside any run and must be idempotent: give the events they emit ids
+    derived from the event they react to, so a redelivery is dropped by the ledger.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        home: Home,
+        handlers: dict[type[Command], tuple[str, Handler]],
+        event_handlers: dict[type[Event], EventHandler] | None = None,
+    ) -> None:
         self.name = name
         self.home = home.ensure()
         self.handlers = handlers
+        self.event_handlers = event_handlers or {}
         self.stopping = False
         self.producer = Producer(home)
         self.control = ControlClient(home)
         self.offset_path = home.state / f"{name}.offset"
         start = self._load_offset() + 1
-        self.subscriber = Subscriber(home, types=[cls.__name__ for cls in handlers], from_seq=start)
-        self._last_heartbeat = 0.0
+        types = [cls.__name__ for cls in (*handlers, *self.event_handlers)]
+        self.subscriber = Subscriber(home, types=types, from_seq=start)
+        self.heartbeat = Heartbeater(home, name)
 
     def _load_offset(self) -> int:
         try:
@@ -105,13 +152,6 @@ class Worker:
         tmp.write_text(str(seq))
         os.replace(tmp, self.offset_path)
 
-    def tick(self) -> None:
-        """Send a heartbeat if one is due (called from the loop and while a job emits)."""
-        now = time.monotonic()
-        if now - self._last_heartbeat >= HEARTBEAT_SECONDS:
-            self._last_heartbeat = now
-            self.producer.send_ephemeral(Heartbeat(service=self.name, pid=os.getpid()))
-
     def stop(self, *_: object) -> None:
         """Ask the worker to stop after the current partition."""
         self.stopping = True
@@ -120,10 +160,11 @@ class Worker:
         """Run commands until stopped."""
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
-        log.info("%s ready (handles %s)", self.name, ", ".join(cls.__name__ for cls in self.handlers))
+        handled = ", ".join(cls.__name__ for cls in (*self.handlers, *self.event_handlers))
+        log.info("%s ready (handles %s)", self.name, handled)
+        self.heartbeat.start()
         try:
             while not self.stopping:
-                self.tick()
                 for seq, message in self.subscriber.poll(200):
                     if self.stopping:
                         break
@@ -134,6 +175,7 @@ class Worker:
                         return
                     self._save_offset(seq)
         finally:
+            self.heartbeat.stopped.set()
             try:
                 self.producer.flush(timeout=5)
             except TimeoutError:
@@ -142,23 +184,40 @@ class Worker:
             self.control.close()
             self.producer.close()
 
-    def _finished_status(self, run_id: str) -> str | None:
+    def query(self, sql: str, params: list[Any] | None = None) -> Any:
+        """Read through the ledger, waiting for it while it is down (raises Shutdown if asked to stop)."""
         while True:
             try:
-                table = self.control.query("SELECT status FROM meta.ingestion_runs WHERE run_id = ?", [run_id])
-                return table.column(0)[0].as_py() if table.num_rows else None
+                return self.control.query(sql, params)
             except LedgerUnavailable:
                 if self.stopping:
                     raise Shutdown() from None
-                log.warning("ledger not answering; retrying the claim check for run %s", run_id)
+                log.warning("ledger not answering; retrying a query")
                 time.sleep(0.5)
 
-    def handle(self, command: Message) -> None:
-        """Claim and run one command as a recorded run (RunStarted ... RunFinished)."""
-        entry = self.handlers.get(type(command))  # type: ignore[arg-type]
-        if entry is None:
+    def _finished_status(self, run_id: str) -> str | None:
+        table = self.query("SELECT status FROM meta.ingestion_runs WHERE run_id = ?", [run_id])
+        return table.column(0)[0].as_py() if table.num_rows else None
+
+    def handle(self, message: Message) -> None:
+        """Run an event handler, or claim and run a command as a recorded run."""
+        react = self.event_handlers.get(type(message))  # type: ignore[arg-type]
+        if react is not None:
+            react(message, self)
             return
-        job_name, handler = entry
+        entry = self.handlers.get(type(message))  # type: ignore[arg-type]
+        if entry is not None:
+            self.state("running")
+            try:
+                self._run(message, *entry)
+            finally:
+                self.state("idle")
+
+    def state(self, state: str) -> None:
+        """Say what this worker is doing in its heartbeats (idle or running)."""
+        self.heartbeat.state = state
+
+    def _run(self, command: Message, job_name: str, handler: Handler) -> None:
         run_id = run_id_for(command.id, job_name)
         age = (utc_now() - command.ts).total_seconds()
         status = self._finished_status(run_id)
@@ -175,12 +234,13 @@ class Worker:
         clock = time.perf_counter()
         self.producer.send(
             RunStarted(
-                run_id=run_id, job_name=job_name, command_id=command.id,
+                run_id=run_id, job_name=job_name, service=self.name, command_id=command.id,
                 triggered_by=getattr(command, "triggered_by", "cli"), provider=args.get("provider"),
                 args_json=json.dumps(args, sort_keys=True, default=str), app_version=__version__,
                 git_sha=os.environ.get("OH_GIT_SHA"), started_at=started,
             )
         )
+        rejected_before = len(self.producer.rejected)
         context = RunContext(self, run_id, job_name)
         error: BaseException | None = None
         try:
@@ -191,6 +251,10 @@ class Worker:
             error = exc
             log.exception("%s run %s failed", job_name, run_id)
         self.producer.flush()  # every asset event is durable before the run says it is done
+        if error is None and len(self.producer.rejected) > rejected_before:
+            reason = self.producer.rejected[rejected_before][1]
+            error = RunFailed(f"the ledger rejected {len(self.producer.rejected) - rejected_before} events: {reason}",
+                              EventRejected(reason))
         cause = error.cause if isinstance(error, RunFailed) else error
         self.producer.send(
             RunFinished(
@@ -205,7 +269,11 @@ class Worker:
         log.info("%s run %s %s", job_name, run_id, "failed" if error else "succeeded")
 
 
-def main(name: str, handlers: dict[type[Command], tuple[str, Handler]]) -> None:
+def main(
+    name: str,
+    handlers: dict[type[Command], tuple[str, Handler]],
+    event_handlers: dict[type[Event], EventHandler] | None = None,
+) -> None:
     """Entry point shared by every worker module."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    Worker(name, Home.from_env(), handlers).serve()
+    Worker(name, Home.from_env(), handlers, event_handlers).serve()

@@ -29,6 +29,7 @@ from contracts.control import Ack, Nack, RebuildReply, StatusReply
 from oh.home import Home
 from services.ledger.control import ControlServer
 from services.ledger.dedup import RecentIds
+from services.ledger.watchdog import RunWatchdog
 from services.ledger.projections import validate
 from services.ledger.warehouse import Warehouse
 
@@ -38,6 +39,7 @@ MAX_DRAIN_MESSAGES = 20_000
 MAX_DRAIN_BYTES = 128 * 1024 * 1024
 HEAD_TICK_SECONDS = 1.0
 HEAD_TOPIC = b"\0head"
+ABANDON_SECONDS = float(os.environ.get("OH_ABANDON_SECONDS", "30"))
 PUB_HWM = int(os.environ.get("OH_PUB_HWM", "200000"))  # past it a slow subscriber drops and catches up
 
 
@@ -69,6 +71,8 @@ class Ledger:
         self.publisher.setsockopt(zmq.SNDHWM, PUB_HWM)
         self.publisher.bind(home.endpoint("events"))
         self.control = ControlServer(self, home.endpoint("control"))
+        self.watchdog = RunWatchdog(self.started_at, ABANDON_SECONDS)
+        self.watchdog.load(self.warehouse.open_runs())
         self._last_tick = 0.0
         self._reject_logs = 0
 
@@ -121,6 +125,9 @@ class Ledger:
                 if now - self._last_tick >= HEAD_TICK_SECONDS:
                     self._last_tick = now
                     self.publisher.send_multipart([HEAD_TOPIC, pack_seq(self.warehouse.applied_seq), b""])
+                    abandoned = self.watchdog.abandoned(self.heartbeats, time.time())
+                    if abandoned:
+                        self._journal_own(abandoned)
         finally:
             self.close()
 
@@ -163,7 +170,6 @@ class Ledger:
                 acks[identity][1].append(seq)
         seqs = self.journal.append((type_name, payload) for type_name, payload, _, _ in fresh) if fresh else []
         for seq, (_, _, message, identity) in zip(seqs, fresh, strict=True):
-            self.seen.add(message.id, seq)
             acks[identity][0].append(message.id)
             acks[identity][1].append(seq)
         for identity, event_id, index in late_duplicates:
@@ -174,16 +180,27 @@ class Ledger:
                 self.ingress.send_multipart([identity, encode(Ack(ids=ids, seqs=ack_seqs))], flags=zmq.NOBLOCK)
             except zmq.ZMQError:
                 pass  # the producer is gone; it resends when it comes back
-        if not fresh:
-            return
-        self.count("events_journaled", len(fresh))
+        if fresh:
+            self._commit([(seq, type_name, payload, message) for seq, (type_name, payload, message, _) in zip(seqs, fresh, strict=True)])
+
+    def _commit(self, journaled: list[tuple[int, str, bytes, Message]]) -> None:
+        """Make journaled events durable, project them in one transaction, then publish them."""
+        for seq, _, _, message in journaled:
+            self.seen.add(message.id, seq)
+        self.count("events_journaled", len(journaled))
         self.journal.sync()
-        committed = [(seq, message) for seq, (_, _, message, _) in zip(seqs, fresh, strict=True)]
-        rejected = self.warehouse.commit(committed, [len(payload) for _, payload, _, _ in fresh])
+        rejected = self.warehouse.commit([(seq, m) for seq, _, _, m in journaled], [len(p) for _, _, p, _ in journaled])
         if rejected:
             self.count("projection_rejected", len(rejected))
-        for seq, (type_name, payload, _, _) in zip(seqs, fresh, strict=True):
+        for seq, type_name, payload, message in journaled:
+            self.watchdog.observe(message)
             self.publisher.send_multipart([topic_of(type_name), pack_seq(seq), payload], copy=False)
+
+    def _journal_own(self, messages: list[Message]) -> None:
+        """Journal events the ledger itself decides (an abandoned run), through the same path."""
+        payloads = [(type(m).__name__, encode(m), m) for m in messages]
+        seqs = self.journal.append((t, p) for t, p, _ in payloads)
+        self._commit([(seq, t, p, m) for seq, (t, p, m) in zip(seqs, payloads, strict=True)])
 
     def _admit(
         self,

@@ -20,7 +20,9 @@ import pyarrow as pa
 
 from bus.arrow_ipc import from_ipc
 from bus.codec import FrameError
-from contracts import AssetFailed, CandlesIngested, Message, RunFinished, RunStarted, TradeUpdated
+import uuid
+
+from contracts import AssetChecked, AssetFailed, CandlesIngested, Message, RunFinished, RunStarted, TradeUpdated
 from contracts import rows as row_schemas
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,9 @@ def validate(message: Message) -> None:
             raise FrameError(f"CandlesIngested.rows is not an Arrow IPC stream: {exc}") from None
         if not table.schema.equals(row_schemas.CANDLES):
             raise FrameError(f"CandlesIngested.rows schema mismatch: {table.schema.names}")
+        nulls = [name for name, column in zip(table.column_names, table.columns, strict=True) if column.null_count]
+        if nulls:
+            raise FrameError(f"CandlesIngested.rows has nulls in {', '.join(nulls)}")
         if table.num_rows != message.row_count:
             raise FrameError(f"CandlesIngested.row_count {message.row_count} != {table.num_rows} rows")
 
@@ -235,12 +240,45 @@ def _apply_trade_updates(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied
         con.unregister("_trades")
 
 
+CHECK_NAMESPACE = uuid.UUID("0b6a43c4-53c3-4a52-9b0e-5b3c3f1f2d77")
+
+
+def _apply_checks(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> None:
+    rows = []
+    for _, ev in batch:
+        assert isinstance(ev, AssetChecked)
+        for result in ev.results:
+            rows.append(
+                {
+                    "check_id": str(uuid.uuid5(CHECK_NAMESPACE, f"{ev.id}:{result.check_name}")),
+                    "asset_key": ev.asset_key, "partition_key": ev.partition_key,
+                    "check_name": result.check_name, "severity": result.severity, "status": result.status,
+                    "checked_at": naive_utc(ev.checked_at), "metrics_json": result.metrics_json,
+                    "message": result.message, "run_id": ev.run_id,
+                }
+            )
+    if not rows:
+        return
+    table = pa.Table.from_pylist(rows)
+    con.register("_checks", table)
+    try:
+        con.execute(
+            """
+            INSERT INTO meta.asset_checks SELECT check_id, asset_key, partition_key, check_name, severity, status,
+                checked_at, metrics_json, message, run_id FROM _checks ON CONFLICT DO NOTHING
+            """
+        )
+    finally:
+        con.unregister("_checks")
+
+
 APPLIERS: dict[type[Message], Callable[[duckdb.DuckDBPyConnection, Sequence[Applied]], None]] = {
     RunStarted: _apply_run_started,
     RunFinished: _apply_run_finished,
     CandlesIngested: _apply_candles,
     AssetFailed: _apply_asset_failed,
     TradeUpdated: _apply_trade_updates,
+    AssetChecked: _apply_checks,
 }
 
 

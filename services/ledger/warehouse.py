@@ -11,6 +11,7 @@ import logging
 import shutil
 import time
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -158,6 +159,12 @@ class Warehouse:
             target.unlink(missing_ok=True)
         log.info("rebuilt warehouse from %d events in %.2fs", count, time.perf_counter() - started)
         return count
+
+    def open_runs(self) -> list[tuple[str, str, datetime]]:
+        """(run_id, job_name, started_at) of every run still marked `started`."""
+        return self.con.execute(
+            "SELECT run_id, job_name, started_at FROM meta.ingestion_runs WHERE status = 'started'"
+        ).fetchall()
 
     def recent_ids(self, limit: int) -> list[tuple[str, int]]:
         """The (id, seq) of the newest `limit` events, to seed the de-duplication window."""

@@ -1,0 +1,81 @@
+"""Data-quality checks (pure): Arrow tables in, check results out.
+
+Names and severities follow the observability contract (`candles_unique_symbol_date`, ...).
+Every check returns a result whether it passes or fails, so trends can be shown. Checks run on
+what the provider delivered (the event's rows, where duplicates and disorder are still visible)
+and on the stored table (where gaps are visible).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+PRICE_COLUMNS = ("open", "high", "low", "close")
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check's outcome: `status` is pass, fail or skip; `severity` error, warn or info."""
+
+    check_name: str
+    severity: str
+    status: str
+    message: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def metrics_json(self) -> str:
+        return json.dumps(self.metrics, sort_keys=True, default=str)
+
+
+def _result(name: str, severity: str, failed: bool, message: str, **metrics: Any) -> CheckResult:
+    return CheckResult(name, severity, "fail" if failed else "pass", message, metrics)
+
+
+def candle_payload_checks(rows: pa.Table) -> list[CheckResult]:
+    """Checks on one delivery of candles for one symbol: duplicates, order, prices, OHLC, volume."""
+    n = rows.num_rows
+    dates = rows.column("date").to_numpy(zero_copy_only=False).astype("datetime64[D]") if n else np.array([], "datetime64[D]")
+    duplicates = int(n - len(np.unique(dates)))
+    disorder = int(np.count_nonzero(np.diff(dates.astype(np.int64)) <= 0)) if n > 1 else 0
+    prices = {c: rows.column(c).to_numpy(zero_copy_only=False) for c in PRICE_COLUMNS} if n else {}
+    negative = int(sum(np.count_nonzero(v < 0) for v in prices.values())) if n else 0
+    inconsistent = 0
+    if n:
+        top = np.maximum(prices["open"], prices["close"])
+        bottom = np.minimum(prices["open"], prices["close"])
+        inconsistent = int(np.count_nonzero((prices["high"] < top) | (prices["low"] > bottom)))
+    zero_volume = int(pc.sum(pc.equal(rows.column("volume"), 0)).as_py() or 0) if n else 0
+    return [
+        _result("candles_unique_symbol_date", "error", duplicates > 0,
+                f"{duplicates} duplicate (symbol, date) rows" if duplicates else "no duplicate dates",
+                rows=n, duplicates=duplicates),
+        _result("candles_monotonic_date", "error", disorder > 0,
+                f"{disorder} dates not after the one before" if disorder else "dates strictly increasing",
+                rows=n, out_of_order=disorder),
+        _result("candles_no_negative_prices", "error", negative > 0,
+                f"{negative} negative prices" if negative else "no negative prices", negative=negative),
+        _result("candles_ohlc_consistent", "error", inconsistent > 0,
+                f"{inconsistent} rows with high below open/close or low above them" if inconsistent
+                else "high and low bracket open and close", inconsistent=inconsistent),
+        _result("candles_zero_volume_days", "warn", zero_volume > 0,
+                f"{zero_volume} sessions with zero volume" if zero_volume else "volume on every session",
+                zero_volume=zero_volume),
+    ]
+
+
+def candle_gap_check(present: np.ndarray, expected: np.ndarray) -> CheckResult:
+    """`candles_gap_days_last_30`: expected sessions (the last 30) missing from the stored table."""
+    missing = np.setdiff1d(expected.astype("datetime64[D]"), present.astype("datetime64[D]"))
+    names = [str(d) for d in missing[:10]]
+    return _result(
+        "candles_gap_days_last_30", "warn", len(missing) > 0,
+        f"{len(missing)} of the last {len(expected)} sessions missing" + (f": {', '.join(names)}" if names else ""),
+        gap_days=int(len(missing)), sessions=int(len(expected)), missing=names,
+    )

@@ -1,0 +1,113 @@
+"""The health report behind `oh db health` and the dashboard's Health page.
+
+It reads only `meta.*` and the data tables through a `read(sql, params)` callable, so the same
+report comes from the running ledger or from the file opened read-only. Freshness is counted in
+trading sessions: a dataset whose last candle is Friday is not stale on Monday morning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from oh import calendar
+from oh.coverage import Gap, find_gaps
+from oh.planner import PlannedCommand, plan
+
+Reader = Callable[[str, list[Any]], pa.Table]
+
+
+@dataclass(frozen=True)
+class HealthOptions:
+    """What the report covers: lookback in days, row limits, the stale threshold in sessions, the clock."""
+
+    days: int = 7
+    limit: int = 50
+    stale_days: int = 1
+    gap_sessions: int = 30
+    now: datetime | None = None
+
+
+LATEST_RUNS = """
+SELECT job_name, status, started_at, ended_at, duration_ms, run_id, triggered_by, error_message
+FROM meta.ingestion_runs
+QUALIFY row_number() OVER (PARTITION BY job_name ORDER BY started_at DESC) = 1
+ORDER BY job_name
+"""
+
+FAILURE_GROUPS = """
+SELECT job_name, error_type, error_stack_hash, count(*) AS failures, min(started_at) AS first_seen,
+       max(started_at) AS last_seen, arg_max(error_message, started_at) AS last_message,
+       arg_max(status, started_at) AS last_status
+FROM meta.ingestion_runs
+WHERE status IN ('failed', 'abandoned') AND started_at >= ?
+GROUP BY job_name, error_type, error_stack_hash
+ORDER BY failures DESC, last_seen DESC
+LIMIT ?
+"""
+
+FAILED_CHECKS = """
+SELECT checked_at, asset_key, partition_key, check_name, severity, message, metrics_json, run_id
+FROM meta.asset_checks
+WHERE status = 'fail' AND checked_at >= ?
+ORDER BY checked_at DESC, check_name
+LIMIT ?
+"""
+
+WATERMARKS = """
+SELECT asset_key, scope_key, watermark_ts, updated_at, last_run_id
+FROM meta.asset_watermarks ORDER BY asset_key, scope_key
+"""
+
+
+def _rows(table: pa.Table) -> list[dict[str, Any]]:
+    return table.to_pylist()
+
+
+def _candle_gaps(read: Reader, until: date, sessions: int) -> tuple[list[Gap], np.ndarray]:
+    window = calendar.last_sessions(until, sessions)
+    if not len(window):
+        return [], window
+    firsts = read("SELECT symbol, min(date) AS first FROM candles_daily GROUP BY symbol", [])
+    start = window[0].astype(date)
+    stored = read("SELECT symbol, date FROM candles_daily WHERE date >= ? ORDER BY symbol, date", [start])
+    present: dict[str, np.ndarray] = {}
+    if stored.num_rows:
+        symbols = stored.column("symbol").to_numpy(zero_copy_only=False)
+        dates = stored.column("date").to_numpy(zero_copy_only=False).astype("datetime64[D]")
+        for symbol in np.unique(symbols):
+            present[str(symbol)] = dates[symbols == symbol]
+    expected = {
+        row["symbol"]: window[window >= np.datetime64(row["first"], "D")] for row in _rows(firsts)
+    }
+    return find_gaps("candles_daily", expected, present), window
+
+
+def health_report(read: Reader, options: HealthOptions) -> dict[str, Any]:
+    """Everything the trader asks first: latest runs, failures, freshness, failed checks, gaps, and the plan."""
+    now = (options.now or datetime.now(UTC)).astimezone(UTC)
+    since = (now - timedelta(days=options.days)).replace(tzinfo=None)
+    expected_until = calendar.last_closed_session(now)
+    watermarks = []
+    for row in _rows(read(WATERMARKS, [])):
+        stale = calendar.sessions_after(row["watermark_ts"].date(), expected_until)
+        watermarks.append({**row, "staleness_sessions": stale, "stale": stale > options.stale_days})
+    gaps, window = _candle_gaps(read, expected_until, options.gap_sessions)
+    commands: list[PlannedCommand] = plan(gaps)
+    return {
+        "as_of": now.replace(tzinfo=None),
+        "expected_through": expected_until,
+        "latest_runs": _rows(read(LATEST_RUNS, [])),
+        "failure_groups": _rows(read(FAILURE_GROUPS, [since, options.limit])),
+        "watermarks": watermarks,
+        "failed_checks": _rows(read(FAILED_CHECKS, [since, options.limit])),
+        "gaps": [asdict(gap) for gap in gaps],
+        "gap_window": {"sessions": len(window), "start": window[0].astype(date) if len(window) else None,
+                       "end": expected_until},
+        "plan": [{"command": str(c), **asdict(c)} for c in commands],
+    }

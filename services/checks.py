@@ -1,0 +1,85 @@
+"""The checks worker: data-quality checks after every committed asset, and on demand (`run_checks`).
+
+It reacts to committed CandlesIngested events: the delivered rows are checked for duplicates,
+order, prices and volume, and the stored table for gaps in the last 30 sessions. The results are
+linked to the ingest run but never change its status. `oh emit checks` re-runs the checks on the
+stored data as a run of its own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+import numpy as np
+import pyarrow as pa
+
+from bus.arrow_ipc import from_ipc
+from contracts import AssetChecked, CandlesIngested, CheckRecord, RunChecks, utc_now
+from oh import calendar
+from oh.checks import CheckResult, candle_gap_check, candle_payload_checks
+from services.runtime import RunContext, Worker, main
+
+JOB = "run_checks"
+CHECKED_ASSETS = ("candles_daily",)
+GAP_WINDOW = 30
+_ID_NAMESPACE = uuid.UUID("3c2d7a55-1f7e-4f0e-8a2b-6d9e4c1b0a33")
+
+
+def _records(results: list[CheckResult]) -> list[CheckRecord]:
+    return [CheckRecord(r.check_name, r.severity, r.status, r.message, r.metrics_json) for r in results]
+
+
+def _gap_result(worker: Worker, symbol: str, until: date) -> CheckResult:
+    window = calendar.last_sessions(until, GAP_WINDOW)
+    stored = worker.query(
+        "SELECT date FROM candles_daily WHERE symbol = ? AND date BETWEEN ? AND ? ORDER BY date",
+        [symbol, window[0].astype(date), until],
+    )
+    first = worker.query("SELECT min(date) FROM candles_daily WHERE symbol = ?", [symbol]).column(0)[0].as_py()
+    present = stored.column(0).to_numpy(zero_copy_only=False).astype("datetime64[D]")
+    expected = window[window >= np.datetime64(first, "D")] if first else window[:0]
+    return candle_gap_check(present, expected)
+
+
+def on_candles(event: CandlesIngested, worker: Worker) -> None:
+    """Check one committed delivery of candles; the results' id derives from the event (idempotent)."""
+    rows = from_ipc(event.rows)
+    results = candle_payload_checks(rows) + [_gap_result(worker, event.symbol, event.last_date)]
+    worker.producer.send(
+        AssetChecked(
+            id=uuid.uuid5(_ID_NAMESPACE, event.id).hex, run_id=event.run_id, asset_key="candles_daily",
+            partition_key=event.symbol, checked_at=utc_now(), results=_records(results),
+        )
+    )
+
+
+def run_checks(command: RunChecks, run: RunContext) -> None:
+    """Re-check stored data for the chosen asset (all checked assets by default) and symbols."""
+    assets = [command.asset] if command.asset else list(CHECKED_ASSETS)
+    unknown = [a for a in assets if a not in CHECKED_ASSETS]
+    if unknown:
+        raise ValueError(f"no checks for asset {unknown[0]!r} in this build; checked assets: {', '.join(CHECKED_ASSETS)}")
+    worker = run.worker
+    symbols = command.symbols or worker.query("SELECT DISTINCT symbol FROM candles_daily ORDER BY 1").column(0).to_pylist()
+    for symbol in symbols:
+        run.check_stop()
+        rows: pa.Table = worker.query(
+            "SELECT symbol, date, open, high, low, close, volume FROM candles_daily WHERE symbol = ? ORDER BY date",
+            [symbol],
+        )
+        results = candle_payload_checks(rows)
+        if rows.num_rows:
+            results.append(_gap_result(worker, symbol, rows.column("date")[-1].as_py()))
+        run.emit(
+            AssetChecked(run_id=run.run_id, asset_key="candles_daily", partition_key=symbol,
+                         checked_at=utc_now(), results=_records(results))
+        )
+
+
+HANDLERS = {RunChecks: (JOB, run_checks)}
+EVENT_HANDLERS = {CandlesIngested: on_candles}
+
+if __name__ == "__main__":
+    calendar.all_sessions()
+    main("checks", HANDLERS, EVENT_HANDLERS)
