@@ -51,6 +51,7 @@ def health(
     as_json: bool = typer.Option(False, "--json", help="Stable JSON instead of tables."),
     now: str | None = typer.Option(None, help="Judge freshness as of this UTC time (YYYY-MM-DDTHH:MM; default now)."),
     run: bool = typer.Option(False, "--run", help="Run the gap backfill plan's commands (and wait for each)."),
+    coverage: bool = typer.Option(False, "--coverage", help="With --json, add the symbol x session coverage matrix."),
 ) -> None:
     """Latest run per job, recurring failures, freshness in trading sessions, failed checks, gaps and the plan."""
     from oh.health import HealthOptions, health_report
@@ -63,7 +64,8 @@ def health(
             fail(f"--now {now!r} is not a date-time such as 2025-11-24T14:30", 2)
     if min(days, limit, gap_sessions) < 1 or stale_days < 0:
         fail("--days, --limit and --gap-sessions must be at least 1, --stale-days at least 0", 2)
-    options = HealthOptions(days=days, limit=limit, stale_days=stale_days, gap_sessions=gap_sessions, now=clock)
+    options = HealthOptions(days=days, limit=limit, stale_days=stale_days, gap_sessions=gap_sessions, now=clock,
+                            coverage=coverage)
     home = Home.from_env()
     with reader(home) as read:
         report = health_report(lambda sql, params: read(sql, params), options)

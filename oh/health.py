@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from oh import calendar
-from oh.coverage import Gap, find_gaps
+from oh.coverage import Gap, coverage_matrix, find_gaps
 from oh.planner import PlannedCommand, plan
 
 Reader = Callable[[str, list[Any]], pa.Table]
@@ -31,6 +31,7 @@ class HealthOptions:
     stale_days: int = 1
     gap_sessions: int = 30
     now: datetime | None = None
+    coverage: bool = False
 
 
 LATEST_RUNS = """
@@ -69,10 +70,10 @@ def _rows(table: pa.Table) -> list[dict[str, Any]]:
     return table.to_pylist()
 
 
-def _candle_gaps(read: Reader, until: date, sessions: int) -> tuple[list[Gap], np.ndarray]:
+def _candle_gaps(read: Reader, until: date, sessions: int) -> tuple[list[Gap], np.ndarray, pa.Table]:
     window = calendar.last_sessions(until, sessions)
     if not len(window):
-        return [], window
+        return [], window, coverage_matrix(window, {}, {})
     firsts = read("SELECT symbol, min(date) AS first FROM candles_daily GROUP BY symbol", [])
     start = window[0].astype(date)
     stored = read("SELECT symbol, date FROM candles_daily WHERE date >= ? ORDER BY symbol, date", [start])
@@ -82,10 +83,10 @@ def _candle_gaps(read: Reader, until: date, sessions: int) -> tuple[list[Gap], n
         dates = stored.column("date").to_numpy(zero_copy_only=False).astype("datetime64[D]")
         for symbol in np.unique(symbols):
             present[str(symbol)] = dates[symbols == symbol]
-    expected = {
-        row["symbol"]: window[window >= np.datetime64(row["first"], "D")] for row in _rows(firsts)
-    }
-    return find_gaps("candles_daily", expected, present), window
+    first_dates = {row["symbol"]: row["first"] for row in _rows(firsts)}
+    expected = {symbol: window[window >= np.datetime64(first, "D")] for symbol, first in first_dates.items()}
+    everyone = {symbol: present.get(symbol, window[:0]) for symbol in first_dates}
+    return find_gaps("candles_daily", expected, present), window, coverage_matrix(window, everyone, first_dates)
 
 
 def health_report(read: Reader, options: HealthOptions) -> dict[str, Any]:
@@ -97,9 +98,9 @@ def health_report(read: Reader, options: HealthOptions) -> dict[str, Any]:
     for row in _rows(read(WATERMARKS, [])):
         stale = calendar.sessions_after(row["watermark_ts"].date(), expected_until)
         watermarks.append({**row, "staleness_sessions": stale, "stale": stale > options.stale_days})
-    gaps, window = _candle_gaps(read, expected_until, options.gap_sessions)
+    gaps, window, coverage = _candle_gaps(read, expected_until, options.gap_sessions)
     commands: list[PlannedCommand] = plan(gaps)
-    return {
+    report = {
         "as_of": now.replace(tzinfo=None),
         "expected_through": expected_until,
         "latest_runs": _rows(read(LATEST_RUNS, [])),
@@ -111,3 +112,6 @@ def health_report(read: Reader, options: HealthOptions) -> dict[str, Any]:
                        "end": expected_until},
         "plan": [{"command": str(c), **asdict(c)} for c in commands],
     }
+    if options.coverage:
+        report["coverage"] = {"candles_daily": coverage.to_pylist()}
+    return report

@@ -127,8 +127,11 @@ def test_health_report_reads_freshness_failures_and_plan_from_tables() -> None:
     con.execute("INSERT INTO candles_daily SELECT *, 'sim' FROM c")
     report = health_report(
         lambda sql, params: con.sql(sql, params=params).to_arrow_table(),
-        HealthOptions(days=30, stale_days=1, now=datetime(2025, 3, 31, 14, 0, tzinfo=UTC)),  # Monday morning
+        HealthOptions(days=30, stale_days=1, now=datetime(2025, 3, 31, 14, 0, tzinfo=UTC), coverage=True),  # Monday morning
     )
+    cells = {(c["symbol"], str(c["session"])): c["state"] for c in report["coverage"]["candles_daily"]}
+    assert cells[("OLD", "2025-03-27")] == "missing" and cells[("NEW", "2025-03-27")] == "present"
+    assert cells[("OLD", "2025-02-28")] == "before_start"
     assert [(g["error_stack_hash"], g["failures"]) for g in report["failure_groups"]] == [("h1", 2), ("h2", 1)]
     fresh = {w["scope_key"]: (w["staleness_sessions"], w["stale"]) for w in report["watermarks"]}
     assert fresh == {"NEW": (0, False), "OLD": (2, True)}
