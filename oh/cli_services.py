@@ -59,11 +59,14 @@ def down(timeout: float = typer.Option(60.0, help="Seconds to wait for a clean s
     if not supervisor.is_running(home):
         console.print("oh is not running")
         return
+    pid = supervisor.supervisord_pid(home)
     supervisor.ctl(home, "shutdown")
+    # supervisord stops answering as soon as shutdown begins, but exits only after every program
+    # has exited: wait for its pid, so `oh down` returning means everything is down.
     deadline = time.monotonic() + timeout
-    while supervisor.is_running(home) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if supervisor.is_running(home):
+    while time.monotonic() < deadline and (supervisor.is_running(home) or (pid and supervisor.pid_alive(pid))):
+        time.sleep(0.1)
+    if supervisor.is_running(home) or (pid and supervisor.pid_alive(pid)):
         fail(f"supervisord still running after {timeout:g}s")
     console.print("oh is down")
 

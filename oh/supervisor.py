@@ -63,3 +63,22 @@ def program_states(home: Home) -> dict[str, str]:
         if len(parts) == 2:
             states[parts[0]] = parts[1].strip()
     return states
+
+
+def supervisord_pid(home: Home) -> int | None:
+    """The pid in supervisord's pidfile for this home, if any."""
+    try:
+        return int((home.sockets / "supervisord.pid").read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def pid_alive(pid: int) -> bool:
+    """True while a process with this pid exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -30,6 +30,7 @@ from contracts import AssetFailed, Command, Event, Heartbeat, Message, RunFinish
 from oh import __version__
 from oh.errors import one_line, stack_hash
 from oh.home import Home
+from services import logs
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +204,12 @@ class Worker:
         """Run an event handler, or claim and run a command as a recorded run."""
         react = self.event_handlers.get(type(message))  # type: ignore[arg-type]
         if react is not None:
-            react(message, self)
+            try:
+                react(message, self)
+            except Shutdown:
+                raise
+            except Exception:  # a reaction that fails is logged and skipped, never a crash loop
+                log.exception("%s could not react to %s %s", self.name, type(message).__name__, message.id)
             return
         entry = self.handlers.get(type(message))  # type: ignore[arg-type]
         if entry is not None:
@@ -275,5 +281,6 @@ def main(
     event_handlers: dict[type[Event], EventHandler] | None = None,
 ) -> None:
     """Entry point shared by every worker module."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    Worker(name, Home.from_env(), handlers, event_handlers).serve()
+    home = Home.from_env().ensure()
+    logs.configure(name, home)
+    Worker(name, home, handlers, event_handlers).serve()

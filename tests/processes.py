@@ -26,7 +26,7 @@ class Service:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Service:
-        log = (self.home.logs / f"{self.name}.log").open("ab")
+        log = (self.home.logs / f"{self.name}.out.log").open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", f"services.{self.name}", *self.args], cwd=REPO, env=self.env, stdout=log, stderr=log
         )
@@ -46,6 +46,7 @@ class Service:
         self.proc.wait(10)
 
     def log_text(self) -> str:
+        """The service's own log file."""
         return (self.home.logs / f"{self.name}.log").read_text(errors="replace")
 
 

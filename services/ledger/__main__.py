@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 
 from oh.home import Home
+from services import logs
 from services.ledger.app import Ledger
 
 
@@ -16,8 +16,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m services.ledger")
     parser.add_argument("--fsync", choices=["always", "batch", "off"], default=os.environ.get("OH_FSYNC", "batch"))
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    ledger = Ledger(Home.from_env(), fsync=args.fsync)
+    home = Home.from_env().ensure()
+    logs.configure("ledger", home)
+    ledger = Ledger(home, fsync=args.fsync)
     signal.signal(signal.SIGTERM, ledger.stop)
     signal.signal(signal.SIGINT, ledger.stop)
     ledger.run()

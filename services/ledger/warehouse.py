@@ -73,7 +73,7 @@ class Warehouse:
         try:
             self._transaction(events, sizes)
             return []
-        except duckdb.Error as exc:
+        except Exception as exc:  # a projection bug must not stop the ledger: isolate the event
             if len(events) == 1:
                 seq, event = events[0]
                 message = str(exc).splitlines()[0][:500]

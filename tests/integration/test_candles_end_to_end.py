@@ -66,6 +66,9 @@ def test_supervised_ingest_is_idempotent_and_recorded(home: Home) -> None:
     assert run_oh("status").returncode == 3
     ledger_log = (home.logs / "ledger.log").read_text()
     assert "ledger stopped at seq" in ledger_log, "the ledger did not shut down cleanly on SIGTERM"
+    supervisor_log = (home.logs / "supervisord.log").read_text()
+    for program in ("ledger", "ingest", "checks"):
+        assert f"stopped: {program} (exit status 0)" in supervisor_log, f"{program} did not exit cleanly"
 
 
 def test_failing_symbol_fails_the_run_but_others_land(stack: Stack) -> None:
