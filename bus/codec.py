@@ -44,7 +44,7 @@ def decode_message(frame: bytes) -> Message:
         raise FrameError(f"frame of {len(frame)} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")
     try:
         return _message_decoder.decode(frame)
-    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # ValidationError is a DecodeError
         raise FrameError(str(exc).splitlines()[0][:300]) from None
 
 
@@ -52,7 +52,7 @@ def decode_request(frame: bytes) -> Any:
     """Decode a control request (query, catch-up, status, rebuild)."""
     try:
         return _request_decoder.decode(frame)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise FrameError(str(exc).splitlines()[0][:300]) from None
 
 

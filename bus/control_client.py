@@ -6,6 +6,7 @@ and raises LedgerUnavailable, so callers can tell "the ledger is down" from "the
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import zmq
@@ -63,6 +64,16 @@ class ControlClient:
             self.close()
             raise LedgerUnavailable(f"the ledger did not answer within {wait:g}s at {self.endpoint}")
         return sock.recv_multipart()
+
+    def answers(self, timeout: float = 1.0) -> bool:
+        """True if a ledger answers a status request; False at once when its socket does not exist."""
+        if self.endpoint.startswith("ipc://") and not Path(self.endpoint[len("ipc://"):]).exists():
+            return False
+        try:
+            self.status(timeout=timeout)
+            return True
+        except LedgerUnavailable:
+            return False
 
     def close(self) -> None:
         """Drop the socket (a new one is made on the next request)."""

@@ -3,6 +3,11 @@
 Events carry their own id, so a resend after a ledger crash is harmless: the ledger drops the
 duplicate and acknowledges it again. `flush()` returns once everything sent so far is durable in
 the journal, which is how a worker knows its run's data is safe before it reports the run done.
+
+Order: messages reach the ledger in the order sent, including those that waited for a connection.
+Across a ledger crash, a message lost with the old connection is resent after its timeout and may
+land after newer ones; a producer that needs order across a crash flushes in between (the worker
+runtime flushes after RunStarted and before RunFinished).
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ class Producer:
         self.rejected: list[tuple[str, str]] = []
         self.acked = 0
         self.last_acked_seq = 0
+        self._unsent = 0  # pending messages never sent (no ledger connected when they were queued)
         self.resent = 0
         self.sock = (ctx or zmq.Context.instance()).socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
@@ -71,10 +77,15 @@ class Producer:
             self.pending[message.id] = _Pending(payload)
             ids.append(message.id)
             payloads.append(payload)
-        if payloads and self._send_frames(payloads):
+        if self._unsent:
+            self._unsent += len(ids)
+            self._resend_due()  # earlier messages are still unsent: keep the order, send them first
+        elif payloads and self._send_frames(payloads):
             now = time.monotonic()
             for event_id in ids:
                 self.pending[event_id].sent_at = now
+        else:
+            self._unsent += len(ids)
         self._read_replies(0)
         if len(self.pending) >= self.max_pending:
             self._wait_until(lambda: len(self.pending) < self.max_pending // 2, None)
@@ -128,6 +139,8 @@ class Producer:
             for _, item in chunk:
                 if item.sent_at:
                     self.resent += 1
+                else:
+                    self._unsent -= 1
                 item.sent_at = now
                 item.attempts += 1
 

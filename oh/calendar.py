@@ -1,13 +1,16 @@
-"""The NYSE trading calendar (exchange-calendars' XNYS): which days are sessions.
+"""The NYSE trading calendar (exchange-calendars' XNYS): which days are sessions, and their closes.
 
-Pure: dates in, dates out. Loaded once per process (about half a second) and cached.
+Dates in, dates out. The session table is built once from exchange-calendars and cached on disk
+(`~/.cache/oh`, or `OH_CALENDAR_CACHE`), so a CLI command does not pay for importing pandas.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+import os
 from functools import lru_cache
-from typing import Any
+from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 
@@ -15,20 +18,50 @@ FIRST = date(1990, 1, 2)
 LAST = date(2035, 12, 31)
 
 
+def _cache_path() -> Path:
+    """Where the computed sessions are kept, keyed by the exchange-calendars version (its holidays)."""
+    version = metadata.version("exchange-calendars")
+    root = Path(os.environ.get("OH_CALENDAR_CACHE") or Path.home() / ".cache" / "oh")
+    return root / f"xnys-{FIRST}-{LAST}-ec{version}.npz"
+
+
 @lru_cache(maxsize=1)
-def _calendar() -> Any:
+def _tables() -> tuple[np.ndarray, np.ndarray]:
+    """(sessions as datetime64[D], closes as UTC datetime64[s]): computed once, then read from a cache.
+
+    Building the calendar imports pandas and exchange-calendars (0.5-1 s); the cache file is a few
+    hundred KB and loads in about a millisecond, which keeps CLI commands fast. A new
+    exchange-calendars release (new holidays) gets a new cache file.
+    """
+    path = _cache_path()
+    try:
+        with np.load(path) as cached:
+            return cached["sessions"], cached["closes"]
+    except (OSError, KeyError, ValueError):
+        pass
     import exchange_calendars as xc
 
-    return xc.get_calendar("XNYS", start=FIRST.isoformat(), end=LAST.isoformat())
-
-
-@lru_cache(maxsize=1)
-def all_sessions() -> np.ndarray:
-    """Every NYSE session the calendar knows, as numpy datetime64[D], ascending."""
-    index = _calendar().sessions
+    calendar = xc.get_calendar("XNYS", start=FIRST.isoformat(), end=LAST.isoformat())
+    index, closes = calendar.sessions, calendar.closes
     if index.tz is not None:
         index = index.tz_convert(None)
-    return index.to_numpy().astype("datetime64[D]")
+    if closes.dt.tz is not None:
+        closes = closes.dt.tz_convert(None)
+    sessions = index.to_numpy().astype("datetime64[D]")
+    close_times = closes.to_numpy().astype("datetime64[s]")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, sessions=sessions, closes=close_times)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home only costs the rebuild next time
+    return sessions, close_times
+
+
+def all_sessions() -> np.ndarray:
+    """Every NYSE session the calendar knows, as numpy datetime64[D], ascending."""
+    return _tables()[0]
 
 
 def sessions(start: date, end: date) -> np.ndarray:
@@ -46,12 +79,8 @@ def session_index(day: date) -> int:
     return int(np.searchsorted(all_sessions(), np.datetime64(day, "D"), side="left"))
 
 
-@lru_cache(maxsize=1)
 def _closes_utc() -> np.ndarray:
-    closes = _calendar().closes
-    if closes.dt.tz is not None:
-        closes = closes.dt.tz_convert(None)
-    return closes.to_numpy().astype("datetime64[s]")
+    return _tables()[1]
 
 
 def last_closed_session(now: datetime) -> date:

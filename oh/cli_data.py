@@ -32,12 +32,10 @@ def reader(home: Home) -> Iterator[Callable[[str, list[Any] | None], pa.Table]]:
 
     Either way only read statements pass, and errors end the command with a one-line message.
     """
-    from bus.control_client import ControlClient, LedgerUnavailable, QueryError
+    from bus.control_client import ControlClient, QueryError
 
     client = ControlClient(home, timeout=30.0)
-    try:
-        client.status(timeout=1.0)
-    except LedgerUnavailable:
+    if not client.answers(timeout=0.3):
         client.close()
         with _file_reader(home) as read:
             yield read
@@ -117,17 +115,15 @@ def replay(
     """Rebuild the warehouse from the journal (the journal is the truth)."""
     if not rebuild:
         fail("only `oh replay --rebuild` is available in this build (ranged replays come with the pipeline)", 2)
-    from bus.control_client import ControlClient, LedgerUnavailable
+    from bus.control_client import ControlClient
 
     home = Home.from_env()
     client = ControlClient(home)
     try:
-        client.status(timeout=1.0)
-        reply = client.rebuild()
-        console.print(f"rebuilt by the running ledger: {reply.events} events in {reply.seconds:.2f}s")
-        return
-    except LedgerUnavailable:
-        pass
+        if client.answers():
+            reply = client.rebuild()
+            console.print(f"rebuilt by the running ledger: {reply.events} events in {reply.seconds:.2f}s")
+            return
     finally:
         client.close()
     import time
@@ -149,16 +145,14 @@ def replay(
 @db_app.command("init")
 def db_init() -> None:
     """Create the data directory and the warehouse tables (safe to run again)."""
-    from bus.control_client import ControlClient, LedgerUnavailable
+    from bus.control_client import ControlClient
 
     home = Home.from_env().ensure()
     client = ControlClient(home)
     try:
-        client.status(timeout=1.0)
-        console.print(f"the ledger is running; {home.warehouse} is initialized")
-        return
-    except LedgerUnavailable:
-        pass
+        if client.answers():
+            console.print(f"the ledger is running; {home.warehouse} is initialized")
+            return
     finally:
         client.close()
     from services.ledger.warehouse import Warehouse

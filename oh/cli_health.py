@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -70,7 +71,7 @@ def health(
     with reader(home) as read:
         report = health_report(lambda sql, params: read(sql, params), options)
     if as_json:
-        console.print_json(json.dumps(report, default=_json_default, sort_keys=True))
+        sys.stdout.write(json.dumps(report, default=_json_default, sort_keys=True, indent=2) + "\n")
     else:
         _render(report)
     if run:

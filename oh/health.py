@@ -70,23 +70,29 @@ def _rows(table: pa.Table) -> list[dict[str, Any]]:
     return table.to_pylist()
 
 
-def _candle_gaps(read: Reader, until: date, sessions: int) -> tuple[list[Gap], np.ndarray, pa.Table]:
+def _candle_gaps(
+    read: Reader, until: date, sessions: int, with_coverage: bool
+) -> tuple[list[Gap], np.ndarray, pa.Table | None]:
     window = calendar.last_sessions(until, sessions)
     if not len(window):
-        return [], window, coverage_matrix(window, {}, {})
+        return [], window, coverage_matrix(window, {}, {}) if with_coverage else None
     firsts = read("SELECT symbol, min(date) AS first FROM candles_daily GROUP BY symbol", [])
     start = window[0].astype(date)
     stored = read("SELECT symbol, date FROM candles_daily WHERE date >= ? ORDER BY symbol, date", [start])
     present: dict[str, np.ndarray] = {}
-    if stored.num_rows:
+    if stored.num_rows:  # rows come sorted by symbol: split the dates at each new symbol
         symbols = stored.column("symbol").to_numpy(zero_copy_only=False)
         dates = stored.column("date").to_numpy(zero_copy_only=False).astype("datetime64[D]")
-        for symbol in np.unique(symbols):
-            present[str(symbol)] = dates[symbols == symbol]
+        names, starts = np.unique(symbols, return_index=True)
+        order = np.argsort(starts)
+        present = dict(zip(map(str, names[order]), np.split(dates, starts[order][1:]), strict=True))
     first_dates = {row["symbol"]: row["first"] for row in _rows(firsts)}
     expected = {symbol: window[window >= np.datetime64(first, "D")] for symbol, first in first_dates.items()}
-    everyone = {symbol: present.get(symbol, window[:0]) for symbol in first_dates}
-    return find_gaps("candles_daily", expected, present), window, coverage_matrix(window, everyone, first_dates)
+    coverage = None
+    if with_coverage:
+        everyone = {symbol: present.get(symbol, window[:0]) for symbol in first_dates}
+        coverage = coverage_matrix(window, everyone, first_dates)
+    return find_gaps("candles_daily", expected, present), window, coverage
 
 
 def health_report(read: Reader, options: HealthOptions) -> dict[str, Any]:
@@ -98,7 +104,7 @@ def health_report(read: Reader, options: HealthOptions) -> dict[str, Any]:
     for row in _rows(read(WATERMARKS, [])):
         stale = calendar.sessions_after(row["watermark_ts"].date(), expected_until)
         watermarks.append({**row, "staleness_sessions": stale, "stale": stale > options.stale_days})
-    gaps, window, coverage = _candle_gaps(read, expected_until, options.gap_sessions)
+    gaps, window, coverage = _candle_gaps(read, expected_until, options.gap_sessions, options.coverage)
     commands: list[PlannedCommand] = plan(gaps)
     report = {
         "as_of": now.replace(tzinfo=None),
@@ -112,6 +118,6 @@ def health_report(read: Reader, options: HealthOptions) -> dict[str, Any]:
                        "end": expected_until},
         "plan": [{"command": str(c), **asdict(c)} for c in commands],
     }
-    if options.coverage:
+    if coverage is not None:
         report["coverage"] = {"candles_daily": coverage.to_pylist()}
     return report

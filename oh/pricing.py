@@ -29,7 +29,8 @@ VOL_MAX = 5.0
 # itself, so it cannot identify a volatility: implied_vol returns NaN there.
 TIME_VALUE_FLOOR = 1e-12
 _REL_TOL = 1e-13  # solver stops when a step moves sigma by less than this fraction
-_MAX_ITER = 100  # bracketed Newton needs ~5-15; the cap only guards against a bug
+_LOG_PRICE_TOL = 1e-15  # ... or when the price is matched to ~4 ulps (relative)
+_MAX_ITER = 100  # bracketed Newton needs 6-12, at most ~20; the cap only guards against a bug
 _INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
 
 
@@ -220,14 +221,17 @@ def _solve(tv: FloatArray, sd: FloatArray, kd: FloatArray, sqrt_t: FloatArray, w
             break
         a_sd, a_kd, a_st, a_w, a_sig = sd[active], kd[active], sqrt_t[active], w[active], sigma[active]
         price, vega = _otm_price_and_vega(a_sig, a_sd, a_kd, a_st, a_w)
-        h = np.log(price) - log_tv[active]  # -inf when the price underflows: sigma is too low
+        # A price that underflows or cancels to <= 0 is far below tv (> 1e-12 of scale, while
+        # rounding is ~1e-16 of it), so sigma is too low: h = -inf raises the bracket's floor.
+        h = np.where(price > 0, np.log(np.maximum(price, np.finfo(np.float64).tiny)) - log_tv[active], -np.inf)
         a_lo = np.where(h < 0, a_sig, lo[active])
         a_hi = np.where(h > 0, a_sig, hi[active])
         nxt = a_sig - h * price / vega  # d log(price) / d sigma = vega / price
         outside = ~np.isfinite(nxt) | (nxt <= a_lo) | (nxt >= a_hi)
         nxt = np.where(outside, np.sqrt(a_lo * a_hi), nxt)
-        done = (h == 0) | (np.abs(nxt - a_sig) <= _REL_TOL * a_sig) | (a_hi - a_lo <= _REL_TOL * a_sig)
-        nxt = np.where(h == 0, a_sig, nxt)
+        matched = np.abs(h) <= _LOG_PRICE_TOL  # reprices to float precision: stay here
+        nxt = np.where(matched, a_sig, nxt)
+        done = matched | (np.abs(nxt - a_sig) <= _REL_TOL * a_sig) | (a_hi - a_lo <= _REL_TOL * a_sig)
         lo[active], hi[active], sigma[active] = a_lo, a_hi, nxt
         result[active[done]] = nxt[done]
         active = active[~done]

@@ -246,6 +246,7 @@ class Worker:
                 git_sha=os.environ.get("OH_GIT_SHA"), started_at=started,
             )
         )
+        self.producer.flush()  # the run exists before any of its asset events, even across a ledger crash
         rejected_before = len(self.producer.rejected)
         context = RunContext(self, run_id, job_name)
         error: BaseException | None = None

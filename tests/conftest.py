@@ -11,6 +11,21 @@ import pytest
 from oh.home import Home
 
 
+@pytest.fixture(scope="session", autouse=True)
+def calendar_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Keep the calendar cache inside the test session's temp dir (inherited by child processes)."""
+    import os
+
+    path = tmp_path_factory.mktemp("calendar-cache")
+    previous = os.environ.get("OH_CALENDAR_CACHE")
+    os.environ["OH_CALENDAR_CACHE"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("OH_CALENDAR_CACHE", None)
+    else:
+        os.environ["OH_CALENDAR_CACHE"] = previous
+
+
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
     """A fresh OH_HOME in a temp dir, exported to child processes through the environment."""

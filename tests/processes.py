@@ -26,10 +26,10 @@ class Service:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Service:
-        log = (self.home.logs / f"{self.name}.out.log").open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", f"services.{self.name}", *self.args], cwd=REPO, env=self.env, stdout=log, stderr=log
-        )
+        with (self.home.logs / f"{self.name}.out.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", f"services.{self.name}", *self.args], cwd=REPO, env=self.env, stdout=log, stderr=log
+            )
         return self
 
     def stop(self, timeout: float = 20.0) -> int:

@@ -50,8 +50,10 @@ def _path(symbol: str, market_seed: int) -> tuple[np.ndarray, ...]:
     high = np.maximum(open_, close) * np.exp(wick_high)
     low = np.minimum(open_, close) * np.exp(-wick_low)
     volume = base_volume * np.exp(0.35 * rng.standard_normal(n)) * (1 + 8 * np.abs(log_returns))
+    floor = 0.01  # a long decline must not round a price to zero; raising all four keeps their order
     return (
-        np.round(open_, 4), np.round(high, 4), np.round(low, 4), np.round(close, 4),
+        np.maximum(np.round(open_, 4), floor), np.maximum(np.round(high, 4), floor),
+        np.maximum(np.round(low, 4), floor), np.maximum(np.round(close, 4), floor),
         volume.astype(np.int64),
     )
 

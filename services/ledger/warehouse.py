@@ -79,10 +79,15 @@ class Warehouse:
                 message = str(exc).splitlines()[0][:500]
                 log.error("projection rejected seq %d (%s): %s", seq, type(event).__name__, message)
                 self.con.execute("BEGIN")
-                self.con.execute("INSERT INTO ledger.rejected VALUES (?, ?, ?)", [seq, type(event).__name__, message])
-                projections.index_events(self.con, events, sizes)
-                self._set_offset(seq)
-                self.con.execute("COMMIT")
+                try:
+                    self.con.execute("INSERT INTO ledger.rejected VALUES (?, ?, ?)", [seq, type(event).__name__, message])
+                    projections.index_events(self.con, events, sizes)
+                    self._set_offset(seq)
+                    self.con.execute("COMMIT")
+                except BaseException:
+                    self.con.execute("ROLLBACK")
+                    raise
+                self.applied_seq = seq
                 return [(seq, message)]
         rejected: list[tuple[int, str]] = []
         for event, size in zip(events, sizes, strict=True):
@@ -102,8 +107,8 @@ class Warehouse:
         self.applied_seq = events[-1][0]
 
     def _set_offset(self, seq: int) -> None:
+        """Write the offset inside the open transaction; `applied_seq` moves only after COMMIT."""
         self.con.execute("UPDATE ledger.offsets SET seq = ? WHERE projection = 'warehouse'", [seq])
-        self.applied_seq = seq
 
     # -- recovery and rebuild --------------------------------------------------------------
     def catch_up(self, journal: Journal) -> int:
