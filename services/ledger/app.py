@@ -6,8 +6,9 @@ One loop iteration is one group commit:
 2. reject what is malformed, unknown or oversized (counted, logged, answered with a Nack);
 3. acknowledge duplicates of events already journaled without journaling them again;
 4. append the new events to the journal in one write and acknowledge their producers;
-5. make the journal durable (`batch` policy) and apply the events to DuckDB together with the
-   new offset in one transaction;
+5. make the journal durable (an fsync in a helper thread, overlapping the projection work) and
+   apply the events to DuckDB together with the new offset in one transaction, committed only
+   once that fsync is done;
 6. publish them, so a subscriber that queries on receipt sees the rows.
 """
 
@@ -18,6 +19,7 @@ import os
 import threading
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import zmq
@@ -74,6 +76,7 @@ class Ledger:
         self.watchdog = RunWatchdog(self.started_at, ABANDON_SECONDS)
         self.watchdog.load(self.warehouse.open_runs())
         self._last_tick = 0.0
+        self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-fsync")
         self._reject_logs = 0
 
     # -- bookkeeping -----------------------------------------------------------------------
@@ -140,6 +143,7 @@ class Ledger:
         self.stopping.set()
         if self.control.is_alive():
             self.control.join(5)
+        self._syncer.shutdown(wait=True)
         self.journal.close()
         self.warehouse.close()
         self.ingress.close()
@@ -188,8 +192,11 @@ class Ledger:
         for seq, _, _, message in journaled:
             self.seen.add(message.id, seq)
         self.count("events_journaled", len(journaled))
-        self.journal.sync()
-        rejected = self.warehouse.commit([(seq, m) for seq, _, _, m in journaled], [len(p) for _, _, p, _ in journaled])
+        durable = self._syncer.submit(self.journal.sync)  # fsync overlaps the projection work ...
+        rejected = self.warehouse.commit(
+            [(seq, m) for seq, _, _, m in journaled], [len(p) for _, _, p, _ in journaled],
+            before_commit=durable.result,  # ... and the warehouse never commits ahead of the journal
+        )
         if rejected:
             self.count("projection_rejected", len(rejected))
         for seq, type_name, payload, message in journaled:

@@ -134,36 +134,43 @@ def _apply_candles(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> 
     # Skipped when no key can repeat (one event per symbol, dates strictly increasing): it is the
     # costliest step of a bulk load.
     dedupe = "QUALIFY row_number() OVER (PARTITION BY b.symbol, b.date ORDER BY b._ev DESC) = 1" if may_repeat else ""
-    providers = pa.table({"_ev": pa.array(range(len(batch)), pa.int32()), "provider": [ev.provider for _, ev in batch]})  # type: ignore[attr-defined]
+    provider_names = pa.array([ev.provider for _, ev in batch], pa.string())  # type: ignore[attr-defined]
+    rows = rows.append_column(
+        "provider", pa.DictionaryArray.from_arrays(rows.column("_ev").combine_chunks(), provider_names)
+    )
     con.register("_candles", rows)
-    con.register("_providers", providers)
     try:
         # A row updates if its key is stored already or came in an earlier event of this batch, so a
         # rebuild (one big batch) counts exactly as the live commits (many small ones) did.
+        earlier_in_batch = (
+            "OR EXISTS (SELECT 1 FROM _candles e WHERE e.symbol = b.symbol AND e.date = b.date AND e._ev < b._ev)"
+            if may_repeat else ""
+        )
         updated = dict(
             con.execute(
-                """
+                f"""
                 SELECT b._ev, count(*) FROM _candles b
                 WHERE EXISTS (SELECT 1 FROM candles_daily c WHERE c.symbol = b.symbol AND c.date = b.date)
-                   OR EXISTS (SELECT 1 FROM _candles e WHERE e.symbol = b.symbol AND e.date = b.date AND e._ev < b._ev)
+                {earlier_in_batch}
                 GROUP BY b._ev
                 """
             ).fetchall()
         )
-        con.execute(
-            f"""
-            INSERT INTO candles_daily
-            SELECT b.symbol, b.date, b.open, b.high, b.low, b.close, b.volume, p.provider
-            FROM _candles b JOIN _providers p USING (_ev)
-            {dedupe}
-            ON CONFLICT (symbol, date) DO UPDATE SET open = excluded.open, high = excluded.high,
-                low = excluded.low, close = excluded.close, volume = excluded.volume,
-                provider = excluded.provider
-            """
-        )
+        columns = "b.symbol, b.date, b.open, b.high, b.low, b.close, b.volume, b.provider::VARCHAR"
+        if not updated:  # every key is new and none repeats: a plain insert, the fastest path
+            con.execute(f"INSERT INTO candles_daily SELECT {columns} FROM _candles b")
+        else:
+            con.execute(
+                f"""
+                INSERT INTO candles_daily SELECT {columns} FROM _candles b
+                {dedupe}
+                ON CONFLICT (symbol, date) DO UPDATE SET open = excluded.open, high = excluded.high,
+                    low = excluded.low, close = excluded.close, volume = excluded.volume,
+                    provider = excluded.provider
+                """
+            )
     finally:
         con.unregister("_candles")
-        con.unregister("_providers")
     assets, marks = [], {}
     for index, (_, ev) in enumerate(batch):
         assert isinstance(ev, CandlesIngested)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -61,15 +61,27 @@ class Warehouse:
         self.con.close()
 
     # -- writing ---------------------------------------------------------------------------
-    def commit(self, events: Sequence[tuple[int, Message]], sizes: Sequence[int]) -> list[tuple[int, str]]:
+    def commit(
+        self,
+        events: Sequence[tuple[int, Message]],
+        sizes: Sequence[int],
+        before_commit: Callable[[], object] | None = None,
+    ) -> list[tuple[int, str]]:
         """Apply events and advance the offset in one transaction; return (seq, error) of any rejected.
 
         If the batch fails as a whole, each event is retried alone so that one poisonous event is
         recorded in `ledger.rejected` (deterministically, replay gives the same result) instead of
-        blocking the ledger.
+        blocking the ledger. `before_commit` runs just before COMMIT (the ledger waits there for the
+        journal's fsync, which overlaps the projection work).
         """
         if not events:
             return []
+        if before_commit is not None:
+            try:
+                self._transaction(events, sizes, before_commit)
+                return []
+            except Exception:
+                before_commit()  # the journal must be durable before any retry commits
         try:
             self._transaction(events, sizes)
             return []
@@ -94,12 +106,19 @@ class Warehouse:
             rejected += self.commit([event], [size])
         return rejected
 
-    def _transaction(self, events: Sequence[tuple[int, Message]], sizes: Sequence[int]) -> None:
+    def _transaction(
+        self,
+        events: Sequence[tuple[int, Message]],
+        sizes: Sequence[int],
+        before_commit: Callable[[], object] | None = None,
+    ) -> None:
         self.con.execute("BEGIN")
         try:
             projections.apply_events(self.con, events)
             projections.index_events(self.con, events, sizes)
             self._set_offset(events[-1][0])
+            if before_commit is not None:
+                before_commit()
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
