@@ -201,7 +201,8 @@ class Ledger:
             self.count("projection_rejected", len(rejected))
         for seq, type_name, payload, message in journaled:
             self.watchdog.observe(message)
-            self.publisher.send_multipart([topic_of(type_name), pack_seq(seq), payload], copy=False)
+            # zero-copy only pays for large frames; for small ones it is slower than a copy
+            self.publisher.send_multipart([topic_of(type_name), pack_seq(seq), payload], copy=len(payload) < 65536)
 
     def _journal_own(self, messages: list[Message]) -> None:
         """Journal events the ledger itself decides (an abandoned run), through the same path."""
