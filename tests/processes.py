@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bus.control_client import ControlClient, LedgerUnavailable
@@ -50,51 +51,33 @@ class Service:
         return (self.home.logs / f"{self.name}.log").read_text(errors="replace")
 
 
-def wait_for_ledger(home: Home, timeout: float = 30.0) -> None:
-    """Block until the ledger answers a status request."""
+def _poll(home: Home, ready: Callable[[ControlClient], bool], timeout: float, what: str) -> None:
+    """Ask the ledger until `ready(client)` holds (a down ledger counts as not ready)."""
     client = ControlClient(home, timeout=0.5)
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
             try:
-                client.status()
-                return
+                if ready(client):
+                    return
             except LedgerUnavailable:
-                time.sleep(0.05)
-        raise TimeoutError("the ledger did not come up")
+                pass
+            time.sleep(0.03)
+        raise TimeoutError(what)
     finally:
         client.close()
+
+
+def wait_for_ledger(home: Home, timeout: float = 30.0) -> None:
+    """Block until the ledger answers a status request."""
+    _poll(home, lambda client: client.status() is not None, timeout, "the ledger did not come up")
 
 
 def wait_for_heartbeat(home: Home, service: str, timeout: float = 30.0) -> None:
     """Block until the ledger has heard a heartbeat from `service`."""
-    client = ControlClient(home, timeout=0.5)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            try:
-                if service in client.status().heartbeats:
-                    return
-            except LedgerUnavailable:
-                pass
-            time.sleep(0.05)
-        raise TimeoutError(f"no heartbeat from {service}")
-    finally:
-        client.close()
+    _poll(home, lambda client: service in client.status().heartbeats, timeout, f"no heartbeat from {service}")
 
 
 def wait_applied(home: Home, seq: int, timeout: float = 60.0) -> None:
     """Block until the warehouse has committed everything up to `seq`."""
-    client = ControlClient(home, timeout=1.0)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            try:
-                if client.status().applied_seq >= seq:
-                    return
-            except LedgerUnavailable:
-                pass
-            time.sleep(0.02)
-        raise TimeoutError(f"warehouse did not reach seq {seq}")
-    finally:
-        client.close()
+    _poll(home, lambda client: client.status().applied_seq >= seq, timeout, f"warehouse did not reach seq {seq}")
