@@ -6,9 +6,10 @@ fails with a clear message rather than a stub that returns nothing.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import pyarrow as pa
+if TYPE_CHECKING:
+    import pyarrow as pa  # not at run time: `oh emit` validates providers without loading pyarrow
 
 KNOWN_PROVIDERS = ("sim", "alpaca", "yahoo")
 AVAILABLE_PROVIDERS = ("sim",)
