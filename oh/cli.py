@@ -7,6 +7,7 @@ import typer
 from oh.cli_data import db_app, query, replay
 from oh.cli_emit import emit_app
 from oh.cli_health import health as _health  # noqa: F401  (registers `oh db health`)
+from oh.cli_portfolio import portfolio_app
 from oh.cli_services import demo, down, status, up
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ app.command()(query)
 app.command()(replay)
 app.add_typer(emit_app, name="emit")
 app.add_typer(db_app, name="db")
+app.add_typer(portfolio_app, name="portfolio")
 
 
 def main() -> None:
