@@ -7,12 +7,20 @@ types the ledger journals (everything but heartbeats).
 from __future__ import annotations
 
 from contracts.base import SCHEMA_VERSION, Command, Event, Message, new_id, utc_now
-from contracts.commands import JOB_OF_COMMAND, SERVICE_OF_JOB, IngestCandles, RunChecks, run_id_for
+from contracts.commands import (
+    JOB_OF_COMMAND,
+    SERVICE_OF_JOB,
+    IngestCandles,
+    RunChecks,
+    SnapshotOptions,
+    run_id_for,
+)
 from contracts.control import Heartbeat
 from contracts.events import (
     AssetChecked,
     AssetFailed,
     CandlesIngested,
+    ChainSnapshotted,
     CheckRecord,
     RunFinished,
     RunStarted,
@@ -20,22 +28,22 @@ from contracts.events import (
 )
 
 AnyMessage = (
-    IngestCandles | RunChecks | RunStarted | RunFinished | CandlesIngested | AssetFailed | AssetChecked
-    | TradeUpdated | Heartbeat
+    IngestCandles | RunChecks | SnapshotOptions | RunStarted | RunFinished | CandlesIngested | ChainSnapshotted
+    | AssetFailed | AssetChecked | TradeUpdated | Heartbeat
 )
 
 MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.__name__: cls
     for cls in (
-        IngestCandles, RunChecks, RunStarted, RunFinished, CandlesIngested, AssetFailed, AssetChecked,
-        TradeUpdated, Heartbeat,
+        IngestCandles, RunChecks, SnapshotOptions, RunStarted, RunFinished, CandlesIngested, ChainSnapshotted,
+        AssetFailed, AssetChecked, TradeUpdated, Heartbeat,
     )
 }
 
 EPHEMERAL_TYPES = frozenset({"Heartbeat"})
 
 __all__ = [
-    "SCHEMA_VERSION", "AnyMessage", "AssetChecked", "AssetFailed", "CheckRecord", "RunChecks", "SERVICE_OF_JOB", "CandlesIngested", "Command", "EPHEMERAL_TYPES",
+    "SCHEMA_VERSION", "AnyMessage", "ChainSnapshotted", "SnapshotOptions", "AssetChecked", "AssetFailed", "CheckRecord", "RunChecks", "SERVICE_OF_JOB", "CandlesIngested", "Command", "EPHEMERAL_TYPES",
     "Event", "Heartbeat", "IngestCandles", "MESSAGE_TYPES", "Message", "RunFinished", "RunStarted",
     "TradeUpdated", "JOB_OF_COMMAND", "new_id", "run_id_for", "utc_now",
 ]

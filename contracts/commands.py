@@ -9,10 +9,10 @@ from contracts.base import Command
 
 RUN_NAMESPACE = uuid.UUID("6f1c3f0e-8d2a-4f4e-9a59-0b3f2a7c9e11")
 
-JOB_OF_COMMAND = {"IngestCandles": "ingest_candles", "RunChecks": "run_checks"}
+JOB_OF_COMMAND = {"IngestCandles": "ingest_candles", "RunChecks": "run_checks", "SnapshotOptions": "snapshot_options"}
 
 # Which worker runs each job (the ledger marks a run abandoned when that worker goes silent).
-SERVICE_OF_JOB = {"ingest_candles": "ingest", "run_checks": "checks"}
+SERVICE_OF_JOB = {"ingest_candles": "ingest", "run_checks": "checks", "snapshot_options": "snapshot"}
 
 
 def run_id_for(command_id: str, job_name: str) -> str:
@@ -34,3 +34,12 @@ class RunChecks(Command, kw_only=True):
 
     asset: str | None = None
     symbols: list[str] | None = None
+
+
+class SnapshotOptions(Command, kw_only=True):
+    """Snapshot the full option chain of each symbol on each session in [start, end] (job `snapshot_options`)."""
+
+    symbols: list[str]
+    start: date
+    end: date
+    provider: str = "sim"

@@ -99,3 +99,20 @@ class AssetChecked(Event, kw_only=True):
     partition_key: str | None
     checked_at: datetime
     results: list[CheckRecord]
+
+
+class ChainSnapshotted(Event, kw_only=True):
+    """The full option chain of one underlying on one session; `rows` is Arrow IPC (contracts.rows.CHAIN).
+
+    The ledger upserts it into `option_snapshots` on (underlying, snapshot_date, contract_symbol),
+    records the asset row (`options_snapshot_file`, partition `SYMBOL|DATE`) and the watermark.
+    """
+
+    run_id: str
+    symbol: str
+    provider: str
+    snapshot_date: date
+    row_count: int
+    rows: bytes
+    started_at: datetime
+    ended_at: datetime

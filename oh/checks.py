@@ -79,3 +79,34 @@ def candle_gap_check(present: np.ndarray, expected: np.ndarray) -> CheckResult:
         f"{len(missing)} of the last {len(expected)} sessions missing" + (f": {', '.join(names)}" if names else ""),
         gap_days=int(len(missing)), sessions=int(len(expected)), missing=names,
     )
+
+
+def chain_snapshot_checks(chain: pa.Table) -> list[CheckResult]:
+    """Checks on one option-chain snapshot: parseable OCC symbols, crossed quotes, negative prices.
+
+    `snapshot_parseable_contract_symbol` is a warning for a few bad symbols (providers do emit junk
+    rows) and an error when more than 1% of the chain is unparseable.
+    """
+    from oh.osi import parse_many
+
+    n = chain.num_rows
+    _, errors = parse_many(chain.column("contract_symbol").to_pylist()) if n else ([], [])
+    bad_share = len(errors) / n if n else 0.0
+    bid = chain.column("bid").to_numpy(zero_copy_only=False) if n else np.array([])
+    ask = chain.column("ask").to_numpy(zero_copy_only=False) if n else np.array([])
+    crossed = int(np.count_nonzero((bid > 0) & (ask > 0) & (bid > ask)))
+    negative = int(sum(
+        np.count_nonzero(chain.column(c).to_numpy(zero_copy_only=False) < 0) for c in ("bid", "ask", "last", "mark")
+    )) if n else 0
+    return [
+        CheckResult(
+            "snapshot_parseable_contract_symbol", "error" if bad_share > 0.01 else "warn",
+            "fail" if errors else "pass",
+            f"{len(errors)} of {n} contract symbols unparseable" + (f": {errors[0]}" if errors else ""),
+            {"rows": n, "unparseable": len(errors), "share": round(bad_share, 6)},
+        ),
+        _result("snapshot_crossed_quotes", "warn", crossed > 0,
+                f"{crossed} quotes with bid above ask" if crossed else "no crossed quotes", crossed=crossed),
+        _result("snapshot_no_negative_prices", "error", negative > 0,
+                f"{negative} negative prices" if negative else "no negative prices", negative=negative),
+    ]

@@ -54,9 +54,9 @@ def _follow(home: Home, run_id: str, job: str, total: int, from_seq: int, timeou
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from bus.subscriber import Subscriber
-    from contracts import AssetChecked, AssetFailed, CandlesIngested, RunFinished, RunStarted
+    from contracts import AssetChecked, AssetFailed, CandlesIngested, ChainSnapshotted, RunFinished, RunStarted
 
-    types = ["RunStarted", "CandlesIngested", "AssetFailed", "AssetChecked", "RunFinished"]
+    types = ["RunStarted", "CandlesIngested", "ChainSnapshotted", "AssetFailed", "AssetChecked", "RunFinished"]
     subscriber = Subscriber(home, types=types, from_seq=from_seq)
     partitions: set[str] = set()
     rows = 0
@@ -79,6 +79,9 @@ def _follow(home: Home, run_id: str, job: str, total: int, from_seq: int, timeou
                 elif isinstance(event, CandlesIngested):
                     rows += event.row_count
                     partitions.add(event.symbol)
+                elif isinstance(event, ChainSnapshotted):
+                    rows += event.row_count
+                    partitions.add(f"{event.symbol}|{event.snapshot_date}")
                 elif isinstance(event, AssetFailed | AssetChecked):
                     partitions.add(event.partition_key or "")
                 elif isinstance(event, RunFinished):
@@ -90,7 +93,7 @@ def _follow(home: Home, run_id: str, job: str, total: int, from_seq: int, timeou
     subscriber.close()
     if finished.status != "success":
         fail(f"{job} run {run_id} {finished.status} after {finished.duration_ms} ms: {finished.error_message}")
-    detail = f"{rows} rows for {len(partitions)} symbols" if rows else f"{len(partitions)} partitions"
+    detail = f"{rows} rows in {len(partitions)} partitions" if rows else f"{len(partitions)} partitions"
     console.print(f"[green]{job} succeeded[/]: {detail} in {finished.duration_ms} ms (run {run_id})", soft_wrap=True)
 
 
@@ -142,3 +145,45 @@ def checks(
     except BadSymbol as exc:
         fail(str(exc), 2)
     emit_and_wait(RunChecks(asset=asset, symbols=symbol_list), len(symbol_list or []), wait, timeout)
+
+
+@emit_app.command("snapshot-options")
+def snapshot_options(
+    symbols: str = typer.Option(..., help="Comma-separated underlyings, e.g. AAPL,SPY."),
+    as_of: str | None = typer.Option(None, "--as-of", help="One session, YYYY-MM-DD (default: the latest closed session)."),
+    start: str | None = typer.Option(None, help="First session of a backfill range (with --end)."),
+    end: str | None = typer.Option(None, help="Last session of a backfill range (with --start)."),
+    provider: str = typer.Option("sim", help="sim | alpaca | yahoo."),
+    wait: bool = typer.Option(False, "--wait", help="Show progress; exit non-zero if the run fails."),
+    timeout: float = typer.Option(3600.0, help="With --wait, give up after this many seconds."),
+) -> None:
+    """Snapshot full option chains (job snapshot_options, asset options_snapshot_file), one per symbol and session."""
+    from datetime import UTC, datetime
+
+    from contracts import SnapshotOptions
+    from oh import calendar
+    from oh.providers import unavailable_reason
+    from oh.symbols import BadSymbol, parse_symbols
+
+    try:
+        symbol_list = parse_symbols(symbols)
+    except BadSymbol as exc:
+        fail(str(exc), 2)
+    if as_of and (start or end):
+        fail("give either --as-of or --start/--end, not both", 2)
+    if bool(start) != bool(end):
+        fail("a range needs both --start and --end", 2)
+    if start and end:
+        first, last = _parse_date(start, "--start"), _parse_date(end, "--end")
+        if first > last:
+            fail(f"--start {first} is after --end {last}", 2)
+    else:
+        day = _parse_date(as_of, "--as-of") if as_of else calendar.last_closed_session(datetime.now(UTC))
+        first = last = day
+    reason = unavailable_reason(provider)
+    if reason:
+        fail(reason, 2)
+    if not len(calendar.sessions(first, last)):
+        fail(f"no NYSE session between {first} and {last}", 2)
+    command = SnapshotOptions(symbols=symbol_list, start=first, end=last, provider=provider)
+    emit_and_wait(command, len(symbol_list) * len(calendar.sessions(first, last)), wait, timeout)

@@ -97,11 +97,13 @@ def _render(report: dict[str, Any]) -> None:
 
 
 def _run_plan(plan: list[dict[str, Any]]) -> None:
-    from contracts import IngestCandles
+    from contracts import IngestCandles, SnapshotOptions
     from oh.cli_emit import emit_and_wait
 
+    command_of_job = {"ingest-candles": IngestCandles, "snapshot-options": SnapshotOptions}
     for step in plan:
         console.print(f"running: {step['command']}", soft_wrap=True, highlight=False)
-        command = IngestCandles(symbols=list(step["symbols"]), start=step["start"], end=step["end"], provider="sim")
-        emit_and_wait(command, len(step["symbols"]), wait=True, timeout=3600.0)
+        kind = command_of_job[step["job"]]
+        command = kind(symbols=list(step["symbols"]), start=step["start"], end=step["end"], provider="sim")
+        emit_and_wait(command, len(step["symbols"]) * step["sessions"], wait=True, timeout=3600.0)
     console.print(f"ran {len(plan)} backfill commands")

@@ -70,19 +70,27 @@ def _rows(table: pa.Table) -> list[dict[str, Any]]:
     return table.to_pylist()
 
 
-def _candle_gaps(
-    read: Reader, until: date, sessions: int, with_coverage: bool
-) -> tuple[list[Gap], np.ndarray, pa.Table | None]:
-    window = calendar.last_sessions(until, sessions)
-    if not len(window):
-        return [], window, coverage_matrix(window, {}, {}) if with_coverage else None
-    firsts = read("SELECT symbol, min(date) AS first FROM candles_daily GROUP BY symbol", [])
-    start = window[0].astype(date)
-    stored = read("SELECT symbol, date FROM candles_daily WHERE date >= ? ORDER BY symbol, date", [start])
+# Datasets whose gaps are tracked: asset key -> (table, symbol column, session column).
+TRACKED = {
+    "candles_daily": ("candles_daily", "symbol", "date"),
+    "options_snapshot_file": ("option_snapshots", "underlying", "snapshot_date"),
+}
+
+
+def _gaps(
+    read: Reader, asset_key: str, window: np.ndarray, with_coverage: bool
+) -> tuple[list[Gap], pa.Table | None]:
+    """Gaps of one dataset over the window: sessions missing since each symbol's first stored one."""
+    table, symbol_col, date_col = TRACKED[asset_key]
+    firsts = read(f"SELECT {symbol_col} AS symbol, min({date_col}) AS first FROM {table} GROUP BY 1", [])
+    stored = read(
+        f"SELECT DISTINCT {symbol_col} AS symbol, {date_col} AS day FROM {table} WHERE {date_col} >= ? ORDER BY 1, 2",
+        [window[0].astype(date)],
+    )
     present: dict[str, np.ndarray] = {}
     if stored.num_rows:  # rows come sorted by symbol: split the dates at each new symbol
         symbols = stored.column("symbol").to_numpy(zero_copy_only=False)
-        dates = stored.column("date").to_numpy(zero_copy_only=False).astype("datetime64[D]")
+        dates = stored.column("day").to_numpy(zero_copy_only=False).astype("datetime64[D]")
         names, starts = np.unique(symbols, return_index=True)
         order = np.argsort(starts)
         present = dict(zip(map(str, names[order]), np.split(dates, starts[order][1:]), strict=True))
@@ -92,7 +100,7 @@ def _candle_gaps(
     if with_coverage:
         everyone = {symbol: present.get(symbol, window[:0]) for symbol in first_dates}
         coverage = coverage_matrix(window, everyone, first_dates)
-    return find_gaps("candles_daily", expected, present), window, coverage
+    return find_gaps(asset_key, expected, present), coverage
 
 
 def health_report(read: Reader, options: HealthOptions) -> dict[str, Any]:
@@ -104,7 +112,14 @@ def health_report(read: Reader, options: HealthOptions) -> dict[str, Any]:
     for row in _rows(read(WATERMARKS, [])):
         stale = calendar.sessions_after(row["watermark_ts"].date(), expected_until)
         watermarks.append({**row, "staleness_sessions": stale, "stale": stale > options.stale_days})
-    gaps, window, coverage = _candle_gaps(read, expected_until, options.gap_sessions, options.coverage)
+    window = calendar.last_sessions(expected_until, options.gap_sessions)
+    gaps: list[Gap] = []
+    coverage: dict[str, list[dict[str, Any]]] = {}
+    for asset_key in TRACKED:
+        found, matrix = _gaps(read, asset_key, window, options.coverage) if len(window) else ([], None)
+        gaps += found
+        if matrix is not None:
+            coverage[asset_key] = matrix.to_pylist()
     commands: list[PlannedCommand] = plan(gaps)
     report = {
         "as_of": now.replace(tzinfo=None),
@@ -118,6 +133,6 @@ def health_report(read: Reader, options: HealthOptions) -> dict[str, Any]:
                        "end": expected_until},
         "plan": [{"command": str(c), **asdict(c)} for c in commands],
     }
-    if coverage is not None:
-        report["coverage"] = {"candles_daily": coverage.to_pylist()}
+    if options.coverage:
+        report["coverage"] = coverage
     return report

@@ -13,11 +13,11 @@ from datetime import date
 
 from oh.coverage import Gap
 
-# Upstream first. Only candles can be planned in this build; the others join with their jobs.
+# Upstream first. Candles and snapshots can be planned in this build; the others join with their jobs.
 ASSET_ORDER = (
     "candles_daily", "options_bars", "options_snapshot_file", "options_flow", "derived_metrics", "briefing_markdown",
 )
-EMIT_JOB = {"candles_daily": "ingest-candles"}
+EMIT_JOB = {"candles_daily": "ingest-candles", "options_snapshot_file": "snapshot-options"}
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The checks worker: data-quality checks after every committed asset, and on demand (`run_checks`).
 
-It reacts to committed CandlesIngested events: the delivered rows are checked for duplicates,
-order, prices and volume, and the stored table for gaps in the last 30 sessions. The results are
+It reacts to committed CandlesIngested events (the delivered rows are checked for duplicates,
+order, prices and volume, and the stored table for gaps in the last 30 sessions) and to committed
+ChainSnapshotted events (parseable contract symbols, crossed quotes, negative prices). The results are
 linked to the ingest run but never change its status. `oh emit checks` re-runs the checks on the
 stored data as a run of its own.
 """
@@ -15,9 +16,9 @@ import numpy as np
 import pyarrow as pa
 
 from bus.arrow_ipc import from_ipc
-from contracts import AssetChecked, CandlesIngested, CheckRecord, RunChecks, utc_now
+from contracts import AssetChecked, CandlesIngested, ChainSnapshotted, CheckRecord, RunChecks, utc_now
 from oh import calendar
-from oh.checks import CheckResult, candle_gap_check, candle_payload_checks
+from oh.checks import CheckResult, candle_gap_check, candle_payload_checks, chain_snapshot_checks
 from services.runtime import RunContext, Worker, main
 
 JOB = "run_checks"
@@ -54,6 +55,17 @@ def on_candles(event: CandlesIngested, worker: Worker) -> None:
     )
 
 
+def on_chain(event: ChainSnapshotted, worker: Worker) -> None:
+    """Check one committed option-chain snapshot (results linked to the snapshot run)."""
+    results = chain_snapshot_checks(from_ipc(event.rows))
+    worker.producer.send(
+        AssetChecked(
+            id=uuid.uuid5(_ID_NAMESPACE, event.id).hex, run_id=event.run_id, asset_key="options_snapshot_file",
+            partition_key=f"{event.symbol}|{event.snapshot_date}", checked_at=utc_now(), results=_records(results),
+        )
+    )
+
+
 def run_checks(command: RunChecks, run: RunContext) -> None:
     """Re-check stored data for the chosen asset (all checked assets by default) and symbols."""
     assets = [command.asset] if command.asset else list(CHECKED_ASSETS)
@@ -78,7 +90,7 @@ def run_checks(command: RunChecks, run: RunContext) -> None:
 
 
 HANDLERS = {RunChecks: (JOB, run_checks)}
-EVENT_HANDLERS = {CandlesIngested: on_candles}
+EVENT_HANDLERS = {CandlesIngested: on_candles, ChainSnapshotted: on_chain}
 
 if __name__ == "__main__":
     calendar.all_sessions()

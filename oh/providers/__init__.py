@@ -24,11 +24,14 @@ class UnknownSymbol(ProviderError):
 
 
 class CandleProvider(Protocol):
-    """Daily candles for one symbol over an inclusive date range, as an Arrow table (contracts.rows.CANDLES)."""
+    """Market data as Arrow tables: daily candles over an inclusive range (contracts.rows.CANDLES) and the
+    full option chain of one session (contracts.rows.CHAIN)."""
 
     name: str
 
     def daily_candles(self, symbol: str, start: object, end: object) -> pa.Table: ...
+
+    def option_chain(self, symbol: str, day: object) -> pa.Table: ...
 
 
 def unavailable_reason(name: str) -> str | None:

@@ -79,3 +79,9 @@ class SimProvider:
              open_, high, low, close, volume],
             schema=rows.CANDLES,
         )
+
+    def option_chain(self, symbol: str, day: date) -> pa.Table:
+        """The full option chain of `symbol` on session `day` (schema contracts.rows.CHAIN)."""
+        from oh.providers.sim_options import option_chain
+
+        return option_chain(symbol, day, self.market_seed)

@@ -22,6 +22,8 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+
+from contracts import rows
 from scipy.special import ndtri
 
 from oh import calendar, pricing
@@ -38,29 +40,7 @@ OI_AR_LAGS = 12  # the AR(1) is truncated here (0.7**12 < 0.014): enough for con
 OI_SHOCK_SD = 0.08  # log-OI shock per session
 OI_SPOT_WINDOW = 40  # open interest clusters around the mean close of this many sessions
 
-CHAIN_SCHEMA = pa.schema(
-    [
-        pa.field("contract_symbol", pa.string(), nullable=False),  # OCC compact (oh.osi)
-        pa.field("underlying", pa.string(), nullable=False),
-        pa.field("snapshot_date", pa.date32(), nullable=False),
-        pa.field("expiry", pa.date32(), nullable=False),
-        pa.field("right", pa.string(), nullable=False),  # 'C' or 'P'
-        pa.field("strike", pa.float64(), nullable=False),
-        pa.field("spot", pa.float64(), nullable=False),  # the sim close on snapshot_date
-        pa.field("bid", pa.float64(), nullable=False),  # 0 = no bid
-        pa.field("ask", pa.float64(), nullable=False),
-        pa.field("last", pa.float64(), nullable=False),
-        pa.field("mark", pa.float64(), nullable=False),  # pricing.mark_price(bid, ask, last)
-        pa.field("volume", pa.int64(), nullable=False),
-        pa.field("open_interest", pa.int64(), nullable=False),
-        pa.field("iv", pa.float64(), nullable=False),  # the surface's vol (annual decimal)
-        pa.field("delta", pa.float64(), nullable=False),
-        pa.field("gamma", pa.float64(), nullable=False),  # per 1 of spot
-        pa.field("vega", pa.float64(), nullable=False),  # per 0.01 vol
-        pa.field("theta", pa.float64(), nullable=False),  # per calendar day
-        pa.field("rho", pa.float64(), nullable=False),  # per 0.01 rate
-    ]
-)
+CHAIN_SCHEMA = rows.CHAIN  # the wire schema of a chain snapshot (contracts/rows.py)
 
 _STEPS = [500 * 10**e * m for e in range(0, 5) for m in (1, 2, 5)]  # mills: 0.5, 1, 2.5, 5, 10, 25, ...
 _U64 = np.uint64

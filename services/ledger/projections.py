@@ -17,12 +17,22 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from bus.arrow_ipc import from_ipc
 from bus.codec import FrameError
 import uuid
 
-from contracts import AssetChecked, AssetFailed, CandlesIngested, Message, RunFinished, RunStarted, TradeUpdated
+from contracts import (
+    AssetChecked,
+    AssetFailed,
+    CandlesIngested,
+    ChainSnapshotted,
+    Message,
+    RunFinished,
+    RunStarted,
+    TradeUpdated,
+)
 from contracts import rows as row_schemas
 
 log = logging.getLogger(__name__)
@@ -48,19 +58,21 @@ def utc_column(values: Sequence[datetime | None]) -> pa.Array:
 # -- validation at the door (before anything is journaled) -----------------------------------
 def validate(message: Message) -> None:
     """Reject an event whose payload a projection could not apply (bad Arrow bytes, wrong schema)."""
-    if isinstance(message, CandlesIngested):
+    if isinstance(message, CandlesIngested | ChainSnapshotted):
+        kind = type(message).__name__
+        schema = row_schemas.CANDLES if isinstance(message, CandlesIngested) else row_schemas.CHAIN
         try:
             table = from_ipc(message.rows)
             table.validate(full=True)  # out-of-range offsets would crash DuckDB, and every replay after it
         except (pa.ArrowException, ValueError, OSError) as exc:
-            raise FrameError(f"CandlesIngested.rows is not a valid Arrow IPC stream: {exc}") from None
-        if not table.schema.equals(row_schemas.CANDLES):
-            raise FrameError(f"CandlesIngested.rows schema mismatch: {table.schema.names}")
+            raise FrameError(f"{kind}.rows is not a valid Arrow IPC stream: {exc}") from None
+        if not table.schema.equals(schema):
+            raise FrameError(f"{kind}.rows schema mismatch: {table.schema.names}")
         nulls = [name for name, column in zip(table.column_names, table.columns, strict=True) if column.null_count]
         if nulls:
-            raise FrameError(f"CandlesIngested.rows has nulls in {', '.join(nulls)}")
+            raise FrameError(f"{kind}.rows has nulls in {', '.join(nulls)}")
         if table.num_rows != message.row_count:
-            raise FrameError(f"CandlesIngested.row_count {message.row_count} != {table.num_rows} rows")
+            raise FrameError(f"{kind}.row_count {message.row_count} != {table.num_rows} rows")
 
 
 # -- appliers --------------------------------------------------------------------------------
@@ -128,57 +140,80 @@ def _upsert_assets(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -
         con.unregister("_assets")
 
 
-def _apply_candles(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> None:
-    tables = []
-    may_repeat = len({ev.symbol for _, ev in batch}) < len(batch)  # type: ignore[attr-defined]
-    for index, (_, ev) in enumerate(batch):
-        assert isinstance(ev, CandlesIngested)
-        table = from_ipc(ev.rows)
-        days = table.column("date").to_numpy(zero_copy_only=False).astype("datetime64[D]").astype(np.int64)
-        may_repeat = may_repeat or bool(np.any(np.diff(days) <= 0))
-        tables.append(table.append_column("_ev", pa.array(np.full(table.num_rows, index, dtype=np.int32))))
-    rows = pa.concat_tables(tables)
-    # Within one upsert a key may appear once: keep the last delivery of a repeated (symbol, date).
-    # Skipped when no key can repeat (one event per symbol, dates strictly increasing): it is the
-    # costliest step of a bulk load.
-    dedupe = "QUALIFY row_number() OVER (PARTITION BY b.symbol, b.date ORDER BY b._ev DESC) = 1" if may_repeat else ""
-    provider_names = pa.array([ev.provider for _, ev in batch], pa.string())  # type: ignore[attr-defined]
-    rows = rows.append_column(
-        "provider", pa.DictionaryArray.from_arrays(rows.column("_ev").combine_chunks(), provider_names)
-    )
-    con.register("_candles", rows)
+def _bulk_upsert(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    rows: pa.Table,
+    keys: tuple[str, ...],
+    columns: str,
+    may_repeat: bool,
+) -> dict[int, int]:
+    """Upsert `rows` (with an `_ev` event-index column) into `table` on `keys`; return rows updated per event.
+
+    A row counts as updated if its key is stored already or came in an earlier event of this batch,
+    so a rebuild (one big batch) counts exactly as the live commits (many small ones) did. Within one
+    upsert a key may appear once, so a repeated key keeps its last delivery; when no key can repeat
+    and none is stored (the usual backfill) it is a plain INSERT, the fastest path.
+    """
+    match = " AND ".join(f"{{t}}.{k} = b.{k}" for k in keys)
+    earlier = f"OR EXISTS (SELECT 1 FROM _bulk e WHERE {match.format(t='e')} AND e._ev < b._ev)" if may_repeat else ""
+    con.register("_bulk", rows)
     try:
-        # A row updates if its key is stored already or came in an earlier event of this batch, so a
-        # rebuild (one big batch) counts exactly as the live commits (many small ones) did.
-        earlier_in_batch = (
-            "OR EXISTS (SELECT 1 FROM _candles e WHERE e.symbol = b.symbol AND e.date = b.date AND e._ev < b._ev)"
-            if may_repeat else ""
-        )
         updated = dict(
             con.execute(
-                f"""
-                SELECT b._ev, count(*) FROM _candles b
-                WHERE EXISTS (SELECT 1 FROM candles_daily c WHERE c.symbol = b.symbol AND c.date = b.date)
-                {earlier_in_batch}
-                GROUP BY b._ev
-                """
+                f"SELECT b._ev, count(*) FROM _bulk b WHERE EXISTS (SELECT 1 FROM {table} c WHERE {match.format(t='c')}) "
+                f"{earlier} GROUP BY b._ev"
             ).fetchall()
         )
-        columns = "b.symbol, b.date, b.open, b.high, b.low, b.close, b.volume, b.provider::VARCHAR"
-        if not updated:  # every key is new and none repeats: a plain insert, the fastest path
-            con.execute(f"INSERT INTO candles_daily SELECT {columns} FROM _candles b")
+        if not updated:
+            con.execute(f"INSERT INTO {table} SELECT {columns} FROM _bulk b")
         else:
+            dedupe = f"QUALIFY row_number() OVER (PARTITION BY {', '.join('b.' + k for k in keys)} ORDER BY b._ev DESC) = 1"
             con.execute(
-                f"""
-                INSERT INTO candles_daily SELECT {columns} FROM _candles b
-                {dedupe}
-                ON CONFLICT (symbol, date) DO UPDATE SET open = excluded.open, high = excluded.high,
-                    low = excluded.low, close = excluded.close, volume = excluded.volume,
-                    provider = excluded.provider
-                """
+                f"INSERT OR REPLACE INTO {table} SELECT {columns} FROM _bulk b {dedupe if may_repeat else ''}"
             )
     finally:
-        con.unregister("_candles")
+        con.unregister("_bulk")
+    return {int(k): int(v) for k, v in updated.items()}
+
+
+def _tag_events(
+    batch: Sequence[Applied],
+    scope: Callable[[Any], object],
+    repeats_within: Callable[[pa.Table], bool],
+) -> tuple[pa.Table, bool]:
+    """Concatenate the events' Arrow rows with an `_ev` index and a dictionary-encoded `provider`.
+
+    Also says whether a key may repeat within the batch: two events for one scope (symbol, or
+    symbol and day), or `repeats_within` one event's rows.
+    """
+    tables = []
+    may_repeat = len({scope(ev) for _, ev in batch}) < len(batch)
+    for index, (_, ev) in enumerate(batch):
+        table = from_ipc(ev.rows)  # type: ignore[attr-defined]
+        may_repeat = may_repeat or repeats_within(table)
+        tables.append(table.append_column("_ev", pa.array(np.full(table.num_rows, index, dtype=np.int32))))
+    rows = pa.concat_tables(tables)
+    names = pa.array([ev.provider for _, ev in batch], pa.string())  # type: ignore[attr-defined]
+    rows = rows.append_column("provider", pa.DictionaryArray.from_arrays(rows.column("_ev").combine_chunks(), names))
+    return rows, may_repeat
+
+
+def _dates_not_increasing(table: pa.Table) -> bool:
+    days = table.column("date").to_numpy(zero_copy_only=False).astype("datetime64[D]").astype(np.int64)
+    return bool(np.any(np.diff(days) <= 0))
+
+
+def _duplicate_contracts(table: pa.Table) -> bool:
+    return pc.count_distinct(table.column("contract_symbol")).as_py() < table.num_rows
+
+
+def _apply_candles(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> None:
+    rows, may_repeat = _tag_events(batch, lambda ev: ev.symbol, _dates_not_increasing)
+    updated = _bulk_upsert(
+        con, "candles_daily", rows, ("symbol", "date"),
+        "b.symbol, b.date, b.open, b.high, b.low, b.close, b.volume, b.provider::VARCHAR", may_repeat,
+    )
     assets, marks = [], {}
     for index, (_, ev) in enumerate(batch):
         assert isinstance(ev, CandlesIngested)
@@ -195,16 +230,54 @@ def _apply_candles(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> 
             }
         )
         if ev.row_count:
-            mark = (datetime.combine(ev.last_date, datetime.min.time()), naive_utc(ev.ts), ev.run_id)
-            previous = marks.get(ev.symbol)
-            marks[ev.symbol] = mark if previous is None or mark[0] >= previous[0] else (previous[0], mark[1], mark[2])
+            _advance(marks, ev.symbol, datetime.combine(ev.last_date, datetime.min.time()), ev)
     _upsert_assets(con, assets)
     _upsert_watermarks(con, "candles_daily", marks)
 
 
-def _upsert_watermarks(
-    con: duckdb.DuckDBPyConnection, asset_key: str, marks: dict[str, tuple[datetime, datetime | None, str]]
-) -> None:
+CHAIN_COLUMNS = (
+    "b.underlying, b.snapshot_date, b.contract_symbol, b.expiry, b.right, b.strike, b.spot, b.bid, b.ask, "
+    "b.last, b.mark, b.volume, b.open_interest, b.iv, b.delta, b.gamma, b.vega, b.theta, b.rho, b.provider::VARCHAR"
+)
+
+
+def _apply_chains(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> None:
+    rows, may_repeat = _tag_events(batch, lambda ev: (ev.symbol, ev.snapshot_date), _duplicate_contracts)
+    updated = _bulk_upsert(
+        con, "option_snapshots", rows, ("underlying", "snapshot_date", "contract_symbol"), CHAIN_COLUMNS, may_repeat
+    )
+    assets, marks = [], {}
+    for index, (_, ev) in enumerate(batch):
+        assert isinstance(ev, ChainSnapshotted)
+        n_updated = int(updated.get(index, 0))
+        day = datetime.combine(ev.snapshot_date, datetime.min.time())
+        assets.append(
+            {
+                "ord": index, "run_id": ev.run_id, "asset_key": "options_snapshot_file", "asset_kind": "table",
+                "partition_key": f"{ev.symbol}|{ev.snapshot_date}", "status": "success",
+                "rows_inserted": ev.row_count - n_updated, "rows_updated": n_updated, "bytes_written": len(ev.rows),
+                "min_event_ts": day, "max_event_ts": day, "extra_json": json.dumps({"provider": ev.provider}),
+                "started_at": naive_utc(ev.started_at), "ended_at": naive_utc(ev.ended_at),
+            }
+        )
+        if ev.row_count:
+            _advance(marks, ev.symbol, day, ev)
+    _upsert_assets(con, assets)
+    _upsert_watermarks(con, "options_snapshot_file", marks)
+
+
+Marks = dict[str, tuple[datetime, datetime | None, str]]
+
+
+def _advance(marks: Marks, scope: str, watermark: datetime, event: Any) -> None:
+    """Fold one event into a batch's watermarks exactly as the SQL upsert folds batches together:
+    the watermark is the maximum seen, `updated_at` and `last_run_id` come from the latest event."""
+    previous = marks.get(scope)
+    highest = watermark if previous is None else max(previous[0], watermark)
+    marks[scope] = (highest, naive_utc(event.ts), event.run_id)
+
+
+def _upsert_watermarks(con: duckdb.DuckDBPyConnection, asset_key: str, marks: Marks) -> None:
     """Advance watermarks; a backfill of older data never moves a watermark backwards."""
     if not marks:
         return
@@ -306,6 +379,7 @@ APPLIERS: dict[type[Message], Callable[[duckdb.DuckDBPyConnection, Sequence[Appl
     RunStarted: _apply_run_started,
     RunFinished: _apply_run_finished,
     CandlesIngested: _apply_candles,
+    ChainSnapshotted: _apply_chains,
     AssetFailed: _apply_asset_failed,
     TradeUpdated: _apply_trade_updates,
     AssetChecked: _apply_checks,

@@ -45,6 +45,30 @@ CREATE TABLE IF NOT EXISTS candles_daily (
   PRIMARY KEY (symbol, date)
 );
 
+CREATE TABLE IF NOT EXISTS option_snapshots (
+  underlying      VARCHAR NOT NULL,
+  snapshot_date   DATE NOT NULL,
+  contract_symbol VARCHAR NOT NULL,   -- OCC compact form
+  expiry          DATE NOT NULL,
+  put_call        VARCHAR NOT NULL,   -- 'C' or 'P' (`right` on the wire; RIGHT is an SQL keyword)
+  strike          DOUBLE NOT NULL,
+  spot            DOUBLE NOT NULL,
+  bid             DOUBLE NOT NULL,
+  ask             DOUBLE NOT NULL,
+  last            DOUBLE NOT NULL,
+  mark            DOUBLE NOT NULL,
+  volume          BIGINT NOT NULL,
+  open_interest   BIGINT NOT NULL,
+  iv              DOUBLE NOT NULL,
+  delta           DOUBLE NOT NULL,
+  gamma           DOUBLE NOT NULL,
+  vega            DOUBLE NOT NULL,
+  theta           DOUBLE NOT NULL,
+  rho             DOUBLE NOT NULL,
+  provider        VARCHAR NOT NULL,
+  PRIMARY KEY (underlying, snapshot_date, contract_symbol)
+);
+
 CREATE TABLE IF NOT EXISTS trade_updates (
   event_id  VARCHAR PRIMARY KEY,
   ts        TIMESTAMP NOT NULL,
@@ -121,6 +145,7 @@ CREATE TABLE IF NOT EXISTS meta.asset_checks (
 # Tables whose content is a pure function of the journal (compared by the rebuild test).
 PROJECTED_TABLES = (
     "candles_daily",
+    "option_snapshots",
     "trade_updates",
     "meta.ingestion_runs",
     "meta.ingestion_run_assets",

@@ -16,8 +16,9 @@ import duckdb
 from bus.arrow_ipc import to_ipc
 from bus.codec import encode
 from bus.journal import Journal
-from contracts import AssetFailed, CandlesIngested, Message, RunFinished, RunStarted, TradeUpdated
+from contracts import AssetFailed, CandlesIngested, ChainSnapshotted, Message, RunFinished, RunStarted, TradeUpdated
 from oh.providers.sim import SimProvider
+from oh.providers.sim_options import option_chain
 from services.ledger import schema
 from services.ledger.warehouse import Warehouse
 
@@ -65,6 +66,15 @@ def candles(
         run_id=run_id, symbol=symbol, provider=provider,
         first_date=dates[0] if dates else start, last_date=dates[-1] if dates else end,
         row_count=table.num_rows, rows=to_ipc(table), started_at=at(t), ended_at=at(t + 0.5), ts=at(t + 0.5),
+    )
+
+
+def chain(symbol: str, day: date, run_id: str, t: float = 1.0) -> ChainSnapshotted:
+    """A ChainSnapshotted carrying the sim market's full option chain for symbol on day."""
+    table = option_chain(symbol, day)
+    return ChainSnapshotted(
+        run_id=run_id, symbol=symbol, provider="sim", snapshot_date=day, row_count=table.num_rows,
+        rows=to_ipc(table), started_at=at(t), ended_at=at(t + 0.5), ts=at(t + 0.5),
     )
 
 

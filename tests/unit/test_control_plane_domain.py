@@ -49,18 +49,21 @@ def test_missing_ranges_merge_consecutive_sessions_across_weekends() -> None:
 
 
 def test_planner_golden_output() -> None:
-    """A known set of gaps gives exactly this ordered plan: upstream first, shared ranges merged, sorted."""
+    """A known set of gaps gives exactly this ordered plan: upstream first (candles, then snapshots; flow has
+    no backfill job yet and is left out), shared ranges merged, sorted."""
     gaps = [
         Gap("options_flow", "AAPL", date(2025, 3, 3), date(2025, 3, 7), 5),
         Gap("candles_daily", "MSFT", date(2025, 3, 10), date(2025, 3, 14), 5),
         Gap("candles_daily", "AAPL", date(2025, 3, 10), date(2025, 3, 14), 5),
         Gap("candles_daily", "SPY", date(2025, 2, 3), date(2025, 2, 4), 2),
         Gap("candles_daily", "AAPL", date(2025, 3, 20), date(2025, 3, 20), 1),
+        Gap("options_snapshot_file", "AAPL", date(2025, 1, 6), date(2025, 1, 8), 3),
     ]
     assert [str(c) for c in plan(gaps)] == [
         "oh emit ingest-candles --symbols SPY --start 2025-02-03 --end 2025-02-04",
         "oh emit ingest-candles --symbols AAPL,MSFT --start 2025-03-10 --end 2025-03-14",
         "oh emit ingest-candles --symbols AAPL --start 2025-03-20 --end 2025-03-20",
+        "oh emit snapshot-options --symbols AAPL --start 2025-01-06 --end 2025-01-08",
     ]
     assert [str(c) for c in plan(list(reversed(gaps)))] == [str(c) for c in plan(gaps)]
 

@@ -20,6 +20,7 @@ from oh.providers.sim import SimProvider
 from services.ledger import projections, schema, warehouse
 from services.ledger.warehouse import Warehouse
 from tests.unit.factories import (
+    chain,
     MiniLedger,
     asset_failed,
     at,
@@ -62,6 +63,9 @@ def _scenario() -> list[Message]:
                               CheckRecord("positive_prices", "error", "pass", "ok", '{"rows": 39}')]),
         run_started("r2", 10),
         candles("AAPL", date(2025, 3, 1), date(2025, 3, 31), "r2", t=11),
+        chain("AAPL", date(2025, 3, 3), "r2", t=11.2),
+        chain("AAPL", date(2025, 3, 4), "r2", t=11.4),
+        chain("AAPL", date(2025, 3, 3), "r2", t=11.6),  # a re-snapshot: rows updated, not duplicated
         run_finished("r2", 12),
     ]
 
