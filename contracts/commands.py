@@ -9,10 +9,10 @@ from contracts.base import Command
 
 RUN_NAMESPACE = uuid.UUID("6f1c3f0e-8d2a-4f4e-9a59-0b3f2a7c9e11")
 
-JOB_OF_COMMAND = {"IngestCandles": "ingest_candles", "RunChecks": "run_checks", "SnapshotOptions": "snapshot_options"}
+JOB_OF_COMMAND = {"IngestCandles": "ingest_candles", "RunChecks": "run_checks", "SnapshotOptions": "snapshot_options", "ComputeFlow": "compute_flow"}
 
 # Which worker runs each job (the ledger marks a run abandoned when that worker goes silent).
-SERVICE_OF_JOB = {"ingest_candles": "ingest", "run_checks": "checks", "snapshot_options": "snapshot"}
+SERVICE_OF_JOB = {"ingest_candles": "ingest", "run_checks": "checks", "snapshot_options": "snapshot", "compute_flow": "flow"}
 
 
 def run_id_for(command_id: str, job_name: str) -> str:
@@ -43,3 +43,14 @@ class SnapshotOptions(Command, kw_only=True):
     start: date
     end: date
     provider: str = "sim"
+
+
+class ComputeFlow(Command, kw_only=True):
+    """Compute open-interest/volume flow for each symbol over the `window` sessions ending at `as_of`
+    (job `compute_flow`), every grouping at once. Sent by the flow worker after a snapshot run, or by
+    `oh emit compute-flow`; `parent_run_id` links it to the run whose data it used."""
+
+    symbols: list[str]
+    as_of: date
+    window: int = 1
+    parent_run_id: str | None = None

@@ -57,9 +57,11 @@ class CandlesIngested(Event, kw_only=True):
 
 
 class AssetFailed(Event, kw_only=True):
-    """One asset partition of a run failed (for example one symbol); other partitions go on."""
+    """One asset partition of a run failed (for example one symbol), or was `skipped` (nothing to do);
+    other partitions go on. Only `failed` partitions fail the run."""
 
     run_id: str
+    status: str = "failed"
     asset_key: str
     asset_kind: str = "table"
     partition_key: str
@@ -112,6 +114,20 @@ class ChainSnapshotted(Event, kw_only=True):
     symbol: str
     provider: str
     snapshot_date: date
+    row_count: int
+    rows: bytes
+    started_at: datetime
+    ended_at: datetime
+
+
+class FlowComputed(Event, kw_only=True):
+    """Flow rows of one symbol for the window ending at `as_of`, every grouping (Arrow IPC, oh.flow's
+    GROUP_FLOW_SCHEMA); upserted into `options_flow` on its persisted key."""
+
+    run_id: str
+    symbol: str
+    as_of: date
+    window: int
     row_count: int
     rows: bytes
     started_at: datetime

@@ -9,13 +9,13 @@ import pyarrow as pa
 
 CANDLES = pa.schema(
     [
-        ("symbol", pa.string()),
-        ("date", pa.date32()),
-        ("open", pa.float64()),
-        ("high", pa.float64()),
-        ("low", pa.float64()),
-        ("close", pa.float64()),
-        ("volume", pa.int64()),
+        pa.field("symbol", pa.string(), nullable=False),
+        pa.field("date", pa.date32(), nullable=False),
+        pa.field("open", pa.float64(), nullable=False),
+        pa.field("high", pa.float64(), nullable=False),
+        pa.field("low", pa.float64(), nullable=False),
+        pa.field("close", pa.float64(), nullable=False),
+        pa.field("volume", pa.int64(), nullable=False),
     ]
 )
 
@@ -42,5 +42,30 @@ CHAIN = pa.schema(
         pa.field("vega", pa.float64(), nullable=False),
         pa.field("theta", pa.float64(), nullable=False),
         pa.field("rho", pa.float64(), nullable=False),
+    ]
+)
+
+# Flow rows of one symbol and window, every grouping (see oh/flow.py and docs/flow.md).
+FLOW = pa.schema(
+    [
+        pa.field("symbol", pa.string()),
+        pa.field("from_date", pa.date32()),
+        pa.field("to_date", pa.date32()),
+        pa.field("window", pa.int32()),
+        pa.field("group_by", pa.string()),
+        pa.field("row_key", pa.string()),
+        pa.field("right", pa.string()),
+        pa.field("expiry", pa.date32()),
+        pa.field("strike", pa.float64()),
+        pa.field("oi_before", pa.int64()),
+        pa.field("oi_today", pa.int64()),
+        pa.field("d_oi", pa.int64()),
+        pa.field("d_oi_notional", pa.float64()),
+        pa.field("volume", pa.int64()),
+        pa.field("volume_notional", pa.float64()),
+        pa.field("volume_oi_ratio", pa.float64()),
+        pa.field("delta_notional", pa.float64()),
+        pa.field("rows", pa.int64()),
+        pa.field("label", pa.string()),
     ]
 )

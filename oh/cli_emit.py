@@ -54,9 +54,18 @@ def _follow(home: Home, run_id: str, job: str, total: int, from_seq: int, timeou
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from bus.subscriber import Subscriber
-    from contracts import AssetChecked, AssetFailed, CandlesIngested, ChainSnapshotted, RunFinished, RunStarted
+    from contracts import (
+        AssetChecked,
+        AssetFailed,
+        CandlesIngested,
+        ChainSnapshotted,
+        FlowComputed,
+        RunFinished,
+        RunStarted,
+    )
 
-    types = ["RunStarted", "CandlesIngested", "ChainSnapshotted", "AssetFailed", "AssetChecked", "RunFinished"]
+    types = ["RunStarted", "CandlesIngested", "ChainSnapshotted", "FlowComputed", "AssetFailed", "AssetChecked",
+             "RunFinished"]
     subscriber = Subscriber(home, types=types, from_seq=from_seq)
     partitions: set[str] = set()
     rows = 0
@@ -82,6 +91,9 @@ def _follow(home: Home, run_id: str, job: str, total: int, from_seq: int, timeou
                 elif isinstance(event, ChainSnapshotted):
                     rows += event.row_count
                     partitions.add(f"{event.symbol}|{event.snapshot_date}")
+                elif isinstance(event, FlowComputed):
+                    rows += event.row_count
+                    partitions.add(f"{event.symbol}|{event.as_of}")
                 elif isinstance(event, AssetFailed | AssetChecked):
                     partitions.add(event.partition_key or "")
                 elif isinstance(event, RunFinished):
@@ -187,3 +199,25 @@ def snapshot_options(
         fail(f"no NYSE session between {first} and {last}", 2)
     command = SnapshotOptions(symbols=symbol_list, start=first, end=last, provider=provider)
     emit_and_wait(command, len(symbol_list) * len(calendar.sessions(first, last)), wait, timeout)
+
+
+@emit_app.command("compute-flow")
+def compute_flow(
+    symbols: str = typer.Option(..., help="Comma-separated underlyings with stored snapshots."),
+    as_of: str = typer.Option(..., "--as-of", help="The session the window ends at, YYYY-MM-DD."),
+    window: int = typer.Option(1, help="Number of consecutive snapshot pairs in the window."),
+    wait: bool = typer.Option(False, "--wait", help="Show progress; exit non-zero if the run fails."),
+    timeout: float = typer.Option(3600.0, help="With --wait, give up after this many seconds."),
+) -> None:
+    """Compute open-interest/volume flow (job compute_flow, asset options_flow), every grouping at once."""
+    from contracts import ComputeFlow
+    from oh.symbols import BadSymbol, parse_symbols
+
+    try:
+        symbol_list = parse_symbols(symbols)
+    except BadSymbol as exc:
+        fail(str(exc), 2)
+    if window < 1:
+        fail(f"--window must be at least 1, got {window}", 2)
+    command = ComputeFlow(symbols=symbol_list, as_of=_parse_date(as_of, "--as-of"), window=window)
+    emit_and_wait(command, len(symbol_list), wait, timeout)

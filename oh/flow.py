@@ -17,6 +17,8 @@ from datetime import date
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+
+from contracts import rows
 import pyarrow.compute as pc
 
 CONTRACT_MULTIPLIER = 100  # shares per equity option contract
@@ -51,29 +53,7 @@ CONTRACT_FLOW_SCHEMA = pa.schema(
 
 _SUMMED = ("oi_before", "oi_today", "d_oi", "d_oi_notional", "volume", "volume_notional", "delta_notional")
 
-GROUP_FLOW_SCHEMA = pa.schema(
-    [
-        pa.field("symbol", pa.string()),
-        pa.field("from_date", pa.date32()),
-        pa.field("to_date", pa.date32()),
-        pa.field("window", pa.int32()),
-        pa.field("group_by", pa.string()),
-        pa.field("row_key", pa.string()),
-        pa.field("right", pa.string()),
-        pa.field("expiry", pa.date32()),
-        pa.field("strike", pa.float64()),
-        pa.field("oi_before", pa.int64()),
-        pa.field("oi_today", pa.int64()),
-        pa.field("d_oi", pa.int64()),
-        pa.field("d_oi_notional", pa.float64()),
-        pa.field("volume", pa.int64()),
-        pa.field("volume_notional", pa.float64()),
-        pa.field("volume_oi_ratio", pa.float64()),
-        pa.field("delta_notional", pa.float64()),
-        pa.field("rows", pa.int64()),
-        pa.field("label", pa.string()),
-    ]
-)
+GROUP_FLOW_SCHEMA = rows.FLOW  # the wire schema of flow rows (contracts/rows.py)
 
 # The natural key a flow row is persisted (upserted) under.
 PERSISTED_KEY = ("symbol", "from_date", "to_date", "window", "group_by", "row_key")

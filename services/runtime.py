@@ -93,6 +93,16 @@ class RunContext:
         """Send an event belonging to this run (kept until the ledger acknowledges it)."""
         self.worker.producer.send(event)
 
+    def asset_skipped(self, asset_key: str, partition_key: str, reason: str, started_at: datetime) -> None:
+        """Record that one partition had nothing to do (it does not fail the run)."""
+        log.info("%s %s %s skipped: %s", self.job_name, asset_key, partition_key, reason)
+        self.emit(
+            AssetFailed(
+                run_id=self.run_id, asset_key=asset_key, partition_key=partition_key, status="skipped",
+                error_type="Skipped", error_message=reason, started_at=started_at, ended_at=utc_now(),
+            )
+        )
+
     def asset_failed(self, asset_key: str, partition_key: str, exc: BaseException, started_at: datetime) -> None:
         """Record that one partition failed; the job goes on with the others."""
         log.warning("%s %s %s failed: %s", self.job_name, asset_key, partition_key, one_line(exc))
@@ -234,13 +244,14 @@ class Worker:
             log.warning("skip %s command %s: %.0fs old, past the %.0fs TTL", job_name, command.id, age, COMMAND_TTL_SECONDS)
             return
         args = msgspec.to_builtins(command)
-        for key in ("id", "ts", "v", "type", "triggered_by"):
+        for key in ("id", "ts", "v", "type", "triggered_by", "parent_run_id"):
             args.pop(key, None)
         started = utc_now()
         clock = time.perf_counter()
         self.producer.send(
             RunStarted(
                 run_id=run_id, job_name=job_name, service=self.name, command_id=command.id,
+                parent_run_id=getattr(command, "parent_run_id", None),
                 triggered_by=getattr(command, "triggered_by", "cli"), provider=args.get("provider"),
                 args_json=json.dumps(args, sort_keys=True, default=str), app_version=__version__,
                 git_sha=os.environ.get("OH_GIT_SHA"), started_at=started,

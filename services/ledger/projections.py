@@ -28,6 +28,7 @@ from contracts import (
     AssetFailed,
     CandlesIngested,
     ChainSnapshotted,
+    FlowComputed,
     Message,
     RunFinished,
     RunStarted,
@@ -58,9 +59,10 @@ def utc_column(values: Sequence[datetime | None]) -> pa.Array:
 # -- validation at the door (before anything is journaled) -----------------------------------
 def validate(message: Message) -> None:
     """Reject an event whose payload a projection could not apply (bad Arrow bytes, wrong schema)."""
-    if isinstance(message, CandlesIngested | ChainSnapshotted):
+    if isinstance(message, CandlesIngested | ChainSnapshotted | FlowComputed):
         kind = type(message).__name__
-        schema = row_schemas.CANDLES if isinstance(message, CandlesIngested) else row_schemas.CHAIN
+        schema = {CandlesIngested: row_schemas.CANDLES, ChainSnapshotted: row_schemas.CHAIN,
+                  FlowComputed: row_schemas.FLOW}[type(message)]
         try:
             table = from_ipc(message.rows)
             table.validate(full=True)  # out-of-range offsets would crash DuckDB, and every replay after it
@@ -68,7 +70,7 @@ def validate(message: Message) -> None:
             raise FrameError(f"{kind}.rows is not a valid Arrow IPC stream: {exc}") from None
         if not table.schema.equals(schema):
             raise FrameError(f"{kind}.rows schema mismatch: {table.schema.names}")
-        nulls = [name for name, column in zip(table.column_names, table.columns, strict=True) if column.null_count]
+        nulls = [f.name for f, column in zip(schema, table.columns, strict=True) if not f.nullable and column.null_count]
         if nulls:
             raise FrameError(f"{kind}.rows has nulls in {', '.join(nulls)}")
         if table.num_rows != message.row_count:
@@ -181,8 +183,9 @@ def _tag_events(
     batch: Sequence[Applied],
     scope: Callable[[Any], object],
     repeats_within: Callable[[pa.Table], bool],
+    with_provider: bool = True,
 ) -> tuple[pa.Table, bool]:
-    """Concatenate the events' Arrow rows with an `_ev` index and a dictionary-encoded `provider`.
+    """Concatenate the events' Arrow rows with an `_ev` index (and a dictionary-encoded `provider`).
 
     Also says whether a key may repeat within the batch: two events for one scope (symbol, or
     symbol and day), or `repeats_within` one event's rows.
@@ -194,8 +197,9 @@ def _tag_events(
         may_repeat = may_repeat or repeats_within(table)
         tables.append(table.append_column("_ev", pa.array(np.full(table.num_rows, index, dtype=np.int32))))
     rows = pa.concat_tables(tables)
-    names = pa.array([ev.provider for _, ev in batch], pa.string())  # type: ignore[attr-defined]
-    rows = rows.append_column("provider", pa.DictionaryArray.from_arrays(rows.column("_ev").combine_chunks(), names))
+    if with_provider:
+        names = pa.array([ev.provider for _, ev in batch], pa.string())  # type: ignore[attr-defined]
+        rows = rows.append_column("provider", pa.DictionaryArray.from_arrays(rows.column("_ev").combine_chunks(), names))
     return rows, may_repeat
 
 
@@ -277,6 +281,40 @@ def _advance(marks: Marks, scope: str, watermark: datetime, event: Any) -> None:
     marks[scope] = (highest, naive_utc(event.ts), event.run_id)
 
 
+FLOW_COLUMNS = (
+    "b.symbol, b.from_date, b.to_date, b.window, b.group_by, b.row_key, b.right, b.expiry, b.strike, "
+    "b.oi_before, b.oi_today, b.d_oi, b.d_oi_notional, b.volume, b.volume_notional, b.volume_oi_ratio, "
+    "b.delta_notional, b.rows, b.label"
+)
+
+
+def _apply_flow(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> None:
+    rows, may_repeat = _tag_events(batch, lambda ev: (ev.symbol, ev.as_of, ev.window), lambda _: False, False)
+    rows = rows.rename_columns(["window_sessions" if n == "window" else n for n in rows.column_names])
+    updated = _bulk_upsert(
+        con, "options_flow", rows, ("symbol", "from_date", "to_date", "window_sessions", "group_by", "row_key"),
+        FLOW_COLUMNS.replace("b.window,", "b.window_sessions,"), may_repeat,
+    )
+    assets, marks = [], {}
+    for index, (_, ev) in enumerate(batch):
+        assert isinstance(ev, FlowComputed)
+        n_updated = int(updated.get(index, 0))
+        day = datetime.combine(ev.as_of, datetime.min.time())
+        assets.append(
+            {
+                "ord": index, "run_id": ev.run_id, "asset_key": "options_flow", "asset_kind": "table",
+                "partition_key": f"{ev.symbol}|{ev.as_of}", "status": "success",
+                "rows_inserted": ev.row_count - n_updated, "rows_updated": n_updated, "bytes_written": len(ev.rows),
+                "min_event_ts": day, "max_event_ts": day, "extra_json": json.dumps({"window": ev.window}),
+                "started_at": naive_utc(ev.started_at), "ended_at": naive_utc(ev.ended_at),
+            }
+        )
+        if ev.row_count:
+            _advance(marks, ev.symbol, day, ev)
+    _upsert_assets(con, assets)
+    _upsert_watermarks(con, "options_flow", marks)
+
+
 def _upsert_watermarks(con: duckdb.DuckDBPyConnection, asset_key: str, marks: Marks) -> None:
     """Advance watermarks; a backfill of older data never moves a watermark backwards."""
     if not marks:
@@ -312,7 +350,7 @@ def _apply_asset_failed(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]
         assets.append(
             {
                 "ord": index, "run_id": ev.run_id, "asset_key": ev.asset_key, "asset_kind": ev.asset_kind,
-                "partition_key": ev.partition_key, "status": "failed", "rows_inserted": None,
+                "partition_key": ev.partition_key, "status": ev.status, "rows_inserted": None,
                 "rows_updated": None, "bytes_written": None, "min_event_ts": None, "max_event_ts": None,
                 "extra_json": json.dumps({"error_type": ev.error_type, "error_message": ev.error_message}),
                 "started_at": naive_utc(ev.started_at), "ended_at": naive_utc(ev.ended_at),
@@ -380,6 +418,7 @@ APPLIERS: dict[type[Message], Callable[[duckdb.DuckDBPyConnection, Sequence[Appl
     RunFinished: _apply_run_finished,
     CandlesIngested: _apply_candles,
     ChainSnapshotted: _apply_chains,
+    FlowComputed: _apply_flow,
     AssetFailed: _apply_asset_failed,
     TradeUpdated: _apply_trade_updates,
     AssetChecked: _apply_checks,

@@ -69,6 +69,29 @@ CREATE TABLE IF NOT EXISTS option_snapshots (
   PRIMARY KEY (underlying, snapshot_date, contract_symbol)
 );
 
+CREATE TABLE IF NOT EXISTS options_flow (
+  symbol          VARCHAR NOT NULL,
+  from_date       DATE NOT NULL,
+  to_date         DATE NOT NULL,
+  window_sessions INTEGER NOT NULL,   -- the flow's window (WINDOW is an SQL keyword)
+  group_by        VARCHAR NOT NULL,   -- contract | strike | expiry | expiry-strike
+  row_key         VARCHAR NOT NULL,
+  put_call        VARCHAR,
+  expiry          DATE,
+  strike          DOUBLE,
+  oi_before       BIGINT,
+  oi_today        BIGINT,
+  d_oi            BIGINT,
+  d_oi_notional   DOUBLE,
+  volume          BIGINT,
+  volume_notional DOUBLE,
+  volume_oi_ratio DOUBLE,
+  delta_notional  DOUBLE,
+  rows            BIGINT,
+  label           VARCHAR,
+  PRIMARY KEY (symbol, from_date, to_date, window_sessions, group_by, row_key)
+);
+
 CREATE TABLE IF NOT EXISTS trade_updates (
   event_id  VARCHAR PRIMARY KEY,
   ts        TIMESTAMP NOT NULL,
@@ -146,6 +169,7 @@ CREATE TABLE IF NOT EXISTS meta.asset_checks (
 PROJECTED_TABLES = (
     "candles_daily",
     "option_snapshots",
+    "options_flow",
     "trade_updates",
     "meta.ingestion_runs",
     "meta.ingestion_run_assets",

@@ -16,7 +16,7 @@ import duckdb
 from bus.arrow_ipc import to_ipc
 from bus.codec import encode
 from bus.journal import Journal
-from contracts import AssetFailed, CandlesIngested, ChainSnapshotted, Message, RunFinished, RunStarted, TradeUpdated
+from contracts import AssetFailed, CandlesIngested, ChainSnapshotted, FlowComputed, Message, RunFinished, RunStarted, TradeUpdated
 from oh.providers.sim import SimProvider
 from oh.providers.sim_options import option_chain
 from services.ledger import schema
@@ -75,6 +75,20 @@ def chain(symbol: str, day: date, run_id: str, t: float = 1.0) -> ChainSnapshott
     return ChainSnapshotted(
         run_id=run_id, symbol=symbol, provider="sim", snapshot_date=day, row_count=table.num_rows,
         rows=to_ipc(table), started_at=at(t), ended_at=at(t + 0.5), ts=at(t + 0.5),
+    )
+
+
+def flow(symbol: str, before: date, day: date, run_id: str, t: float = 1.0) -> FlowComputed:
+    """A FlowComputed carrying oh.flow's rows (every grouping) between two sim chains."""
+    import pyarrow as pa
+
+    from oh import flow as flow_core
+
+    contracts = flow_core.contract_flow(option_chain(symbol, before), option_chain(symbol, day))
+    table = pa.concat_tables([flow_core.group_flow(contracts, g, 1) for g in flow_core.GROUP_BYS])
+    return FlowComputed(
+        run_id=run_id, symbol=symbol, as_of=day, window=1, row_count=table.num_rows, rows=to_ipc(table),
+        started_at=at(t), ended_at=at(t + 0.5), ts=at(t + 0.5),
     )
 
 

@@ -1,0 +1,76 @@
+"""Flow chained after snapshots: a snapshot run triggers compute_flow runs that land `options_flow`."""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+
+import pyarrow as pa
+import pytest
+
+from oh import flow
+from oh.home import Home
+from oh.providers.sim_options import option_chain
+from tests.integration.conftest import Stack, run_oh
+from tests.processes import Service, wait_for_heartbeat
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def pipeline(home: Home):  # type: ignore[no-untyped-def]
+    services = Stack(home)
+    services.start_ledger()
+    extra = [Service(home, name).start() for name in ("snapshot", "flow")]
+    for name in ("snapshot", "flow"):
+        wait_for_heartbeat(home, name)
+    yield services
+    for service in extra:
+        service.stop()
+    services.stop()
+
+
+def _wait_runs(stack: Stack, count: int) -> list[dict]:  # type: ignore[type-arg]
+    deadline = time.monotonic() + 60
+    while True:
+        runs = stack.client.query(
+            "SELECT run_id, status, triggered_by, parent_run_id, args_json FROM meta.ingestion_runs "
+            "WHERE job_name = 'compute_flow' AND status != 'started' ORDER BY args_json"
+        ).to_pylist()
+        if len(runs) >= count:
+            return runs
+        assert time.monotonic() < deadline, f"only {len(runs)} compute_flow runs finished"
+        time.sleep(0.1)
+
+
+def test_snapshot_run_triggers_flow_for_each_session(pipeline: Stack) -> None:
+    """Snapshots of two sessions start one compute_flow run per session (linked, triggered_by pipeline): the
+    first has no earlier snapshot and is skipped, the second lands exactly oh.flow's rows."""
+    snap = run_oh("emit", "snapshot-options", "--symbols", "AAPL,SPY", "--start", "2025-06-02", "--end", "2025-06-03", "--wait")
+    assert snap.returncode == 0, snap.stderr
+    snapshot_run = pipeline.scalar("SELECT run_id FROM meta.ingestion_runs WHERE job_name = 'snapshot_options'")
+    runs = _wait_runs(pipeline, 2)
+    assert [(r["status"], r["triggered_by"], r["parent_run_id"]) for r in runs] == [("success", "pipeline", snapshot_run)] * 2
+    assets = pipeline.client.query(
+        "SELECT partition_key, status FROM meta.ingestion_run_assets WHERE asset_key = 'options_flow' ORDER BY 1"
+    ).to_pylist()
+    assert [(a["partition_key"], a["status"]) for a in assets] == [
+        ("AAPL|2025-06-02", "skipped"), ("AAPL|2025-06-03", "success"),
+        ("SPY|2025-06-02", "skipped"), ("SPY|2025-06-03", "success"),
+    ]
+    before, today = option_chain("AAPL", date(2025, 6, 2)), option_chain("AAPL", date(2025, 6, 3))
+    contracts = flow.contract_flow(before, today)
+    expected = pa.concat_tables([flow.group_flow(contracts, g, 1) for g in flow.GROUP_BYS])
+    stored = pipeline.client.query(
+        "SELECT group_by, label, count(*) AS n FROM options_flow WHERE symbol = 'AAPL' AND to_date = '2025-06-03' "
+        "GROUP BY ALL ORDER BY ALL"
+    ).to_pylist()
+    want = expected.group_by(["group_by", "label"]).aggregate([("row_key", "count")]).to_pylist()
+    assert stored == sorted(({"group_by": w["group_by"], "label": w["label"], "n": w["row_key_count"]} for w in want),
+                            key=lambda r: (r["group_by"], r["label"]))
+    labels = {r["label"] for r in stored if r["group_by"] == "contract"}
+    assert {"building", "unwinding"} <= labels
+
+    again = run_oh("emit", "compute-flow", "--symbols", "AAPL", "--as-of", "2025-06-03", "--wait")
+    assert again.returncode == 0, again.stderr
+    assert pipeline.scalar("SELECT count(*) FROM options_flow WHERE symbol = 'AAPL'") == expected.num_rows
