@@ -9,6 +9,7 @@ from __future__ import annotations
 from contracts.base import SCHEMA_VERSION, Command, Event, Message, new_id, utc_now
 from contracts.commands import (
     JOB_OF_COMMAND,
+    ComputeDerived,
     ComputeFlow,
     SERVICE_OF_JOB,
     IngestCandles,
@@ -23,6 +24,7 @@ from contracts.events import (
     CandlesIngested,
     ChainSnapshotted,
     CheckRecord,
+    DerivedComputed,
     FlowComputed,
     RunFinished,
     RunStarted,
@@ -30,22 +32,24 @@ from contracts.events import (
 )
 
 AnyMessage = (
-    IngestCandles | RunChecks | SnapshotOptions | ComputeFlow | RunStarted | RunFinished | CandlesIngested
-    | ChainSnapshotted | FlowComputed | AssetFailed | AssetChecked | TradeUpdated | Heartbeat
+    IngestCandles | RunChecks | SnapshotOptions | ComputeFlow | ComputeDerived | RunStarted | RunFinished
+    | CandlesIngested | ChainSnapshotted | FlowComputed | DerivedComputed | AssetFailed | AssetChecked
+    | TradeUpdated | Heartbeat
 )
 
 MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.__name__: cls
     for cls in (
-        IngestCandles, RunChecks, SnapshotOptions, ComputeFlow, RunStarted, RunFinished, CandlesIngested,
-        ChainSnapshotted, FlowComputed, AssetFailed, AssetChecked, TradeUpdated, Heartbeat,
+        IngestCandles, RunChecks, SnapshotOptions, ComputeFlow, ComputeDerived, RunStarted, RunFinished,
+        CandlesIngested, ChainSnapshotted, FlowComputed, DerivedComputed, AssetFailed, AssetChecked,
+        TradeUpdated, Heartbeat,
     )
 }
 
 EPHEMERAL_TYPES = frozenset({"Heartbeat"})
 
 __all__ = [
-    "SCHEMA_VERSION", "AnyMessage", "ComputeFlow", "FlowComputed", "ChainSnapshotted", "SnapshotOptions", "AssetChecked", "AssetFailed", "CheckRecord", "RunChecks", "SERVICE_OF_JOB", "CandlesIngested", "Command", "EPHEMERAL_TYPES",
+    "SCHEMA_VERSION", "AnyMessage", "ComputeDerived", "DerivedComputed", "ComputeFlow", "FlowComputed", "ChainSnapshotted", "SnapshotOptions", "AssetChecked", "AssetFailed", "CheckRecord", "RunChecks", "SERVICE_OF_JOB", "CandlesIngested", "Command", "EPHEMERAL_TYPES",
     "Event", "Heartbeat", "IngestCandles", "MESSAGE_TYPES", "Message", "RunFinished", "RunStarted",
     "TradeUpdated", "JOB_OF_COMMAND", "new_id", "run_id_for", "utc_now",
 ]

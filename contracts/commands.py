@@ -9,10 +9,10 @@ from contracts.base import Command
 
 RUN_NAMESPACE = uuid.UUID("6f1c3f0e-8d2a-4f4e-9a59-0b3f2a7c9e11")
 
-JOB_OF_COMMAND = {"IngestCandles": "ingest_candles", "RunChecks": "run_checks", "SnapshotOptions": "snapshot_options", "ComputeFlow": "compute_flow"}
+JOB_OF_COMMAND = {"IngestCandles": "ingest_candles", "RunChecks": "run_checks", "SnapshotOptions": "snapshot_options", "ComputeFlow": "compute_flow", "ComputeDerived": "compute_derived"}
 
 # Which worker runs each job (the ledger marks a run abandoned when that worker goes silent).
-SERVICE_OF_JOB = {"ingest_candles": "ingest", "run_checks": "checks", "snapshot_options": "snapshot", "compute_flow": "flow"}
+SERVICE_OF_JOB = {"ingest_candles": "ingest", "run_checks": "checks", "snapshot_options": "snapshot", "compute_flow": "flow", "compute_derived": "derived"}
 
 
 def run_id_for(command_id: str, job_name: str) -> str:
@@ -53,4 +53,13 @@ class ComputeFlow(Command, kw_only=True):
     symbols: list[str]
     as_of: date
     window: int = 1
+    parent_run_id: str | None = None
+
+
+class ComputeDerived(Command, kw_only=True):
+    """Compute the derived-metrics row of each symbol for session `as_of` (job `compute_derived`), from
+    that session's chain, the closes up to it and earlier rows only. Sent after each flow run."""
+
+    symbols: list[str]
+    as_of: date
     parent_run_id: str | None = None

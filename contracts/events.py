@@ -132,3 +132,16 @@ class FlowComputed(Event, kw_only=True):
     rows: bytes
     started_at: datetime
     ended_at: datetime
+
+
+class DerivedComputed(Event, kw_only=True):
+    """The derived-metrics row of one symbol and session (Arrow IPC, contracts.rows.DERIVED), upserted
+    into `derived_daily` on (symbol, session_date)."""
+
+    run_id: str
+    symbol: str
+    as_of: date
+    row_count: int
+    rows: bytes
+    started_at: datetime
+    ended_at: datetime

@@ -59,13 +59,14 @@ def _follow(home: Home, run_id: str, job: str, total: int, from_seq: int, timeou
         AssetFailed,
         CandlesIngested,
         ChainSnapshotted,
+        DerivedComputed,
         FlowComputed,
         RunFinished,
         RunStarted,
     )
 
-    types = ["RunStarted", "CandlesIngested", "ChainSnapshotted", "FlowComputed", "AssetFailed", "AssetChecked",
-             "RunFinished"]
+    types = ["RunStarted", "CandlesIngested", "ChainSnapshotted", "FlowComputed", "DerivedComputed", "AssetFailed",
+             "AssetChecked", "RunFinished"]
     subscriber = Subscriber(home, types=types, from_seq=from_seq)
     partitions: set[str] = set()
     rows = 0
@@ -91,7 +92,7 @@ def _follow(home: Home, run_id: str, job: str, total: int, from_seq: int, timeou
                 elif isinstance(event, ChainSnapshotted):
                     rows += event.row_count
                     partitions.add(f"{event.symbol}|{event.snapshot_date}")
-                elif isinstance(event, FlowComputed):
+                elif isinstance(event, FlowComputed | DerivedComputed):
                     rows += event.row_count
                     partitions.add(f"{event.symbol}|{event.as_of}")
                 elif isinstance(event, AssetFailed | AssetChecked):
@@ -221,3 +222,21 @@ def compute_flow(
         fail(f"--window must be at least 1, got {window}", 2)
     command = ComputeFlow(symbols=symbol_list, as_of=_parse_date(as_of, "--as-of"), window=window)
     emit_and_wait(command, len(symbol_list), wait, timeout)
+
+
+@emit_app.command("compute-derived")
+def compute_derived(
+    symbols: str = typer.Option(..., help="Comma-separated underlyings with stored snapshots."),
+    as_of: str = typer.Option(..., "--as-of", help="The session, YYYY-MM-DD."),
+    wait: bool = typer.Option(False, "--wait", help="Show progress; exit non-zero if the run fails."),
+    timeout: float = typer.Option(3600.0, help="With --wait, give up after this many seconds."),
+) -> None:
+    """Compute derived metrics (job compute_derived, asset derived_metrics) from the session's chain."""
+    from contracts import ComputeDerived
+    from oh.symbols import BadSymbol, parse_symbols
+
+    try:
+        symbol_list = parse_symbols(symbols)
+    except BadSymbol as exc:
+        fail(str(exc), 2)
+    emit_and_wait(ComputeDerived(symbols=symbol_list, as_of=_parse_date(as_of, "--as-of")), len(symbol_list), wait, timeout)

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+
+from contracts import rows
 import pyarrow.compute as pc
 
 from oh import calendar
@@ -43,36 +45,7 @@ CHAIN_METRICS = (
     "term_slope_pts", "atm_iv_30d", "max_pain", "net_gex",
 )
 
-DERIVED_SCHEMA = pa.schema(
-    [
-        pa.field("symbol", pa.string(), nullable=False),
-        pa.field("session_date", pa.date32(), nullable=False),
-        pa.field("formula_version", pa.int32(), nullable=False),
-        pa.field("spot", pa.float64()),  # currency
-        pa.field("pcr_oi", pa.float64()),  # put OI / call OI
-        pa.field("pcr_volume", pa.float64()),  # put volume / call volume
-        pa.field("call_wall", pa.float64()),  # strike
-        pa.field("put_wall", pa.float64()),  # strike
-        pa.field("gamma_peak_strike", pa.float64()),  # strike
-        pa.field("front_expiry", pa.date32()),
-        pa.field("second_expiry", pa.date32()),
-        pa.field("atm_strike", pa.float64()),  # strike (front expiry)
-        pa.field("atm_iv", pa.float64()),  # annual decimal
-        pa.field("expected_move_pct", pa.float64()),  # percent of spot
-        pa.field("skew_25d_pts", pa.float64()),  # vol points
-        pa.field("term_slope_pts", pa.float64()),  # vol points
-        pa.field("atm_iv_30d", pa.float64()),  # annual decimal
-        pa.field("max_pain", pa.float64()),  # strike
-        pa.field("net_gex", pa.float64()),  # currency per 1% move of spot
-        pa.field("rv_20", pa.float64()),  # annual decimal
-        pa.field("rv_60", pa.float64()),  # annual decimal
-        pa.field("iv_rv_20", pa.float64()),  # ratio
-        pa.field("iv_rv_60", pa.float64()),  # ratio
-        pa.field("iv_percentile", pa.float64()),  # 0..100
-        pa.field("iv_rank", pa.float64()),  # 0..100
-        pa.field("iv_history_count", pa.int32(), nullable=False),  # prior values used
-    ]
-)
+DERIVED_SCHEMA = rows.DERIVED  # the wire schema of a derived row (contracts/rows.py)
 
 
 # ---------------------------------------------------------------- reading a chain

@@ -28,6 +28,7 @@ from contracts import (
     AssetFailed,
     CandlesIngested,
     ChainSnapshotted,
+    DerivedComputed,
     FlowComputed,
     Message,
     RunFinished,
@@ -59,10 +60,10 @@ def utc_column(values: Sequence[datetime | None]) -> pa.Array:
 # -- validation at the door (before anything is journaled) -----------------------------------
 def validate(message: Message) -> None:
     """Reject an event whose payload a projection could not apply (bad Arrow bytes, wrong schema)."""
-    if isinstance(message, CandlesIngested | ChainSnapshotted | FlowComputed):
+    if isinstance(message, CandlesIngested | ChainSnapshotted | FlowComputed | DerivedComputed):
         kind = type(message).__name__
         schema = {CandlesIngested: row_schemas.CANDLES, ChainSnapshotted: row_schemas.CHAIN,
-                  FlowComputed: row_schemas.FLOW}[type(message)]
+                  FlowComputed: row_schemas.FLOW, DerivedComputed: row_schemas.DERIVED}[type(message)]
         try:
             table = from_ipc(message.rows)
             table.validate(full=True)  # out-of-range offsets would crash DuckDB, and every replay after it
@@ -315,6 +316,34 @@ def _apply_flow(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> Non
     _upsert_watermarks(con, "options_flow", marks)
 
 
+def _apply_derived(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> None:
+    rows, may_repeat = _tag_events(batch, lambda ev: (ev.symbol, ev.as_of), lambda _: False, False)
+    # A metric that cannot be computed is NaN in oh.derived and NULL in SQL (NaN would poison avg()).
+    columns = ", ".join(
+        f"CASE WHEN isnan(b.{f.name}) THEN NULL ELSE b.{f.name} END" if f.type == pa.float64() else f"b.{f.name}"
+        for f in row_schemas.DERIVED
+    )
+    updated = _bulk_upsert(con, "derived_daily", rows, ("symbol", "session_date"), columns, may_repeat)
+    assets, marks = [], {}
+    for index, (_, ev) in enumerate(batch):
+        assert isinstance(ev, DerivedComputed)
+        n_updated = int(updated.get(index, 0))
+        day = datetime.combine(ev.as_of, datetime.min.time())
+        assets.append(
+            {
+                "ord": index, "run_id": ev.run_id, "asset_key": "derived_metrics", "asset_kind": "table",
+                "partition_key": f"{ev.symbol}|{ev.as_of}", "status": "success",
+                "rows_inserted": ev.row_count - n_updated, "rows_updated": n_updated, "bytes_written": len(ev.rows),
+                "min_event_ts": day, "max_event_ts": day, "extra_json": None,
+                "started_at": naive_utc(ev.started_at), "ended_at": naive_utc(ev.ended_at),
+            }
+        )
+        if ev.row_count:
+            _advance(marks, ev.symbol, day, ev)
+    _upsert_assets(con, assets)
+    _upsert_watermarks(con, "derived_metrics", marks)
+
+
 def _upsert_watermarks(con: duckdb.DuckDBPyConnection, asset_key: str, marks: Marks) -> None:
     """Advance watermarks; a backfill of older data never moves a watermark backwards."""
     if not marks:
@@ -419,6 +448,7 @@ APPLIERS: dict[type[Message], Callable[[duckdb.DuckDBPyConnection, Sequence[Appl
     CandlesIngested: _apply_candles,
     ChainSnapshotted: _apply_chains,
     FlowComputed: _apply_flow,
+    DerivedComputed: _apply_derived,
     AssetFailed: _apply_asset_failed,
     TradeUpdated: _apply_trade_updates,
     AssetChecked: _apply_checks,

@@ -92,6 +92,36 @@ CREATE TABLE IF NOT EXISTS options_flow (
   PRIMARY KEY (symbol, from_date, to_date, window_sessions, group_by, row_key)
 );
 
+CREATE TABLE IF NOT EXISTS derived_daily (
+  symbol             VARCHAR NOT NULL,
+  session_date       DATE NOT NULL,
+  formula_version    INTEGER NOT NULL,
+  spot               DOUBLE,
+  pcr_oi             DOUBLE,
+  pcr_volume         DOUBLE,
+  call_wall          DOUBLE,
+  put_wall           DOUBLE,
+  gamma_peak_strike  DOUBLE,
+  front_expiry       DATE,
+  second_expiry      DATE,
+  atm_strike         DOUBLE,
+  atm_iv             DOUBLE,
+  expected_move_pct  DOUBLE,
+  skew_25d_pts       DOUBLE,
+  term_slope_pts     DOUBLE,
+  atm_iv_30d         DOUBLE,
+  max_pain           DOUBLE,
+  net_gex            DOUBLE,
+  rv_20              DOUBLE,
+  rv_60              DOUBLE,
+  iv_rv_20           DOUBLE,
+  iv_rv_60           DOUBLE,
+  iv_percentile      DOUBLE,
+  iv_rank            DOUBLE,
+  iv_history_count   INTEGER NOT NULL,
+  PRIMARY KEY (symbol, session_date)
+);
+
 CREATE TABLE IF NOT EXISTS trade_updates (
   event_id  VARCHAR PRIMARY KEY,
   ts        TIMESTAMP NOT NULL,
@@ -170,6 +200,7 @@ PROJECTED_TABLES = (
     "candles_daily",
     "option_snapshots",
     "options_flow",
+    "derived_daily",
     "trade_updates",
     "meta.ingestion_runs",
     "meta.ingestion_run_assets",

@@ -67,7 +67,7 @@ def test_supervised_ingest_is_idempotent_and_recorded(home: Home) -> None:
     ledger_log = (home.logs / "ledger.log").read_text()
     assert "ledger stopped at seq" in ledger_log, "the ledger did not shut down cleanly on SIGTERM"
     supervisor_log = (home.logs / "supervisord.log").read_text()
-    for program in ("ledger", "ingest", "checks", "snapshot", "flow"):
+    for program in ("ledger", "ingest", "checks", "snapshot", "flow", "derived"):
         assert f"stopped: {program} (exit status 0)" in supervisor_log, f"{program} did not exit cleanly"
 
 

@@ -21,8 +21,8 @@ pytestmark = pytest.mark.integration
 def pipeline(home: Home):  # type: ignore[no-untyped-def]
     services = Stack(home)
     services.start_ledger()
-    extra = [Service(home, name).start() for name in ("snapshot", "flow")]
-    for name in ("snapshot", "flow"):
+    extra = [Service(home, name).start() for name in ("snapshot", "flow", "derived")]
+    for name in ("snapshot", "flow", "derived"):
         wait_for_heartbeat(home, name)
     yield services
     for service in extra:
@@ -30,16 +30,16 @@ def pipeline(home: Home):  # type: ignore[no-untyped-def]
     services.stop()
 
 
-def _wait_runs(stack: Stack, count: int) -> list[dict]:  # type: ignore[type-arg]
+def _wait_runs(stack: Stack, count: int, job: str = "compute_flow") -> list[dict]:  # type: ignore[type-arg]
     deadline = time.monotonic() + 60
     while True:
         runs = stack.client.query(
             "SELECT run_id, status, triggered_by, parent_run_id, args_json FROM meta.ingestion_runs "
-            "WHERE job_name = 'compute_flow' AND status != 'started' ORDER BY args_json"
+            "WHERE job_name = ? AND status != 'started' ORDER BY args_json", [job]
         ).to_pylist()
         if len(runs) >= count:
             return runs
-        assert time.monotonic() < deadline, f"only {len(runs)} compute_flow runs finished"
+        assert time.monotonic() < deadline, f"only {len(runs)} {job} runs finished"
         time.sleep(0.1)
 
 
@@ -74,3 +74,22 @@ def test_snapshot_run_triggers_flow_for_each_session(pipeline: Stack) -> None:
     again = run_oh("emit", "compute-flow", "--symbols", "AAPL", "--as-of", "2025-06-03", "--wait")
     assert again.returncode == 0, again.stderr
     assert pipeline.scalar("SELECT count(*) FROM options_flow WHERE symbol = 'AAPL'") == expected.num_rows
+
+
+def test_flow_runs_trigger_derived_rows(pipeline: Stack) -> None:
+    """snapshot -> flow -> derived: each flow run starts a compute_derived run (parent = that flow run) and
+    derived_daily gets one row per symbol and session, the chain's spot and formula version included."""
+    snap = run_oh("emit", "snapshot-options", "--symbols", "AAPL", "--start", "2025-06-02", "--end", "2025-06-03", "--wait")
+    assert snap.returncode == 0, snap.stderr
+    flow_runs = {r["run_id"] for r in _wait_runs(pipeline, 2)}
+    derived_runs = _wait_runs(pipeline, 2, "compute_derived")
+    assert {r["parent_run_id"] for r in derived_runs} == flow_runs
+    assert {r["status"] for r in derived_runs} == {"success"}
+    rows = pipeline.client.query(
+        "SELECT session_date, spot, formula_version, atm_iv FROM derived_daily WHERE symbol = 'AAPL' ORDER BY 1"
+    ).to_pylist()
+    assert [r["session_date"] for r in rows] == [date(2025, 6, 2), date(2025, 6, 3)]
+    assert [r["spot"] for r in rows] == [option_chain("AAPL", d).column("spot")[0].as_py() for d in
+                                         (date(2025, 6, 2), date(2025, 6, 3))]
+    assert {r["formula_version"] for r in rows} == {1}
+    assert all(0 < r["atm_iv"] < 3 for r in rows)

@@ -16,7 +16,7 @@ import duckdb
 from bus.arrow_ipc import to_ipc
 from bus.codec import encode
 from bus.journal import Journal
-from contracts import AssetFailed, CandlesIngested, ChainSnapshotted, FlowComputed, Message, RunFinished, RunStarted, TradeUpdated
+from contracts import AssetFailed, CandlesIngested, ChainSnapshotted, DerivedComputed, FlowComputed, Message, RunFinished, RunStarted, TradeUpdated
 from oh.providers.sim import SimProvider
 from oh.providers.sim_options import option_chain
 from services.ledger import schema
@@ -88,6 +88,17 @@ def flow(symbol: str, before: date, day: date, run_id: str, t: float = 1.0) -> F
     table = pa.concat_tables([flow_core.group_flow(contracts, g, 1) for g in flow_core.GROUP_BYS])
     return FlowComputed(
         run_id=run_id, symbol=symbol, as_of=day, window=1, row_count=table.num_rows, rows=to_ipc(table),
+        started_at=at(t), ended_at=at(t + 0.5), ts=at(t + 0.5),
+    )
+
+
+def derived_event(symbol: str, day: date, run_id: str, t: float = 1.0) -> DerivedComputed:
+    """A DerivedComputed carrying oh.derived's row for a sim chain (no closes, no IV history)."""
+    from oh import derived
+
+    table = derived.derived_table([derived.derived_row(symbol, day, option_chain(symbol, day), [], None)])
+    return DerivedComputed(
+        run_id=run_id, symbol=symbol, as_of=day, row_count=table.num_rows, rows=to_ipc(table),
         started_at=at(t), ended_at=at(t + 0.5), ts=at(t + 0.5),
     )
 

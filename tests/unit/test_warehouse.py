@@ -21,6 +21,7 @@ from services.ledger import projections, schema, warehouse
 from services.ledger.warehouse import Warehouse
 from tests.unit.factories import (
     chain,
+    derived_event,
     flow,
     MiniLedger,
     asset_failed,
@@ -68,6 +69,7 @@ def _scenario() -> list[Message]:
         chain("AAPL", date(2025, 3, 4), "r2", t=11.4),
         chain("AAPL", date(2025, 3, 3), "r2", t=11.6),  # a re-snapshot: rows updated, not duplicated
         flow("AAPL", date(2025, 3, 3), date(2025, 3, 4), "r2", t=11.8),
+        derived_event("AAPL", date(2025, 3, 4), "r2", t=11.9),
         run_finished("r2", 12),
     ]
 

@@ -1,0 +1,82 @@
+"""The derived worker: job `compute_derived` (asset `derived_metrics`), chained after every flow run.
+
+For each symbol and session it reads that session's chain, the closes up to it (candles_daily) and
+the IV history of earlier sessions only (derived_daily, strictly before the day), and calls
+`oh.derived.derived_row`: recomputing an old day later gives the same numbers. A symbol without a
+chain that day is `skipped`.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+
+from bus.arrow_ipc import to_ipc
+from contracts import ComputeDerived, DerivedComputed, RunFinished, utc_now
+from oh import derived
+from services.chains import chained_partitions, load_chains
+from services.runtime import RunContext, RunFailed, Worker, main
+
+JOB = "compute_derived"
+ASSET = "derived_metrics"
+_ID_NAMESPACE = uuid.UUID("5e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b")
+
+
+def compute_derived(command: ComputeDerived, run: RunContext) -> None:
+    """One derived row per symbol for the session, as a DerivedComputed event."""
+    failures: list[tuple[str, BaseException]] = []
+    for symbol in command.symbols:
+        run.check_stop()
+        started = utc_now()
+        partition = f"{symbol}|{command.as_of}"
+        chain = load_chains(run.worker, symbol, command.as_of, 1).get(command.as_of)
+        if chain is None:
+            run.asset_skipped(ASSET, partition, f"no option-chain snapshot of {symbol} on {command.as_of}", started)
+            continue
+        try:
+            closes = run.worker.query(
+                "SELECT close FROM (SELECT date, close FROM candles_daily WHERE symbol = ? AND date <= ? "
+                "ORDER BY date DESC LIMIT 61) ORDER BY date", [symbol, command.as_of],
+            ).column(0).to_numpy()
+            history = run.worker.query(
+                "SELECT session_date, atm_iv_30d FROM derived_daily WHERE symbol = ? AND session_date < ? "
+                "ORDER BY session_date DESC LIMIT 300", [symbol, command.as_of],
+            )
+            row = derived.derived_row(symbol, command.as_of, chain, np.asarray(closes, dtype=float), history)
+            table = derived.derived_table([row])
+        except Exception as exc:  # one symbol's failure never stops the others
+            run.asset_failed(ASSET, partition, exc, started)
+            failures.append((partition, exc))
+            continue
+        run.emit(
+            DerivedComputed(
+                run_id=run.run_id, symbol=symbol, as_of=command.as_of, row_count=table.num_rows,
+                rows=to_ipc(table), started_at=started, ended_at=utc_now(),
+            )
+        )
+    if failures:
+        names = ", ".join(f"{p} ({type(e).__name__}: {e})" for p, e in failures[:5])
+        raise RunFailed(f"{len(failures)} of {len(command.symbols)} symbols failed: {names}", failures[0][1])
+
+
+def after_flow(event: RunFinished, worker: Worker) -> None:
+    """Chain: a finished flow run sends one ComputeDerived per session it covered."""
+    by_day = chained_partitions(worker, event.run_id, "compute_flow", "options_flow")
+    commands = [
+        ComputeDerived(
+            id=uuid.uuid5(_ID_NAMESPACE, f"{event.run_id}:{day}").hex, symbols=sorted(symbols), as_of=day,
+            parent_run_id=event.run_id, triggered_by="pipeline",
+        )
+        for day, symbols in sorted(by_day.items())
+    ]
+    if commands:
+        worker.producer.send_many(commands)
+        worker.producer.flush()
+
+
+HANDLERS = {ComputeDerived: (JOB, compute_derived)}
+EVENT_HANDLERS = {RunFinished: after_flow}
+
+if __name__ == "__main__":
+    main("derived", HANDLERS, EVENT_HANDLERS)
