@@ -102,22 +102,58 @@ def status() -> None:
 
 def demo(
     years: int = typer.Option(2, help="Years of daily history to backfill for the default watchlist."),
+    sessions: int = typer.Option(5, help="Option-chain snapshots of the latest sessions (flow and derived follow)."),
 ) -> None:
-    """Start everything on the sim provider, backfill the default watchlist, and say how to look."""
-    from contracts import IngestCandles
+    """Start everything on the sim provider, backfill the watchlist, snapshot chains, and say how to look."""
+    from datetime import UTC, datetime
+
+    from contracts import IngestCandles, SnapshotOptions
+    from oh import calendar
     from oh.cli_emit import emit_and_wait
     from oh.watchlists import DEFAULT_WATCHLIST
 
     up(timeout=90.0)
-    end = date.today()
-    start = end - timedelta(days=365 * years)
-    command = IngestCandles(symbols=list(DEFAULT_WATCHLIST), start=start, end=end, provider="sim")
-    emit_and_wait(command, len(DEFAULT_WATCHLIST), wait=True, timeout=600.0)
+    symbols = list(DEFAULT_WATCHLIST)
+    last = calendar.last_closed_session(datetime.now(UTC))
+    emit_and_wait(IngestCandles(symbols=symbols, start=last - timedelta(days=365 * years), end=last, provider="sim"),
+                  len(symbols), wait=True, timeout=600.0)
+    days = calendar.last_sessions(last, sessions)
+    first = days[0].astype(date)
+    emit_and_wait(SnapshotOptions(symbols=symbols, start=first, end=last, provider="sim"),
+                  len(symbols) * len(days), wait=True, timeout=600.0)
+    _wait_for_chained_runs(Home.from_env(), len(days))
     console.print(
-        "\n[bold]Done.[/] Candles for the default watchlist are in DuckDB. Look at them with:\n"
+        "\n[bold]Done.[/] Candles, option chains, flow and derived metrics for the default watchlist are in DuckDB:\n"
         "  .venv/bin/oh query \"SELECT symbol, count(*) AS sessions, max(date) AS last FROM candles_daily GROUP BY ALL ORDER BY symbol\"\n"
-        "  .venv/bin/oh query \"SELECT job_name, status, duration_ms FROM meta.ingestion_runs ORDER BY started_at DESC LIMIT 5\"\n"
-        "  .venv/bin/oh status     # services      .venv/bin/oh down    # stop everything\n"
+        "  .venv/bin/oh query \"SELECT symbol, group_by, label, count(*) FROM options_flow GROUP BY ALL ORDER BY ALL\"\n"
+        "  .venv/bin/oh query \"SELECT symbol, session_date, spot, atm_iv, expected_move_pct, call_wall, put_wall FROM derived_daily ORDER BY ALL\"\n"
+        "  .venv/bin/oh db health     # runs, failures, freshness, checks, gaps and the backfill plan\n"
+        "  .venv/bin/oh status        # services        .venv/bin/oh down    # stop everything\n"
         "(The Panel dashboard is not part of this build yet.)",
         soft_wrap=True,
     )
+
+
+def _wait_for_chained_runs(home: Home, sessions: int, timeout: float = 180.0) -> None:
+    """Wait until the flow and derived runs that follow the snapshots have finished."""
+    from bus.control_client import ControlClient, LedgerUnavailable
+
+    client = ControlClient(home)
+    deadline = time.monotonic() + timeout
+    try:
+        with console.status("flow and derived metrics are following the snapshots ..."):
+            while time.monotonic() < deadline:
+                try:
+                    done = client.query(
+                        "SELECT count(*) FILTER (WHERE job_name = 'compute_derived' AND status != 'started'), "
+                        "count(*) FILTER (WHERE status = 'started') FROM meta.ingestion_runs"
+                    ).to_pylist()[0]
+                except LedgerUnavailable:
+                    done = {}
+                values = list(done.values())
+                if values and values[0] >= sessions and values[1] == 0:
+                    return
+                time.sleep(0.5)
+    finally:
+        client.close()
+    console.print("flow and derived are still running; `oh db health` shows their runs")

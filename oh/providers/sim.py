@@ -21,6 +21,7 @@ from oh import calendar
 from oh.providers import UnknownSymbol
 
 DEFAULT_SEED = 20250101
+ANCHOR = date(2025, 1, 2)  # each symbol's path passes through its start price on this session
 UNKNOWN_PREFIX = "ZZ"  # symbols starting with ZZ do not exist in the sim market (for error tests)
 
 
@@ -41,9 +42,11 @@ def _path(symbol: str, market_seed: int) -> tuple[np.ndarray, ...]:
     daily_vol = annual_vol / np.sqrt(252)
     shocks = rng.standard_normal(n)
     log_returns = (annual_drift / 252 - 0.5 * daily_vol**2) + daily_vol * shocks
-    close = start_price * np.exp(np.cumsum(log_returns))
+    cumulative = np.cumsum(log_returns)
+    anchor = calendar.session_index(ANCHOR)  # the price is start_price here, so decades of drift never
+    close = start_price * np.exp(cumulative - cumulative[anchor])  # push today's prices to absurd levels
     gap = rng.standard_normal(n) * daily_vol * 0.3
-    previous = np.concatenate(([start_price], close[:-1]))
+    previous = np.concatenate(([close[0] * np.exp(-log_returns[0])], close[:-1]))
     open_ = previous * np.exp(gap)
     wick_high = np.abs(rng.standard_normal(n)) * daily_vol * 0.5
     wick_low = np.abs(rng.standard_normal(n)) * daily_vol * 0.5
