@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -109,4 +110,42 @@ def chain_snapshot_checks(chain: pa.Table) -> list[CheckResult]:
                 f"{crossed} quotes with bid above ask" if crossed else "no crossed quotes", crossed=crossed),
         _result("snapshot_no_negative_prices", "error", negative > 0,
                 f"{negative} negative prices" if negative else "no negative prices", negative=negative),
+    ]
+
+
+def snapshot_date_check(chain: pa.Table, session: date) -> CheckResult:
+    """`snapshot_stale_date`: every row is dated the session it was taken for (a provider serving an
+    older chain under today's date fails)."""
+    n = chain.num_rows
+    dates = chain.column("snapshot_date").to_numpy(zero_copy_only=False).astype("datetime64[D]") if n else np.array([])
+    stale = int(np.count_nonzero(dates != np.datetime64(session, "D")))
+    return _result("snapshot_stale_date", "warn", stale > 0,
+                   f"{stale} of {n} rows not dated {session}" if stale else f"all rows dated {session}", stale=stale)
+
+
+def flow_checks(rows: pa.Table, key: tuple[str, ...]) -> list[CheckResult]:
+    """`flow_no_null_primary_keys` (error), and the share of contracts whose dOI is unknown (info)."""
+    nulls = {name: rows.column(name).null_count for name in key}
+    bad = sum(nulls.values())
+    contracts = rows.filter(pc.equal(rows.column("group_by"), "contract")) if rows.num_rows else rows
+    unknown = contracts.column("d_oi").null_count if contracts.num_rows else 0
+    share = unknown / contracts.num_rows if contracts.num_rows else 0.0
+    return [
+        _result("flow_no_null_primary_keys", "error", bad > 0,
+                f"{bad} null key values" if bad else "every key complete", nulls=nulls),
+        CheckResult("flow_unknown_doi_share", "info", "pass",
+                    f"{unknown} of {contracts.num_rows} contracts without a dOI ({share:.1%})",
+                    {"unknown": unknown, "contracts": contracts.num_rows, "share": round(share, 6)}),
+    ]
+
+
+def derived_checks(rows: pa.Table) -> list[CheckResult]:
+    """`derived_no_duplicate_keys` (error): one row per (symbol, session_date)."""
+    n = rows.num_rows
+    keys = {(s, d) for s, d in zip(rows.column("symbol").to_pylist(), rows.column("session_date").to_pylist(), strict=True)}
+    duplicates = n - len(keys)
+    return [
+        _result("derived_no_duplicate_keys", "error", duplicates > 0,
+                f"{duplicates} duplicate (symbol, session_date) rows" if duplicates else "one row per symbol and session",
+                rows=n, duplicates=duplicates),
     ]

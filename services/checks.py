@@ -2,7 +2,8 @@
 
 It reacts to committed CandlesIngested events (the delivered rows are checked for duplicates,
 order, prices and volume, and the stored table for gaps in the last 30 sessions) and to committed
-ChainSnapshotted events (parseable contract symbols, crossed quotes, negative prices). The results are
+ChainSnapshotted events (parseable contract symbols, crossed quotes, negative prices, stale date),
+FlowComputed (no null keys) and DerivedComputed (no duplicate keys). The results are
 linked to the ingest run but never change its status. `oh emit checks` re-runs the checks on the
 stored data as a run of its own.
 """
@@ -16,9 +17,28 @@ import numpy as np
 import pyarrow as pa
 
 from bus.arrow_ipc import from_ipc
-from contracts import AssetChecked, CandlesIngested, ChainSnapshotted, CheckRecord, RunChecks, utc_now
+from contracts import (
+    AssetChecked,
+    CandlesIngested,
+    ChainSnapshotted,
+    CheckRecord,
+    DerivedComputed,
+    FlowComputed,
+    Message,
+    RunChecks,
+    utc_now,
+)
 from oh import calendar
-from oh.checks import CheckResult, candle_gap_check, candle_payload_checks, chain_snapshot_checks
+from oh.checks import (
+    CheckResult,
+    candle_gap_check,
+    candle_payload_checks,
+    chain_snapshot_checks,
+    derived_checks,
+    flow_checks,
+    snapshot_date_check,
+)
+from oh.flow import PERSISTED_KEY
 from services.runtime import RunContext, Worker, main
 
 JOB = "run_checks"
@@ -47,23 +67,34 @@ def on_candles(event: CandlesIngested, worker: Worker) -> None:
     """Check one committed delivery of candles; the results' id derives from the event (idempotent)."""
     rows = from_ipc(event.rows)
     results = candle_payload_checks(rows) + [_gap_result(worker, event.symbol, event.last_date)]
+    _report(worker, event, "candles_daily", event.symbol, results)
+
+
+def _report(worker: Worker, event: Message, asset_key: str, partition: str, results: list[CheckResult]) -> None:
+    """Send the results for a committed event; the id derives from the event, so a redelivery is dropped."""
     worker.producer.send(
         AssetChecked(
-            id=uuid.uuid5(_ID_NAMESPACE, event.id).hex, run_id=event.run_id, asset_key="candles_daily",
-            partition_key=event.symbol, checked_at=utc_now(), results=_records(results),
+            id=uuid.uuid5(_ID_NAMESPACE, event.id).hex, run_id=getattr(event, "run_id", None), asset_key=asset_key,
+            partition_key=partition, checked_at=utc_now(), results=_records(results),
         )
     )
 
 
 def on_chain(event: ChainSnapshotted, worker: Worker) -> None:
     """Check one committed option-chain snapshot (results linked to the snapshot run)."""
-    results = chain_snapshot_checks(from_ipc(event.rows))
-    worker.producer.send(
-        AssetChecked(
-            id=uuid.uuid5(_ID_NAMESPACE, event.id).hex, run_id=event.run_id, asset_key="options_snapshot_file",
-            partition_key=f"{event.symbol}|{event.snapshot_date}", checked_at=utc_now(), results=_records(results),
-        )
-    )
+    chain = from_ipc(event.rows)
+    results = chain_snapshot_checks(chain) + [snapshot_date_check(chain, event.snapshot_date)]
+    _report(worker, event, "options_snapshot_file", f"{event.symbol}|{event.snapshot_date}", results)
+
+
+def on_flow(event: FlowComputed, worker: Worker) -> None:
+    """Check one committed flow delivery."""
+    _report(worker, event, "options_flow", f"{event.symbol}|{event.as_of}", flow_checks(from_ipc(event.rows), PERSISTED_KEY))
+
+
+def on_derived(event: DerivedComputed, worker: Worker) -> None:
+    """Check one committed derived row."""
+    _report(worker, event, "derived_metrics", f"{event.symbol}|{event.as_of}", derived_checks(from_ipc(event.rows)))
 
 
 def run_checks(command: RunChecks, run: RunContext) -> None:
@@ -90,7 +121,7 @@ def run_checks(command: RunChecks, run: RunContext) -> None:
 
 
 HANDLERS = {RunChecks: (JOB, run_checks)}
-EVENT_HANDLERS = {CandlesIngested: on_candles, ChainSnapshotted: on_chain}
+EVENT_HANDLERS = {CandlesIngested: on_candles, ChainSnapshotted: on_chain, FlowComputed: on_flow, DerivedComputed: on_derived}
 
 if __name__ == "__main__":
     calendar.all_sessions()

@@ -21,8 +21,8 @@ pytestmark = pytest.mark.integration
 def pipeline(home: Home):  # type: ignore[no-untyped-def]
     services = Stack(home)
     services.start_ledger()
-    extra = [Service(home, name).start() for name in ("snapshot", "flow", "derived")]
-    for name in ("snapshot", "flow", "derived"):
+    extra = [Service(home, name).start() for name in ("snapshot", "flow", "derived", "checks")]
+    for name in ("snapshot", "flow", "derived", "checks"):
         wait_for_heartbeat(home, name)
     yield services
     for service in extra:
@@ -93,3 +93,14 @@ def test_flow_runs_trigger_derived_rows(pipeline: Stack) -> None:
                                          (date(2025, 6, 2), date(2025, 6, 3))]
     assert {r["formula_version"] for r in rows} == {1}
     assert all(0 < r["atm_iv"] < 3 for r in rows)
+    deadline = time.monotonic() + 30
+    wanted = {"flow_no_null_primary_keys", "flow_unknown_doi_share", "derived_no_duplicate_keys"}
+    while True:
+        checks = pipeline.client.query(
+            "SELECT DISTINCT check_name, status FROM meta.asset_checks WHERE asset_key IN ('options_flow', 'derived_metrics')"
+        ).to_pylist()
+        if {c["check_name"] for c in checks} >= wanted:
+            break
+        assert time.monotonic() < deadline, f"flow and derived checks never arrived: {checks}"
+        time.sleep(0.1)
+    assert {c["status"] for c in checks} == {"pass"}

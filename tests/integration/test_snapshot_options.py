@@ -55,7 +55,7 @@ def test_snapshot_lands_every_contract_once_and_is_checked(snapshot_stack: Stack
     ) == 2
     deadline = time.monotonic() + 30
     check = "SELECT count(*) FROM meta.asset_checks WHERE asset_key = 'options_snapshot_file'"
-    while snapshot_stack.scalar(check) < 2 * 2 * 3:  # 2 runs x 2 partitions x 3 checks
+    while snapshot_stack.scalar(check) < 2 * 2 * 4:  # 2 runs x 2 partitions x 4 checks
         assert time.monotonic() < deadline, "chain checks never arrived"
         time.sleep(0.1)
     statuses = snapshot_stack.client.query(
@@ -65,6 +65,7 @@ def test_snapshot_lands_every_contract_once_and_is_checked(snapshot_stack: Stack
         {"check_name": "snapshot_crossed_quotes", "status": "pass"},
         {"check_name": "snapshot_no_negative_prices", "status": "pass"},
         {"check_name": "snapshot_parseable_contract_symbol", "status": "pass"},
+        {"check_name": "snapshot_stale_date", "status": "pass"},
     ]
     one_day = snapshot_stack.client.query(
         "SELECT * FROM option_snapshots WHERE underlying = 'AAPL' AND snapshot_date = ?", [day]

@@ -9,7 +9,14 @@ import numpy as np
 import pyarrow as pa
 
 from oh import calendar
-from oh.checks import candle_gap_check, candle_payload_checks
+from oh.checks import (
+    candle_gap_check,
+    candle_payload_checks,
+    chain_snapshot_checks,
+    derived_checks,
+    flow_checks,
+    snapshot_date_check,
+)
 from oh.coverage import Gap, coverage_matrix, find_gaps, missing_ranges
 from oh.health import HealthOptions, health_report
 from oh.planner import plan
@@ -141,3 +148,41 @@ def test_health_report_reads_freshness_failures_and_plan_from_tables() -> None:
     assert [p["command"] for p in report["plan"]] == [
         "oh emit ingest-candles --symbols OLD --start 2025-03-27 --end 2025-03-28"
     ]
+
+
+def test_chain_checks_name_each_fault() -> None:
+    """A clean sim chain passes; junk symbols, a crossed quote, a negative price and a mislabeled date fail."""
+    from oh.providers.sim_options import option_chain
+
+    day = date(2025, 6, 3)
+    clean = option_chain("AAPL", day)
+    assert {r.status for r in chain_snapshot_checks(clean)} == {"pass"}
+    assert snapshot_date_check(clean, day).status == "pass"
+    data = clean.to_pydict()
+    data["contract_symbol"][0] = "NOT-A-SYMBOL"
+    data["bid"][1], data["ask"][1] = 5.0, 4.0
+    data["last"][2] = -1.0
+    data["snapshot_date"][3] = date(2025, 6, 2)
+    bad = pa.Table.from_pydict(data, schema=clean.schema)
+    results = {r.check_name: r for r in chain_snapshot_checks(bad)}
+    assert results["snapshot_parseable_contract_symbol"].status == "fail"
+    assert results["snapshot_parseable_contract_symbol"].severity == "warn"  # 1 bad row is below 1%
+    assert results["snapshot_crossed_quotes"].metrics["crossed"] == 1
+    assert results["snapshot_no_negative_prices"].metrics["negative"] == 1
+    assert snapshot_date_check(bad, day).metrics["stale"] == 1
+
+
+def test_flow_and_derived_key_checks() -> None:
+    """A flow row with a null key fails flow_no_null_primary_keys; a repeated derived key fails its check."""
+    from oh import derived, flow
+    from oh.providers.sim_options import option_chain
+
+    rows = flow.group_flow(flow.contract_flow(option_chain("AAPL", date(2025, 6, 2)), option_chain("AAPL", date(2025, 6, 3))),
+                           "contract", 1)
+    assert flow_checks(rows, flow.PERSISTED_KEY)[0].status == "pass"
+    broken = rows.set_column(rows.schema.get_field_index("row_key"), "row_key",
+                             pa.array([None] + rows.column("row_key").to_pylist()[1:], pa.string()))
+    assert flow_checks(broken, flow.PERSISTED_KEY)[0].metrics["nulls"]["row_key"] == 1
+    row = derived.derived_row("AAPL", date(2025, 6, 3), option_chain("AAPL", date(2025, 6, 3)), [], None)
+    assert derived_checks(derived.derived_table([row]))[0].status == "pass"
+    assert derived_checks(derived.derived_table([row, row]))[0].metrics["duplicates"] == 1
