@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from datetime import date
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from contracts import Command, RunFinished
 from services.runtime import Worker
 
 _CHAINS_SQL = """
@@ -38,3 +41,28 @@ def chained_partitions(worker: Worker, run_id: str, job_name: str, asset_key: st
         symbol, day = key.split("|")
         by_day.setdefault(date.fromisoformat(day), []).append(symbol)
     return by_day
+
+
+def send_next_step(
+    worker: Worker,
+    upstream: RunFinished,
+    job_name: str,
+    asset_key: str,
+    namespace: uuid.UUID,
+    make: Callable[..., Command],
+) -> None:
+    """Chain the next step: one command per session the upstream run covered, sent through the ledger.
+
+    Ids derive from the upstream run and the session, so a redelivered RunFinished sends duplicates
+    the ledger drops; the commands carry `parent_run_id` and `triggered_by = pipeline`.
+    """
+    commands = [
+        make(
+            id=uuid.uuid5(namespace, f"{upstream.run_id}:{day}").hex, symbols=sorted(symbols), as_of=day,
+            parent_run_id=upstream.run_id, triggered_by="pipeline",
+        )
+        for day, symbols in sorted(chained_partitions(worker, upstream.run_id, job_name, asset_key).items())
+    ]
+    if commands:
+        worker.producer.send_many(commands)
+        worker.producer.flush()

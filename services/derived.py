@@ -15,8 +15,8 @@ import numpy as np
 from bus.arrow_ipc import to_ipc
 from contracts import ComputeDerived, DerivedComputed, RunFinished, utc_now
 from oh import derived
-from services.chains import chained_partitions, load_chains
-from services.runtime import RunContext, RunFailed, Worker, main
+from services.chains import load_chains, send_next_step
+from services.runtime import RunContext, Worker, main, raise_if_partitions_failed
 
 JOB = "compute_derived"
 ASSET = "derived_metrics"
@@ -55,24 +55,12 @@ def compute_derived(command: ComputeDerived, run: RunContext) -> None:
                 rows=to_ipc(table), started_at=started, ended_at=utc_now(),
             )
         )
-    if failures:
-        names = ", ".join(f"{p} ({type(e).__name__}: {e})" for p, e in failures[:5])
-        raise RunFailed(f"{len(failures)} of {len(command.symbols)} symbols failed: {names}", failures[0][1])
+    raise_if_partitions_failed(failures, len(command.symbols), "symbols")
 
 
 def after_flow(event: RunFinished, worker: Worker) -> None:
     """Chain: a finished flow run sends one ComputeDerived per session it covered."""
-    by_day = chained_partitions(worker, event.run_id, "compute_flow", "options_flow")
-    commands = [
-        ComputeDerived(
-            id=uuid.uuid5(_ID_NAMESPACE, f"{event.run_id}:{day}").hex, symbols=sorted(symbols), as_of=day,
-            parent_run_id=event.run_id, triggered_by="pipeline",
-        )
-        for day, symbols in sorted(by_day.items())
-    ]
-    if commands:
-        worker.producer.send_many(commands)
-        worker.producer.flush()
+    send_next_step(worker, event, "compute_flow", "options_flow", _ID_NAMESPACE, ComputeDerived)
 
 
 HANDLERS = {ComputeDerived: (JOB, compute_derived)}

@@ -16,8 +16,8 @@ import pyarrow as pa
 from bus.arrow_ipc import to_ipc
 from contracts import ComputeFlow, FlowComputed, RunFinished, utc_now
 from oh import flow
-from services.chains import chained_partitions, load_chains
-from services.runtime import RunContext, RunFailed, Worker, main
+from services.chains import load_chains, send_next_step
+from services.runtime import RunContext, Worker, main, raise_if_partitions_failed
 
 JOB = "compute_flow"
 ASSET = "options_flow"
@@ -51,24 +51,12 @@ def compute_flow(command: ComputeFlow, run: RunContext) -> None:
                 row_count=rows.num_rows, rows=to_ipc(rows), started_at=started, ended_at=utc_now(),
             )
         )
-    if failures:
-        names = ", ".join(f"{p} ({type(e).__name__}: {e})" for p, e in failures[:5])
-        raise RunFailed(f"{len(failures)} of {len(command.symbols)} symbols failed: {names}", failures[0][1])
+    raise_if_partitions_failed(failures, len(command.symbols), "symbols")
 
 
 def after_snapshots(event: RunFinished, worker: Worker) -> None:
     """Chain: a finished snapshot run sends one ComputeFlow per session it stored."""
-    by_day = chained_partitions(worker, event.run_id, "snapshot_options", "options_snapshot_file")
-    commands = [
-        ComputeFlow(
-            id=uuid.uuid5(_ID_NAMESPACE, f"{event.run_id}:{day}").hex, symbols=sorted(symbols), as_of=day,
-            parent_run_id=event.run_id, triggered_by="pipeline",
-        )
-        for day, symbols in sorted(by_day.items())
-    ]
-    if commands:
-        worker.producer.send_many(commands)
-        worker.producer.flush()
+    send_next_step(worker, event, "snapshot_options", "options_snapshot_file", _ID_NAMESPACE, ComputeFlow)
 
 
 HANDLERS = {ComputeFlow: (JOB, compute_flow)}

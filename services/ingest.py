@@ -10,7 +10,7 @@ from __future__ import annotations
 from bus.arrow_ipc import to_ipc
 from contracts import CandlesIngested, IngestCandles, utc_now
 from oh.providers import get_provider
-from services.runtime import RunContext, RunFailed, main
+from services.runtime import RunContext, main, raise_if_partitions_failed
 
 CHUNK_ROWS = 5000
 JOB = "ingest_candles"
@@ -42,10 +42,7 @@ def ingest_candles(command: IngestCandles, run: RunContext) -> None:
                     row_count=chunk.num_rows, rows=to_ipc(chunk), started_at=started, ended_at=utc_now(),
                 )
             )
-    if failures:
-        names = ", ".join(f"{symbol} ({type(exc).__name__}: {exc})" for symbol, exc in failures[:5])
-        more = f" and {len(failures) - 5} more" if len(failures) > 5 else ""
-        raise RunFailed(f"{len(failures)} of {len(command.symbols)} symbols failed: {names}{more}", failures[0][1])
+    raise_if_partitions_failed(failures, len(command.symbols), "symbols")
 
 
 HANDLERS = {IngestCandles: (JOB, ingest_candles)}

@@ -81,6 +81,15 @@ class RunFailed(Exception):
         self.cause = cause
 
 
+def raise_if_partitions_failed(failures: list[tuple[str, BaseException]], total: int, noun: str) -> None:
+    """End a run `failed` when some partitions failed, naming the first five; the first error is the cause."""
+    if not failures:
+        return
+    names = ", ".join(f"{p} ({type(e).__name__}: {e})" for p, e in failures[:5])
+    more = f" and {len(failures) - 5} more" if len(failures) > 5 else ""
+    raise RunFailed(f"{len(failures)} of {total} {noun} failed: {names}{more}", failures[0][1])
+
+
 class RunContext:
     """What a job sees of its run: its id, a way to emit events, and partition failure reporting."""
 

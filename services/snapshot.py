@@ -12,7 +12,7 @@ from bus.arrow_ipc import to_ipc
 from contracts import ChainSnapshotted, SnapshotOptions, utc_now
 from oh import calendar
 from oh.providers import get_provider
-from services.runtime import RunContext, RunFailed, main
+from services.runtime import RunContext, main, raise_if_partitions_failed
 
 JOB = "snapshot_options"
 ASSET = "options_snapshot_file"
@@ -42,11 +42,7 @@ def snapshot_options(command: SnapshotOptions, run: RunContext) -> None:
                     row_count=chain.num_rows, rows=to_ipc(chain), started_at=started, ended_at=utc_now(),
                 )
             )
-    if failures:
-        names = ", ".join(f"{p} ({type(e).__name__}: {e})" for p, e in failures[:5])
-        more = f" and {len(failures) - 5} more" if len(failures) > 5 else ""
-        total = len(command.symbols) * len(days)
-        raise RunFailed(f"{len(failures)} of {total} snapshots failed: {names}{more}", failures[0][1])
+    raise_if_partitions_failed(failures, len(command.symbols) * len(days), "snapshots")
 
 
 HANDLERS = {SnapshotOptions: (JOB, snapshot_options)}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from itertools import groupby
 from typing import Any
 
@@ -240,6 +240,34 @@ def _apply_candles(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> 
     _upsert_watermarks(con, "candles_daily", marks)
 
 
+def _record_daily_assets(
+    con: duckdb.DuckDBPyConnection,
+    batch: Sequence[Applied],
+    asset_key: str,
+    day_of: Callable[[Any], date],
+    updated: dict[int, int],
+    extra: Callable[[Any], str | None] = lambda ev: None,
+) -> None:
+    """Asset rows (partition `SYMBOL|DAY`) and watermarks for a batch of one-session deliveries."""
+    assets, marks = [], {}
+    for index, (_, ev) in enumerate(batch):
+        n_updated = int(updated.get(index, 0))
+        day = datetime.combine(day_of(ev), datetime.min.time())
+        assets.append(
+            {
+                "ord": index, "run_id": ev.run_id, "asset_key": asset_key, "asset_kind": "table",
+                "partition_key": f"{ev.symbol}|{day_of(ev)}", "status": "success",
+                "rows_inserted": ev.row_count - n_updated, "rows_updated": n_updated, "bytes_written": len(ev.rows),
+                "min_event_ts": day, "max_event_ts": day, "extra_json": extra(ev),
+                "started_at": naive_utc(ev.started_at), "ended_at": naive_utc(ev.ended_at),
+            }
+        )
+        if ev.row_count:
+            _advance(marks, ev.symbol, day, ev)
+    _upsert_assets(con, assets)
+    _upsert_watermarks(con, asset_key, marks)
+
+
 CHAIN_COLUMNS = (
     "b.underlying, b.snapshot_date, b.contract_symbol, b.expiry, b.right, b.strike, b.spot, b.bid, b.ask, "
     "b.last, b.mark, b.volume, b.open_interest, b.iv, b.delta, b.gamma, b.vega, b.theta, b.rho, b.provider::VARCHAR"
@@ -251,24 +279,8 @@ def _apply_chains(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> N
     updated = _bulk_upsert(
         con, "option_snapshots", rows, ("underlying", "snapshot_date", "contract_symbol"), CHAIN_COLUMNS, may_repeat
     )
-    assets, marks = [], {}
-    for index, (_, ev) in enumerate(batch):
-        assert isinstance(ev, ChainSnapshotted)
-        n_updated = int(updated.get(index, 0))
-        day = datetime.combine(ev.snapshot_date, datetime.min.time())
-        assets.append(
-            {
-                "ord": index, "run_id": ev.run_id, "asset_key": "options_snapshot_file", "asset_kind": "table",
-                "partition_key": f"{ev.symbol}|{ev.snapshot_date}", "status": "success",
-                "rows_inserted": ev.row_count - n_updated, "rows_updated": n_updated, "bytes_written": len(ev.rows),
-                "min_event_ts": day, "max_event_ts": day, "extra_json": json.dumps({"provider": ev.provider}),
-                "started_at": naive_utc(ev.started_at), "ended_at": naive_utc(ev.ended_at),
-            }
-        )
-        if ev.row_count:
-            _advance(marks, ev.symbol, day, ev)
-    _upsert_assets(con, assets)
-    _upsert_watermarks(con, "options_snapshot_file", marks)
+    _record_daily_assets(con, batch, "options_snapshot_file", lambda ev: ev.snapshot_date, updated,
+                         lambda ev: json.dumps({"provider": ev.provider}))
 
 
 Marks = dict[str, tuple[datetime, datetime | None, str]]
@@ -296,24 +308,8 @@ def _apply_flow(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> Non
         con, "options_flow", rows, ("symbol", "from_date", "to_date", "window_sessions", "group_by", "row_key"),
         FLOW_COLUMNS.replace("b.window,", "b.window_sessions,"), may_repeat,
     )
-    assets, marks = [], {}
-    for index, (_, ev) in enumerate(batch):
-        assert isinstance(ev, FlowComputed)
-        n_updated = int(updated.get(index, 0))
-        day = datetime.combine(ev.as_of, datetime.min.time())
-        assets.append(
-            {
-                "ord": index, "run_id": ev.run_id, "asset_key": "options_flow", "asset_kind": "table",
-                "partition_key": f"{ev.symbol}|{ev.as_of}", "status": "success",
-                "rows_inserted": ev.row_count - n_updated, "rows_updated": n_updated, "bytes_written": len(ev.rows),
-                "min_event_ts": day, "max_event_ts": day, "extra_json": json.dumps({"window": ev.window}),
-                "started_at": naive_utc(ev.started_at), "ended_at": naive_utc(ev.ended_at),
-            }
-        )
-        if ev.row_count:
-            _advance(marks, ev.symbol, day, ev)
-    _upsert_assets(con, assets)
-    _upsert_watermarks(con, "options_flow", marks)
+    _record_daily_assets(con, batch, "options_flow", lambda ev: ev.as_of, updated,
+                         lambda ev: json.dumps({"window": ev.window}))
 
 
 def _apply_derived(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> None:
@@ -324,24 +320,7 @@ def _apply_derived(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> 
         for f in row_schemas.DERIVED
     )
     updated = _bulk_upsert(con, "derived_daily", rows, ("symbol", "session_date"), columns, may_repeat)
-    assets, marks = [], {}
-    for index, (_, ev) in enumerate(batch):
-        assert isinstance(ev, DerivedComputed)
-        n_updated = int(updated.get(index, 0))
-        day = datetime.combine(ev.as_of, datetime.min.time())
-        assets.append(
-            {
-                "ord": index, "run_id": ev.run_id, "asset_key": "derived_metrics", "asset_kind": "table",
-                "partition_key": f"{ev.symbol}|{ev.as_of}", "status": "success",
-                "rows_inserted": ev.row_count - n_updated, "rows_updated": n_updated, "bytes_written": len(ev.rows),
-                "min_event_ts": day, "max_event_ts": day, "extra_json": None,
-                "started_at": naive_utc(ev.started_at), "ended_at": naive_utc(ev.ended_at),
-            }
-        )
-        if ev.row_count:
-            _advance(marks, ev.symbol, day, ev)
-    _upsert_assets(con, assets)
-    _upsert_watermarks(con, "derived_metrics", marks)
+    _record_daily_assets(con, batch, "derived_metrics", lambda ev: ev.as_of, updated)
 
 
 def _upsert_watermarks(con: duckdb.DuckDBPyConnection, asset_key: str, marks: Marks) -> None:
