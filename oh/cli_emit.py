@@ -26,6 +26,25 @@ def _parse_date(text: str, option: str) -> date:
         fail(f"{option} {text!r} is not a date in YYYY-MM-DD form", 2)
 
 
+def _symbols(text: str) -> list[str]:
+    """Parse --symbols, or exit 2 naming the malformed one."""
+    from oh.symbols import BadSymbol, parse_symbols
+
+    try:
+        return parse_symbols(text)
+    except BadSymbol as exc:
+        fail(str(exc), 2)
+
+
+def _check_provider(name: str) -> None:
+    """Exit 2 unless the provider can be used in this build."""
+    from oh.providers import unavailable_reason
+
+    reason = unavailable_reason(name)
+    if reason:
+        fail(reason, 2)
+
+
 def emit_and_wait(command: Command, total: int, wait: bool, timeout: float) -> None:
     """Send the command; with `wait`, show progress until the run finishes and exit 1 if it failed."""
     from bus.producer import Producer
@@ -120,20 +139,13 @@ def ingest_candles(
     timeout: float = typer.Option(3600.0, help="With --wait, give up after this many seconds."),
 ) -> None:
     """Ingest daily candles (job ingest_candles, asset candles_daily)."""
-    from oh.providers import unavailable_reason
-    from oh.symbols import BadSymbol, parse_symbols
+    from contracts import IngestCandles
 
-    try:
-        symbol_list = parse_symbols(symbols)
-    except BadSymbol as exc:
-        fail(str(exc), 2)
+    symbol_list = _symbols(symbols)
     first, last = _parse_date(start, "--start"), _parse_date(end, "--end")
     if first > last:
         fail(f"--start {first} is after --end {last}", 2)
-    reason = unavailable_reason(provider)
-    if reason:
-        fail(reason, 2)
-    from contracts import IngestCandles
+    _check_provider(provider)
 
     command = IngestCandles(symbols=symbol_list, start=first, end=last, provider=provider)
     emit_and_wait(command, len(symbol_list), wait, timeout)
@@ -148,15 +160,11 @@ def checks(
 ) -> None:
     """Re-run the data-quality checks on stored data (job run_checks); results go to meta.asset_checks."""
     from contracts import RunChecks
-    from oh.symbols import BadSymbol, parse_symbols
 
     known = ("candles_daily",)
     if asset is not None and asset not in known:
         fail(f"no checks for asset {asset!r} in this build; checked assets: {', '.join(known)}", 2)
-    try:
-        symbol_list = parse_symbols(symbols) if symbols else None
-    except BadSymbol as exc:
-        fail(str(exc), 2)
+    symbol_list = _symbols(symbols) if symbols else None
     emit_and_wait(RunChecks(asset=asset, symbols=symbol_list), len(symbol_list or []), wait, timeout)
 
 
@@ -175,13 +183,8 @@ def snapshot_options(
 
     from contracts import SnapshotOptions
     from oh import calendar
-    from oh.providers import unavailable_reason
-    from oh.symbols import BadSymbol, parse_symbols
 
-    try:
-        symbol_list = parse_symbols(symbols)
-    except BadSymbol as exc:
-        fail(str(exc), 2)
+    symbol_list = _symbols(symbols)
     if as_of and (start or end):
         fail("give either --as-of or --start/--end, not both", 2)
     if bool(start) != bool(end):
@@ -193,9 +196,7 @@ def snapshot_options(
     else:
         day = _parse_date(as_of, "--as-of") if as_of else calendar.last_closed_session(datetime.now(UTC))
         first = last = day
-    reason = unavailable_reason(provider)
-    if reason:
-        fail(reason, 2)
+    _check_provider(provider)
     if not len(calendar.sessions(first, last)):
         fail(f"no NYSE session between {first} and {last}", 2)
     command = SnapshotOptions(symbols=symbol_list, start=first, end=last, provider=provider)
@@ -212,12 +213,8 @@ def compute_flow(
 ) -> None:
     """Compute open-interest/volume flow (job compute_flow, asset options_flow), every grouping at once."""
     from contracts import ComputeFlow
-    from oh.symbols import BadSymbol, parse_symbols
 
-    try:
-        symbol_list = parse_symbols(symbols)
-    except BadSymbol as exc:
-        fail(str(exc), 2)
+    symbol_list = _symbols(symbols)
     if window < 1:
         fail(f"--window must be at least 1, got {window}", 2)
     command = ComputeFlow(symbols=symbol_list, as_of=_parse_date(as_of, "--as-of"), window=window)
@@ -233,10 +230,6 @@ def compute_derived(
 ) -> None:
     """Compute derived metrics (job compute_derived, asset derived_metrics) from the session's chain."""
     from contracts import ComputeDerived
-    from oh.symbols import BadSymbol, parse_symbols
 
-    try:
-        symbol_list = parse_symbols(symbols)
-    except BadSymbol as exc:
-        fail(str(exc), 2)
+    symbol_list = _symbols(symbols)
     emit_and_wait(ComputeDerived(symbols=symbol_list, as_of=_parse_date(as_of, "--as-of")), len(symbol_list), wait, timeout)
