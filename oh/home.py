@@ -56,7 +56,13 @@ class Home:
         if len(str(preferred / "supervisor.sock")) <= IPC_PATH_LIMIT:
             return preferred
         digest = hashlib.sha1(str(self.root).encode()).hexdigest()[:12]
-        return Path(tempfile.gettempdir()) / f"oh-{digest}"
+        fallback = Path(tempfile.gettempdir()) / f"oh-{digest}"
+        if len(str(fallback / "supervisor.sock")) > IPC_PATH_LIMIT:
+            raise ValueError(
+                f"socket paths under {preferred} and {fallback} would pass the {IPC_PATH_LIMIT}-byte limit of "
+                "unix sockets: set OH_SOCKET_DIR to a short directory"
+            )
+        return fallback
 
     def endpoint(self, name: str) -> str:
         """Return the `ipc://` endpoint for socket `name` (ingress, events, control)."""

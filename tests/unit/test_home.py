@@ -69,3 +69,18 @@ def test_ensure_creates_every_directory(home: Home) -> None:
         assert path.is_dir(), path
     for path in _socket_paths(home):
         assert len(path) < UNIX_PATH_MAX
+
+
+def test_too_long_socket_fallback_is_a_clear_error(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """With a deep OH_HOME and a deep TMPDIR, the user is told to set OH_SOCKET_DIR instead of a bind failing later."""
+    import tempfile
+
+    from oh.home import Home
+
+    deep = tmp_path / ("d" * 120)
+    monkeypatch.delenv("OH_SOCKET_DIR", raising=False)
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(deep))
+    with pytest.raises(ValueError, match="OH_SOCKET_DIR"):
+        _ = Home(deep / "home").sockets
+    monkeypatch.setenv("OH_SOCKET_DIR", str(tmp_path / "s"))
+    assert Home(deep / "home").sockets == tmp_path / "s"
