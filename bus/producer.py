@@ -91,10 +91,6 @@ class Producer:
             self._wait_until(lambda: len(self.pending) < self.max_pending // 2, None)
         return ids
 
-    def send_ephemeral(self, message: Message) -> None:
-        """Fire and forget (heartbeats): never kept, never resent."""
-        self._send_frames([encode(message)])
-
     def _send_frames(self, payloads: list[bytes]) -> bool:
         try:
             self.sock.send_multipart(payloads, flags=zmq.NOBLOCK, copy=False)
