@@ -9,11 +9,14 @@ from __future__ import annotations
 from contracts.base import SCHEMA_VERSION, Command, Event, Message, new_id, utc_now
 from contracts.commands import (
     JOB_OF_COMMAND,
+    SERVICE_OF_JOB,
+    BuildBriefing,
     ComputeDerived,
     ComputeFlow,
-    SERVICE_OF_JOB,
     IngestCandles,
+    IngestOptionsBars,
     RunChecks,
+    RunDaily,
     SnapshotOptions,
     run_id_for,
 )
@@ -21,35 +24,40 @@ from contracts.control import Heartbeat
 from contracts.events import (
     AssetChecked,
     AssetFailed,
+    BriefingBuilt,
     CandlesIngested,
     ChainSnapshotted,
     CheckRecord,
     DerivedComputed,
     FlowComputed,
+    OptionBarsIngested,
     RunFinished,
     RunStarted,
     TradeUpdated,
 )
 
 AnyMessage = (
-    IngestCandles | RunChecks | SnapshotOptions | ComputeFlow | ComputeDerived | RunStarted | RunFinished
-    | CandlesIngested | ChainSnapshotted | FlowComputed | DerivedComputed | AssetFailed | AssetChecked
-    | TradeUpdated | Heartbeat
+    IngestCandles | IngestOptionsBars | RunChecks | SnapshotOptions | ComputeFlow | ComputeDerived | BuildBriefing
+    | RunDaily | RunStarted | RunFinished | CandlesIngested | OptionBarsIngested | ChainSnapshotted | FlowComputed
+    | DerivedComputed | BriefingBuilt | AssetFailed | AssetChecked | TradeUpdated | Heartbeat
 )
 
 MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.__name__: cls
     for cls in (
-        IngestCandles, RunChecks, SnapshotOptions, ComputeFlow, ComputeDerived, RunStarted, RunFinished,
-        CandlesIngested, ChainSnapshotted, FlowComputed, DerivedComputed, AssetFailed, AssetChecked,
-        TradeUpdated, Heartbeat,
+        IngestCandles, IngestOptionsBars, RunChecks, SnapshotOptions, ComputeFlow, ComputeDerived, BuildBriefing,
+        RunDaily, RunStarted, RunFinished, CandlesIngested, OptionBarsIngested, ChainSnapshotted, FlowComputed,
+        DerivedComputed, BriefingBuilt, AssetFailed, AssetChecked, TradeUpdated, Heartbeat,
     )
 }
 
 EPHEMERAL_TYPES = frozenset({"Heartbeat"})
 
 __all__ = [
-    "SCHEMA_VERSION", "AnyMessage", "ComputeDerived", "DerivedComputed", "ComputeFlow", "FlowComputed", "ChainSnapshotted", "SnapshotOptions", "AssetChecked", "AssetFailed", "CheckRecord", "RunChecks", "SERVICE_OF_JOB", "CandlesIngested", "Command", "EPHEMERAL_TYPES",
-    "Event", "Heartbeat", "IngestCandles", "MESSAGE_TYPES", "Message", "RunFinished", "RunStarted",
-    "TradeUpdated", "JOB_OF_COMMAND", "new_id", "run_id_for", "utc_now",
+    "SCHEMA_VERSION", "AnyMessage", "AssetChecked", "AssetFailed", "BriefingBuilt", "BuildBriefing",
+    "CandlesIngested", "ChainSnapshotted", "CheckRecord", "Command", "ComputeDerived", "ComputeFlow",
+    "DerivedComputed", "EPHEMERAL_TYPES", "Event", "FlowComputed", "Heartbeat", "IngestCandles",
+    "IngestOptionsBars", "JOB_OF_COMMAND", "MESSAGE_TYPES", "Message", "OptionBarsIngested", "RunChecks",
+    "RunDaily", "RunFinished", "RunStarted", "SERVICE_OF_JOB", "SnapshotOptions", "TradeUpdated", "new_id",
+    "run_id_for", "utc_now",
 ]

@@ -9,10 +9,28 @@ from contracts.base import Command
 
 RUN_NAMESPACE = uuid.UUID("6f1c3f0e-8d2a-4f4e-9a59-0b3f2a7c9e11")
 
-JOB_OF_COMMAND = {"IngestCandles": "ingest_candles", "RunChecks": "run_checks", "SnapshotOptions": "snapshot_options", "ComputeFlow": "compute_flow", "ComputeDerived": "compute_derived"}
+JOB_OF_COMMAND = {
+    "IngestCandles": "ingest_candles",
+    "IngestOptionsBars": "ingest_options_bars",
+    "RunChecks": "run_checks",
+    "SnapshotOptions": "snapshot_options",
+    "ComputeFlow": "compute_flow",
+    "ComputeDerived": "compute_derived",
+    "BuildBriefing": "build_briefing",
+    "RunDaily": "daily",
+}
 
 # Which worker runs each job (the ledger marks a run abandoned when that worker goes silent).
-SERVICE_OF_JOB = {"ingest_candles": "ingest", "run_checks": "checks", "snapshot_options": "snapshot", "compute_flow": "flow", "compute_derived": "derived"}
+SERVICE_OF_JOB = {
+    "ingest_candles": "ingest",
+    "ingest_options_bars": "ingest",
+    "run_checks": "checks",
+    "snapshot_options": "snapshot",
+    "compute_flow": "flow",
+    "compute_derived": "derived",
+    "build_briefing": "briefing",
+    "daily": "scheduler",
+}
 
 
 def run_id_for(command_id: str, job_name: str) -> str:
@@ -27,6 +45,22 @@ class IngestCandles(Command, kw_only=True):
     start: date
     end: date
     provider: str = "sim"
+    fallback: str | None = None
+    parent_run_id: str | None = None
+
+
+class IngestOptionsBars(Command, kw_only=True):
+    """Fetch the daily bars of each symbol's listed option contracts that expire within `max_dte`
+    calendar days, for every session in [start, end] (job `ingest_options_bars`, asset `options_bars`,
+    partition `SYMBOL|DATE`)."""
+
+    symbols: list[str]
+    start: date
+    end: date
+    provider: str = "sim"
+    fallback: str | None = None
+    max_dte: int = 45
+    parent_run_id: str | None = None
 
 
 class RunChecks(Command, kw_only=True):
@@ -43,6 +77,8 @@ class SnapshotOptions(Command, kw_only=True):
     start: date
     end: date
     provider: str = "sim"
+    fallback: str | None = None
+    parent_run_id: str | None = None
 
 
 class ComputeFlow(Command, kw_only=True):
@@ -63,3 +99,26 @@ class ComputeDerived(Command, kw_only=True):
     symbols: list[str]
     as_of: date
     parent_run_id: str | None = None
+
+
+class BuildBriefing(Command, kw_only=True):
+    """Write the day's Markdown briefing for the portfolio and `symbols` (job `build_briefing`, asset
+    `briefing_markdown`): `$OH_HOME/briefings/YYYY-MM-DD.md`, and the same text in DuckDB. Sent after
+    each derived run, or by `oh emit briefing`; `portfolio` None means the default portfolio file."""
+
+    symbols: list[str]
+    as_of: date
+    portfolio: str | None = None
+    parent_run_id: str | None = None
+
+
+class RunDaily(Command, kw_only=True):
+    """The whole daily chain for session `as_of` (None: the last closed session) as job `daily`:
+    candles and option bars, then snapshots; flow, derived and the briefing follow on their own.
+    The `daily` run finishes when every run it started (and what those chained) has finished."""
+
+    symbols: list[str]
+    as_of: date | None = None
+    provider: str = "sim"
+    fallback: str | None = None
+    candle_days: int = 400

@@ -145,3 +145,30 @@ class DerivedComputed(Event, kw_only=True):
     rows: bytes
     started_at: datetime
     ended_at: datetime
+
+
+class OptionBarsIngested(Event, kw_only=True):
+    """Daily bars of one underlying's option contracts on one session (Arrow IPC, contracts.rows.OPTION_BARS);
+    upserted into `options_bars` on (contract_symbol, date), asset `options_bars`, partition `SYMBOL|DATE`."""
+
+    run_id: str
+    symbol: str
+    provider: str
+    bar_date: date
+    row_count: int
+    rows: bytes
+    started_at: datetime
+    ended_at: datetime
+
+
+class BriefingBuilt(Event, kw_only=True):
+    """The Markdown briefing of session `as_of`; upserted into `briefings` on as_of, asset
+    `briefing_markdown`, partition `DATE`. `path` is where the worker wrote the file."""
+
+    run_id: str
+    as_of: date
+    path: str
+    markdown: str
+    symbols: list[str]
+    started_at: datetime
+    ended_at: datetime

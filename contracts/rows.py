@@ -101,3 +101,19 @@ DERIVED = pa.schema(
         pa.field("iv_history_count", pa.int32(), nullable=False),  # prior values used
     ]
 )
+
+# Daily bars of option contracts (one underlying, one session), as providers deliver them.
+OPTION_BARS = pa.schema(
+    [
+        pa.field("contract_symbol", pa.string(), nullable=False),  # OCC compact (oh.osi)
+        pa.field("underlying", pa.string(), nullable=False),
+        pa.field("date", pa.date32(), nullable=False),
+        pa.field("open", pa.float64(), nullable=False),
+        pa.field("high", pa.float64(), nullable=False),
+        pa.field("low", pa.float64(), nullable=False),
+        pa.field("close", pa.float64(), nullable=False),
+        pa.field("volume", pa.int64(), nullable=False),
+        pa.field("trade_count", pa.int64(), nullable=False),
+        pa.field("vwap", pa.float64(), nullable=False),
+    ]
+)

@@ -1,4 +1,4 @@
-"""The ingest worker: job `ingest_candles` (asset `candles_daily`).
+"""The ingest worker: jobs `ingest_candles` (asset `candles_daily`) and `ingest_options_bars` (services/options_bars.py).
 
 One run per command; per symbol, the provider's candles go out as one CandlesIngested event per
 chunk of at most CHUNK_ROWS rows. A symbol that fails is recorded as a failed asset and the
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from bus.arrow_ipc import to_ipc
 from contracts import CandlesIngested, IngestCandles, utc_now
-from oh.providers import get_provider
+from oh.providers import get_provider, served_by
+from services import options_bars
 from services.runtime import RunContext, main, raise_if_partitions_failed
 
 CHUNK_ROWS = 5000
@@ -19,7 +20,7 @@ ASSET = "candles_daily"
 
 def ingest_candles(command: IngestCandles, run: RunContext) -> None:
     """Fetch and emit candles for every symbol of the command; fail the run if any symbol failed."""
-    provider = get_provider(command.provider)
+    provider = get_provider(command.provider, command.fallback)
     failures: list[tuple[str, BaseException]] = []
     for symbol in command.symbols:
         run.check_stop()
@@ -36,7 +37,7 @@ def ingest_candles(command: IngestCandles, run: RunContext) -> None:
             dates = chunk.column("date")
             run.emit(
                 CandlesIngested(
-                    run_id=run.run_id, symbol=symbol, provider=provider.name,
+                    run_id=run.run_id, symbol=symbol, provider=served_by(table, provider),
                     first_date=dates[0].as_py() if chunk.num_rows else command.start,
                     last_date=dates[-1].as_py() if chunk.num_rows else command.end,
                     row_count=chunk.num_rows, rows=to_ipc(chunk), started_at=started, ended_at=utc_now(),
@@ -45,7 +46,7 @@ def ingest_candles(command: IngestCandles, run: RunContext) -> None:
     raise_if_partitions_failed(failures, len(command.symbols), "symbols")
 
 
-HANDLERS = {IngestCandles: (JOB, ingest_candles)}
+HANDLERS = {IngestCandles: (JOB, ingest_candles), **options_bars.HANDLERS}
 
 if __name__ == "__main__":
     from oh import calendar

@@ -11,7 +11,7 @@ from __future__ import annotations
 from bus.arrow_ipc import to_ipc
 from contracts import ChainSnapshotted, SnapshotOptions, utc_now
 from oh import calendar
-from oh.providers import get_provider
+from oh.providers import get_provider, served_by
 from services.runtime import RunContext, main, raise_if_partitions_failed
 
 JOB = "snapshot_options"
@@ -20,7 +20,7 @@ ASSET = "options_snapshot_file"
 
 def snapshot_options(command: SnapshotOptions, run: RunContext) -> None:
     """Emit one chain per symbol and session; fail the run (naming them) if any partition failed."""
-    provider = get_provider(command.provider)
+    provider = get_provider(command.provider, command.fallback)
     days = [day.astype(object) for day in calendar.sessions(command.start, command.end)]
     if not days:
         raise ValueError(f"no NYSE session between {command.start} and {command.end}")
@@ -38,7 +38,7 @@ def snapshot_options(command: SnapshotOptions, run: RunContext) -> None:
                 continue
             run.emit(
                 ChainSnapshotted(
-                    run_id=run.run_id, symbol=symbol, provider=provider.name, snapshot_date=day,
+                    run_id=run.run_id, symbol=symbol, provider=served_by(chain, provider), snapshot_date=day,
                     row_count=chain.num_rows, rows=to_ipc(chain), started_at=started, ended_at=utc_now(),
                 )
             )

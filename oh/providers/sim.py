@@ -88,3 +88,15 @@ class SimProvider:
         from oh.providers.sim_options import option_chain
 
         return option_chain(symbol, day, self.market_seed)
+
+    def option_contracts(self, symbol: str, day: date, max_dte: int) -> list[str]:
+        """Contracts of `symbol` listed on session `day` that expire within `max_dte` calendar days."""
+        from oh.providers.sim_bars import option_contracts
+
+        return option_contracts(symbol, day, max_dte, self.market_seed)
+
+    def option_bars(self, symbol: str, contracts: list[str], start: date, end: date) -> pa.Table:
+        """Daily bars of `contracts` on each session in [start, end] (schema contracts.rows.OPTION_BARS)."""
+        from oh.providers.sim_bars import option_bars
+
+        return option_bars(symbol, contracts, start, end, self.market_seed)

@@ -26,11 +26,13 @@ import uuid
 from contracts import (
     AssetChecked,
     AssetFailed,
+    BriefingBuilt,
     CandlesIngested,
     ChainSnapshotted,
     DerivedComputed,
     FlowComputed,
     Message,
+    OptionBarsIngested,
     RunFinished,
     RunStarted,
     TradeUpdated,
@@ -60,10 +62,11 @@ def utc_column(values: Sequence[datetime | None]) -> pa.Array:
 # -- validation at the door (before anything is journaled) -----------------------------------
 def validate(message: Message) -> None:
     """Reject an event whose payload a projection could not apply (bad Arrow bytes, wrong schema)."""
-    if isinstance(message, CandlesIngested | ChainSnapshotted | FlowComputed | DerivedComputed):
+    if isinstance(message, CandlesIngested | ChainSnapshotted | FlowComputed | DerivedComputed | OptionBarsIngested):
         kind = type(message).__name__
         schema = {CandlesIngested: row_schemas.CANDLES, ChainSnapshotted: row_schemas.CHAIN,
-                  FlowComputed: row_schemas.FLOW, DerivedComputed: row_schemas.DERIVED}[type(message)]
+                  FlowComputed: row_schemas.FLOW, DerivedComputed: row_schemas.DERIVED,
+                  OptionBarsIngested: row_schemas.OPTION_BARS}[type(message)]
         try:
             table = from_ipc(message.rows)
             table.validate(full=True)  # out-of-range offsets would crash DuckDB, and every replay after it
@@ -283,6 +286,49 @@ def _apply_chains(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> N
                          lambda ev: json.dumps({"provider": ev.provider}))
 
 
+def _apply_option_bars(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> None:
+    rows, may_repeat = _tag_events(batch, lambda ev: (ev.symbol, ev.bar_date), _duplicate_contracts)
+    updated = _bulk_upsert(
+        con, "options_bars", rows, ("contract_symbol", "date"),
+        "b.contract_symbol, b.date, b.underlying, b.open, b.high, b.low, b.close, b.volume, b.trade_count, "
+        "b.vwap, b.provider::VARCHAR", may_repeat,
+    )
+    _record_daily_assets(con, batch, "options_bars", lambda ev: ev.bar_date, updated,
+                         lambda ev: json.dumps({"provider": ev.provider}))
+
+
+def _apply_briefings(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> None:
+    """Upsert each day's briefing (the last delivery of a day wins) with its asset row and watermark."""
+    latest = {ev.as_of: ev for _, ev in batch}  # type: ignore[attr-defined]
+    stored = {
+        row[0] for row in con.execute(
+            "SELECT as_of FROM briefings WHERE as_of IN (SELECT unnest(?::DATE[]))", [list(latest)]
+        ).fetchall()
+    }
+    con.executemany(
+        "INSERT OR REPLACE INTO briefings VALUES (?, ?, ?, ?, ?, ?)",
+        [[ev.as_of, ev.markdown, ev.path, ev.symbols, ev.run_id, naive_utc(ev.ts)] for ev in latest.values()],
+    )
+    assets, marks, seen = [], {}, set(stored)
+    for index, (_, ev) in enumerate(batch):
+        assert isinstance(ev, BriefingBuilt)
+        replaced = ev.as_of in seen
+        seen.add(ev.as_of)
+        day = datetime.combine(ev.as_of, datetime.min.time())
+        assets.append(
+            {
+                "ord": index, "run_id": ev.run_id, "asset_key": "briefing_markdown", "asset_kind": "file",
+                "partition_key": str(ev.as_of), "status": "success", "rows_inserted": 0 if replaced else 1,
+                "rows_updated": 1 if replaced else 0, "bytes_written": len(ev.markdown.encode()),
+                "min_event_ts": day, "max_event_ts": day, "extra_json": json.dumps({"path": ev.path}),
+                "started_at": naive_utc(ev.started_at), "ended_at": naive_utc(ev.ended_at),
+            }
+        )
+        _advance(marks, "ALL", day, ev)
+    _upsert_assets(con, assets)
+    _upsert_watermarks(con, "briefing_markdown", marks)
+
+
 Marks = dict[str, tuple[datetime, datetime | None, str]]
 
 
@@ -426,6 +472,8 @@ APPLIERS: dict[type[Message], Callable[[duckdb.DuckDBPyConnection, Sequence[Appl
     RunFinished: _apply_run_finished,
     CandlesIngested: _apply_candles,
     ChainSnapshotted: _apply_chains,
+    OptionBarsIngested: _apply_option_bars,
+    BriefingBuilt: _apply_briefings,
     FlowComputed: _apply_flow,
     DerivedComputed: _apply_derived,
     AssetFailed: _apply_asset_failed,

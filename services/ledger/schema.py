@@ -69,6 +69,30 @@ CREATE TABLE IF NOT EXISTS option_snapshots (
   PRIMARY KEY (underlying, snapshot_date, contract_symbol)
 );
 
+CREATE TABLE IF NOT EXISTS options_bars (
+  contract_symbol VARCHAR NOT NULL,   -- OCC compact form
+  date            DATE NOT NULL,
+  underlying      VARCHAR NOT NULL,
+  open            DOUBLE NOT NULL,
+  high            DOUBLE NOT NULL,
+  low             DOUBLE NOT NULL,
+  close           DOUBLE NOT NULL,
+  volume          BIGINT NOT NULL,
+  trade_count     BIGINT NOT NULL,
+  vwap            DOUBLE NOT NULL,
+  provider        VARCHAR NOT NULL,
+  PRIMARY KEY (contract_symbol, date)
+);
+
+CREATE TABLE IF NOT EXISTS briefings (
+  as_of       DATE PRIMARY KEY,
+  markdown    VARCHAR NOT NULL,
+  path        VARCHAR NOT NULL,
+  symbols     VARCHAR[] NOT NULL,
+  run_id      VARCHAR NOT NULL,
+  built_at    TIMESTAMP NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS options_flow (
   symbol          VARCHAR NOT NULL,
   from_date       DATE NOT NULL,
@@ -199,8 +223,10 @@ CREATE TABLE IF NOT EXISTS meta.asset_checks (
 PROJECTED_TABLES = (
     "candles_daily",
     "option_snapshots",
+    "options_bars",
     "options_flow",
     "derived_daily",
+    "briefings",
     "trade_updates",
     "meta.ingestion_runs",
     "meta.ingestion_run_assets",
