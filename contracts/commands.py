@@ -118,7 +118,9 @@ class RunDaily(Command, kw_only=True):
     The `daily` run finishes when every run it started (and what those chained) has finished."""
 
     symbols: list[str]
+    watchlist: str | None = None  # resolved by the job, so a scheduled run sees the list as it is then
     as_of: date | None = None
     provider: str = "sim"
     fallback: str | None = None
     candle_days: int = 400
+    with_portfolio: bool = True  # add the portfolio's underlyings (every leg of every structure)

@@ -74,6 +74,11 @@ def sessions(start: date, end: date) -> np.ndarray:
     return days[lo:hi]
 
 
+def is_session(day: date) -> bool:
+    """Whether `day` is an NYSE trading session."""
+    return FIRST <= day <= LAST and len(sessions(day, day)) == 1
+
+
 def session_index(day: date) -> int:
     """How many sessions lie strictly before `day` since the calendar's first session."""
     return int(np.searchsorted(all_sessions(), np.datetime64(day, "D"), side="left"))

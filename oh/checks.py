@@ -149,3 +149,42 @@ def derived_checks(rows: pa.Table) -> list[CheckResult]:
                 f"{duplicates} duplicate (symbol, session_date) rows" if duplicates else "one row per symbol and session",
                 rows=n, duplicates=duplicates),
     ]
+
+
+def option_bars_checks(rows: pa.Table, session: date | None = None) -> list[CheckResult]:
+    """Checks on one delivery of option bars: `options_bars_monotonic_ts`, `options_bars_no_negative_prices`,
+    `options_bars_duplicate_pk` (all error), OHLC consistency and bars dated off the delivered session (warn)."""
+    n = rows.num_rows
+    contracts = rows.column("contract_symbol").to_numpy(zero_copy_only=False) if n else np.array([], object)
+    days = rows.column("date").to_numpy(zero_copy_only=False).astype("datetime64[D]").astype(np.int64) if n else np.array([], np.int64)
+    duplicates = int(n - len({(c, d) for c, d in zip(contracts.tolist(), days.tolist(), strict=True)}))
+    disorder = 0
+    if n > 1:  # per contract, in delivery order: each bar strictly after the contract's previous one
+        order = np.argsort(contracts, kind="stable")
+        same = contracts[order][1:] == contracts[order][:-1]
+        disorder = int(np.count_nonzero(same & (np.diff(days[order]) <= 0)))
+    prices = {c: rows.column(c).to_numpy(zero_copy_only=False) for c in (*PRICE_COLUMNS, "vwap")} if n else {}
+    negative = int(sum(np.count_nonzero(v < 0) for v in prices.values())) if n else 0
+    inconsistent = 0
+    if n:
+        top = np.maximum(prices["open"], prices["close"])
+        bottom = np.minimum(prices["open"], prices["close"])
+        inconsistent = int(np.count_nonzero((prices["high"] < top) | (prices["low"] > bottom)))
+    results = [
+        _result("options_bars_monotonic_ts", "error", disorder > 0,
+                f"{disorder} bars not after their contract's previous bar" if disorder else "bars in time order per contract",
+                rows=n, out_of_order=disorder),
+        _result("options_bars_no_negative_prices", "error", negative > 0,
+                f"{negative} negative prices" if negative else "no negative prices", negative=negative),
+        _result("options_bars_duplicate_pk", "error", duplicates > 0,
+                f"{duplicates} duplicate (contract_symbol, date) rows" if duplicates else "one bar per contract and day",
+                duplicates=duplicates),
+        _result("options_bars_ohlc_consistent", "warn", inconsistent > 0,
+                f"{inconsistent} bars with high below open/close or low above them" if inconsistent
+                else "high and low bracket open and close", inconsistent=inconsistent),
+    ]
+    if session is not None:
+        off = int(np.count_nonzero(days != np.datetime64(session, "D").astype(np.int64)))
+        results.append(_result("options_bars_session_date", "warn", off > 0,
+                               f"{off} bars not dated {session}" if off else f"every bar dated {session}", off_date=off))
+    return results

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from oh.cli_data import db_app, query, replay
+from oh.cli_data import db_app, query
 from oh.cli_emit import emit_app
 from oh.cli_health import health as _health  # noqa: F401  (registers `oh db health`)
 from oh.cli_portfolio import portfolio_app
+from oh.cli_replay import replay
 from oh.cli_services import demo, down, status, up
 
 app = typer.Typer(

@@ -1,4 +1,4 @@
-"""`oh query`, `oh replay --rebuild`, `oh db init`: reading and rebuilding the warehouse."""
+"""`oh query`, `oh db init`: reading the warehouse (`oh replay` is in oh/cli_replay.py)."""
 
 from __future__ import annotations
 
@@ -107,39 +107,6 @@ def query(
         console.print(view)
         if table.num_rows > limit:
             console.print(f"({table.num_rows} rows, {limit} shown; use --limit or --format csv)")
-
-
-def replay(
-    rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild every DuckDB table from the journal."),
-) -> None:
-    """Rebuild the warehouse from the journal (the journal is the truth)."""
-    if not rebuild:
-        fail("only `oh replay --rebuild` is available in this build (ranged replays come with the pipeline)", 2)
-    from bus.control_client import ControlClient
-
-    home = Home.from_env()
-    client = ControlClient(home)
-    try:
-        if client.answers():
-            reply = client.rebuild()
-            console.print(f"rebuilt by the running ledger: {reply.events} events in {reply.seconds:.2f}s")
-            return
-    finally:
-        client.close()
-    import time
-
-    from bus.journal import Journal
-    from services.ledger.warehouse import Warehouse
-
-    started = time.perf_counter()
-    journal = Journal(home.ensure().journal)
-    warehouse = Warehouse(home.warehouse)
-    try:
-        events = warehouse.rebuild(journal)
-    finally:
-        warehouse.close()
-        journal.close()
-    console.print(f"rebuilt {home.warehouse} from {events} events in {time.perf_counter() - started:.2f}s")
 
 
 @db_app.command("init")

@@ -98,7 +98,7 @@ def _render(report: dict[str, Any]) -> None:
 
 def _run_plan(plan: list[dict[str, Any]]) -> None:
     from contracts import IngestCandles, SnapshotOptions
-    from oh.cli_emit import emit_and_wait
+    from oh.cli_follow import emit_and_wait
 
     command_of_job = {"ingest-candles": IngestCandles, "snapshot-options": SnapshotOptions}
     for step in plan:

@@ -109,7 +109,7 @@ def demo(
 
     from contracts import IngestCandles, SnapshotOptions
     from oh import calendar
-    from oh.cli_emit import emit_and_wait
+    from oh.cli_follow import emit_and_wait
     from oh.watchlists import DEFAULT_WATCHLIST
 
     up(timeout=90.0)

@@ -2,7 +2,8 @@
 
 It reacts to committed CandlesIngested events (the delivered rows are checked for duplicates,
 order, prices and volume, and the stored table for gaps in the last 30 sessions) and to committed
-ChainSnapshotted events (parseable contract symbols, crossed quotes, negative prices, stale date),
+OptionBarsIngested (order per contract, negative prices, duplicate keys), ChainSnapshotted
+(parseable contract symbols, crossed quotes, negative prices, stale date),
 FlowComputed (no null keys) and DerivedComputed (no duplicate keys). The results are
 linked to the ingest run but never change its status. `oh emit checks` re-runs the checks on the
 stored data as a run of its own.
@@ -25,6 +26,7 @@ from contracts import (
     DerivedComputed,
     FlowComputed,
     Message,
+    OptionBarsIngested,
     RunChecks,
     utc_now,
 )
@@ -36,13 +38,13 @@ from oh.checks import (
     chain_snapshot_checks,
     derived_checks,
     flow_checks,
+    option_bars_checks,
     snapshot_date_check,
 )
 from oh.flow import PERSISTED_KEY
 from services.runtime import RunContext, Worker, main
 
 JOB = "run_checks"
-CHECKED_ASSETS = ("candles_daily",)
 GAP_WINDOW = 30
 _ID_NAMESPACE = uuid.UUID("3c2d7a55-1f7e-4f0e-8a2b-6d9e4c1b0a33")
 
@@ -87,6 +89,12 @@ def on_chain(event: ChainSnapshotted, worker: Worker) -> None:
     _report(worker, event, "options_snapshot_file", f"{event.symbol}|{event.snapshot_date}", results)
 
 
+def on_option_bars(event: OptionBarsIngested, worker: Worker) -> None:
+    """Check one committed day of option bars (results linked to the ingest run)."""
+    results = option_bars_checks(from_ipc(event.rows), event.bar_date)
+    _report(worker, event, "options_bars", f"{event.symbol}|{event.bar_date}", results)
+
+
 def on_flow(event: FlowComputed, worker: Worker) -> None:
     """Check one committed flow delivery."""
     _report(worker, event, "options_flow", f"{event.symbol}|{event.as_of}", flow_checks(from_ipc(event.rows), PERSISTED_KEY))
@@ -97,31 +105,54 @@ def on_derived(event: DerivedComputed, worker: Worker) -> None:
     _report(worker, event, "derived_metrics", f"{event.symbol}|{event.as_of}", derived_checks(from_ipc(event.rows)))
 
 
+def _recheck_candles(worker: Worker, symbol: str) -> list[CheckResult]:
+    rows: pa.Table = worker.query(
+        "SELECT symbol, date, open, high, low, close, volume FROM candles_daily WHERE symbol = ? ORDER BY date", [symbol]
+    )
+    results = candle_payload_checks(rows)
+    if rows.num_rows:
+        results.append(_gap_result(worker, symbol, rows.column("date")[-1].as_py()))
+    return results
+
+
+def _recheck_option_bars(worker: Worker, symbol: str) -> list[CheckResult]:
+    rows: pa.Table = worker.query(
+        "SELECT contract_symbol, underlying, date, open, high, low, close, volume, trade_count, vwap FROM options_bars "
+        "WHERE underlying = ? ORDER BY contract_symbol, date", [symbol],
+    )
+    return option_bars_checks(rows)
+
+
+# Stored data each asset can be re-checked on, per symbol, and the table its symbols come from.
+RECHECKS = {
+    "candles_daily": (_recheck_candles, "SELECT DISTINCT symbol FROM candles_daily ORDER BY 1"),
+    "options_bars": (_recheck_option_bars, "SELECT DISTINCT underlying FROM options_bars ORDER BY 1"),
+}
+CHECKED_ASSETS = tuple(RECHECKS)
+
+
 def run_checks(command: RunChecks, run: RunContext) -> None:
-    """Re-check stored data for the chosen asset (all checked assets by default) and symbols."""
+    """Re-check stored data for the chosen asset (all re-checkable assets by default) and symbols."""
     assets = [command.asset] if command.asset else list(CHECKED_ASSETS)
     unknown = [a for a in assets if a not in CHECKED_ASSETS]
     if unknown:
         raise ValueError(f"no checks for asset {unknown[0]!r} in this build; checked assets: {', '.join(CHECKED_ASSETS)}")
     worker = run.worker
-    symbols = command.symbols or worker.query("SELECT DISTINCT symbol FROM candles_daily ORDER BY 1").column(0).to_pylist()
-    for symbol in symbols:
-        run.check_stop()
-        rows: pa.Table = worker.query(
-            "SELECT symbol, date, open, high, low, close, volume FROM candles_daily WHERE symbol = ? ORDER BY date",
-            [symbol],
-        )
-        results = candle_payload_checks(rows)
-        if rows.num_rows:
-            results.append(_gap_result(worker, symbol, rows.column("date")[-1].as_py()))
-        run.emit(
-            AssetChecked(run_id=run.run_id, asset_key="candles_daily", partition_key=symbol,
-                         checked_at=utc_now(), results=_records(results))
-        )
+    for asset in assets:
+        recheck, symbols_sql = RECHECKS[asset]
+        for symbol in command.symbols or worker.query(symbols_sql).column(0).to_pylist():
+            run.check_stop()
+            run.emit(
+                AssetChecked(run_id=run.run_id, asset_key=asset, partition_key=symbol,
+                             checked_at=utc_now(), results=_records(recheck(worker, symbol)))
+            )
 
 
 HANDLERS = {RunChecks: (JOB, run_checks)}
-EVENT_HANDLERS = {CandlesIngested: on_candles, ChainSnapshotted: on_chain, FlowComputed: on_flow, DerivedComputed: on_derived}
+EVENT_HANDLERS = {
+    CandlesIngested: on_candles, OptionBarsIngested: on_option_bars, ChainSnapshotted: on_chain,
+    FlowComputed: on_flow, DerivedComputed: on_derived,
+}
 
 if __name__ == "__main__":
     calendar.all_sessions()

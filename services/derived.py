@@ -8,8 +8,6 @@ chain that day is `skipped`.
 
 from __future__ import annotations
 
-import uuid
-
 import numpy as np
 
 from bus.arrow_ipc import to_ipc
@@ -20,7 +18,6 @@ from services.runtime import RunContext, Worker, main, raise_if_partitions_faile
 
 JOB = "compute_derived"
 ASSET = "derived_metrics"
-_ID_NAMESPACE = uuid.UUID("5e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b")
 
 
 def compute_derived(command: ComputeDerived, run: RunContext) -> None:
@@ -60,7 +57,7 @@ def compute_derived(command: ComputeDerived, run: RunContext) -> None:
 
 def after_flow(event: RunFinished, worker: Worker) -> None:
     """Chain: a finished flow run sends one ComputeDerived per session it covered."""
-    send_next_step(worker, event, "compute_flow", "options_flow", _ID_NAMESPACE, ComputeDerived)
+    send_next_step(worker, event, "compute_flow")
 
 
 HANDLERS = {ComputeDerived: (JOB, compute_derived)}

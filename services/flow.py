@@ -9,8 +9,6 @@ window's sessions from `option_snapshots` (never a session after `as_of`) and ca
 
 from __future__ import annotations
 
-import uuid
-
 import pyarrow as pa
 
 from bus.arrow_ipc import to_ipc
@@ -21,7 +19,6 @@ from services.runtime import RunContext, Worker, main, raise_if_partitions_faile
 
 JOB = "compute_flow"
 ASSET = "options_flow"
-_ID_NAMESPACE = uuid.UUID("9d7c1a4e-2b6f-4c3d-8e5a-7f0b1c2d3e4f")
 
 
 def compute_flow(command: ComputeFlow, run: RunContext) -> None:
@@ -56,7 +53,7 @@ def compute_flow(command: ComputeFlow, run: RunContext) -> None:
 
 def after_snapshots(event: RunFinished, worker: Worker) -> None:
     """Chain: a finished snapshot run sends one ComputeFlow per session it stored."""
-    send_next_step(worker, event, "snapshot_options", "options_snapshot_file", _ID_NAMESPACE, ComputeFlow)
+    send_next_step(worker, event, "snapshot_options")
 
 
 HANDLERS = {ComputeFlow: (JOB, compute_flow)}

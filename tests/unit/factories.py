@@ -16,7 +16,10 @@ import duckdb
 from bus.arrow_ipc import to_ipc
 from bus.codec import encode
 from bus.journal import Journal
-from contracts import AssetFailed, CandlesIngested, ChainSnapshotted, DerivedComputed, FlowComputed, Message, RunFinished, RunStarted, TradeUpdated
+from contracts import (
+    AssetFailed, BriefingBuilt, CandlesIngested, ChainSnapshotted, DerivedComputed, FlowComputed, Message,
+    OptionBarsIngested, RunFinished, RunStarted, TradeUpdated,
+)
 from oh.providers.sim import SimProvider
 from oh.providers.sim_options import option_chain
 from services.ledger import schema
@@ -75,6 +78,23 @@ def chain(symbol: str, day: date, run_id: str, t: float = 1.0) -> ChainSnapshott
     return ChainSnapshotted(
         run_id=run_id, symbol=symbol, provider="sim", snapshot_date=day, row_count=table.num_rows,
         rows=to_ipc(table), started_at=at(t), ended_at=at(t + 0.5), ts=at(t + 0.5),
+    )
+
+
+def option_bars(symbol: str, day: date, run_id: str, t: float = 1.0) -> OptionBarsIngested:
+    """An OptionBarsIngested carrying the sim market's bars of symbol's contracts expiring within 30 days."""
+    table = _SIM.option_bars(symbol, _SIM.option_contracts(symbol, day, 30), day, day)
+    return OptionBarsIngested(
+        run_id=run_id, symbol=symbol, provider="sim", bar_date=day, row_count=table.num_rows,
+        rows=to_ipc(table), started_at=at(t), ended_at=at(t + 0.5), ts=at(t + 0.5),
+    )
+
+
+def briefing(day: date, run_id: str, t: float = 1.0, text: str = "# Briefing") -> BriefingBuilt:
+    """A BriefingBuilt for `day` with a fixed Markdown text."""
+    return BriefingBuilt(
+        run_id=run_id, as_of=day, path=f"/tmp/briefings/{day}.md", markdown=f"{text} {day}\n", symbols=["AAPL"],
+        started_at=at(t), ended_at=at(t + 0.5), ts=at(t + 0.5),
     )
 
 

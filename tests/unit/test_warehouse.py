@@ -20,7 +20,9 @@ from oh.providers.sim import SimProvider
 from services.ledger import projections, schema, warehouse
 from services.ledger.warehouse import Warehouse
 from tests.unit.factories import (
+    briefing,
     chain,
+    option_bars,
     derived_event,
     flow,
     MiniLedger,
@@ -70,6 +72,12 @@ def _scenario() -> list[Message]:
         chain("AAPL", date(2025, 3, 3), "r2", t=11.6),  # a re-snapshot: rows updated, not duplicated
         flow("AAPL", date(2025, 3, 3), date(2025, 3, 4), "r2", t=11.8),
         derived_event("AAPL", date(2025, 3, 4), "r2", t=11.9),
+        option_bars("AAPL", date(2025, 3, 3), "r2", t=11.92),
+        option_bars("AAPL", date(2025, 3, 4), "r2", t=11.94),
+        option_bars("AAPL", date(2025, 3, 3), "r2", t=11.95),  # a re-delivery: rows updated, not duplicated
+        briefing(date(2025, 3, 3), "r2", t=11.96),
+        briefing(date(2025, 3, 4), "r2", t=11.97),
+        briefing(date(2025, 3, 3), "r2", t=11.98, text="# Revised"),  # the last delivery of a day wins
         run_finished("r2", 12),
     ]
 
@@ -593,3 +601,25 @@ def test_connect_uses_utc(tmp_path: Path) -> None:
     ro = warehouse.connect(tmp_path / "x.duckdb", read_only=True)
     with pytest.raises(duckdb.Error):
         ro.execute("CREATE TABLE t (a INT)")
+
+
+def test_option_bars_and_briefings_are_upserted_with_their_asset_rows(tmp_path: Path) -> None:
+    """A re-delivered bars day updates its rows instead of duplicating them, and counts them as updated;
+    a re-built briefing replaces the day's text (the last delivery wins) and is one row per day."""
+    ledger = MiniLedger(tmp_path)
+    first = option_bars("AAPL", date(2025, 3, 3), "r1", t=1)
+    ledger.submit([run_started("r1", 0), first, briefing(date(2025, 3, 3), "r1", t=2)])
+    ledger.submit([run_started("r2", 2.5), option_bars("AAPL", date(2025, 3, 3), "r2", t=3),
+                   briefing(date(2025, 3, 3), "r2", t=4, text="# Second")])
+    con = ledger.warehouse.con
+    assert con.execute("SELECT count(*) FROM options_bars").fetchone()[0] == first.row_count > 0
+    assets = con.execute(
+        "SELECT run_id, asset_key, partition_key, rows_inserted, rows_updated FROM meta.ingestion_run_assets ORDER BY 1, 2"
+    ).fetchall()
+    assert assets == [
+        ("r1", "briefing_markdown", "2025-03-03", 1, 0), ("r1", "options_bars", "AAPL|2025-03-03", first.row_count, 0),
+        ("r2", "briefing_markdown", "2025-03-03", 0, 1), ("r2", "options_bars", "AAPL|2025-03-03", 0, first.row_count),
+    ]
+    assert con.execute("SELECT markdown FROM briefings").fetchall() == [("# Second 2025-03-03\n",)]
+    marks = con.execute("SELECT asset_key, scope_key, watermark_ts FROM meta.asset_watermarks ORDER BY 1").fetchall()
+    assert marks == [("briefing_markdown", "ALL", datetime(2025, 3, 3)), ("options_bars", "AAPL", datetime(2025, 3, 3))]

@@ -1,0 +1,99 @@
+"""Job `daily`: the whole daily chain for one session, run by the scheduler worker.
+
+It sends the first commands and follows the chain to its end, so one run says whether the day
+worked: candles and option bars first (in parallel, on their workers); once candles are in, the
+snapshot; flow, derived and the briefing then start on their own, each on the committed
+`RunFinished` of the step before it. Every command id derives from this run's id, and the run
+ids of the chained steps are computed the same way the chaining workers compute them, so the
+job knows which runs to wait for, a restarted job re-sends only duplicates the ledger drops, and
+running the same day twice changes nothing. The run fails, naming the steps, if any step failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from datetime import UTC, date, datetime, timedelta
+
+from contracts import Command, IngestCandles, IngestOptionsBars, RunDaily, SnapshotOptions
+from oh import calendar
+from services.chains import Step, follow_chain, step_of, wait_for_run
+from services.runtime import RunContext, RunFailed
+
+log = logging.getLogger(__name__)
+
+JOB = "daily"
+_ID_NAMESPACE = uuid.UUID("0b7d6c1e-52a4-4f0b-9a57-3e2f1d8c4b6a")
+# A step no worker picks up within this long fails the day (its worker is probably not running).
+START_TIMEOUT_SECONDS = float(os.environ.get("OH_DAILY_START_TIMEOUT", "600"))
+# A step that runs longer than this fails the day (it is still recorded when it ends).
+STEP_TIMEOUT_SECONDS = float(os.environ.get("OH_DAILY_STEP_TIMEOUT", "7200"))
+
+
+def resolve_as_of(as_of: date | None, now: datetime | None = None) -> date:
+    """The session a daily run covers: the one asked for, else the newest session already closed."""
+    if as_of is not None:
+        if not calendar.is_session(as_of):
+            raise ValueError(f"{as_of} is not an NYSE session")
+        return as_of
+    return calendar.last_closed_session(now or datetime.now(UTC))
+
+
+def _command_id(run_id: str, step: str) -> str:
+    return uuid.uuid5(_ID_NAMESPACE, f"{run_id}:{step}").hex
+
+
+def _send(run: RunContext, commands: list[Command]) -> list[Step]:
+    run.worker.producer.send_many(commands)
+    run.worker.producer.flush()
+    return [step_of(command) for command in commands]
+
+
+def _watchlist(run: RunContext, name: str) -> list[str]:
+    from oh.watchlists import load_watchlist
+
+    return load_watchlist(run.worker.home, name)
+
+
+def _portfolio_underlyings(run: RunContext) -> list[str]:
+    """The default portfolio's underlyings; none (with a warning in the log) if it is missing or malformed."""
+    from oh.portfolio import PortfolioError, load, underlyings
+
+    path = run.worker.home.config / "portfolio.json"
+    if not path.exists():
+        return []
+    try:
+        return underlyings(load(path))
+    except PortfolioError as exc:
+        log.warning("daily: portfolio %s not used: %s", path, exc)
+        return []
+
+
+def daily(command: RunDaily, run: RunContext) -> None:
+    """Run the chain for one session and wait for it; fail naming every step that did not succeed."""
+    day = resolve_as_of(command.as_of)
+    listed = _watchlist(run, command.watchlist) if command.watchlist else []
+    portfolio = _portfolio_underlyings(run) if command.with_portfolio else []
+    symbols = sorted(set(command.symbols) | set(listed) | set(portfolio))
+    if not symbols:
+        raise ValueError("no symbols: give --symbols or --watchlist, or add positions to the portfolio")
+    first_candle = day - timedelta(days=command.candle_days)
+    common = {"parent_run_id": run.run_id, "triggered_by": "pipeline"}
+    provider = {"provider": command.provider, "fallback": command.fallback}
+    candles, bars = _send(run, [
+        IngestCandles(id=_command_id(run.run_id, "candles"), symbols=symbols, start=first_candle, end=day,
+                      **provider, **common),
+        IngestOptionsBars(id=_command_id(run.run_id, "bars"), symbols=symbols, start=day, end=day, **provider, **common),
+    ])
+    timeouts = (START_TIMEOUT_SECONDS, STEP_TIMEOUT_SECONDS)
+    outcomes = {candles: wait_for_run(run.worker.query, candles, *timeouts, run.check_stop)}  # derived needs the close
+    (snapshot,) = _send(run, [
+        SnapshotOptions(id=_command_id(run.run_id, "snapshot"), symbols=symbols, start=day, end=day,
+                        **provider, **common),
+    ])
+    outcomes.update(follow_chain(run.worker.query, snapshot, day, *timeouts, run.check_stop))
+    outcomes[bars] = wait_for_run(run.worker.query, bars, *timeouts, run.check_stop)
+    failed = [f"{s.job} {status}" for s, status in outcomes.items() if status != "success"]
+    if failed:
+        raise RunFailed(f"daily {day}: {', '.join(failed)} (see `oh db health`)", RuntimeError(failed[0]))
