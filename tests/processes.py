@@ -19,9 +19,11 @@ REPO = Path(__file__).resolve().parents[1]
 class Service:
     """One `python -m services.NAME` child process, logging to OH_HOME/logs/NAME.log."""
 
-    def __init__(self, home: Home, name: str, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, home: Home, name: str, *args: str, env: dict[str, str] | None = None,
+                 module: str | None = None) -> None:
         self.home = home
         self.name = name
+        self.module = module or f"services.{name}"
         self.args = args
         self.env = {**os.environ, "OH_HOME": str(home.root), **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
@@ -29,7 +31,7 @@ class Service:
     def start(self) -> Service:
         with (self.home.logs / f"{self.name}.out.log").open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", f"services.{self.name}", *self.args], cwd=REPO, env=self.env, stdout=log, stderr=log
+                [sys.executable, "-m", self.module, *self.args], cwd=REPO, env=self.env, stdout=log, stderr=log
             )
         return self
 
