@@ -52,6 +52,7 @@ def health(
     as_json: bool = typer.Option(False, "--json", help="Stable JSON instead of tables."),
     now: str | None = typer.Option(None, help="Judge freshness as of this UTC time (YYYY-MM-DDTHH:MM; default now)."),
     run: bool = typer.Option(False, "--run", help="Run the gap backfill plan's commands (and wait for each)."),
+    provider: str = typer.Option("sim", help="With --run: the provider the backfill fetches from."),
     coverage: bool = typer.Option(False, "--coverage", help="With --json, add the symbol x session coverage matrix."),
 ) -> None:
     """Latest run per job, recurring failures, freshness in trading sessions, failed checks, gaps and the plan."""
@@ -75,7 +76,7 @@ def health(
     else:
         _render(report)
     if run:
-        _run_plan(report["plan"])
+        _run_plan(report["plan"], provider)
 
 
 def _render(report: dict[str, Any]) -> None:
@@ -96,14 +97,16 @@ def _render(report: dict[str, Any]) -> None:
             console.print(f"  {step['command']}", soft_wrap=True, highlight=False)
 
 
-def _run_plan(plan: list[dict[str, Any]]) -> None:
-    from contracts import IngestCandles, SnapshotOptions
-    from oh.cli_follow import emit_and_wait
+def _run_plan(plan: list[dict[str, Any]], provider: str) -> None:
+    """Run each planned command as `oh ... --wait`, in order (upstream first), stopping at the first failure."""
+    import subprocess
+    import sys
 
-    command_of_job = {"ingest-candles": IngestCandles, "snapshot-options": SnapshotOptions}
     for step in plan:
         console.print(f"running: {step['command']}", soft_wrap=True, highlight=False)
-        kind = command_of_job[step["job"]]
-        command = kind(symbols=list(step["symbols"]), start=step["start"], end=step["end"], provider="sim")
-        emit_and_wait(command, len(step["symbols"]) * step["sessions"], wait=True, timeout=3600.0)
+        argv = [sys.executable, "-m", "oh.cli", *step["argv"], "--wait"]
+        if step["job"] != "replay":
+            argv += ["--provider", provider]
+        if subprocess.run(argv).returncode != 0:
+            fail(f"stopped: `{step['command']}` did not succeed; the rest of the plan was not run")
     console.print(f"ran {len(plan)} backfill commands")

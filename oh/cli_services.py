@@ -104,10 +104,10 @@ def demo(
     years: int = typer.Option(2, help="Years of daily history to backfill for the default watchlist."),
     sessions: int = typer.Option(5, help="Option-chain snapshots of the latest sessions (flow and derived follow)."),
 ) -> None:
-    """Start everything on the sim provider, backfill the watchlist, snapshot chains, and say how to look."""
+    """Start everything on the sim provider, backfill the watchlist, run the daily chain, and say where to look."""
     from datetime import UTC, datetime
 
-    from contracts import IngestCandles, SnapshotOptions
+    from contracts import IngestCandles, IngestOptionsBars, RunDaily, SnapshotOptions
     from oh import calendar
     from oh.cli_follow import emit_and_wait
     from oh.watchlists import DEFAULT_WATCHLIST
@@ -115,37 +115,48 @@ def demo(
     up(timeout=90.0)
     symbols = list(DEFAULT_WATCHLIST)
     last = calendar.last_closed_session(datetime.now(UTC))
+    days = calendar.last_sessions(last, max(sessions, 2))
+    first, before_last = days[0].astype(date), days[-2].astype(date)
     emit_and_wait(IngestCandles(symbols=symbols, start=last - timedelta(days=365 * years), end=last, provider="sim"),
                   len(symbols), wait=True, timeout=600.0)
-    days = calendar.last_sessions(last, sessions)
-    first = days[0].astype(date)
-    emit_and_wait(SnapshotOptions(symbols=symbols, start=first, end=last, provider="sim"),
-                  len(symbols) * len(days), wait=True, timeout=600.0)
-    _wait_for_chained_runs(Home.from_env(), len(days))
+    emit_and_wait(IngestOptionsBars(symbols=symbols, start=first, end=before_last, provider="sim"),
+                  len(symbols) * (len(days) - 1), wait=True, timeout=600.0)
+    emit_and_wait(SnapshotOptions(symbols=symbols, start=first, end=before_last, provider="sim"),
+                  len(symbols) * (len(days) - 1), wait=True, timeout=600.0)
+    _wait_for_chained_runs(Home.from_env(), len(days) - 1)
+    emit_and_wait(RunDaily(symbols=symbols, as_of=last, provider="sim"), 0, wait=True, timeout=900.0)
     console.print(
-        "\n[bold]Done.[/] Candles, option chains, flow and derived metrics for the default watchlist are in DuckDB:\n"
-        "  .venv/bin/oh query \"SELECT symbol, count(*) AS sessions, max(date) AS last FROM candles_daily GROUP BY ALL ORDER BY symbol\"\n"
-        "  .venv/bin/oh query \"SELECT symbol, group_by, label, count(*) FROM options_flow GROUP BY ALL ORDER BY ALL\"\n"
-        "  .venv/bin/oh query \"SELECT symbol, session_date, spot, atm_iv, expected_move_pct, call_wall, put_wall FROM derived_daily ORDER BY ALL\"\n"
+        f"\n[bold]Done.[/] {years} years of candles, {len(days)} sessions of option chains and bars, flow, derived "
+        f"metrics and the {last} briefing for the default watchlist are in DuckDB.\n"
+        f"  Dashboard:  {_dashboard_url()}\n"
+        f"  Briefing:   {Home.from_env().root / 'briefings' / f'{last}.md'}\n"
         "  .venv/bin/oh db health     # runs, failures, freshness, checks, gaps and the backfill plan\n"
-        "  .venv/bin/oh status        # services        .venv/bin/oh down    # stop everything\n"
-        "(The Panel dashboard is not part of this build yet.)",
+        "  .venv/bin/oh query \"SELECT symbol, session_date, spot, atm_iv, iv_rank, expected_move_pct FROM derived_daily ORDER BY ALL\"\n"
+        "  .venv/bin/oh emit daily --wait   # the whole chain again for the latest session (idempotent)\n"
+        "  .venv/bin/oh status        # services        .venv/bin/oh down    # stop everything",
         soft_wrap=True,
     )
 
 
+def _dashboard_url() -> str:
+    """Where `oh ui` (the supervisord program `ui`) serves the dashboard."""
+    import os
+
+    return f"http://127.0.0.1:{os.environ.get('OH_UI_PORT', '5006')}"
+
+
 def _wait_for_chained_runs(home: Home, sessions: int, timeout: float = 180.0) -> None:
-    """Wait until the flow and derived runs that follow the snapshots have finished."""
+    """Wait until the flow, derived and briefing runs that follow the snapshots have finished."""
     from bus.control_client import ControlClient, LedgerUnavailable
 
     client = ControlClient(home)
     deadline = time.monotonic() + timeout
     try:
-        with console.status("flow and derived metrics are following the snapshots ..."):
+        with console.status("flow, derived metrics and briefings are following the snapshots ..."):
             while time.monotonic() < deadline:
                 try:
                     done = client.query(
-                        "SELECT count(*) FILTER (WHERE job_name = 'compute_derived' AND status != 'started'), "
+                        "SELECT count(*) FILTER (WHERE job_name = 'build_briefing' AND status != 'started'), "
                         "count(*) FILTER (WHERE status = 'started') FROM meta.ingestion_runs"
                     ).to_pylist()[0]
                 except LedgerUnavailable:
@@ -156,4 +167,4 @@ def _wait_for_chained_runs(home: Home, sessions: int, timeout: float = 180.0) ->
                 time.sleep(0.5)
     finally:
         client.close()
-    console.print("flow and derived are still running; `oh db health` shows their runs")
+    console.print("flow, derived and briefings are still running; `oh db health` shows their runs")

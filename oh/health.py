@@ -73,7 +73,10 @@ def _rows(table: pa.Table) -> list[dict[str, Any]]:
 # Datasets whose gaps are tracked: asset key -> (table, symbol column, session column).
 TRACKED = {
     "candles_daily": ("candles_daily", "symbol", "date"),
+    "options_bars": ("options_bars", "underlying", "date"),
     "options_snapshot_file": ("option_snapshots", "underlying", "snapshot_date"),
+    "options_flow": ("options_flow", "symbol", "to_date"),
+    "derived_metrics": ("derived_daily", "symbol", "session_date"),
 }
 
 
@@ -131,7 +134,7 @@ def health_report(read: Reader, options: HealthOptions) -> dict[str, Any]:
         "gaps": [asdict(gap) for gap in gaps],
         "gap_window": {"sessions": len(window), "start": window[0].astype(date) if len(window) else None,
                        "end": expected_until},
-        "plan": [{"command": str(c), **asdict(c)} for c in commands],
+        "plan": [{"command": str(c), "argv": c.argv(), **asdict(c)} for c in commands],
     }
     if options.coverage:
         report["coverage"] = coverage

@@ -56,10 +56,14 @@ def test_missing_ranges_merge_consecutive_sessions_across_weekends() -> None:
 
 
 def test_planner_golden_output() -> None:
-    """A known set of gaps gives exactly this ordered plan: upstream first (candles, then snapshots; flow has
-    no backfill job yet and is left out), shared ranges merged, sorted."""
+    """A known set of gaps gives exactly this ordered plan: upstream first (candles, bars, snapshots, then
+    replays for flow and derived), shared ranges merged, sorted; a flow gap that a planned snapshot backfill
+    covers is left to that backfill's chain."""
     gaps = [
         Gap("options_flow", "AAPL", date(2025, 3, 3), date(2025, 3, 7), 5),
+        Gap("options_flow", "AAPL", date(2025, 1, 7), date(2025, 1, 8), 2),  # inside the AAPL snapshot gap
+        Gap("derived_metrics", "SPY", date(2025, 3, 3), date(2025, 3, 4), 2),
+        Gap("options_bars", "SPY", date(2025, 3, 3), date(2025, 3, 3), 1),
         Gap("candles_daily", "MSFT", date(2025, 3, 10), date(2025, 3, 14), 5),
         Gap("candles_daily", "AAPL", date(2025, 3, 10), date(2025, 3, 14), 5),
         Gap("candles_daily", "SPY", date(2025, 2, 3), date(2025, 2, 4), 2),
@@ -70,7 +74,10 @@ def test_planner_golden_output() -> None:
         "oh emit ingest-candles --symbols SPY --start 2025-02-03 --end 2025-02-04",
         "oh emit ingest-candles --symbols AAPL,MSFT --start 2025-03-10 --end 2025-03-14",
         "oh emit ingest-candles --symbols AAPL --start 2025-03-20 --end 2025-03-20",
+        "oh emit ingest-options-bars --symbols SPY --start 2025-03-03 --end 2025-03-03",
         "oh emit snapshot-options --symbols AAPL --start 2025-01-06 --end 2025-01-08",
+        "oh replay --since 2025-03-03 --until 2025-03-07 --type ChainSnapshotted --symbols AAPL",
+        "oh replay --since 2025-03-03 --until 2025-03-04 --type FlowComputed --symbols SPY",
     ]
     assert [str(c) for c in plan(list(reversed(gaps)))] == [str(c) for c in plan(gaps)]
 
