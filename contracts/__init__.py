@@ -18,6 +18,8 @@ from contracts.commands import (
     RunChecks,
     RunDaily,
     SnapshotOptions,
+    StartLive,
+    StopLive,
     run_id_for,
 )
 from contracts.control import Heartbeat
@@ -38,7 +40,7 @@ from contracts.events import (
 
 AnyMessage = (
     IngestCandles | IngestOptionsBars | RunChecks | SnapshotOptions | ComputeFlow | ComputeDerived | BuildBriefing
-    | RunDaily | RunStarted | RunFinished | CandlesIngested | OptionBarsIngested | ChainSnapshotted | FlowComputed
+    | RunDaily | StartLive | StopLive | RunStarted | RunFinished | CandlesIngested | OptionBarsIngested | ChainSnapshotted | FlowComputed
     | DerivedComputed | BriefingBuilt | AssetFailed | AssetChecked | TradeUpdated | Heartbeat
 )
 
@@ -46,7 +48,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.__name__: cls
     for cls in (
         IngestCandles, IngestOptionsBars, RunChecks, SnapshotOptions, ComputeFlow, ComputeDerived, BuildBriefing,
-        RunDaily, RunStarted, RunFinished, CandlesIngested, OptionBarsIngested, ChainSnapshotted, FlowComputed,
+        RunDaily, StartLive, StopLive, RunStarted, RunFinished, CandlesIngested, OptionBarsIngested, ChainSnapshotted, FlowComputed,
         DerivedComputed, BriefingBuilt, AssetFailed, AssetChecked, TradeUpdated, Heartbeat,
     )
 }
@@ -58,6 +60,6 @@ __all__ = [
     "CandlesIngested", "ChainSnapshotted", "CheckRecord", "Command", "ComputeDerived", "ComputeFlow",
     "DerivedComputed", "EPHEMERAL_TYPES", "Event", "FlowComputed", "Heartbeat", "IngestCandles",
     "IngestOptionsBars", "JOB_OF_COMMAND", "MESSAGE_TYPES", "Message", "OptionBarsIngested", "RunChecks",
-    "RunDaily", "RunFinished", "RunStarted", "SERVICE_OF_JOB", "SnapshotOptions", "TradeUpdated", "new_id",
+    "RunDaily", "RunFinished", "RunStarted", "SERVICE_OF_JOB", "SnapshotOptions", "StartLive", "StopLive", "TradeUpdated", "new_id",
     "run_id_for", "utc_now",
 ]

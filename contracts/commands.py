@@ -124,3 +124,26 @@ class RunDaily(Command, kw_only=True):
     fallback: str | None = None
     candle_days: int = 400
     with_portfolio: bool = True  # add the portfolio's underlyings (every leg of every structure)
+
+
+class StartLive(Command, kw_only=True):
+    """Start (or restart with new settings) the live streams of the `live_stream` worker for a portfolio.
+
+    Not a job run: streaming lasts until StopLive. `keep_running` makes a restarted worker resume
+    with these settings; otherwise a restart stays idle until the next StartLive.
+    """
+
+    portfolio: str | None = None  # None: $OH_HOME/config/portfolio.json
+    provider: str = "sim"
+    stocks: bool = True
+    options: bool = True
+    fills: bool = True
+    max_option_contracts: int = 250
+    stock_feed: str = "iex"  # iex | sip
+    options_feed: str = "indicative"  # indicative | opra
+    keep_running: bool = False
+    sim_quotes_per_second: float = 200.0
+
+
+class StopLive(Command, kw_only=True):
+    """Stop every live stream; the worker stays idle until the next StartLive."""
