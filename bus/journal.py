@@ -5,7 +5,8 @@ Segment files `<first seq>.seg` hold frames laid out as
     u32 payload length | u32 crc32(seq, type, payload) | u64 seq | u8 type length | type | payload
 
 A torn or corrupt tail (a crash mid-write) is detected on open and cut off, so the journal
-always ends on a whole, checksummed frame. The fsync policy decides durability:
+always ends on a whole, checksummed frame; the cut bytes are kept beside the segment
+(`<segment>.cut-<offset>`), so a bit flip mid-segment never silently destroys the frames after it. The fsync policy decides durability:
 
 - `always`: fsync before `append` returns, once per appended batch (group commit), so an
   acknowledged event survives a power cut;
@@ -125,7 +126,9 @@ class Journal:
             size = path.stat().st_size
             if good_end < size:
                 self.truncated_bytes += size - good_end
-                log.warning("journal: cut %d bytes of torn or corrupt tail from %s", size - good_end, path.name)
+                kept = self._set_aside(path, good_end)
+                log.warning("journal: cut %d bytes of torn or corrupt tail from %s (kept in %s)",
+                            size - good_end, path.name, kept.name)
                 with path.open("r+b") as fh:
                     fh.truncate(good_end)
                     os.fsync(fh.fileno())
@@ -137,6 +140,20 @@ class Journal:
             self._open_segment(path)
             return
         self.head_seq = 0
+
+    @staticmethod
+    def _set_aside(path: Path, good_end: int) -> Path:
+        """Copy the bytes about to be cut to `<segment>.cut-<offset>`, so a corrupt frame in the middle of
+        the tail (a bit flip, not a torn write) never destroys the whole frames after it: a person can
+        still recover them. The copy is fsynced before the segment is truncated."""
+        kept = path.with_name(f"{path.name}.cut-{good_end}")
+        with path.open("rb") as src, kept.open("wb") as dst:
+            src.seek(good_end)
+            while chunk := src.read(1 << 20):
+                dst.write(chunk)
+            dst.flush()
+            os.fsync(dst.fileno())
+        return kept
 
     def _open_segment(self, path: Path) -> None:
         if self._fd is not None:

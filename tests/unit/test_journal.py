@@ -335,3 +335,25 @@ def test_truncating_the_file_anywhere_leaves_exactly_a_prefix(
         assert reopened.head_seq == kept
         assert reopened.append([("After", b"!")]) == [kept + 1]
         reopened.close()
+
+
+def test_a_bit_flip_mid_segment_keeps_the_frames_it_cuts_beside_the_segment(tmp_path: Path) -> None:
+    """A corrupt frame in the middle cuts the tail at it (the journal must end on whole frames), but the cut
+    bytes, holding the whole frames after it, are kept in `<segment>.cut-<offset>` instead of destroyed."""
+    journal = Journal(tmp_path)
+    journal.append([("Ev", f"payload-{i}".encode() * 20) for i in range(1, 6)])
+    journal.close()
+    segment = _only_segment(tmp_path)
+    data = segment.read_bytes()
+    second = len(encode_frame(1, "Ev", b"payload-1" * 20))
+    corrupt = bytearray(data)
+    corrupt[second + HEADER.size + 5] ^= 0x01  # one bit inside frame 2's payload
+    segment.write_bytes(bytes(corrupt))
+    reopened = Journal(tmp_path)
+    assert reopened.head_seq == 1
+    reopened.close()
+    (kept,) = tmp_path.glob("*.cut-*")
+    assert kept.name == f"{segment.name}.cut-{second}"
+    assert kept.read_bytes() == bytes(corrupt[second:])
+    tail = kept.read_bytes()[len(encode_frame(2, "Ev", b"payload-2" * 20)):]
+    assert tail == b"".join(encode_frame(i, "Ev", f"payload-{i}".encode() * 20) for i in range(3, 6))
