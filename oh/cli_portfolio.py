@@ -1,13 +1,17 @@
-"""`oh portfolio ...`: create, edit and show the portfolio file (`$OH_HOME/config/portfolio.json`).
+"""`oh portfolio ...`: create, edit, show and analyze the portfolio file (`$OH_HOME/config/portfolio.json`).
 
 Only `init`, `add-position`, `add-spread` and `remove` write the file, and only after the whole
 edited portfolio validates; `list` and `analyze` only read it. Bad input exits 2 with one line.
+`analyze` reads the latest option-chain snapshots through the ledger (or the warehouse file,
+read-only, when it is down) and leaves the numbers to `oh.analyze`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -30,12 +34,18 @@ from oh.portfolio import (
     validate,
 )
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from oh.analyze import PortfolioAnalysis
+
 portfolio_app = typer.Typer(
     help="The portfolio file: cash, stock, options and multi-leg structures. Not financial advice.",
     no_args_is_help=True,
 )
 
 PORTFOLIO_HELP = "Portfolio file (default: $OH_HOME/config/portfolio.json)."
+WIDE_OUTPUT = 140  # columns for `analyze` tables when the output is not a terminal
 
 
 def _path(portfolio: Path | None) -> Path:
@@ -156,7 +166,7 @@ def add_position(
             fail(f"--quantity {quantity:g} must be a whole number of contracts", 2)
         base = f"{ticker.lower()}-{when:%y%m%d}{side[0]}{_strike_text(strike)}"
         position = OptionPosition(
-            id=position_id or _unique_id(current, base), symbol=ticker, expiry=when, right=side,  # type: ignore[arg-type]
+            id=position_id or _unique_id(current, base), symbol=ticker, expiry=when, right=side,
             strike=strike, quantity=int(quantity), cost_basis=cost,
         )
     else:
@@ -186,7 +196,7 @@ def _parse_leg(text: str, index: int) -> Leg:
         cost_value = float(cost)
     except ValueError:
         fail(f"{where}: cost {cost!r} is not a number", 2)
-    return Leg(expiry=when, right=side, strike=strike_value, quantity=quantity, cost=cost_value)  # type: ignore[arg-type]
+    return Leg(expiry=when, right=side, strike=strike_value, quantity=quantity, cost=cost_value)
 
 
 @portfolio_app.command("add-spread")
@@ -207,7 +217,7 @@ def add_spread(
     current = _load(path)
     position = Structure(
         id=position_id or _unique_id(current, f"{ticker.lower()}-{kind.replace('_', '-')}"), symbol=ticker,
-        kind=kind, legs=legs, net_debit=structure_net_debit(legs) if net_debit is None else net_debit,  # type: ignore[arg-type]
+        kind=kind, legs=legs, net_debit=structure_net_debit(legs) if net_debit is None else net_debit,
     )
     _add(path, current, position)
 
@@ -271,14 +281,111 @@ def list_positions(
     )
 
 
+def _shocks(text: str, option: str, above: float | None = None) -> tuple[float, ...]:
+    """`5` means -5 and +5; `+5` or `-5` only that side; a comma list combines them (`5,-10`)."""
+    shocks: set[float] = set()
+    for raw in (part.strip() for part in text.split(",")):
+        if not raw:
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            fail(f"{option} {raw!r} is not a number (e.g. 5 for -5 and +5, or +10,-3)", 2)
+        sides = {value} if raw[0] in "+-" else {value, -value}
+        if above is not None and min(sides) <= above:
+            fail(f"{option} {raw!r}: a shock must stay above {above:g}", 2)
+        shocks |= sides
+    if not shocks:
+        fail(f"{option} needs at least one number", 2)
+    return tuple(sorted(shocks))
+
+
+def _unpriced(portfolio: Portfolio, chains: Mapping[str, object], closes: Mapping[str, float]) -> list[str]:
+    """Underlyings that cannot be valued: an option needs a snapshot; stock a snapshot or a close."""
+    missing = []
+    for symbol in sorted({p.symbol for p in portfolio.positions}):
+        options = any(p.symbol == symbol and not isinstance(p, StockPosition) for p in portfolio.positions)
+        if symbol not in chains and (options or symbol not in closes):
+            missing.append(symbol)
+    return missing
+
+
 @portfolio_app.command("analyze")
 def analyze(
     portfolio: Path | None = typer.Option(None, "--portfolio", help=PORTFOLIO_HELP),
+    as_of: str | None = typer.Option(None, "--as-of", help="Value as of this date, YYYY-MM-DD (default: today); "
+                                     "quotes come from the latest snapshot on or before it."),
+    spot_shocks: str | None = typer.Option(None, "--spot-shocks", help="Spot moves in %: 5 means -5 and +5; "
+                                           "+5/-5 one side; comma list (default: the risk profile's, 5)."),
+    vol_shocks: str | None = typer.Option(None, "--vol-shocks", help="IV moves in vol points, same form "
+                                          "(default: the risk profile's, 5)."),
+    days: int | None = typer.Option(None, "--days", min=0, max=3650, help="Days forward for the time-decay "
+                                    "scenarios (default: the risk profile's, 7)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the analysis as JSON."),
 ) -> None:
-    """Greeks, stress and limits for the portfolio: needs option-chain snapshots (not built yet)."""
+    """Mark, PnL, DTE, Greeks and stress scenarios of every position from the latest snapshots (read-only)."""
+    import json
+
+    from oh.analyze import StressSpec, analyze_portfolio, to_jsonable
+    from oh.quotes import latest_chains, latest_closes
+    from oh.cli_data import reader
+    from oh.home import Home
+
     path = _path(portfolio)
-    _load(path)  # a bad file is reported first
-    fail(
-        "analysis needs option-chain snapshots for the portfolio's underlyings, and `oh emit snapshot-options` "
-        "is not built yet; nothing was computed", 2,
+    current = _load(path)  # a bad file is reported first, naming the field and the position
+    day = _date(as_of, "--as-of") if as_of else date.today()
+    base = StressSpec.from_risk_profile(current.risk_profile)
+    spec = StressSpec(
+        _shocks(spot_shocks, "--spot-shocks", above=-100.0) if spot_shocks is not None else base.spot_shocks_pct,
+        _shocks(vol_shocks, "--vol-shocks") if vol_shocks is not None else base.vol_shocks_pts,
+        base.days_forward if days is None else days,
     )
+    symbols = sorted({p.symbol for p in current.positions})
+    home = Home.from_env()
+    chains: dict[str, pa.Table] = {}
+    closes: dict[str, float] = {}
+    if symbols and not home.warehouse.exists():
+        fail(f"no option-chain snapshots yet (no warehouse at {home.warehouse}): run "
+             f"`oh emit snapshot-options --symbols {','.join(symbols)}`", 2)
+    if symbols:
+        with reader(home) as read:
+            chains = latest_chains(read, symbols, day)
+            closes = latest_closes(read, [s for s in symbols if s not in chains], day)
+    missing = _unpriced(current, chains, closes)
+    if missing:
+        fail(f"no option-chain snapshot of {', '.join(missing)} on or before {day}: run "
+             f"`oh emit snapshot-options --symbols {','.join(missing)}`", 2)
+    analysis = analyze_portfolio(current, chains, day, spec, spots=closes)
+    if as_json:
+        data = {"portfolio": str(path), "base_currency": current.base_currency, **to_jsonable(analysis)}
+        typer.echo(json.dumps(data, indent=2))
+        return
+    _print_analysis(path, current, analysis)
+
+
+def _print_analysis(path: Path, current: Portfolio, analysis: PortfolioAnalysis) -> None:
+    """The analysis as rich tables: positions (with legs), Greeks, stress grids, stress by position, warnings."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from oh import analyze_tables as tables
+
+    # Piped output gets room for whole tables; a terminal wraps the text columns, never the numbers.
+    out = console if console.is_terminal else Console(width=max(console.width, WIDE_OUTPUT))
+    out.print(f"Portfolio {path}; not financial advice", soft_wrap=True, highlight=False)
+    if not current.positions:
+        out.print(tables.summary_line(analysis, current.base_currency), highlight=False)
+        return
+    built = [tables.positions_table(analysis), tables.greeks_table(analysis),
+             *tables.stress_tables(analysis), tables.stress_by_position_table(analysis)]
+    for text in built:
+        view = Table(title=text.title, title_justify="left", box=box.SIMPLE_HEAD)
+        for name, numeric in zip(text.header, text.numeric, strict=True):
+            view.add_column(name, justify="right" if numeric else "left", no_wrap=numeric)
+        for row in text.rows:
+            view.add_row(*row, style="bold" if row[0] == "total" else None)
+        out.print(view)
+    out.print(tables.summary_line(analysis, current.base_currency), soft_wrap=True, highlight=False)
+    for line in tables.warning_lines(analysis):
+        out.print(f"warning: {line}", soft_wrap=True, highlight=False, style="yellow")
