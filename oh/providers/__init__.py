@@ -1,8 +1,9 @@
 """Market data providers behind one interface. `sim` is offline and deterministic.
 
 Every provider returns Arrow tables in our row schemas (contracts/rows.py); vendor payloads are
-converted at the adapter's edge and nowhere else. `alpaca` and `yahoo` are known names; one that
-is not available in this build fails with a clear message rather than a stub that returns nothing.
+converted at the adapter's edge and nowhere else. `alpaca` (alpaca-py) and `yahoo` (yfinance) are
+imported lazily, when first asked for; their settings (keys, feeds, retries, a default fallback) are
+read by oh.providers.config. See docs/providers.md.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
     import pyarrow as pa  # not at run time: `oh emit` validates providers without loading pyarrow
 
 KNOWN_PROVIDERS = ("sim", "alpaca", "yahoo")
-AVAILABLE_PROVIDERS = ("sim",)
+AVAILABLE_PROVIDERS = ("sim", "alpaca", "yahoo")
 SERVED_BY_KEY = b"oh.provider"  # schema metadata: which provider served a table (set by a fallback)
 
 
@@ -58,17 +59,50 @@ def unavailable_reason(name: str) -> str | None:
     return None
 
 
+def _build(name: str) -> MarketDataProvider:
+    """A new provider called `name` (already known to be available), its package imported only now."""
+    if name == "sim":
+        from oh.providers.sim import SimProvider
+
+        return SimProvider()
+    from oh.providers.config import load_settings
+
+    settings = load_settings()
+    if name == "alpaca":
+        from oh.providers.alpaca import AlpacaProvider
+
+        return AlpacaProvider(settings)
+    from oh.providers.yahoo import YahooProvider
+
+    return YahooProvider(settings)
+
+
 def get_provider(name: str, fallback: str | None = None) -> MarketDataProvider:
     """Build the provider called `name` (trying `fallback` per request when it fails), or raise
-    ProviderError saying why it cannot be used."""
-    if fallback is not None:
-        raise ProviderError("--fallback is not available in this build yet")
+    ProviderError saying why it cannot be used.
+
+    Without an explicit `fallback`, a real provider (alpaca, yahoo) takes the configured default
+    (OH_PROVIDER_FALLBACK or `default_fallback` in $OH_HOME/config/providers.toml) unless that is
+    itself; the offline `sim` never falls back to the network unless asked to.
+    """
     reason = unavailable_reason(name)
     if reason:
         raise ProviderError(reason)
-    from oh.providers.sim import SimProvider
+    if fallback is None and name != "sim":
+        from oh.providers.config import load_settings
 
-    return SimProvider()
+        configured = load_settings().default_fallback
+        fallback = configured if configured != name else None
+    if fallback is None:
+        return _build(name)
+    reason = unavailable_reason(fallback)
+    if reason:
+        raise ProviderError(f"fallback: {reason}")
+    if fallback == name:
+        raise ProviderError(f"the fallback {fallback} is the same as the provider")
+    from oh.providers.fallback import FallbackProvider
+
+    return FallbackProvider(lambda: _build(name), name, lambda: _build(fallback), fallback)
 
 
 def served_by(table: pa.Table, provider: MarketDataProvider) -> str:

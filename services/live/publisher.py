@@ -1,0 +1,138 @@
+"""The tick channel's publisher thread and the fills journal thread of the live_stream worker.
+
+TickPublisher owns the PUB socket at Home.endpoint("ticks") (ZeroMQ sockets are not thread-safe, so
+one thread does all the sending). Every `flush` seconds it drains the conflator and sends what
+changed as one TickBatch; every `snapshot_every` seconds it sends every symbol's newest quote; every
+`status_every` seconds it sends a LiveStatus and runs the manager's watchdog. SNDHWM is small: a
+subscriber that cannot keep up loses whole batches at its own socket (healed by the next snapshot)
+and never slows the feed, the other subscribers or the ledger, which this channel does not touch.
+
+FillJournal journals trade updates (facts, invariant 6) through a Producer of its own: stream
+callbacks hand events over a queue and return at once; this thread sends them and pumps the
+producer's acknowledgements and resends. A Producer is one DEALER socket, usable by one thread only,
+which is why it is not the worker's.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import zmq
+
+from bus.producer import Producer
+from contracts import TradeUpdated
+from contracts.live import TOPIC_STATUS, TOPIC_TICKS, TickBatch, encode_live
+from oh.home import Home
+
+if TYPE_CHECKING:
+    from services.live.manager import LiveManager
+
+log = logging.getLogger(__name__)
+
+SNDHWM = 64  # batches queued per subscriber before its own copies are dropped (~0.3 s at full rate)
+
+
+class TickPublisher(threading.Thread):
+    """Publishes tick batches, snapshots and status for a LiveManager (see module doc)."""
+
+    def __init__(self, endpoint: str, manager: LiveManager, *, flush: float = 0.005, status_every: float = 0.5,
+                 snapshot_every: float = 1.0, sndhwm: int = SNDHWM) -> None:
+        super().__init__(name="live-publisher", daemon=True)
+        self.endpoint = endpoint
+        self.manager = manager
+        self.flush = flush
+        self.status_every = status_every
+        self.snapshot_every = snapshot_every
+        self.sndhwm = sndhwm
+        self.seq = 0
+        self.status_seq = 0
+        self.batches = 0
+        self.quotes = 0
+        self.stopped = threading.Event()
+        self.ready = threading.Event()
+
+    def _send_batch(self, sock: zmq.Socket, quotes: list, snapshot: bool) -> None:  # type: ignore[type-arg]
+        self.seq += 1
+        batch = TickBatch(seq=self.seq, ts_sent=time.time(), snapshot=snapshot, quotes=quotes)
+        sock.send_multipart([TOPIC_TICKS, encode_live(batch)], flags=zmq.NOBLOCK)
+        self.batches += 1
+        self.quotes += len(quotes)
+
+    def run(self) -> None:
+        sock = zmq.Context.instance().socket(zmq.PUB)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, self.sndhwm)
+        sock.bind(self.endpoint)
+        self.ready.set()
+        next_status = next_snapshot = 0.0
+        try:
+            while True:
+                session = self.manager.session
+                if self.stopped.wait(self.flush if session is not None else min(self.status_every, 0.05)):
+                    break
+                now = time.time()
+                try:
+                    if session is not None:
+                        quotes = session.conflator.drain()
+                        if quotes:
+                            self._send_batch(sock, quotes, False)
+                        if now >= next_snapshot:
+                            next_snapshot = now + self.snapshot_every
+                            everything = session.conflator.snapshot()
+                            if everything:
+                                self._send_batch(sock, everything, True)
+                    if now >= next_status:
+                        next_status = now + self.status_every
+                        self.manager.watchdog(now)
+                        self.status_seq += 1
+                        status = self.manager.status(now, self.status_seq, self.seq)
+                        sock.send_multipart([TOPIC_STATUS, encode_live(status)], flags=zmq.NOBLOCK)
+                except zmq.Again:  # PUB drops rather than blocks; Again only if the socket is wedged
+                    pass
+                except Exception:  # one bad round must never stop the channel
+                    log.exception("tick publisher round failed")
+        finally:
+            sock.close()
+
+
+class FillJournal(threading.Thread):
+    """Sends trade updates to the ledger through its own Producer (see module doc)."""
+
+    def __init__(self, home: Home) -> None:
+        super().__init__(name="live-fills", daemon=True)
+        self.home = home
+        self.queue: queue.SimpleQueue[TradeUpdated] = queue.SimpleQueue()
+        self.sent = 0
+        self.stopped = threading.Event()
+
+    def put(self, event: TradeUpdated) -> None:
+        """Hand over one trade update (any thread; never blocks)."""
+        self.queue.put(event)
+
+    def run(self) -> None:
+        producer = Producer(self.home)
+        try:
+            while not (self.stopped.is_set() and self.queue.empty()):
+                try:
+                    event = self.queue.get(timeout=0.1)
+                    producer.send(event)
+                    self.sent += 1
+                    log.info("trade update %s %s %s %g @ %s journaled", event.event, event.side, event.symbol,
+                             event.qty, event.price)
+                except queue.Empty:
+                    pass
+                if producer.pending:
+                    try:
+                        producer.flush(timeout=0.05)  # pump acks and resends
+                    except TimeoutError:
+                        pass
+            try:
+                producer.flush(timeout=5.0)
+            except TimeoutError:
+                log.warning("exiting with %d unacknowledged trade updates", len(producer.pending))
+        finally:
+            producer.close()
