@@ -94,6 +94,13 @@ def daily(command: RunDaily, run: RunContext) -> None:
     ])
     outcomes.update(follow_chain(run.worker.query, snapshot, day, *timeouts, run.check_stop))
     outcomes[bars] = wait_for_run(run.worker.query, bars, *timeouts, run.check_stop)
-    failed = [f"{s.job} {status}" for s, status in outcomes.items() if status != "success"]
+    failed = [(step, status) for step, status in outcomes.items() if status != "success"]
     if failed:
-        raise RunFailed(f"daily {day}: {', '.join(failed)} (see `oh db health`)", RuntimeError(failed[0]))
+        reasons = run.worker.query(
+            "SELECT run_id, error_message FROM meta.ingestion_runs WHERE run_id IN (SELECT unnest(?::VARCHAR[]))",
+            [[step.run_id for step, _ in failed]],
+        ).to_pylist()
+        why = {r["run_id"]: r["error_message"] for r in reasons}
+        named = "; ".join(f"{step.job} {status}" + (f": {why[step.run_id]}" if why.get(step.run_id) else "")
+                          for step, status in failed)
+        raise RunFailed(f"daily {day}: {named}", RuntimeError(named))

@@ -30,6 +30,7 @@ from contracts import AssetFailed, Command, Event, Heartbeat, Message, RunFinish
 from oh import __version__
 from oh.errors import one_line, stack_hash
 from oh.home import Home
+from oh.providers import ProviderError
 from services import logs
 
 log = logging.getLogger(__name__)
@@ -274,6 +275,9 @@ class Worker:
             handler(command, context)
         except Shutdown:
             raise
+        except ProviderError as exc:  # a trader's words already (credentials, entitlement): no traceback
+            error = exc
+            log.error("%s run %s failed: %s", job_name, run_id, one_line(exc))
         except Exception as exc:  # the run records it; the worker lives on
             error = exc
             log.exception("%s run %s failed", job_name, run_id)

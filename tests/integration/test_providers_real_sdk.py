@@ -203,6 +203,39 @@ def test_no_credentials_fail_fast_with_one_line_and_a_failed_run(home: Home, ser
         services.stop()
 
 
+def test_daily_without_credentials_fails_fast_naming_them(home: Home, server: ReplayServer) -> None:
+    """`oh emit daily --provider alpaca` with no keys: one `error:` line that says what to set (no traceback),
+    a failed `daily` run and failed fetch runs in the ledger, no request sent, and no step left waiting."""
+    from tests.processes import Service, wait_for_heartbeat
+
+    write_config(home, server, keys=None)
+    services = Stack(home)
+    services.start_ledger()
+    services.start_ingest()
+    workers = [Service(home, name).start() for name in ("snapshot", "flow", "derived", "briefing", "scheduler")]
+    try:
+        for worker in workers:
+            wait_for_heartbeat(home, worker.name)
+        result = run_oh("emit", "daily", "--provider", "alpaca", "--symbols", "AAPL", "--as-of", "2025-06-13",
+                        "--without-portfolio", "--wait")
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert result.returncode == 1 and len(errors) == 1, result.stderr
+        assert "alpaca: no credentials: set APCA_API_KEY_ID and APCA_API_SECRET_KEY" in errors[0]
+        assert "Traceback" not in result.stderr + result.stdout
+        runs = services.client.query(
+            "SELECT job_name, status, error_type FROM meta.ingestion_runs ORDER BY job_name").to_pylist()
+        assert {(r["job_name"], r["status"]) for r in runs} == {
+            ("daily", "failed"), ("ingest_candles", "failed"), ("ingest_options_bars", "failed"),
+            ("snapshot_options", "failed"),
+        }
+        assert {r["error_type"] for r in runs if r["job_name"] != "daily"} == {"MissingCredentials"}
+        assert server.seen == []
+    finally:
+        for worker in workers:
+            worker.stop()
+        services.stop()
+
+
 def _files_under(root: Path, skip: Path) -> Iterator[Path]:
     for path in root.rglob("*"):
         if path.is_file() and skip not in path.parents:
