@@ -12,7 +12,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -130,3 +130,43 @@ def count_rows(home: Home, table: str) -> int:
         return int(client.query(f"SELECT count(*) FROM {table}").column(0)[0].as_py())
     finally:
         client.close()
+
+
+def load_line(label: str) -> None:
+    """Print the 1/5/15-minute load averages: the machine is shared, so every figure carries its load."""
+    one, five, fifteen = os.getloadavg()
+    print(f"   load average {label}: {one:.2f} {five:.2f} {fifteen:.2f} ({os.cpu_count()} cpus)", flush=True)
+
+
+def wait_query(
+    client: ControlClient, sql: str, params: list[object], done: Callable[[object], bool],
+    timeout: float = 300.0, interval: float = 0.005,
+) -> float:
+    """Poll a one-value query through the ledger until `done(value)`; return the monotonic time it held.
+
+    A query sees committed data only, so e.g. a row count reaching N means those rows are committed.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            table = client.query(sql, params, timeout=30.0)
+            if table.num_rows and done(table.column(0)[0].as_py()):
+                return time.monotonic()
+        except LedgerUnavailable:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{sql!r} {params} did not reach the expected value within {timeout:.0f}s")
+        time.sleep(interval)
+
+
+def wait_run(client: ControlClient, run_id: str, timeout: float = 600.0, interval: float = 0.005) -> tuple[float, str]:
+    """Poll `meta.ingestion_runs` until run `run_id` has ended; return (monotonic time seen, status)."""
+    statuses: list[str] = []
+
+    def ended(status: object) -> bool:
+        statuses.append(str(status))
+        return status not in (None, "started")
+
+    seen = wait_query(client, "SELECT status FROM meta.ingestion_runs WHERE run_id = ?", [run_id], ended,
+                      timeout, interval)
+    return seen, statuses[-1]

@@ -146,6 +146,8 @@ class Producer:
             if deadline is not None and time.monotonic() >= deadline:
                 return False
             self._resend_due()
+            if self._unsent and self.sock.poll(50, zmq.POLLOUT):
+                continue  # the connection just came up: send what waited for it now, not 50 ms later
             self._read_replies(50)
         return True
 

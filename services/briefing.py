@@ -33,6 +33,7 @@ ASSET = "briefing_markdown"
 FLOW_SQL = """
 SELECT symbol, row_key, put_call, expiry, strike, d_oi, d_oi_notional, volume, label FROM options_flow
 WHERE symbol = ? AND to_date = ? AND window_sessions = 1 AND group_by = 'contract'
+  AND (label IN ('building', 'unwinding') OR list_contains(?::VARCHAR[], row_key))
 ORDER BY row_key
 """
 DERIVED_SQL = "SELECT * FROM derived_daily WHERE symbol = ? AND session_date = ?"
@@ -75,10 +76,10 @@ def _portfolio(path: Path) -> tuple[Portfolio | None, str | None]:
         return None, f"The portfolio file could not be read, so it is not analyzed: {exc}"
 
 
-def _rows(worker: Worker, sql: str, symbols: list[str], as_of: date) -> list[dict[str, Any]]:
+def _rows(worker: Worker, sql: str, symbols: list[str], as_of: date, *extra: Any) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for symbol in symbols:
-        rows += worker.query(sql, [symbol, as_of]).to_pylist()
+        rows += worker.query(sql, [symbol, as_of, *extra]).to_pylist()
     return rows
 
 
@@ -94,7 +95,9 @@ def gather(command: BuildBriefing, worker: Worker) -> briefing.BriefingInput:
         closes = quotes.latest_closes(worker.query, [s for s in held if s not in chains], command.as_of)
         analysis = analyze.analyze_portfolio(portfolio, chains, command.as_of, spots=closes)
     contracts = {sym.compact for _, sym, _ in option_legs(portfolio)} if portfolio else set()
-    notable, mine = briefing.flow_highlights(_rows(worker, FLOW_SQL, symbols, command.as_of), contracts)
+    # only the rows flow_highlights can show: building/unwinding, and the held contracts (not all ~100k)
+    flow_rows = _rows(worker, FLOW_SQL, symbols, command.as_of, sorted(contracts))
+    notable, mine = briefing.flow_highlights(flow_rows, contracts)
     now = datetime.combine(command.as_of, time(23, 59, 59), tzinfo=UTC)  # staleness relative to D, not the clock
     report = health_report(worker.query, HealthOptions(now=now))
     return briefing.BriefingInput(

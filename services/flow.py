@@ -35,9 +35,9 @@ def compute_flow(command: ComputeFlow, run: RunContext) -> None:
                               f"stored up to then: {', '.join(map(str, days)) or 'none'}", started)
             continue
         try:
-            rows = pa.concat_tables(
-                [flow.compute_flow(chains, command.as_of, command.window, g) for g in flow.GROUP_BYS]
-            )
+            pairs = flow.window_pairs(days, command.as_of, command.window)  # the contract join once, every grouping
+            contracts = pa.concat_tables([flow.contract_flow(chains[a], chains[b]) for a, b in pairs])
+            rows = pa.concat_tables([flow.group_flow(contracts, g, command.window) for g in flow.GROUP_BYS])
         except Exception as exc:  # one symbol's failure never stops the others
             run.asset_failed(ASSET, partition, exc, started)
             failures.append((partition, exc))

@@ -11,7 +11,6 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
-from itertools import groupby
 from typing import Any
 
 import duckdb
@@ -482,12 +481,54 @@ APPLIERS: dict[type[Message], Callable[[duckdb.DuckDBPyConnection, Sequence[Appl
 }
 
 
+# What each event type writes: a table, or `asset:KEY` for its asset rows and watermarks.
+_WRITES: dict[type[Message], tuple[str, ...]] = {
+    CandlesIngested: ("candles_daily", "asset:candles_daily"),
+    ChainSnapshotted: ("option_snapshots", "asset:options_snapshot_file"),
+    OptionBarsIngested: ("options_bars", "asset:options_bars"),
+    FlowComputed: ("options_flow", "asset:options_flow"),
+    DerivedComputed: ("derived_daily", "asset:derived_metrics"),
+    BriefingBuilt: ("briefings", "asset:briefing_markdown"),
+    AssetChecked: ("meta.asset_checks",),
+    TradeUpdated: ("trade_updates",),
+    RunStarted: ("meta.ingestion_runs",),
+    RunFinished: ("meta.ingestion_runs",),
+}
+
+
+def _writes(message: Message) -> set[str]:
+    if isinstance(message, AssetFailed):
+        return {f"asset:{message.asset_key}"}
+    return set(_WRITES.get(type(message), ()))
+
+
 def apply_events(con: duckdb.DuckDBPyConnection, events: Sequence[Applied]) -> None:
-    """Apply events in seq order, batching consecutive events of one type (commands have no table)."""
-    for kind, group in groupby(events, key=lambda item: type(item[1])):
+    """Apply events in batches of one type (commands have no table).
+
+    An event joins the latest batch of its type unless a batch after that one writes something it
+    writes, so events touching the same rows keep their seq order (the tables come out as if
+    applied one by one), while deliveries interleaved from several workers (chains, bars, check
+    results) still cost one upsert per type instead of one per event.
+    """
+    batches: list[tuple[type[Message], list[Applied], set[str]]] = []
+    for item in events:
+        kind, writes = type(item[1]), _writes(item[1])
+        target = None
+        for batch in reversed(batches):
+            if batch[0] is kind:
+                target = batch
+                break
+            if batch[2] & writes:
+                break
+        if target is None:
+            batches.append((kind, [item], set(writes)))
+        else:
+            target[1].append(item)
+            target[2].update(writes)
+    for kind, group, _ in batches:
         applier = APPLIERS.get(kind)
         if applier is not None:
-            applier(con, list(group))
+            applier(con, group)
 
 
 def index_events(con: duckdb.DuckDBPyConnection, events: Sequence[Applied], sizes: Sequence[int]) -> None:

@@ -623,3 +623,37 @@ def test_option_bars_and_briefings_are_upserted_with_their_asset_rows(tmp_path: 
     assert con.execute("SELECT markdown FROM briefings").fetchall() == [("# Second 2025-03-03\n",)]
     marks = con.execute("SELECT asset_key, scope_key, watermark_ts FROM meta.asset_watermarks ORDER BY 1").fetchall()
     assert marks == [("briefing_markdown", "ALL", datetime(2025, 3, 3)), ("options_bars", "AAPL", datetime(2025, 3, 3))]
+
+
+def test_interleaved_deliveries_batch_per_type_and_give_the_tables_of_one_by_one(tmp_path: Path) -> None:
+    """Chains, bars, checks and failures interleaved as several workers send them are applied in one batch per
+    type, yet every table equals the one-event-at-a-time result (events writing the same rows keep seq order)."""
+    from contracts import AssetChecked, AssetFailed, CheckRecord
+
+    events = [
+        run_started("r1", 0), run_started("r2", 0.1),
+        chain("AAPL", date(2025, 3, 3), "r1", t=1), option_bars("AAPL", date(2025, 3, 3), "r2", t=1.1),
+        AssetChecked(run_id="r1", asset_key="options_snapshot_file", partition_key="AAPL|2025-03-03", checked_at=at(1.2),
+                     ts=at(1.2), results=[CheckRecord("snapshot_crossed_quotes", "error", "pass", "ok")]),
+        chain("SPY", date(2025, 3, 3), "r1", t=1.3), asset_failed("r1", "ZZFAKE", t=1.35),
+        option_bars("AAPL", date(2025, 3, 3), "r2", t=1.4),  # the same rows again: counted as updated
+        AssetFailed(run_id="r1", asset_key="options_snapshot_file", partition_key="AAPL|2025-03-03",
+                    error_type="Timeout", error_message="provider timed out", started_at=at(1.45), ended_at=at(1.46),
+                    ts=at(1.46)),
+        chain("AAPL", date(2025, 3, 3), "r1", t=1.5),  # the retry succeeds after the failure: it must stay last run_finished("r2", 2), run_finished("r1", 2.5, status="failed"),
+    ]
+    batched = Warehouse(tmp_path / "batched.duckdb")
+    one_by_one = Warehouse(tmp_path / "single.duckdb")
+    applied = list(enumerate(events, start=1))
+    calls: list[int] = []
+    original = projections.APPLIERS.copy()
+    try:
+        for kind, applier in original.items():
+            projections.APPLIERS[kind] = lambda con, batch, applier=applier: (calls.append(len(batch)), applier(con, batch))
+        projections.apply_events(batched.con, applied)
+    finally:
+        projections.APPLIERS.update(original)
+    assert len(calls) < len(events) - 2  # the interleaved chains and bars were applied as batches
+    for item in applied:
+        projections.apply_events(one_by_one.con, [item])
+    assert snapshot(batched.con) == snapshot(one_by_one.con)
