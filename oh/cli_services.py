@@ -117,6 +117,7 @@ def demo(
     last = calendar.last_closed_session(datetime.now(UTC))
     days = calendar.last_sessions(last, max(sessions, 2))
     first, before_last = days[0].astype(date), days[-2].astype(date)
+    _demo_portfolio(Home.from_env(), first)
     emit_and_wait(IngestCandles(symbols=symbols, start=last - timedelta(days=365 * years), end=last, provider="sim"),
                   len(symbols), wait=True, timeout=600.0)
     emit_and_wait(IngestOptionsBars(symbols=symbols, start=first, end=before_last, provider="sim"),
@@ -136,6 +137,20 @@ def demo(
         "  .venv/bin/oh status        # services        .venv/bin/oh down    # stop everything",
         soft_wrap=True,
     )
+
+
+def _demo_portfolio(home: Home, opened: date) -> None:
+    """Write a sample portfolio (stocks, single legs, verticals, iron condors on sim contracts opened on
+    `opened`) when there is none, so the Portfolio page and the briefing have something to show. An
+    existing portfolio file is never touched."""
+    from oh.live_sim import sim_portfolio
+    from oh.portfolio import save
+
+    path = home.config / "portfolio.json"
+    if path.exists():
+        return
+    save(path, sim_portfolio(["SPY", "AAPL", "MSFT"], positions=8, day=opened))
+    console.print(f"wrote a sample portfolio to {path} (yours to edit: `oh portfolio list`)")
 
 
 def _dashboard_url() -> str:
