@@ -12,7 +12,10 @@ import time
 
 from bench._common import REPO
 
-BENCHMARKS = ("bus_throughput", "candles_million", "replay_rebuild", "health_scale")
+BENCHMARKS = (
+    "bus_throughput", "candles_million", "replay_rebuild", "health_scale", "snapshot_chain", "flow_chains", "daily_fifty",
+    "live_ticks", "dashboard_latency", "dashboard_soak", "live_browser",
+)
 
 
 def run(name: str) -> tuple[int, list[str]]:

@@ -7,9 +7,12 @@ import typer
 from oh.cli_data import db_app, query
 from oh.cli_emit import emit_app
 from oh.cli_health import health as _health  # noqa: F401  (registers `oh db health`)
+from oh.cli_live import live_app
 from oh.cli_portfolio import portfolio_app
 from oh.cli_replay import replay
 from oh.cli_services import demo, down, status, up
+from oh.cli_ui import ui
+from oh.cli_watchlists import watchlists_app
 
 app = typer.Typer(
     name="oh",
@@ -24,9 +27,12 @@ app.command()(status)
 app.command()(demo)
 app.command()(query)
 app.command()(replay)
+app.command()(ui)
 app.add_typer(emit_app, name="emit")
 app.add_typer(db_app, name="db")
 app.add_typer(portfolio_app, name="portfolio")
+app.add_typer(live_app, name="live")
+app.add_typer(watchlists_app, name="watchlists")
 
 
 def main() -> None:

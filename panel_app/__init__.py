@@ -1,1 +1,1 @@
-"""The Panel dashboard (not built yet: see the dashboard issue). Nothing imports this package yet."""
+"""The Panel dashboard (`oh ui`): every page live from the bus, history through the ledger, read-only."""

@@ -1,0 +1,199 @@
+"""The dashboard in a real browser: Debian's chromium (playwright) against a real `oh ui` process
+serving a populated OH_HOME through the real ledger. Waits are for conditions, never for time."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bus.producer import Producer
+from contracts import AssetFailed, RunFinished, RunStarted, utc_now
+from tests.ui.stack import Stack, emitted_run_id, run_oh
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+WAIT = 60_000  # ms: generous, the machine is shared
+BANNER = "Not financial advice"
+
+# slug -> (minimum Bokeh canvases, minimum Tabulator tables, texts that must show)
+PAGES: dict[str, tuple[int, int, tuple[str, ...]]] = {
+    "health": (2, 0, ("Runs (live)", "Latest run per job", "Recurring failures", "UnknownSymbol", "Freshness",
+                      "Failed checks", "Gap backfill plan", "oh emit ingest-candles --symbols QQQ", "Services")),
+    "portfolio": (2, 0, ("Net liq", "spy-vertical", "aapl-", "Greeks", "Stress PnL")),
+    "symbol": (4, 1, ("latest chain", "Daily candles and volume", "IV smile", "Open interest by strike")),
+    "flow": (1, 2, ("Building vs unwinding", "building", "Top contracts")),
+    "derived": (2, 1, ("atm_iv over time", "IV rank")),
+    "explorer": (0, 3, ("candles_daily", "option_snapshots", "meta", "Run query")),
+    "live": (0, 0, ("Live portfolio",)),  # the live page has its own tests (test_live_page.py)
+}
+
+
+def open_page(page: Any, stack: Stack, path: str) -> None:
+    """Go to a page and wait until its first fill is done (the `.oh-ready` marker)."""
+    page.goto(f"{stack.url}{path}")
+    page.wait_for_selector(".oh-ready", state="attached", timeout=WAIT)
+
+
+DEEP_TEXT = """e => { const text = n => (n.shadowRoot ? text(n.shadowRoot) : '') + Array.from(n.childNodes).map(
+    c => c.nodeType === 3 ? c.textContent : (c.nodeType === 1 && !['STYLE', 'SCRIPT'].includes(c.tagName) ? text(c) : '')
+    ).join(' '); return text(e); }"""
+
+
+def deep_text(locator: Any) -> str:
+    """The text of an element including its shadow roots (Panel renders each pane in one)."""
+    return " ".join(str(locator.evaluate(DEEP_TEXT)).split())
+
+
+def body_text(page: Any) -> str:
+    return deep_text(page.locator("body"))
+
+
+@pytest.mark.parametrize("slug", list(PAGES))
+def test_every_page_loads_with_sim_data(populated: Stack, page: Any, slug: str, screenshots: Path | None) -> None:
+    """Each page paints its banner, charts (Bokeh canvases) and tables from the ledger, and never a traceback."""
+    canvases, tables, texts = PAGES[slug]
+    open_page(page, populated, f"/{slug}")
+    assert page.get_by_text(BANNER).first.is_visible()
+    for text in texts:
+        page.get_by_text(text).first.wait_for(state="attached", timeout=WAIT)
+    if canvases:
+        page.wait_for_function(f"document.querySelectorAll('*').length && {canvases} <= "
+                               "(function count(root){let n=root.querySelectorAll('canvas').length;"
+                               "root.querySelectorAll('*').forEach(e=>{if(e.shadowRoot)n+=count(e.shadowRoot)});return n})(document)",
+                               timeout=WAIT)
+    assert page.locator(".tabulator").count() >= tables
+    text = body_text(page)
+    assert "Traceback" not in text and "could not be loaded" not in text
+    assert page.locator(f'.oh-nav a.active[data-page="{slug}"]').count() == 1
+    if screenshots is not None:
+        page.wait_for_timeout(1500)  # let Bokeh finish drawing before the picture (not an assertion)
+        page.screenshot(path=str(screenshots / f"{slug}.png"), full_page=True)
+
+
+def test_stale_data_shows_in_red(populated: Stack, page: Any) -> None:
+    """QQQ stopped a week early: its freshness row is stale (red) and the planner offers the command."""
+    open_page(page, populated, "/health")
+    row = page.locator("tr.oh-stale-row", has_text="QQQ").first
+    row.wait_for(timeout=WAIT)
+    assert "rgb(198, 40, 40)" in row.locator("td").first.evaluate("e => getComputedStyle(e).color")
+    assert page.locator("tr.oh-fresh-row", has_text="AAPL").count() >= 1
+
+
+def _watch_statuses(page: Any) -> None:
+    """Record every status each run row shows (MutationObserver), and mark the page to detect reloads."""
+    page.evaluate("""() => {
+        window.__ohNoReload = true; window.__ohStatuses = {};
+        const seen = (root) => root.querySelectorAll('tr.oh-run').forEach(tr => {
+            const id = tr.dataset.runId, st = tr.dataset.status;
+            (window.__ohStatuses[id] = window.__ohStatuses[id] || []);
+            if (!window.__ohStatuses[id].includes(st)) window.__ohStatuses[id].push(st);
+        });
+        const scan = () => { const walk = (root) => { seen(root);
+            root.querySelectorAll('*').forEach(e => { if (e.shadowRoot) walk(e.shadowRoot); }); }; walk(document); };
+        setInterval(scan, 20); scan();
+    }""")
+
+
+def _statuses(page: Any, run_id: str) -> list[str]:
+    return list(page.evaluate(f"() => window.__ohStatuses['{run_id}'] || []"))
+
+
+def test_health_shows_a_new_run_appear_and_finish_without_reload(populated: Stack, page: Any) -> None:
+    """`oh emit ingest-candles` (no --wait): the run's row appears and then shows success, no reload."""
+    open_page(page, populated, "/health")
+    _watch_statuses(page)
+    symbols = ",".join(f"L{i:03d}" for i in range(40))
+    result = run_oh(populated.home, "emit", "ingest-candles", "--symbols", symbols, "--start", "2020-01-02",
+                    "--end", "2024-12-31")
+    run_id = emitted_run_id(result)
+    page.locator(f'tr.oh-run[data-run-id="{run_id}"]').wait_for(timeout=WAIT)
+    page.locator(f'tr.oh-run[data-run-id="{run_id}"][data-status="success"]').wait_for(timeout=WAIT)
+    assert page.evaluate("() => window.__ohNoReload") is True
+    assert _statuses(page, run_id)[-1] == "success"
+    assert "40 done" in deep_text(page.locator(f'tr.oh-run[data-run-id="{run_id}"]'))
+
+
+def test_health_shows_start_progress_and_failure_live(populated: Stack, page: Any) -> None:
+    """Events sent the way a worker sends them: started, then a failed partition, then failed, each shown
+    live; the recurring failures table picks the failure up without a reload."""
+    open_page(page, populated, "/health")
+    _watch_statuses(page)
+    producer = Producer(populated.home)
+    run_id = f"ui-live-{os.getpid()}"
+    start = utc_now()
+    try:
+        producer.send(RunStarted(run_id=run_id, job_name="ingest_candles", provider="sim", started_at=start))
+        producer.flush(30)
+        page.locator(f'tr.oh-run[data-run-id="{run_id}"][data-status="started"]').wait_for(timeout=WAIT)
+        producer.send(AssetFailed(run_id=run_id, asset_key="candles_daily", partition_key="NOPE",
+                                  error_type="UnknownSymbol", error_message="no such symbol NOPE",
+                                  started_at=start, ended_at=utc_now()))
+        producer.flush(30)
+        page.locator(f'tr.oh-run[data-run-id="{run_id}"]', has_text="1 failed").wait_for(timeout=WAIT)
+        producer.send(RunFinished(run_id=run_id, status="failed", ended_at=utc_now(), duration_ms=5,
+                                  error_type="BrowserTestFailure", error_message="1 of 1 symbols failed: NOPE",
+                                  error_stack_hash="browser-test"))
+        producer.flush(30)
+    finally:
+        producer.close()
+    page.locator(f'tr.oh-run[data-run-id="{run_id}"][data-status="failed"]').wait_for(timeout=WAIT)
+    page.get_by_text("BrowserTestFailure").first.wait_for(timeout=WAIT)  # the failure groups re-read
+    assert _statuses(page, run_id) == ["started", "failed"]
+    assert page.evaluate("() => window.__ohNoReload") is True
+
+
+def test_sql_box_refuses_delete(populated: Stack, page: Any) -> None:
+    """A DELETE in the SQL box is refused with a clear message and changes nothing; a SELECT answers."""
+    before = populated.query("SELECT count(*) AS n FROM candles_daily")[0]["n"]
+    open_page(page, populated, "/explorer")
+    box = page.locator(".oh-sql textarea")
+    box.fill("DELETE FROM candles_daily")
+    page.get_by_role("button", name="Run query").click()
+    refused = page.locator(".oh-notice-refused")
+    refused.wait_for(timeout=WAIT)
+    assert "Refused: the dashboard is read-only" in deep_text(refused)
+    assert "DELETE" in deep_text(refused)
+    assert populated.query("SELECT count(*) AS n FROM candles_daily")[0]["n"] == before
+    box.fill("SELECT symbol, count(*) AS n FROM candles_daily GROUP BY symbol ORDER BY symbol")
+    page.get_by_role("button", name="Run query").click()
+    page.locator(".oh-result .tabulator").wait_for(timeout=WAIT)
+    page.locator(".oh-result").get_by_text("AAPL").first.wait_for(timeout=WAIT)
+    assert "sql=" in page.url  # the query is part of the shareable URL
+
+
+def test_a_query_error_is_a_message_not_a_traceback(populated: Stack, page: Any) -> None:
+    open_page(page, populated, "/explorer")
+    page.locator(".oh-sql textarea").fill("SELECT * FROM no_such_table")
+    page.get_by_role("button", name="Run query").click()
+    error = page.locator(".oh-notice-error")
+    error.wait_for(timeout=WAIT)
+    assert "no_such_table" in deep_text(error) and "Traceback" not in body_text(page)
+
+
+def test_page_state_lives_in_the_url(populated: Stack, page: Any) -> None:
+    """A shared URL opens the same view; changing a control updates the URL; a reload keeps it."""
+    open_page(page, populated, "/symbol?symbol=MSFT")
+    page.get_by_text("Daily candles and volume").first.wait_for(timeout=WAIT)
+    assert page.locator("select").first.input_value() == "MSFT"
+    page.locator("select").first.select_option("AAPL")
+    page.wait_for_url(re.compile(r".*symbol=AAPL.*"), timeout=WAIT)
+    page.get_by_text("AAPL latest chain").first.wait_for(timeout=WAIT)
+    page.reload()
+    page.wait_for_selector(".oh-ready", state="attached", timeout=WAIT)
+    assert page.locator("select").first.input_value() == "AAPL"
+    open_page(page, populated, "/flow?symbol=SPY&group_by=expiry&value=d_oi")
+    page.get_by_text("d_oi by expiry").first.wait_for(timeout=WAIT)
+
+
+def test_the_dashboard_never_opens_the_warehouse(populated: Stack, page: Any) -> None:
+    """After every page has loaded, the `oh ui` process holds no file descriptor on the DuckDB file."""
+    for slug in PAGES:
+        open_page(page, populated, f"/{slug}")
+    assert populated.ui is not None
+    fds = Path(f"/proc/{populated.ui.pid}/fd")
+    targets = [os.readlink(fd) for fd in fds.iterdir() if fd.is_symlink()]
+    assert not [t for t in targets if t.endswith(".duckdb") or ".duckdb." in t]
