@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -30,6 +28,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from oh.files import write_atomically
 from oh.osi import BadOptionSymbol, OptionSymbol
 
 SCHEMA_VERSION = 1
@@ -468,20 +467,7 @@ def save(path: Path, portfolio: Portfolio) -> None:
     """Validate, then write atomically: a temp file in the same directory, fsync, os.replace."""
     portfolio = validate(portfolio)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = dumps(portfolio)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o777)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, dumps(portfolio))
 
 
 def default_path() -> Path:

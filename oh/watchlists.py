@@ -19,13 +19,12 @@ A malformed file is reported in one line naming the field (`watchlists.tech[2]: 
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from oh.files import write_atomically
 from oh.home import Home
 from oh.symbols import BadSymbol, parse_symbols
 
@@ -163,17 +162,5 @@ def save_watchlists(home: Home, lists: Mapping[str, list[str]]) -> Path:
     data = dumps(lists)
     parse(json.loads(data))
     path = watchlists_path(home)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o777)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, data)
     return path

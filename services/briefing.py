@@ -12,14 +12,12 @@ The same stored data always gives the same bytes: a rerun rewrites nothing.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
 from contracts import BriefingBuilt, BuildBriefing, RunFinished, utc_now
-from oh import analyze, briefing, quotes
+from oh import analyze, briefing, files, quotes
 from oh.health import HealthOptions, health_report
 from oh.portfolio import Portfolio, PortfolioError, load, option_legs
 from services.chains import send_next_step
@@ -52,17 +50,7 @@ def write_atomically(path: Path, text: str) -> bool:
             return False
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    files.write_atomically(path, data)
     return True
 
 

@@ -8,11 +8,15 @@ recorded as a failed asset and the others still land.
 
 from __future__ import annotations
 
+from datetime import date, datetime
+
+import pyarrow as pa
+
 from bus.arrow_ipc import to_ipc
 from contracts import IngestOptionsBars, OptionBarsIngested, utc_now
 from oh import calendar
 from oh.providers import get_provider, served_by
-from services.runtime import RunContext, raise_if_partitions_failed
+from services.runtime import RunContext, each_symbol_session
 
 JOB = "ingest_options_bars"
 ASSET = "options_bars"
@@ -24,26 +28,17 @@ def ingest_options_bars(command: IngestOptionsBars, run: RunContext) -> None:
     days = [day.astype(object) for day in calendar.sessions(command.start, command.end)]
     if not days:
         raise ValueError(f"no NYSE session between {command.start} and {command.end}")
-    failures: list[tuple[str, BaseException]] = []
-    for symbol in command.symbols:
-        for day in days:
-            run.check_stop()
-            started = utc_now()
-            partition = f"{symbol}|{day}"
-            try:
-                contracts = provider.option_contracts(symbol, day, command.max_dte)
-                bars = provider.option_bars(symbol, contracts, day, day)
-            except Exception as exc:  # one partition's failure never stops the others
-                run.asset_failed(ASSET, partition, exc, started)
-                failures.append((partition, exc))
-                continue
-            run.emit(
-                OptionBarsIngested(
-                    run_id=run.run_id, symbol=symbol, provider=served_by(bars, provider), bar_date=day,
-                    row_count=bars.num_rows, rows=to_ipc(bars), started_at=started, ended_at=utc_now(),
-                )
-            )
-    raise_if_partitions_failed(failures, len(command.symbols) * len(days), "bar days")
+
+    def fetch(symbol: str, day: date) -> pa.Table:
+        return provider.option_bars(symbol, provider.option_contracts(symbol, day, command.max_dte), day, day)
+
+    def event(symbol: str, day: date, bars: pa.Table, started: datetime) -> OptionBarsIngested:
+        return OptionBarsIngested(
+            run_id=run.run_id, symbol=symbol, provider=served_by(bars, provider), bar_date=day,
+            row_count=bars.num_rows, rows=to_ipc(bars), started_at=started, ended_at=utc_now(),
+        )
+
+    each_symbol_session(run, command.symbols, days, ASSET, fetch, event, "bar days")
 
 
 HANDLERS = {IngestOptionsBars: (JOB, ingest_options_bars)}

@@ -91,6 +91,33 @@ def raise_if_partitions_failed(failures: list[tuple[str, BaseException]], total:
     raise RunFailed(f"{len(failures)} of {total} {noun} failed: {names}{more}", failures[0][1])
 
 
+def each_symbol_session(
+    run: RunContext,
+    symbols: list[str],
+    days: list[Any],
+    asset_key: str,
+    fetch: Callable[[str, Any], Any],
+    event: Callable[[str, Any, Any, datetime], Message],
+    noun: str,
+) -> None:
+    """The loop of a job partitioned by `SYMBOL|DATE`: fetch each partition and emit its event; a partition
+    that fails is recorded as a failed asset and the others go on; the run fails at the end, naming them."""
+    failures: list[tuple[str, BaseException]] = []
+    for symbol in symbols:
+        for day in days:
+            run.check_stop()
+            started = utc_now()
+            partition = f"{symbol}|{day}"
+            try:
+                table = fetch(symbol, day)
+            except Exception as exc:  # one partition's failure never stops the others
+                run.asset_failed(asset_key, partition, exc, started)
+                failures.append((partition, exc))
+                continue
+            run.emit(event(symbol, day, table, started))
+    raise_if_partitions_failed(failures, len(symbols) * len(days), noun)
+
+
 class RunContext:
     """What a job sees of its run: its id, a way to emit events, and partition failure reporting."""
 

@@ -8,11 +8,15 @@ recorded as a failed asset and the others still land.
 
 from __future__ import annotations
 
+from datetime import date, datetime
+
+import pyarrow as pa
+
 from bus.arrow_ipc import to_ipc
 from contracts import ChainSnapshotted, SnapshotOptions, utc_now
 from oh import calendar
 from oh.providers import get_provider, served_by
-from services.runtime import RunContext, main, raise_if_partitions_failed
+from services.runtime import RunContext, each_symbol_session, main
 
 JOB = "snapshot_options"
 ASSET = "options_snapshot_file"
@@ -24,25 +28,14 @@ def snapshot_options(command: SnapshotOptions, run: RunContext) -> None:
     days = [day.astype(object) for day in calendar.sessions(command.start, command.end)]
     if not days:
         raise ValueError(f"no NYSE session between {command.start} and {command.end}")
-    failures: list[tuple[str, BaseException]] = []
-    for symbol in command.symbols:
-        for day in days:
-            run.check_stop()
-            started = utc_now()
-            partition = f"{symbol}|{day}"
-            try:
-                chain = provider.option_chain(symbol, day)
-            except Exception as exc:  # one partition's failure never stops the others
-                run.asset_failed(ASSET, partition, exc, started)
-                failures.append((partition, exc))
-                continue
-            run.emit(
-                ChainSnapshotted(
-                    run_id=run.run_id, symbol=symbol, provider=served_by(chain, provider), snapshot_date=day,
-                    row_count=chain.num_rows, rows=to_ipc(chain), started_at=started, ended_at=utc_now(),
-                )
-            )
-    raise_if_partitions_failed(failures, len(command.symbols) * len(days), "snapshots")
+
+    def event(symbol: str, day: date, chain: pa.Table, started: datetime) -> ChainSnapshotted:
+        return ChainSnapshotted(
+            run_id=run.run_id, symbol=symbol, provider=served_by(chain, provider), snapshot_date=day,
+            row_count=chain.num_rows, rows=to_ipc(chain), started_at=started, ended_at=utc_now(),
+        )
+
+    each_symbol_session(run, command.symbols, days, ASSET, provider.option_chain, event, "snapshots")
 
 
 HANDLERS = {SnapshotOptions: (JOB, snapshot_options)}
