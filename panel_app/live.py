@@ -31,6 +31,8 @@ from panel_app.data import Queries
 log = logging.getLogger(__name__)
 
 STATUS_EVERY = 1.0  # seconds between ledger status polls (liveness, ledger up/down)
+STATUS_TIMEOUT = 2.0  # seconds a status poll waits
+STATS_EVERY = 60.0  # seconds between the hub's counters in the log
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +173,7 @@ class LiveHub:
         self.maxlen = maxlen
         self.state = LedgerState(up=False, checked=0.0)
         self.events_seen = 0
+        self._misses = 0
         self._feeds: list[SessionFeed] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -216,45 +219,60 @@ class LiveHub:
 
     def _run(self) -> None:
         subscriber = Subscriber(self.home)
-        status_client = ControlClient(self.home, timeout=1.0)
-        next_status = 0.0
+        status_client = ControlClient(self.home, timeout=STATUS_TIMEOUT)
+        next_status = next_stats = 0.0
         try:
             while not self._stop.is_set():
                 try:
-                    batch = subscriber.poll(100)
+                    self._step(subscriber)
+                    if time.monotonic() >= next_status:
+                        next_status = time.monotonic() + STATUS_EVERY
+                        self._poll_status(status_client)
+                    if time.monotonic() >= next_stats:
+                        next_stats = time.monotonic() + STATS_EVERY
+                        log.info("live hub: %d events, %d sessions, cache %d entries (%d hits, %d misses)",
+                                 self.events_seen, self.sessions, self.queries.size, self.queries.hits,
+                                 self.queries.misses)
                 except Exception:
-                    log.exception("live subscriber failed; continuing")
-                    batch = []
+                    log.exception("live hub iteration failed; going on")
                     time.sleep(0.5)
-                received = time.time()
-                for seq, message in batch:
-                    self.events_seen += 1
-                    event = summarize(seq, message, received)
-                    self.queries.invalidate(event.type)
-                    self._fan_out(event=event)
-                if time.monotonic() >= next_status:
-                    next_status = time.monotonic() + STATUS_EVERY
-                    self._poll_status(status_client)
         finally:
             subscriber.close()
             status_client.close()
 
+    def _step(self, subscriber: Subscriber) -> None:
+        """Deliver what the subscriber has (waiting up to 100 ms)."""
+        batch = subscriber.poll(100)
+        received = time.time()
+        for seq, message in batch:
+            self.events_seen += 1
+            event = summarize(seq, message, received)
+            self.queries.invalidate(event.type)
+            self._fan_out(event=event)
+
     def _poll_status(self, client: ControlClient) -> None:
+        """Ask the ledger's status; it is down when its socket is gone or after two unanswered polls in a row
+        (one slow answer on a busy machine is not an outage)."""
         previous = self.state
         reply = None
         if self.queries.socket_exists():
             try:
-                reply = client.status(timeout=1.0)
+                reply = client.status(timeout=STATUS_TIMEOUT)
             except LedgerUnavailable:
-                reply = None
+                self._misses += 1
+                if self._misses < 2 and previous.up:
+                    return
         now = time.time()
         if reply is None:
             state = LedgerState(up=False, checked=now, heartbeats={})
         else:
+            self._misses = 0
             state = LedgerState(up=True, checked=now, head_seq=reply.head_seq, applied_seq=reply.applied_seq,
                                 started_at=reply.started_at, heartbeats=dict(reply.heartbeats))
         if state.up and (not previous.up or previous.started_at != state.started_at):
             self.queries.clear()  # a restarted ledger may have rebuilt its warehouse
+        if state.up != previous.up and previous.checked:
+            log.warning("the ledger is %s", "answering again" if state.up else "not answering")
         self.queries.set_up(state.up)
         self.state = state
         self._fan_out(state=state)

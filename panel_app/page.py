@@ -133,7 +133,10 @@ class Page:
             self.refresh()
             return
         self._pending = True
-        self.doc.add_timeout_callback(self._deferred, int(wait * 1000) + 1)
+        try:
+            self.doc.add_timeout_callback(self._deferred, int(wait * 1000) + 1)
+        except Exception:  # noqa: BLE001  (the session is closing: nothing left to refresh)
+            self._pending = False
 
     def _deferred(self) -> None:
         self._pending = False

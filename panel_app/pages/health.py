@@ -23,9 +23,11 @@ from panel_app.page import Page
 from panel_app.runboard import RECENT_RUNS, RunBoard, liveness_html
 
 TIMELINE = """
-SELECT job_name, status, started_at, ended_at, run_id FROM meta.ingestion_runs
-WHERE started_at >= ? ORDER BY started_at
+SELECT * FROM (SELECT job_name, status, started_at, ended_at, run_id FROM meta.ingestion_runs
+               WHERE started_at >= ? ORDER BY started_at DESC LIMIT ?)
+ORDER BY started_at
 """
+TIMELINE_RUNS = 1000  # more segments than this are unreadable (and would make the page grow without bound)
 RUN_EVENTS = frozenset({"RunStarted", "RunFinished", "AssetFailed"})
 
 
@@ -134,7 +136,7 @@ class HealthPage(Page):
 
     def _fill_timeline(self, now: datetime, days: int) -> None:
         since = (now - pd.Timedelta(days=days)).replace(tzinfo=None)
-        runs = frame(self.read(TIMELINE, [since]))
+        runs = frame(self.read(TIMELINE, [since, TIMELINE_RUNS]))
         if runs.empty:
             self.timeline.notice("info", "No runs in this window.")
             return
