@@ -90,9 +90,9 @@ def test_idle_until_started_then_ticks_for_every_symbol_fills_journaled_and_stop
         assert started.returncode == 0, started.stderr
         assert f"plan: {len(plan.stocks)} stocks, {len(plan.options)} option contracts" in started.stdout
 
-        def every_symbol_quoted() -> bool:
+        def every_symbol_quoted() -> bool:  # a trade can come first (bid/ask 0 = none yet): wait for quotes
             subscriber.poll(100)
-            return set(plan.symbols) <= set(subscriber.quotes)
+            return all(subscriber.quotes.get(s) is not None and subscriber.quotes[s].ask > 0 for s in plan.symbols)
 
         wait_until(every_symbol_quoted, what="a tick for every planned symbol")
         for symbol in plan.symbols:
