@@ -4,9 +4,10 @@ A fresh OH_HOME gets the real ledger, the workers and sim data (candles, a few s
 flow and derived), then the real `oh ui` process. Debian's chromium (playwright) opens the Health
 page and records, in the page itself, when each run id first appears in the DOM (a MutationObserver
 on the run board's shadow root plus a 4 ms scan, times as performance.timeOrigin + now()).
-The benchmark sends `--events` RunStarted events one at a time through a Producer; a Subscriber in
-this process records when the ledger publishes each (that is, committed it: the ledger publishes
-after its DuckDB COMMIT). Latency = DOM time - publish time, same machine clock. Each next event is
+The benchmark sends `--events` RunStarted events one at a time through a Producer and notes when the
+ledger acknowledges each (after its journal append, before its DuckDB COMMIT and its publish), so
+DOM time - ack time is an upper bound of "committed -> in the DOM" (same machine clock). A
+Subscriber thread here also stamps each publish, for information. Each next event is
 sent only after the previous one showed up, so this measures latency, not throughput. The page's
 high-resolution clock is aligned to the wall clock (Date.now) before the difference is taken.
 
@@ -119,8 +120,11 @@ def clock_offset(page: object, samples: int = 25) -> float:
     return statistics.median(float(wall) - float(high) for wall, high in pairs)
 
 
-def event_latency(chromium: object, stack: Stack, events: int) -> list[float]:
-    """ms from publish to DOM for `events` RunStarted events, one at a time."""
+def event_latency(chromium: object, stack: Stack, events: int) -> tuple[list[float], list[float]]:
+    """ms to the DOM for `events` RunStarted events sent one at a time: (from the ledger's ack, from the
+    publish as stamped by a subscriber thread here). The ack comes after the journal append and before
+    the COMMIT and the publish, so the first is an upper bound of commit -> DOM; the second can be
+    stamped late when that thread waits for the GIL, so it is only for information."""
     page = chromium.new_page(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
     page.goto(f"{stack.url}/health")
     page.wait_for_selector(".oh-ready", state="attached", timeout=120_000)
@@ -130,28 +134,30 @@ def event_latency(chromium: object, stack: Stack, events: int) -> list[float]:
     published.ready.wait(10)
     time.sleep(0.5)  # let the SUB socket connect before the first event
     producer = Producer(stack.home)
-    latencies = []
+    acked: dict[str, float] = {}
+    seen: dict[str, float] = {}
     try:
         for i in range(events):
             run_id = f"bench-latency-{i:04d}-{time.time_ns()}"
             producer.send(RunStarted(run_id=run_id, job_name="bench_latency", triggered_by="bench", started_at=utc_now()))
             producer.flush(30)
+            acked[run_id] = time.time()
             page.wait_for_function(f"() => '{run_id}' in window.__ohSeen", timeout=60_000, polling=5)
-            seen_ms = float(page.evaluate(f"() => window.__ohSeen['{run_id}']"))
-            deadline = time.monotonic() + 10
-            while run_id not in published.at and time.monotonic() < deadline:
-                time.sleep(0.001)
-            latencies.append(seen_ms - 1000 * published.at[run_id])
+            seen[run_id] = float(page.evaluate(f"() => window.__ohSeen['{run_id}']"))
             producer.send(RunFinished(run_id=run_id, status="success", ended_at=utc_now(), duration_ms=1))
         offset = clock_offset(page)
-        latencies = [value + offset for value in latencies]
         print(f"   browser high-resolution clock vs wall clock: {offset:+.2f} ms (applied)")
+        deadline = time.monotonic() + 10
+        while len(published.at) < len(acked) and time.monotonic() < deadline:
+            time.sleep(0.01)
     finally:
         producer.flush(30)
         producer.close()
         published.stop.set()
         page.close()
-    return latencies
+    from_ack = [seen[r] + offset - 1000 * acked[r] for r in acked]
+    from_publish = [seen[r] + offset - 1000 * published.at[r] for r in acked if r in published.at]
+    return from_ack, from_publish
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"   stack up and sim data loaded in {time.monotonic() - started:.0f}s; dashboard at {stack.url}")
             with browser() as chromium:
                 paints = first_paint(chromium, stack, args.repeat)
-                latencies = event_latency(chromium, stack, args.events)
+                from_ack, from_publish = event_latency(chromium, stack, args.events)
         finally:
             stack.stop()
     print(f"\nfirst paint, ms (median of {args.repeat}; cold = new browser context, warm = opened again in it):")
@@ -182,10 +188,13 @@ def main(argv: list[str] | None = None) -> int:
     for slug, (cold_fcp, cold_ready, warm_fcp, warm_ready) in paints.items():
         print(f"   {slug:<10} {cold_fcp:>9.0f} {cold_ready:>12.0f} {warm_fcp:>9.0f} {warm_ready:>12.0f}")
     print("   FCP: the browser's first-contentful-paint; filled: until the page's first fill from the ledger is done")
-    median, p99 = statistics.median(latencies), percentile(latencies, 99)
-    print(f"\nevent -> DOM over {len(latencies)} RunStarted events (publish by the ledger -> row in the Health page):")
-    print(f"   median {median:.1f} ms, p90 {percentile(latencies, 90):.1f} ms, p99 {p99:.1f} ms, "
-          f"min {min(latencies):.1f} ms, max {max(latencies):.1f} ms")
+    median, p99 = statistics.median(from_ack), percentile(from_ack, 99)
+    print(f"\nevent -> DOM over {len(from_ack)} RunStarted events (row in the Health page's DOM):")
+    print(f"   from the ledger's ack (upper bound of commit -> DOM): median {median:.1f} ms, "
+          f"p90 {percentile(from_ack, 90):.1f} ms, p99 {p99:.1f} ms, max {max(from_ack):.1f} ms")
+    if from_publish:
+        print(f"   from the publish seen by a subscriber thread here (info): median {statistics.median(from_publish):.1f} ms, "
+              f"p99 {percentile(from_publish, 99):.1f} ms")
     ratio_line("dashboard p99 event->DOM / 1000 ms budget", p99 / 1000.0, "< 1")
     return 0
 
