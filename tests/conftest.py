@@ -30,6 +30,7 @@ def calendar_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
     """A fresh OH_HOME in a temp dir, exported to child processes through the environment."""
     monkeypatch.setenv("OH_HOME", str(tmp_path / "oh_home"))
+    monkeypatch.setenv("OH_UI_PORT", "0")  # `oh up` starts the dashboard too: never on the user's 5006
     monkeypatch.delenv("OH_SOCKET_DIR", raising=False)
     monkeypatch.delenv("OH_FSYNC", raising=False)
     home = Home.from_env().ensure()
