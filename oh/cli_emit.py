@@ -57,8 +57,9 @@ def _check_provider(name: str, fallback: str | None = None) -> None:
         fail(f"--fallback {fallback} is the same as --provider", 2)
 
 
-def _day_range(as_of: str | None, start: str | None, end: str | None) -> tuple[date, date]:
-    """One session (--as-of, default the last closed one) or a range (--start/--end); exit 2 if it holds none."""
+def _day_range(as_of: str | None, start: str | None, end: str | None) -> tuple[date, date, int]:
+    """One session (--as-of, default the last closed one) or a range (--start/--end), and how many sessions it
+    holds; exit 2 if none."""
     from datetime import UTC, datetime
 
     from oh import calendar
@@ -79,13 +80,12 @@ def _day_range(as_of: str | None, start: str | None, end: str | None) -> tuple[d
         fail(str(exc), 2)
     if not count:
         fail(f"no NYSE session between {first} and {last}", 2)
-    return first, last
+    return first, last, count
 
 
-def _session_count(first: date, last: date) -> int:
-    from oh import calendar
-
-    return len(calendar.sessions(first, last))
+def _session(as_of: str | None) -> date:
+    """The session of --as-of (default: the last closed one); exit 2 if it is not a session day."""
+    return _day_range(as_of, None, None)[0]
 
 
 SYMBOLS_HELP = "Comma-separated tickers, e.g. AAPL,SPY."
@@ -113,7 +113,7 @@ def ingest_candles(
     from contracts import IngestCandles
 
     symbol_list = _symbol_set(symbols, watchlist)
-    first, last = _day_range(as_of, start, end)
+    first, last, _ = _day_range(as_of, start, end)
     _check_provider(provider, fallback)
     command = IngestCandles(symbols=symbol_list, start=first, end=last, provider=provider, fallback=fallback)
     emit_and_wait(command, len(symbol_list), wait, timeout)
@@ -136,13 +136,13 @@ def ingest_options_bars(
     from contracts import IngestOptionsBars
 
     symbol_list = _symbol_set(symbols, watchlist)
-    first, last = _day_range(as_of, start, end)
+    first, last, sessions = _day_range(as_of, start, end)
     if max_dte < 0:
         fail(f"--max-dte must be 0 or more, got {max_dte}", 2)
     _check_provider(provider, fallback)
     command = IngestOptionsBars(symbols=symbol_list, start=first, end=last, max_dte=max_dte, provider=provider,
                                 fallback=fallback)
-    emit_and_wait(command, len(symbol_list) * _session_count(first, last), wait, timeout)
+    emit_and_wait(command, len(symbol_list) * sessions, wait, timeout)
 
 
 @emit_app.command("checks")
@@ -178,10 +178,10 @@ def snapshot_options(
     from contracts import SnapshotOptions
 
     symbol_list = _symbol_set(symbols, watchlist)
-    first, last = _day_range(as_of, start, end)
+    first, last, sessions = _day_range(as_of, start, end)
     _check_provider(provider, fallback)
     command = SnapshotOptions(symbols=symbol_list, start=first, end=last, provider=provider, fallback=fallback)
-    emit_and_wait(command, len(symbol_list) * _session_count(first, last), wait, timeout)
+    emit_and_wait(command, len(symbol_list) * sessions, wait, timeout)
 
 
 @emit_app.command("compute-flow")
@@ -199,7 +199,7 @@ def compute_flow(
     symbol_list = _symbol_set(symbols, watchlist)
     if window < 1:
         fail(f"--window must be at least 1, got {window}", 2)
-    day, _ = _day_range(as_of, None, None)
+    day = _session(as_of)
     emit_and_wait(ComputeFlow(symbols=symbol_list, as_of=day, window=window), len(symbol_list), wait, timeout)
 
 
@@ -215,7 +215,7 @@ def compute_derived(
     from contracts import ComputeDerived
 
     symbol_list = _symbol_set(symbols, watchlist)
-    day, _ = _day_range(as_of, None, None)
+    day = _session(as_of)
     emit_and_wait(ComputeDerived(symbols=symbol_list, as_of=day), len(symbol_list), wait, timeout)
 
 
@@ -234,7 +234,7 @@ def briefing(
     from contracts import BuildBriefing
 
     symbol_list = _symbol_set(symbols, watchlist or (None if symbols else "default"))
-    day, _ = _day_range(as_of, None, None)
+    day = _session(as_of)
     path = str(Path(portfolio).expanduser().resolve()) if portfolio else None
     emit_and_wait(BuildBriefing(symbols=symbol_list, as_of=day, portfolio=path), 1, wait, timeout)
 
@@ -258,7 +258,7 @@ def daily(
     chosen = watchlist or (None if symbols else "default")
     if chosen:
         _symbol_set(None, chosen)  # an unknown watchlist is an error now, not in the worker later
-    day, _ = _day_range(as_of, None, None)
+    day = _session(as_of)
     _check_provider(provider, fallback)
     command = RunDaily(symbols=_symbols(symbols) if symbols else [], watchlist=chosen, as_of=day, provider=provider,
                        fallback=fallback, with_portfolio=with_portfolio)
