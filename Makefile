@@ -19,8 +19,11 @@ install: $(VENV)/.installed
 demo: install
 	$(OH) demo
 
-## The whole test suite (unit + integration with real processes).
+## The whole test suite: lint (ruff), the import contracts (lint-imports), then unit, integration
+## with real processes and browser tests.
 test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q
 
 ## Stop every service.

@@ -21,7 +21,7 @@ if str(REPO) not in sys.path:  # `python bench/x.py` or a foreign cwd: make the 
     sys.path.insert(0, str(REPO))
 
 from bus.control_client import ControlClient, LedgerUnavailable  # noqa: E402
-from oh.home import Home  # noqa: E402
+from bus.home import Home  # noqa: E402
 from tests.processes import Service, wait_for_ledger  # noqa: E402
 
 

@@ -19,12 +19,19 @@ from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
 from typing import Any
 
-from bench._common import count_rows, fmt_rate, fresh_home, header, ratio_line, running_ledger
+from bench._common import (
+    count_rows,
+    fmt_rate,
+    fresh_home,
+    header,
+    ratio_line,
+    running_ledger,
+)
 from bus.codec import decode_message, encode
 from bus.control_client import ControlClient
+from bus.home import Home
 from bus.subscriber import Subscriber
 from contracts import TradeUpdated
-from oh.home import Home
 
 SYMBOLS = ("AAPL", "MSFT", "NVDA", "SPY", "QQQ", "TSLA", "AMZN", "META")
 

@@ -23,15 +23,31 @@ from datetime import date
 import pyarrow as pa
 
 from bench._common import (
-    count_rows, fmt_rate, fresh_home, header, ratio_line, running_ledger, stop_service, wait_applied, wait_committed,
+    count_rows,
+    fmt_rate,
+    fresh_home,
+    header,
+    ratio_line,
+    running_ledger,
+    stop_service,
+    wait_applied,
+    wait_committed,
 )
 from bus.arrow_ipc import to_ipc
 from bus.control_client import ControlClient
+from bus.home import Home
 from bus.producer import Producer
-from contracts import CandlesIngested, IngestCandles, RunFinished, RunStarted, new_id, run_id_for, utc_now
-from oh import calendar
-from oh.home import Home
-from oh.providers.sim import SimProvider
+from contracts import (
+    CandlesIngested,
+    IngestCandles,
+    RunFinished,
+    RunStarted,
+    new_id,
+    run_id_for,
+    utc_now,
+)
+from oh.adapters.sim.provider import SimProvider
+from oh.domain import calendar
 from tests.processes import Service, wait_for_heartbeat
 
 

@@ -32,12 +32,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 
-from bench._common import fresh_home, header, load_line, ratio_line, running_ledger, stop_service, wait_query, wait_run
+from bench._common import (
+    fresh_home,
+    header,
+    load_line,
+    ratio_line,
+    running_ledger,
+    stop_service,
+    wait_query,
+    wait_run,
+)
 from bus.control_client import ControlClient
+from bus.home import Home
 from bus.producer import Producer
 from contracts import RunDaily, run_id_for
-from oh import calendar
-from oh.home import Home
+from oh.domain import calendar
 from tests.processes import Service, wait_for_heartbeat
 
 WORKERS = ("ingest", "snapshot", "flow", "derived", "briefing", "checks", "scheduler")

@@ -26,10 +26,10 @@ import time
 from pathlib import Path
 
 from bench._common import fresh_home, header, ratio_line
+from bus.home import Home
 from bus.producer import Producer
 from bus.subscriber import Subscriber
 from contracts import RunFinished, RunStarted, utc_now
-from oh.home import Home
 from tests.ui.stack import CHROMIUM, Stack, browser
 
 PAGES = ("health", "portfolio", "symbol", "flow", "derived", "explorer", "live")

@@ -25,7 +25,7 @@ from pathlib import Path
 from bench._common import fresh_home, header, ratio_line
 from bus.producer import Producer
 from contracts import AssetFailed, RunFinished, RunStarted, utc_now
-from oh import calendar
+from oh.domain import calendar
 from tests.ui.stack import CHROMIUM, Stack, browser, run_oh
 
 JOBS = ("ingest_candles", "snapshot_options", "compute_flow", "compute_derived", "run_checks")
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                     try:
                         tab.locator(f'tr.oh-run[data-run-id="{last_run}"]').wait_for(timeout=60_000)
                         live.append(number)
-                    except Exception as exc:  # noqa: BLE001  (report it with the figures)
+                    except Exception as exc:
                         print(f"   tab {number} does NOT show the last run {last_run}: {str(exc).splitlines()[0]}")
                 print(f"   tabs showing the last run ({last_run}): {live} of {len(tabs)}")
         finally:

@@ -4,7 +4,7 @@ Ours: two sessions' 10k-contract sim chains (bench.snapshot_chain's widened list
 contracts on both days) are stored first through the real ledger (ChainSnapshotted events in a
 loading run, untimed). Then a `ComputeFlow` command (what `oh emit compute-flow` sends) goes to the
 real flow worker (`python -m services.flow`), which reads both chains back through the ledger's
-query endpoint, runs `oh.flow` for the four groupings (contract, strike, expiry, expiry-strike),
+query endpoint, runs `oh.domain.flow` for the four groupings (contract, strike, expiry, expiry-strike),
 emits one `FlowComputed` and ends its run; the ledger journals and upserts the rows into
 `options_flow`. The clock runs from the send until a query through the ledger sees the run
 `success` (its RunFinished is sequenced after the rows, so they are committed too). The worker's
@@ -13,7 +13,7 @@ first command pays its imports ("cold", a pair of earlier sessions); the judged 
 Baseline (pandas, the plain way, same run and home): the two chains sit in `option_snapshots` of
 a DuckDB file made by `services.ledger.schema.create_schema` (loaded untimed). Timed: read each day
 into a DataFrame, merge on contract symbol (outer), `DataFrame.apply` per row for dOI, the notionals,
-volume/OI and the label (the same rule as oh.flow), `groupby` + sum for the four groupings with the
+volume/OI and the label (the same rule as oh.domain.flow), `groupby` + sum for the four groupings with the
 group labels and row keys by `apply`, then row-by-row `executemany` INSERT into `options_flow` (same
 table and key) in one transaction. Both sides' row counts are printed and must agree.
 Judged by: baseline seconds / ours warm seconds (aim >= 10).
@@ -32,15 +32,29 @@ import pandas as pd
 import pyarrow as pa
 
 from bench._common import (
-    fresh_home, header, load_line, ratio_line, running_ledger, stop_service, wait_run,
+    fresh_home,
+    header,
+    load_line,
+    ratio_line,
+    running_ledger,
+    stop_service,
+    wait_run,
 )
 from bench.snapshot_chain import SYMBOL, bench_days, wide_chain
 from bus.arrow_ipc import to_ipc
 from bus.control_client import ControlClient
+from bus.home import Home
 from bus.producer import Producer
-from contracts import ChainSnapshotted, ComputeFlow, RunFinished, RunStarted, new_id, run_id_for, utc_now
-from oh import flow
-from oh.home import Home
+from contracts import (
+    ChainSnapshotted,
+    ComputeFlow,
+    RunFinished,
+    RunStarted,
+    new_id,
+    run_id_for,
+    utc_now,
+)
+from oh.domain import flow
 from tests.processes import Service, wait_for_heartbeat
 
 FLOW_INSERT = f"INSERT INTO options_flow VALUES ({', '.join('?' * 19)})"
@@ -117,7 +131,7 @@ def _contract_row(r: pd.Series) -> pd.Series:
 
 
 def _label(d_oi: float, oi_before: float, volume: float) -> str:
-    """oh.flow's rule on scalars: building / unwinding / churn / unknown."""
+    """oh.domain.flow's rule on scalars: building / unwinding / churn / unknown."""
     if pd.isna(d_oi) or pd.isna(oi_before):
         return flow.UNKNOWN
     if d_oi >= flow.BUILD_MIN and flow.BUILD_DIV * d_oi >= oi_before:
@@ -189,7 +203,7 @@ def run_pandas(home: Home, before: pa.Table, today: pa.Table) -> dict[str, float
 
 def bench(symbol: str, contracts: int, repeat: int) -> float:
     """Run `repeat` (baseline, ours) pairs, each in a fresh home; print them; return the median ratio."""
-    header(f"flow_chains: ComputeFlow -> flow worker (oh.flow, 4 groupings) -> ledger -> options_flow, "
+    header(f"flow_chains: ComputeFlow -> flow worker (oh.domain.flow, 4 groupings) -> ledger -> options_flow, "
            f"two {contracts:,}-contract chains")
     load_line("at start")
     days = bench_days(3)

@@ -9,7 +9,7 @@ hashes, a few abandoned), 2 `meta.ingestion_run_assets` per run, 1,000,000 `meta
 and `candles_daily` for 500 symbols x the last 300 NYSE sessions with a few holes, late listings
 and stale symbols. Then, median and max of 5 runs each:
 
-  (a) `oh.health.health_report` in-process on a read-only DuckDB connection (every SQL it issues is
+  (a) `oh.read.health.health_report` in-process on a read-only DuckDB connection (every SQL it issues is
       timed through the reader, and its pure steps through wrappers: the per-section breakdown);
   (b) `oh db health --json` as a subprocess with services down (process start-up, its 1 s probe
       for a running ledger, then the file opened read-only);
@@ -41,8 +41,8 @@ import pyarrow as pa
 
 from bench._common import REPO, fresh_home, header, ratio_line, running_ledger
 from bus.control_client import ControlClient, LedgerUnavailable
-from oh import calendar
-from oh.home import Home
+from bus.home import Home
+from oh.domain import calendar
 from services.ledger.warehouse import Warehouse, connect
 
 BUDGET_SECONDS = 1.0
@@ -241,7 +241,7 @@ def count_tables(path: Path) -> dict[str, int]:
 # -- (a) in-process, with the breakdown ------------------------------------------------------------
 def _label(sql: str) -> str:
     """A short name for one SQL statement the report issues."""
-    from oh import health
+    from oh.read import health
 
     known = {getattr(health, name, None): name.lower() for name in ("LATEST_RUNS", "FAILURE_GROUPS", "FAILED_CHECKS",
                                                                    "WATERMARKS")}
@@ -256,8 +256,8 @@ def _label(sql: str) -> str:
 
 @contextmanager
 def timed_steps(calls: list[tuple[str, float]]) -> Iterator[None]:
-    """Time the report's pure steps (calendar, gaps, coverage matrix, plan) by wrapping them in `oh.health`."""
-    from oh import health
+    """Time the report's pure steps (calendar, gaps, coverage matrix, plan) by wrapping them in `oh.read.health`."""
+    from oh.read import health
 
     wrapped = {
         "find_gaps": "python find_gaps", "coverage_matrix": "python coverage_matrix (built even without --coverage)",
@@ -293,7 +293,7 @@ def run_in_process(
     path: Path, now: datetime, repeat: int
 ) -> tuple[list[float], dict[str, list[float]], dict[str, Any]]:
     """`health_report` on a read-only connection `repeat` times: seconds, per-step seconds, the last report."""
-    from oh.health import HealthOptions, health_report
+    from oh.read.health import HealthOptions, health_report
 
     con = connect(path, read_only=True)
     calls: list[tuple[str, float]] = []
@@ -354,10 +354,10 @@ def startup_seconds(repeat: int = 3) -> dict[str, float]:
     out = {}
     cases = {
         "`oh --help`": [*oh_command(), "--help"],
-        "`python -c 'import oh.cli, oh.health'`": [sys.executable, "-c", "import oh.cli, oh.health"],
+        "`python -c 'import oh.cli.main, oh.read.health'`": [sys.executable, "-c", "import oh.cli.main, oh.read.health"],
         "the same + the calendar load": [
             sys.executable, "-c",
-            "import datetime, oh.cli, oh.health; oh.calendar.last_closed_session(datetime.datetime.now(datetime.UTC))",
+            "import datetime, oh.cli.main, oh.read.health, oh.domain.calendar; oh.domain.calendar.last_closed_session(datetime.datetime.now(datetime.UTC))",
         ],
     }
     for label, argv in cases.items():
@@ -385,7 +385,7 @@ def probe_seconds(home: Home) -> float:
 
 def run_via_client(home: Home, now: datetime, repeat: int) -> list[float]:
     """`health_report` in-process over `ControlClient.query` to the running ledger (no process start-up)."""
-    from oh.health import HealthOptions, health_report
+    from oh.read.health import HealthOptions, health_report
 
     client = ControlClient(home, timeout=60.0)
     times = []
@@ -405,7 +405,7 @@ def render_seconds(report: dict[str, Any], repeat: int = 3) -> tuple[float, floa
 
     from rich.console import Console
 
-    from oh.cli_health import _json_default
+    from oh.cli.health import _json_default
 
     text = json.dumps(report, default=_json_default, sort_keys=True)
     rich_times, plain_times = [], []

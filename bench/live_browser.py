@@ -1,7 +1,7 @@
 """Live page in a browser: sim feed at 2,000 quotes/s, 50 positions, feed -> browser DOM latency and `oh ui` CPU.
 
 A fresh OH_HOME gets the real ledger, the real `python -m services.live_stream` and the real `oh ui`
-server; a 50-position portfolio (oh.live_sim.sim_portfolio: stocks, calls, verticals, iron condors
+server; a 50-position portfolio (oh.adapters.sim.stream.sim_portfolio: stocks, calls, verticals, iron condors
 on 12 sim symbols, 96 streamed symbols) is written to it. Debian's chromium (playwright) opens the
 Live portfolio page with `?rate=2000` and presses its Start button, which sends the same StartLive
 as `oh live start --sim-rate 2000`.
@@ -34,10 +34,10 @@ from pathlib import Path
 from bench._common import fresh_home, header, load_line, ratio_line
 from bench.live_ticks import SYMBOLS, cpu_seconds, pct
 from bus.producer import Producer
+from bus.ticks import read_status
 from contracts import StopLive
-from oh.live_client import read_status
-from oh.live_sim import sim_portfolio
-from oh.portfolio import save
+from oh.adapters.portfolio_file import save
+from oh.adapters.sim.stream import sim_portfolio
 from tests.ui.stack import CHROMIUM, Stack, browser
 
 AIM_MS = 250.0

@@ -7,7 +7,7 @@ process subscribes to the tick channel and, over a fixed window, measures for ev
 delta batch: feed -> subscriber (receive time - the quote's feed time: the moment the sim feed
 made it), split into feed -> publish (waiting in the conflation map for the next flush) and
 publish -> subscriber (encode, ZeroMQ, decode). A second subscriber in another process is a page
-that renders once a second (oh.live_client.TickFeed drains for it): its prices are fresh when it
+that renders once a second (bus.ticks.TickFeed drains for it): its prices are fresh when it
 reads, and it slows nobody. live_stream's CPU is read from /proc over the same window, as are the
 conflation counters from its status. The browser leg of "under a second" is added with the page.
 
@@ -35,14 +35,14 @@ from bench._common import (
     running_ledger,
     stop_service,
 )
+from bus.home import Home
 from bus.producer import Producer
+from bus.ticks import TickFeed, TickSubscriber
 from contracts import StartLive, StopLive
 from contracts.live import LiveStatus, TickBatch
-from oh.home import Home
-from oh.live_client import TickFeed, TickSubscriber
-from oh.live_plan import build_plan
-from oh.live_sim import sim_portfolio
-from oh.portfolio import save
+from oh.adapters.portfolio_file import save
+from oh.adapters.sim.stream import sim_portfolio
+from oh.domain.live_plan import build_plan
 from tests.processes import Service, wait_for_heartbeat
 
 SYMBOLS = ["AAPL", "MSFT", "SPY", "QQQ", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "IWM", "AMD", "JPM"]

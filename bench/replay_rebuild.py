@@ -22,14 +22,22 @@ import sys
 import time
 from pathlib import Path
 
-from bench._common import REPO, fmt_rate, fresh_home, header, ratio_line, running_ledger, wait_committed
+from bench._common import (
+    REPO,
+    fmt_rate,
+    fresh_home,
+    header,
+    ratio_line,
+    running_ledger,
+    wait_committed,
+)
 from bench.bus_throughput import make_trades
 from bench.candles_million import build_events, build_tables, symbols
 from bus.control_client import ControlClient
+from bus.home import Home
 from bus.journal import Journal
 from bus.producer import Producer
 from contracts import Message, new_id
-from oh.home import Home
 from services.ledger.warehouse import Warehouse, connect
 
 
@@ -76,7 +84,7 @@ def rebuild_in_process(home: Home) -> float:
 def oh_command() -> list[str]:
     """The `oh` executable next to this interpreter (the venv's), else the module entry point."""
     exe = Path(sys.executable).parent / "oh"
-    return [str(exe)] if exe.exists() else [sys.executable, "-c", "from oh.cli import main; main()"]
+    return [str(exe)] if exe.exists() else [sys.executable, "-c", "from oh.cli.main import main; main()"]
 
 
 def rebuild_cli(home: Home) -> tuple[float, float]:

@@ -15,8 +15,8 @@ For the provider/persistence split, the same-size chain is also sent as a ready 
 
 Baseline (pandas, the plain way, in the same run and home): the chain as a REST payload gives it
 (a list of per-contract dicts: dates as strings, no mark, IV or Greeks; built before the clock) ->
-`pd.DataFrame` -> `DataFrame.apply` per row: mark and spread (`oh.pricing` on scalars), implied
-vol from the mark (`oh.pricing.implied_vol` on scalars), Greeks (`bsm_greeks` on scalars) -> row by
+`pd.DataFrame` -> `DataFrame.apply` per row: mark and spread (`oh.domain.pricing` on scalars), implied
+vol from the mark (`oh.domain.pricing.implied_vol` on scalars), Greeks (`bsm_greeks` on scalars) -> row by
 row `executemany` INSERT into `option_snapshots` of a fresh DuckDB file made by
 `services.ledger.schema.create_schema` (same table and key), in one transaction (kinder to the
 baseline than a commit per row). Judged by: baseline seconds / ours warm seconds (aim >= 10).
@@ -38,16 +38,32 @@ import pandas as pd
 import pyarrow as pa
 
 from bench._common import (
-    fresh_home, header, load_line, ratio_line, running_ledger, stop_service, wait_query, wait_run,
+    fresh_home,
+    header,
+    load_line,
+    ratio_line,
+    running_ledger,
+    stop_service,
+    wait_query,
+    wait_run,
 )
 from bus.arrow_ipc import to_ipc
 from bus.control_client import ControlClient
+from bus.home import Home
 from bus.producer import Producer
-from contracts import ChainSnapshotted, RunFinished, RunStarted, SnapshotOptions, new_id, run_id_for, utc_now
-from oh import calendar, pricing
-from oh.home import Home
-from oh.providers import sim_options
-from oh.providers.sim import DEFAULT_SEED, SimProvider
+from contracts import (
+    ChainSnapshotted,
+    RunFinished,
+    RunStarted,
+    SnapshotOptions,
+    new_id,
+    run_id_for,
+    utc_now,
+)
+from oh.adapters.sim import options as sim_options
+from oh.adapters.sim.market import DEFAULT_SEED
+from oh.adapters.sim.provider import SimProvider
+from oh.domain import calendar, pricing
 from tests.processes import Service, wait_for_heartbeat
 
 SYMBOL = "S0049"  # the widest sim listing among S0000..S0049 (~2.7k contracts)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import zmq
 
 from bus.codec import decode_control_reply, encode, unpack_seq
+from bus.home import Home
 from contracts.control import (
     CatchUpReply,
     CatchUpRequest,
@@ -22,7 +23,6 @@ from contracts.control import (
     StatusReply,
     StatusRequest,
 )
-from oh.home import Home
 
 if TYPE_CHECKING:
     import pyarrow as pa

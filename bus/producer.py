@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import zmq
 
 from bus.codec import decode_ingress_reply, encode
+from bus.home import Home
 from contracts import Message
 from contracts.control import Ack
-from oh.home import Home
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import zmq
 
 from bus.codec import FrameError, decode_message, unpack_seq
 from bus.control_client import ControlClient, LedgerUnavailable
+from bus.home import Home
 from contracts import Message
-from oh.home import Home
 
 log = logging.getLogger(__name__)
 

@@ -121,7 +121,7 @@ class ChainSnapshotted(Event, kw_only=True):
 
 
 class FlowComputed(Event, kw_only=True):
-    """Flow rows of one symbol for the window ending at `as_of`, every grouping (Arrow IPC, oh.flow's
+    """Flow rows of one symbol for the window ending at `as_of`, every grouping (Arrow IPC, oh.domain.flow's
     GROUP_FLOW_SCHEMA); upserted into `options_flow` on its persisted key."""
 
     run_id: str

@@ -35,8 +35,8 @@ class Quote(msgspec.Struct, frozen=True, array_like=True):
     """The newest known price of one symbol (a merge of its last quote and its last trade).
 
     `symbol` is in the provider's form (stock ticker, or compact OCC for an option: what the
-    subscription plan in oh.live_plan lists). Prices and sizes of 0.0 mean "none yet" (the rule of
-    oh.pricing.mark_price: a non-positive side is absent). `ts_feed` is the source's time of the
+    subscription plan in oh.domain.live_plan lists). Prices and sizes of 0.0 mean "none yet" (the rule of
+    oh.domain.pricing.mark_price: a non-positive side is absent). `ts_feed` is the source's time of the
     newest update (the exchange timestamp from Alpaca, the generation time in the sim feed);
     `ts_recv` is when live_stream received it. Encoded as an array (no field names) to keep
     batches small.

@@ -20,10 +20,10 @@ CANDLES = pa.schema(
 )
 
 # One option-chain snapshot (one underlying, one session), as providers deliver it. Greeks follow
-# oh/pricing.py: gamma per 1 of spot, vega per 0.01 vol, theta per calendar day, rho per 0.01 rate.
+# oh/domain/pricing.py: gamma per 1 of spot, vega per 0.01 vol, theta per calendar day, rho per 0.01 rate.
 CHAIN = pa.schema(
     [
-        pa.field("contract_symbol", pa.string(), nullable=False),  # OCC compact (oh.osi)
+        pa.field("contract_symbol", pa.string(), nullable=False),  # OCC compact (oh.domain.osi)
         pa.field("underlying", pa.string(), nullable=False),
         pa.field("snapshot_date", pa.date32(), nullable=False),
         pa.field("expiry", pa.date32(), nullable=False),
@@ -33,7 +33,7 @@ CHAIN = pa.schema(
         pa.field("bid", pa.float64(), nullable=False),  # 0 = no bid
         pa.field("ask", pa.float64(), nullable=False),
         pa.field("last", pa.float64(), nullable=False),
-        pa.field("mark", pa.float64(), nullable=False),  # oh.pricing.mark_price(bid, ask, last)
+        pa.field("mark", pa.float64(), nullable=False),  # oh.domain.pricing.mark_price(bid, ask, last)
         pa.field("volume", pa.int64(), nullable=False),
         pa.field("open_interest", pa.int64(), nullable=False),
         pa.field("iv", pa.float64(), nullable=False),
@@ -45,7 +45,7 @@ CHAIN = pa.schema(
     ]
 )
 
-# Flow rows of one symbol and window, every grouping (see oh/flow.py and docs/flow.md).
+# Flow rows of one symbol and window, every grouping (see oh/domain/flow.py and docs/flow.md).
 FLOW = pa.schema(
     [
         pa.field("symbol", pa.string()),
@@ -70,7 +70,7 @@ FLOW = pa.schema(
     ]
 )
 
-# One derived-metrics row per symbol and session (see oh/derived.py and docs/derived.md).
+# One derived-metrics row per symbol and session (see oh/domain/derived.py and docs/derived.md).
 DERIVED = pa.schema(
     [
         pa.field("symbol", pa.string(), nullable=False),
@@ -105,7 +105,7 @@ DERIVED = pa.schema(
 # Daily bars of option contracts (one underlying, one session), as providers deliver them.
 OPTION_BARS = pa.schema(
     [
-        pa.field("contract_symbol", pa.string(), nullable=False),  # OCC compact (oh.osi)
+        pa.field("contract_symbol", pa.string(), nullable=False),  # OCC compact (oh.domain.osi)
         pa.field("underlying", pa.string(), nullable=False),
         pa.field("date", pa.date32(), nullable=False),
         pa.field("open", pa.float64(), nullable=False),

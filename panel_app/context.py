@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from oh.home import Home
+from bus.home import Home
 from panel_app.data import Queries
 from panel_app.live import LiveHub
 

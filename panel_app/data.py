@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from bus.control_client import ControlClient, LedgerUnavailable, QueryError
-from oh.home import Home
+from bus.home import Home
 
 __all__ = ["ANY_TABLE", "TABLES_OF_EVENT", "LedgerDown", "Queries", "QueryError", "tables_of"]
 
@@ -134,7 +134,7 @@ class Queries:
         return table
 
     def __call__(self, sql: str, params: list[Any] | None = None) -> pa.Table:
-        """`read` as the `read(sql, params)` callable oh.health expects."""
+        """`read` as the `read(sql, params)` callable oh.read.health expects."""
         return self.read(sql, params)
 
     def _query(self, sql: str, params: list[Any] | None) -> pa.Table:

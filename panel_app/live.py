@@ -23,9 +23,9 @@ from datetime import date, datetime
 from typing import Any
 
 from bus.control_client import ControlClient, LedgerUnavailable
+from bus.home import Home
 from bus.subscriber import Subscriber
 from contracts import Message
-from oh.home import Home
 from panel_app.data import Queries
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ class SessionFeed:
             self._scheduled = True
         try:
             self.doc.add_next_tick_callback(self._drain)
-        except Exception:  # noqa: BLE001  (whatever Bokeh raises for a document that is gone: the session closed)
+        except Exception:
             self.close()
 
     def _drain(self) -> None:

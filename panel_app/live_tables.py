@@ -1,6 +1,6 @@
 """The live page's tables: marks formatted for display, a Tabulator patched cell by cell, stream health.
 
-Formatting only: every number comes from `oh.live_marks.mark_portfolio` (positions, structures'
+Formatting only: every number comes from `oh.domain.marks.mark_portfolio` (positions, structures'
 net mark and PnL, legs) or from the worker's LiveStatus; nothing here prices anything.
 
 `PatchedTable` is what keeps the page still while numbers move: one `LiveGrid` widget per table,
@@ -25,7 +25,7 @@ import param
 from panel.custom import JSComponent
 
 from contracts.live import LiveStatus, Quote
-from oh.live_marks import PortfolioMarks
+from oh.domain.marks import PortfolioMarks
 from panel_app.components import CSS
 
 POSITION_COLUMNS = ("position", "kind", "symbol", "qty", "mark", "value", "pnl", "pnl %", "dte", "spread",

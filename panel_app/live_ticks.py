@@ -1,8 +1,8 @@
 """The dashboard's one tick-channel reader, shared by every live-page session of the server process.
 
 Why one: each SUB socket costs the live_stream publisher a send per batch, and each reader must
-drain continuously (ZeroMQ drops the *newest* batches once a queue is full, see oh.live_client).
-So the server runs a single `oh.live_client.TickFeed` (a daemon thread that drains the channel and
+drain continuously (ZeroMQ drops the *newest* batches once a queue is full, see bus.ticks).
+So the server runs a single `bus.ticks.TickFeed` (a daemon thread that drains the channel and
 keeps only the latest state: the newest quote per symbol and the newest LiveStatus) and every
 session reads an immutable `TickView` of it at its own pace. Nothing queues per session, so a slow
 tab or a burst of quotes never grows memory: the state is bounded by the number of symbols.
@@ -23,9 +23,9 @@ import threading
 import time
 from dataclasses import dataclass
 
+from bus.home import Home
+from bus.ticks import TickFeed
 from contracts.live import LiveStatus, Quote
-from oh.home import Home
-from oh.live_client import TickFeed
 
 log = logging.getLogger(__name__)
 

@@ -135,7 +135,7 @@ class Page:
         self._pending = True
         try:
             self.doc.add_timeout_callback(self._deferred, int(wait * 1000) + 1)
-        except Exception:  # noqa: BLE001  (the session is closing: nothing left to refresh)
+        except Exception:
             self._pending = False
 
     def _deferred(self) -> None:

@@ -11,7 +11,7 @@ import logging
 import signal
 from typing import Any
 
-from oh.home import Home
+from bus.home import Home
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 For session D it loads the portfolio file (the command's path, else `$OH_HOME/config/portfolio.json`),
 reads through the ledger (never the DuckDB file) the latest chains on or before D for the portfolio's
 underlyings, D's derived rows, D's contract-level flow and the health report, renders Markdown with the
-pure `oh.briefing.render`, writes `$OH_HOME/briefings/D.md` atomically and emits BriefingBuilt (which the
+pure `oh.domain.briefing.render`, writes `$OH_HOME/briefings/D.md` atomically and emits BriefingBuilt (which the
 ledger upserts into `briefings`, one row per day). No portfolio file gives a briefing without the
 portfolio section, saying so; a malformed one puts its error in that section and the rest is written.
 The same stored data always gives the same bytes: a rerun rewrites nothing.
@@ -17,10 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from contracts import BriefingBuilt, BuildBriefing, RunFinished, utc_now
-from oh import analyze, briefing, files, quotes
-from oh.health import HealthOptions, health_report
-from oh.portfolio import Portfolio, PortfolioError, load, option_legs
-from services.chains import send_next_step
+from oh.adapters import files
+from oh.adapters.portfolio_file import load
+from oh.domain import analyze, briefing
+from oh.domain.portfolio import Portfolio, PortfolioError, option_legs
+from oh.read import quotes
+from oh.read.health import HealthOptions, health_report
+from services.pipeline import send_next_step
 from services.runtime import RunContext, Worker, main
 
 log = logging.getLogger(__name__)

@@ -30,8 +30,8 @@ from contracts import (
     RunChecks,
     utc_now,
 )
-from oh import calendar
-from oh.checks import (
+from oh.domain import calendar
+from oh.domain.checks import (
     CheckResult,
     candle_gap_check,
     candle_payload_checks,
@@ -41,7 +41,7 @@ from oh.checks import (
     option_bars_checks,
     snapshot_date_check,
 )
-from oh.flow import PERSISTED_KEY
+from oh.domain.flow import PERSISTED_KEY
 from services.runtime import RunContext, Worker, main
 
 JOB = "run_checks"
@@ -68,7 +68,7 @@ def _gap_result(worker: Worker, symbol: str, until: date) -> CheckResult:
 def on_candles(event: CandlesIngested, worker: Worker) -> None:
     """Check one committed delivery of candles; the results' id derives from the event (idempotent)."""
     rows = from_ipc(event.rows)
-    results = candle_payload_checks(rows) + [_gap_result(worker, event.symbol, event.last_date)]
+    results = [*candle_payload_checks(rows), _gap_result(worker, event.symbol, event.last_date)]
     _report(worker, event, "candles_daily", event.symbol, results)
 
 
@@ -85,7 +85,7 @@ def _report(worker: Worker, event: Message, asset_key: str, partition: str, resu
 def on_chain(event: ChainSnapshotted, worker: Worker) -> None:
     """Check one committed option-chain snapshot (results linked to the snapshot run)."""
     chain = from_ipc(event.rows)
-    results = chain_snapshot_checks(chain) + [snapshot_date_check(chain, event.snapshot_date)]
+    results = [*chain_snapshot_checks(chain), snapshot_date_check(chain, event.snapshot_date)]
     _report(worker, event, "options_snapshot_file", f"{event.symbol}|{event.snapshot_date}", results)
 
 

@@ -16,9 +16,15 @@ import os
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
-from contracts import Command, IngestCandles, IngestOptionsBars, RunDaily, SnapshotOptions
-from oh import calendar
-from services.chains import Step, follow_chain, step_of, wait_for_run
+from contracts import (
+    Command,
+    IngestCandles,
+    IngestOptionsBars,
+    RunDaily,
+    SnapshotOptions,
+)
+from oh.domain import calendar
+from services.pipeline import Step, follow_chain, step_of, wait_for_run
 from services.runtime import RunContext, RunFailed
 
 log = logging.getLogger(__name__)
@@ -51,14 +57,15 @@ def _send(run: RunContext, commands: list[Command]) -> list[Step]:
 
 
 def _watchlist(run: RunContext, name: str) -> list[str]:
-    from oh.watchlists import load_watchlist
+    from oh.adapters.watchlists import load_watchlist
 
     return load_watchlist(run.worker.home, name)
 
 
 def _portfolio_underlyings(run: RunContext) -> list[str]:
     """The default portfolio's underlyings; none (with a warning in the log) if it is missing or malformed."""
-    from oh.portfolio import PortfolioError, load, underlyings
+    from oh.adapters.portfolio_file import load
+    from oh.domain.portfolio import PortfolioError, underlyings
 
     path = run.worker.home.config / "portfolio.json"
     if not path.exists():

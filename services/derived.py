@@ -2,7 +2,7 @@
 
 For each symbol and session it reads that session's chain, the closes up to it (candles_daily) and
 the IV history of earlier sessions only (derived_daily, strictly before the day), and calls
-`oh.derived.derived_row`: recomputing an old day later gives the same numbers. A symbol without a
+`oh.domain.derived.derived_row`: recomputing an old day later gives the same numbers. A symbol without a
 chain that day is `skipped`.
 """
 
@@ -12,9 +12,10 @@ import numpy as np
 
 from bus.arrow_ipc import to_ipc
 from contracts import ComputeDerived, DerivedComputed, RunFinished, utc_now
-from oh import derived
-from services.chains import load_chains, send_next_step
+from oh.domain import derived
+from services.pipeline import send_next_step
 from services.runtime import RunContext, Worker, main, raise_if_partitions_failed
+from services.snapshots import load_chains
 
 JOB = "compute_derived"
 ASSET = "derived_metrics"

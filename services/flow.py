@@ -4,7 +4,7 @@ When a `snapshot_options` run finishes, the worker sends one ComputeFlow command
 session it stored (through the ledger, so the step is journaled and replayable, with an id derived
 from the upstream run: a redelivery is a duplicate). Each ComputeFlow loads the chains of the
 window's sessions from `option_snapshots` (never a session after `as_of`) and calls
-`oh.flow` for every grouping. A symbol with no earlier snapshot is `skipped`, not failed.
+`oh.domain.flow` for every grouping. A symbol with no earlier snapshot is `skipped`, not failed.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import pyarrow as pa
 
 from bus.arrow_ipc import to_ipc
 from contracts import ComputeFlow, FlowComputed, RunFinished, utc_now
-from oh import flow
-from services.chains import load_chains, send_next_step
+from oh.domain import flow
+from services.pipeline import send_next_step
 from services.runtime import RunContext, Worker, main, raise_if_partitions_failed
+from services.snapshots import load_chains
 
 JOB = "compute_flow"
 ASSET = "options_flow"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from bus.arrow_ipc import to_ipc
 from contracts import CandlesIngested, IngestCandles, utc_now
-from oh.providers import get_provider, served_by
+from oh.adapters.registry import get_provider, served_by
 from services import options_bars
 from services.runtime import RunContext, main, raise_if_partitions_failed
 
@@ -49,7 +49,7 @@ def ingest_candles(command: IngestCandles, run: RunContext) -> None:
 HANDLERS = {IngestCandles: (JOB, ingest_candles), **options_bars.HANDLERS}
 
 if __name__ == "__main__":
-    from oh import calendar
+    from oh.domain import calendar
 
     calendar.all_sessions()  # load the exchange calendar before the first command, not during it
     main("ingest", HANDLERS)

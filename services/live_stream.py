@@ -24,8 +24,8 @@ import time
 
 from bus.codec import decode_message
 from bus.control_client import ControlClient, LedgerUnavailable, QueryError
+from bus.home import Home
 from contracts import Message, StartLive, StopLive, utc_now
-from oh.home import Home
 from services import logs
 from services.live.manager import LiveManager
 from services.runtime import COMMAND_TTL_SECONDS, Worker

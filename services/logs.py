@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from oh.home import Home
+from bus.home import Home
 
 FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 

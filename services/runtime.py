@@ -24,13 +24,23 @@ import zmq
 
 from bus.codec import encode
 from bus.control_client import ControlClient, LedgerUnavailable
+from bus.home import Home
 from bus.producer import EventRejected, Producer
 from bus.subscriber import Subscriber
-from contracts import AssetFailed, Command, Event, Heartbeat, Message, RunFinished, RunStarted, run_id_for, utc_now
+from contracts import (
+    AssetFailed,
+    Command,
+    Event,
+    Heartbeat,
+    Message,
+    RunFinished,
+    RunStarted,
+    run_id_for,
+    utc_now,
+)
 from oh import __version__
-from oh.errors import one_line, stack_hash
-from oh.home import Home
-from oh.providers import ProviderError
+from oh.adapters.base import ProviderError
+from oh.domain.errors import one_line, stack_hash
 from services import logs
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """The scheduler worker: runs job `daily` (services/daily.py) and emits it on a cron schedule.
 
-A timer thread reads `$OH_HOME/config/scheduler.toml` (oh/schedule.py; re-read every loop, so an
+A timer thread reads `$OH_HOME/config/scheduler.toml` (oh/adapters/schedule.py; re-read every loop, so an
 edit needs no restart) and, at each fire time, sends a RunDaily command with
 `triggered_by = scheduler` through the ledger. The command id derives from the fire time, so a
 scheduler restarted right after firing sends a duplicate the ledger drops. A fire time missed
@@ -14,11 +14,11 @@ import threading
 import uuid
 from datetime import UTC, datetime
 
+from bus.home import Home
 from bus.producer import Producer
 from contracts import RunDaily
-from oh import calendar
-from oh.home import Home
-from oh.schedule import DailySchedule, ScheduleError, load_schedule
+from oh.adapters.schedule import DailySchedule, ScheduleError, load_schedule
+from oh.domain import calendar
 from services import daily, logs
 from services.runtime import Worker
 

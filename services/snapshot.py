@@ -14,8 +14,8 @@ import pyarrow as pa
 
 from bus.arrow_ipc import to_ipc
 from contracts import ChainSnapshotted, SnapshotOptions, utc_now
-from oh import calendar
-from oh.providers import get_provider, served_by
+from oh.adapters.registry import get_provider, served_by
+from oh.domain import calendar
 from services.runtime import RunContext, each_symbol_session, main
 
 JOB = "snapshot_options"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from oh.home import Home
+from bus.home import Home
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bus.control_client import ControlClient, LedgerUnavailable
-from oh.home import Home
+from bus.home import Home
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
 """Health: what ran, what is running now, what failed (grouped), what is stale, where the gaps are,
 the failed checks, the backfill plan ready to copy, and whether each service is alive.
 
-Everything but the live run board and liveness comes from `oh.health.health_report` (the same
+Everything but the live run board and liveness comes from `oh.read.health.health_report` (the same
 report as `oh db health`), read through the dashboard's cached queries.
 """
 
@@ -14,8 +14,8 @@ from typing import Any
 import pandas as pd
 import panel as pn
 
-from oh import supervisor
-from oh.health import TRACKED, HealthOptions, health_report
+from oh.adapters import supervisor
+from oh.read.health import TRACKED, HealthOptions, health_report
 from panel_app import charts
 from panel_app.components import Slot, empty_text, frame, html_pane, sync_url
 from panel_app.live import LedgerState, LiveEvent

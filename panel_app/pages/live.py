@@ -4,10 +4,10 @@ fills and stream health, all updating in place.
 - **Start / Stop** send the same journaled commands as `oh live start` / `oh live stop` (StartLive
   for $OH_HOME/config/portfolio.json, provider sim by default; StopLive) through a
   `bus.producer.Producer`, in a thread so a slow ledger never blocks the server. Start stays
-  disabled while the portfolio file has an error (checked with oh.portfolio's loader and the
+  disabled while the portfolio file has an error (checked with oh.domain.portfolio's loader and the
   subscription planner, like the CLI) and the page says why; the file is re-checked whenever it
   changes, without a reload.
-- **Marks** come from `oh.live_marks.mark_portfolio` (mark, PnL $ and %, DTE, spread %, quote age,
+- **Marks** come from `oh.domain.marks.mark_portfolio` (mark, PnL $ and %, DTE, spread %, quote age,
   stale flag and warnings per position; net mark and net PnL per structure; per-leg detail). The
   page calls it with the clock (`now=time.time()`), so a feed that stalls completely turns every
   quote stale after the threshold (default 30 s, `?stale=` in the URL) and a banner says so.
@@ -34,9 +34,10 @@ import panel as pn
 
 from bus.producer import Producer
 from contracts import Command, StartLive, StopLive
-from oh.live_marks import DEFAULT_STALE_AFTER, mark_portfolio
-from oh.live_plan import PROVIDERS, build_plan
-from oh.portfolio import Portfolio, PortfolioError, load
+from oh.adapters.portfolio_file import load
+from oh.domain.live_plan import PROVIDERS, build_plan
+from oh.domain.marks import DEFAULT_STALE_AFTER, mark_portfolio
+from oh.domain.portfolio import Portfolio, PortfolioError
 from panel_app import live_ticks
 from panel_app.components import Slot, html_pane, notice, sync_url
 from panel_app.live_tables import (

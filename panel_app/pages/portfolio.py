@@ -1,8 +1,8 @@
 """Portfolio: positions and structures with mark, PnL, DTE and Greeks, the stress grid (spot x vol) as a
-heatmap, and daily performance, all from `oh.analyze` over the latest stored snapshots.
+heatmap, and daily performance, all from `oh.domain.analyze` over the latest stored snapshots.
 
 The portfolio file is only read (the `oh portfolio` commands are its only writers). Valuation is
-`oh.analyze.analyze_portfolio` on chains read by `oh.quotes` through the dashboard's cached queries,
+`oh.domain.analyze.analyze_portfolio` on chains read by `oh.read.quotes` through the dashboard's cached queries,
 the same code as `oh portfolio analyze` and the briefing, so the three always agree.
 """
 
@@ -17,10 +17,11 @@ from typing import Any
 import pandas as pd
 import panel as pn
 
-from oh import analyze_tables as tables
-from oh.analyze import PortfolioAnalysis, StressSpec, analyze_portfolio
-from oh.portfolio import Portfolio, PortfolioError, load
-from oh.quotes import latest_chains, latest_closes
+from oh.adapters.portfolio_file import load
+from oh.domain import analyze_tables as tables
+from oh.domain.analyze import PortfolioAnalysis, StressSpec, analyze_portfolio
+from oh.domain.portfolio import Portfolio, PortfolioError
+from oh.read.quotes import latest_chains, latest_closes
 from panel_app import charts
 from panel_app.components import Slot, empty_text, esc, sync_url
 from panel_app.page import Page

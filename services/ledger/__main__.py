@@ -6,7 +6,7 @@ import argparse
 import os
 import signal
 
-from oh.home import Home
+from bus.home import Home
 from services import logs
 from services.ledger.app import Ledger
 

@@ -25,15 +25,15 @@ from typing import Any
 import zmq
 
 from bus.codec import FrameError, decode_message, encode, pack_seq, topic_of
+from bus.home import Home
 from bus.journal import Journal
 from contracts import EPHEMERAL_TYPES, Heartbeat, Message
 from contracts.control import Ack, Nack, RebuildReply, StatusReply
-from oh.home import Home
 from services.ledger.control import ControlServer
 from services.ledger.dedup import RecentIds
-from services.ledger.watchdog import RunWatchdog
 from services.ledger.projections import validate
 from services.ledger.warehouse import Warehouse
+from services.ledger.watchdog import RunWatchdog
 
 log = logging.getLogger("ledger")
 

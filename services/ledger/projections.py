@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -20,8 +21,6 @@ import pyarrow.compute as pc
 
 from bus.arrow_ipc import from_ipc
 from bus.codec import FrameError
-import uuid
-
 from contracts import (
     AssetChecked,
     AssetFailed,
@@ -359,7 +358,7 @@ def _apply_flow(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> Non
 
 def _apply_derived(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> None:
     rows, may_repeat = _tag_events(batch, lambda ev: (ev.symbol, ev.as_of), lambda _: False, False)
-    # A metric that cannot be computed is NaN in oh.derived and NULL in SQL (NaN would poison avg()).
+    # A metric that cannot be computed is NaN in oh.domain.derived and NULL in SQL (NaN would poison avg()).
     columns = ", ".join(
         f"CASE WHEN isnan(b.{f.name}) THEN NULL ELSE b.{f.name} END" if f.type == pa.float64() else f"b.{f.name}"
         for f in row_schemas.DERIVED

@@ -1,9 +1,9 @@
 """One streaming session at a time: start from a StartLive, stop on StopLive, report, watch for silence.
 
 `LiveManager.start(command)` stops any current session, reads and validates the portfolio, builds
-the subscription plan (oh.live_plan: the contract cap applies before anything subscribes), makes a
-fresh Conflator that accepts only the planned symbols, and starts the provider's feed (oh.live_sim
-or oh.live_alpaca) in background threads; it returns at once. A portfolio that cannot be read puts
+the subscription plan (oh.domain.live_plan: the contract cap applies before anything subscribes), makes a
+fresh Conflator that accepts only the planned symbols, and starts the provider's feed (oh.adapters.sim.stream
+or oh.adapters.alpaca.stream) in background threads; it returns at once. A portfolio that cannot be read puts
 the worker in state `error` with the reason, and nothing streams.
 
 The publisher thread (services.live.publisher) calls `status()` and `watchdog()` twice a second;
@@ -20,14 +20,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bus.home import Home
 from contracts import StartLive, TradeUpdated
 from contracts.live import TICKS_ENDPOINT, LiveCounters, LiveStatus, StreamHealth
-from oh.conflate import Conflator
-from oh.home import Home
-from oh.live_marks import NEW_YORK
-from oh.live_plan import LivePlan, build_plan
-from oh.live_streams import DEFAULT_SILENCE_SECONDS, Feed
-from oh.portfolio import PortfolioError, load
+from oh.adapters.portfolio_file import load
+from oh.adapters.streams import DEFAULT_SILENCE_SECONDS, Feed
+from oh.domain.conflate import Conflator
+from oh.domain.live_plan import LivePlan, build_plan
+from oh.domain.marks import NEW_YORK
+from oh.domain.portfolio import PortfolioError
 from services.live.publisher import FillJournal, TickPublisher
 
 log = logging.getLogger(__name__)
@@ -111,11 +112,11 @@ class LiveManager:
 
     def _feed(self, command: StartLive, plan: LivePlan, conflator: Conflator) -> Feed:
         if command.provider == "alpaca":
-            from oh.live_alpaca import AlpacaFeed
+            from oh.adapters.alpaca.stream import AlpacaFeed
 
             return AlpacaFeed(plan, conflator, self._on_fill, home=self.home, stock_feed=command.stock_feed,
                               options_feed=command.options_feed)
-        from oh.live_sim import SimFeed
+        from oh.adapters.sim.stream import SimFeed
 
         return SimFeed(plan, conflator, self._on_fill, rate=command.sim_quotes_per_second, command_id=command.id)
 

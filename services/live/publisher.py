@@ -19,27 +19,41 @@ import logging
 import queue
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import zmq
 
+from bus.home import Home
 from bus.producer import Producer
 from contracts import TradeUpdated
-from contracts.live import TOPIC_STATUS, TOPIC_TICKS, TickBatch, encode_live
-from oh.home import Home
-
-if TYPE_CHECKING:
-    from services.live.manager import LiveManager
+from contracts.live import TOPIC_STATUS, TOPIC_TICKS, LiveStatus, TickBatch, encode_live
+from oh.domain.conflate import Conflator
 
 log = logging.getLogger(__name__)
 
 SNDHWM = 64  # batches queued per subscriber before its own copies are dropped (~0.3 s at full rate)
 
 
-class TickPublisher(threading.Thread):
-    """Publishes tick batches, snapshots and status for a LiveManager (see module doc)."""
+class StreamingSession(Protocol):
+    """What the publisher reads of a session: its conflated quotes."""
 
-    def __init__(self, endpoint: str, manager: LiveManager, *, flush: float = 0.005, status_every: float = 0.5,
+    conflator: Conflator
+
+
+class Streams(Protocol):
+    """What the publisher needs of the one that owns the sessions (services.live.manager.LiveManager)."""
+
+    session: StreamingSession | None
+
+    def watchdog(self, now: float) -> None: ...
+
+    def status(self, now: float, seq: int = 0, tick_seq: int = 0) -> LiveStatus: ...
+
+
+class TickPublisher(threading.Thread):
+    """Publishes tick batches, snapshots and status for the current streaming session (see module doc)."""
+
+    def __init__(self, endpoint: str, manager: Streams, *, flush: float = 0.005, status_every: float = 0.5,
                  snapshot_every: float = 1.0, sndhwm: int = SNDHWM) -> None:
         super().__init__(name="live-publisher", daemon=True)
         self.endpoint = endpoint

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bus.control_client import ControlClient
-from oh.home import Home
+from bus.home import Home
 from tests.processes import REPO, Service, wait_for_heartbeat, wait_for_ledger
 
 OH = str(Path(sys.executable).parent / "oh")

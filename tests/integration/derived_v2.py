@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from oh import derived
+from oh.domain import derived
 from services import derived as worker
 from services.runtime import main
 

@@ -9,9 +9,9 @@ import pytest
 import zmq
 
 from bus.codec import encode
+from bus.home import Home
 from bus.producer import Producer
 from contracts import CandlesIngested, TradeUpdated, utc_now
-from oh.home import Home
 from tests.integration.conftest import Stack, run_oh
 from tests.processes import wait_applied
 

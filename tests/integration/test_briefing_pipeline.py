@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from oh.home import Home
-from oh.portfolio import Leg, OptionPosition, Portfolio, StockPosition, Structure, save
+from bus.home import Home
+from oh.adapters.portfolio_file import save
+from oh.domain.portfolio import Leg, OptionPosition, Portfolio, StockPosition, Structure
 from tests.integration.conftest import Stack, run_oh
 from tests.processes import Service, wait_for_heartbeat
 

@@ -7,7 +7,7 @@ from datetime import date, datetime
 
 import pytest
 
-from oh.home import Home
+from bus.home import Home
 from tests.integration.conftest import Stack, run_oh
 
 pytestmark = pytest.mark.integration

@@ -9,10 +9,10 @@ from datetime import date
 import pytest
 
 from bus.arrow_ipc import to_ipc
+from bus.home import Home
 from bus.producer import Producer
 from contracts import CandlesIngested, RunFinished, RunStarted, utc_now
-from oh.home import Home
-from oh.providers.sim import SimProvider
+from oh.adapters.sim.provider import SimProvider
 from tests.integration.conftest import Stack, run_oh
 from tests.processes import Service, wait_for_heartbeat
 

@@ -8,11 +8,11 @@ from datetime import date
 
 import pytest
 
+from bus.home import Home
 from bus.journal import encode_frame
 from bus.producer import Producer
 from contracts import TradeUpdated
-from oh import calendar
-from oh.home import Home
+from oh.domain import calendar
 from tests.integration.conftest import OH, Stack
 from tests.processes import REPO, wait_applied
 
@@ -36,7 +36,7 @@ def test_kill_9_ledger_mid_ingest_then_restart_completes_exactly(stack: Stack) -
     assert status_at_kill == "started", "the run finished before the crash; the test would prove nothing"
     time.sleep(0.5)
     stack.start_ledger()
-    out, err = waiter.communicate(timeout=300)
+    _out, err = waiter.communicate(timeout=300)
     assert waiter.returncode == 0, err
     expected = len(symbols) * len(calendar.sessions(start, end))
     assert stack.scalar("SELECT count(*) FROM candles_daily") == expected

@@ -9,8 +9,8 @@ from datetime import date
 
 import pytest
 
-from oh import calendar
-from oh.home import Home
+from bus.home import Home
+from oh.domain import calendar
 from tests.integration.conftest import Stack, run_oh
 from tests.processes import Service, wait_for_heartbeat
 

@@ -8,9 +8,9 @@ from datetime import date
 import pyarrow as pa
 import pytest
 
-from oh import flow
-from oh.home import Home
-from oh.providers.sim_options import option_chain
+from bus.home import Home
+from oh.adapters.sim.options import option_chain
+from oh.domain import flow
 from tests.integration.conftest import Stack, run_oh
 from tests.processes import Service, wait_for_heartbeat
 
@@ -45,7 +45,7 @@ def _wait_runs(stack: Stack, count: int, job: str = "compute_flow") -> list[dict
 
 def test_snapshot_run_triggers_flow_for_each_session(pipeline: Stack) -> None:
     """Snapshots of two sessions start one compute_flow run per session (linked, triggered_by pipeline): the
-    first has no earlier snapshot and is skipped, the second lands exactly oh.flow's rows."""
+    first has no earlier snapshot and is skipped, the second lands exactly oh.domain.flow's rows."""
     snap = run_oh("emit", "snapshot-options", "--symbols", "AAPL,SPY", "--start", "2025-06-02", "--end", "2025-06-03", "--wait")
     assert snap.returncode == 0, snap.stderr
     snapshot_run = pipeline.scalar("SELECT run_id FROM meta.ingestion_runs WHERE job_name = 'snapshot_options'")

@@ -5,7 +5,7 @@ plays recorded-shape sessions (msgpack frames for market data: connected, authen
 subscription ack, quotes and trades, error frames, a disconnect; JSON for the trading stream:
 authorization, listening, trade_updates). alpaca-py's StockDataStream, OptionDataStream and
 TradingStream connect to it through their url_override; everything of ours runs for real
-(oh.live_alpaca, oh.conflate, the live_stream worker and the ledger in the last test).
+(oh.adapters.alpaca.stream, oh.domain.conflate, the live_stream worker and the ledger in the last test).
 The recorded messages are checked against alpaca-py's own models, so their shape is Alpaca's.
 """
 
@@ -26,13 +26,13 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from bus.control_client import ControlClient
+from bus.home import Home
+from bus.ticks import TickSubscriber, read_status
 from contracts import TradeUpdated
-from oh.conflate import Conflator
-from oh.home import Home
-from oh.live_alpaca import AlpacaFeed
-from oh.live_client import TickSubscriber, read_status
-from oh.live_plan import LivePlan
-from oh.live_streams import Backoff
+from oh.adapters.alpaca.stream import AlpacaFeed
+from oh.adapters.streams import Backoff
+from oh.domain.conflate import Conflator
+from oh.domain.live_plan import LivePlan
 from tests.integration.conftest import run_oh
 from tests.processes import Service, wait_for_heartbeat, wait_for_ledger
 

@@ -13,14 +13,15 @@ from pathlib import Path
 import pytest
 
 from bus.control_client import ControlClient
+from bus.home import Home
 from bus.producer import Producer
+from bus.ticks import TickSubscriber, read_status
 from contracts import StartLive
 from contracts.live import LiveStatus, TickBatch
-from oh.home import Home
-from oh.live_client import TickSubscriber, read_status
-from oh.live_plan import build_plan
-from oh.live_sim import sim_portfolio
-from oh.portfolio import Portfolio, load, save
+from oh.adapters.portfolio_file import load, save
+from oh.adapters.sim.stream import sim_portfolio
+from oh.domain.live_plan import build_plan
+from oh.domain.portfolio import Portfolio
 from tests.integration.conftest import run_oh
 from tests.processes import Service, wait_for_heartbeat, wait_for_ledger
 

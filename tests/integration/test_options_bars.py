@@ -7,8 +7,8 @@ from datetime import date
 
 import pytest
 
-from oh.home import Home
-from oh.providers.sim import SimProvider
+from bus.home import Home
+from oh.adapters.sim.provider import SimProvider
 from tests.integration.conftest import Stack, run_oh
 from tests.processes import Service, wait_for_heartbeat
 

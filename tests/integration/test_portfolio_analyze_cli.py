@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from oh.home import Home
-from oh.pricing import mark_price
-from oh.providers.sim_options import option_chain
+from bus.home import Home
+from oh.adapters.sim.options import option_chain
+from oh.domain.pricing import mark_price
 from tests.integration.conftest import Stack, run_oh
 from tests.processes import Service, wait_for_heartbeat
 

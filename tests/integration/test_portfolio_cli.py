@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from oh.cli_portfolio import portfolio_app
-from oh.home import Home
-from oh.portfolio import Structure, load, option_legs
+from bus.home import Home
+from oh.adapters.portfolio_file import load
+from oh.cli.portfolio import portfolio_app
+from oh.domain.portfolio import Structure, option_legs
 
 OH = str(Path(sys.executable).parent / "oh")
 runner = CliRunner()
@@ -196,7 +197,7 @@ def _run_oh(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_through_the_real_oh_script(home: Home) -> None:
     if _run_oh("portfolio", "--help").returncode != 0:
-        pytest.skip("`oh portfolio` is not registered in oh/cli.py yet")
+        pytest.skip("`oh portfolio` is not registered in oh/cli/main.py yet")
     path = home.config / "portfolio.json"
     assert _run_oh("portfolio", "init").returncode == 0
     args = ["portfolio", "add-spread", "--symbol", "QQQ", "--kind", "iron_condor"]

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from oh.home import Home
+from bus.home import Home
 from tests.http_replay import FIXTURES, ReplayServer, replay_server
 from tests.integration.conftest import Stack, run_oh
 from tests.processes import Service, wait_for_heartbeat

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from bus.home import Home
 from bus.producer import Producer
 from contracts import TradeUpdated
-from oh.home import Home
 from services.ledger.schema import PROJECTED_TABLES
 from services.ledger.warehouse import connect
 from tests.integration.conftest import Stack, run_oh

@@ -6,10 +6,10 @@ import time
 
 import pytest
 
+from bus.home import Home
 from bus.producer import Producer
 from bus.subscriber import Subscriber
 from contracts import TradeUpdated
-from oh.home import Home
 from tests.integration.conftest import Stack
 from tests.processes import wait_applied
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from oh.home import Home
+from bus.home import Home
 from tests.ui.stack import CHROMIUM, Stack, browser
 
 

@@ -21,8 +21,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from bus.control_client import ControlClient, LedgerUnavailable
-from oh import calendar
-from oh.home import Home
+from bus.home import Home
+from oh.domain import calendar
 from tests.processes import REPO, Service, wait_for_heartbeat, wait_for_ledger
 
 OH = str(Path(sys.executable).parent / "oh")

@@ -10,8 +10,8 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from bus.home import Home
 from contracts import AssetFailed, CandlesIngested, RunFinished, RunStarted
-from oh.home import Home
 from panel_app.data import ANY_TABLE, LedgerDown, Queries, changed_by, tables_of
 from panel_app.live import LedgerState, LiveEvent, LiveHub, summarize
 from panel_app.runboard import RunBoard, liveness_html

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from oh.home import Home
+from bus.home import Home
 from tests.ui.conftest import _home, _needs_browser
 from tests.ui.stack import Stack, run_oh
 from tests.ui.test_dashboard_browser import (

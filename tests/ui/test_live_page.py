@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from oh.home import Home
-from oh.live_sim import sim_portfolio
-from oh.portfolio import Portfolio, Structure, save
+from bus.home import Home
+from oh.adapters.portfolio_file import save
+from oh.adapters.sim.stream import sim_portfolio
+from oh.domain.portfolio import Portfolio, Structure
 from tests.processes import Service, wait_for_heartbeat
 from tests.ui.stack import Stack
 

@@ -17,11 +17,20 @@ from bus.arrow_ipc import to_ipc
 from bus.codec import encode
 from bus.journal import Journal
 from contracts import (
-    AssetFailed, BriefingBuilt, CandlesIngested, ChainSnapshotted, DerivedComputed, FlowComputed, Message,
-    OptionBarsIngested, RunFinished, RunStarted, TradeUpdated,
+    AssetFailed,
+    BriefingBuilt,
+    CandlesIngested,
+    ChainSnapshotted,
+    DerivedComputed,
+    FlowComputed,
+    Message,
+    OptionBarsIngested,
+    RunFinished,
+    RunStarted,
+    TradeUpdated,
 )
-from oh.providers.sim import SimProvider
-from oh.providers.sim_options import option_chain
+from oh.adapters.sim.options import option_chain
+from oh.adapters.sim.provider import SimProvider
 from services.ledger import schema
 from services.ledger.warehouse import Warehouse
 
@@ -99,10 +108,10 @@ def briefing(day: date, run_id: str, t: float = 1.0, text: str = "# Briefing") -
 
 
 def flow(symbol: str, before: date, day: date, run_id: str, t: float = 1.0) -> FlowComputed:
-    """A FlowComputed carrying oh.flow's rows (every grouping) between two sim chains."""
+    """A FlowComputed carrying oh.domain.flow's rows (every grouping) between two sim chains."""
     import pyarrow as pa
 
-    from oh import flow as flow_core
+    from oh.domain import flow as flow_core
 
     contracts = flow_core.contract_flow(option_chain(symbol, before), option_chain(symbol, day))
     table = pa.concat_tables([flow_core.group_flow(contracts, g, 1) for g in flow_core.GROUP_BYS])
@@ -113,8 +122,8 @@ def flow(symbol: str, before: date, day: date, run_id: str, t: float = 1.0) -> F
 
 
 def derived_event(symbol: str, day: date, run_id: str, t: float = 1.0) -> DerivedComputed:
-    """A DerivedComputed carrying oh.derived's row for a sim chain (no closes, no IV history)."""
-    from oh import derived
+    """A DerivedComputed carrying oh.domain.derived's row for a sim chain (no closes, no IV history)."""
+    from oh.domain import derived
 
     table = derived.derived_table([derived.derived_row(symbol, day, option_chain(symbol, day), [], None)])
     return DerivedComputed(

@@ -1,4 +1,4 @@
-"""oh.analyze: marks, PnL, Greeks with the right signs for a single leg, a vertical and an iron condor; the
+"""oh.domain.analyze: marks, PnL, Greeks with the right signs for a single leg, a vertical and an iron condor; the
 stress grid against an independent Black-Scholes repricing; missing data becomes a warning, never a crash."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pyarrow as pa
 import pytest
 
 from contracts.rows import CHAIN
-from oh import pricing
-from oh.analyze import WIDE_SPREAD, StressSpec, analyze_portfolio, to_jsonable
-from oh.portfolio import RiskProfile, from_data
+from oh.domain import pricing
+from oh.domain.analyze import WIDE_SPREAD, StressSpec, analyze_portfolio, to_jsonable
+from oh.domain.portfolio import RiskProfile, from_data
 
 AS_OF = date(2025, 6, 3)
 EXPIRY = AS_OF + timedelta(days=45)
@@ -23,7 +23,7 @@ RATE = 0.04
 
 
 def bsm(spot: float, strike: float, t: float, vol: float, call: bool, rate: float = RATE) -> float:
-    """Textbook Black-Scholes (no dividend), written out with math.erf: independent of oh.pricing."""
+    """Textbook Black-Scholes (no dividend), written out with math.erf: independent of oh.domain.pricing."""
     if t <= 0:
         return max(spot - strike, 0.0) if call else max(strike - spot, 0.0)
     n = lambda x: 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))  # noqa: E731
@@ -43,7 +43,7 @@ def chain(rows: list[tuple[str, float, float, float, float]] | None = None, spot
           expiry: date = EXPIRY) -> pa.Table:
     """A CHAIN-shaped snapshot. Default: strikes 80..120 step 5, both rights, quoted +-1% around BSM.
 
-    `rows` = (right, strike, bid, ask, last) to set quotes by hand; Greeks come from oh.pricing at iv_of(strike).
+    `rows` = (right, strike, bid, ask, last) to set quotes by hand; Greeks come from oh.domain.pricing at iv_of(strike).
     """
     if rows is None:
         rows = []
@@ -229,7 +229,7 @@ def test_wide_spreads_and_expired_legs_warn() -> None:
 
 def test_a_structure_is_valued_as_listed_with_its_net_debit_for_the_whole() -> None:
     """Two lots of a vertical (legs -2/+2): net_debit covers the structure as listed (sum of quantity x cost, as
-    oh.portfolio's default and oh.live_marks read it), so cost basis = net_debit x 100 and mark doubles."""
+    oh.domain.portfolio's default and oh.domain.marks read it), so cost basis = net_debit x 100 and mark doubles."""
     two = {**BULL_PUT, "net_debit": -3.0, "legs": [leg("put", 95, -2, 2.5), leg("put", 90, 2, 1.0)]}
     single, double = one(BULL_PUT), one(two)
     assert double.quantity == 1 and double.cost_basis == pytest.approx(-300.0)

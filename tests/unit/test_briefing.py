@@ -1,4 +1,4 @@
-"""oh.briefing: the Markdown is a pure function of its input (same data, same bytes, whatever the row order),
+"""oh.domain.briefing: the Markdown is a pure function of its input (same data, same bytes, whatever the row order),
 says "Not financial advice" first, and shows the portfolio (or why not), derived highlights, flow and health."""
 
 from __future__ import annotations
@@ -7,9 +7,16 @@ import random
 from datetime import date
 from typing import Any
 
-from oh.analyze import analyze_portfolio
-from oh.briefing import BriefingInput, HealthSummary, flow_highlights, health_line, health_summary, render
-from oh.portfolio import from_data
+from oh.domain.analyze import analyze_portfolio
+from oh.domain.briefing import (
+    BriefingInput,
+    HealthSummary,
+    flow_highlights,
+    health_line,
+    health_summary,
+    render,
+)
+from oh.domain.portfolio import from_data
 from tests.unit.test_analyze import AS_OF, BULL_PUT, CONDOR, LONG_CALL, chain
 
 DERIVED = [

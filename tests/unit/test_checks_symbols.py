@@ -1,4 +1,4 @@
-"""`snapshot_parseable_contract_symbol` counts exactly what oh.osi cannot parse, without parsing every row."""
+"""`snapshot_parseable_contract_symbol` counts exactly what oh.domain.osi cannot parse, without parsing every row."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oh.checks import unparseable_symbols
-from oh.osi import parse_many
-from oh.providers.sim_options import option_chain
+from oh.adapters.sim.options import option_chain
+from oh.domain.checks import unparseable_symbols
+from oh.domain.osi import parse_many
 
 GOOD = option_chain("AAPL", date(2025, 6, 3)).column("contract_symbol").to_pylist()[:50]
 JUNK = ["", "AAPL", "AAPL251399C00100000", "AAPL250230C00100000", "aapl250620C00100000", "AAPL250620X00100000",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import threading
 
-from oh.conflate import Conflator
+from oh.domain.conflate import Conflator
 
 
 class Clock:

@@ -8,8 +8,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from oh import calendar
-from oh.checks import (
+from oh.adapters.sim.provider import SimProvider
+from oh.domain import calendar
+from oh.domain.checks import (
     candle_gap_check,
     candle_payload_checks,
     chain_snapshot_checks,
@@ -17,10 +18,9 @@ from oh.checks import (
     flow_checks,
     snapshot_date_check,
 )
-from oh.coverage import Gap, coverage_matrix, find_gaps, missing_ranges
-from oh.health import HealthOptions, health_report
-from oh.planner import plan
-from oh.providers.sim import SimProvider
+from oh.domain.coverage import Gap, coverage_matrix, find_gaps, missing_ranges
+from oh.domain.planner import plan
+from oh.read.health import HealthOptions, health_report
 from services.ledger.schema import create_schema
 
 
@@ -159,7 +159,7 @@ def test_health_report_reads_freshness_failures_and_plan_from_tables() -> None:
 
 def test_chain_checks_name_each_fault() -> None:
     """A clean sim chain passes; junk symbols, a crossed quote, a negative price and a mislabeled date fail."""
-    from oh.providers.sim_options import option_chain
+    from oh.adapters.sim.options import option_chain
 
     day = date(2025, 6, 3)
     clean = option_chain("AAPL", day)
@@ -181,14 +181,14 @@ def test_chain_checks_name_each_fault() -> None:
 
 def test_flow_and_derived_key_checks() -> None:
     """A flow row with a null key fails flow_no_null_primary_keys; a repeated derived key fails its check."""
-    from oh import derived, flow
-    from oh.providers.sim_options import option_chain
+    from oh.adapters.sim.options import option_chain
+    from oh.domain import derived, flow
 
     rows = flow.group_flow(flow.contract_flow(option_chain("AAPL", date(2025, 6, 2)), option_chain("AAPL", date(2025, 6, 3))),
                            "contract", 1)
     assert flow_checks(rows, flow.PERSISTED_KEY)[0].status == "pass"
     broken = rows.set_column(rows.schema.get_field_index("row_key"), "row_key",
-                             pa.array([None] + rows.column("row_key").to_pylist()[1:], pa.string()))
+                             pa.array([None, *rows.column("row_key").to_pylist()[1:]], pa.string()))
     assert flow_checks(broken, flow.PERSISTED_KEY)[0].metrics["nulls"]["row_key"] == 1
     row = derived.derived_row("AAPL", date(2025, 6, 3), option_chain("AAPL", date(2025, 6, 3)), [], None)
     assert derived_checks(derived.derived_table([row]))[0].status == "pass"

@@ -1,4 +1,4 @@
-"""Derived per-symbol metrics (oh.derived): exact values on hand-made chains, point-in-time IV stats, thin chains."""
+"""Derived per-symbol metrics (oh.domain.derived): exact values on hand-made chains, point-in-time IV stats, thin chains."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from oh import calendar, derived
-from oh.providers.sim import DEFAULT_SEED, _path
-from oh.providers.sim_options import CHAIN_SCHEMA, option_chain
+from oh.adapters.sim.market import DEFAULT_SEED
+from oh.adapters.sim.market import spot_path as _path
+from oh.adapters.sim.options import CHAIN_SCHEMA, option_chain
+from oh.domain import calendar, derived
 
 D = date(2025, 6, 3)  # a Tuesday session
 E1 = D + timedelta(days=3)  # front expiry (Friday)
@@ -183,7 +184,7 @@ def test_max_pain_minimizes_intrinsic_paid_on_the_front_expiry() -> None:
         {"right": "P", "strike": 110, "oi": 100}, {"right": "P", "strike": 100, "oi": 50},
     ]
     assert derived.chain_metrics(chain(rows), D)["max_pain"] == 100.0
-    later = rows + [{"right": "P", "strike": 110, "oi": 10**6, "expiry": E2}]  # would move it to 110 if counted
+    later = [*rows, {"right": "P", "strike": 110, "oi": 10**6, "expiry": E2}]  # would move it to 110 if counted
     assert derived.chain_metrics(chain(later), D)["max_pain"] == 100.0
     assert math.isnan(derived.max_pain(np.array([90.0]), np.array([True]), np.array([0.0])))
 

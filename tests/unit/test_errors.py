@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from oh.errors import one_line, stack_hash
+from oh.domain.errors import one_line, stack_hash
 
 
 def _fail_in_fetch(symbol: str) -> None:
@@ -22,7 +22,7 @@ def _via_fetch(symbol: str) -> None:
 def _caught(fn, *args) -> BaseException:
     try:
         fn(*args)
-    except BaseException as exc:  # noqa: BLE001 - the point is to capture it
+    except BaseException as exc:
         return exc
     raise AssertionError("did not raise")
 

@@ -8,7 +8,8 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from oh.flow import (
+from oh.adapters.sim.options import CHAIN_SCHEMA, option_chain
+from oh.domain.flow import (
     CONTRACT_FLOW_SCHEMA,
     GROUP_FLOW_SCHEMA,
     compute_flow,
@@ -16,7 +17,6 @@ from oh.flow import (
     group_flow,
     window_pairs,
 )
-from oh.providers.sim_options import CHAIN_SCHEMA, option_chain
 
 D0, D1, D2, D3 = date(2026, 3, 2), date(2026, 3, 3), date(2026, 3, 4), date(2026, 3, 5)
 EXP1, EXP2 = date(2026, 3, 20), date(2026, 4, 17)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from oh.home import Home
+from bus.home import Home
 
 UNIX_PATH_MAX = 107  # sun_path is 108 bytes including the terminating NUL
 
@@ -75,7 +75,7 @@ def test_too_long_socket_fallback_is_a_clear_error(tmp_path, monkeypatch) -> Non
     """With a deep OH_HOME and a deep TMPDIR, the user is told to set OH_SOCKET_DIR instead of a bind failing later."""
     import tempfile
 
-    from oh.home import Home
+    from bus.home import Home
 
     deep = tmp_path / ("d" * 120)
     monkeypatch.delenv("OH_SOCKET_DIR", raising=False)

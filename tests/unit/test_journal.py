@@ -12,7 +12,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import bus.journal
-from bus.journal import HEADER, FSYNC_POLICIES, Frame, Journal, JournalCorrupt, encode_frame
+from bus.journal import (
+    FSYNC_POLICIES,
+    HEADER,
+    Frame,
+    Journal,
+    JournalCorrupt,
+    encode_frame,
+)
 
 
 def _frames(journal: Journal, **kwargs) -> list[tuple[int, str, bytes]]:

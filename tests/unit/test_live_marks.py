@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime
 import pytest
 
 from contracts.live import Quote
-from oh.live_marks import mark_portfolio
-from oh.portfolio import from_data
+from oh.domain.marks import mark_portfolio
+from oh.domain.portfolio import from_data
 
 T = datetime(2026, 11, 23, 15, 0, tzinfo=UTC).timestamp()
 TODAY = date(2026, 11, 23)

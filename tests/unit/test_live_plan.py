@@ -6,9 +6,9 @@ from datetime import date
 
 import pytest
 
-from oh.live_plan import build_plan, option_symbol, stock_symbol
-from oh.osi import OptionSymbol
-from oh.portfolio import from_data
+from oh.domain.live_plan import build_plan, option_symbol, stock_symbol
+from oh.domain.osi import OptionSymbol
+from oh.domain.portfolio import from_data
 
 EXP = "2030-01-18"
 

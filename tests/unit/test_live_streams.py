@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from contracts import StartLive, StopLive
-from oh.live_alpaca import trade_update_event, trading_stream_url
-from oh.live_streams import Backoff, StreamMonitor, describe_error
+from oh.adapters.alpaca.stream import trade_update_event, trading_stream_url
+from oh.adapters.streams import Backoff, StreamMonitor, describe_error
 from services.live_stream import resume_plan
 
 

@@ -10,11 +10,11 @@ import pyarrow.compute as pc
 import pytest
 
 from contracts import rows
-from oh.checks import option_bars_checks
-from oh.osi import BadOptionSymbol
-from oh.providers import UnknownSymbol
-from oh.providers.sim import SimProvider
-from oh.providers.sim_options import option_chain
+from oh.adapters.base import UnknownSymbol
+from oh.adapters.sim.options import option_chain
+from oh.adapters.sim.provider import SimProvider
+from oh.domain.checks import option_bars_checks
+from oh.domain.osi import BadOptionSymbol
 
 SIM = SimProvider()
 DAY = date(2025, 6, 3)

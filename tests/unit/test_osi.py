@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from oh.osi import (
+from oh.domain.osi import (
     BadOptionSymbol,
     OptionSymbol,
     format_osi,

@@ -11,21 +11,19 @@ from typing import Any
 
 import pytest
 
-from oh.home import Home
-from oh.osi import OptionSymbol
-from oh.portfolio import (
+from bus.home import Home
+from oh.adapters.portfolio_file import default_path, load, save
+from oh.domain.osi import OptionSymbol
+from oh.domain.portfolio import (
     OptionPosition,
     Portfolio,
     PortfolioError,
     RiskProfile,
     StockPosition,
     Structure,
-    default_path,
     dumps,
-    load,
     loads,
     option_legs,
-    save,
     underlyings,
 )
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oh.pricing import (
+from oh.domain.pricing import (
     VOL_MAX,
     VOL_MIN,
     bsm_greeks,

@@ -8,7 +8,7 @@ import pytest
 
 from bus.codec import encode
 from contracts import BuildBriefing, ComputeDerived, ComputeFlow
-from oh.replay import replay_commands, sessions_covered
+from oh.domain.replay import replay_commands, sessions_covered
 from tests.unit.factories import chain, derived_event, flow
 
 

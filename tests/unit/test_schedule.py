@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from oh.schedule import DailySchedule, ScheduleError, load_schedule, parse_schedule
+from oh.adapters.schedule import (
+    DailySchedule,
+    ScheduleError,
+    load_schedule,
+    parse_schedule,
+)
 from services.scheduler import daily_command
 
 

@@ -9,12 +9,18 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from oh import calendar, pricing
-from oh.osi import parse_osi
-from oh.providers import UnknownSymbol
-from oh.providers import sim_options as so
-from oh.providers.sim import _path
-from oh.providers.sim_options import CHAIN_SCHEMA, RATE, dividend_yield, expiries, option_chain
+from oh.adapters.base import UnknownSymbol
+from oh.adapters.sim import options as so
+from oh.adapters.sim.market import spot_path as _path
+from oh.adapters.sim.options import (
+    CHAIN_SCHEMA,
+    RATE,
+    dividend_yield,
+    expiries,
+    option_chain,
+)
+from oh.domain import calendar, pricing
+from oh.domain.osi import parse_osi
 
 DAY = date(2025, 6, 3)  # a Tuesday session
 SYMBOLS = ("AAPL", "SPY", "TSLA")
@@ -83,7 +89,7 @@ def test_expiries_weekly_and_monthly_out_to_two_years() -> None:
 
 
 def test_contract_symbols_round_trip(chains: dict[str, pa.Table]) -> None:
-    """Every contract symbol parses with oh.osi into this row's root, expiry, right and strike, and back."""
+    """Every contract symbol parses with oh.domain.osi into this row's root, expiry, right and strike, and back."""
     for symbol, table in chains.items():
         syms, exp, right, strike = _cols(table, "contract_symbol", "expiry", "right", "strike")
         assert len(set(syms)) == len(syms)
@@ -163,7 +169,7 @@ def test_implied_vol_from_mark_recovers_surface(chains: dict[str, pa.Table]) -> 
 
 
 def test_greeks_match_pricing(chains: dict[str, pa.Table]) -> None:
-    """Greek columns are pricing.bsm_greeks at the surface IV (same units as oh/pricing.py)."""
+    """Greek columns are pricing.bsm_greeks at the surface IV (same units as oh/domain/pricing.py)."""
     symbol = "AAPL"
     table = chains[symbol]
     spot, strike, right, iv = _cols(table, "spot", "strike", "right", "iv")

@@ -11,14 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts import rows
-from oh.providers import UnknownSymbol, get_provider
-from oh.providers.sim import SimProvider, symbol_seed
+from oh.adapters.base import UnknownSymbol
+from oh.adapters.registry import get_provider
+from oh.adapters.sim.market import symbol_seed
+from oh.adapters.sim.provider import SimProvider
 
 
 def _ohlc_ok(table: pa.Table, positive: bool = True) -> None:
-    o, h, l, c, v = (table.column(n).to_numpy() for n in ("open", "high", "low", "close", "volume"))
-    assert (l > 0).all() if positive else (l >= 0).all(), "non-positive low"
-    assert (l <= np.minimum(o, c)).all()
+    o, h, lo, c, v = (table.column(n).to_numpy() for n in ("open", "high", "low", "close", "volume"))
+    assert (lo > 0).all() if positive else (lo >= 0).all(), "non-positive low"
+    assert (lo <= np.minimum(o, c)).all()
     assert (np.minimum(o, c) <= np.maximum(o, c)).all()
     assert (np.maximum(o, c) <= h).all()
     assert (v > 0).all()

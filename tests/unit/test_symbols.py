@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from oh.symbols import BadSymbol, parse_symbols
+from oh.domain.symbols import BadSymbol, parse_symbols
 
 
 @pytest.mark.parametrize(

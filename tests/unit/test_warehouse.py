@@ -16,21 +16,21 @@ from hypothesis import strategies as st
 from bus.arrow_ipc import to_ipc
 from bus.journal import Journal
 from contracts import AssetChecked, CandlesIngested, CheckRecord, Message
-from oh.providers.sim import SimProvider
+from oh.adapters.sim.provider import SimProvider
 from services.ledger import projections, schema, warehouse
 from services.ledger.warehouse import Warehouse
 from tests.unit.factories import (
-    briefing,
-    chain,
-    option_bars,
-    derived_event,
-    flow,
     MiniLedger,
     asset_failed,
     at,
+    briefing,
     candles,
+    chain,
     columns,
+    derived_event,
+    flow,
     naive,
+    option_bars,
     run_finished,
     run_started,
     snapshot,

@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from oh.cli_watchlists import watchlists_app
-from oh.home import Home
-from oh.portfolio import Leg, OptionPosition, Portfolio, StockPosition, Structure, save
-from oh.watchlists import (
+from bus.home import Home
+from oh.adapters.portfolio_file import save
+from oh.adapters.watchlists import (
     DEFAULT_WATCHLIST,
     WatchlistError,
     add_symbols,
@@ -21,6 +20,8 @@ from oh.watchlists import (
     remove_symbols,
     watchlists_path,
 )
+from oh.cli.watchlists import watchlists_app
+from oh.domain.portfolio import Leg, OptionPosition, Portfolio, StockPosition, Structure
 
 runner = CliRunner()
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from oh.providers.config import AlpacaSettings, ProviderSettings, YahooSettings
-from oh.providers.retry import RetryPolicy
+from oh.adapters.retry import RetryPolicy
+from oh.adapters.settings import AlpacaSettings, ProviderSettings, YahooSettings
 from tests.http_replay import ReplayServer, replay_server
 
 KEY_ID = "PKUNITTEST0123456789"

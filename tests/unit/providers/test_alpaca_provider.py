@@ -14,11 +14,9 @@ import numpy as np
 import pytest
 
 from contracts import rows
-from oh import pricing
-from oh.providers import UnknownSymbol
-from oh.providers.alpaca import AlpacaProvider
-from oh.providers.config import ProviderSettings
-from oh.providers.errors import (
+from oh.adapters.alpaca.provider import AlpacaProvider
+from oh.adapters.base import UnknownSymbol
+from oh.adapters.errors import (
     BadCredentials,
     MissingCredentials,
     NotEntitled,
@@ -26,7 +24,9 @@ from oh.providers.errors import (
     ProviderUnavailable,
     SnapshotNotAvailable,
 )
-from oh.providers.retry import RetryPolicy
+from oh.adapters.retry import RetryPolicy
+from oh.adapters.settings import ProviderSettings
+from oh.domain import pricing
 from tests.http_replay import FIXTURES, ReplayServer
 from tests.unit.providers.conftest import KEY_ID, SECRET, with_alpaca
 
@@ -117,7 +117,7 @@ def test_server_errors_and_timeouts_after_the_retries(settings: ProviderSettings
         AlpacaProvider(settings).daily_candles("TSLA", JUNE_2, JUNE_6)
     assert len(server.hits("alpaca-data", "/v2/stocks/bars", symbols="TSLA")) == 3
     impatient = ProviderSettings(alpaca=settings.alpaca, retry=RetryPolicy(attempts=0, timeout=0.3))
-    with pytest.raises(ProviderTimeout, match="no answer within 0.3s"):
+    with pytest.raises(ProviderTimeout, match=r"no answer within 0\.3s"):
         AlpacaProvider(impatient).daily_candles("NVDA", JUNE_2, JUNE_6)
 
 
@@ -192,14 +192,14 @@ def test_option_chain_quirks_stale_quotes_old_trades_and_missing_greeks(settings
 def test_option_chain_of_an_earlier_session_is_refused(settings: ProviderSettings) -> None:
     """Snapshots are live: asked for the session before the newest quote's, the provider says so rather
     than labelling today's quotes with yesterday's date."""
-    with pytest.raises(SnapshotNotAvailable, match="newest quote of AAPL is from 2025-06-06.*2025-06-05"):
+    with pytest.raises(SnapshotNotAvailable, match=r"newest quote of AAPL is from 2025-06-06.*2025-06-05"):
         AlpacaProvider(settings).option_chain("AAPL", date(2025, 6, 5))
 
 
 def test_option_chain_feed_and_symbol_errors(settings: ProviderSettings) -> None:
     """opra without the agreement is NotEntitled with the indicative fix; an unknown underlying is
     UnknownSymbol (empty chain, then a 404 asset)."""
-    with pytest.raises(NotEntitled, match='opra option feed.*option_feed = "indicative"'):
+    with pytest.raises(NotEntitled, match=r'opra option feed.*option_feed = "indicative"'):
         AlpacaProvider(with_alpaca(settings, option_feed="opra")).option_chain("AAPL", JUNE_6)
     with pytest.raises(UnknownSymbol, match="ZZNOPE"):
         AlpacaProvider(settings).option_chain("ZZNOPE", JUNE_6)

@@ -6,9 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from oh.home import Home
-from oh.providers.config import ConfigError, ProviderSettings, load_settings, read_env_file, redact
-from oh.providers.retry import RetryPolicy
+from bus.home import Home
+from oh.adapters.retry import RetryPolicy
+from oh.adapters.settings import (
+    ConfigError,
+    ProviderSettings,
+    load_settings,
+    read_env_file,
+    redact,
+)
 
 
 @pytest.fixture
@@ -98,7 +104,7 @@ def test_a_bad_env_line_is_reported_without_echoing_it(tmp_path: Path) -> None:
 def test_secrets_are_redacted_and_never_in_a_repr() -> None:
     """redact() removes every configured secret (a longer one containing a shorter one goes whole), and the
     settings' repr (what a log line or traceback would show) has neither key."""
-    from oh.providers.config import AlpacaSettings
+    from oh.adapters.settings import AlpacaSettings
 
     settings = ProviderSettings(alpaca=AlpacaSettings(key_id="PKABC123", secret_key="PKABC123-and-more"))
     text = "sent PKABC123-and-more and PKABC123 to the server"

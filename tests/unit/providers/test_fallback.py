@@ -9,9 +9,10 @@ import pyarrow as pa
 import pytest
 
 from contracts import rows
-from oh.providers import ProviderError, UnknownSymbol, get_provider, served_by, unavailable_reason
-from oh.providers.errors import MissingCredentials, NotEntitled
-from oh.providers.fallback import FallbackProvider
+from oh.adapters.base import ProviderError, UnknownSymbol
+from oh.adapters.errors import MissingCredentials, NotEntitled
+from oh.adapters.fallback import FallbackProvider
+from oh.adapters.registry import get_provider, served_by, unavailable_reason
 
 DAY = date(2025, 6, 6)
 

@@ -8,9 +8,9 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
-from oh.providers.errors import ProviderUnavailable, RateLimited
-from oh.providers.retry import RetryPolicy, parse_retry_after, urllib3_retry
-from oh.providers.yahoo_http import YahooSession, rebase
+from oh.adapters.errors import ProviderUnavailable, RateLimited
+from oh.adapters.retry import RetryPolicy, parse_retry_after, urllib3_retry
+from oh.adapters.yahoo.http import YahooSession, rebase
 from tests.http_replay import ReplayServer
 
 

@@ -1,4 +1,4 @@
-"""The rules every real adapter shares when it builds our tables (oh.providers.tables, pure)."""
+"""The rules every real adapter shares when it builds our tables (oh.adapters.tables, pure)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from contracts import rows
-from oh import pricing
-from oh.providers import tables
+from oh.adapters import tables
+from oh.domain import pricing
 
 NAN = math.nan
 

@@ -13,11 +13,11 @@ from datetime import date
 import pytest
 
 from contracts import rows
-from oh.providers import ProviderError, UnknownSymbol
-from oh.providers.config import ProviderSettings
-from oh.providers.errors import ProviderTimeout, RateLimited, SnapshotNotAvailable
-from oh.providers.retry import RetryPolicy
-from oh.providers.yahoo import YahooProvider, yahoo_symbol
+from oh.adapters.base import ProviderError, UnknownSymbol
+from oh.adapters.errors import ProviderTimeout, RateLimited, SnapshotNotAvailable
+from oh.adapters.retry import RetryPolicy
+from oh.adapters.settings import ProviderSettings
+from oh.adapters.yahoo.provider import YahooProvider, yahoo_symbol
 from tests.http_replay import FIXTURES, ReplayServer
 
 JUNE_6 = date(2025, 6, 6)
@@ -56,7 +56,7 @@ def test_rate_limits_timeouts_and_unknown_symbols(settings: ProviderSettings) ->
     Yahoo's 404 for a ticker is UnknownSymbol."""
     impatient = ProviderSettings(yahoo=settings.yahoo, retry=RetryPolicy(attempts=0, timeout=0.3),
                                  cache_dir=settings.cache_dir)
-    with pytest.raises(ProviderTimeout, match="no answer within 0.3s"):
+    with pytest.raises(ProviderTimeout, match=r"no answer within 0\.3s"):
         YahooProvider(impatient).daily_candles("NVDA", date(2025, 6, 2), JUNE_6)
     provider = YahooProvider(settings)
     with pytest.raises(RateLimited, match="yahoo: rate limited"):
@@ -92,7 +92,7 @@ def test_option_chain_with_yahoos_quirks(settings: ProviderSettings, server: Rep
 
 def test_option_chain_of_an_earlier_session_is_refused(settings: ProviderSettings) -> None:
     """Yahoo's chain is live: it cannot stand for the session before its quote's."""
-    with pytest.raises(SnapshotNotAvailable, match="quote is from 2025-06-06.*2025-06-05"):
+    with pytest.raises(SnapshotNotAvailable, match=r"quote is from 2025-06-06.*2025-06-05"):
         YahooProvider(settings).option_chain("AAPL", date(2025, 6, 5))
 
 

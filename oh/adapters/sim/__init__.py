@@ -1,0 +1,1 @@
+"""The simulated market: deterministic candles, option chains, option bars and a live feed (offline)."""

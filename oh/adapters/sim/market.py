@@ -1,0 +1,80 @@
+"""The simulated market's foundations, shared by its candles, chains, bars and live feed (pure).
+
+- Seeds: each symbol has its own (a hash of the symbol and the market seed), so a day's data is the
+  same whatever range is requested and on whatever machine.
+- Spot paths: prices follow geometric Brownian motion with a per-symbol drift and volatility from
+  the calendar's first session; open, high and low are drawn around the close so that
+  low <= min(open, close) and high >= max(open, close); volume is log-normal and rises on large moves.
+- Hashing: splitmix64 in wrapping uint64 arithmetic, for per-contract random streams that do not
+  depend on the order of requests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from functools import lru_cache
+
+import numpy as np
+import numpy.typing as npt
+
+from oh.domain import calendar
+
+_U64 = np.uint64
+
+DEFAULT_SEED = 20250101
+ANCHOR = date(2025, 1, 2)  # each symbol's path passes through its start price on this session
+UNKNOWN_PREFIX = "ZZ"  # symbols starting with ZZ do not exist in the sim market (for error tests)
+
+
+def symbol_seed(symbol: str, market_seed: int = DEFAULT_SEED) -> int:
+    """A stable 64-bit seed for a symbol (no Python `hash`, which changes per process)."""
+    digest = hashlib.sha256(f"{market_seed}:{symbol}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+@lru_cache(maxsize=512)
+def spot_path(symbol: str, market_seed: int) -> tuple[np.ndarray, ...]:
+    rng = np.random.Generator(np.random.PCG64(symbol_seed(symbol, market_seed)))
+    n = len(calendar.all_sessions())
+    start_price = float(rng.uniform(20, 400))
+    annual_vol = float(rng.uniform(0.15, 0.55))
+    annual_drift = float(rng.uniform(-0.02, 0.12))
+    base_volume = float(rng.uniform(5e5, 3e7))
+    daily_vol = annual_vol / np.sqrt(252)
+    shocks = rng.standard_normal(n)
+    log_returns = (annual_drift / 252 - 0.5 * daily_vol**2) + daily_vol * shocks
+    cumulative = np.cumsum(log_returns)
+    anchor = calendar.session_index(ANCHOR)  # the price is start_price here, so decades of drift never
+    close = start_price * np.exp(cumulative - cumulative[anchor])  # push today's prices to absurd levels
+    gap = rng.standard_normal(n) * daily_vol * 0.3
+    previous = np.concatenate(([close[0] * np.exp(-log_returns[0])], close[:-1]))
+    open_ = previous * np.exp(gap)
+    wick_high = np.abs(rng.standard_normal(n)) * daily_vol * 0.5
+    wick_low = np.abs(rng.standard_normal(n)) * daily_vol * 0.5
+    high = np.maximum(open_, close) * np.exp(wick_high)
+    low = np.minimum(open_, close) * np.exp(-wick_low)
+    volume = base_volume * np.exp(0.35 * rng.standard_normal(n)) * (1 + 8 * np.abs(log_returns))
+    floor = 0.01  # a long decline must not round a price to zero; raising all four keeps their order
+    return (
+        np.maximum(np.round(open_, 4), floor), np.maximum(np.round(high, 4), floor),
+        np.maximum(np.round(low, 4), floor), np.maximum(np.round(close, 4), floor),
+        volume.astype(np.int64),
+    )
+
+
+
+def mix(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """splitmix64's finalizer: a bijective, well-mixed uint64 -> uint64 (same bits on every machine)."""
+    with np.errstate(over="ignore"):
+        x = x + _U64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> _U64(27))) * _U64(0x94D049BB133111EB)
+        return x ^ (x >> _U64(31))
+
+
+def uniform(h: npt.NDArray[np.uint64]) -> npt.NDArray[np.float64]:
+    """(0, 1) from the top 53 bits of a hash; never exactly 0 or 1."""
+    return ((h >> _U64(11)).astype(np.float64) + 0.5) * 2.0**-53
+
+

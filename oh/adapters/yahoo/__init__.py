@@ -1,0 +1,1 @@
+"""Yahoo Finance (yfinance): daily candles, option chains and option bars."""

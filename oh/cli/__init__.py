@@ -1,0 +1,1 @@
+"""The `oh` command (typer): `oh.cli.main:main` is the console script."""

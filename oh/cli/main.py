@@ -1,0 +1,44 @@
+"""The `oh` command line. Commands import their heavy dependencies lazily, so `oh emit` starts fast."""
+
+from __future__ import annotations
+
+import typer
+
+from oh.cli.data import db_app, query
+from oh.cli.emit import emit_app
+from oh.cli.health import health as _health  # noqa: F401  (registers `oh db health`)
+from oh.cli.live import live_app
+from oh.cli.portfolio import portfolio_app
+from oh.cli.replay import replay
+from oh.cli.services import demo, down, status, up
+from oh.cli.ui import ui
+from oh.cli.watchlists import watchlists_app
+
+app = typer.Typer(
+    name="oh",
+    help="options-helper: a local, event-sourced data platform for an options trader. Not financial advice.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command()(up)
+app.command()(down)
+app.command()(status)
+app.command()(demo)
+app.command()(query)
+app.command()(replay)
+app.command()(ui)
+app.add_typer(emit_app, name="emit")
+app.add_typer(db_app, name="db")
+app.add_typer(portfolio_app, name="portfolio")
+app.add_typer(live_app, name="live")
+app.add_typer(watchlists_app, name="watchlists")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

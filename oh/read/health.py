@@ -1,0 +1,141 @@
+"""The health report behind `oh db health` and the dashboard's Health page.
+
+It reads only `meta.*` and the data tables through a `read(sql, params)` callable, so the same
+report comes from the running ledger or from the file opened read-only. Freshness is counted in
+trading sessions: a dataset whose last candle is Friday is not stale on Monday morning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from oh.domain import calendar
+from oh.domain.coverage import Gap, coverage_matrix, find_gaps
+from oh.domain.planner import PlannedCommand, plan
+
+Reader = Callable[[str, list[Any]], pa.Table]
+
+
+@dataclass(frozen=True)
+class HealthOptions:
+    """What the report covers: lookback in days, row limits, the stale threshold in sessions, the clock."""
+
+    days: int = 7
+    limit: int = 50
+    stale_days: int = 1
+    gap_sessions: int = 30
+    now: datetime | None = None
+    coverage: bool = False
+
+
+LATEST_RUNS = """
+SELECT job_name, status, started_at, ended_at, duration_ms, run_id, triggered_by, error_message
+FROM meta.ingestion_runs
+QUALIFY row_number() OVER (PARTITION BY job_name ORDER BY started_at DESC) = 1
+ORDER BY job_name
+"""
+
+FAILURE_GROUPS = """
+SELECT job_name, error_type, error_stack_hash, count(*) AS failures, min(started_at) AS first_seen,
+       max(started_at) AS last_seen, arg_max(error_message, started_at) AS last_message,
+       arg_max(status, started_at) AS last_status
+FROM meta.ingestion_runs
+WHERE status IN ('failed', 'abandoned') AND started_at >= ?
+GROUP BY job_name, error_type, error_stack_hash
+ORDER BY failures DESC, last_seen DESC
+LIMIT ?
+"""
+
+FAILED_CHECKS = """
+SELECT checked_at, asset_key, partition_key, check_name, severity, message, metrics_json, run_id
+FROM meta.asset_checks
+WHERE status = 'fail' AND checked_at >= ?
+ORDER BY checked_at DESC, check_name
+LIMIT ?
+"""
+
+WATERMARKS = """
+SELECT asset_key, scope_key, watermark_ts, updated_at, last_run_id
+FROM meta.asset_watermarks ORDER BY asset_key, scope_key
+"""
+
+
+def _rows(table: pa.Table) -> list[dict[str, Any]]:
+    return table.to_pylist()
+
+
+# Datasets whose gaps are tracked: asset key -> (table, symbol column, session column).
+TRACKED = {
+    "candles_daily": ("candles_daily", "symbol", "date"),
+    "options_bars": ("options_bars", "underlying", "date"),
+    "options_snapshot_file": ("option_snapshots", "underlying", "snapshot_date"),
+    "options_flow": ("options_flow", "symbol", "to_date"),
+    "derived_metrics": ("derived_daily", "symbol", "session_date"),
+}
+
+
+def _gaps(
+    read: Reader, asset_key: str, window: np.ndarray, with_coverage: bool
+) -> tuple[list[Gap], pa.Table | None]:
+    """Gaps of one dataset over the window: sessions missing since each symbol's first stored one."""
+    table, symbol_col, date_col = TRACKED[asset_key]
+    firsts = read(f"SELECT {symbol_col} AS symbol, min({date_col}) AS first FROM {table} GROUP BY 1", [])
+    stored = read(
+        f"SELECT DISTINCT {symbol_col} AS symbol, {date_col} AS day FROM {table} WHERE {date_col} >= ? ORDER BY 1, 2",
+        [window[0].astype(date)],
+    )
+    present: dict[str, np.ndarray] = {}
+    if stored.num_rows:  # rows come sorted by symbol: split the dates at each new symbol
+        symbols = stored.column("symbol").to_numpy(zero_copy_only=False)
+        dates = stored.column("day").to_numpy(zero_copy_only=False).astype("datetime64[D]")
+        names, starts = np.unique(symbols, return_index=True)
+        order = np.argsort(starts)
+        present = dict(zip(map(str, names[order]), np.split(dates, starts[order][1:]), strict=True))
+    first_dates = {row["symbol"]: row["first"] for row in _rows(firsts)}
+    expected = {symbol: window[window >= np.datetime64(first, "D")] for symbol, first in first_dates.items()}
+    coverage = None
+    if with_coverage:
+        everyone = {symbol: present.get(symbol, window[:0]) for symbol in first_dates}
+        coverage = coverage_matrix(window, everyone, first_dates)
+    return find_gaps(asset_key, expected, present), coverage
+
+
+def health_report(read: Reader, options: HealthOptions) -> dict[str, Any]:
+    """Everything the trader asks first: latest runs, failures, freshness, failed checks, gaps, and the plan."""
+    now = (options.now or datetime.now(UTC)).astimezone(UTC)
+    since = (now - timedelta(days=options.days)).replace(tzinfo=None)
+    expected_until = calendar.last_closed_session(now)
+    watermarks = []
+    for row in _rows(read(WATERMARKS, [])):
+        stale = calendar.sessions_after(row["watermark_ts"].date(), expected_until)
+        watermarks.append({**row, "staleness_sessions": stale, "stale": stale > options.stale_days})
+    window = calendar.last_sessions(expected_until, options.gap_sessions)
+    gaps: list[Gap] = []
+    coverage: dict[str, list[dict[str, Any]]] = {}
+    for asset_key in TRACKED:
+        found, matrix = _gaps(read, asset_key, window, options.coverage) if len(window) else ([], None)
+        gaps += found
+        if matrix is not None:
+            coverage[asset_key] = matrix.to_pylist()
+    commands: list[PlannedCommand] = plan(gaps)
+    report = {
+        "as_of": now.replace(tzinfo=None),
+        "expected_through": expected_until,
+        "latest_runs": _rows(read(LATEST_RUNS, [])),
+        "failure_groups": _rows(read(FAILURE_GROUPS, [since, options.limit])),
+        "watermarks": watermarks,
+        "failed_checks": _rows(read(FAILED_CHECKS, [since, options.limit])),
+        "gaps": [asdict(gap) for gap in gaps],
+        "gap_window": {"sessions": len(window), "start": window[0].astype(date) if len(window) else None,
+                       "end": expected_until},
+        "plan": [{"command": str(c), "argv": c.argv(), **asdict(c)} for c in commands],
+    }
+    if options.coverage:
+        report["coverage"] = coverage
+    return report

@@ -1,0 +1,148 @@
+"""The pipeline: the chain of steps, sending the next step after an upstream run, and following a
+chain of runs to its end. (Loading stored option chains is services/snapshots.py.)
+
+snapshot_options -> compute_flow -> compute_derived -> build_briefing: each step is sent by the
+worker of the next one when the upstream run finishes, with a command id derived from the
+upstream run and the session. So the run id of every later step is known in advance, which is
+how `daily` and `oh replay --wait` follow a chain without guessing.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import pyarrow as pa
+
+from contracts import (
+    BuildBriefing,
+    Command,
+    ComputeDerived,
+    ComputeFlow,
+    RunFinished,
+    run_id_for,
+)
+from contracts.commands import JOB_OF_COMMAND
+from services.runtime import Worker
+
+FLOW_NAMESPACE = uuid.UUID("9d7c1a4e-2b6f-4c3d-8e5a-7f0b1c2d3e4f")
+DERIVED_NAMESPACE = uuid.UUID("5e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b")
+BRIEFING_NAMESPACE = uuid.UUID("2f8e4d1c-6b3a-4e7d-9c0f-5a1b2c3d4e5f")
+
+# (upstream job, the asset it writes, the id namespace of the next step, the next step's command)
+STAGES: tuple[tuple[str, str, uuid.UUID, type[Command]], ...] = (
+    ("snapshot_options", "options_snapshot_file", FLOW_NAMESPACE, ComputeFlow),
+    ("compute_flow", "options_flow", DERIVED_NAMESPACE, ComputeDerived),
+    ("compute_derived", "derived_metrics", BRIEFING_NAMESPACE, BuildBriefing),
+)
+POLL_SECONDS = 0.05  # one ~1.5 ms status query per poll while a daily or replay waits
+Read = Callable[[str, list[Any]], pa.Table]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One run of a chain: its job and its run id (known before the run exists)."""
+
+    job: str
+    run_id: str
+
+
+def step_of(command: Command) -> Step:
+    """The run a command becomes."""
+    job = JOB_OF_COMMAND[type(command).__name__]
+    return Step(job, run_id_for(command.id, job))
+
+
+def next_step(upstream: Step, day: date) -> tuple[str, Step] | None:
+    """The asset whose stored partitions make the chain go on after `upstream`, and the step it sends."""
+    for job, asset_key, namespace, command in STAGES:
+        if job == upstream.job:
+            command_id = uuid.uuid5(namespace, f"{upstream.run_id}:{day}").hex
+            next_job = JOB_OF_COMMAND[command.__name__]
+            return asset_key, Step(next_job, run_id_for(command_id, next_job))
+    return None
+
+
+def wait_for_run(read: Read, step: Step, start_timeout: float, run_timeout: float,
+                 check: Callable[[], None] = lambda: None) -> str:
+    """Wait for `step` to end and return its status (success, failed or abandoned).
+
+    Raises TimeoutError when no worker starts it within `start_timeout` seconds (its worker is
+    probably down) or it runs longer than `run_timeout`; `check` is called between polls.
+    """
+    sent = time.monotonic()
+    started: float | None = None
+    while True:
+        check()
+        table = read("SELECT status FROM meta.ingestion_runs WHERE run_id = ?", [step.run_id])
+        status = table.column(0)[0].as_py() if table.num_rows else None
+        if status not in (None, "started"):
+            return str(status)
+        now = time.monotonic()
+        if status == "started" and started is None:
+            started = now
+        if started is None and now - sent > start_timeout:
+            raise TimeoutError(f"{step.job} did not start within {start_timeout:g}s: is its worker running? (`oh status`)")
+        if started is not None and now - started > run_timeout:
+            raise TimeoutError(f"{step.job} run {step.run_id} still running after {run_timeout:g}s")
+        time.sleep(POLL_SECONDS)
+
+
+def follow_chain(read: Read, first: Step, day: date, start_timeout: float, run_timeout: float,
+                 check: Callable[[], None] = lambda: None) -> dict[Step, str]:
+    """Wait for `first` and every step chained after it for session `day`; the final status of each.
+
+    The chain ends where a run stored (or skipped) nothing, since its successor is then never sent.
+    """
+    outcomes: dict[Step, str] = {}
+    step: Step | None = first
+    while step is not None:
+        outcomes[step] = wait_for_run(read, step, start_timeout, run_timeout, check)
+        following = next_step(step, day)
+        if following is None:
+            break
+        asset_key, successor = following
+        stored = read(
+            "SELECT count(*) FROM meta.ingestion_run_assets WHERE run_id = ? AND asset_key = ? "
+            "AND status IN ('success', 'skipped')", [step.run_id, asset_key],
+        )
+        step = successor if stored.column(0)[0].as_py() else None
+    return outcomes
+
+def chained_partitions(worker: Worker, run_id: str, job_name: str, asset_key: str) -> dict[date, list[str]]:
+    """Symbols by session that an upstream run stored (or skipped), to chain the next step on."""
+    stored = worker.query(
+        "SELECT a.partition_key FROM meta.ingestion_run_assets a JOIN meta.ingestion_runs r USING (run_id) "
+        "WHERE a.run_id = ? AND r.job_name = ? AND a.asset_key = ? AND a.status IN ('success', 'skipped') "
+        "ORDER BY 1",
+        [run_id, job_name, asset_key],
+    )
+    by_day: dict[date, list[str]] = {}
+    for key in stored.column(0).to_pylist():
+        symbol, day = key.split("|")
+        by_day.setdefault(date.fromisoformat(day), []).append(symbol)
+    return by_day
+
+
+def send_next_step(worker: Worker, upstream: RunFinished, job_name: str) -> None:
+    """Chain the next step: one command per session the upstream run covered, sent through the ledger.
+
+    Ids derive from the upstream run and the session, so a redelivered RunFinished sends duplicates
+    the ledger drops; the commands carry `parent_run_id` and `triggered_by = pipeline`.
+    """
+    stage = next(stage for stage in STAGES if stage[0] == job_name)
+    _, asset_key, namespace, make = stage
+    commands = [
+        make(  # type: ignore[call-arg]
+            id=uuid.uuid5(namespace, f"{upstream.run_id}:{day}").hex, symbols=sorted(symbols), as_of=day,
+            parent_run_id=upstream.run_id, triggered_by="pipeline",
+        )
+        for day, symbols in sorted(chained_partitions(worker, upstream.run_id, job_name, asset_key).items())
+    ]
+    if commands:
+        worker.producer.send_many(commands)
+        worker.producer.flush()
