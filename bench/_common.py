@@ -2,7 +2,7 @@
 
 Every benchmark runs in its own `tempfile.mkdtemp()` home (sockets fall back to a short
 /tmp/oh-<hash> directory when the temp path is too long for `ipc://`), starts the real
-`python -m services.ledger` through `tests.processes`, and removes everything when it ends.
+`python -m services.ledger` through `devtools.processes`, and removes everything when it ends.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ if str(REPO) not in sys.path:  # `python bench/x.py` or a foreign cwd: make the 
 
 from bus.control_client import ControlClient, LedgerUnavailable  # noqa: E402
 from bus.home import Home  # noqa: E402
-from tests.processes import Service, wait_for_ledger  # noqa: E402
+from devtools.processes import Service, wait_for_ledger  # noqa: E402
 
 
 @contextmanager

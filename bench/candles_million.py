@@ -46,9 +46,9 @@ from contracts import (
     run_id_for,
     utc_now,
 )
+from devtools.processes import Service, wait_for_heartbeat
 from oh.adapters.sim.provider import SimProvider
 from oh.domain import calendar
-from tests.processes import Service, wait_for_heartbeat
 
 
 def symbols(count: int) -> list[str]:

@@ -46,8 +46,8 @@ from bus.control_client import ControlClient
 from bus.home import Home
 from bus.producer import Producer
 from contracts import RunDaily, run_id_for
+from devtools.processes import Service, wait_for_heartbeat
 from oh.domain import calendar
-from tests.processes import Service, wait_for_heartbeat
 
 WORKERS = ("ingest", "snapshot", "flow", "derived", "briefing", "checks", "scheduler")
 TABLES = ("candles_daily", "options_bars", "option_snapshots", "options_flow", "derived_daily", "briefings",

@@ -30,7 +30,7 @@ from bus.home import Home
 from bus.producer import Producer
 from bus.subscriber import Subscriber
 from contracts import RunFinished, RunStarted, utc_now
-from tests.ui.stack import CHROMIUM, Stack, browser
+from devtools.browser import CHROMIUM, Stack, browser
 
 PAGES = ("health", "portfolio", "symbol", "flow", "derived", "explorer", "live")
 WATCH_JS = """() => {

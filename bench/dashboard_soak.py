@@ -25,8 +25,8 @@ from pathlib import Path
 from bench._common import fresh_home, header, ratio_line
 from bus.producer import Producer
 from contracts import AssetFailed, RunFinished, RunStarted, utc_now
+from devtools.browser import CHROMIUM, Stack, browser, run_oh
 from oh.domain import calendar
-from tests.ui.stack import CHROMIUM, Stack, browser, run_oh
 
 JOBS = ("ingest_candles", "snapshot_options", "compute_flow", "compute_derived", "run_checks")
 

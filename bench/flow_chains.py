@@ -54,8 +54,8 @@ from contracts import (
     run_id_for,
     utc_now,
 )
+from devtools.processes import Service, wait_for_heartbeat
 from oh.domain import flow
-from tests.processes import Service, wait_for_heartbeat
 
 FLOW_INSERT = f"INSERT INTO options_flow VALUES ({', '.join('?' * 19)})"
 FLOW_ROWS_SQL = "SELECT count(*) FROM options_flow WHERE symbol = ? AND to_date = ?"

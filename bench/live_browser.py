@@ -36,9 +36,9 @@ from bench.live_ticks import SYMBOLS, cpu_seconds, pct
 from bus.producer import Producer
 from bus.ticks import read_status
 from contracts import StopLive
+from devtools.browser import CHROMIUM, Stack, browser
 from oh.adapters.portfolio_file import save
 from oh.adapters.sim.stream import sim_portfolio
-from tests.ui.stack import CHROMIUM, Stack, browser
 
 AIM_MS = 250.0
 WATCH_JS = """() => {

@@ -40,10 +40,10 @@ from bus.producer import Producer
 from bus.ticks import TickFeed, TickSubscriber
 from contracts import StartLive, StopLive
 from contracts.live import LiveStatus, TickBatch
+from devtools.processes import Service, wait_for_heartbeat
 from oh.adapters.portfolio_file import save
 from oh.adapters.sim.stream import sim_portfolio
 from oh.domain.live_plan import build_plan
-from tests.processes import Service, wait_for_heartbeat
 
 SYMBOLS = ["AAPL", "MSFT", "SPY", "QQQ", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "IWM", "AMD", "JPM"]
 BUDGET_SECONDS = 1.0

@@ -60,11 +60,11 @@ from contracts import (
     run_id_for,
     utc_now,
 )
+from devtools.processes import Service, wait_for_heartbeat
 from oh.adapters.sim import options as sim_options
 from oh.adapters.sim.market import DEFAULT_SEED
 from oh.adapters.sim.provider import SimProvider
 from oh.domain import calendar, pricing
-from tests.processes import Service, wait_for_heartbeat
 
 SYMBOL = "S0049"  # the widest sim listing among S0000..S0049 (~2.7k contracts)
 DAY_ROWS_SQL = "SELECT count(*) FROM option_snapshots WHERE underlying = ? AND snapshot_date = ?"

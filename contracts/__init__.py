@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from contracts.base import SCHEMA_VERSION, Command, Event, Message, new_id, utc_now
 from contracts.commands import (
-    JOB_OF_COMMAND,
-    SERVICE_OF_JOB,
     BuildBriefing,
     ComputeDerived,
     ComputeFlow,
@@ -57,10 +55,8 @@ EPHEMERAL_TYPES = frozenset({"Heartbeat"})
 
 __all__ = [
     "EPHEMERAL_TYPES",
-    "JOB_OF_COMMAND",
     "MESSAGE_TYPES",
     "SCHEMA_VERSION",
-    "SERVICE_OF_JOB",
     "AnyMessage",
     "AssetChecked",
     "AssetFailed",

@@ -9,30 +9,6 @@ from contracts.base import Command
 
 RUN_NAMESPACE = uuid.UUID("6f1c3f0e-8d2a-4f4e-9a59-0b3f2a7c9e11")
 
-JOB_OF_COMMAND = {
-    "IngestCandles": "ingest_candles",
-    "IngestOptionsBars": "ingest_options_bars",
-    "RunChecks": "run_checks",
-    "SnapshotOptions": "snapshot_options",
-    "ComputeFlow": "compute_flow",
-    "ComputeDerived": "compute_derived",
-    "BuildBriefing": "build_briefing",
-    "RunDaily": "daily",
-}
-
-# Which worker runs each job (the ledger marks a run abandoned when that worker goes silent).
-SERVICE_OF_JOB = {
-    "ingest_candles": "ingest",
-    "ingest_options_bars": "ingest",
-    "run_checks": "checks",
-    "snapshot_options": "snapshot",
-    "compute_flow": "flow",
-    "compute_derived": "derived",
-    "build_briefing": "briefing",
-    "daily": "scheduler",
-}
-
-
 def run_id_for(command_id: str, job_name: str) -> str:
     """The run id a command gets: derived from the command, so a redelivered command maps to the same run."""
     return str(uuid.uuid5(RUN_NAMESPACE, f"{command_id}:{job_name}"))

@@ -27,9 +27,15 @@ class RunStarted(Event, kw_only=True):
 
 
 class RunFinished(Event, kw_only=True):
-    """A run ended; `status` is `success` or `failed` (with the error fields on failure)."""
+    """A run ended; `status` is `success`, `failed` or `abandoned` (with the error fields unless success).
 
+    Version 2 carries `job_name`, so a worker that chains on finished runs knows what finished
+    without a query; version 1 events (older journals) have it None and still replay.
+    """
+
+    v: int = 2
     run_id: str
+    job_name: str | None = None
     status: str
     ended_at: datetime
     duration_ms: int

@@ -21,25 +21,26 @@ import pyarrow as pa
 
 from bus.control_client import ControlClient, LedgerUnavailable, QueryError
 from bus.home import Home
+from contracts import MESSAGE_TYPES, AssetFailed
+from contracts.catalog import JOBS, writes_of
 
 __all__ = ["ANY_TABLE", "TABLES_OF_EVENT", "LedgerDown", "Queries", "QueryError", "tables_of"]
 
 ANY_TABLE = "*"  # an entry whose tables are unknown (catalog queries, free SQL): any event drops it
 _ASSETS = ("ingestion_run_assets", "asset_watermarks")
 
-# What each committed event changes in the warehouse (see services/ledger/projections.py).
+
+
+def _bare(name: str) -> frozenset[str]:
+    """The dashboard's names for what the catalog says an event writes (no schema; asset rows as their two tables)."""
+    return frozenset(_ASSETS) if name.startswith("asset:") else frozenset({name.rpartition(".")[2]})
+
+
+# What each committed event changes in the warehouse (contracts.catalog, as the ledger projects it).
 TABLES_OF_EVENT: dict[str, frozenset[str]] = {
-    "RunStarted": frozenset({"ingestion_runs"}),
-    "RunFinished": frozenset({"ingestion_runs"}),
-    "AssetFailed": frozenset({"ingestion_run_assets"}),
-    "AssetChecked": frozenset({"asset_checks"}),
-    "CandlesIngested": frozenset({"candles_daily", *_ASSETS}),
-    "ChainSnapshotted": frozenset({"option_snapshots", *_ASSETS}),
-    "OptionBarsIngested": frozenset({"options_bars", *_ASSETS}),
-    "FlowComputed": frozenset({"options_flow", *_ASSETS}),
-    "DerivedComputed": frozenset({"derived_daily", *_ASSETS}),
-    "BriefingBuilt": frozenset({"briefings", *_ASSETS}),
-    "TradeUpdated": frozenset({"trade_updates"}),
+    name: frozenset().union(*(_bare(w) for w in writes_of(cls))) if cls is not AssetFailed else frozenset(_ASSETS[:1])
+    for name, cls in MESSAGE_TYPES.items()
+    if writes_of(cls) or cls is AssetFailed
 }
 KNOWN_TABLES = frozenset().union(*TABLES_OF_EVENT.values())
 LEDGER_TABLES = frozenset({"ledger_events", "ledger_offsets", "ledger_rejected"})  # every journaled message
@@ -66,10 +67,7 @@ def changed_by(event_type: str) -> frozenset[str]:
     return (known or frozenset()) | LEDGER_TABLES | {ANY_TABLE}
 
 
-_COMMANDS = frozenset({
-    "IngestCandles", "IngestOptionsBars", "RunChecks", "SnapshotOptions", "ComputeFlow", "ComputeDerived",
-    "BuildBriefing", "RunDaily",
-})
+_COMMANDS = frozenset(job.command.__name__ for job in JOBS)
 
 
 class LedgerDown(RuntimeError):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts import BriefingBuilt, BuildBriefing, RunFinished, utc_now
+from contracts.catalog import job_of
 from oh.adapters import files
 from oh.adapters.portfolio_file import load
 from oh.domain import analyze, briefing
@@ -24,12 +25,13 @@ from oh.domain.portfolio import Portfolio, PortfolioError, option_legs
 from oh.read import quotes
 from oh.read.health import HealthOptions, health_report
 from services.pipeline import send_next_step
-from services.runtime import RunContext, Worker, main
+from services.runs import Bus, RunContext
+from services.runtime import main
 
 log = logging.getLogger(__name__)
 
-JOB = "build_briefing"
-ASSET = "briefing_markdown"
+BRIEFING = job_of(BuildBriefing)
+ASSET = BRIEFING.asset_key
 
 FLOW_SQL = """
 SELECT symbol, row_key, put_call, expiry, strike, d_oi, d_oi_notional, volume, label FROM options_flow
@@ -67,34 +69,34 @@ def _portfolio(path: Path) -> tuple[Portfolio | None, str | None]:
         return None, f"The portfolio file could not be read, so it is not analyzed: {exc}"
 
 
-def _rows(worker: Worker, sql: str, symbols: list[str], as_of: date, *extra: Any) -> list[dict[str, Any]]:
+def _rows(run: RunContext, sql: str, symbols: list[str], as_of: date, *extra: Any) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for symbol in symbols:
-        rows += worker.query(sql, [symbol, as_of, *extra]).to_pylist()
+        rows += run.query(sql, [symbol, as_of, *extra]).to_pylist()
     return rows
 
 
-def gather(command: BuildBriefing, worker: Worker) -> briefing.BriefingInput:
+def gather(command: BuildBriefing, run: RunContext) -> briefing.BriefingInput:
     """Everything the briefing shows for command.as_of, read through the ledger."""
-    path = Path(command.portfolio) if command.portfolio else worker.home.config / "portfolio.json"
+    path = Path(command.portfolio) if command.portfolio else run.home.config / "portfolio.json"
     portfolio, note = _portfolio(path)
     held = sorted({p.symbol for p in portfolio.positions}) if portfolio else []
     symbols = sorted(set(command.symbols) | set(held))
     analysis = None
     if portfolio is not None:
-        chains = quotes.latest_chains(worker.query, held, command.as_of)
-        closes = quotes.latest_closes(worker.query, [s for s in held if s not in chains], command.as_of)
+        chains = quotes.latest_chains(run.query, held, command.as_of)
+        closes = quotes.latest_closes(run.query, [s for s in held if s not in chains], command.as_of)
         analysis = analyze.analyze_portfolio(portfolio, chains, command.as_of, spots=closes)
     contracts = {sym.compact for _, sym, _ in option_legs(portfolio)} if portfolio else set()
     # only the rows flow_highlights can show: building/unwinding, and the held contracts (not all ~100k)
-    flow_rows = _rows(worker, FLOW_SQL, symbols, command.as_of, sorted(contracts))
+    flow_rows = _rows(run, FLOW_SQL, symbols, command.as_of, sorted(contracts))
     notable, mine = briefing.flow_highlights(flow_rows, contracts)
     now = datetime.combine(command.as_of, time(23, 59, 59), tzinfo=UTC)  # staleness relative to D, not the clock
-    report = health_report(worker.query, HealthOptions(now=now))
+    report = health_report(run.query, HealthOptions(now=now))
     return briefing.BriefingInput(
         as_of=command.as_of, symbols=tuple(symbols), portfolio_path=str(path), analysis=analysis,
         portfolio_note=note, currency=portfolio.base_currency if portfolio else "USD",
-        derived=tuple(_rows(worker, DERIVED_SQL, symbols, command.as_of)), flow=notable, held_flow=mine,
+        derived=tuple(_rows(run, DERIVED_SQL, symbols, command.as_of)), flow=notable, held_flow=mine,
         health=briefing.health_summary(report, symbols),
     )
 
@@ -103,9 +105,9 @@ def build_briefing(command: BuildBriefing, run: RunContext) -> None:
     """Render the day's briefing, write the file, and emit BriefingBuilt with the same text."""
     started = utc_now()
     try:
-        data = gather(command, run.worker)
+        data = gather(command, run)
         markdown = briefing.render(data)
-        path = briefing_path(run.worker.home.root, command.as_of)
+        path = briefing_path(run.home.root, command.as_of)
         written = write_atomically(path, markdown)
     except Exception as exc:
         run.asset_failed(ASSET, str(command.as_of), exc, started)
@@ -115,13 +117,13 @@ def build_briefing(command: BuildBriefing, run: RunContext) -> None:
                            symbols=list(data.symbols), started_at=started, ended_at=utc_now()))
 
 
-def after_derived(event: RunFinished, worker: Worker) -> None:
+def after_derived(event: RunFinished, bus: Bus) -> None:
     """Chain: a finished derived run sends one BuildBriefing per session it covered."""
-    send_next_step(worker, event, "compute_derived")
+    send_next_step(bus, event, BRIEFING)
 
 
-HANDLERS = {BuildBriefing: (JOB, build_briefing)}
-EVENT_HANDLERS = {RunFinished: after_derived}
+HANDLERS = {BuildBriefing: build_briefing}
+REACTIONS = {RunFinished: after_derived}
 
 if __name__ == "__main__":
-    main("briefing", HANDLERS, EVENT_HANDLERS)
+    main("briefing", HANDLERS, REACTIONS)

@@ -30,6 +30,7 @@ from contracts import (
     RunChecks,
     utc_now,
 )
+from contracts.catalog import asset_of
 from oh.domain import calendar
 from oh.domain.checks import (
     CheckResult,
@@ -42,9 +43,10 @@ from oh.domain.checks import (
     snapshot_date_check,
 )
 from oh.domain.flow import PERSISTED_KEY
-from services.runtime import RunContext, Worker, main
+from services.pipeline import Read
+from services.runs import Bus, RunContext
+from services.runtime import main
 
-JOB = "run_checks"
 GAP_WINDOW = 30
 _ID_NAMESPACE = uuid.UUID("3c2d7a55-1f7e-4f0e-8a2b-6d9e4c1b0a33")
 
@@ -53,70 +55,70 @@ def _records(results: list[CheckResult]) -> list[CheckRecord]:
     return [CheckRecord(r.check_name, r.severity, r.status, r.message, r.metrics_json) for r in results]
 
 
-def _gap_result(worker: Worker, symbol: str, until: date) -> CheckResult:
+def _gap_result(read: Read, symbol: str, until: date) -> CheckResult:
     window = calendar.last_sessions(until, GAP_WINDOW)
-    stored = worker.query(
+    stored = read(
         "SELECT date FROM candles_daily WHERE symbol = ? AND date BETWEEN ? AND ? ORDER BY date",
         [symbol, window[0].astype(date), until],
     )
-    first = worker.query("SELECT min(date) FROM candles_daily WHERE symbol = ?", [symbol]).column(0)[0].as_py()
+    first = read("SELECT min(date) FROM candles_daily WHERE symbol = ?", [symbol]).column(0)[0].as_py()
     present = stored.column(0).to_numpy(zero_copy_only=False).astype("datetime64[D]")
     expected = window[window >= np.datetime64(first, "D")] if first else window[:0]
     return candle_gap_check(present, expected)
 
 
-def on_candles(event: CandlesIngested, worker: Worker) -> None:
+def on_candles(event: CandlesIngested, bus: Bus) -> None:
     """Check one committed delivery of candles; the results' id derives from the event (idempotent)."""
     rows = from_ipc(event.rows)
-    results = [*candle_payload_checks(rows), _gap_result(worker, event.symbol, event.last_date)]
-    _report(worker, event, "candles_daily", event.symbol, results)
+    results = [*candle_payload_checks(rows), _gap_result(bus.query, event.symbol, event.last_date)]
+    _report(bus, event, event.symbol, results)
 
 
-def _report(worker: Worker, event: Message, asset_key: str, partition: str, results: list[CheckResult]) -> None:
+def _report(bus: Bus, event: Message, partition: str, results: list[CheckResult]) -> None:
     """Send the results for a committed event; the id derives from the event, so a redelivery is dropped."""
-    worker.producer.send(
+    bus.send([
         AssetChecked(
-            id=uuid.uuid5(_ID_NAMESPACE, event.id).hex, run_id=getattr(event, "run_id", None), asset_key=asset_key,
-            partition_key=partition, checked_at=utc_now(), results=_records(results),
+            id=uuid.uuid5(_ID_NAMESPACE, event.id).hex, run_id=getattr(event, "run_id", None),
+            asset_key=asset_of(type(event)), partition_key=partition, checked_at=utc_now(), results=_records(results),
         )
-    )
+    ])
 
 
-def on_chain(event: ChainSnapshotted, worker: Worker) -> None:
+def on_chain(event: ChainSnapshotted, bus: Bus) -> None:
     """Check one committed option-chain snapshot (results linked to the snapshot run)."""
     chain = from_ipc(event.rows)
     results = [*chain_snapshot_checks(chain), snapshot_date_check(chain, event.snapshot_date)]
-    _report(worker, event, "options_snapshot_file", f"{event.symbol}|{event.snapshot_date}", results)
+    _report(bus, event, f"{event.symbol}|{event.snapshot_date}", results)
 
 
-def on_option_bars(event: OptionBarsIngested, worker: Worker) -> None:
+def on_option_bars(event: OptionBarsIngested, bus: Bus) -> None:
     """Check one committed day of option bars (results linked to the ingest run)."""
     results = option_bars_checks(from_ipc(event.rows), event.bar_date)
-    _report(worker, event, "options_bars", f"{event.symbol}|{event.bar_date}", results)
+    _report(bus, event, f"{event.symbol}|{event.bar_date}", results)
 
 
-def on_flow(event: FlowComputed, worker: Worker) -> None:
+def on_flow(event: FlowComputed, bus: Bus) -> None:
     """Check one committed flow delivery."""
-    _report(worker, event, "options_flow", f"{event.symbol}|{event.as_of}", flow_checks(from_ipc(event.rows), PERSISTED_KEY))
+    _report(bus, event, f"{event.symbol}|{event.as_of}", flow_checks(from_ipc(event.rows), PERSISTED_KEY))
 
 
-def on_derived(event: DerivedComputed, worker: Worker) -> None:
+def on_derived(event: DerivedComputed, bus: Bus) -> None:
     """Check one committed derived row."""
-    _report(worker, event, "derived_metrics", f"{event.symbol}|{event.as_of}", derived_checks(from_ipc(event.rows)))
+    _report(bus, event, f"{event.symbol}|{event.as_of}", derived_checks(from_ipc(event.rows)))
 
 
-def _recheck_candles(worker: Worker, symbol: str) -> list[CheckResult]:
-    rows: pa.Table = worker.query(
+def _recheck_candles(read: Read, symbol: str) -> list[CheckResult]:
+    rows: pa.Table = read(
         "SELECT symbol, date, open, high, low, close, volume FROM candles_daily WHERE symbol = ? ORDER BY date", [symbol]
     )
     results = candle_payload_checks(rows)
     if rows.num_rows:
-        results.append(_gap_result(worker, symbol, rows.column("date")[-1].as_py()))
+        results.append(_gap_result(read, symbol, rows.column("date")[-1].as_py()))
     return results
 
 
-def _recheck_option_bars(worker: Worker, symbol: str) -> list[CheckResult]:
-    rows: pa.Table = worker.query(
+def _recheck_option_bars(read: Read, symbol: str) -> list[CheckResult]:
+    rows: pa.Table = read(
         "SELECT contract_symbol, underlying, date, open, high, low, close, volume, trade_count, vwap FROM options_bars "
         "WHERE underlying = ? ORDER BY contract_symbol, date", [symbol],
     )
@@ -137,23 +139,22 @@ def run_checks(command: RunChecks, run: RunContext) -> None:
     unknown = [a for a in assets if a not in CHECKED_ASSETS]
     if unknown:
         raise ValueError(f"no checks for asset {unknown[0]!r} in this build; checked assets: {', '.join(CHECKED_ASSETS)}")
-    worker = run.worker
     for asset in assets:
         recheck, symbols_sql = RECHECKS[asset]
-        for symbol in command.symbols or worker.query(symbols_sql).column(0).to_pylist():
+        for symbol in command.symbols or run.query(symbols_sql).column(0).to_pylist():
             run.check_stop()
             run.emit(
                 AssetChecked(run_id=run.run_id, asset_key=asset, partition_key=symbol,
-                             checked_at=utc_now(), results=_records(recheck(worker, symbol)))
+                             checked_at=utc_now(), results=_records(recheck(run.query, symbol)))
             )
 
 
-HANDLERS = {RunChecks: (JOB, run_checks)}
-EVENT_HANDLERS = {
+HANDLERS = {RunChecks: run_checks}
+REACTIONS = {
     CandlesIngested: on_candles, OptionBarsIngested: on_option_bars, ChainSnapshotted: on_chain,
     FlowComputed: on_flow, DerivedComputed: on_derived,
 }
 
 if __name__ == "__main__":
     calendar.all_sessions()
-    main("checks", HANDLERS, EVENT_HANDLERS)
+    main("checks", HANDLERS, REACTIONS)

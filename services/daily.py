@@ -25,11 +25,10 @@ from contracts import (
 )
 from oh.domain import calendar
 from services.pipeline import Step, follow_chain, step_of, wait_for_run
-from services.runtime import RunContext, RunFailed
+from services.runs import RunContext, RunFailed
 
 log = logging.getLogger(__name__)
 
-JOB = "daily"
 _ID_NAMESPACE = uuid.UUID("0b7d6c1e-52a4-4f0b-9a57-3e2f1d8c4b6a")
 # A step no worker picks up within this long fails the day (its worker is probably not running).
 START_TIMEOUT_SECONDS = float(os.environ.get("OH_DAILY_START_TIMEOUT", "600"))
@@ -51,15 +50,14 @@ def _command_id(run_id: str, step: str) -> str:
 
 
 def _send(run: RunContext, commands: list[Command]) -> list[Step]:
-    run.worker.producer.send_many(commands)
-    run.worker.producer.flush()
+    run.send_commands(commands)
     return [step_of(command) for command in commands]
 
 
 def _watchlist(run: RunContext, name: str) -> list[str]:
     from oh.adapters.watchlists import load_watchlist
 
-    return load_watchlist(run.worker.home, name)
+    return load_watchlist(run.home, name)
 
 
 def _portfolio_underlyings(run: RunContext) -> list[str]:
@@ -67,7 +65,7 @@ def _portfolio_underlyings(run: RunContext) -> list[str]:
     from oh.adapters.portfolio_file import load
     from oh.domain.portfolio import PortfolioError, underlyings
 
-    path = run.worker.home.config / "portfolio.json"
+    path = run.home.config / "portfolio.json"
     if not path.exists():
         return []
     try:
@@ -94,16 +92,16 @@ def daily(command: RunDaily, run: RunContext) -> None:
         IngestOptionsBars(id=_command_id(run.run_id, "bars"), symbols=symbols, start=day, end=day, **provider, **common),
     ])
     timeouts = (START_TIMEOUT_SECONDS, STEP_TIMEOUT_SECONDS)
-    outcomes = {candles: wait_for_run(run.worker.query, candles, *timeouts, run.check_stop)}  # derived needs the close
+    outcomes = {candles: wait_for_run(run.query, candles, *timeouts, run.check_stop)}  # derived needs the close
     (snapshot,) = _send(run, [
         SnapshotOptions(id=_command_id(run.run_id, "snapshot"), symbols=symbols, start=day, end=day,
                         **provider, **common),
     ])
-    outcomes.update(follow_chain(run.worker.query, snapshot, day, *timeouts, run.check_stop))
-    outcomes[bars] = wait_for_run(run.worker.query, bars, *timeouts, run.check_stop)
+    outcomes.update(follow_chain(run.query, snapshot, day, *timeouts, run.check_stop))
+    outcomes[bars] = wait_for_run(run.query, bars, *timeouts, run.check_stop)
     failed = [(step, status) for step, status in outcomes.items() if status != "success"]
     if failed:
-        reasons = run.worker.query(
+        reasons = run.query(
             "SELECT run_id, error_message FROM meta.ingestion_runs WHERE run_id IN (SELECT unnest(?::VARCHAR[]))",
             [[step.run_id for step, _ in failed]],
         ).to_pylist()

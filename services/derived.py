@@ -12,13 +12,15 @@ import numpy as np
 
 from bus.arrow_ipc import to_ipc
 from contracts import ComputeDerived, DerivedComputed, RunFinished, utc_now
+from contracts.catalog import job_of
 from oh.domain import derived
 from services.pipeline import send_next_step
-from services.runtime import RunContext, Worker, main, raise_if_partitions_failed
+from services.runs import Bus, RunContext, raise_if_partitions_failed
+from services.runtime import main
 from services.snapshots import load_chains
 
-JOB = "compute_derived"
-ASSET = "derived_metrics"
+DERIVED = job_of(ComputeDerived)
+ASSET = DERIVED.asset_key
 
 
 def compute_derived(command: ComputeDerived, run: RunContext) -> None:
@@ -28,16 +30,16 @@ def compute_derived(command: ComputeDerived, run: RunContext) -> None:
         run.check_stop()
         started = utc_now()
         partition = f"{symbol}|{command.as_of}"
-        chain = load_chains(run.worker, symbol, command.as_of, 1).get(command.as_of)
+        chain = load_chains(run.query, symbol, command.as_of, 1).get(command.as_of)
         if chain is None:
             run.asset_skipped(ASSET, partition, f"no option-chain snapshot of {symbol} on {command.as_of}", started)
             continue
         try:
-            closes = run.worker.query(
+            closes = run.query(
                 "SELECT close FROM (SELECT date, close FROM candles_daily WHERE symbol = ? AND date <= ? "
                 "ORDER BY date DESC LIMIT 61) ORDER BY date", [symbol, command.as_of],
             ).column(0).to_numpy()
-            history = run.worker.query(
+            history = run.query(
                 "SELECT session_date, atm_iv_30d FROM derived_daily WHERE symbol = ? AND session_date < ? "
                 "ORDER BY session_date DESC LIMIT 300", [symbol, command.as_of],
             )
@@ -56,13 +58,13 @@ def compute_derived(command: ComputeDerived, run: RunContext) -> None:
     raise_if_partitions_failed(failures, len(command.symbols), "symbols")
 
 
-def after_flow(event: RunFinished, worker: Worker) -> None:
+def after_flow(event: RunFinished, bus: Bus) -> None:
     """Chain: a finished flow run sends one ComputeDerived per session it covered."""
-    send_next_step(worker, event, "compute_flow")
+    send_next_step(bus, event, DERIVED)
 
 
-HANDLERS = {ComputeDerived: (JOB, compute_derived)}
-EVENT_HANDLERS = {RunFinished: after_flow}
+HANDLERS = {ComputeDerived: compute_derived}
+REACTIONS = {RunFinished: after_flow}
 
 if __name__ == "__main__":
-    main("derived", HANDLERS, EVENT_HANDLERS)
+    main("derived", HANDLERS, REACTIONS)

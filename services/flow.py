@@ -13,13 +13,15 @@ import pyarrow as pa
 
 from bus.arrow_ipc import to_ipc
 from contracts import ComputeFlow, FlowComputed, RunFinished, utc_now
+from contracts.catalog import job_of
 from oh.domain import flow
 from services.pipeline import send_next_step
-from services.runtime import RunContext, Worker, main, raise_if_partitions_failed
+from services.runs import Bus, RunContext, raise_if_partitions_failed
+from services.runtime import main
 from services.snapshots import load_chains
 
-JOB = "compute_flow"
-ASSET = "options_flow"
+FLOW = job_of(ComputeFlow)
+ASSET = FLOW.asset_key
 
 
 def compute_flow(command: ComputeFlow, run: RunContext) -> None:
@@ -29,7 +31,7 @@ def compute_flow(command: ComputeFlow, run: RunContext) -> None:
         run.check_stop()
         started = utc_now()
         partition = f"{symbol}|{command.as_of}"
-        chains = load_chains(run.worker, symbol, command.as_of, command.window + 1)
+        chains = load_chains(run.query, symbol, command.as_of, command.window + 1)
         days = sorted(chains)
         if len(days) < 2 or days[-1] != command.as_of:
             run.asset_skipped(ASSET, partition, f"flow needs a snapshot on {command.as_of} and one before it; "
@@ -52,13 +54,13 @@ def compute_flow(command: ComputeFlow, run: RunContext) -> None:
     raise_if_partitions_failed(failures, len(command.symbols), "symbols")
 
 
-def after_snapshots(event: RunFinished, worker: Worker) -> None:
+def after_snapshots(event: RunFinished, bus: Bus) -> None:
     """Chain: a finished snapshot run sends one ComputeFlow per session it stored."""
-    send_next_step(worker, event, "snapshot_options")
+    send_next_step(bus, event, FLOW)
 
 
-HANDLERS = {ComputeFlow: (JOB, compute_flow)}
-EVENT_HANDLERS = {RunFinished: after_snapshots}
+HANDLERS = {ComputeFlow: compute_flow}
+REACTIONS = {RunFinished: after_snapshots}
 
 if __name__ == "__main__":
-    main("flow", HANDLERS, EVENT_HANDLERS)
+    main("flow", HANDLERS, REACTIONS)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from bus.arrow_ipc import to_ipc
 from contracts import CandlesIngested, IngestCandles, utc_now
+from contracts.catalog import job_of
 from oh.adapters.registry import get_provider, served_by
 from services import options_bars
-from services.runtime import RunContext, main, raise_if_partitions_failed
+from services.runs import RunContext, raise_if_partitions_failed
+from services.runtime import main
 
 CHUNK_ROWS = 5000
-JOB = "ingest_candles"
-ASSET = "candles_daily"
+ASSET = job_of(IngestCandles).asset_key
 
 
 def ingest_candles(command: IngestCandles, run: RunContext) -> None:
@@ -46,7 +47,7 @@ def ingest_candles(command: IngestCandles, run: RunContext) -> None:
     raise_if_partitions_failed(failures, len(command.symbols), "symbols")
 
 
-HANDLERS = {IngestCandles: (JOB, ingest_candles), **options_bars.HANDLERS}
+HANDLERS = {IngestCandles: ingest_candles, **options_bars.HANDLERS}
 
 if __name__ == "__main__":
     from oh.domain import calendar

@@ -28,7 +28,8 @@ from bus.home import Home
 from contracts import Message, StartLive, StopLive, utc_now
 from services import logs
 from services.live.manager import LiveManager
-from services.runtime import COMMAND_TTL_SECONDS, Worker
+from services.runs import COMMAND_TTL_SECONDS, Bus
+from services.runtime import Worker
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def resume_plan(commands: list[tuple[int, Message]], offset: int) -> tuple[Start
 
 
 class LiveWorker:
-    """Wires the runtime Worker's event handlers to a LiveManager."""
+    """Wires the runtime Worker's reactions to a LiveManager."""
 
     def __init__(self, home: Home) -> None:
         self.home = home
@@ -80,7 +81,7 @@ class LiveWorker:
         self.superseded: set[str] = set()
         self.worker = Worker(NAME, home, {}, {StartLive: self.on_start, StopLive: self.on_stop})
 
-    def on_start(self, command: StartLive, worker: Worker) -> None:
+    def on_start(self, command: StartLive, bus: Bus) -> None:
         """Start (or restart with new settings) streaming, unless superseded or stale."""
         if command.id in self.superseded:
             log.info("skip StartLive %s: a later live command was sent while this worker was down", command.id)
@@ -90,14 +91,14 @@ class LiveWorker:
             log.warning("skip StartLive %s: %.0fs old, past the %.0fs TTL", command.id, age, COMMAND_TTL_SECONDS)
             return
         self.manager.start(command)
-        worker.state("running" if self.manager.session else "idle")
+        self.worker.state("running" if self.manager.session else "idle")
 
-    def on_stop(self, command: StopLive, worker: Worker) -> None:
+    def on_stop(self, command: StopLive, bus: Bus) -> None:
         """Stop every stream; idle until the next StartLive."""
         if command.id in self.superseded:
             return
         self.manager.stop()
-        worker.state("idle")
+        self.worker.state("idle")
 
     def _resume(self) -> None:
         control = ControlClient(self.home, timeout=10.0)

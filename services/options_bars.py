@@ -14,12 +14,12 @@ import pyarrow as pa
 
 from bus.arrow_ipc import to_ipc
 from contracts import IngestOptionsBars, OptionBarsIngested, utc_now
+from contracts.catalog import job_of
 from oh.adapters.registry import get_provider, served_by
 from oh.domain import calendar
-from services.runtime import RunContext, each_symbol_session
+from services.runs import RunContext, each_symbol_session
 
-JOB = "ingest_options_bars"
-ASSET = "options_bars"
+ASSET = job_of(IngestOptionsBars).asset_key
 
 
 def ingest_options_bars(command: IngestOptionsBars, run: RunContext) -> None:
@@ -41,4 +41,4 @@ def ingest_options_bars(command: IngestOptionsBars, run: RunContext) -> None:
     each_symbol_session(run, command.symbols, days, ASSET, fetch, event, "bar days")
 
 
-HANDLERS = {IngestOptionsBars: (JOB, ingest_options_bars)}
+HANDLERS = {IngestOptionsBars: ingest_options_bars}

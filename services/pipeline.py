@@ -18,27 +18,16 @@ from typing import Any
 
 import pyarrow as pa
 
-from contracts import (
-    BuildBriefing,
-    Command,
-    ComputeDerived,
-    ComputeFlow,
-    RunFinished,
-    run_id_for,
-)
-from contracts.commands import JOB_OF_COMMAND
-from services.runtime import Worker
+from contracts import Command, RunFinished, run_id_for
+from contracts.catalog import JOB_BY_NAME, Job, job_of, stage_after
+from services.runs import Bus
 
-FLOW_NAMESPACE = uuid.UUID("9d7c1a4e-2b6f-4c3d-8e5a-7f0b1c2d3e4f")
-DERIVED_NAMESPACE = uuid.UUID("5e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b")
-BRIEFING_NAMESPACE = uuid.UUID("2f8e4d1c-6b3a-4e7d-9c0f-5a1b2c3d4e5f")
-
-# (upstream job, the asset it writes, the id namespace of the next step, the next step's command)
-STAGES: tuple[tuple[str, str, uuid.UUID, type[Command]], ...] = (
-    ("snapshot_options", "options_snapshot_file", FLOW_NAMESPACE, ComputeFlow),
-    ("compute_flow", "options_flow", DERIVED_NAMESPACE, ComputeDerived),
-    ("compute_derived", "derived_metrics", BRIEFING_NAMESPACE, BuildBriefing),
-)
+# The namespace of the command ids each stage derives from its upstream run (stable: ids in journals).
+NAMESPACE_OF_STAGE = {
+    "compute_flow": uuid.UUID("9d7c1a4e-2b6f-4c3d-8e5a-7f0b1c2d3e4f"),
+    "compute_derived": uuid.UUID("5e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b"),
+    "build_briefing": uuid.UUID("2f8e4d1c-6b3a-4e7d-9c0f-5a1b2c3d4e5f"),
+}
 POLL_SECONDS = 0.05  # one ~1.5 ms status query per poll while a daily or replay waits
 Read = Callable[[str, list[Any]], pa.Table]
 
@@ -53,18 +42,22 @@ class Step:
 
 def step_of(command: Command) -> Step:
     """The run a command becomes."""
-    job = JOB_OF_COMMAND[type(command).__name__]
+    job = job_of(command).name
     return Step(job, run_id_for(command.id, job))
+
+
+def _next_command_id(stage: str, upstream_run_id: str, day: date) -> str:
+    return uuid.uuid5(NAMESPACE_OF_STAGE[stage], f"{upstream_run_id}:{day}").hex
 
 
 def next_step(upstream: Step, day: date) -> tuple[str, Step] | None:
     """The asset whose stored partitions make the chain go on after `upstream`, and the step it sends."""
-    for job, asset_key, namespace, command in STAGES:
-        if job == upstream.job:
-            command_id = uuid.uuid5(namespace, f"{upstream.run_id}:{day}").hex
-            next_job = JOB_OF_COMMAND[command.__name__]
-            return asset_key, Step(next_job, run_id_for(command_id, next_job))
-    return None
+    stage = stage_after(upstream.job)
+    if stage is None:
+        return None
+    asset_key = JOB_BY_NAME[upstream.job].asset_key
+    assert asset_key is not None, f"{upstream.job} chains {stage.name} but writes no asset"
+    return asset_key, Step(stage.name, run_id_for(_next_command_id(stage.name, upstream.run_id, day), stage.name))
 
 
 def wait_for_run(read: Read, step: Step, start_timeout: float, run_timeout: float,
@@ -113,9 +106,9 @@ def follow_chain(read: Read, first: Step, day: date, start_timeout: float, run_t
         step = successor if stored.column(0)[0].as_py() else None
     return outcomes
 
-def chained_partitions(worker: Worker, run_id: str, job_name: str, asset_key: str) -> dict[date, list[str]]:
+def chained_partitions(bus: Bus, run_id: str, job_name: str, asset_key: str) -> dict[date, list[str]]:
     """Symbols by session that an upstream run stored (or skipped), to chain the next step on."""
-    stored = worker.query(
+    stored = bus.query(
         "SELECT a.partition_key FROM meta.ingestion_run_assets a JOIN meta.ingestion_runs r USING (run_id) "
         "WHERE a.run_id = ? AND r.job_name = ? AND a.asset_key = ? AND a.status IN ('success', 'skipped') "
         "ORDER BY 1",
@@ -128,21 +121,26 @@ def chained_partitions(worker: Worker, run_id: str, job_name: str, asset_key: st
     return by_day
 
 
-def send_next_step(worker: Worker, upstream: RunFinished, job_name: str) -> None:
-    """Chain the next step: one command per session the upstream run covered, sent through the ledger.
+def send_next_step(bus: Bus, upstream: RunFinished, stage: Job) -> None:
+    """Send `stage` after a finished run of the job it follows: one command per session the run covered.
 
-    Ids derive from the upstream run and the session, so a redelivered RunFinished sends duplicates
-    the ledger drops; the commands carry `parent_run_id` and `triggered_by = pipeline`.
+    A run of another job is ignored without a query (RunFinished carries its job name; one journaled
+    before it did is looked up). Ids derive from the upstream run and the session, so a redelivered
+    RunFinished sends duplicates the ledger drops; the commands carry `parent_run_id` and
+    `triggered_by = pipeline`.
     """
-    stage = next(stage for stage in STAGES if stage[0] == job_name)
-    _, asset_key, namespace, make = stage
+    assert stage.after is not None, f"{stage.name} is not a pipeline stage"
+    if upstream.job_name is not None and upstream.job_name != stage.after:
+        return
+    asset_key = JOB_BY_NAME[stage.after].asset_key
+    assert asset_key is not None, f"{stage.after} chains {stage.name} but writes no asset"
     commands = [
-        make(  # type: ignore[call-arg]
-            id=uuid.uuid5(namespace, f"{upstream.run_id}:{day}").hex, symbols=sorted(symbols), as_of=day,
+        stage.command(  # type: ignore[call-arg]
+            id=_next_command_id(stage.name, upstream.run_id, day), symbols=sorted(symbols), as_of=day,
             parent_run_id=upstream.run_id, triggered_by="pipeline",
         )
-        for day, symbols in sorted(chained_partitions(worker, upstream.run_id, job_name, asset_key).items())
+        for day, symbols in sorted(chained_partitions(bus, upstream.run_id, stage.after, asset_key).items())
     ]
     if commands:
-        worker.producer.send_many(commands)
-        worker.producer.flush()
+        bus.send(commands)
+        bus.flush()

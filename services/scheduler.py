@@ -79,7 +79,7 @@ class DailyTimer(threading.Thread):
             producer.close()
 
 
-HANDLERS = {RunDaily: (daily.JOB, daily.daily)}
+HANDLERS = {RunDaily: daily.daily}
 
 if __name__ == "__main__":
     calendar.all_sessions()

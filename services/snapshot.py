@@ -14,12 +14,13 @@ import pyarrow as pa
 
 from bus.arrow_ipc import to_ipc
 from contracts import ChainSnapshotted, SnapshotOptions, utc_now
+from contracts.catalog import job_of
 from oh.adapters.registry import get_provider, served_by
 from oh.domain import calendar
-from services.runtime import RunContext, each_symbol_session, main
+from services.runs import RunContext, each_symbol_session
+from services.runtime import main
 
-JOB = "snapshot_options"
-ASSET = "options_snapshot_file"
+ASSET = job_of(SnapshotOptions).asset_key
 
 
 def snapshot_options(command: SnapshotOptions, run: RunContext) -> None:
@@ -38,7 +39,7 @@ def snapshot_options(command: SnapshotOptions, run: RunContext) -> None:
     each_symbol_session(run, command.symbols, days, ASSET, provider.option_chain, event, "snapshots")
 
 
-HANDLERS = {SnapshotOptions: (JOB, snapshot_options)}
+HANDLERS = {SnapshotOptions: snapshot_options}
 
 if __name__ == "__main__":
     calendar.all_sessions()

@@ -17,10 +17,11 @@ NO_WORKER_WARNING_SECONDS = 15.0
 def emit_and_wait(command: Command, total: int, wait: bool, timeout: float) -> None:
     """Send the command; with `wait`, show progress until the run finishes and exit 1 if it failed."""
     from bus.producer import Producer
-    from contracts import JOB_OF_COMMAND, run_id_for
+    from contracts import run_id_for
+    from contracts.catalog import job_of
 
     home = Home.from_env()
-    job = JOB_OF_COMMAND[type(command).__name__]
+    job = job_of(command).name
     producer = Producer(home)
     producer.send(command)
     try:

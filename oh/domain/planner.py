@@ -13,15 +13,17 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
 
+from contracts.catalog import ASSET_KEYS, JOB_BY_NAME, JOBS
 from oh.domain.coverage import Gap
 
-# Upstream first.
-ASSET_ORDER = (
-    "candles_daily", "options_bars", "options_snapshot_file", "options_flow", "derived_metrics", "briefing_markdown",
-)
-EMIT_JOB = {"candles_daily": "ingest-candles", "options_bars": "ingest-options-bars",
-            "options_snapshot_file": "snapshot-options"}
-REPLAY_TYPE = {"options_flow": "ChainSnapshotted", "derived_metrics": "FlowComputed"}
+ASSET_ORDER = ASSET_KEYS  # upstream first
+# A tracked dataset fetched from a provider is refilled by its `oh emit` command; one computed by a
+# pipeline stage by replaying the journaled events of the job before it.
+EMIT_JOB = {job.asset_key: job.cli for job in JOBS if job.asset_key and job.coverage and not job.after}
+REPLAY_TYPE = {
+    job.asset_key: JOB_BY_NAME[job.after].event.__name__  # type: ignore[union-attr]
+    for job in JOBS if job.asset_key and job.coverage and job.after
+}
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,14 @@ from datetime import date
 
 import msgspec
 
-from contracts import BuildBriefing, Command, ComputeDerived, ComputeFlow
+from contracts import Command
+from contracts.catalog import JOB_BY_NAME, JOBS, Job
 
-REPLAYABLE = ("ChainSnapshotted", "FlowComputed", "DerivedComputed")
+# The event of each job a pipeline stage follows, and that stage: replaying the event runs the stage.
+STAGE_AFTER_EVENT: dict[str, Job] = {
+    JOB_BY_NAME[job.after].event.__name__: job for job in JOBS if job.after and JOB_BY_NAME[job.after].event
+}
+REPLAYABLE = tuple(STAGE_AFTER_EVENT)
 
 
 class _Key(msgspec.Struct):
@@ -58,12 +63,5 @@ def replay_commands(event_type: str, covered: dict[date, list[str]]) -> list[Com
     """One command per session, for the step after `event_type`, oldest session first."""
     if event_type not in REPLAYABLE:
         raise ValueError(f"cannot replay {event_type!r}: choose one of {', '.join(REPLAYABLE)}")
-    commands: list[Command] = []
-    for day, symbols in covered.items():
-        if event_type == "ChainSnapshotted":
-            commands.append(ComputeFlow(symbols=symbols, as_of=day, window=1, triggered_by="replay"))
-        elif event_type == "FlowComputed":
-            commands.append(ComputeDerived(symbols=symbols, as_of=day, triggered_by="replay"))
-        else:
-            commands.append(BuildBriefing(symbols=symbols, as_of=day, triggered_by="replay"))
-    return commands
+    stage = STAGE_AFTER_EVENT[event_type].command
+    return [stage(symbols=symbols, as_of=day, triggered_by="replay") for day, symbols in covered.items()]  # type: ignore[call-arg]

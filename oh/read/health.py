@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from contracts.catalog import TRACKED
 from oh.domain import calendar
 from oh.domain.coverage import Gap, coverage_matrix, find_gaps
 from oh.domain.planner import PlannedCommand, plan
@@ -70,14 +71,6 @@ def _rows(table: pa.Table) -> list[dict[str, Any]]:
     return table.to_pylist()
 
 
-# Datasets whose gaps are tracked: asset key -> (table, symbol column, session column).
-TRACKED = {
-    "candles_daily": ("candles_daily", "symbol", "date"),
-    "options_bars": ("options_bars", "underlying", "date"),
-    "options_snapshot_file": ("option_snapshots", "underlying", "snapshot_date"),
-    "options_flow": ("options_flow", "symbol", "to_date"),
-    "derived_metrics": ("derived_daily", "symbol", "session_date"),
-}
 
 
 def _gaps(

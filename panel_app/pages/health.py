@@ -14,8 +14,9 @@ from typing import Any
 import pandas as pd
 import panel as pn
 
+from contracts.catalog import TRACKED
 from oh.adapters import supervisor
-from oh.read.health import TRACKED, HealthOptions, health_report
+from oh.read.health import HealthOptions, health_report
 from panel_app import charts
 from panel_app.components import Slot, empty_text, frame, html_pane, sync_url
 from panel_app.live import LedgerState, LiveEvent

@@ -36,6 +36,7 @@ from contracts import (
     TradeUpdated,
 )
 from contracts import rows as row_schemas
+from contracts.catalog import asset_of, writes_of
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +227,7 @@ def _apply_candles(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> 
         n_updated = int(updated.get(index, 0))
         assets.append(
             {
-                "ord": index, "run_id": ev.run_id, "asset_key": "candles_daily", "asset_kind": "table",
+                "ord": index, "run_id": ev.run_id, "asset_key": asset_of(CandlesIngested), "asset_kind": "table",
                 "partition_key": ev.symbol, "status": "success", "rows_inserted": ev.row_count - n_updated,
                 "rows_updated": n_updated, "bytes_written": len(ev.rows),
                 "min_event_ts": datetime.combine(ev.first_date, datetime.min.time()),
@@ -238,7 +239,7 @@ def _apply_candles(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> 
         if ev.row_count:
             _advance(marks, ev.symbol, datetime.combine(ev.last_date, datetime.min.time()), ev)
     _upsert_assets(con, assets)
-    _upsert_watermarks(con, "candles_daily", marks)
+    _upsert_watermarks(con, asset_of(CandlesIngested), marks)
 
 
 def _record_daily_assets(
@@ -280,7 +281,7 @@ def _apply_chains(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> N
     updated = _bulk_upsert(
         con, "option_snapshots", rows, ("underlying", "snapshot_date", "contract_symbol"), CHAIN_COLUMNS, may_repeat
     )
-    _record_daily_assets(con, batch, "options_snapshot_file", lambda ev: ev.snapshot_date, updated,
+    _record_daily_assets(con, batch, asset_of(ChainSnapshotted), lambda ev: ev.snapshot_date, updated,
                          lambda ev: json.dumps({"provider": ev.provider}))
 
 
@@ -291,7 +292,7 @@ def _apply_option_bars(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied])
         "b.contract_symbol, b.date, b.underlying, b.open, b.high, b.low, b.close, b.volume, b.trade_count, "
         "b.vwap, b.provider::VARCHAR", may_repeat,
     )
-    _record_daily_assets(con, batch, "options_bars", lambda ev: ev.bar_date, updated,
+    _record_daily_assets(con, batch, asset_of(OptionBarsIngested), lambda ev: ev.bar_date, updated,
                          lambda ev: json.dumps({"provider": ev.provider}))
 
 
@@ -315,7 +316,7 @@ def _apply_briefings(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -
         day = datetime.combine(ev.as_of, datetime.min.time())
         assets.append(
             {
-                "ord": index, "run_id": ev.run_id, "asset_key": "briefing_markdown", "asset_kind": "file",
+                "ord": index, "run_id": ev.run_id, "asset_key": asset_of(BriefingBuilt), "asset_kind": "file",
                 "partition_key": str(ev.as_of), "status": "success", "rows_inserted": 0 if replaced else 1,
                 "rows_updated": 1 if replaced else 0, "bytes_written": len(ev.markdown.encode()),
                 "min_event_ts": day, "max_event_ts": day, "extra_json": json.dumps({"path": ev.path}),
@@ -324,7 +325,7 @@ def _apply_briefings(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -
         )
         _advance(marks, "ALL", day, ev)
     _upsert_assets(con, assets)
-    _upsert_watermarks(con, "briefing_markdown", marks)
+    _upsert_watermarks(con, asset_of(BriefingBuilt), marks)
 
 
 Marks = dict[str, tuple[datetime, datetime | None, str]]
@@ -352,7 +353,7 @@ def _apply_flow(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> Non
         con, "options_flow", rows, ("symbol", "from_date", "to_date", "window_sessions", "group_by", "row_key"),
         FLOW_COLUMNS.replace("b.window,", "b.window_sessions,"), may_repeat,
     )
-    _record_daily_assets(con, batch, "options_flow", lambda ev: ev.as_of, updated,
+    _record_daily_assets(con, batch, asset_of(FlowComputed), lambda ev: ev.as_of, updated,
                          lambda ev: json.dumps({"window": ev.window}))
 
 
@@ -364,7 +365,7 @@ def _apply_derived(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> 
         for f in row_schemas.DERIVED
     )
     updated = _bulk_upsert(con, "derived_daily", rows, ("symbol", "session_date"), columns, may_repeat)
-    _record_daily_assets(con, batch, "derived_metrics", lambda ev: ev.as_of, updated)
+    _record_daily_assets(con, batch, asset_of(DerivedComputed), lambda ev: ev.as_of, updated)
 
 
 def _upsert_watermarks(con: duckdb.DuckDBPyConnection, asset_key: str, marks: Marks) -> None:
@@ -480,25 +481,10 @@ APPLIERS: dict[type[Message], Callable[[duckdb.DuckDBPyConnection, Sequence[Appl
 }
 
 
-# What each event type writes: a table, or `asset:KEY` for its asset rows and watermarks.
-_WRITES: dict[type[Message], tuple[str, ...]] = {
-    CandlesIngested: ("candles_daily", "asset:candles_daily"),
-    ChainSnapshotted: ("option_snapshots", "asset:options_snapshot_file"),
-    OptionBarsIngested: ("options_bars", "asset:options_bars"),
-    FlowComputed: ("options_flow", "asset:options_flow"),
-    DerivedComputed: ("derived_daily", "asset:derived_metrics"),
-    BriefingBuilt: ("briefings", "asset:briefing_markdown"),
-    AssetChecked: ("meta.asset_checks",),
-    TradeUpdated: ("trade_updates",),
-    RunStarted: ("meta.ingestion_runs",),
-    RunFinished: ("meta.ingestion_runs",),
-}
-
-
 def _writes(message: Message) -> set[str]:
     if isinstance(message, AssetFailed):
         return {f"asset:{message.asset_key}"}
-    return set(_WRITES.get(type(message), ()))
+    return set(writes_of(type(message)))  # tables, or `asset:KEY` for asset rows and watermarks
 
 
 def apply_events(con: duckdb.DuckDBPyConnection, events: Sequence[Applied]) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from bus.control_client import ControlClient
 from bus.home import Home
-from tests.processes import REPO, Service, wait_for_heartbeat, wait_for_ledger
+from devtools.processes import REPO, Service, wait_for_heartbeat, wait_for_ledger
 
 OH = str(Path(sys.executable).parent / "oh")
 

@@ -21,4 +21,4 @@ derived.FORMULA_VERSION = 2
 derived.derived_row = derived_row_v2
 
 if __name__ == "__main__":
-    main("derived", worker.HANDLERS, worker.EVENT_HANDLERS)
+    main("derived", worker.HANDLERS, worker.REACTIONS)

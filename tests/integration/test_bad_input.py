@@ -12,8 +12,8 @@ from bus.codec import encode
 from bus.home import Home
 from bus.producer import Producer
 from contracts import CandlesIngested, TradeUpdated, utc_now
+from devtools.processes import wait_applied
 from tests.integration.conftest import Stack, run_oh
-from tests.processes import wait_applied
 
 pytestmark = pytest.mark.integration
 

@@ -12,9 +12,9 @@ from bus.arrow_ipc import to_ipc
 from bus.home import Home
 from bus.producer import Producer
 from contracts import CandlesIngested, RunFinished, RunStarted, utc_now
+from devtools.processes import Service, wait_for_heartbeat
 from oh.adapters.sim.provider import SimProvider
 from tests.integration.conftest import Stack, run_oh
-from tests.processes import Service, wait_for_heartbeat
 
 pytestmark = pytest.mark.integration
 

@@ -12,9 +12,9 @@ from bus.home import Home
 from bus.journal import encode_frame
 from bus.producer import Producer
 from contracts import TradeUpdated
+from devtools.processes import REPO, wait_applied
 from oh.domain import calendar
 from tests.integration.conftest import OH, Stack
-from tests.processes import REPO, wait_applied
 
 pytestmark = pytest.mark.integration
 

@@ -10,9 +10,9 @@ from datetime import date
 import pytest
 
 from bus.home import Home
+from devtools.processes import Service, wait_for_heartbeat
 from oh.domain import calendar
 from tests.integration.conftest import Stack, run_oh
-from tests.processes import Service, wait_for_heartbeat
 
 pytestmark = pytest.mark.integration
 

@@ -29,12 +29,12 @@ from bus.control_client import ControlClient
 from bus.home import Home
 from bus.ticks import TickSubscriber, read_status
 from contracts import TradeUpdated
+from devtools.processes import Service, wait_for_heartbeat, wait_for_ledger
 from oh.adapters.alpaca.stream import AlpacaFeed
 from oh.adapters.streams import Backoff
 from oh.domain.conflate import Conflator
 from oh.domain.live_plan import LivePlan
 from tests.integration.conftest import run_oh
-from tests.processes import Service, wait_for_heartbeat, wait_for_ledger
 
 pytestmark = pytest.mark.integration
 

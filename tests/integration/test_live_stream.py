@@ -18,12 +18,12 @@ from bus.producer import Producer
 from bus.ticks import TickSubscriber, read_status
 from contracts import StartLive
 from contracts.live import LiveStatus, TickBatch
+from devtools.processes import Service, wait_for_heartbeat, wait_for_ledger
 from oh.adapters.portfolio_file import load, save
 from oh.adapters.sim.stream import sim_portfolio
 from oh.domain.live_plan import build_plan
 from oh.domain.portfolio import Portfolio
 from tests.integration.conftest import run_oh
-from tests.processes import Service, wait_for_heartbeat, wait_for_ledger
 
 pytestmark = pytest.mark.integration
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from bus.home import Home
+from devtools.processes import Service, wait_for_heartbeat
 from oh.adapters.sim.options import option_chain
 from oh.domain.pricing import mark_price
 from tests.integration.conftest import Stack, run_oh
-from tests.processes import Service, wait_for_heartbeat
 
 pytestmark = pytest.mark.integration
 

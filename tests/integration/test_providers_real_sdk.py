@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from bus.home import Home
+from devtools.processes import Service, wait_for_heartbeat
 from tests.http_replay import FIXTURES, ReplayServer, replay_server
 from tests.integration.conftest import Stack, run_oh
-from tests.processes import Service, wait_for_heartbeat
 
 pytestmark = pytest.mark.integration
 
@@ -206,7 +206,7 @@ def test_no_credentials_fail_fast_with_one_line_and_a_failed_run(home: Home, ser
 def test_daily_without_credentials_fails_fast_naming_them(home: Home, server: ReplayServer) -> None:
     """`oh emit daily --provider alpaca` with no keys: one `error:` line that says what to set (no traceback),
     a failed `daily` run and failed fetch runs in the ledger, no request sent, and no step left waiting."""
-    from tests.processes import Service, wait_for_heartbeat
+    from devtools.processes import Service, wait_for_heartbeat
 
     write_config(home, server, keys=None)
     services = Stack(home)

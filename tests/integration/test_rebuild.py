@@ -9,10 +9,10 @@ import pytest
 from bus.home import Home
 from bus.producer import Producer
 from contracts import TradeUpdated
+from devtools.processes import wait_applied
 from services.ledger.schema import PROJECTED_TABLES
 from services.ledger.warehouse import connect
 from tests.integration.conftest import Stack, run_oh
-from tests.processes import wait_applied
 
 pytestmark = pytest.mark.integration
 

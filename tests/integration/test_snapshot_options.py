@@ -8,9 +8,9 @@ from datetime import date
 import pytest
 
 from bus.home import Home
+from devtools.processes import Service, wait_for_heartbeat
 from oh.adapters.sim.options import option_chain
 from tests.integration.conftest import Stack, run_oh
-from tests.processes import Service, wait_for_heartbeat
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ from bus.home import Home
 from bus.producer import Producer
 from bus.subscriber import Subscriber
 from contracts import TradeUpdated
+from devtools.processes import wait_applied
 from tests.integration.conftest import Stack
-from tests.processes import wait_applied
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bus.home import Home
-from tests.ui.stack import CHROMIUM, Stack, browser
+from devtools.browser import CHROMIUM, Stack, browser
 
 
 def pytest_configure(config: pytest.Config) -> None:

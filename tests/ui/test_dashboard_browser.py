@@ -12,7 +12,7 @@ import pytest
 
 from bus.producer import Producer
 from contracts import AssetFailed, RunFinished, RunStarted, utc_now
-from tests.ui.stack import Stack, emitted_run_id, run_oh
+from devtools.browser import Stack, emitted_run_id, run_oh
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 

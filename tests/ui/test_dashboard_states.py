@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from bus.home import Home
+from devtools.browser import Stack, run_oh
 from tests.ui.conftest import _home, _needs_browser
-from tests.ui.stack import Stack, run_oh
 from tests.ui.test_dashboard_browser import (
     BANNER,
     PAGES,

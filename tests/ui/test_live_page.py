@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from bus.home import Home
+from devtools.browser import Stack
+from devtools.processes import Service, wait_for_heartbeat
 from oh.adapters.portfolio_file import save
 from oh.adapters.sim.stream import sim_portfolio
 from oh.domain.portfolio import Portfolio, Structure
-from tests.processes import Service, wait_for_heartbeat
-from tests.ui.stack import Stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 

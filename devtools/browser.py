@@ -22,8 +22,8 @@ from pathlib import Path
 
 from bus.control_client import ControlClient, LedgerUnavailable
 from bus.home import Home
+from devtools.processes import REPO, Service, wait_for_heartbeat, wait_for_ledger
 from oh.domain import calendar
-from tests.processes import REPO, Service, wait_for_heartbeat, wait_for_ledger
 
 OH = str(Path(sys.executable).parent / "oh")
 WORKERS = tuple(n for n in ("ingest", "snapshot", "flow", "derived", "checks") if (REPO / "services" / f"{n}.py").exists())
