@@ -93,7 +93,7 @@ def store_chains(home: Home, chains: list[pa.Table]) -> None:
 def flow_via_worker(home: Home, symbol: str, as_of: date) -> dict[str, float]:
     """Send ComputeFlow for `as_of` (window 1); seconds until the run is `success`, with the worker's figures."""
     control, producer = ControlClient(home, timeout=60.0), Producer(home)
-    command = ComputeFlow(symbols=[symbol], as_of=as_of, window=1)
+    command = ComputeFlow(symbols=[symbol], sessions=[as_of], window=1)
     run_id = run_id_for(command.id, "compute_flow")
     sent, t0 = datetime.now(UTC).replace(tzinfo=None), time.monotonic()
     producer.send(command)

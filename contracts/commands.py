@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
+import msgspec
+
 from contracts.base import Command
 
 RUN_NAMESPACE = uuid.UUID("6f1c3f0e-8d2a-4f4e-9a59-0b3f2a7c9e11")
@@ -57,35 +59,48 @@ class SnapshotOptions(Command, kw_only=True):
     parent_run_id: str | None = None
 
 
-class ComputeFlow(Command, kw_only=True):
-    """Compute open-interest/volume flow for each symbol over the `window` sessions ending at `as_of`
-    (job `compute_flow`), every grouping at once. Sent by the flow worker after a snapshot run, or by
-    `oh emit compute-flow`; `parent_run_id` links it to the run whose data it used."""
+class SessionsCommand(Command, kw_only=True):
+    """A command over one or more sessions of stored data (the pipeline's compute steps).
 
+    Version 2 names every session in `sessions` (oldest first), so a range or a replay is one command
+    whose run records one partition per symbol and session; version 1 (older journals) named one
+    session in `as_of`. `days()` reads either.
+    """
+
+    v: int = 2
     symbols: list[str]
-    as_of: date
+    sessions: list[date] = msgspec.field(default_factory=list)
+    as_of: date | None = None  # version 1 only
+    parent_run_id: str | None = None
+
+    def days(self) -> list[date]:
+        """The sessions to compute, oldest first."""
+        if self.sessions:
+            return sorted(set(self.sessions))
+        return [self.as_of] if self.as_of is not None else []
+
+
+class ComputeFlow(SessionsCommand, kw_only=True):
+    """Compute open-interest/volume flow for each symbol over the `window` sessions ending at each session
+    (job `compute_flow`), every grouping at once. Sent by the flow worker after a snapshot run (one command
+    for every session the run stored), or by `oh emit compute-flow`; `parent_run_id` links it to the run
+    whose data it used."""
+
     window: int = 1
-    parent_run_id: str | None = None
 
 
-class ComputeDerived(Command, kw_only=True):
-    """Compute the derived-metrics row of each symbol for session `as_of` (job `compute_derived`), from
-    that session's chain, the closes up to it and earlier rows only. Sent after each flow run."""
-
-    symbols: list[str]
-    as_of: date
-    parent_run_id: str | None = None
+class ComputeDerived(SessionsCommand, kw_only=True):
+    """Compute the derived-metrics row of each symbol for each session (job `compute_derived`), oldest first,
+    from that session's chain, the closes up to it and earlier rows only (a session's IV rank sees the rows
+    this run computed for the sessions before it). Sent after each flow run."""
 
 
-class BuildBriefing(Command, kw_only=True):
-    """Write the day's Markdown briefing for the portfolio and `symbols` (job `build_briefing`, asset
-    `briefing_markdown`): `$OH_HOME/briefings/YYYY-MM-DD.md`, and the same text in DuckDB. Sent after
-    each derived run, or by `oh emit briefing`; `portfolio` None means the default portfolio file."""
+class BuildBriefing(SessionsCommand, kw_only=True):
+    """Write each session's Markdown briefing for the portfolio and `symbols` (job `build_briefing`, asset
+    `briefing_markdown`): `$OH_HOME/briefings/YYYY-MM-DD.md`, and the same text in DuckDB. Sent after each
+    derived run, or by `oh emit briefing`; `portfolio` None means the default portfolio file."""
 
-    symbols: list[str]
-    as_of: date
     portfolio: str | None = None
-    parent_run_id: str | None = None
 
 
 class RunDaily(Command, kw_only=True):

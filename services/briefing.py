@@ -25,7 +25,7 @@ from oh.domain.portfolio import Portfolio, PortfolioError, option_legs
 from oh.read import quotes
 from oh.read.health import HealthOptions, health_report
 from services.pipeline import send_next_step
-from services.runs import Bus, RunContext
+from services.runs import Bus, RunContext, raise_if_partitions_failed
 from services.runtime import main
 
 log = logging.getLogger(__name__)
@@ -76,49 +76,55 @@ def _rows(run: RunContext, sql: str, symbols: list[str], as_of: date, *extra: An
     return rows
 
 
-def gather(command: BuildBriefing, run: RunContext) -> briefing.BriefingInput:
-    """Everything the briefing shows for command.as_of, read through the ledger."""
+def gather(command: BuildBriefing, run: RunContext, day: date) -> briefing.BriefingInput:
+    """Everything the briefing of session `day` shows, read through the ledger."""
     path = Path(command.portfolio) if command.portfolio else run.home.config / "portfolio.json"
     portfolio, note = _portfolio(path)
     held = sorted({p.symbol for p in portfolio.positions}) if portfolio else []
     symbols = sorted(set(command.symbols) | set(held))
     analysis = None
     if portfolio is not None:
-        chains = quotes.latest_chains(run.query, held, command.as_of)
-        closes = quotes.latest_closes(run.query, [s for s in held if s not in chains], command.as_of)
-        analysis = analyze.analyze_portfolio(portfolio, chains, command.as_of, spots=closes)
+        chains = quotes.latest_chains(run.query, held, day)
+        closes = quotes.latest_closes(run.query, [s for s in held if s not in chains], day)
+        analysis = analyze.analyze_portfolio(portfolio, chains, day, spots=closes)
     contracts = {sym.compact for _, sym, _ in option_legs(portfolio)} if portfolio else set()
     # only the rows flow_highlights can show: building/unwinding, and the held contracts (not all ~100k)
-    flow_rows = _rows(run, FLOW_SQL, symbols, command.as_of, sorted(contracts))
+    flow_rows = _rows(run, FLOW_SQL, symbols, day, sorted(contracts))
     notable, mine = briefing.flow_highlights(flow_rows, contracts)
-    now = datetime.combine(command.as_of, time(23, 59, 59), tzinfo=UTC)  # staleness relative to D, not the clock
+    now = datetime.combine(day, time(23, 59, 59), tzinfo=UTC)  # staleness relative to D, not the clock
     report = health_report(run.query, HealthOptions(now=now))
     return briefing.BriefingInput(
-        as_of=command.as_of, symbols=tuple(symbols), portfolio_path=str(path), analysis=analysis,
+        as_of=day, symbols=tuple(symbols), portfolio_path=str(path), analysis=analysis,
         portfolio_note=note, currency=portfolio.base_currency if portfolio else "USD",
-        derived=tuple(_rows(run, DERIVED_SQL, symbols, command.as_of)), flow=notable, held_flow=mine,
+        derived=tuple(_rows(run, DERIVED_SQL, symbols, day)), flow=notable, held_flow=mine,
         health=briefing.health_summary(report, symbols),
     )
 
 
 def build_briefing(command: BuildBriefing, run: RunContext) -> None:
-    """Render the day's briefing, write the file, and emit BriefingBuilt with the same text."""
-    started = utc_now()
-    try:
-        data = gather(command, run)
-        markdown = briefing.render(data)
-        path = briefing_path(run.home.root, command.as_of)
-        written = write_atomically(path, markdown)
-    except Exception as exc:
-        run.asset_failed(ASSET, str(command.as_of), exc, started)
-        raise
-    log.info("briefing %s %s (%d bytes)", path, "written" if written else "unchanged", len(markdown))
-    run.emit(BriefingBuilt(run_id=run.run_id, as_of=command.as_of, path=str(path), markdown=markdown,
-                           symbols=list(data.symbols), started_at=started, ended_at=utc_now()))
+    """Render each session's briefing, write its file, and emit BriefingBuilt with the same text."""
+    days = command.days()
+    failures: list[tuple[str, BaseException]] = []
+    for day in days:
+        run.check_stop()
+        started = utc_now()
+        try:
+            data = gather(command, run, day)
+            markdown = briefing.render(data)
+            path = briefing_path(run.home.root, day)
+            written = write_atomically(path, markdown)
+        except Exception as exc:  # one session's failure never stops the others
+            run.asset_failed(ASSET, str(day), exc, started)
+            failures.append((str(day), exc))
+            continue
+        log.info("briefing %s %s (%d bytes)", path, "written" if written else "unchanged", len(markdown))
+        run.emit(BriefingBuilt(run_id=run.run_id, as_of=day, path=str(path), markdown=markdown,
+                               symbols=list(data.symbols), started_at=started, ended_at=utc_now()))
+    raise_if_partitions_failed(failures, len(days), "briefings")
 
 
 def after_derived(event: RunFinished, bus: Bus) -> None:
-    """Chain: a finished derived run sends one BuildBriefing per session it covered."""
+    """Chain: a finished derived run sends one BuildBriefing for the sessions it covered."""
     send_next_step(bus, event, BRIEFING)
 
 

@@ -97,7 +97,7 @@ def daily(command: RunDaily, run: RunContext) -> None:
         SnapshotOptions(id=_command_id(run.run_id, "snapshot"), symbols=symbols, start=day, end=day,
                         **provider, **common),
     ])
-    outcomes.update(follow_chain(run.query, snapshot, day, *timeouts, run.check_stop))
+    outcomes.update(follow_chain(run.query, snapshot, *timeouts, run.check_stop))
     outcomes[bars] = wait_for_run(run.query, bars, *timeouts, run.check_stop)
     failed = [(step, status) for step, status in outcomes.items() if status != "success"]
     if failed:

@@ -1,13 +1,16 @@
 """The flow worker: job `compute_flow` (asset `options_flow`), chained after every snapshot run.
 
-When a `snapshot_options` run finishes, the worker sends one ComputeFlow command per snapshot
-session it stored (through the ledger, so the step is journaled and replayable, with an id derived
-from the upstream run: a redelivery is a duplicate). Each ComputeFlow loads the chains of the
-window's sessions from `option_snapshots` (never a session after `as_of`) and calls
-`oh.domain.flow` for every grouping. A symbol with no earlier snapshot is `skipped`, not failed.
+When a `snapshot_options` run finishes, the worker sends one ComputeFlow command covering every
+snapshot session it stored (through the ledger, so the step is journaled and replayable, with an id
+derived from the upstream run: a redelivery is a duplicate). For each symbol and session (one
+partition each) ComputeFlow reads the chains of the window's sessions from `option_snapshots`
+(never a session after it) and calls `oh.domain.flow` for every grouping. A partition with no
+earlier snapshot is `skipped`, not failed.
 """
 
 from __future__ import annotations
+
+from datetime import date
 
 import pyarrow as pa
 
@@ -18,44 +21,60 @@ from oh.domain import flow
 from services.pipeline import send_next_step
 from services.runs import Bus, RunContext, raise_if_partitions_failed
 from services.runtime import main
-from services.snapshots import load_chains
+from services.snapshots import in_chunks, load_chains
 
 FLOW = job_of(ComputeFlow)
+CHUNK_SESSIONS = 20  # sessions of chains read at once
 ASSET = FLOW.asset_key
 
 
 def compute_flow(command: ComputeFlow, run: RunContext) -> None:
-    """Flow of each symbol over the window ending at as_of, every grouping, as one FlowComputed event."""
+    """Flow of each symbol for each session (the window ending there), every grouping, one FlowComputed each.
+
+    The chains are read a chunk of sessions at a time (with the `window` sessions before the chunk),
+    so a range of N sessions costs N/CHUNK_SESSIONS reads, not N.
+    """
+    days = command.days()
     failures: list[tuple[str, BaseException]] = []
     for symbol in command.symbols:
-        run.check_stop()
-        started = utc_now()
-        partition = f"{symbol}|{command.as_of}"
-        chains = load_chains(run.query, symbol, command.as_of, command.window + 1)
-        days = sorted(chains)
-        if len(days) < 2 or days[-1] != command.as_of:
-            run.asset_skipped(ASSET, partition, f"flow needs a snapshot on {command.as_of} and one before it; "
-                              f"stored up to then: {', '.join(map(str, days)) or 'none'}", started)
-            continue
-        try:
-            pairs = flow.window_pairs(days, command.as_of, command.window)  # the contract join once, every grouping
-            contracts = pa.concat_tables([flow.contract_flow(chains[a], chains[b]) for a, b in pairs])
-            rows = pa.concat_tables([flow.group_flow(contracts, g, command.window) for g in flow.GROUP_BYS])
-        except Exception as exc:  # one symbol's failure never stops the others
-            run.asset_failed(ASSET, partition, exc, started)
-            failures.append((partition, exc))
-            continue
-        run.emit(
-            FlowComputed(
-                run_id=run.run_id, symbol=symbol, as_of=command.as_of, window=command.window,
-                row_count=rows.num_rows, rows=to_ipc(rows), started_at=started, ended_at=utc_now(),
-            )
+        for chunk in in_chunks(days, CHUNK_SESSIONS):
+            chains = load_chains(run.query, symbol, chunk[0], chunk[-1], before=command.window)
+            for day in chunk:
+                run.check_stop()
+                error = _flow_of_session(run, command, symbol, day, chains)
+                if error is not None:
+                    failures.append((f"{symbol}|{day}", error))
+    raise_if_partitions_failed(failures, len(command.symbols) * len(days), "partitions")
+
+
+def _flow_of_session(run: RunContext, command: ComputeFlow, symbol: str, day: date,
+                     chains: dict[date, pa.Table]) -> BaseException | None:
+    """Emit one session's flow (or record it skipped); the error if it failed."""
+    started = utc_now()
+    partition = f"{symbol}|{day}"
+    window = [d for d in sorted(chains) if d <= day][-(command.window + 1):]
+    if len(window) < 2 or window[-1] != day:
+        run.asset_skipped(ASSET, partition, f"flow needs a snapshot on {day} and one before it; "
+                          f"stored up to then: {', '.join(map(str, window)) or 'none'}", started)
+        return None
+    try:
+        pairs = flow.window_pairs(window, day, command.window)  # the contract join once, every grouping
+        contracts = pa.concat_tables([flow.contract_flow(chains[a], chains[b]) for a, b in pairs])
+        rows = pa.concat_tables([flow.group_flow(contracts, g, command.window) for g in flow.GROUP_BYS])
+    except Exception as exc:  # one partition's failure never stops the others
+        run.asset_failed(ASSET, partition, exc, started)
+        return exc
+    run.emit(
+        FlowComputed(
+            run_id=run.run_id, symbol=symbol, as_of=day, window=command.window,
+            row_count=rows.num_rows, rows=to_ipc(rows), started_at=started, ended_at=utc_now(),
         )
-    raise_if_partitions_failed(failures, len(command.symbols), "symbols")
+    )
+    return None
 
 
 def after_snapshots(event: RunFinished, bus: Bus) -> None:
-    """Chain: a finished snapshot run sends one ComputeFlow per session it stored."""
+    """Chain: a finished snapshot run sends one ComputeFlow for the sessions it stored."""
     send_next_step(bus, event, FLOW)
 
 

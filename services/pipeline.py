@@ -2,9 +2,10 @@
 chain of runs to its end. (Loading stored option chains is services/snapshots.py.)
 
 snapshot_options -> compute_flow -> compute_derived -> build_briefing: each step is sent by the
-worker of the next one when the upstream run finishes, with a command id derived from the
-upstream run and the session. So the run id of every later step is known in advance, which is
-how `daily` and `oh replay --wait` follow a chain without guessing.
+worker of the next one when the upstream run finishes, as ONE command covering every session the
+upstream run stored (a range stays a range down the chain), with a command id derived from the
+upstream run. So the run id of every later step is known in advance, which is how `daily` and
+`oh replay --wait` follow a chain without guessing.
 """
 
 from __future__ import annotations
@@ -46,18 +47,18 @@ def step_of(command: Command) -> Step:
     return Step(job, run_id_for(command.id, job))
 
 
-def _next_command_id(stage: str, upstream_run_id: str, day: date) -> str:
-    return uuid.uuid5(NAMESPACE_OF_STAGE[stage], f"{upstream_run_id}:{day}").hex
+def _next_command_id(stage: str, upstream_run_id: str) -> str:
+    return uuid.uuid5(NAMESPACE_OF_STAGE[stage], f"{upstream_run_id}:sessions").hex
 
 
-def next_step(upstream: Step, day: date) -> tuple[str, Step] | None:
+def next_step(upstream: Step) -> tuple[str, Step] | None:
     """The asset whose stored partitions make the chain go on after `upstream`, and the step it sends."""
     stage = stage_after(upstream.job)
     if stage is None:
         return None
     asset_key = JOB_BY_NAME[upstream.job].asset_key
     assert asset_key is not None, f"{upstream.job} chains {stage.name} but writes no asset"
-    return asset_key, Step(stage.name, run_id_for(_next_command_id(stage.name, upstream.run_id, day), stage.name))
+    return asset_key, Step(stage.name, run_id_for(_next_command_id(stage.name, upstream.run_id), stage.name))
 
 
 def wait_for_run(read: Read, step: Step, start_timeout: float, run_timeout: float,
@@ -85,9 +86,9 @@ def wait_for_run(read: Read, step: Step, start_timeout: float, run_timeout: floa
         time.sleep(POLL_SECONDS)
 
 
-def follow_chain(read: Read, first: Step, day: date, start_timeout: float, run_timeout: float,
+def follow_chain(read: Read, first: Step, start_timeout: float, run_timeout: float,
                  check: Callable[[], None] = lambda: None) -> dict[Step, str]:
-    """Wait for `first` and every step chained after it for session `day`; the final status of each.
+    """Wait for `first` and every step chained after it; the final status of each.
 
     The chain ends where a run stored (or skipped) nothing, since its successor is then never sent.
     """
@@ -95,7 +96,7 @@ def follow_chain(read: Read, first: Step, day: date, start_timeout: float, run_t
     step: Step | None = first
     while step is not None:
         outcomes[step] = wait_for_run(read, step, start_timeout, run_timeout, check)
-        following = next_step(step, day)
+        following = next_step(step)
         if following is None:
             break
         asset_key, successor = following
@@ -122,25 +123,27 @@ def chained_partitions(bus: Bus, run_id: str, job_name: str, asset_key: str) -> 
 
 
 def send_next_step(bus: Bus, upstream: RunFinished, stage: Job) -> None:
-    """Send `stage` after a finished run of the job it follows: one command per session the run covered.
+    """Send `stage` after a finished run of the job it follows: one command for every session the run covered.
 
     A run of another job is ignored without a query (RunFinished carries its job name; one journaled
-    before it did is looked up). Ids derive from the upstream run and the session, so a redelivered
-    RunFinished sends duplicates the ledger drops; the commands carry `parent_run_id` and
-    `triggered_by = pipeline`.
+    before it did is looked up). The command covers the symbols the run stored (or skipped) on any of
+    its sessions, for each of those sessions (a symbol missing on one of them is skipped there). Its
+    id derives from the upstream run, so a redelivered RunFinished sends a duplicate the ledger drops;
+    it carries `parent_run_id` and `triggered_by = pipeline`.
     """
     assert stage.after is not None, f"{stage.name} is not a pipeline stage"
     if upstream.job_name is not None and upstream.job_name != stage.after:
         return
     asset_key = JOB_BY_NAME[stage.after].asset_key
     assert asset_key is not None, f"{stage.after} chains {stage.name} but writes no asset"
-    commands = [
+    by_day = chained_partitions(bus, upstream.run_id, stage.after, asset_key)
+    if not by_day:
+        return
+    symbols = sorted({symbol for day_symbols in by_day.values() for symbol in day_symbols})
+    bus.send([
         stage.command(  # type: ignore[call-arg]
-            id=_next_command_id(stage.name, upstream.run_id, day), symbols=sorted(symbols), as_of=day,
+            id=_next_command_id(stage.name, upstream.run_id), symbols=symbols, sessions=sorted(by_day),
             parent_run_id=upstream.run_id, triggered_by="pipeline",
         )
-        for day, symbols in sorted(chained_partitions(bus, upstream.run_id, stage.after, asset_key).items())
-    ]
-    if commands:
-        bus.send(commands)
-        bus.flush()
+    ])
+    bus.flush()

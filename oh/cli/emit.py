@@ -88,6 +88,14 @@ def _session(as_of: str | None) -> date:
     return _day_range(as_of, None, None)[0]
 
 
+def _sessions(as_of: str | None, start: str | None, end: str | None) -> list[date]:
+    """Every session of --as-of or of --start/--end, oldest first; exit 2 if none."""
+    from oh.domain import calendar
+
+    first, last, _ = _day_range(as_of, start, end)
+    return [day.astype(date) for day in calendar.sessions(first, last)]
+
+
 SYMBOLS_HELP = "Comma-separated tickers, e.g. AAPL,SPY."
 WATCHLIST_HELP = "A watchlist's symbols (`oh watchlists list`); adds to --symbols."
 AS_OF_HELP = "One session, YYYY-MM-DD (default: the latest closed session)."
@@ -95,6 +103,8 @@ PROVIDER_HELP = "sim | alpaca | yahoo."
 FALLBACK_HELP = "A second provider tried per symbol when the first fails."
 WAIT_HELP = "Show progress; exit non-zero if the run fails."
 TIMEOUT_HELP = "With --wait, give up after this many seconds."
+START_HELP = "First session of a backfill range (with --end)."
+END_HELP = "Last session of a backfill range (with --start)."
 
 
 @emit_app.command("ingest-candles")
@@ -124,8 +134,8 @@ def ingest_options_bars(
     symbols: str | None = typer.Option(None, help=SYMBOLS_HELP),
     watchlist: str | None = typer.Option(None, help=WATCHLIST_HELP),
     as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
-    start: str | None = typer.Option(None, help="First session of a backfill range (with --end)."),
-    end: str | None = typer.Option(None, help="Last session of a backfill range (with --start)."),
+    start: str | None = typer.Option(None, help=START_HELP),
+    end: str | None = typer.Option(None, help=END_HELP),
     max_dte: int = typer.Option(45, "--max-dte", help="Only contracts expiring within this many days."),
     provider: str = typer.Option("sim", help=PROVIDER_HELP),
     fallback: str | None = typer.Option(None, help=FALLBACK_HELP),
@@ -167,8 +177,8 @@ def snapshot_options(
     symbols: str | None = typer.Option(None, help=SYMBOLS_HELP),
     watchlist: str | None = typer.Option(None, help=WATCHLIST_HELP),
     as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
-    start: str | None = typer.Option(None, help="First session of a backfill range (with --end)."),
-    end: str | None = typer.Option(None, help="Last session of a backfill range (with --start)."),
+    start: str | None = typer.Option(None, help=START_HELP),
+    end: str | None = typer.Option(None, help=END_HELP),
     provider: str = typer.Option("sim", help=PROVIDER_HELP),
     fallback: str | None = typer.Option(None, help=FALLBACK_HELP),
     wait: bool = typer.Option(False, "--wait", help=WAIT_HELP),
@@ -189,6 +199,8 @@ def compute_flow(
     symbols: str | None = typer.Option(None, help="Comma-separated underlyings with stored snapshots."),
     watchlist: str | None = typer.Option(None, help=WATCHLIST_HELP),
     as_of: str | None = typer.Option(None, "--as-of", help="The session the window ends at (default: the latest closed)."),
+    start: str | None = typer.Option(None, help=START_HELP),
+    end: str | None = typer.Option(None, help=END_HELP),
     window: int = typer.Option(1, help="Number of consecutive snapshot pairs in the window."),
     wait: bool = typer.Option(False, "--wait", help=WAIT_HELP),
     timeout: float = typer.Option(3600.0, help=TIMEOUT_HELP),
@@ -199,8 +211,9 @@ def compute_flow(
     symbol_list = _symbol_set(symbols, watchlist)
     if window < 1:
         fail(f"--window must be at least 1, got {window}", 2)
-    day = _session(as_of)
-    emit_and_wait(ComputeFlow(symbols=symbol_list, as_of=day, window=window), len(symbol_list), wait, timeout)
+    days = _sessions(as_of, start, end)
+    emit_and_wait(ComputeFlow(symbols=symbol_list, sessions=days, window=window), len(symbol_list) * len(days), wait,
+                  timeout)
 
 
 @emit_app.command("compute-derived")
@@ -208,15 +221,17 @@ def compute_derived(
     symbols: str | None = typer.Option(None, help="Comma-separated underlyings with stored snapshots."),
     watchlist: str | None = typer.Option(None, help=WATCHLIST_HELP),
     as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
+    start: str | None = typer.Option(None, help=START_HELP),
+    end: str | None = typer.Option(None, help=END_HELP),
     wait: bool = typer.Option(False, "--wait", help=WAIT_HELP),
     timeout: float = typer.Option(3600.0, help=TIMEOUT_HELP),
 ) -> None:
-    """Compute derived metrics (job compute_derived, asset derived_metrics) from the session's chain."""
+    """Compute derived metrics (job compute_derived, asset derived_metrics) from each session's chain, oldest first."""
     from contracts import ComputeDerived
 
     symbol_list = _symbol_set(symbols, watchlist)
-    day = _session(as_of)
-    emit_and_wait(ComputeDerived(symbols=symbol_list, as_of=day), len(symbol_list), wait, timeout)
+    days = _sessions(as_of, start, end)
+    emit_and_wait(ComputeDerived(symbols=symbol_list, sessions=days), len(symbol_list) * len(days), wait, timeout)
 
 
 @emit_app.command("briefing")
@@ -224,6 +239,8 @@ def briefing(
     symbols: str | None = typer.Option(None, help=SYMBOLS_HELP),
     watchlist: str | None = typer.Option(None, help=WATCHLIST_HELP),
     as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
+    start: str | None = typer.Option(None, help=START_HELP),
+    end: str | None = typer.Option(None, help=END_HELP),
     portfolio: str | None = typer.Option(None, help="Portfolio file (default: $OH_HOME/config/portfolio.json)."),
     wait: bool = typer.Option(False, "--wait", help=WAIT_HELP),
     timeout: float = typer.Option(3600.0, help=TIMEOUT_HELP),
@@ -234,9 +251,9 @@ def briefing(
     from contracts import BuildBriefing
 
     symbol_list = _symbol_set(symbols, watchlist or (None if symbols else "default"))
-    day = _session(as_of)
+    days = _sessions(as_of, start, end)
     path = str(Path(portfolio).expanduser().resolve()) if portfolio else None
-    emit_and_wait(BuildBriefing(symbols=symbol_list, as_of=day, portfolio=path), 1, wait, timeout)
+    emit_and_wait(BuildBriefing(symbols=symbol_list, sessions=days, portfolio=path), len(days), wait, timeout)
 
 
 @emit_app.command("daily")

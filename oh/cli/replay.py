@@ -85,31 +85,32 @@ def _recompute(home: Home, event_type: str, first: date, last: date, symbols: se
             fail("the ledger did not acknowledge the replay commands within 30s (`oh status`)")
         finally:
             producer.close()
-        console.print(f"replaying {len(payloads)} journaled {event_type} events: {len(commands)} sessions "
-                      f"from {min(covered)} to {max(covered)}, {len({s for v in covered.values() for s in v})} symbols",
-                      soft_wrap=True)
+        symbol_count = len({s for v in covered.values() for s in v})
+        console.print(f"replaying {len(payloads)} journaled {event_type} events: {len(covered)} sessions "
+                      f"from {min(covered)} to {max(covered)}, {symbol_count} symbols, in {len(commands)} "
+                      f"command{'s' if len(commands) != 1 else ''}", soft_wrap=True)
         if wait:
             try:
-                _wait_all(client, commands, covered, timeout)
+                _wait_all(client, commands, len(covered), timeout)
             except LedgerUnavailable:
                 fail("lost the ledger while waiting; the replay goes on when it is back (`oh db health`)")
     finally:
         client.close()
 
 
-def _wait_all(client: object, commands: list, covered: dict[date, list[str]], timeout: float) -> None:
-    """Follow each session's chain to its end and say how each step finished; exit 1 if any failed."""
+def _wait_all(client: object, commands: list, sessions: int, timeout: float) -> None:
+    """Follow each command's chain to its end and say how each step finished; exit 1 if any failed."""
     from services.pipeline import follow_chain, step_of
 
     failed = []
     started = time.monotonic()
     with console.status("recomputing ..."):
-        for command, day in zip(commands, covered, strict=True):
-            outcomes = follow_chain(client.query, step_of(command), day, timeout, timeout)  # type: ignore[attr-defined]
-            failed += [f"{day} {step.job} {status}" for step, status in outcomes.items() if status != "success"]
+        for command in commands:
+            outcomes = follow_chain(client.query, step_of(command), timeout, timeout)  # type: ignore[attr-defined]
+            failed += [f"{step.job} {status}" for step, status in outcomes.items() if status != "success"]
     if failed:
         fail(f"{len(failed)} recomputed steps did not succeed: {', '.join(failed[:5])}")
-    console.print(f"[green]replay done[/]: {len(commands)} sessions recomputed in {time.monotonic() - started:.1f}s")
+    console.print(f"[green]replay done[/]: {sessions} sessions recomputed in {time.monotonic() - started:.1f}s")
 
 
 def _rebuild() -> None:

@@ -9,9 +9,8 @@ the step after T for the symbols T covered that day:
     DerivedComputed  -> BuildBriefing
 
 The commands are new (fresh ids, `triggered_by = replay`), so a step runs again even though it
-ran before: that is the point after a change of logic. Sessions are sent oldest first, and each
-worker runs its commands in order, so a metric that uses only earlier sessions (IV rank) sees the
-recomputed earlier days.
+ran before: that is the point after a change of logic. A command computes its sessions oldest
+first, so a metric that uses only earlier sessions (IV rank) sees the recomputed earlier days.
 """
 
 from __future__ import annotations
@@ -60,8 +59,13 @@ def sessions_covered(
 
 
 def replay_commands(event_type: str, covered: dict[date, list[str]]) -> list[Command]:
-    """One command per session, for the step after `event_type`, oldest session first."""
+    """The stage after `event_type` over the covered sessions: one command per set of symbols, its sessions oldest
+    first (usually one command for the whole range)."""
     if event_type not in REPLAYABLE:
         raise ValueError(f"cannot replay {event_type!r}: choose one of {', '.join(REPLAYABLE)}")
+    by_symbols: dict[tuple[str, ...], list[date]] = {}
+    for day, symbols in sorted(covered.items()):
+        by_symbols.setdefault(tuple(symbols), []).append(day)
     stage = STAGE_AFTER_EVENT[event_type].command
-    return [stage(symbols=symbols, as_of=day, triggered_by="replay") for day, symbols in covered.items()]  # type: ignore[call-arg]
+    return [stage(symbols=list(symbols), sessions=days, triggered_by="replay")  # type: ignore[call-arg]
+            for symbols, days in by_symbols.items()]

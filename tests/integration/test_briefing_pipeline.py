@@ -70,16 +70,16 @@ def briefing_files(home: Home) -> dict[str, tuple[str, int]]:
 
 
 def test_the_chain_writes_a_briefing_per_session_and_a_rerun_changes_nothing(pipeline: Stack, home: Home) -> None:
-    """Two sessions of snapshots give two build_briefing runs (success, chained from the derived runs), a file
-    and a `briefings` row per session with the same text, showing the portfolio (single leg, vertical, condor),
+    """Two sessions of snapshots give one build_briefing run over both (success, chained from the derived run), a
+    file and a `briefings` row per session with the same text, showing the portfolio (single leg, vertical, condor),
     derived metrics, flow and health. Emitting the same snapshots again leaves every file (bytes and mtime) and
     every briefing text as it was."""
     before_portfolio = write_portfolio(home).read_bytes()
     snap = run_oh("emit", "snapshot-options", "--symbols", "SPY", "--start", str(D1), "--end", str(D2), "--wait")
     assert snap.returncode == 0, snap.stderr
-    runs = finished(pipeline, "build_briefing", 2)
-    derived = {r["run_id"] for r in finished(pipeline, "compute_derived", 2)}
-    assert [(r["status"], r["triggered_by"]) for r in runs] == [("success", "pipeline")] * 2, runs
+    runs = finished(pipeline, "build_briefing", 1)
+    derived = {r["run_id"] for r in finished(pipeline, "compute_derived", 1)}
+    assert [(r["status"], r["triggered_by"]) for r in runs] == [("success", "pipeline")], runs
     assert {r["parent_run_id"] for r in runs} == derived
     rows = pipeline.client.query("SELECT as_of, markdown, path, symbols FROM briefings ORDER BY as_of").to_pylist()
     files = briefing_files(home)
@@ -102,7 +102,7 @@ def test_the_chain_writes_a_briefing_per_session_and_a_rerun_changes_nothing(pip
 
     again = run_oh("emit", "snapshot-options", "--symbols", "SPY", "--start", str(D1), "--end", str(D2), "--wait")
     assert again.returncode == 0, again.stderr
-    rerun = finished(pipeline, "build_briefing", 4)
+    rerun = finished(pipeline, "build_briefing", 2)
     assert {r["status"] for r in rerun} == {"success"}
     after = pipeline.client.query("SELECT as_of, markdown FROM briefings ORDER BY as_of").to_pylist()
     assert after == [{"as_of": r["as_of"], "markdown": r["markdown"]} for r in rows]

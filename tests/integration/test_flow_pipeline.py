@@ -44,13 +44,14 @@ def _wait_runs(stack: Stack, count: int, job: str = "compute_flow") -> list[dict
 
 
 def test_snapshot_run_triggers_flow_for_each_session(pipeline: Stack) -> None:
-    """Snapshots of two sessions start one compute_flow run per session (linked, triggered_by pipeline): the
-    first has no earlier snapshot and is skipped, the second lands exactly oh.domain.flow's rows."""
+    """Snapshots of two sessions start one compute_flow run over both sessions (linked, triggered_by pipeline),
+    with a partition per symbol and session: the first session has no earlier snapshot and is skipped, the
+    second lands exactly oh.domain.flow's rows."""
     snap = run_oh("emit", "snapshot-options", "--symbols", "AAPL,SPY", "--start", "2025-06-02", "--end", "2025-06-03", "--wait")
     assert snap.returncode == 0, snap.stderr
     snapshot_run = pipeline.scalar("SELECT run_id FROM meta.ingestion_runs WHERE job_name = 'snapshot_options'")
-    runs = _wait_runs(pipeline, 2)
-    assert [(r["status"], r["triggered_by"], r["parent_run_id"]) for r in runs] == [("success", "pipeline", snapshot_run)] * 2
+    runs = _wait_runs(pipeline, 1)
+    assert [(r["status"], r["triggered_by"], r["parent_run_id"]) for r in runs] == [("success", "pipeline", snapshot_run)]
     assets = pipeline.client.query(
         "SELECT partition_key, status FROM meta.ingestion_run_assets WHERE asset_key = 'options_flow' ORDER BY 1"
     ).to_pylist()
@@ -77,12 +78,12 @@ def test_snapshot_run_triggers_flow_for_each_session(pipeline: Stack) -> None:
 
 
 def test_flow_runs_trigger_derived_rows(pipeline: Stack) -> None:
-    """snapshot -> flow -> derived: each flow run starts a compute_derived run (parent = that flow run) and
-    derived_daily gets one row per symbol and session, the chain's spot and formula version included."""
+    """snapshot -> flow -> derived: the flow run starts one compute_derived run over its sessions (parent = that
+    flow run) and derived_daily gets one row per symbol and session, the chain's spot and formula version included."""
     snap = run_oh("emit", "snapshot-options", "--symbols", "AAPL", "--start", "2025-06-02", "--end", "2025-06-03", "--wait")
     assert snap.returncode == 0, snap.stderr
-    flow_runs = {r["run_id"] for r in _wait_runs(pipeline, 2)}
-    derived_runs = _wait_runs(pipeline, 2, "compute_derived")
+    flow_runs = {r["run_id"] for r in _wait_runs(pipeline, 1)}
+    derived_runs = _wait_runs(pipeline, 1, "compute_derived")
     assert {r["parent_run_id"] for r in derived_runs} == flow_runs
     assert {r["status"] for r in derived_runs} == {"success"}
     rows = pipeline.client.query(

@@ -9,7 +9,6 @@ run it chains (flow after a snapshot, ...), have finished; `outcome(command)` sa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 from typing import Any, Protocol
 
 import pyarrow as pa
@@ -20,7 +19,7 @@ from bus.producer import Producer
 from contracts import Command, run_id_for
 from contracts.catalog import job_of
 from devtools.processes import Service, wait_for_heartbeat, wait_for_ledger
-from services.pipeline import follow_chain, step_of, wait_for_run
+from services.pipeline import follow_chain, step_of
 from services.stack import WORKERS, InProcessStack
 
 
@@ -93,13 +92,8 @@ class BusHarness:
     def run(self, command: Command, timeout: float = 180.0) -> Outcome:
         self.producer.send(command)
         self.producer.flush(timeout=30)
-        step = step_of(command)
-        wait_for_run(self.query, step, timeout, timeout)
-        outcome = outcome_of(self, command)
-        days = sorted({date.fromisoformat(p.split("|")[1]) for _, p, _ in outcome.assets if "|" in p})
-        for day in days:  # and every run chained after it, session by session
-            follow_chain(self.query, step, day, timeout, timeout)
-        return outcome
+        follow_chain(self.query, step_of(command), timeout, timeout)  # the run and every run chained after it
+        return outcome_of(self, command)
 
     def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
         return self.client.query(sql, params)

@@ -121,7 +121,7 @@ def test_snapshot_options_without_a_session_fails_saying_so(harness: Harness) ->
 def test_compute_flow_computes_the_symbol_with_two_sessions_and_skips_the_other(harness: Harness) -> None:
     """Success for a symbol with snapshots on both sessions; a symbol without them is skipped, not failed."""
     harness.run(SnapshotOptions(symbols=["TSLA"], start=MON, end=TUE))
-    out = harness.run(ComputeFlow(symbols=["TSLA", "NVDA"], as_of=TUE))
+    out = harness.run(ComputeFlow(symbols=["TSLA", "NVDA"], sessions=[TUE]))
     assert (out.status, out.assets) == ("success", (("options_flow", "NVDA|2025-06-03", "skipped"),
                                                     ("options_flow", "TSLA|2025-06-03", "success")))
     assert count(harness, "SELECT count(*) FROM options_flow WHERE symbol = 'TSLA' AND to_date = ?", [TUE]) > 0
@@ -129,7 +129,7 @@ def test_compute_flow_computes_the_symbol_with_two_sessions_and_skips_the_other(
 
 def test_compute_flow_with_no_snapshot_at_all_skips_every_symbol(harness: Harness) -> None:
     """An empty result: nothing stored for the day, every partition skipped, the run succeeds."""
-    out = harness.run(ComputeFlow(symbols=["AMD"], as_of=WED))
+    out = harness.run(ComputeFlow(symbols=["AMD"], sessions=[WED]))
     assert (out.status, out.assets) == ("success", (("options_flow", "AMD|2025-06-04", "skipped"),))
 
 
@@ -137,7 +137,7 @@ def test_compute_flow_with_no_snapshot_at_all_skips_every_symbol(harness: Harnes
 def test_compute_derived_writes_a_row_for_the_symbol_with_a_chain(harness: Harness) -> None:
     harness.run(IngestCandles(symbols=["AMZN"], start=date(2025, 3, 3), end=TUE))
     harness.run(SnapshotOptions(symbols=["AMZN"], start=TUE, end=TUE))
-    out = harness.run(ComputeDerived(symbols=["AMZN", "META"], as_of=TUE))
+    out = harness.run(ComputeDerived(symbols=["AMZN", "META"], sessions=[TUE]))
     assert (out.status, out.assets) == ("success", (("derived_metrics", "AMZN|2025-06-03", "success"),
                                                     ("derived_metrics", "META|2025-06-03", "skipped")))
     row = harness.query("SELECT spot, atm_iv, rv_20 FROM derived_daily WHERE symbol = 'AMZN' AND session_date = ?", [TUE])
@@ -145,7 +145,7 @@ def test_compute_derived_writes_a_row_for_the_symbol_with_a_chain(harness: Harne
 
 
 def test_compute_derived_without_chains_skips_every_symbol(harness: Harness) -> None:
-    out = harness.run(ComputeDerived(symbols=["GOOGL"], as_of=WED))
+    out = harness.run(ComputeDerived(symbols=["GOOGL"], sessions=[WED]))
     assert (out.status, out.assets) == ("success", (("derived_metrics", "GOOGL|2025-06-04", "skipped"),))
 
 
@@ -153,7 +153,7 @@ def test_compute_derived_without_chains_skips_every_symbol(harness: Harness) -> 
 def test_build_briefing_writes_the_file_and_the_row(harness: Harness) -> None:
     """Success: the Markdown file and its row say the same; with no portfolio file it says so."""
     day = date(2025, 5, 30)
-    out = harness.run(BuildBriefing(symbols=["AAPL"], as_of=day))
+    out = harness.run(BuildBriefing(symbols=["AAPL"], sessions=[day]))
     assert (out.status, out.assets) == ("success", (("briefing_markdown", "2025-05-30", "success"),))
     stored = harness.query("SELECT markdown, path FROM briefings WHERE as_of = ?", [day]).to_pylist()[0]
     assert (harness.home.root / "briefings" / "2025-05-30.md").read_text() == stored["markdown"]

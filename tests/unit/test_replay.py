@@ -22,7 +22,8 @@ def test_sessions_covered_filters_by_range_and_symbol() -> None:
 
 
 def test_each_type_replays_into_the_step_after_it() -> None:
-    """Snapshots replay into flow, flow into derived, derived into briefings: new commands, triggered_by replay."""
+    """Snapshots replay into flow, flow into derived, derived into briefings: new commands, triggered_by replay;
+    a range of sessions with the same symbols is one command over those sessions, oldest first."""
     flow_payload = [encode(flow("SPY", date(2025, 3, 3), date(2025, 3, 4), "r1"))]
     derived_payload = [encode(derived_event("SPY", date(2025, 3, 4), "r1"))]
     covered_flow = sessions_covered(flow_payload, date(2025, 3, 1), date(2025, 3, 31))
@@ -30,8 +31,17 @@ def test_each_type_replays_into_the_step_after_it() -> None:
     (command,) = replay_commands("FlowComputed", covered_flow)
     assert isinstance(command, ComputeDerived) and command.triggered_by == "replay"
     (brief,) = replay_commands("DerivedComputed", sessions_covered(derived_payload, date(2025, 3, 1), date(2025, 3, 31)))
-    assert isinstance(brief, BuildBriefing) and brief.as_of == date(2025, 3, 4)
-    first, second = replay_commands("ChainSnapshotted", {date(2025, 3, 3): ["SPY"], date(2025, 3, 4): ["SPY"]})
-    assert isinstance(first, ComputeFlow) and first.as_of < second.as_of and first.id != second.id
+    assert isinstance(brief, BuildBriefing) and brief.days() == [date(2025, 3, 4)]
+    (ranged,) = replay_commands("ChainSnapshotted", {date(2025, 3, 3): ["SPY"], date(2025, 3, 4): ["SPY"]})
+    assert isinstance(ranged, ComputeFlow) and ranged.days() == [date(2025, 3, 3), date(2025, 3, 4)]
     with pytest.raises(ValueError, match="cannot replay"):
         replay_commands("CandlesIngested", covered_flow)
+
+
+def test_sessions_with_different_symbols_replay_as_one_command_per_symbol_set() -> None:
+    """A range whose sessions covered different symbols is a few commands, each over its own sessions."""
+    covered = {date(2025, 3, 3): ["AAPL", "SPY"], date(2025, 3, 4): ["SPY"], date(2025, 3, 5): ["AAPL", "SPY"]}
+    commands = replay_commands("FlowComputed", covered)
+    assert [(c.symbols, c.days()) for c in commands] == [
+        (["AAPL", "SPY"], [date(2025, 3, 3), date(2025, 3, 5)]), (["SPY"], [date(2025, 3, 4)]),
+    ]
