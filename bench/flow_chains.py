@@ -56,6 +56,7 @@ from contracts import (
 )
 from devtools.processes import Service, wait_for_heartbeat
 from oh.domain import flow
+from oh.domain.osi import CONTRACT_MULTIPLIER
 
 FLOW_INSERT = f"INSERT INTO options_flow VALUES ({', '.join('?' * 19)})"
 FLOW_ROWS_SQL = "SELECT count(*) FROM options_flow WHERE symbol = ? AND to_date = ?"
@@ -122,10 +123,10 @@ def _contract_row(r: pd.Series) -> pd.Series:
     d_oi = r["open_interest_t"] - r["open_interest_b"]
     return pd.Series({
         "oi_before": r["open_interest_b"], "oi_today": r["open_interest_t"], "d_oi": d_oi,
-        "d_oi_notional": d_oi * mark * flow.CONTRACT_MULTIPLIER,
-        "volume": r["volume_t"], "volume_notional": r["volume_t"] * mark * flow.CONTRACT_MULTIPLIER,
+        "d_oi_notional": d_oi * mark * CONTRACT_MULTIPLIER,
+        "volume": r["volume_t"], "volume_notional": r["volume_t"] * mark * CONTRACT_MULTIPLIER,
         "volume_oi_ratio": r["volume_t"] / max(r["open_interest_b"], 1),
-        "delta_notional": d_oi * r["delta_t"] * r["spot_t"] * flow.CONTRACT_MULTIPLIER,
+        "delta_notional": d_oi * r["delta_t"] * r["spot_t"] * CONTRACT_MULTIPLIER,
         "label": _label(d_oi, r["open_interest_b"], r["volume_t"]),
     })
 

@@ -36,8 +36,8 @@ import numpy as np
 import pyarrow as pa
 
 from oh.domain import pricing
+from oh.domain.osi import CONTRACT_MULTIPLIER
 from oh.domain.portfolio import (
-    CONTRACT_MULTIPLIER,
     OptionPosition,
     Portfolio,
     StockPosition,

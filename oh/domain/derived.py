@@ -21,10 +21,10 @@ import pyarrow.compute as pc
 
 from contracts import rows
 from oh.domain import calendar
+from oh.domain.osi import CONTRACT_MULTIPLIER
 
 FORMULA_VERSION = 1
 
-CONTRACT_MULTIPLIER = 100.0  # shares per contract
 MOVE_1PCT = 0.01  # gamma exposure is per 1% move of spot
 TRADING_DAYS = 252.0  # annualizes realized vol
 DAYS_PER_YEAR = 365.0  # time to expiry in calendar days / 365, as in oh.domain.pricing

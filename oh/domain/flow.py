@@ -21,8 +21,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from contracts import rows
+from oh.domain.osi import CONTRACT_MULTIPLIER
 
-CONTRACT_MULTIPLIER = 100  # shares per equity option contract
 BUILD_MIN = 10  # |dOI| must reach max(BUILD_MIN, OI before / BUILD_DIV) to build or unwind
 BUILD_DIV = 10  # ... i.e. 10% of OI before
 CHURN_MIN = 50  # volume must reach max(CHURN_MIN, OI before / CHURN_DIV) to be churn

@@ -34,8 +34,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from oh.domain.live_plan import option_symbol, stock_symbol
+from oh.domain.osi import CONTRACT_MULTIPLIER
 from oh.domain.portfolio import (
-    CONTRACT_MULTIPLIER,
     OptionPosition,
     Portfolio,
     StockPosition,

@@ -18,6 +18,8 @@ from typing import Literal
 Right = Literal["C", "P"]
 Form = Literal["padded", "compact"]
 
+CONTRACT_MULTIPLIER = 100  # shares per listed equity option contract (the OCC standard)
+
 ROOT_WIDTH = 6
 _TAIL = 15  # YYMMDD + right + 8 strike digits
 _ROOT = re.compile(r"^[A-Z0-9]{1,6}$")

@@ -32,7 +32,6 @@ import msgspec
 from oh.domain.osi import BadOptionSymbol, OptionSymbol
 
 SCHEMA_VERSION = 1
-CONTRACT_MULTIPLIER = 100  # shares per listed equity option contract
 
 OptionRight = Literal["call", "put"]
 StructureKind = Literal["vertical", "calendar", "diagonal", "iron_condor", "straddle", "strangle", "custom"]

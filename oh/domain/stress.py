@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from oh.domain import pricing
-from oh.domain.portfolio import CONTRACT_MULTIPLIER
+from oh.domain.osi import CONTRACT_MULTIPLIER
 
 VOL_FLOOR = 0.01  # a vol shock never takes a contract's IV below 1 vol point
 FloatArray = npt.NDArray[np.float64]
