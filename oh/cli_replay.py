@@ -113,26 +113,43 @@ def _wait_all(client: object, commands: list, covered: dict[date, list[str]], ti
 
 
 def _rebuild() -> None:
-    from bus.control_client import ControlClient
+    """Through the running ledger, else offline under the journal's writer lock (never beside a writing ledger).
+
+    Either way the warehouse is never rebuilt from a damaged journal, or one shorter than what it committed."""
+    from bus.control_client import ControlClient, QueryError
 
     home = Home.from_env()
     client = ControlClient(home)
     try:
         if client.answers():
-            reply = client.rebuild()
+            try:
+                reply = client.rebuild()
+            except QueryError as exc:
+                fail(f"not rebuilt: {exc}")
             console.print(f"rebuilt by the running ledger: {reply.events} events in {reply.seconds:.2f}s")
             return
     finally:
         client.close()
-    from bus.journal import Journal
-    from services.ledger.warehouse import Warehouse
+    from bus.journal import Journal, JournalCorrupt
+    from bus.journal_lock import JournalLock, JournalLocked
+    from services.ledger.warehouse import Warehouse, WarehouseAhead
 
     started = time.perf_counter()
-    journal = Journal(home.ensure().journal)
-    warehouse = Warehouse(home.warehouse)
+    lock = JournalLock(home.ensure().journal, "oh replay --rebuild")
     try:
-        events = warehouse.rebuild(journal)
+        lock.acquire()
+    except JournalLocked as exc:
+        fail(f"{exc}: a ledger that does not answer? (`oh status`)")
+    try:
+        warehouse = Warehouse(home.warehouse)
+        journal = Journal(home.journal, committed_seq=warehouse.applied_seq, lock=lock)
+        try:
+            events = warehouse.rebuild(journal)
+        except (WarehouseAhead, JournalCorrupt) as exc:
+            fail(f"not rebuilt, the warehouse is unchanged: {exc}; see `oh journal check`")
+        finally:
+            warehouse.close()
+            journal.close()
     finally:
-        warehouse.close()
-        journal.close()
+        lock.release()
     console.print(f"rebuilt {home.warehouse} from {events} events in {time.perf_counter() - started:.2f}s")

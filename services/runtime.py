@@ -43,7 +43,8 @@ class Heartbeater(threading.Thread):
     """Sends this process's heartbeat every HEARTBEAT_SECONDS from its own socket.
 
     A thread of its own, so a job blocked in a slow provider call still looks alive; a killed
-    process stops beating, and the ledger marks its open run abandoned.
+    process stops beating, and the ledger marks its open run abandoned. Each beat names the run
+    being executed (`run_id`), so the ledger also abandons a run this live worker no longer has.
     """
 
     def __init__(self, home: Home, service: str) -> None:
@@ -51,6 +52,7 @@ class Heartbeater(threading.Thread):
         self.service = service
         self.endpoint = home.endpoint("ingress")
         self.state = "idle"
+        self.run_id: str | None = None
         self.stopped = threading.Event()
 
     def run(self) -> None:
@@ -62,7 +64,8 @@ class Heartbeater(threading.Thread):
         try:
             while not self.stopped.is_set():
                 try:
-                    sock.send(encode(Heartbeat(service=self.service, pid=os.getpid(), state=self.state)), zmq.NOBLOCK)
+                    beat = Heartbeat(service=self.service, pid=os.getpid(), state=self.state, run_id=self.run_id)
+                    sock.send(encode(beat), zmq.NOBLOCK)
                 except zmq.Again:
                     pass  # no ledger right now
                 self.stopped.wait(HEARTBEAT_SECONDS)
@@ -267,8 +270,10 @@ class Worker:
                 self.state("idle")
 
     def state(self, state: str) -> None:
-        """Say what this worker is doing in its heartbeats (idle or running)."""
+        """Say what this worker is doing in its heartbeats (idle or running); idle executes no run."""
         self.heartbeat.state = state
+        if state == "idle":
+            self.heartbeat.run_id = None
 
     def _run(self, command: Message, job_name: str, handler: Handler) -> None:
         run_id = run_id_for(command.id, job_name)
@@ -285,6 +290,7 @@ class Worker:
             args.pop(key, None)
         started = utc_now()
         clock = time.perf_counter()
+        self.heartbeat.run_id = run_id  # cleared with the state when `handle` returns
         self.producer.send(
             RunStarted(
                 run_id=run_id, job_name=job_name, service=self.name, command_id=command.id,
