@@ -153,6 +153,11 @@ class Journal:
                 log.warning("ignoring stray file in journal: %s", path.name)
         return sorted(found)
 
+    @property
+    def writing(self) -> Path:
+        """The segment appends go to (the journal directory before the first one exists)."""
+        return self._path or self.directory
+
     def cut_files(self) -> list[Path]:
         """Bytes cut from a torn tail, kept beside their segment (`<segment>.cut-<offset>`)."""
         return sorted(self.directory.glob("*.seg.cut-*"))
@@ -304,7 +309,7 @@ class Journal:
         with path.open("r+b") as fh:
             fh.truncate(size)
         self._open_segment(path, first, size, crc)
-        log.warning("journal: a failed write was rolled back; %s ends at byte %d again (seq %d)", path.name, size, self.head_seq)
+        log.info("journal: a failed write was rolled back; %s ends at byte %d again (seq %d)", path.name, size, self.head_seq)
 
     def sync(self) -> None:
         """Make every appended frame durable (a no-op under `off` or when nothing is pending)."""

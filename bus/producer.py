@@ -127,8 +127,8 @@ class Producer:
                         self.acked += 1
                         self.last_acked_seq = max(self.last_acked_seq, seq)
             elif reply.retry:  # not stored now: keep it; it is resent after its backoff
-                if reply.reason != self.refusal:
-                    log.warning("the ledger cannot store events now; keeping them to resend: %s", reply.reason)
+                if self.refusal is None:
+                    log.info("the ledger cannot store events now; keeping them to resend: %s", reply.reason)
                 self.refusal = reply.reason
             else:
                 if reply.id is not None:

@@ -296,7 +296,7 @@ class Ledger:
             try:
                 seqs = self.journal.append((type_name, payload) for type_name, payload, _, _ in fresh)
             except OSError as exc:  # rolled back by the journal: nothing of the batch is stored, nothing is acked
-                self._stall_on(exc, self.journal.directory, sum(len(payload) for _, payload, _, _ in fresh))
+                self._stall_on(exc, self.journal.writing, sum(len(payload) for _, payload, _, _ in fresh))
                 reason = self._refusal() or str(exc)
                 for _, _, message, identity in fresh:
                     self._refuse(identity, message.id, reason)
@@ -351,7 +351,7 @@ class Ledger:
             seqs = self.journal.append((t, p) for t, p, _ in payloads)
         except OSError as exc:
             self.watchdog.load(self.warehouse.open_runs(), time.time())  # decided again once storing works
-            self._stall_on(exc, self.journal.directory, sum(len(p) for _, p, _ in payloads))
+            self._stall_on(exc, self.journal.writing, sum(len(p) for _, p, _ in payloads))
             return
         self._commit([(seq, t, p, m) for seq, (t, p, m) in zip(seqs, payloads, strict=True)])
 

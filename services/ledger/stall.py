@@ -1,6 +1,6 @@
 """The ledger's two ways of not accepting events: *stalled* (the disk is full) and *halted* (the journal is damaged).
 
-Stalled is temporary and ends by itself. A journal write that fails with ENOSPC is rolled back
+Stalled is temporary and ends by itself. A journal write that fails (ENOSPC, or any OSError) is rolled back
 (`Journal.append` is all or nothing), a warehouse COMMIT that fails for want of space leaves the
 batch in the journal only; either way the ledger stops acknowledging new events (each gets a
 `Nack(retry=True)` naming the full disk, so producers keep them and resend), says so once in its
@@ -73,6 +73,7 @@ class Stall:
     error: str
     since: float
     next_try: float
+    full: bool = True
 
     @classmethod
     def from_error(cls, exc: BaseException, default_path: Path, needed: int) -> Stall:
@@ -80,7 +81,7 @@ class Stall:
         path = Path(match.group(1)) if match else Path(getattr(exc, "filename", None) or default_path)
         now = time.monotonic()
         return cls(path=path, needed=needed, error=str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__,
-                   since=time.time(), next_try=now + RETRY_SECONDS)
+                   since=time.time(), next_try=now + RETRY_SECONDS, full=is_disk_full(exc))
 
     def describe(self) -> str:
         """One line for the log, `oh status` and waiting clients."""
@@ -88,8 +89,9 @@ class Stall:
             free = _human(free_bytes(self.path))
         except OSError:
             free = "unknown"
-        return (f"disk full: cannot write {self.path} ({self.error}); {free} free there. Not acknowledging new "
-                f"events until space returns (retrying every {RETRY_SECONDS:g}s); nothing unstored was acknowledged")
+        what = "disk full" if self.full else "storage failing"
+        return (f"{what}: cannot write {self.path} ({self.error}); {free} free there. Not acknowledging new "
+                f"events until it works again (retrying every {RETRY_SECONDS:g}s); nothing unstored was acknowledged")
 
     def due(self) -> bool:
         """Time to try again?"""
