@@ -76,11 +76,11 @@ def _restart(stack: Stack) -> Stack:
 
 
 def _assert_halted_and_named(stack: Stack, segment: Path, offset: int, before: dict[str, Any]) -> None:
-    """The ledger answers, reports the fault naming the segment and offset, keeps every committed row, refuses events."""
+    """The ledger answers, keeps every committed row, reports the fault naming the segment and offset, refuses events."""
+    assert _snapshot(stack) == before, "committed data changed"
     status = stack.client.status()
     assert status.fault is not None and segment.name in status.fault and f"byte {offset}" in status.fault
     assert "oh journal repair" in status.fault
-    assert _snapshot(stack) == before, "committed data changed"
     assert status.applied_seq == max(r["seq"] for r in before["ledger.events"])
     assert segment.name in stack.ledger.log_text()
     shown = run_oh("status")
