@@ -130,7 +130,7 @@ class Journal:
         self._path: Path | None = None
         self._first = 0
         self._segment_size = 0
-        self._crc = 0
+        self._crc: int | None = 0  # crc32 of the open segment so far; None: computed from the file when it is sealed
         self._dirty = False
         self.lock: JournalLock | None = None
         if not read_only:
@@ -190,7 +190,7 @@ class Journal:
         if segments and not self.read_only and not self.faults:
             first, path = segments[-1]
             seal_path(path).unlink(missing_ok=True)  # the newest segment is written again: no longer sealed
-            self._open_segment(path, first, path.stat().st_size, file_crc(path))
+            self._open_segment(path, first, path.stat().st_size, None)
         if not segments:
             self.head_seq = 0
         for fault in self.faults:
@@ -229,7 +229,7 @@ class Journal:
                 log.warning("journal: the seal of %s did not match, but every frame in it checks out: resealed", path.name)
         return None
 
-    def _open_segment(self, path: Path, first: int, size: int, crc: int) -> None:
+    def _open_segment(self, path: Path, first: int, size: int, crc: int | None) -> None:
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._path, self._first, self._segment_size, self._crc = path, first, size, crc
 
@@ -239,7 +239,8 @@ class Journal:
         if self.fsync != "off":
             os.fdatasync(self._fd)  # a seal never vouches for bytes that are not on disk
         self._dirty = False
-        write_seal(self._path, Seal(self._first, last_seq, self._segment_size, self._crc), durable=self.fsync != "off")
+        crc = file_crc(self._path) if self._crc is None else self._crc  # once per segment reopened after a restart
+        write_seal(self._path, Seal(self._first, last_seq, self._segment_size, crc), durable=self.fsync != "off")
         os.close(self._fd)
         self._fd = None
 
@@ -290,10 +291,11 @@ class Journal:
             written = os.write(self._fd, view)
             self._segment_size += written
             view = view[written:]
-        self._crc = zlib.crc32(data, self._crc)
+        if self._crc is not None:
+            self._crc = zlib.crc32(data, self._crc)
         self._dirty = True
 
-    def _roll_back(self, path: Path | None, first: int, size: int, crc: int) -> None:
+    def _roll_back(self, path: Path | None, first: int, size: int, crc: int | None) -> None:
         """Undo a failed append: delete segments it opened, unseal and truncate the one it started in."""
         if self._fd is not None:
             os.close(self._fd)
