@@ -27,15 +27,24 @@ START, END = "2016-01-01", "2024-12-31"
 ROOM_LEFT = 96 * 1024  # enough for a command and a log line, far too little for the candles
 
 
-@pytest.fixture
-def small_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
-    """OH_HOME on a fresh 30 MiB tmpfs, unmounted afterwards."""
-    mount_point = tmp_path / "small"
-    mount_point.mkdir()
+def _mount_small(mount_point: Path) -> None:
+    mount_point.mkdir(parents=True, exist_ok=True)
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=30m", "tmpfs", str(mount_point)],
                              capture_output=True, text=True, check=False)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs for the disk-full test (needs root): {mounted.stderr.strip()}")
+
+
+def _unmount(mount_point: Path) -> None:
+    if subprocess.run(["umount", str(mount_point)], capture_output=True, check=False).returncode != 0:
+        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True, check=False)
+
+
+@pytest.fixture
+def small_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
+    """OH_HOME on a fresh 30 MiB tmpfs, unmounted afterwards."""
+    mount_point = tmp_path / "small"
+    _mount_small(mount_point)
     monkeypatch.setenv("OH_HOME", str(mount_point / "oh_home"))
     monkeypatch.setenv("OH_UI_PORT", "0")
     monkeypatch.delenv("OH_SOCKET_DIR", raising=False)
@@ -43,8 +52,17 @@ def small_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Home
     try:
         yield Home.from_env().ensure()
     finally:
-        if subprocess.run(["umount", str(mount_point)], capture_output=True, check=False).returncode != 0:
-            subprocess.run(["umount", "-l", str(mount_point)], capture_output=True, check=False)
+        _unmount(mount_point)
+
+
+@pytest.fixture
+def small_warehouse(home: Home) -> Iterator[Home]:
+    """A home whose warehouse directory (only) is a fresh 30 MiB tmpfs: the journal has room, DuckDB does not."""
+    _mount_small(home.warehouse.parent)
+    try:
+        yield home
+    finally:
+        _unmount(home.warehouse.parent)
 
 
 def _fill(root: Path, leave: int) -> Path:
@@ -123,3 +141,44 @@ def test_a_full_disk_stalls_the_ledger_clearly_and_it_resumes_when_space_returns
     reopened = Journal(home.journal)
     assert reopened.faults == [] and reopened.truncated_bytes == 0 and not list(home.journal.glob("*.cut-*"))
     reopened.close()
+
+
+def test_a_full_warehouse_disk_keeps_the_batch_in_the_journal_and_applies_it_later(small_warehouse: Home) -> None:
+    """Only DuckDB's disk is full: the events are journaled and acknowledged, the COMMIT fails for want of space and is
+    not blamed on the events (nothing in ledger.rejected); the ledger says so once, naming the DuckDB file, and stops
+    acknowledging; when space returns the same process applies what the journal holds and the run finishes."""
+    home = small_warehouse
+    stack = Stack(home, ledger_env={"OH_STALL_RETRY_SECONDS": "1", "OH_ABANDON_SECONDS": "600"})
+    stack.start_ledger()
+    stack.start_ingest()
+    try:
+        assert stack.ledger.proc is not None
+        pid = stack.ledger.proc.pid
+        warm = run_oh("emit", "ingest-candles", "--symbols", "WARM", "--start", "2025-01-01", "--end", "2025-01-31", "--wait")
+        assert warm.returncode == 0, warm.stderr
+        filler = _fill(home.warehouse.parent, ROOM_LEFT)
+        waiting = run_oh("emit", "ingest-candles", "--symbols", ",".join(SYMBOLS), "--start", START, "--end", END,
+                         "--wait", "--timeout", "20", timeout=120)
+        said = waiting.stdout + waiting.stderr
+        assert waiting.returncode != 0 and "disk full" in said, said
+        status = stack.client.status()
+        assert status.stalled is not None and "oh.duckdb" in status.stalled
+        assert status.head_seq > status.applied_seq, "the batch should be journaled, waiting for the warehouse"
+        time.sleep(3)
+        assert stack.ledger.proc.poll() is None and stack.ledger.proc.pid == pid
+        assert stack.ledger.log_text().count("disk full: cannot write") == 1
+
+        filler.unlink()
+        _wait("the ledger did not resume after space returned", lambda: stack.client.status().stalled is None)
+        _wait("the stalled run did not finish",
+              lambda: stack.scalar("SELECT count(*) FILTER (WHERE status != 'started') FROM meta.ingestion_runs") == 2,
+              timeout=180)
+        assert stack.ledger.proc.poll() is None and stack.ledger.proc.pid == pid, "the ledger restarted"
+        sessions = len(calendar.sessions(date.fromisoformat(START), date.fromisoformat(END)))
+        assert stack.scalar("SELECT count(*) FROM candles_daily WHERE symbol LIKE 'F%'") == len(SYMBOLS) * sessions
+        assert stack.scalar("SELECT count(*) FROM ledger.rejected") == 0
+        assert stack.scalar("SELECT count(*) - count(DISTINCT id) FROM ledger.events") == 0
+        assert stack.client.status().applied_seq == stack.client.status().head_seq
+    finally:
+        stack.stop()
+

@@ -210,3 +210,27 @@ def test_a_journal_shorter_than_the_warehouse_halts_instead_of_rebuilding(home: 
         assert stack.client.status().head_seq == head
     finally:
         stack.stop()
+
+
+def test_an_offline_rebuild_never_writes_beside_another_journal_writer(home: Home) -> None:
+    """`oh replay --rebuild` with no ledger answering takes the journal's writer lock: while another process holds it
+    (a ledger that does not answer, a repair), the rebuild is refused naming the holder, and nothing is touched."""
+    from bus.journal_lock import JournalLock
+
+    stack, before, _ = _build(home)
+    warehouse = home.warehouse.read_bytes()
+    lock = JournalLock(home.journal, "a test standing in for a busy ledger").acquire()
+    try:
+        refused = run_oh("replay", "--rebuild")
+        assert refused.returncode == 1 and "a test standing in for a busy ledger" in refused.stderr
+        assert home.warehouse.read_bytes() == warehouse
+    finally:
+        lock.release()
+    rebuilt = run_oh("replay", "--rebuild")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    stack = _restart(stack)
+    try:
+        assert _snapshot(stack) == before
+    finally:
+        stack.stop()
+
