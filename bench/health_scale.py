@@ -371,7 +371,7 @@ def startup_seconds(repeat: int = 3) -> dict[str, float]:
 
 
 def probe_seconds(home: Home) -> float:
-    """The probe `oh.cli_data.reader` makes for a running ledger, when none runs."""
+    """The probe `oh.cli.data.reader` makes for a running ledger, when none runs."""
     client = ControlClient(home, timeout=30.0)
     t0 = time.perf_counter()
     try:

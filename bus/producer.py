@@ -4,6 +4,11 @@ Events carry their own id, so a resend after a ledger crash is harmless: the led
 duplicate and acknowledges it again. `flush()` returns once everything sent so far is durable in
 the journal, which is how a worker knows its run's data is safe before it reports the run done.
 
+A `Nack(retry=True)` means the ledger could not store the event right now (its disk is full, or it
+is halted on a damaged journal): the event is kept and resent like an unacknowledged one, and
+`refusal` holds the ledger's reason, so a waiting client can say why instead of hanging
+(`flush(give_up_on_refusal=True)` raises LedgerRefused with it).
+
 Order: messages reach the ledger in the order sent, including those that waited for a connection.
 Across a ledger crash, a message lost with the old connection is resent after its timeout and may
 land after newer ones; a producer that needs order across a crash flushes in between (the worker
@@ -32,6 +37,10 @@ class EventRejected(RuntimeError):
     """The ledger refused an event (malformed or invalid); resending would not help."""
 
 
+class LedgerRefused(RuntimeError):
+    """The ledger cannot store events right now (disk full, or halted); the message is its reason."""
+
+
 @dataclass
 class _Pending:
     payload: bytes
@@ -57,6 +66,7 @@ class Producer:
         self.last_acked_seq = 0
         self._unsent = 0  # pending messages never sent (no ledger connected when they were queued)
         self.resent = 0
+        self.refusal: str | None = None  # the ledger's reason for not storing our events now (None once it acks again)
         self.sock = (ctx or zmq.Context.instance()).socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.IMMEDIATE, 1)  # never queue into a dead connection: we resend ourselves
@@ -109,10 +119,17 @@ class Producer:
                 return
             reply = decode_ingress_reply(frame)
             if isinstance(reply, Ack):
+                if self.refusal is not None and reply.ids:
+                    log.info("the ledger stores events again")
+                    self.refusal = None
                 for event_id, seq in zip(reply.ids, reply.seqs, strict=True):
                     if self.pending.pop(event_id, None) is not None:
                         self.acked += 1
                         self.last_acked_seq = max(self.last_acked_seq, seq)
+            elif reply.retry:  # not stored now: keep it; it is resent after its backoff
+                if self.refusal is None:
+                    log.info("the ledger cannot store events now; keeping them to resend: %s", reply.reason)
+                self.refusal = reply.reason
             else:
                 if reply.id is not None:
                     self.pending.pop(reply.id, None)
@@ -151,9 +168,18 @@ class Producer:
             self._read_replies(50)
         return True
 
-    def flush(self, timeout: float | None = None) -> None:
-        """Wait until every message sent so far is acknowledged; raise TimeoutError otherwise."""
-        if not self._wait_until(lambda: not self.pending, timeout):
+    def flush(self, timeout: float | None = None, give_up_on_refusal: bool = False) -> None:
+        """Wait until every message sent so far is acknowledged; raise TimeoutError otherwise.
+
+        With `give_up_on_refusal`, raise LedgerRefused as soon as the ledger says it cannot store them now.
+        """
+        if give_up_on_refusal:
+            done = self._wait_until(lambda: not self.pending or self.refusal is not None, timeout)
+            if self.pending and self.refusal is not None:
+                raise LedgerRefused(self.refusal)
+        else:
+            done = self._wait_until(lambda: not self.pending, timeout)
+        if not done:
             raise TimeoutError(f"{len(self.pending)} events not acknowledged by the ledger after {timeout}s")
 
     def close(self) -> None:

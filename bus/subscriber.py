@@ -3,24 +3,28 @@
 PUB/SUB drops messages under load and a process may join late or restart, so the subscriber
 never trusts the live stream alone: every committed event has a global seq, the ledger ticks its
 head once a second, and whenever the subscriber sees a seq (or a head) beyond the next one it
-expects, it fetches the missing range from the ledger's journal before going on.
+expects, it fetches the missing range from the ledger's journal before going on. A catch-up the
+ledger refuses (a halted ledger whose journal is damaged in that range) is logged and retried a
+few seconds later, never raised: the events are delivered once the journal is repaired.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 
 import zmq
 
 from bus.codec import FrameError, decode_message, unpack_seq
-from bus.control_client import ControlClient, LedgerUnavailable
+from bus.control_client import ControlClient, LedgerUnavailable, QueryError
 from bus.home import Home
 from contracts import Message
 
 log = logging.getLogger(__name__)
 
 HEAD_TOPIC = b"\0head"
+REFUSED_RETRY_SECONDS = 5.0
 
 
 class Subscriber:
@@ -49,6 +53,7 @@ class Subscriber:
         self.sock.connect(home.endpoint("events"))
         self.control = ControlClient(home, ctx=self.ctx)
         self._needs_catch_up = from_seq is not None
+        self._refused_until = 0.0
 
     def _wanted(self, type_name: str) -> bool:
         return self.types is None or type_name in self.types
@@ -71,10 +76,15 @@ class Subscriber:
         """Return the next committed events (possibly none within the timeout), in seq order."""
         out: list[tuple[int, Message]] = []
         if self._needs_catch_up:
+            if time.monotonic() < self._refused_until:
+                return out
             try:
                 self._fetch(0, out)
                 self._needs_catch_up = False
             except LedgerUnavailable:
+                return out
+            except QueryError as exc:
+                self._refused(exc)
                 return out
         if not self.sock.poll(timeout_ms):
             return out
@@ -106,10 +116,19 @@ class Subscriber:
                     log.error("undecodable committed event %d: %s", seq, exc)
 
     def _repair(self, upto: int, out: list[tuple[int, Message]]) -> None:
+        if time.monotonic() < self._refused_until:
+            return
         try:
             self._fetch(upto, out)
         except LedgerUnavailable:
             log.warning("gap before seq %d and the ledger is not answering; will retry", upto)
+        except QueryError as exc:
+            self._refused(exc)
+
+    def _refused(self, exc: QueryError) -> None:
+        log.warning("the ledger refused a catch-up from seq %d (retrying in %gs): %s",
+                    (self.last_seq or 0) + 1, REFUSED_RETRY_SECONDS, exc)
+        self._refused_until = time.monotonic() + REFUSED_RETRY_SECONDS
 
     def close(self) -> None:
         """Close the sockets."""

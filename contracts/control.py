@@ -18,6 +18,7 @@ class Heartbeat(Message, kw_only=True):
     service: str
     pid: int
     state: str = "running"
+    run_id: str | None = None  # the run the service is executing now (None: idle, or a sender from before run ids)
 
 
 class Ack(msgspec.Struct, tag=True, tag_field="type"):
@@ -28,10 +29,12 @@ class Ack(msgspec.Struct, tag=True, tag_field="type"):
 
 
 class Nack(msgspec.Struct, tag=True, tag_field="type"):
-    """The ledger rejected a frame; the producer must not resend it."""
+    """The ledger did not store a frame. `retry=False`: it is invalid, never resend it. `retry=True`: the
+    ledger cannot store anything right now (disk full, journal damaged; `reason` says which): keep it and resend."""
 
     id: str | None
     reason: str
+    retry: bool = False
 
 
 class QueryRequest(msgspec.Struct, tag=True, tag_field="type"):
@@ -77,6 +80,8 @@ class StatusReply(msgspec.Struct, tag=True, tag_field="type"):
     counters: dict[str, int]
     heartbeats: dict[str, dict[str, Any]]
     fsync: str
+    fault: str | None = None  # halted: the journal is damaged (or shorter than the warehouse) until repaired
+    stalled: str | None = None  # not accepting events for now (disk full); ends by itself when space returns
 
 
 class CatchUpReply(msgspec.Struct, tag=True, tag_field="type"):

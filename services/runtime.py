@@ -28,7 +28,8 @@ from bus.control_client import ControlClient, LedgerUnavailable
 from bus.home import Home
 from bus.producer import Producer
 from bus.subscriber import Subscriber
-from contracts import Command, Event, Heartbeat, Message
+from contracts import Command, Event, Heartbeat, Message, run_id_for
+from contracts.catalog import job_of
 from services import logs
 from services.runs import Handler, Reaction, Shutdown, execute
 
@@ -44,7 +45,8 @@ class Heartbeater(threading.Thread):
     """Sends this process's heartbeat every HEARTBEAT_SECONDS from its own socket.
 
     A thread of its own, so a job blocked in a slow provider call still looks alive; a killed
-    process stops beating, and the ledger marks its open run abandoned.
+    process stops beating, and the ledger marks its open run abandoned. Each beat names the run
+    being executed (`run_id`), so the ledger also abandons a run this live worker no longer has.
     """
 
     def __init__(self, home: Home, service: str) -> None:
@@ -52,6 +54,7 @@ class Heartbeater(threading.Thread):
         self.service = service
         self.endpoint = home.endpoint("ingress")
         self.state = "idle"
+        self.run_id: str | None = None
         self.stopped = threading.Event()
 
     def run(self) -> None:
@@ -63,7 +66,8 @@ class Heartbeater(threading.Thread):
         try:
             while not self.stopped.is_set():
                 try:
-                    sock.send(encode(Heartbeat(service=self.service, pid=os.getpid(), state=self.state)), zmq.NOBLOCK)
+                    beat = Heartbeat(service=self.service, pid=os.getpid(), state=self.state, run_id=self.run_id)
+                    sock.send(encode(beat), zmq.NOBLOCK)
                 except zmq.Again:
                     pass  # no ledger right now
                 self.stopped.wait(HEARTBEAT_SECONDS)
@@ -196,14 +200,17 @@ class Worker:
         handler = self.handlers.get(type(message))  # type: ignore[arg-type]
         if handler is not None:
             self.state("running")
+            self.heartbeat.run_id = run_id_for(message.id, job_of(message).name)  # type: ignore[arg-type]
             try:
                 execute(self.bus, message, handler, self.name)  # type: ignore[arg-type]
             finally:
                 self.state("idle")
 
     def state(self, state: str) -> None:
-        """Say what this worker is doing in its heartbeats (idle or running)."""
+        """Say what this worker is doing in its heartbeats (idle or running); idle executes no run."""
         self.heartbeat.state = state
+        if state == "idle":
+            self.heartbeat.run_id = None
 
 
 def main(

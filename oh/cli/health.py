@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from bus.home import Home
@@ -71,6 +72,7 @@ def health(
     home = Home.from_env()
     with reader(home) as read:
         report = health_report(lambda sql, params: read(sql, params), options)
+    report["ledger"] = _ledger_problems(home)
     if as_json:
         sys.stdout.write(json.dumps(report, default=_json_default, sort_keys=True, indent=2) + "\n")
     else:
@@ -79,7 +81,24 @@ def health(
         _run_plan(report["plan"], provider)
 
 
+def _ledger_problems(home: Home) -> dict[str, str | None]:
+    """What keeps the ledger from storing events (a damaged journal, a full disk), as it reports it; empty when down."""
+    from bus.control_client import ControlClient, LedgerUnavailable
+
+    client = ControlClient(home, timeout=2.0)
+    try:
+        status = client.status() if client.answers(timeout=1.0) else None  # no socket: down, answered at once
+    except LedgerUnavailable:
+        status = None
+    finally:
+        client.close()
+    return {"fault": status.fault if status else None, "stalled": status.stalled if status else None}
+
+
 def _render(report: dict[str, Any]) -> None:
+    for problem in (report["ledger"]["fault"], report["ledger"]["stalled"]):
+        if problem:
+            console.print(f"[bold red]ledger not storing events:[/] {escape(problem)}", soft_wrap=True, highlight=False)
     console.print(f"[bold]oh health[/] as of {report['as_of']:%Y-%m-%d %H:%M} UTC; data expected through {report['expected_through']}")
     _table("Latest run per job", report["latest_runs"], ["job_name", "status", "started_at", "duration_ms", "error_message"],
            "no runs yet: try `oh emit ingest-candles ...`")

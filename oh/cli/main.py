@@ -7,6 +7,7 @@ import typer
 from oh.cli.data import db_app, query
 from oh.cli.emit import emit_app
 from oh.cli.health import health as _health  # noqa: F401  (registers `oh db health`)
+from oh.cli.journal import journal_app
 from oh.cli.live import live_app
 from oh.cli.portfolio import portfolio_app
 from oh.cli.replay import replay
@@ -30,6 +31,7 @@ app.command()(replay)
 app.command()(ui)
 app.add_typer(emit_app, name="emit")
 app.add_typer(db_app, name="db")
+app.add_typer(journal_app, name="journal")
 app.add_typer(portfolio_app, name="portfolio")
 app.add_typer(live_app, name="live")
 app.add_typer(watchlists_app, name="watchlists")

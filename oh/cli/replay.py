@@ -114,18 +114,27 @@ def _wait_all(client: object, commands: list, sessions: int, timeout: float) -> 
 
 
 def _rebuild() -> None:
-    from bus.control_client import ControlClient
+    """Through the running ledger, else offline under the journal's writer lock (never beside a writing ledger).
+
+    Either way the warehouse is never rebuilt from a damaged journal, or one shorter than what it committed."""
+    from bus.control_client import ControlClient, QueryError
 
     home = Home.from_env()
     client = ControlClient(home)
     try:
         if client.answers():
-            reply = client.rebuild()
+            try:
+                reply = client.rebuild()
+            except QueryError as exc:
+                fail(f"not rebuilt: {exc}")
             console.print(f"rebuilt by the running ledger: {reply.events} events in {reply.seconds:.2f}s")
             return
     finally:
         client.close()
-    from services.ledger.offline import rebuild
+    from services.ledger.offline import OfflineError, rebuild
 
-    events, seconds = rebuild(home)
+    try:
+        events, seconds = rebuild(home)
+    except OfflineError as exc:
+        fail(str(exc))
     console.print(f"rebuilt {home.warehouse} from {events} events in {seconds:.2f}s")

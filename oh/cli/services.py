@@ -6,6 +6,7 @@ import time
 from datetime import date, timedelta
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from bus.home import Home
@@ -50,6 +51,9 @@ def up(timeout: float = typer.Option(60.0, help="Seconds to wait for every servi
     missing = wait_ready(home, timeout)
     if missing:
         fail(f"not ready after {timeout:g}s: {', '.join(missing)}; see the logs in {home.logs}")
+    ledger = _ledger_status(home)
+    if ledger is not None and (ledger.fault or ledger.stalled):
+        fail(f"the services are up but the ledger is not storing events: {ledger.fault or ledger.stalled}")
     console.print(f"[green]oh is up[/] (home {home.root}); `oh status` shows each service")
 
 
@@ -94,9 +98,14 @@ def status() -> None:
             f"journal head seq {ledger.head_seq}, warehouse applied seq {ledger.applied_seq}, "
             f"fsync {ledger.fsync}, up {now - ledger.started_at:.0f}s; counters: {counters}"
         )
+        for problem, style in ((ledger.fault, "bold red"), (ledger.stalled, "bold yellow")):
+            if problem:
+                console.print(f"[{style}]ledger not storing events:[/] {escape(problem)}", soft_wrap=True, highlight=False)
     all_up = ledger is not None and states and all(s.startswith("RUNNING") for s in states.values())
     if not all_up:
         console.print("some services are not running: start them with `oh up`")
+        raise typer.Exit(3)
+    if ledger.fault or ledger.stalled:
         raise typer.Exit(3)
 
 

@@ -1,6 +1,6 @@
 """The latest stored quotes, read through a `read(sql, params) -> pa.Table` callable (no connection of its own).
 
-`oh portfolio analyze` passes `oh.cli_data.reader` (the ledger, or the warehouse file read-only when it
+`oh portfolio analyze` passes `oh.cli.data.reader` (the ledger, or the warehouse file read-only when it
 is down), the briefing worker passes `Worker.query`, the dashboard its query client: one SQL text for
 "the chain of the newest snapshot session on or before D", so they all value a portfolio the same way.
 """

@@ -10,6 +10,15 @@ One loop iteration is one group commit:
    apply the events to DuckDB together with the new offset in one transaction, committed only
    once that fsync is done;
 6. publish them, so a subscriber that queries on receipt sees the rows.
+
+The ledger never exits for a fault it cannot fix by restarting (supervisord would restart-loop it):
+
+- *halted* (`services/ledger/stall.py`): the journal is damaged, or holds less than the warehouse has
+  committed. The warehouse is kept exactly as it is (never rebuilt from a shorter journal); status
+  and read-only queries are served; every event gets a `Nack(retry=True)` naming the fault and
+  nothing is journaled until a person runs `oh journal repair` and restarts the ledger.
+- *stalled*: the disk is full. Nothing unstored is acknowledged; events get a `Nack(retry=True)`
+  saying so; the ledger retries by itself and resumes when space returns.
 """
 
 from __future__ import annotations
@@ -20,19 +29,29 @@ import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import zmq
 
 from bus.codec import FrameError, decode_message, encode, pack_seq, topic_of
 from bus.home import Home
-from bus.journal import Journal
-from contracts import EPHEMERAL_TYPES, Heartbeat, Message
+from bus.journal import Journal, JournalCorrupt
+from bus.journal_lock import JournalLock
+from contracts import (
+    EPHEMERAL_TYPES,
+    MESSAGE_TYPES,
+    Heartbeat,
+    Message,
+    RunFinished,
+    RunStarted,
+)
 from contracts.control import Ack, Nack, RebuildReply, StatusReply
 from services.ledger.control import ControlServer
 from services.ledger.dedup import RecentIds
 from services.ledger.projections import validate
-from services.ledger.warehouse import Warehouse
+from services.ledger.stall import JournalNotDurable, Stall, is_disk_full
+from services.ledger.warehouse import Warehouse, WarehouseAhead
 from services.ledger.watchdog import RunWatchdog
 
 log = logging.getLogger("ledger")
@@ -55,11 +74,13 @@ class Ledger:
         self.counters: dict[str, int] = defaultdict(int)
         self._counter_lock = threading.Lock()
         self.heartbeats: dict[str, dict[str, Any]] = {}
-        self.journal = Journal(home.journal, fsync=fsync)
-        self.warehouse = Warehouse(home.warehouse)
-        recovered = self.warehouse.catch_up(self.journal)
-        if recovered:
-            log.info("recovered %d journaled events into the warehouse", recovered)
+        self.fault: str | None = None
+        self.stall: Stall | None = None
+        lock = JournalLock(home.journal, "ledger").acquire(wait=True)  # before the warehouse: a repair may hold both
+        self.warehouse = self._open_warehouse(home)
+        self.journal = Journal(home.journal, fsync=fsync, committed_seq=self.warehouse.applied_seq, lock=lock,
+                               type_names=MESSAGE_TYPES)
+        self._recover()
         self.seen = RecentIds(dedup_window)
         for event_id, seq in reversed(self.warehouse.recent_ids(dedup_window)):
             self.seen.add(event_id, seq)
@@ -74,10 +95,87 @@ class Ledger:
         self.publisher.bind(home.endpoint("events"))
         self.control = ControlServer(self, home.endpoint("control"))
         self.watchdog = RunWatchdog(self.started_at, ABANDON_SECONDS)
-        self.watchdog.load(self.warehouse.open_runs())
+        self.watchdog.load(self.warehouse.open_runs(), time.time())
         self._last_tick = 0.0
         self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-fsync")
         self._reject_logs = 0
+
+    # -- opening ---------------------------------------------------------------------------
+    def _open_warehouse(self, home: Home) -> Warehouse:
+        """Open the DuckDB file; on a full disk, wait for space (logged once) instead of exiting into a restart loop."""
+        announced = False
+        while True:
+            try:
+                return Warehouse(home.warehouse)
+            except Exception as exc:
+                if not is_disk_full(exc):
+                    raise
+                if not announced:
+                    log.error("%s", Stall.from_error(exc, home.warehouse, 0).describe())
+                    announced = True
+                time.sleep(1.0)
+
+    def _recover(self) -> None:
+        """Apply what the journal holds beyond the warehouse; halt (never rebuild) if the journal is damaged or short."""
+        if self.journal.faults:
+            self._halt("; ".join(f.describe() for f in self.journal.faults))
+            return
+        try:
+            recovered = self.warehouse.catch_up(self.journal)
+        except (WarehouseAhead, JournalCorrupt) as exc:
+            self._halt(str(exc))
+            return
+        except Exception as exc:
+            if not is_disk_full(exc):
+                raise
+            self._stall_on(exc, self.home.warehouse, 0)
+            return
+        if recovered:
+            log.info("recovered %d journaled events into the warehouse", recovered)
+
+    def _halt(self, reason: str) -> None:
+        cuts = ", ".join(p.name for p in self.journal.cut_files())
+        self.fault = (
+            f"HALTED: {reason}. Nothing was cut or rebuilt, and nothing is journaled until the journal is repaired: "
+            "stop oh (`oh down`), look with `oh journal check`, run `oh journal repair`, then `oh up`"
+            + (f" (earlier cut bytes: {cuts})" if cuts else "")
+        )
+        log.error("%s", self.fault)
+
+    def _stall_on(self, exc: BaseException, path: Path, needed: int) -> None:
+        """Stop accepting events because storing failed (a full disk); say so once."""
+        if self.stall is None:
+            self.stall = Stall.from_error(exc, path, needed)
+            self.count("stalls")
+            log.error("%s", self.stall.describe())
+        else:
+            self.stall.needed = max(self.stall.needed, needed)
+            self.stall.postpone()
+
+    def _retry_stall(self) -> None:
+        """Every RETRY_SECONDS while stalled: fsync the journal, apply what it holds beyond the warehouse, check for room."""
+        stall = self.stall
+        if stall is None or not stall.due():
+            return
+        before = self.warehouse.applied_seq
+        try:
+            self.journal.sync()
+            applied = self.warehouse.catch_up(self.journal)
+        except Exception as exc:
+            if not (isinstance(exc, JournalNotDurable | OSError) or is_disk_full(exc)):
+                raise
+            stall.postpone()
+            return
+        if applied:
+            runs = frozenset({RunStarted.__name__, RunFinished.__name__})
+            for frame in self.journal.read(before + 1, self.warehouse.applied_seq, runs):
+                self.watchdog.observe(decode_message(frame.payload), time.time())
+        if not stall.room():
+            stall.postpone()
+            return
+        log.info("storage works again after %.0fs (%d journaled events applied): accepting events",
+                 time.time() - stall.since, applied)
+        self.stall = None
 
     # -- bookkeeping -----------------------------------------------------------------------
     def count(self, name: str, by: int = 1) -> None:
@@ -96,7 +194,21 @@ class Ledger:
             counters=counters,
             heartbeats=dict(self.heartbeats),
             fsync=self.journal.fsync,
+            fault=self.fault,
+            stalled=self.stall.describe() if self.stall else None,
         )
+
+    def _refusal(self) -> str | None:
+        """Why events cannot be stored right now (halted or stalled), or None."""
+        return self.fault or (self.stall.describe() if self.stall else None)
+
+    def _refuse(self, identity: bytes, event_id: str | None, reason: str) -> None:
+        """Tell a producer its event was not stored and must be resent later."""
+        self.count("frames_refused")
+        try:
+            self.ingress.send_multipart([identity, encode(Nack(id=event_id, reason=reason, retry=True))], flags=zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass
 
     def _reject(self, identity: bytes, reason: str, kind: str, event_id: str | None = None) -> None:
         self.count("frames_rejected")
@@ -124,13 +236,15 @@ class Ledger:
                 if poller.poll(100):
                     self._drain()
                 self._serve_rebuilds()
+                self._retry_stall()
                 now = time.monotonic()
                 if now - self._last_tick >= HEAD_TICK_SECONDS:
                     self._last_tick = now
                     self.publisher.send_multipart([HEAD_TOPIC, pack_seq(self.warehouse.applied_seq), b""])
-                    abandoned = self.watchdog.abandoned(self.heartbeats, time.time())
-                    if abandoned:
-                        self._journal_own(abandoned)
+                    if self._refusal() is None:
+                        abandoned = self.watchdog.abandoned(self.heartbeats, time.time())
+                        if abandoned:
+                            self._journal_own(abandoned)
         finally:
             self.close()
 
@@ -145,7 +259,12 @@ class Ledger:
             self.control.join(5)
         self._syncer.shutdown(wait=True)
         self.journal.close()
-        self.warehouse.close()
+        try:
+            self.warehouse.close()
+        except Exception as exc:  # a full disk can fail the checkpoint: the WAL still holds every commit
+            if not is_disk_full(exc):
+                raise
+            log.warning("could not checkpoint the warehouse on the way out (%s); its WAL is replayed on start", exc)
         self.ingress.close()
         self.publisher.close()
         log.info("ledger stopped at seq %d", self.journal.head_seq)
@@ -172,7 +291,18 @@ class Ledger:
             for event_id, seq in pairs:
                 acks[identity][0].append(event_id)
                 acks[identity][1].append(seq)
-        seqs = self.journal.append((type_name, payload) for type_name, payload, _, _ in fresh) if fresh else []
+        seqs: list[int] = []
+        if fresh:
+            try:
+                seqs = self.journal.append((type_name, payload) for type_name, payload, _, _ in fresh)
+            except OSError as exc:  # rolled back by the journal: nothing of the batch is stored, nothing is acked
+                self._stall_on(exc, self.journal.writing, sum(len(payload) for _, payload, _, _ in fresh))
+                reason = self._refusal() or str(exc)
+                for _, _, message, identity in fresh:
+                    self._refuse(identity, message.id, reason)
+                for identity, event_id, _ in late_duplicates:
+                    self._refuse(identity, event_id, reason)
+                fresh, late_duplicates = [], []
         for seq, (_, _, message, identity) in zip(seqs, fresh, strict=True):
             acks[identity][0].append(message.id)
             acks[identity][1].append(seq)
@@ -188,6 +318,15 @@ class Ledger:
             self._commit([(seq, type_name, payload, message) for seq, (type_name, payload, message, _) in zip(seqs, fresh, strict=True)])
 
     def _commit(self, journaled: list[tuple[int, str, bytes, Message]]) -> None:
+        """`_project`, stalling (never crashing) when the disk is full: the batch stays in the journal for the retry."""
+        try:
+            self._project(journaled)
+        except Exception as exc:
+            if not (isinstance(exc, JournalNotDurable) or is_disk_full(exc)):
+                raise
+            self._stall_on(exc, self.home.warehouse, sum(len(p) for _, _, p, _ in journaled))
+
+    def _project(self, journaled: list[tuple[int, str, bytes, Message]]) -> None:
         """Make journaled events durable, project them in one transaction, then publish them."""
         for seq, _, _, message in journaled:
             self.seen.add(message.id, seq)
@@ -199,15 +338,21 @@ class Ledger:
         )
         if rejected:
             self.count("projection_rejected", len(rejected))
+        now = time.time()
         for seq, type_name, payload, message in journaled:
-            self.watchdog.observe(message)
+            self.watchdog.observe(message, now)
             # zero-copy only pays for large frames; for small ones it is slower than a copy
             self.publisher.send_multipart([topic_of(type_name), pack_seq(seq), payload], copy=len(payload) < 65536)
 
     def _journal_own(self, messages: list[Message]) -> None:
         """Journal events the ledger itself decides (an abandoned run), through the same path."""
         payloads = [(type(m).__name__, encode(m), m) for m in messages]
-        seqs = self.journal.append((t, p) for t, p, _ in payloads)
+        try:
+            seqs = self.journal.append((t, p) for t, p, _ in payloads)
+        except OSError as exc:
+            self.watchdog.load(self.warehouse.open_runs(), time.time())  # decided again once storing works
+            self._stall_on(exc, self.journal.writing, sum(len(p) for _, p, _ in payloads))
+            return
         self._commit([(seq, t, p, m) for seq, (t, p, m) in zip(seqs, payloads, strict=True)])
 
     def _admit(
@@ -229,7 +374,8 @@ class Ledger:
         type_name = type(message).__name__
         if type_name in EPHEMERAL_TYPES:
             if isinstance(message, Heartbeat):
-                self.heartbeats[message.service] = {"pid": message.pid, "state": message.state, "last_seen": time.time()}
+                self.heartbeats[message.service] = {"pid": message.pid, "state": message.state,
+                                                    "run_id": message.run_id, "last_seen": time.time()}
             return
         seq = self.seen.get(message.id)
         if seq is not None:
@@ -239,6 +385,10 @@ class Ledger:
         if message.id in in_batch:
             self.count("duplicates_dropped")
             late_duplicates.append((identity, message.id, in_batch[message.id]))
+            return
+        refusal = self._refusal()
+        if refusal is not None:  # halted or stalled: not stored, so not acknowledged; the producer resends it
+            self._refuse(identity, message.id, refusal)
             return
         try:
             validate(message)
@@ -252,10 +402,15 @@ class Ledger:
         while not self.control.rebuilds.empty():
             done, result = self.control.rebuilds.get_nowait()
             started = time.perf_counter()
+            refusal = self._refusal()
+            if refusal is not None:
+                result.append(RuntimeError(f"refused: {refusal}"))
+                done.set()
+                continue
             try:
                 events = self.warehouse.rebuild(self.journal)
                 result.append(RebuildReply(events=events, seconds=time.perf_counter() - started))
-            except Exception as exc:  # reported to the caller; the old file was restored
+            except Exception as exc:
                 result.append(exc)
             done.set()
 

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from bus.home import Home
-from bus.journal import Journal
+from bus.journal import Journal, JournalCorrupt
+from bus.journal_lock import JournalLock, JournalLocked
 from services.ledger.readonly import QueryRefused, check_read_only
-from services.ledger.warehouse import Warehouse, connect
+from services.ledger.warehouse import Warehouse, WarehouseAhead, connect
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -59,19 +60,69 @@ def reader(home: Home) -> Iterator[Read]:
         con.close()
 
 
+class CommittedRecord:
+    """What the warehouse has committed, opened read-only: its offset (`seq`) and what `ledger.events`
+    recorded of each event (`event(seq)`: id, type, ts, size), for checking and repairing the journal."""
+
+    def __init__(self, home: Home) -> None:
+        self.con: duckdb.DuckDBPyConnection | None = None
+        self.seq = 0
+        if not home.warehouse.exists():
+            return
+        try:
+            self.con = connect(home.warehouse, read_only=True)
+        except duckdb.IOException:
+            raise OfflineError(f"the warehouse {home.warehouse} is open read-write by a running ledger") from None
+        row = self.con.execute("SELECT seq FROM ledger.offsets WHERE projection = 'warehouse'").fetchone()
+        self.seq = int(row[0]) if row else 0
+
+    def event(self, seq: int) -> dict[str, Any] | None:
+        """What the warehouse recorded of the event with this seq, or None."""
+        if self.con is None:
+            return None
+        row = self.con.execute("SELECT id, type, ts, bytes FROM ledger.events WHERE seq = ?", [seq]).fetchone()
+        if row is None:
+            return None
+        return {"seq": seq, "id": row[0], "type": row[1], "ts": row[2], "bytes": row[3], "applied_to_warehouse": True}
+
+    def close(self) -> None:
+        if self.con is not None:
+            self.con.close()
+            self.con = None
+
+
+def committed_record(home: Home) -> CommittedRecord:
+    """The warehouse's committed record, read-only (OfflineError if a ledger holds the file)."""
+    return CommittedRecord(home)
+
+
 def init(home: Home) -> None:
     """Create the warehouse and its tables (safe to repeat)."""
     Warehouse(home.warehouse).close()
 
 
 def rebuild(home: Home) -> tuple[int, float]:
-    """Rebuild the warehouse from the whole journal; (events applied, seconds)."""
+    """Rebuild the warehouse from the whole journal, holding the journal's lock; (events applied, seconds).
+
+    Refused (OfflineError, the warehouse unchanged) while another process holds the journal, or when
+    the journal is damaged or shorter than what the warehouse has committed (`oh journal check`).
+    """
     started = time.perf_counter()
-    journal = Journal(home.ensure().journal)
-    warehouse = Warehouse(home.warehouse)
+    lock = JournalLock(home.ensure().journal, "oh replay --rebuild")
     try:
-        events = warehouse.rebuild(journal)
+        lock.acquire()
+    except JournalLocked as exc:
+        raise OfflineError(f"{exc}: a ledger that does not answer? (`oh status`)") from None
+    try:
+        warehouse = Warehouse(home.warehouse)
+        journal = Journal(home.journal, committed_seq=warehouse.applied_seq, lock=lock)
+        try:
+            events = warehouse.rebuild(journal)
+        except (WarehouseAhead, JournalCorrupt) as exc:
+            raise OfflineError(f"not rebuilt, the warehouse is unchanged: {exc}; see `oh journal check`") from None
+        finally:
+            warehouse.close()
+            journal.close()
     finally:
-        warehouse.close()
-        journal.close()
+        lock.release()
     return events, time.perf_counter() - started

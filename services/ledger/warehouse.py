@@ -3,6 +3,12 @@
 Each batch of events is applied together with the new offset in one transaction, so after a
 crash the file holds either the whole batch or none of it, and recovery re-applies from the
 journal exactly what is missing.
+
+The warehouse is never rebuilt from a journal that holds less than it has committed: `catch_up`
+raises WarehouseAhead and `rebuild` refuses (WarehouseAhead, or JournalCorrupt for a damaged
+journal), because the tables would lose committed rows. A COMMIT that fails for want of disk
+space, or because the journal's fsync failed, is raised as it is (the batch stays in the journal
+and is applied again later); only other errors are blamed on the events and isolated.
 """
 
 from __future__ import annotations
@@ -17,14 +23,19 @@ from pathlib import Path
 import duckdb
 
 from bus.codec import decode_message
-from bus.journal import Frame, Journal
+from bus.journal import Frame, Journal, JournalCorrupt
 from contracts import Message
 from services.ledger import projections, schema
+from services.ledger.stall import JournalNotDurable, is_disk_full
 
 log = logging.getLogger(__name__)
 
 REPLAY_CHUNK_FRAMES = 2000
 REPLAY_CHUNK_BYTES = 64 * 1024 * 1024
+
+
+class WarehouseAhead(RuntimeError):
+    """The warehouse committed seqs the journal does not hold: rebuilding from it would lose them."""
 
 
 def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -47,6 +58,8 @@ class Warehouse:
         try:
             self.con = connect(self.path)
         except duckdb.IOException as exc:
+            if is_disk_full(exc):
+                raise  # the ledger waits for space instead of exiting into a restart loop
             raise SystemExit(f"ledger: cannot open {self.path} read-write (is another ledger running?): {exc}") from None
         schema.create_schema(self.con)
         self.applied_seq = schema.applied_seq(self.con)
@@ -80,12 +93,16 @@ class Warehouse:
             try:
                 self._transaction(events, sizes, before_commit)
                 return []
-            except Exception:
+            except Exception as exc:
+                if isinstance(exc, JournalNotDurable) or is_disk_full(exc):
+                    raise  # not the events' fault: the batch is applied again once the disk allows
                 before_commit()  # the journal must be durable before any retry commits
         try:
             self._transaction(events, sizes)
             return []
         except Exception as exc:  # a projection bug must not stop the ledger: isolate the event
+            if is_disk_full(exc):
+                raise
             if len(events) == 1:
                 seq, event = events[0]
                 message = str(exc).splitlines()[0][:500]
@@ -97,7 +114,7 @@ class Warehouse:
                     self._set_offset(seq)
                     self.con.execute("COMMIT")
                 except BaseException:
-                    self.con.execute("ROLLBACK")
+                    self._rollback()
                     raise
                 self.applied_seq = seq
                 return [(seq, message)]
@@ -118,12 +135,21 @@ class Warehouse:
             projections.index_events(self.con, events, sizes)
             self._set_offset(events[-1][0])
             if before_commit is not None:
-                before_commit()
+                try:
+                    before_commit()
+                except Exception as exc:
+                    raise JournalNotDurable(f"the journal's fsync failed: {exc}") from exc
             self.con.execute("COMMIT")
         except BaseException:
-            self.con.execute("ROLLBACK")
+            self._rollback()
             raise
         self.applied_seq = events[-1][0]
+
+    def _rollback(self) -> None:
+        try:
+            self.con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass  # a COMMIT that failed (a full disk) has already ended the transaction
 
     def _set_offset(self, seq: int) -> None:
         """Write the offset inside the open transaction; `applied_seq` moves only after COMMIT."""
@@ -131,14 +157,22 @@ class Warehouse:
 
     # -- recovery and rebuild --------------------------------------------------------------
     def catch_up(self, journal: Journal) -> int:
-        """Apply whatever the journal holds beyond the committed offset; return how many events."""
-        if self.applied_seq > journal.head_seq:
-            log.error(
-                "warehouse offset %d is ahead of the journal head %d (journal lost its tail); rebuilding",
-                self.applied_seq, journal.head_seq,
-            )
-            return self.rebuild(journal)
+        """Apply whatever the journal holds beyond the committed offset; return how many events.
+
+        Raises WarehouseAhead if the journal ends before the committed offset: the tables are kept.
+        """
+        self._refuse_shorter(journal)
         return self._replay(journal.read(self.applied_seq + 1))
+
+    def _refuse_shorter(self, journal: Journal) -> None:
+        if self.applied_seq > journal.head_seq:
+            cut = ", ".join(p.name for p in journal.cut_files())
+            raise WarehouseAhead(
+                f"the warehouse has committed through seq {self.applied_seq} but the journal ends at seq "
+                f"{journal.head_seq}: seqs {journal.head_seq + 1}..{self.applied_seq} are missing from the journal"
+                + (f" (bytes cut from it earlier are kept in {cut})" if cut else "")
+                + "; the warehouse is kept as it is, never rebuilt from a shorter journal"
+            )
 
     def _replay(self, frames: Iterator[Frame]) -> int:
         count = 0
@@ -157,7 +191,13 @@ class Warehouse:
         return count + len(chunk)
 
     def rebuild(self, journal: Journal) -> int:
-        """Replace the file with one built from the whole journal; keep the old one if that fails."""
+        """Replace the file with one built from the whole journal; keep the old one if that fails.
+
+        Refused (the file untouched) when the journal is damaged or holds less than the file has committed.
+        """
+        if journal.faults:
+            raise JournalCorrupt(f"refusing to rebuild from a damaged journal: {journal.faults[0].describe()}")
+        self._refuse_shorter(journal)
         started = time.perf_counter()
         self.con.close()
         backup = self.path.with_suffix(".rebuild-old")

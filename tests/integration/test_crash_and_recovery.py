@@ -1,4 +1,4 @@
-"""Crashes lose nothing acknowledged and apply nothing twice; a torn journal tail is cut on start."""
+"""Crashes lose nothing acknowledged and apply nothing twice; a torn journal tail is cut on start, a lost committed one halts."""
 
 from __future__ import annotations
 
@@ -82,8 +82,9 @@ def test_half_written_frame_is_cut_on_start(home: Home) -> None:
         services.stop()
 
 
-def test_journal_losing_an_applied_frame_rebuilds_the_warehouse(home: Home) -> None:
-    """If the journal's tail was lost after the warehouse applied it, the journal wins: the warehouse is rebuilt."""
+def test_journal_losing_an_applied_frame_halts_instead_of_rebuilding(home: Home) -> None:
+    """If the journal's tail was lost after the warehouse applied it, the warehouse is kept (never rebuilt from the
+    shorter journal): the ledger halts naming the damage; once the frame is marked lost it goes on from there."""
     services = Stack(home, ledger_env={"OH_FSYNC": "off"})
     services.start_ledger()
     try:
@@ -94,8 +95,17 @@ def test_journal_losing_an_applied_frame_rebuilds_the_warehouse(home: Home) -> N
         with segment.open("r+b") as fh:
             fh.truncate(segment.stat().st_size - 5)
         services.start_ledger()
-        assert services.client.status().head_seq == head - 1
-        assert services.client.status().applied_seq == head - 1
-        assert services.scalar("SELECT count(*) FROM trade_updates") == 9
+        status = services.client.status()
+        assert status.applied_seq == head
+        assert status.fault is not None and f"after seq {head - 1}" in status.fault and segment.name in status.fault
+        assert services.scalar("SELECT count(*) FROM trade_updates") == 10
+        services.ledger.stop()
+        repaired = subprocess.run([OH, "journal", "repair", "--mark-lost"], capture_output=True, text=True, cwd=REPO,
+                                  timeout=120, check=False)
+        assert repaired.returncode == 0, repaired.stderr
+        services.start_ledger()
+        assert services.client.status().fault is None
+        assert services.scalar("SELECT count(*) FROM trade_updates") == 10
+        assert _send_trades(home, 1) == head + 1
     finally:
         services.stop()

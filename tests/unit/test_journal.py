@@ -203,7 +203,7 @@ def test_segments_rotate_and_read_spans_them(tmp_path: Path, monkeypatch: pytest
         assert frames_in[0] == first
         assert frames_in == list(range(first, first + len(frames_in)))
     n = len(written)
-    for reader in (journal, Journal(tmp_path)):
+    for reader in (journal, Journal(tmp_path, read_only=True)):
         assert _frames(reader) == written
         for from_seq in range(1, n + 2, 3):
             for to_seq in range(from_seq - 1, n + 3, 4):
@@ -344,23 +344,250 @@ def test_truncating_the_file_anywhere_leaves_exactly_a_prefix(
         reopened.close()
 
 
-def test_a_bit_flip_mid_segment_keeps_the_frames_it_cuts_beside_the_segment(tmp_path: Path) -> None:
-    """A corrupt frame in the middle cuts the tail at it (the journal must end on whole frames), but the cut
-    bytes, holding the whole frames after it, are kept in `<segment>.cut-<offset>` instead of destroyed."""
+# -- faults: found on open, named, and nothing changed -------------------------------------
+def _flip(path: Path, position: int, mask: int = 0xFF) -> bytes:
+    data = bytearray(path.read_bytes())
+    data[position] ^= mask
+    path.write_bytes(bytes(data))
+    return bytes(data)
+
+
+def test_a_bit_flip_mid_segment_is_a_fault_and_nothing_is_cut(tmp_path: Path) -> None:
+    """A frame that fails its checksum with valid frames after it is a bit flip, not a torn write: reopening cuts
+    nothing (no byte of the file changes, no `.cut` file), names the segment, the byte offsets and the seqs, refuses to
+    append, and a read that reaches the damage raises instead of silently stopping."""
     journal = Journal(tmp_path)
     journal.append([("Ev", f"payload-{i}".encode() * 20) for i in range(1, 6)])
     journal.close()
     segment = _only_segment(tmp_path)
-    data = segment.read_bytes()
     second = len(encode_frame(1, "Ev", b"payload-1" * 20))
-    corrupt = bytearray(data)
-    corrupt[second + HEADER.size + 5] ^= 0x01  # one bit inside frame 2's payload
-    segment.write_bytes(bytes(corrupt))
+    third = second + len(encode_frame(2, "Ev", b"payload-2" * 20))
+    damaged = _flip(segment, second + HEADER.size + 5, 0x01)  # one bit inside frame 2's payload
     reopened = Journal(tmp_path)
-    assert reopened.head_seq == 1
-    reopened.close()
-    (kept,) = tmp_path.glob("*.cut-*")
-    assert kept.name == f"{segment.name}.cut-{second}"
-    assert kept.read_bytes() == bytes(corrupt[second:])
-    tail = kept.read_bytes()[len(encode_frame(2, "Ev", b"payload-2" * 20)):]
-    assert tail == b"".join(encode_frame(i, "Ev", f"payload-{i}".encode() * 20) for i in range(3, 6))
+    assert segment.read_bytes() == damaged
+    assert not list(tmp_path.glob("*.cut-*"))
+    assert reopened.truncated_bytes == 0
+    (fault,) = reopened.faults
+    text = fault.describe()
+    assert segment.name in text and f"byte {second}" in text and f"byte {third} with seq 3" in text
+    assert "after seq 1" in text
+    with pytest.raises(JournalCorrupt, match="damaged"):
+        reopened.append([("Ev", b"never written")])
+    assert segment.read_bytes() == damaged
+    assert [f.seq for f in reopened.read(to_seq=1)] == [1]
+    with pytest.raises(JournalCorrupt):
+        list(reopened.read())
+
+
+@pytest.mark.parametrize(("committed", "cut"), [(5, False), (4, True)])
+def test_a_damaged_tail_is_cut_only_when_the_warehouse_never_committed_it(
+    tmp_path: Path, committed: int, cut: bool
+) -> None:
+    """A last frame that fails its checksum is cut (kept in `.cut-<offset>`) only if the warehouse has not committed it
+    (a torn write the ledger never acknowledged as applied); if it has, it is a fault and the journal is left alone."""
+    data, last_start = _five_frames(tmp_path)
+    segment = _only_segment(tmp_path)
+    damaged = _flip(segment, len(data) - 3)
+    reopened = Journal(tmp_path, committed_seq=committed)
+    if cut:
+        assert reopened.faults == [] and reopened.head_seq == 4
+        assert segment.read_bytes() == data[:last_start]
+        assert (tmp_path / f"{segment.name}.cut-{last_start}").read_bytes() == damaged[last_start:]
+    else:
+        (fault,) = reopened.faults
+        assert f"byte {last_start}" in fault.describe() and "after seq 4" in fault.describe()
+        assert segment.read_bytes() == damaged
+
+
+def _rotated(directory: Path, monkeypatch: pytest.MonkeyPatch, count: int = 12) -> list[tuple[int, Path]]:
+    monkeypatch.setattr(bus.journal, "SEGMENT_BYTES", 100)
+    journal = Journal(directory)
+    for i in range(1, count + 1):
+        journal.append([("Ev", f"payload {i:02d} ".encode() * 2)])
+    journal.close()
+    return journal.segments()
+
+
+def test_a_sealed_segment_gets_a_seal_naming_its_size_seqs_and_checksum(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the journal moves on to a new segment, the old one is sealed: `<segment>.sum` holds its first and last seq,
+    its size and the crc32 of the whole file. The segment being written has no seal."""
+    import itertools
+    import json
+    import zlib
+
+    segments = _rotated(tmp_path, monkeypatch)
+    assert len(segments) >= 3
+    for (first, path), (next_first, _) in itertools.pairwise(segments):
+        seal = json.loads((tmp_path / f"{path.name}.sum").read_text())
+        assert seal == {"first_seq": first, "last_seq": next_first - 1, "size": path.stat().st_size,
+                        "crc32": zlib.crc32(path.read_bytes())}
+    assert not (tmp_path / f"{segments[-1][1].name}.sum").exists()
+
+
+@pytest.mark.parametrize("where", ["first-byte", "middle", "last-byte"])
+def test_a_flip_in_a_sealed_segment_is_found_on_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    """A byte flipped anywhere in an older segment fails its seal on open (no read needed to find it): the fault names
+    the sealed segment, appending is refused, and the journal's bytes are untouched."""
+    segments = _rotated(tmp_path, monkeypatch)
+    first = segments[0][1]
+    size = first.stat().st_size
+    position = {"first-byte": 0, "middle": size // 2, "last-byte": size - 1}[where]
+    damaged = _flip(first, position)
+    reopened = Journal(tmp_path)
+    (fault,) = reopened.faults
+    assert fault.sealed and fault.segment == first
+    assert f"sealed segment {first.name}" in fault.describe()
+    with pytest.raises(JournalCorrupt):
+        reopened.append([("Ev", b"x")])
+    assert first.read_bytes() == damaged
+
+
+def test_a_missing_or_damaged_seal_is_rewritten_when_every_frame_checks_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A segment sealed before seals existed (no `.sum`), or whose seal itself was damaged, is walked frame by frame;
+    when every frame checks out, it is (re)sealed and nothing is reported."""
+    segments = _rotated(tmp_path, monkeypatch)
+    first, second = segments[0][1], segments[1][1]
+    seal_of_first = (tmp_path / f"{first.name}.sum").read_text()
+    (tmp_path / f"{first.name}.sum").unlink()
+    (tmp_path / f"{second.name}.sum").write_text('{"first_seq": 9, "last_seq": 1, "size": 3, "crc32": 0}\n')
+    reopened = Journal(tmp_path)
+    assert reopened.faults == []
+    assert (tmp_path / f"{first.name}.sum").read_text() == seal_of_first
+    assert '"first_seq": 9' not in (tmp_path / f"{second.name}.sum").read_text()
+    assert [f.seq for f in reopened.read()] == list(range(1, 13))
+
+
+def test_a_missing_segment_is_a_gap_fault(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A segment file that disappeared leaves a gap between the seqs of its neighbours: reported, not papered over."""
+    segments = _rotated(tmp_path, monkeypatch)
+    segments[1][1].unlink()
+    reopened = Journal(tmp_path)
+    (fault,) = reopened.faults
+    assert f"next segment starts at seq {segments[2][0]}" in fault.describe()
+    with pytest.raises(JournalCorrupt):
+        list(reopened.read())
+
+
+def test_frames_marked_lost_are_never_read(tmp_path: Path) -> None:
+    """A seq a repair marked lost keeps the seqs contiguous but is skipped by every read, filtered or not."""
+    from bus.journal import HOLE_TYPE
+
+    segment = tmp_path / f"{1:020d}.seg"
+    segment.write_bytes(encode_frame(1, "A", b"1") + encode_frame(2, HOLE_TYPE, b"{}") + encode_frame(3, "A", b"3"))
+    journal = Journal(tmp_path)
+    assert journal.faults == [] and journal.head_seq == 3
+    assert _frames(journal) == [(1, "A", b"1"), (3, "A", b"3")]
+    assert _frames(journal, types=frozenset({"A"})) == [(1, "A", b"1"), (3, "A", b"3")]
+    assert journal.append([("A", b"4")]) == [4]
+
+
+# -- one writer at a time ------------------------------------------------------------------
+def test_only_one_process_writes_a_journal(tmp_path: Path) -> None:
+    """A second writer (in this process or another) is refused with a message naming the holder; a read-only reader
+    is not; the lock goes with its holder, even one killed with SIGKILL."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from bus.journal import JournalLocked
+
+    journal = Journal(tmp_path)
+    journal.append([("A", b"1")])
+    with pytest.raises(JournalLocked, match=f"in use by pid {os.getpid()}"):
+        Journal(tmp_path)
+    assert _frames(Journal(tmp_path, read_only=True)) == [(1, "A", b"1")]
+    child = [sys.executable, "-c", f"from pathlib import Path; from bus.journal import Journal; Journal(Path({str(tmp_path)!r}))"]
+    refused = subprocess.run(child, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2], check=False)
+    assert refused.returncode != 0 and "JournalLocked" in refused.stderr
+    journal.close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", (f"import time; from pathlib import Path; from bus.journal import Journal; "
+                                f"j = Journal(Path({str(tmp_path)!r})); print('held', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2],
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with pytest.raises(JournalLocked, match=f"pid {holder.pid}"):
+        Journal(tmp_path)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(10)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            Journal(tmp_path).close()
+            break
+        except JournalLocked:
+            assert time.monotonic() < deadline, "the lock outlived its killed holder"
+            time.sleep(0.05)
+
+
+# -- a write that fails (disk full) leaves nothing behind ------------------------------------
+@pytest.mark.parametrize("written_before_failing", [0, 1, 25, 10_000])
+def test_a_failed_write_is_rolled_back_to_the_last_whole_frame(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, written_before_failing: int
+) -> None:
+    """A write that fails after any number of bytes (ENOSPC mid-frame) is truncated away: the head does not move, the
+    file ends on a whole frame, reopening cuts nothing, and the same batch appends later with the same seqs."""
+    import errno
+
+    journal = Journal(tmp_path)
+    journal.append([("A", b"1"), ("A", b"2")])
+    segment = _only_segment(tmp_path)
+    size = segment.stat().st_size
+    real_write = os.write
+    budget = [written_before_failing]
+
+    def full_disk(fd: int, data: bytes) -> int:
+        if budget[0] <= 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        chunk = bytes(data)[: budget[0]]
+        budget[0] -= len(chunk)
+        return real_write(fd, chunk)
+
+    monkeypatch.setattr(bus.journal.os, "write", full_disk)
+    batch = [("B", b"x" * 5000), ("B", b"y" * 5000)]
+    with pytest.raises(OSError, match="No space left"):
+        journal.append(batch)
+    monkeypatch.undo()
+    assert journal.head_seq == 2
+    assert segment.stat().st_size == size
+    assert journal.append(batch) == [3, 4]
+    journal.close()
+    reopened = Journal(tmp_path)
+    assert reopened.truncated_bytes == 0 and reopened.faults == []
+    assert [f.seq for f in reopened.read()] == [1, 2, 3, 4]
+
+
+def test_a_failed_write_into_a_new_segment_removes_it_and_unseals_the_old_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch that moves on to a new segment and then fails: the new segment is deleted, the old one is unsealed and
+    back to its size, and the journal goes on in it as if the batch never happened."""
+    import errno
+
+    monkeypatch.setattr(bus.journal, "SEGMENT_BYTES", 150)
+    journal = Journal(tmp_path)
+    journal.append([("A", b"a" * 100)])
+    (first, segment), = journal.segments()
+    size = segment.stat().st_size
+    real_write = os.write
+    calls = [0]
+
+    def second_write_fails(fd: int, data: bytes) -> int:
+        calls[0] += 1
+        if calls[0] >= 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(bus.journal.os, "write", second_write_fails)
+    with pytest.raises(OSError):
+        journal.append([("A", b"b" * 30), ("A", b"c" * 100)])  # b fits the first segment, c opens the next
+    monkeypatch.setattr(bus.journal.os, "write", real_write)
+    assert journal.segments() == [(first, segment)]
+    assert segment.stat().st_size == size
+    assert not list(tmp_path.glob("*.sum"))
+    assert journal.append([("A", b"d")]) == [2]
+    journal.close()
+    assert [f.payload for f in Journal(tmp_path).read()] == [b"a" * 100, b"d"]

@@ -14,11 +14,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bus.arrow_ipc import to_ipc
-from bus.journal import Journal
+from bus.codec import encode
+from bus.journal import Journal, JournalCorrupt
 from contracts import AssetChecked, CandlesIngested, CheckRecord, Message
 from oh.adapters.sim.provider import SimProvider
 from services.ledger import projections, schema, warehouse
-from services.ledger.warehouse import Warehouse
+from services.ledger.warehouse import Warehouse, WarehouseAhead
 from tests.unit.factories import (
     MiniLedger,
     asset_failed,
@@ -410,23 +411,89 @@ def test_catch_up_after_a_crash_applies_exactly_the_missing_events(tmp_path: Pat
     assert snapshot(restarted.con) == snapshot(reference.con)
 
 
-def test_catch_up_rebuilds_when_the_warehouse_is_ahead_of_the_journal(tmp_path: Path) -> None:
-    """If the journal lost its tail (the warehouse offset is past its head), catch-up rebuilds from the journal
-    so the tables never hold what the journal does not."""
+def test_catch_up_and_rebuild_refuse_a_journal_shorter_than_the_warehouse(tmp_path: Path) -> None:
+    """If the journal lost its tail (the warehouse offset is past its head), neither catch-up nor rebuild touches
+    the warehouse: rebuilding from the shorter journal would destroy committed rows. The refusal names the missing
+    seqs. A new, empty warehouse is still built from that journal (nothing committed is at stake there)."""
     events = _scenario()
     ledger = MiniLedger(tmp_path)
     ledger.submit(events[:6])
     ledger.submit(events[6:])
     ledger.close()
     short = Journal(tmp_path / "short")
-    short.append((f.type, f.payload) for f in Journal(tmp_path / "journal").read(to_seq=6))
+    short.append((f.type, f.payload) for f in Journal(tmp_path / "journal", read_only=True).read(to_seq=6))
     restarted = Warehouse(tmp_path / "warehouse" / "oh.duckdb")
-    assert restarted.catch_up(short) == 6
-    assert restarted.applied_seq == 6
-    reference = Warehouse(tmp_path / "reference" / "oh.duckdb")
-    reference.catch_up(short)
-    assert snapshot(restarted.con) == snapshot(reference.con)
-    assert table_rows(restarted.con, "trade_updates") == []
+    before = snapshot(restarted.con)
+    with pytest.raises(WarehouseAhead, match=f"committed through seq {len(events)} but the journal ends at seq 6"):
+        restarted.catch_up(short)
+    with pytest.raises(WarehouseAhead, match=f"seqs 7..{len(events)} are missing"):
+        restarted.rebuild(short)
+    assert restarted.applied_seq == len(events)
+    assert snapshot(restarted.con) == before
+    assert table_rows(restarted.con, "trade_updates") != []
+    fresh = Warehouse(tmp_path / "fresh" / "oh.duckdb")
+    assert fresh.catch_up(short) == 6
+
+
+def test_rebuild_refuses_a_damaged_journal(tmp_path: Path) -> None:
+    """A journal that failed its checks on open is never replayed into the warehouse; the file is left as it was."""
+    ledger = MiniLedger(tmp_path)
+    ledger.submit(_scenario())
+    ledger.close()
+    segment = min((tmp_path / "journal").glob("*.seg"))
+    data = bytearray(segment.read_bytes())
+    data[40] ^= 0xFF  # inside the first frame's payload: the frames after it are still valid
+    segment.write_bytes(bytes(data))
+    damaged = Journal(tmp_path / "journal", committed_seq=len(_scenario()))
+    assert damaged.faults
+    restarted = Warehouse(tmp_path / "warehouse" / "oh.duckdb")
+    before = snapshot(restarted.con)
+    with pytest.raises(JournalCorrupt, match="refusing to rebuild from a damaged journal"):
+        restarted.rebuild(damaged)
+    assert snapshot(restarted.con) == before
+
+
+@pytest.mark.parametrize("failure", ["duckdb-no-space", "oserror-enospc", "fsync"])
+def test_a_full_disk_is_not_blamed_on_the_events(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    """A COMMIT that fails for want of space (DuckDB's message, or ENOSPC), or because the journal's fsync failed,
+    is raised as it is: no event is recorded in ledger.rejected, neither rows nor offset are committed, and the same
+    batch applies normally once the disk allows (catch-up from the journal)."""
+    import errno
+
+    from services.ledger.stall import JournalNotDurable, is_disk_full
+
+    ledger = MiniLedger(tmp_path)
+    ledger.submit([run_started("r1", 0)])
+    events = _scenario()[1:4]
+    real = projections.apply_events
+
+    def full(con: duckdb.DuckDBPyConnection, batch: object) -> None:
+        real(con, batch)
+        if failure == "duckdb-no-space":
+            raise duckdb.TransactionException(
+                'TransactionContext Error: Failed to commit: Could not write file "x.wal": No space left on device')
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def failing_fsync() -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    payloads = [encode(ev) for ev in events]
+    seqs = ledger.journal.append((type(ev).__name__, p) for ev, p in zip(events, payloads, strict=True))
+    if failure == "fsync":
+        with pytest.raises(JournalNotDurable):
+            ledger.warehouse.commit(list(zip(seqs, events, strict=True)), [len(p) for p in payloads], failing_fsync)
+    else:
+        monkeypatch.setattr(projections, "apply_events", full)
+        with pytest.raises(Exception) as raised:
+            ledger.warehouse.commit(list(zip(seqs, events, strict=True)), [len(p) for p in payloads])
+        assert is_disk_full(raised.value)
+        monkeypatch.undo()
+    assert table_rows(ledger.warehouse.con, "ledger.rejected") == []
+    assert ledger.warehouse.applied_seq == schema.applied_seq(ledger.warehouse.con) == 1
+    assert ledger.warehouse.catch_up(ledger.journal) == 3
+    assert len(table_rows(ledger.warehouse.con, "meta.ingestion_run_assets")) == 2
 
 
 def test_rebuild_is_identical_when_the_same_candles_arrived_twice(tmp_path: Path) -> None:
