@@ -30,14 +30,21 @@ class Format(str, Enum):
 def reader(home: Home) -> Iterator[Callable[[str, list[Any] | None], pa.Table]]:
     """Yield `read(sql, params)`: through the ledger when it runs, else on the file opened read-only.
 
-    Either way only read statements pass, and errors end the command with a one-line message.
+    Either way each query runs sandboxed, within the time budget (OH_QUERY_BUDGET_SECONDS) and the
+    row cap (OH_QUERY_MAX_ROWS), and errors end the command with a one-line message (exit 2 when the
+    statement is refused, else 1).
     """
-    from bus.control_client import ControlClient, QueryError
+    from bus.control_client import ControlClient, LedgerUnavailable, QueryError
+    from services.ledger.sandbox import QueryLimits
 
-    client = ControlClient(home, timeout=30.0)
+    try:
+        limits = QueryLimits.from_env()
+    except ValueError as exc:
+        fail(str(exc), 2)
+    client = ControlClient(home, timeout=limits.budget)
     if not client.answers(timeout=0.3):
         client.close()
-        with _file_reader(home) as read:
+        with _file_reader(home, limits) as read:
             yield read
         return
 
@@ -46,6 +53,8 @@ def reader(home: Home) -> Iterator[Callable[[str, list[Any] | None], pa.Table]]:
             return client.query(sql, params)
         except QueryError as exc:
             fail(str(exc), 2 if exc.kind == "refused" else 1)
+        except LedgerUnavailable as exc:
+            fail(f"{exc}; see `oh status`")
 
     try:
         yield read_via_ledger
@@ -54,32 +63,29 @@ def reader(home: Home) -> Iterator[Callable[[str, list[Any] | None], pa.Table]]:
 
 
 @contextmanager
-def _file_reader(home: Home) -> Iterator[Callable[[str, list[Any] | None], pa.Table]]:
+def _file_reader(home: Home, limits: Any) -> Iterator[Callable[[str, list[Any] | None], pa.Table]]:
     import duckdb
 
-    from services.ledger.readonly import QueryRefused, check_read_only
-    from services.ledger.warehouse import connect
+    from services.ledger.offline import open_sandboxed
+    from services.ledger.sandbox import QueryFailed
 
     if not home.warehouse.exists():
         fail(f"no warehouse at {home.warehouse}: run `oh db init` or `oh up`")
     try:
-        con = connect(home.warehouse, read_only=True)
+        offline = open_sandboxed(home.warehouse, limits)
     except duckdb.IOException:
         fail("the warehouse is locked by a ledger that does not answer; check `oh status`")
 
     def read_file(sql: str, params: list[Any] | None = None) -> pa.Table:
         try:
-            check_read_only(con, sql)
-            return con.sql(sql, params=params).to_arrow_table()
-        except QueryRefused as exc:
-            fail(str(exc), 2)
-        except duckdb.Error as exc:
-            fail(str(exc).splitlines()[0])
+            return offline.query(sql, params)
+        except QueryFailed as exc:
+            fail(str(exc), 2 if exc.kind == "refused" else 1)
 
     try:
         yield read_file
     finally:
-        con.close()
+        offline.close()
 
 
 def query(
