@@ -17,6 +17,8 @@ from oh.home import Home
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from services.ledger.sandbox import QueryLimits
+
 db_app = typer.Typer(help="The warehouse: create it, inspect it.", no_args_is_help=True)
 
 
@@ -63,7 +65,7 @@ def reader(home: Home) -> Iterator[Callable[[str, list[Any] | None], pa.Table]]:
 
 
 @contextmanager
-def _file_reader(home: Home, limits: Any) -> Iterator[Callable[[str, list[Any] | None], pa.Table]]:
+def _file_reader(home: Home, limits: QueryLimits) -> Iterator[Callable[[str, list[Any] | None], pa.Table]]:
     import duckdb
 
     from services.ledger.offline import open_sandboxed
