@@ -7,8 +7,11 @@ The contract, the same for the ledger's query endpoint and for `oh query` with n
 - Every query gets a FRESH cursor and runs inside `BEGIN TRANSACTION READ ONLY`: DuckDB refuses any
   write ("transaction is launched in read-only mode"), data-modifying CTEs and EXPLAIN ANALYZE of a
   write included, before it touches a row. It is rolled back and the cursor closed afterwards, so
-  temp tables, macros, variables and attachments die with it. The friendly check of readonly.py runs
-  first, for a clear message and for the few statements the sandbox lets through (CHECKPOINT...).
+  temp tables, macros, variables and attachments die with it.
+- DuckDB's parser splits the text; exactly one statement, not a transaction statement, is allowed,
+  and that parsed statement (not the text again) is what runs: a `COMMIT; DELETE ...` can never end
+  the read-only transaction and write after it. The friendly check of readonly.py runs too, for a
+  clear message and for the few statements the sandbox lets through (CHECKPOINT, VACUUM...).
 - Past its deadline the query is interrupted (`cursor.interrupt()`, repeated until it stops: an
   interrupt that lands before DuckDB starts executing would otherwise be lost), never abandoned.
 - The result is fetched in record batches and the fetch stops as soon as it passes `max_rows` rows
@@ -198,8 +201,9 @@ def run_read_only(
     try:
         cursor.execute("BEGIN TRANSACTION READ ONLY")
         try:
+            statement = _one_statement(cursor, sql)
             check_read_only(cursor, sql)
-            return _fetch(cursor, sql, params, limits)
+            return _fetch(cursor, statement, params, limits)
         finally:
             interrupter.release(ticket)  # no interrupt may land on the rollback
             _rollback(cursor)
@@ -214,8 +218,24 @@ def run_read_only(
         cursor.close()
 
 
-def _fetch(cursor: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None, limits: QueryLimits) -> pa.Table:
-    relation = cursor.sql(sql, params=params)
+def _one_statement(cursor: duckdb.DuckDBPyConnection, sql: str) -> Any:
+    """The one statement DuckDB's parser finds in `sql`; QueryRefused for none, several, or a transaction."""
+    try:
+        statements = cursor.extract_statements(sql)
+        kinds = [statement.type for statement in statements]
+    except duckdb.InterruptException:
+        raise
+    except (duckdb.Error, ValueError) as exc:
+        raise QueryRefused(f"cannot parse the query: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+    if len(statements) != 1:
+        raise QueryRefused(f"send exactly one statement per query (got {len(statements)})")
+    if kinds[0] == duckdb.StatementType.TRANSACTION:
+        raise QueryRefused("refused: a query runs in its own read-only transaction and cannot begin or end one")
+    return statements[0]
+
+
+def _fetch(cursor: duckdb.DuckDBPyConnection, statement: Any, params: list[Any] | None, limits: QueryLimits) -> pa.Table:
+    relation = cursor.sql(statement, params=params)
     if relation is None:  # a statement without a result; the check lets none through, but be exact
         return pa.table({})
     reader = relation.to_arrow_reader(BATCH_ROWS)
@@ -253,7 +273,9 @@ def _rollback(cursor: duckdb.DuckDBPyConnection) -> None:
 def classify(exc: BaseException, ticket: Ticket) -> QueryFailed:
     """The QueryFailed a DuckDB (or Arrow stream) error stands for, one line."""
     line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if isinstance(exc, duckdb.InterruptException) or line.startswith("INTERRUPT Error"):
+    # An interrupt fails whatever step it lands in, and later steps fail on the aborted transaction:
+    # once the ticket was interrupted, its reason is the answer.
+    if ticket.reason is not None or isinstance(exc, duckdb.InterruptException) or line.startswith("INTERRUPT Error"):
         if ticket.reason == "budget":
             return QueryFailed(
                 f"the query ran past its time budget of {ticket.budget:g}s and was stopped: add a LIMIT or a "
