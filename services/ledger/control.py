@@ -93,6 +93,7 @@ class ControlServer(threading.Thread):
             self._forward(replies, sock)
             self._answer_rebuilds(sock, ErrorReply("the ledger is shutting down", kind="interrupted"))
             replies.close()
+            sock.setsockopt(zmq.LINGER, 1000)  # let the last answers (interrupted queries) reach their clients
             sock.close()
 
     # -- the socket ----------------------------------------------------------------------------
