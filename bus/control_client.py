@@ -2,6 +2,11 @@
 
 A request that times out discards its socket (a REQ socket cannot be reused after a lost reply)
 and raises LedgerUnavailable, so callers can tell "the ledger is down" from "the query failed".
+
+A query asks the ledger for a time budget (the `timeout` given, else the client's), and the
+ledger interrupts it past that budget and answers a QueryError of kind `timeout`. The client waits
+QUERY_REPLY_GRACE seconds longer than the budget, so that answer (not a LedgerUnavailable) is what
+a caller sees when a query runs too long.
 """
 
 from __future__ import annotations
@@ -32,8 +37,12 @@ class LedgerUnavailable(RuntimeError):
     """The ledger did not answer in time (not running, or busy)."""
 
 
+QUERY_REPLY_GRACE = 5.0  # seconds a query client waits beyond the budget it asked for
+
+
 class QueryError(RuntimeError):
-    """The ledger answered with an error; `kind` is refused, query, malformed or error."""
+    """The ledger answered with an error; `kind` is refused, query, timeout, too_large, busy,
+    interrupted, malformed or error (see contracts.control.ErrorReply)."""
 
     def __init__(self, message: str, kind: str) -> None:
         super().__init__(message)
@@ -87,8 +96,12 @@ class ControlClient:
             raise QueryError(header.message, header.kind)
 
     def query(self, sql: str, params: list[Any] | None = None, timeout: float | None = None) -> pa.Table:
-        """Run one read-only SQL statement on the ledger and return the result as an Arrow table."""
-        frames = self._request(QueryRequest(sql=sql, params=params), timeout)
+        """Run one read-only SQL statement on the ledger and return the result as an Arrow table.
+
+        The query's budget is `timeout` (default: the client's timeout), capped by the ledger's own.
+        """
+        budget = self.timeout if timeout is None else timeout
+        frames = self._request(QueryRequest(sql=sql, params=params, budget_s=budget), budget + QUERY_REPLY_GRACE)
         if frames[0] == b"arrow":
             from bus.arrow_ipc import from_ipc
 

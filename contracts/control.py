@@ -38,10 +38,16 @@ class Nack(msgspec.Struct, tag=True, tag_field="type"):
 
 
 class QueryRequest(msgspec.Struct, tag=True, tag_field="type"):
-    """Run one read-only SQL statement; the answer is Arrow IPC bytes."""
+    """Run one read-only SQL statement; the answer is Arrow IPC bytes.
+
+    `budget_s` asks for at most that many seconds (the ledger's own budget, OH_QUERY_BUDGET_SECONDS,
+    caps it; None means that budget); past it the query is interrupted and the answer is an
+    ErrorReply of kind `timeout`.
+    """
 
     sql: str
     params: list[Any] | None = None
+    budget_s: float | None = None
 
 
 class CatchUpRequest(msgspec.Struct, tag=True, tag_field="type"):
@@ -65,7 +71,12 @@ ControlRequest = QueryRequest | CatchUpRequest | StatusRequest | RebuildRequest
 
 
 class ErrorReply(msgspec.Struct, tag=True, tag_field="type"):
-    """A request failed; `message` is one line a person can act on."""
+    """A request failed; `message` is one line a person can act on.
+
+    `kind`: refused (the read path refuses the statement), query (invalid SQL), timeout (past its
+    budget), too_large (past the row or byte cap), busy (the query queue is full), interrupted
+    (shutdown or rebuild), malformed (a bad request) or error.
+    """
 
     message: str
     kind: str = "error"

@@ -30,11 +30,18 @@ class Format(StrEnum):
 def reader(home: Home) -> Iterator[Callable[[str, list[Any] | None], pa.Table]]:
     """Yield `read(sql, params)`: through the ledger when it runs, else on the file opened read-only.
 
-    Either way only read statements pass, and errors end the command with a one-line message.
+    Either way each query runs sandboxed, within the time budget (OH_QUERY_BUDGET_SECONDS) and the
+    row cap (OH_QUERY_MAX_ROWS), and errors end the command with a one-line message (exit 2 when the
+    statement is refused, else 1).
     """
-    from bus.control_client import ControlClient, QueryError
+    from bus.control_client import ControlClient, LedgerUnavailable, QueryError
+    from services.ledger.offline import OfflineError, query_budget
 
-    client = ControlClient(home, timeout=30.0)
+    try:
+        budget = query_budget()
+    except OfflineError as exc:
+        fail(str(exc), 2)
+    client = ControlClient(home, timeout=budget)
     if not client.answers(timeout=0.3):
         client.close()
         with _file_reader(home) as read:
@@ -46,6 +53,8 @@ def reader(home: Home) -> Iterator[Callable[[str, list[Any] | None], pa.Table]]:
             return client.query(sql, params)
         except QueryError as exc:
             fail(str(exc), 2 if exc.kind == "refused" else 1)
+        except LedgerUnavailable as exc:
+            fail(f"{exc}; see `oh status`")
 
     try:
         yield read_via_ledger

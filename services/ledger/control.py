@@ -1,20 +1,27 @@
 """The ledger's control endpoint: read-only SQL, catch-up from the journal, status, rebuild.
 
-It runs in its own thread with its own DuckDB cursor, so queries never wait for ingest and
-ingest never waits for queries. A rebuild is handed to the main thread, the only writer.
+The control thread owns the ROUTER socket and never runs a user query itself: queries go to the
+query pool (queries.py), whose threads run them sandboxed (sandbox.py) on fresh cursors within a
+time budget and hand the replies back over inproc, so status, catch-up and rebuild requests are
+answered while queries run. A full query queue is answered `busy` at once.
+
+A rebuild is handed to the main thread, the only writer, once the pool has paused (its running
+queries interrupted): the rebuild closes and reopens the connection the cursors come from. The
+control thread keeps serving meanwhile and answers the rebuild when the main thread is done.
+On shutdown the pool's queries are interrupted and answered before the ledger closes the file.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Protocol
 
-import duckdb
 import zmq
 
-from bus.arrow_ipc import to_ipc
 from bus.codec import FrameError, decode_request, encode, pack_seq
 from contracts.control import (
     CatchUpReply,
@@ -25,52 +32,112 @@ from contracts.control import (
     RebuildRequest,
     StatusRequest,
 )
-from services.ledger.readonly import QueryRefused, check_read_only
+from services.ledger.queries import QueryJob, QueryPool
+from services.ledger.sandbox import QueryLimits
 
 if TYPE_CHECKING:
-    from services.ledger.app import Ledger
+    from bus.journal import Journal
+    from contracts.control import StatusReply
+    from services.ledger.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
 MAX_CATCHUP_FRAMES = 20000
 MAX_CATCHUP_BYTES = 128 * 1024 * 1024
+POLL_MS = 50
+MAX_REQUESTS_PER_TURN = 100
+
+Pending = tuple[threading.Event, list[object], list[list[bytes]]]  # a rebuild: done, result, who asked
+
+
+class LedgerView(Protocol):
+    """What the control endpoint needs of the ledger (services.ledger.app.Ledger)."""
+
+    ctx: zmq.Context  # type: ignore[type-arg]
+    stopping: threading.Event
+    warehouse: Warehouse
+    journal: Journal
+
+    def count(self, name: str, by: int = 1) -> None: ...
+
+    def status(self) -> StatusReply: ...
 
 
 class ControlServer(threading.Thread):
     """Serves control requests on a ROUTER socket until the ledger stops."""
 
-    def __init__(self, ledger: Ledger, endpoint: str) -> None:
+    def __init__(self, ledger: LedgerView, endpoint: str, limits: QueryLimits | None = None) -> None:
         super().__init__(name="ledger-control", daemon=True)
         self.ledger = ledger
         self.endpoint = endpoint
+        try:
+            self.limits = limits or QueryLimits.from_env()
+        except ValueError as exc:
+            raise SystemExit(f"ledger: {exc}") from None
         self.rebuilds: queue.Queue[tuple[threading.Event, list[object]]] = queue.Queue()
-        self._cursor: duckdb.DuckDBPyConnection | None = None
-        self._generation = -1
+        self._replies_endpoint = f"inproc://ledger-query-replies-{id(self):x}"
+        self.pool = QueryPool(
+            lambda: ledger.warehouse.reader(), self.limits, ledger.ctx, self._replies_endpoint, ledger.count
+        )
+        self._rebuild_waiting: list[list[bytes]] = []
+        self._rebuild_running: Pending | None = None
         self.ready = threading.Event()
 
     def run(self) -> None:
         sock = self.ledger.ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.bind(self.endpoint)
+        replies = self.ledger.ctx.socket(zmq.PULL)
+        replies.setsockopt(zmq.LINGER, 0)
+        replies.bind(self._replies_endpoint)
+        self.pool.start()
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(replies, zmq.POLLIN)
         self.ready.set()
         try:
             while not self.ledger.stopping.is_set():
-                if not sock.poll(100):
-                    continue
-                identity, empty, request = sock.recv_multipart()[:3]
-                reply = self._handle(request)
-                sock.send_multipart([identity, empty, *reply], copy=False)
+                ready = dict(poller.poll(POLL_MS))
+                if replies in ready:
+                    self._forward(replies, sock)
+                if sock in ready:
+                    self._serve(sock)
+                self._advance_rebuild(sock)
         finally:
+            self.pool.shutdown()
+            self._forward(replies, sock)
+            self._answer_rebuilds(sock, ErrorReply("the ledger is shutting down", kind="interrupted"))
+            replies.close()
+            sock.setsockopt(zmq.LINGER, 1000)  # let the last answers (interrupted queries) reach their clients
             sock.close()
 
-    def _reader(self) -> duckdb.DuckDBPyConnection:
-        warehouse = self.ledger.warehouse
-        if self._cursor is None or self._generation != warehouse.generation:
-            self._cursor = warehouse.reader()
-            self._generation = warehouse.generation
-        return self._cursor
+    # -- the socket ----------------------------------------------------------------------------
+    @staticmethod
+    def _forward(replies: zmq.Socket, sock: zmq.Socket) -> None:  # type: ignore[type-arg]
+        """Send the query pool's finished replies to their clients."""
+        while True:
+            try:
+                frames = replies.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            try:
+                sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+            except zmq.ZMQError:
+                pass  # the client is gone
 
-    def _handle(self, raw: bytes) -> list[bytes]:
+    def _serve(self, sock: zmq.Socket) -> None:  # type: ignore[type-arg]
+        for _ in range(MAX_REQUESTS_PER_TURN):
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            envelope, request = frames[:-1], frames[-1]  # REQ clients: [identity, b"", request]
+            reply = self._handle(envelope, request)
+            if reply is not None:
+                sock.send_multipart([*envelope, *reply], copy=False)
+
+    def _handle(self, envelope: list[bytes], raw: bytes) -> list[bytes] | None:
+        """The reply now, or None when it comes later (a query in the pool, a rebuild)."""
         try:
             request = decode_request(raw)
         except FrameError as exc:
@@ -78,30 +145,39 @@ class ControlServer(threading.Thread):
             return [encode(ErrorReply(f"malformed control request: {exc}", kind="malformed"))]
         try:
             if isinstance(request, QueryRequest):
-                return self._query(request)
+                return self._query(envelope, request)
             if isinstance(request, CatchUpRequest):
                 return self._catch_up(request)
             if isinstance(request, StatusRequest):
-                return [encode(self.ledger.status())]
+                status = self.ledger.status()
+                status.counters.update(self.pool.gauges())
+                return [encode(status)]
             if isinstance(request, RebuildRequest):
-                return self._rebuild()
+                self._rebuild_waiting.append(envelope)
+                self.pool.pause()
+                return None
         except Exception as exc:  # a request must never take the ledger down
             log.exception("control request failed")
             return [encode(ErrorReply(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"))]
         return [encode(ErrorReply("unknown request"))]
 
-    def _query(self, request: QueryRequest) -> list[bytes]:
-        cursor = self._reader()
-        try:
-            check_read_only(cursor, request.sql)
-        except QueryRefused as exc:
-            return [encode(ErrorReply(str(exc), kind="refused"))]
-        try:
-            table = cursor.sql(request.sql, params=request.params).to_arrow_table()
-        except duckdb.Error as exc:
-            return [encode(ErrorReply(str(exc).splitlines()[0], kind="query"))]
-        self.ledger.count("queries")
-        return [b"arrow", to_ipc(table)]
+    # -- requests ----------------------------------------------------------------------------
+    def _query(self, envelope: list[bytes], request: QueryRequest) -> list[bytes] | None:
+        budget = self.limits.budget
+        if request.budget_s is not None:
+            if not (math.isfinite(request.budget_s) and request.budget_s > 0):
+                return [encode(ErrorReply("budget_s must be a positive number of seconds", kind="malformed"))]
+            budget = min(request.budget_s, self.limits.budget)
+        job = QueryJob(envelope, request.sql, request.params, budget, time.monotonic() + budget)
+        if self.pool.submit(job):
+            return None
+        self.ledger.count("queries_busy")
+        gauges = self.pool.gauges()
+        return [encode(ErrorReply(
+            f"the ledger is busy: {gauges['queries_running']} queries running and {gauges['queries_waiting']} "
+            "waiting (OH_QUERY_THREADS, OH_QUERY_QUEUE); try again shortly",
+            kind="busy",
+        ))]
 
     def _catch_up(self, request: CatchUpRequest) -> list[bytes]:
         committed = self.ledger.warehouse.applied_seq
@@ -123,13 +199,35 @@ class ControlServer(threading.Thread):
         header = CatchUpReply(count=len(frames) // 3, last_seq=last_seq, head_seq=committed)
         return [encode(header), *frames]
 
-    def _rebuild(self) -> list[bytes]:
-        done = threading.Event()
-        result: list[object] = []
-        self.rebuilds.put((done, result))
-        done.wait()
-        outcome = result[0]
-        if isinstance(outcome, Exception):
-            return [encode(ErrorReply(f"rebuild failed: {outcome}"))]
-        assert isinstance(outcome, RebuildReply)
-        return [encode(outcome)]
+    # -- rebuilds ----------------------------------------------------------------------------
+    def _advance_rebuild(self, sock: zmq.Socket) -> None:  # type: ignore[type-arg]
+        """Hand a requested rebuild to the main thread once no query runs; answer it when done."""
+        if self._rebuild_running is not None:
+            done, result, envelopes = self._rebuild_running
+            if not done.is_set():
+                return
+            outcome = result[0]
+            if isinstance(outcome, RebuildReply):
+                reply = encode(outcome)
+            else:
+                reply = encode(ErrorReply(f"rebuild failed: {outcome}"))
+            for envelope in envelopes:
+                sock.send_multipart([*envelope, reply])
+            self._rebuild_running = None
+            if not self._rebuild_waiting:
+                self.pool.resume()
+        if self._rebuild_waiting and self.pool.idle():
+            done, result = threading.Event(), []
+            self.rebuilds.put((done, result))
+            self._rebuild_running = (done, result, self._rebuild_waiting)
+            self._rebuild_waiting = []
+
+    def _answer_rebuilds(self, sock: zmq.Socket, error: ErrorReply) -> None:  # type: ignore[type-arg]
+        envelopes = list(self._rebuild_waiting)
+        if self._rebuild_running is not None:
+            envelopes += self._rebuild_running[2]
+        for envelope in envelopes:
+            try:
+                sock.send_multipart([*envelope, encode(error)], flags=zmq.NOBLOCK)
+            except zmq.ZMQError:
+                pass

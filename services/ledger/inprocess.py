@@ -3,12 +3,14 @@ file and no sockets, for running job handlers in-process (services/stack.py).
 
 Each appended batch is applied through the same code as the real ledger (`Warehouse.commit`, the
 same projections, the same `validate`), so the tables a handler produces here are the tables it
-produces on the bus; queries go through the same read-only guard. The warehouse is in memory
+produces on the bus; queries run under the same sandbox as the ledger's query endpoint
+(sandbox.run_read_only: read-only transaction, time budget, row cap). The warehouse is in memory
 unless a path is given.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ import pyarrow as pa
 from bus.codec import FrameError, encode
 from contracts import EPHEMERAL_TYPES, Message
 from services.ledger.projections import validate
-from services.ledger.readonly import check_read_only
+from services.ledger.sandbox import Interrupter, QueryLimits, run_read_only
 from services.ledger.warehouse import Warehouse
 
 
@@ -30,6 +32,9 @@ class InProcessLedger:
         self.head_seq = self.warehouse.applied_seq
         self.seen: set[str] = set()
         self.rejected: list[tuple[str, str]] = []
+        self.limits = QueryLimits.from_env()
+        self.interrupter = Interrupter()
+        self.interrupter.start()
 
     def append(self, messages: Sequence[Message]) -> list[Message]:
         """Journal and apply `messages`; return those that were new (duplicates and rejects are dropped)."""
@@ -51,13 +56,11 @@ class InProcessLedger:
         return [message for _, message in fresh]
 
     def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
-        """Read-only SQL, refused the way the ledger's query endpoint refuses it."""
-        cursor = self.warehouse.reader()
-        try:
-            check_read_only(cursor, sql)
-            return cursor.sql(sql, params=params).to_arrow_table()
-        finally:
-            cursor.close()
+        """Read-only SQL, run and refused the way the ledger's query endpoint runs it (sandbox.QueryFailed)."""
+        budget = self.limits.budget
+        return run_read_only(self.warehouse.reader, sql, params, self.limits, time.monotonic() + budget,
+                             self.interrupter, budget)
 
     def close(self) -> None:
+        self.interrupter.stop()
         self.warehouse.close()

@@ -1,9 +1,16 @@
 """The ledger's offline tools: the one module outside the ledger's process that opens the warehouse.
 
-When no ledger runs, the CLI may still read the warehouse (the file opened read-only, so a
-ledger that starts meanwhile is not blocked for long), create it, or rebuild it from the journal.
-Every other reader goes through the ledger's query endpoint. Errors are OfflineError with a
-one-line message; `refused` says the query itself was refused (not a failure of the warehouse).
+When no ledger runs, the CLI may still read the warehouse, create it, rebuild it from the journal,
+or read what it committed (to check and repair the journal). Every other reader goes through the
+ledger's query endpoint.
+
+Reading offline is sandboxed exactly like the endpoint: the file is opened `read_only=True` by
+`warehouse.connect` (external access off, configuration locked) and each query runs under the same
+contract (sandbox.py): a fresh cursor in a READ ONLY transaction, the friendly check, a time budget
+enforced by interrupting the query from a timer thread, and the row and byte caps.
+
+Errors are OfflineError with a one-line message; `refused` says the query itself was refused (not a
+failure of the warehouse).
 """
 
 from __future__ import annotations
@@ -11,20 +18,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from bus.home import Home
 from bus.journal import Journal, JournalCorrupt
 from bus.journal_lock import JournalLock, JournalLocked
-from services.ledger.readonly import QueryRefused, check_read_only
+from services.ledger.sandbox import Interrupter, QueryFailed, QueryLimits, run_read_only
 from services.ledger.warehouse import Warehouse, WarehouseAhead, connect
 
-if TYPE_CHECKING:
-    import pyarrow as pa
-
-Read = Callable[[str, list[Any] | None], "pa.Table"]
+Read = Callable[[str, list[Any] | None], pa.Table]
 
 
 class OfflineError(RuntimeError):
@@ -35,29 +41,63 @@ class OfflineError(RuntimeError):
         self.refused = refused
 
 
+def query_budget() -> float:
+    """The query time budget in seconds (OH_QUERY_BUDGET_SECONDS); OfflineError naming a malformed setting."""
+    try:
+        return QueryLimits.from_env().budget
+    except ValueError as exc:
+        raise OfflineError(str(exc), refused=True) from None
+
+
+class OfflineReader:
+    """Sandboxed read-only queries on a warehouse file, one at a time."""
+
+    def __init__(self, path: Path, limits: QueryLimits | None = None) -> None:
+        self.limits = limits or QueryLimits.from_env()
+        self._con = connect(path, read_only=True)
+        self._interrupter = Interrupter()
+        self._interrupter.start()
+
+    def query(self, sql: str, params: list[Any] | None = None, budget: float | None = None) -> pa.Table:
+        """Run one read statement; raise sandbox.QueryFailed (one line, with a kind) if it does not answer."""
+        seconds = self.limits.budget if budget is None else min(budget, self.limits.budget)
+        return run_read_only(
+            self._con.cursor, sql, params, self.limits, time.monotonic() + seconds, self._interrupter, seconds
+        )
+
+    def close(self) -> None:
+        """Stop the timer thread and close the file."""
+        self._interrupter.stop()
+        self._con.close()
+
+
+def open_sandboxed(path: Path, limits: QueryLimits | None = None) -> OfflineReader:
+    """Open the warehouse at `path` read-only for sandboxed queries (limits from OH_QUERY_* by default)."""
+    return OfflineReader(path, limits)
+
+
 @contextmanager
 def reader(home: Home) -> Iterator[Read]:
-    """Yield `read(sql, params)` on the warehouse opened read-only; only read statements pass."""
+    """Yield `read(sql, params)` on the warehouse opened read-only, each query sandboxed (OfflineError on failure)."""
     if not home.warehouse.exists():
         raise OfflineError(f"no warehouse at {home.warehouse}: run `oh db init` or `oh up`")
     try:
-        con = connect(home.warehouse, read_only=True)
+        offline = open_sandboxed(home.warehouse)
     except duckdb.IOException:
         raise OfflineError("the warehouse is locked by a ledger that does not answer; check `oh status`") from None
+    except ValueError as exc:  # a malformed OH_QUERY_* setting
+        raise OfflineError(str(exc), refused=True) from None
 
     def read(sql: str, params: list[Any] | None = None) -> pa.Table:
         try:
-            check_read_only(con, sql)
-            return con.sql(sql, params=params).to_arrow_table()
-        except QueryRefused as exc:
-            raise OfflineError(str(exc), refused=True) from None
-        except duckdb.Error as exc:
-            raise OfflineError(str(exc).splitlines()[0]) from None
+            return offline.query(sql, params)
+        except QueryFailed as exc:
+            raise OfflineError(str(exc), refused=exc.kind == "refused") from None
 
     try:
         yield read
     finally:
-        con.close()
+        offline.close()
 
 
 class CommittedRecord:

@@ -34,14 +34,39 @@ REPLAY_CHUNK_FRAMES = 2000
 REPLAY_CHUNK_BYTES = 64 * 1024 * 1024
 
 
+# Applied to every opening of the warehouse, in this order, after the ledger's own settings: from
+# then on no connection of this database (the ledger's, its cursors, the query endpoint's) can read
+# or write a file other than the database's own, reach the network, install or load an extension,
+# read the environment (`getenv` is not even defined) or change any setting, this list included.
+# DuckDB enforces it; the ledger's writes are unaffected (they `register` their Arrow tables: a
+# replacement scan of a Python variable is external access and no longer works).
+SANDBOX_SETTINGS = (
+    "SET enable_external_access = false",
+    "SET autoinstall_known_extensions = false",
+    "SET autoload_known_extensions = false",
+    "SET lock_configuration = true",
+)
+
+
 class WarehouseAhead(RuntimeError):
     """The warehouse committed seqs the journal does not hold: rebuilding from it would lose them."""
 
 
 def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse with UTC as its time zone."""
+    """Open the warehouse with UTC as its time zone, then lock it down (see SANDBOX_SETTINGS)."""
     con = duckdb.connect(str(path), read_only=read_only)
-    con.execute("SET TimeZone = 'UTC'")
+    try:
+        [(locked, external)] = con.execute(
+            "SELECT current_setting('lock_configuration'), current_setting('enable_external_access')"
+        ).fetchall()
+        if locked and not external:
+            return con  # this process has the file open already (DuckDB shares the instance): locked down
+        con.execute("SET TimeZone = 'UTC'")
+        for setting in SANDBOX_SETTINGS:
+            con.execute(setting)
+    except BaseException:
+        con.close()
+        raise
     return con
 
 

@@ -116,3 +116,37 @@ def test_explain_analyze_really_executes_the_write(con: duckdb.DuckDBPyConnectio
     """Documents why the test above matters: DuckDB's EXPLAIN ANALYZE DELETE deletes the rows."""
     con.sql("EXPLAIN ANALYZE DELETE FROM candles_daily").fetchall()
     assert con.execute("SELECT count(*) FROM candles_daily").fetchone() == (0,)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    ["SELECT * FROM checkpoint()", "select * from CHECKPOINT()", "FROM force_checkpoint()",
+     'SELECT * FROM main."checkpoint"()', "SELECT count(*) FROM candles_daily, LATERAL (SELECT * FROM checkpoint()) c",
+     "WITH c AS (SELECT * FROM checkpoint()) SELECT * FROM c", "SELECT (SELECT count(*) FROM force_checkpoint())",
+     "SUMMARIZE (SELECT * FROM checkpoint())", "EXPLAIN ANALYZE SELECT * FROM checkpoint()",
+     "SELECT * FROM query('SELECT * FROM checkpoint()')", "SELECT * FROM query('SELECT 1')"],
+)
+def test_side_effect_table_functions_are_refused_at_any_depth(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """checkpoint()/force_checkpoint() pass DuckDB's read-only transaction, and query() runs a string as SQL:
+    the check finds them anywhere in a SELECT with DuckDB's parser and refuses them, naming the function."""
+    with pytest.raises(QueryRefused, match=r"read-only; (checkpoint|force_checkpoint|query)\(\)"):
+        check_read_only(con, sql)
+
+
+def test_a_statement_the_python_enum_does_not_know_is_refused_not_crashed(con: duckdb.DuckDBPyConnection) -> None:
+    """`UPDATE EXTENSIONS` parses to a statement type the Python enum lacks (a ValueError, not a duckdb.Error):
+    refused with a reason instead of escaping as an unexpected exception."""
+    for sql in ("UPDATE EXTENSIONS", "EXPLAIN ANALYZE UPDATE EXTENSIONS"):
+        with pytest.raises(QueryRefused, match="cannot classify"):
+            check_read_only(con, sql)
+
+
+def test_table_functions_fall_back_to_the_tokenizer(con: duckdb.DuckDBPyConnection) -> None:
+    """A SELECT the JSON serializer does not cover (PIVOT) is scanned with DuckDB's tokenizer instead:
+    names followed by `(`, comments and strings ignored."""
+    from services.ledger.readonly import table_functions
+
+    sql = "PIVOT (SELECT * FROM main.\"CHECKPOINT\" ()) ON i -- query()\n /* force_checkpoint() */ 'query()'"
+    assert {"checkpoint", "pivot"} <= table_functions(con, sql)
+    assert "query" not in table_functions(con, sql) and "force_checkpoint" not in table_functions(con, sql)
+    assert table_functions(con, "SELECT * FROM query_table('candles_daily'), range(3)") == {"query_table", "range"}
