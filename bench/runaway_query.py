@@ -34,10 +34,10 @@ from bench._common import (
     wait_run,
 )
 from bus.control_client import ControlClient, LedgerUnavailable, QueryError
+from bus.home import Home
 from bus.producer import Producer
 from contracts import IngestCandles, run_id_for
-from oh.home import Home
-from tests.processes import Service, wait_for_heartbeat
+from devtools.processes import Service, wait_for_heartbeat
 
 RUNAWAY = "SELECT count(*) FROM range(1000000000000) a, range(100000) b WHERE a.range + b.range = 3"
 END = date(2025, 6, 30)

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from bus.control_client import ControlClient, LedgerUnavailable, QueryError
-from oh.home import Home
+from bus.home import Home
+from devtools.processes import REPO, wait_for_heartbeat
 from tests.integration.conftest import OH, Stack, run_oh
-from tests.processes import REPO, wait_for_heartbeat
 
 pytestmark = pytest.mark.integration
 

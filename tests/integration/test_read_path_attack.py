@@ -39,10 +39,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from bus.control_client import ControlClient, QueryError
-from oh.home import Home
+from bus.home import Home
+from devtools.processes import REPO, Service, wait_for_heartbeat, wait_for_ledger
 from tests.integration.conftest import OH
 from tests.integration.read_path_attacks import Attack, Targets, cases
-from tests.processes import REPO, Service, wait_for_heartbeat, wait_for_ledger
 
 pytestmark = pytest.mark.integration
 
