@@ -17,6 +17,7 @@ import duckdb
 
 from bus.home import Home
 from bus.journal import Journal
+from services.ledger import schema
 from services.ledger.readonly import QueryRefused, check_read_only
 from services.ledger.warehouse import Warehouse, connect
 
@@ -43,6 +44,11 @@ def reader(home: Home) -> Iterator[Read]:
         con = connect(home.warehouse, read_only=True)
     except duckdb.IOException:
         raise OfflineError("the warehouse is locked by a ledger that does not answer; check `oh status`") from None
+    found = schema.stored_version(con)
+    if found is not None and found != schema.SCHEMA_VERSION:
+        con.close()
+        message = schema.too_new if found > schema.SCHEMA_VERSION else schema.too_old
+        raise OfflineError(message(home.warehouse, found))
 
     def read(sql: str, params: list[Any] | None = None) -> pa.Table:
         try:
