@@ -151,7 +151,7 @@ class Home:
         return self._new_short_sockets(link, replace=False)
 
     def _new_short_sockets(self, link: Path, replace: bool) -> Path:
-        parent = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir())
+        parent = Path(os.path.abspath(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()))
         if not _fits(parent / "oh-xxxxxxxx"):
             raise HomeError(
                 f"socket paths under {self.run} and {parent} would pass the {IPC_PATH_LIMIT}-byte limit of "

@@ -84,6 +84,15 @@ def test_the_short_socket_dir_is_random_and_recorded_in_the_home(tmp_path: Path,
     assert second != first  # without the record, a new random name
 
 
+def test_the_short_socket_dir_goes_under_xdg_runtime_dir_when_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With $XDG_RUNTIME_DIR (the user's own 0700 runtime dir), the short socket dir is made there."""
+    runtime = tmp_path / "xdg"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    sockets = Home(_deep(tmp_path, 150) / "h").sockets
+    assert sockets.parent == runtime and sockets.name.startswith("oh-") and _mode(sockets) == 0o700
+
+
 def test_two_long_homes_get_different_socket_dirs(tmp_path: Path, cleanup: list[Path]) -> None:
     """Two installations never share sockets, even when both need the short fallback."""
     a = Home(_deep(tmp_path, 120) / "one")
