@@ -91,12 +91,16 @@ def shared_path() -> Iterator[Path]:
 
 
 @pytest.fixture
-def deep_open_home(monkeypatch: pytest.MonkeyPatch, open_home: Home) -> Home:
+def deep_open_home(monkeypatch: pytest.MonkeyPatch, open_home: Home) -> Iterator[Home]:
     """The same, deep enough that its sockets cannot live in OH_HOME/run (the short-directory fallback)."""
     deep = open_home.root.parent / ("d" * 100) / "oh_home"
     deep.parent.mkdir(mode=0o755)
     monkeypatch.setenv("OH_HOME", str(deep))
-    return Home.from_env()
+    home = Home.from_env()
+    yield home
+    link = home.root / "run" / "sockets"
+    if link.is_symlink():
+        shutil.rmtree(os.readlink(link), ignore_errors=True)
 
 
 READ_ATTEMPT = """
@@ -284,7 +288,11 @@ def test_oh_refuses_a_socket_dir_someone_else_can_use(open_home: Home, monkeypat
         folder.mkdir()
         folder.chmod(0o777)
     monkeypatch.setenv("OH_SOCKET_DIR", str(folder))
-    result = run_oh(*command)
+    try:
+        result = run_oh(*command)
+    finally:
+        if command == ("up",):
+            run_oh("down")  # had it started anything (it must not), stop it
     assert result.returncode == 2, (result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and str(folder) in lines[0] and "OH_SOCKET_DIR" in lines[0], result.stderr
