@@ -1,7 +1,7 @@
 """Shared benchmark plumbing: a fresh temp OH_HOME, the real ledger process, timing and printing.
 
-Every benchmark runs in its own `tempfile.mkdtemp()` home (sockets fall back to a short
-/tmp/oh-<hash> directory when the temp path is too long for `ipc://`), starts the real
+Every benchmark runs in its own `tempfile.mkdtemp()` home (sockets fall back to a short private
+/tmp/oh-<random> directory when the temp path is too long for `ipc://`), starts the real
 `python -m services.ledger` through `devtools.processes`, and removes everything when it ends.
 """
 

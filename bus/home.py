@@ -1,14 +1,84 @@
-"""One data directory (`OH_HOME`, default `./data`) holds everything an installation writes."""
+"""One data directory (`OH_HOME`, default `./data`) holds everything an installation writes; only its user may use it.
+
+Contract:
+- Private by default. `Home.ensure()` (called by every entrypoint) sets the process umask to 077 and
+  creates the home's directories 0700, tightening existing ones we own, so every file the platform
+  writes (journal, warehouse, logs, state, config, briefings) is 0600 in 0700 directories.
+- The socket directory (`sockets`) is 0700, owned by this user, and not a symbolic link. It is
+  `$OH_SOCKET_DIR` when set, else `OH_HOME/run`, else (when `OH_HOME` is too deep for the 107-byte
+  limit of unix socket paths) a directory with a random name made by `tempfile.mkdtemp` under
+  `$XDG_RUNTIME_DIR` or the temp dir, recorded as the symbolic link `OH_HOME/run/sockets` so every
+  process of the home finds the same one. A random name cannot be claimed in advance by another
+  user; the link lives in the private home, so only this user can repoint it. A directory that fails
+  these checks is refused with HomeError (a one-line message naming the path and OH_SOCKET_DIR),
+  except a recorded short directory that went missing (a reboot cleans /tmp) or was taken by
+  someone else: a fresh one replaces it. One of ours that others may only read is tightened to 0700
+  (a home made before this rule, under umask 022).
+- Resolving `sockets` (so `endpoint()` too) creates and checks the directory: a client checks it
+  before it connects, a server before it binds.
+"""
 
 from __future__ import annotations
 
-import hashlib
+import errno
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 IPC_PATH_LIMIT = 100  # the kernel allows 107 bytes for a unix socket path; keep a margin
+PRIVATE_UMASK = 0o077
+SOCKET_LINK = "sockets"  # OH_HOME/run/sockets -> the short socket dir of a deep home
+_LONGEST_SOCKET = "supervisor.sock"
+
+
+class HomeError(ValueError):
+    """A directory of the home is unusable or unsafe; the message says which and what to do."""
+
+
+def private_umask() -> None:
+    """Make every file and directory this process creates private to its user (umask 077)."""
+    os.umask(PRIVATE_UMASK)
+
+
+def _unsafe(st: os.stat_result) -> str | None:
+    """Why a directory with this lstat is not a safe socket directory, or None."""
+    if stat.S_ISLNK(st.st_mode):
+        return "it is a symbolic link"
+    if not stat.S_ISDIR(st.st_mode):
+        return "it is not a directory"
+    if st.st_uid != os.geteuid():
+        return f"it belongs to uid {st.st_uid}, not to you (uid {os.geteuid()})"
+    if st.st_mode & 0o022:
+        return f"others may write into it (mode {stat.S_IMODE(st.st_mode):04o})"
+    return None
+
+
+def _refuse(path: Path, problem: str) -> HomeError:
+    return HomeError(
+        f"refusing the socket directory {path}: {problem}; remove it, or set OH_SOCKET_DIR to a directory "
+        "that only you can use (mode 0700)"
+    )
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` (0700) if missing, then check it is ours, private and not a link; raise HomeError if not."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HomeError(f"cannot create the socket directory {path}: {exc.strerror}; set OH_SOCKET_DIR") from None
+    st = os.lstat(path)
+    problem = _unsafe(st)
+    if problem:
+        raise _refuse(path, problem)
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        os.chmod(path, 0o700)  # ours, and nobody else could write into it: just close it
+    return path
+
+
+def _fits(directory: Path) -> bool:
+    return len(str(directory / _LONGEST_SOCKET)) <= IPC_PATH_LIMIT
 
 
 @dataclass(frozen=True)
@@ -43,33 +113,74 @@ class Home:
         return self.root / "config"
 
     @property
-    def sockets(self) -> Path:
-        """The socket directory: `OH_HOME/run`, or a short per-home dir in /tmp when that is too long.
+    def run(self) -> Path:
+        """`OH_HOME/run`: the socket directory of a short home, else where the short one is recorded."""
+        return self.root / "run"
 
-        `ipc://` paths are limited to 107 bytes, and test temp dirs are deep; the fallback name is a
-        hash of the home so each home still gets its own sockets.
-        """
+    @property
+    def sockets(self) -> Path:
+        """The socket directory, created and checked (see the module doc); raises HomeError."""
         override = os.environ.get("OH_SOCKET_DIR")
         if override:
-            return Path(override)
-        preferred = self.root / "run"
-        if len(str(preferred / "supervisor.sock")) <= IPC_PATH_LIMIT:
-            return preferred
-        digest = hashlib.sha1(str(self.root).encode()).hexdigest()[:12]
-        fallback = Path(tempfile.gettempdir()) / f"oh-{digest}"
-        if len(str(fallback / "supervisor.sock")) > IPC_PATH_LIMIT:
-            raise ValueError(
-                f"socket paths under {preferred} and {fallback} would pass the {IPC_PATH_LIMIT}-byte limit of "
+            return private_dir(Path(override))
+        if _fits(self.run):
+            return private_dir(self.run)
+        return self._short_sockets()
+
+    def _short_sockets(self) -> Path:
+        """The recorded short socket directory of a deep home; made (random name) and recorded if none is."""
+        link = private_dir(self.run) / SOCKET_LINK
+        try:
+            target = Path(os.readlink(link))
+        except FileNotFoundError:
+            target = None
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+            raise HomeError(f"{link} should be a symbolic link to the socket directory: remove it") from None
+        if target is not None:
+            try:
+                target.mkdir(mode=0o700)  # gone (a reboot cleaned /tmp): take the same name back
+            except FileExistsError:
+                pass
+            except OSError:
+                return self._new_short_sockets(link, replace=True)
+            if _unsafe(os.lstat(target)) is None:
+                return private_dir(target)
+            return self._new_short_sockets(link, replace=True)  # taken by someone else: never use it
+        return self._new_short_sockets(link, replace=False)
+
+    def _new_short_sockets(self, link: Path, replace: bool) -> Path:
+        parent = Path(os.path.abspath(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()))
+        if not _fits(parent / "oh-xxxxxxxx"):
+            raise HomeError(
+                f"socket paths under {self.run} and {parent} would pass the {IPC_PATH_LIMIT}-byte limit of "
                 "unix sockets: set OH_SOCKET_DIR to a short directory"
             )
-        return fallback
+        fresh = Path(tempfile.mkdtemp(prefix="oh-", dir=parent))  # 0700, a name nobody can claim first
+        if replace:
+            temporary = link.with_name(f"{SOCKET_LINK}.{fresh.name}")
+            os.symlink(fresh, temporary)
+            os.replace(temporary, link)
+            return fresh
+        try:
+            os.symlink(fresh, link)
+        except FileExistsError:  # another process of this home recorded one first: use that one
+            fresh.rmdir()
+            return self._short_sockets()
+        return fresh
 
     def endpoint(self, name: str) -> str:
         """Return the `ipc://` endpoint for socket `name` (ingress, events, control)."""
         return f"ipc://{self.sockets / name}"
 
     def ensure(self) -> Home:
-        """Create every directory this home needs; safe to call again."""
-        for path in (self.journal, self.warehouse.parent, self.logs, self.state, self.config, self.sockets):
-            path.mkdir(parents=True, exist_ok=True)
+        """Set the private umask, create every directory this home needs (0700); safe to call again."""
+        private_umask()
+        for path in (self.root, self.journal, self.warehouse.parent, self.logs, self.state, self.config):
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            st = path.stat()
+            if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & 0o077:
+                path.chmod(0o700)  # made before this rule (under umask 022): close it
+        _ = self.sockets
         return self

@@ -1,18 +1,26 @@
-"""The one producer: keeps every event until the ledger acknowledges it, and resends after a timeout.
+"""The one producer: keeps every event until the ledger acknowledges it, and resends what was lost.
 
 Events carry their own id, so a resend after a ledger crash is harmless: the ledger drops the
 duplicate and acknowledges it again. `flush()` returns once everything sent so far is durable in
 the journal, which is how a worker knows its run's data is safe before it reports the run done.
 
-A `Nack(retry=True)` means the ledger could not store the event right now (its disk is full, or it
-is halted on a damaged journal): the event is kept and resent like an unacknowledged one, and
-`refusal` holds the ledger's reason, so a waiting client can say why instead of hanging
-(`flush(give_up_on_refusal=True)` raises LedgerRefused with it).
+When to resend. The ledger reads each connection in order and answers everything it reads, all of
+one read in a single Ack; so an event is lost only with its connection (the ledger died or
+restarted), or, against all expectation, on its own. Three rules follow (and a fourth for refusals):
+1. A ZeroMQ socket monitor reports a dropped connection (EVENT_DISCONNECTED): everything sent and
+   not yet acknowledged goes again, first thing, once a ledger is connected. No timer is waited for.
+2. An Ack for an event sent after X, while X is still waiting, means X was lost: X goes again at once.
+3. While the ledger stays silent (no reply at all) for `resend_after` s, doubling up to 16 s, only the
+   oldest waiting event is resent, as a probe: a busy ledger answers it with the rest (one duplicate
+   per silence), and if only the acknowledgements were lost, the probe's Ack triggers rule 2.
+The old rule, "resend anything unacknowledged `resend_after` s after its send", resent a large burst
+while the ledger was still working through it (issue #11: 75,600 resends it had to drop; measured by
+bench/producer_resends).
 
-Order: messages reach the ledger in the order sent, including those that waited for a connection.
-Across a ledger crash, a message lost with the old connection is resent after its timeout and may
-land after newer ones; a producer that needs order across a crash flushes in between (the worker
-runtime flushes after RunStarted and before RunFinished).
+4. A `Nack(retry=True)` means the ledger could not store the event right now (its disk is full, or
+   it is halted on a damaged journal): the event is kept and resent after a backoff (`resend_after`,
+   doubling per send, up to 16 s), and `refusal` holds the ledger's reason, so a waiting client can
+   say why instead of hanging (`flush(give_up_on_refusal=True)` raises LedgerRefused with it).
 """
 
 from __future__ import annotations
@@ -41,11 +49,16 @@ class LedgerRefused(RuntimeError):
     """The ledger cannot store events right now (disk full, or halted); the message is its reason."""
 
 
+MAX_BACKOFF = 16.0
+
+
 @dataclass
 class _Pending:
     payload: bytes
-    sent_at: float = 0.0  # 0 = not sent yet (no ledger connected)
-    attempts: int = 0
+    sent_at: float = 0.0  # 0 = waiting to be sent (no ledger connected yet, or lost with a dropped connection)
+    sends: int = 0
+    order: int = 0  # the producer-wide number of its latest send
+    refused: bool = False  # the ledger answered Nack(retry=True): resend after a backoff (rule 4)
 
 
 class Producer:
@@ -64,13 +77,19 @@ class Producer:
         self.rejected: list[tuple[str, str]] = []
         self.acked = 0
         self.last_acked_seq = 0
-        self._unsent = 0  # pending messages never sent (no ledger connected when they were queued)
+        self._unsent = 0  # pending messages waiting to be sent (sent_at == 0)
+        self._sends = 0  # sends so far (each one numbered, resends included)
+        self._acked_order = 0  # the latest-sent event the ledger has acknowledged (its `order`)
+        self._last_reply = 0.0  # when the ledger last answered (monotonic)
+        self._last_probe = 0.0
+        self._probes = 0  # probes since the ledger last answered
         self.resent = 0
         self.refusal: str | None = None  # the ledger's reason for not storing our events now (None once it acks again)
         self.sock = (ctx or zmq.Context.instance()).socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.IMMEDIATE, 1)  # never queue into a dead connection: we resend ourselves
         self.sock.setsockopt(zmq.SNDHWM, 0)
+        self._monitor = self.sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         self.sock.connect(home.endpoint("ingress"))
 
     # -- sending -----------------------------------------------------------------------------
@@ -87,31 +106,44 @@ class Producer:
             self.pending[message.id] = _Pending(payload)
             ids.append(message.id)
             payloads.append(payload)
-        if self._unsent:
-            self._unsent += len(ids)
-            self._resend_due()  # earlier messages are still unsent: keep the order, send them first
+        self._unsent += len(ids)
+        if self._unsent > len(ids):
+            self._resend_due()  # earlier messages are still waiting: keep the order, send them first
         elif payloads and self._send_frames(payloads):
-            now = time.monotonic()
-            for event_id in ids:
-                self.pending[event_id].sent_at = now
-        else:
-            self._unsent += len(ids)
+            self._mark_sent([self.pending[event_id] for event_id in ids], time.monotonic())
         self._read_replies(0)
         if len(self.pending) >= self.max_pending:
             self._wait_until(lambda: len(self.pending) < self.max_pending // 2, None)
         return ids
+
+    def _mark_sent(self, items: list[_Pending], now: float) -> None:
+        for item in items:
+            if item.sent_at == 0.0:
+                self._unsent -= 1
+            if item.sends:
+                self.resent += 1
+            self._sends += 1
+            item.sent_at, item.sends, item.order, item.refused = now, item.sends + 1, self._sends, False
 
     def _send_frames(self, payloads: list[bytes]) -> bool:
         try:
             self.sock.send_multipart(payloads, flags=zmq.NOBLOCK, copy=False)
             return True
         except zmq.Again:
-            return False  # no ledger connected right now; resent by flush/send
+            return False  # no ledger connected right now; sent by flush/send once one is
 
     # -- acknowledgements ------------------------------------------------------------------
+    def _forget(self, event_id: str) -> _Pending | None:
+        item = self.pending.pop(event_id, None)
+        if item is not None and item.sent_at == 0.0:
+            self._unsent -= 1  # answered after its connection dropped: no need to send it again
+        return item
+
     def _read_replies(self, timeout_ms: int) -> None:
+        self._check_connection()
         if not self.sock.poll(timeout_ms):
             return
+        self._last_reply, self._probes = time.monotonic(), 0
         while True:
             try:
                 frame = self.sock.recv(zmq.NOBLOCK)
@@ -123,39 +155,68 @@ class Producer:
                     log.info("the ledger stores events again")
                     self.refusal = None
                 for event_id, seq in zip(reply.ids, reply.seqs, strict=True):
-                    if self.pending.pop(event_id, None) is not None:
+                    item = self._forget(event_id)
+                    if item is not None:
                         self.acked += 1
                         self.last_acked_seq = max(self.last_acked_seq, seq)
+                        self._acked_order = max(self._acked_order, item.order)
             elif reply.retry:  # not stored now: keep it; it is resent after its backoff
+                refused = self.pending.get(reply.id) if reply.id is not None else None
+                if refused is not None:
+                    refused.refused = True
                 if self.refusal is None:
                     log.info("the ledger cannot store events now; keeping them to resend: %s", reply.reason)
                 self.refusal = reply.reason
             else:
                 if reply.id is not None:
-                    self.pending.pop(reply.id, None)
+                    self._forget(reply.id)
                 self.rejected.append((reply.id or "?", reply.reason))
                 log.error("ledger rejected an event: %s", reply.reason)
 
+    def _check_connection(self) -> None:
+        """Rule 1: after the connection to the ledger dropped, everything unacknowledged goes again."""
+        dropped = False
+        while self._monitor.poll(0):
+            self._monitor.recv_multipart()  # only EVENT_DISCONNECTED is monitored
+            dropped = True
+        if not dropped:
+            return
+        for item in self.pending.values():
+            if item.sent_at != 0.0:
+                item.sent_at = 0.0
+                self._unsent += 1
+
+    def _due(self, item: _Pending, now: float) -> bool:
+        """Rule 2: sent, and an event sent after it was acknowledged (so this one was lost); rule 4: the
+        ledger could not store it then (Nack retry) and its backoff (per send, doubling up to 16 s) is over."""
+        if item.refused:
+            return now - item.sent_at >= min(self.resend_after * (2 ** max(item.sends - 1, 0)), MAX_BACKOFF)
+        return item.order < self._acked_order
+
+    def _probe_due(self, oldest: _Pending, now: float) -> bool:
+        """Rule 3: the ledger silent for `resend_after` s (doubling per probe, up to 16 s)."""
+        backoff = min(self.resend_after * (2 ** self._probes), MAX_BACKOFF)
+        return now - max(self._last_reply, self._last_probe, oldest.sent_at) >= backoff
+
     def _resend_due(self) -> None:
+        self._check_connection()
         now = time.monotonic()
-        due: list[tuple[str, _Pending]] = []
-        for event_id, item in self.pending.items():
-            backoff = min(self.resend_after * (2 ** max(item.attempts - 1, 0)), 16.0)
-            if item.sent_at == 0.0 or now - item.sent_at >= backoff:
-                due.append((event_id, item))
+        due: list[_Pending] = []
+        oldest: _Pending | None = None
+        for item in self.pending.values():
+            if item.sent_at == 0.0 or self._due(item, now):
+                due.append(item)
+            elif oldest is None:
+                oldest = item  # the oldest waiting event (pending keeps the order events were queued in)
             if len(due) >= 1000:
                 break
+        if not due and oldest is not None and self._probe_due(oldest, now):
+            due, self._last_probe, self._probes = [oldest], now, self._probes + 1
         for start in range(0, len(due), 200):
             chunk = due[start : start + 200]
-            if not self._send_frames([item.payload for _, item in chunk]):
+            if not self._send_frames([item.payload for item in chunk]):
                 return
-            for _, item in chunk:
-                if item.sent_at:
-                    self.resent += 1
-                else:
-                    self._unsent -= 1
-                item.sent_at = now
-                item.attempts += 1
+            self._mark_sent(chunk, now)
 
     def _wait_until(self, done: object, timeout: float | None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -186,4 +247,6 @@ class Producer:
         """Close the socket; unacknowledged messages are dropped (call flush first)."""
         if self.pending:
             log.warning("closing producer with %d unacknowledged events", len(self.pending))
+        self.sock.disable_monitor()
+        self._monitor.close()
         self.sock.close()

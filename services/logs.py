@@ -1,24 +1,53 @@
-"""Logging for long-lived processes: each writes its own `OH_HOME/logs/<name>.log`.
+"""Logging for long-lived processes: each writes its own `OH_HOME/logs/<name>.log`, rotated by size.
 
 supervisord captures stdout/stderr too (`<name>.out.log`), but it stops every program at once on
 shutdown and may exit before draining their pipes, so the last lines (the clean-shutdown line
 among them) would be lost. A process's own file handler is written before it exits.
+
+Rotation is the standard library's RotatingFileHandler: when `<name>.log` would pass
+OH_LOG_MAX_BYTES (default 10 MiB) it becomes `<name>.log.1` (older ones shift up) and at most
+OH_LOG_BACKUPS (default 5) old files are kept, so one process keeps at most (1 + backups) x max bytes.
+supervisord rotates its own files the same way (`*_maxbytes`, `*_backups` in supervisord.conf). Each
+`<name>.log` has one writer (a name is one process), which the handler requires.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from logging.handlers import RotatingFileHandler
 
 from bus.home import Home
 
 FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+DEFAULT_BACKUPS = 5
+
+
+def _setting(name: str, default: int, least: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = least - 1
+    if value < least:
+        raise SystemExit(f"{name} must be a whole number of at least {least} (got {raw!r})")
+    return value
+
+
+def rotation() -> tuple[int, int]:
+    """(max bytes per file, backups kept) from OH_LOG_MAX_BYTES and OH_LOG_BACKUPS; SystemExit if malformed."""
+    return _setting("OH_LOG_MAX_BYTES", DEFAULT_MAX_BYTES, 1), _setting("OH_LOG_BACKUPS", DEFAULT_BACKUPS, 1)
 
 
 def configure(name: str, home: Home) -> None:
-    """Log INFO and up to the service's own file, and warnings and errors to stderr as well."""
+    """Log INFO and up to the service's own rotating file, and warnings and errors to stderr as well."""
+    max_bytes, backups = rotation()
     home.logs.mkdir(parents=True, exist_ok=True)
-    to_file = logging.FileHandler(home.logs / f"{name}.log")
+    to_file = RotatingFileHandler(home.logs / f"{name}.log", maxBytes=max_bytes, backupCount=backups)
     to_file.setFormatter(logging.Formatter(FORMAT))
     to_stderr = logging.StreamHandler(sys.stderr)
     to_stderr.setLevel(logging.WARNING)

@@ -110,6 +110,19 @@ class ReplayServer:
         """Base URL of one recorded service, e.g. `http://127.0.0.1:PORT/alpaca-data`."""
         return f"{self.url}/{service}"
 
+    def add_route(self, service: str, path: str, *bodies: str, vendor: str = "alpaca", status: int = 200,
+                  query: dict[str, str | None] | None = None) -> None:
+        """Answer `path` from now on with these recorded bodies (files under fixtures/http/<vendor>/), in turn.
+
+        The route goes first, so it wins over the recorded ones: a test changes what the vendor answers
+        when something happened on its side (a fill was executed).
+        """
+        folder = FIXTURES / vendor
+        responses = [Recorded(status, {"Content-Type": "application/json; charset=utf-8"}, (folder / body).read_bytes())
+                     for body in bodies]
+        with self._lock:
+            self.routes.insert(0, Route(service, "GET", path, query or {}, responses))
+
     def hits(self, service: str, path: str, **query: str) -> list[Seen]:
         """Requests to `path` of `service` whose query holds every given parameter."""
         return [s for s in self.seen if s.service == service and s.path == path

@@ -91,7 +91,7 @@ def query(
     if format is Format.csv:
         import pyarrow.csv as pacsv
 
-        pacsv.write_csv(table, sys.stdout.buffer)
+        pacsv.write_csv(_nested_as_json(table), sys.stdout.buffer)
     elif format is Format.json:
         sys.stdout.write(json.dumps(table.to_pylist(), default=str, indent=1) + "\n")
     else:
@@ -105,6 +105,23 @@ def query(
         console.print(view)
         if table.num_rows > limit:
             console.print(f"({table.num_rows} rows, {limit} shown; use --limit or --format csv)")
+
+
+def _nested_as_json(table: pa.Table) -> pa.Table:
+    """CSV cells are flat: list, struct and map columns become JSON text, as `--format json` writes them.
+
+    Arrow's CSV writer refuses nested types and has no cast from them to text, so those columns (only
+    those) go through Python's json, cell by cell.
+    """
+    import pyarrow as pa
+    import pyarrow.types as patypes
+
+    columns = [
+        pa.array([None if v is None else json.dumps(v, default=str) for v in column.to_pylist()], pa.string())
+        if patypes.is_nested(column.type) else column
+        for column in table.columns
+    ]
+    return pa.table(columns, names=table.column_names)
 
 
 @db_app.command("init")

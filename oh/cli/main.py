@@ -38,8 +38,17 @@ app.add_typer(watchlists_app, name="watchlists")
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: files it writes are private; an unsafe home is one line and exit 2."""
+    import sys
+
+    from bus.home import HomeError, private_umask
+
+    private_umask()
+    try:
+        app()
+    except HomeError as exc:
+        print(f"oh: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -440,6 +440,8 @@ def loads(text: str | bytes) -> Portfolio:
         raise PortfolioError(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise PortfolioError(f"malformed JSON: {exc}") from None
+    except RecursionError:  # the C parser's own depth guard (e.g. 100k nested `[`): no traceback
+        raise PortfolioError("malformed JSON: nested too deeply for a portfolio") from None
     return from_data(data)
 
 

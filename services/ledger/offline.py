@@ -27,6 +27,7 @@ import pyarrow as pa
 from bus.home import Home
 from bus.journal import Journal, JournalCorrupt
 from bus.journal_lock import JournalLock, JournalLocked
+from services.ledger import schema
 from services.ledger.sandbox import Interrupter, QueryFailed, QueryLimits, run_read_only
 from services.ledger.warehouse import Warehouse, WarehouseAhead, connect
 
@@ -65,6 +66,10 @@ class OfflineReader:
             self._con.cursor, sql, params, self.limits, time.monotonic() + seconds, self._interrupter, seconds
         )
 
+    def stored_version(self) -> int | None:
+        """The schema version the file says it has (None: written before versions were stored)."""
+        return schema.stored_version(self._con)
+
     def close(self) -> None:
         """Stop the timer thread and close the file."""
         self._interrupter.stop()
@@ -87,6 +92,11 @@ def reader(home: Home) -> Iterator[Read]:
         raise OfflineError("the warehouse is locked by a ledger that does not answer; check `oh status`") from None
     except ValueError as exc:  # a malformed OH_QUERY_* setting
         raise OfflineError(str(exc), refused=True) from None
+    found = offline.stored_version()
+    if found is not None and found != schema.SCHEMA_VERSION:
+        offline.close()
+        message = schema.too_new if found > schema.SCHEMA_VERSION else schema.too_old
+        raise OfflineError(message(home.warehouse, found))
 
     def read(sql: str, params: list[Any] | None = None) -> pa.Table:
         try:

@@ -1,6 +1,12 @@
 """DuckDB DDL for every projection, the `meta.*` control plane and the ledger's own offsets.
 
 The `meta.*` tables follow the observability contract in the seed notes column for column.
+
+SCHEMA_VERSION is written in `ledger.offsets` when a file is created and checked whenever one is
+opened (`stored_version`, `version_problem`): a file of an older version is rebuilt from the
+journal (the journal is the truth; services/ledger/warehouse.py), a newer one is refused, since this
+`oh` cannot know what a later one changed. Bump SCHEMA_VERSION with any change to the DDL or to what a
+projection writes.
 """
 
 from __future__ import annotations
@@ -247,3 +253,32 @@ def applied_seq(con: duckdb.DuckDBPyConnection) -> int:
     """The last journal seq whose effects are committed in this DuckDB file."""
     row = con.execute("SELECT seq FROM ledger.offsets WHERE projection = 'warehouse'").fetchone()
     return int(row[0]) if row else 0
+
+
+def stored_version(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The schema version of the open file: None if it holds no table yet, 0 if it predates versioning."""
+    [(has_offsets, any_table)] = con.execute(
+        "SELECT count(*) FILTER (WHERE schema_name = 'ledger' AND table_name = 'offsets'), count(*) "
+        "FROM duckdb_tables()"
+    ).fetchall()
+    if not has_offsets:
+        return 0 if any_table else None
+    columns = {row[0] for row in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'ledger' AND table_name = 'offsets'"
+    ).fetchall()}
+    if "schema_version" not in columns:
+        return 0
+    rows = con.execute("SELECT schema_version FROM ledger.offsets WHERE projection = 'warehouse'").fetchall()
+    return int(rows[0][0]) if rows else 0
+
+
+def too_new(path: object, found: int) -> str:
+    """The one-line refusal of a warehouse written by a newer `oh`."""
+    return (f"the warehouse {path} has schema version {found}, newer than this oh's {SCHEMA_VERSION}: it was "
+            "written by a newer oh; upgrade oh (or point OH_HOME elsewhere). Nothing was changed.")
+
+
+def too_old(path: object, found: int) -> str:
+    """The one-line refusal to read an older warehouse without rebuilding it."""
+    return (f"the warehouse {path} has schema version {found}, older than this oh's {SCHEMA_VERSION}: start the "
+            "ledger (`oh up`) or run `oh replay --rebuild` to rebuild it from the journal")

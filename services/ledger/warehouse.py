@@ -14,6 +14,7 @@ and is applied again later); only other errors are blamed on the events and isol
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -80,15 +81,41 @@ class Warehouse:
         self._open()
 
     def _open(self) -> None:
+        """Open the file, check its schema version (older: set aside, rebuilt by catch-up; newer: refused)."""
+        self._connect()
+        found = schema.stored_version(self.con)
+        if found is not None and found > schema.SCHEMA_VERSION:
+            self.con.close()
+            raise SystemExit(f"ledger: {schema.too_new(self.path, found)}")
+        if found is not None and found < schema.SCHEMA_VERSION:
+            self.con.close()
+            kept = self._set_aside(f"schema-v{found}")
+            log.warning(
+                "warehouse schema version %d is older than this oh's %d: moved it to %s and rebuilding the "
+                "warehouse from the journal", found, schema.SCHEMA_VERSION, kept,
+            )
+            self._connect()
+        schema.create_schema(self.con)
+        self.applied_seq = schema.applied_seq(self.con)
+        self.generation += 1
+
+    def _connect(self) -> None:
         try:
             self.con = connect(self.path)
         except duckdb.IOException as exc:
             if is_disk_full(exc):
                 raise  # the ledger waits for space instead of exiting into a restart loop
             raise SystemExit(f"ledger: cannot open {self.path} read-write (is another ledger running?): {exc}") from None
-        schema.create_schema(self.con)
-        self.applied_seq = schema.applied_seq(self.con)
-        self.generation += 1
+
+    def _set_aside(self, suffix: str) -> Path:
+        """Move the closed file (and its WAL) to `<file>.<suffix>`, replacing an older copy; return where."""
+        kept = Path(f"{self.path}.{suffix}")
+        for source, target in ((self.path, kept), (Path(f"{self.path}.wal"), Path(f"{kept}.wal"))):
+            if source.exists():
+                os.replace(source, target)
+            else:
+                target.unlink(missing_ok=True)
+        return kept
 
     def reader(self) -> duckdb.DuckDBPyConnection:
         """A cursor for another thread: reads run beside the writer without blocking it."""

@@ -6,6 +6,11 @@ fresh Conflator that accepts only the planned symbols, and starts the provider's
 or oh.adapters.alpaca.stream) in background threads; it returns at once. A portfolio that cannot be read puts
 the worker in state `error` with the reason, and nothing streams.
 
+An alpaca session with fills also runs a FillReconciler (services.live.fills): before the feed starts it
+records the home's first watermark, and whenever the trade-updates stream is listening (the first
+connect and every reconnect) it fetches the fills since then over REST and journals what the stream
+missed, so a fill is never lost to a crash of this worker or a dropped connection.
+
 The publisher thread (services.live.publisher) calls `status()` and `watchdog()` twice a second;
 `watchdog` asks the feed to reconnect a quote stream that is connected but silent for
 `silence_after` seconds (trade updates are rare by nature, so the fills stream is not watched).
@@ -29,6 +34,7 @@ from oh.domain.conflate import Conflator
 from oh.domain.live_plan import LivePlan, build_plan
 from oh.domain.marks import NEW_YORK
 from oh.domain.portfolio import PortfolioError
+from services.live.fills import FillReconciler
 from services.live.publisher import FillJournal, TickPublisher
 
 log = logging.getLogger(__name__)
@@ -49,6 +55,7 @@ class Session:
     resumed: bool = False
     stopped_at: float | None = None
     warnings: list[str] = field(default_factory=list)
+    reconciler: FillReconciler | None = None
 
 
 def portfolio_path(home: Home, command: StartLive) -> Path:
@@ -107,8 +114,20 @@ class LiveManager:
         log.info("%s live %s: %d stocks, %d option contracts, fills %s (command %s)",
                  "resuming" if resumed else "starting", command.provider, len(plan.stocks), len(plan.options),
                  "on" if plan.fills else "off", command.id)
+        if command.provider == "alpaca" and plan.fills:
+            session.reconciler = self._reconciler(feed)
         self.session = self.last = session
         feed.start()
+        if session.reconciler is not None and "fills" in getattr(feed, "streams", {}):
+            session.reconciler.start()
+            session.reconciler.request()  # at start, even before (or without) a stream connection
+
+    def _reconciler(self, feed: Feed) -> FillReconciler:
+        """The session's fills reconciliation, wired to the feed's REST fetch and its reconnects."""
+        reconciler = FillReconciler(self.home, feed.fetch_fills, self.fills)  # type: ignore[attr-defined]
+        reconciler.prepare()
+        feed.on_fills_connected = lambda: reconciler.request(listening=True)  # type: ignore[attr-defined]
+        return reconciler
 
     def _feed(self, command: StartLive, plan: LivePlan, conflator: Conflator) -> Feed:
         if command.provider == "alpaca":
@@ -127,6 +146,8 @@ class LiveManager:
         if session is None:
             return
         session.feed.stop()
+        if session.reconciler is not None:
+            session.reconciler.stop()
         session.stopped_at = time.time()
         log.info("live streams stopped (command %s)", session.command.id)
 
@@ -165,6 +186,8 @@ class LiveManager:
         c = session.conflator
         streams: list[StreamHealth] = [m.health(now) for m in session.feed.monitors]
         warnings = session.warnings + list(getattr(session.feed, "warnings", []))
+        if session.reconciler is not None and session.reconciler.error:
+            warnings.append(session.reconciler.error)
         return LiveStatus(
             seq=seq, ts=now, pid=os.getpid(), state=state, provider=session.command.provider,  # type: ignore[arg-type]
             portfolio=str(session.portfolio), command_id=session.command.id,

@@ -10,7 +10,9 @@ and never slows the feed, the other subscribers or the ledger, which this channe
 FillJournal journals trade updates (facts, invariant 6) through a Producer of its own: stream
 callbacks hand events over a queue and return at once; this thread sends them and pumps the
 producer's acknowledgements and resends. A Producer is one DEALER socket, usable by one thread only,
-which is why it is not the worker's.
+which is why it is not the worker's. `put_batch` hands over several and returns an Event set once
+the ledger has acknowledged (journaled) every one of them: the fills reconciliation waits on it
+before it moves its watermark (services/live/fills.py).
 """
 
 from __future__ import annotations
@@ -113,13 +115,21 @@ class TickPublisher(threading.Thread):
             sock.close()
 
 
+class _Batch:
+    """A marker queued after a batch of trade updates: `done` is set once the ledger acknowledged them all."""
+
+    def __init__(self, ids: list[str]) -> None:
+        self.ids = ids
+        self.done = threading.Event()
+
+
 class FillJournal(threading.Thread):
     """Sends trade updates to the ledger through its own Producer (see module doc)."""
 
     def __init__(self, home: Home) -> None:
         super().__init__(name="live-fills", daemon=True)
         self.home = home
-        self.queue: queue.SimpleQueue[TradeUpdated] = queue.SimpleQueue()
+        self.queue: queue.SimpleQueue[TradeUpdated | _Batch] = queue.SimpleQueue()
         self.sent = 0
         self.stopped = threading.Event()
 
@@ -127,16 +137,28 @@ class FillJournal(threading.Thread):
         """Hand over one trade update (any thread; never blocks)."""
         self.queue.put(event)
 
+    def put_batch(self, events: list[TradeUpdated]) -> threading.Event:
+        """Hand over several (any thread; never blocks); the Event is set once all are journaled."""
+        batch = _Batch([event.id for event in events])
+        for event in events:
+            self.queue.put(event)
+        self.queue.put(batch)
+        return batch.done
+
     def run(self) -> None:
         producer = Producer(self.home)
+        batches: list[_Batch] = []
         try:
             while not (self.stopped.is_set() and self.queue.empty()):
                 try:
-                    event = self.queue.get(timeout=0.1)
-                    producer.send(event)
-                    self.sent += 1
-                    log.info("trade update %s %s %s %g @ %s journaled", event.event, event.side, event.symbol,
-                             event.qty, event.price)
+                    item = self.queue.get(timeout=0.1)
+                    if isinstance(item, _Batch):
+                        batches.append(item)  # its events were sent before it: they are pending or acked
+                    else:
+                        producer.send(item)
+                        self.sent += 1
+                        log.info("trade update %s %s %s %g @ %s sent to the ledger", item.event, item.side,
+                                 item.symbol, item.qty, item.price)
                 except queue.Empty:
                     pass
                 if producer.pending:
@@ -144,6 +166,9 @@ class FillJournal(threading.Thread):
                         producer.flush(timeout=0.05)  # pump acks and resends
                     except TimeoutError:
                         pass
+                for batch in [b for b in batches if not any(i in producer.pending for i in b.ids)]:
+                    batch.done.set()
+                    batches.remove(batch)
             try:
                 producer.flush(timeout=5.0)
             except TimeoutError:

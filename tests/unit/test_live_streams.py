@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from contracts import StartLive, StopLive
+from oh.adapters.alpaca.activities import fill_id
 from oh.adapters.alpaca.stream import trade_update_event, trading_stream_url
 from oh.adapters.streams import Backoff, StreamMonitor, describe_error
 from services.live_stream import resume_plan
@@ -72,7 +73,9 @@ def test_trade_updates_become_events_with_stable_ids() -> None:
     assert (event.event, event.symbol, event.side, event.qty, event.price) == ("partial_fill", ORDER["symbol"], "sell", 2.0, 4.1)
     assert event.filled_at == datetime(2026, 11, 23, 15, 30, 0, 123456, tzinfo=UTC)
     assert trade_update_event(fill).id == event.id  # type: ignore[union-attr]
-    other = dict(fill, data=dict(fill["data"], execution_id="e2"))
+    # a fill's id is the order's and its filled quantity after the execution: the id REST gives it too
+    assert event.id == fill_id(ORDER["id"], "2")
+    other = dict(fill, data=dict(fill["data"], execution_id="e2", order=dict(ORDER, filled_qty="3")))
     assert trade_update_event(other).id != event.id  # type: ignore[union-attr]
     new = trade_update_event({"data": {"event": "new", "order": ORDER, "timestamp": "2026-11-23T15:29:59Z"}})
     assert new is not None and (new.qty, new.price, new.filled_at) == (3.0, None, None)

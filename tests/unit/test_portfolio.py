@@ -212,6 +212,16 @@ def test_malformed_json_is_one_line(text: str) -> None:
     assert str(info.value).startswith("malformed JSON") and "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("text", ["[" * 100_000, '{"a":' * 100_000, '{"positions": ' + "[" * 100_000,
+                                  '{"positions": [' + '{"x": [' * 50_000])
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_deeply_nested_json_is_one_line_not_a_traceback(text: str, as_bytes: bool) -> None:
+    """100k nested brackets hit the JSON parser's recursion guard: the user gets one line, not a RecursionError."""
+    with pytest.raises(PortfolioError) as info:
+        loads(text.encode() if as_bytes else text)
+    assert str(info.value).startswith("malformed JSON") and "nested" in str(info.value)
+
+
 def test_load_names_the_file_and_never_writes(tmp_path: Path) -> None:
     path = tmp_path / "portfolio.json"
     with pytest.raises(PortfolioError, match="no portfolio file"):

@@ -9,8 +9,12 @@ limit) stop that stream in state `error` instead of hammering Alpaca. The silenc
 `reconnect` closes the websocket from the stream's own event loop; the SDK then reconnects.
 
 Callbacks take raw frames (`raw_data=True`: no pydantic model per quote), write the conflator and
-return: they never block. Trade updates become TradeUpdated events with ids derived from Alpaca's
-execution id, so a trade update delivered twice is journaled once.
+return: they never block. Trade updates become TradeUpdated events with ids derived from the update
+itself, so one delivered twice is journaled once. A fill's id is `activities.fill_id(order id, the
+order's filled quantity after it)`, the same id the REST account activities give that fill, so a
+fill seen on the stream and fetched again by the reconciliation (services/live/fills.py) is
+journaled once. Each time the trade-updates stream is listening (at start and after every
+reconnect), `on_fills_connected` is called; `fetch_fills` reads the fills since a time over REST.
 
 Credentials come from oh.adapters.settings (environment, then $OH_HOME/config/alpaca.env) and never
 appear in logs or status. Endpoints: data streams at $OH_ALPACA_STREAM_URL (default
@@ -34,6 +38,7 @@ from typing import Any
 
 from bus.home import Home
 from contracts import TradeUpdated
+from oh.adapters.alpaca.activities import TRADE_NAMESPACE, fill_id
 from oh.adapters.streams import Backoff, StreamMonitor, describe_error
 from oh.domain.conflate import Conflator
 from oh.domain.live_plan import LivePlan
@@ -41,7 +46,6 @@ from oh.domain.live_plan import LivePlan
 log = logging.getLogger(__name__)
 
 DATA_STREAM_URL = "wss://stream.data.alpaca.markets"
-TRADE_NAMESPACE = uuid.UUID("5e0d8c1a-7b2f-4a9e-b3c6-1d2e4f6a8b90")
 MISSING_KEYS = ("missing credentials: set APCA_API_KEY_ID and APCA_API_SECRET_KEY in the environment "
                 "or in $OH_HOME/config/alpaca.env")
 _FRACTION = re.compile(r"(\.\d{6})\d+")
@@ -74,8 +78,9 @@ def trade_update_event(msg: dict[str, Any]) -> TradeUpdated | None:
     """A TradeUpdated from one raw `trade_updates` frame ({"stream": ..., "data": {...}}); None if unreadable.
 
     qty is the execution's quantity for fills (the order's for other events); price the execution
-    price (else the order's average fill price); the id is derived from Alpaca's execution id (or
-    the event's timestamp), so a repeated frame maps to the same event.
+    price (else the order's average fill price). A fill's id comes from the order id and its filled
+    quantity after this execution, the id REST gives the same fill (activities.fill_id); any other
+    update's from Alpaca's execution id or the event's timestamp. A repeated frame maps to the same event.
     """
     data = msg.get("data") or {}
     order = data.get("order") or {}
@@ -91,8 +96,9 @@ def trade_update_event(msg: dict[str, Any]) -> TradeUpdated | None:
         price = _float(order.get("filled_avg_price"))
     when = _stamp(data.get("timestamp"))
     key = data.get("execution_id") or data.get("timestamp") or ""
+    event_id = fill_id(str(order_id), order.get("filled_qty")) if fill else None
     return TradeUpdated(
-        id=uuid.uuid5(TRADE_NAMESPACE, f"alpaca:{order_id}:{event}:{key}").hex, order_id=str(order_id),
+        id=event_id or uuid.uuid5(TRADE_NAMESPACE, f"alpaca:{order_id}:{event}:{key}").hex, order_id=str(order_id),
         symbol=str(symbol), event=str(event), side=str(order.get("side") or "unknown"), qty=qty, price=price,
         filled_at=datetime.fromtimestamp(when, UTC) if fill and when else None,
     )
@@ -103,9 +109,11 @@ def _observed(base: type) -> type:
 
     class Observed(base):  # type: ignore[misc, valid-type]
         def __init__(self, *args: Any, monitor: StreamMonitor, backoff: Backoff,
-                     redact: Callable[[str], str], **kwargs: Any) -> None:
+                     redact: Callable[[str], str], on_connected: Callable[[], None] | None = None,
+                     **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.oh_monitor = monitor
+            self.oh_on_connected = on_connected
             self.oh_backoff = backoff
             self.oh_redact = redact
             self.oh_forced: str | None = None
@@ -146,6 +154,8 @@ def _observed(base: type) -> type:
             if kind == "subscription" or msg.get("stream") == "listening":
                 self.oh_frame_error = None
                 self.oh_monitor.connected(_subscribed(msg))
+                if self.oh_on_connected is not None:
+                    self.oh_on_connected()
             elif kind == "error":
                 words, retry = describe_error(str(msg.get("msg", "")), msg.get("code"))
                 self.oh_frame_error = f"{words} (code {msg.get('code')})"
@@ -203,6 +213,8 @@ class AlpacaFeed:
         self._threads: dict[str, threading.Thread] = {}
         self._stopping = False
         self._redact: Callable[[str], str] = lambda text: text
+        self._settings: Any = None
+        self.on_fills_connected: Callable[[], None] | None = None  # the trade-updates stream is listening (again)
 
     def start(self) -> None:
         """Build the SDK streams and run each in its own thread; a missing key is an error, not a crash."""
@@ -215,6 +227,7 @@ class AlpacaFeed:
                 monitor.error(f"bad Alpaca settings: {exc}", retry=False)
             return
         self._redact = settings.redact
+        self._settings = settings
         wanted = [m for m in self.monitors if m.symbols]
         for monitor in self.monitors:
             if not monitor.symbols:
@@ -257,7 +270,7 @@ class AlpacaFeed:
         else:
             url = trading_stream_url(settings.alpaca.trading_url)
             stream = _observed(TradingStream)(key, secret, paper=settings.alpaca.environment != "live",
-                                              url_override=url, **common)
+                                              url_override=url, on_connected=self._fills_connected, **common)
             stream.subscribe_trade_updates(self._trade_update)
         return stream
 
@@ -307,6 +320,22 @@ class AlpacaFeed:
             log.warning("unreadable trade update skipped")
             return
         self.on_fill(event)
+
+    def _fills_connected(self) -> None:
+        if self.on_fills_connected is not None:
+            self.on_fills_connected()  # must not block: it runs on the stream's event loop
+
+    def fetch_fills(self, after: datetime) -> list[TradeUpdated]:
+        """The account's fills after `after` over REST (blocking; call from a thread of your own).
+
+        Raises ProviderError (one line, credentials redacted), also when the feed has no usable settings.
+        """
+        from oh.adapters.alpaca.activities import fetch_fills
+        from oh.adapters.base import ProviderError
+
+        if self._settings is None or not self._settings.alpaca.has_credentials:
+            raise ProviderError(f"alpaca: cannot read the account's fills: {MISSING_KEYS}")
+        return fetch_fills(self._settings, after)
 
     # -- control from other threads ---------------------------------------------------------------
     def reconnect(self, name: str, reason: str) -> None:
