@@ -94,11 +94,19 @@ class CheckRecord(msgspec.Struct, frozen=True):
 
 
 class AssetChecked(Event, kw_only=True):
-    """Check results for one asset partition, linked to the run that wrote the data (or a check run)."""
+    """Check results for one asset partition, linked to the run that wrote the data (or a check run).
+
+    A result's identity is (run_id, asset_key, partition_key, scope, check_name): the ledger keeps one
+    row per identity in `meta.asset_checks`, the latest, so a run redone after a crash (its data events
+    sent again under new ids) never doubles a check. `scope` separates results on different slices of
+    one partition within one run (the chunks of a long candle delivery: its first date); None for the
+    whole partition.
+    """
 
     run_id: str | None
     asset_key: str
     partition_key: str | None
+    scope: str | None = None
     checked_at: datetime
     results: list[CheckRecord]
 

@@ -69,15 +69,19 @@ def on_candles(event: CandlesIngested, worker: Worker) -> None:
     """Check one committed delivery of candles; the results' id derives from the event (idempotent)."""
     rows = from_ipc(event.rows)
     results = [*candle_payload_checks(rows), _gap_result(worker, event.symbol, event.last_date)]
-    _report(worker, event, "candles_daily", event.symbol, results)
+    # a long delivery comes in chunks, each checked on its own: its first date tells the chunks apart
+    _report(worker, event, "candles_daily", event.symbol, results, scope=str(event.first_date))
 
 
-def _report(worker: Worker, event: Message, asset_key: str, partition: str, results: list[CheckResult]) -> None:
-    """Send the results for a committed event; the id derives from the event, so a redelivery is dropped."""
+def _report(worker: Worker, event: Message, asset_key: str, partition: str, results: list[CheckResult],
+            scope: str | None = None) -> None:
+    """Send the results for a committed event; the id derives from the event, so a redelivery is dropped,
+    and each result's row from (run, asset, partition, scope, check), so a redone run's new events
+    replace their results instead of adding to them (services/ledger/projections.py)."""
     worker.producer.send(
         AssetChecked(
             id=uuid.uuid5(_ID_NAMESPACE, event.id).hex, run_id=getattr(event, "run_id", None), asset_key=asset_key,
-            partition_key=partition, checked_at=utc_now(), results=_records(results),
+            partition_key=partition, scope=scope, checked_at=utc_now(), results=_records(results),
         )
     )
 
