@@ -180,3 +180,18 @@ class BriefingBuilt(Event, kw_only=True):
     symbols: list[str]
     started_at: datetime
     ended_at: datetime
+
+
+class SymbolsForgotten(Event, kw_only=True):
+    """The trader retired `symbols` (`oh symbols forget`): they leave freshness, gaps, the coverage heatmap and
+    the backfill plan, their stored history stays. Projected into `meta.forgotten_symbols` (so `oh replay
+    --rebuild` keeps it); data written for a symbol after this event brings it back, as does SymbolsRemembered."""
+
+    symbols: list[str]
+    reason: str | None = None
+
+
+class SymbolsRemembered(Event, kw_only=True):
+    """The trader brought forgotten `symbols` back (`oh symbols remember`): their rows leave `meta.forgotten_symbols`."""
+
+    symbols: list[str]

@@ -40,6 +40,8 @@ TABLES_OF_EVENT: dict[str, frozenset[str]] = {
     "DerivedComputed": frozenset({"derived_daily", *_ASSETS}),
     "BriefingBuilt": frozenset({"briefings", *_ASSETS}),
     "TradeUpdated": frozenset({"trade_updates"}),
+    "SymbolsForgotten": frozenset({"forgotten_symbols"}),
+    "SymbolsRemembered": frozenset({"forgotten_symbols"}),
 }
 KNOWN_TABLES = frozenset().union(*TABLES_OF_EVENT.values())
 LEDGER_TABLES = frozenset({"ledger_events", "ledger_offsets", "ledger_rejected"})  # every journaled message

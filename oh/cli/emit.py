@@ -59,9 +59,7 @@ def _check_provider(name: str, fallback: str | None = None) -> None:
 
 def _day_range(as_of: str | None, start: str | None, end: str | None) -> tuple[date, date, int]:
     """One session (--as-of, default the last closed one) or a range (--start/--end), and how many sessions it
-    holds; exit 2 if none."""
-    from datetime import UTC, datetime
-
+    holds; exit 2 if none, or if it reaches a session that has not closed yet (no provider has its data)."""
     from oh.domain import calendar
 
     if as_of and (start or end):
@@ -73,7 +71,13 @@ def _day_range(as_of: str | None, start: str | None, end: str | None) -> tuple[d
         if first > last:
             fail(f"--start {first} is after --end {last}", 2)
     else:
-        first = last = _parse_date(as_of, "--as-of") if as_of else calendar.last_closed_session(datetime.now(UTC))
+        first = last = _parse_date(as_of, "--as-of") if as_of else calendar.last_closed_session(calendar.wall_clock())
+    now = calendar.wall_clock()
+    unclosed = calendar.unclosed_sessions(first, last, now)
+    if len(unclosed):
+        what = (f"--as-of {last}: that session" if as_of else
+                f"--end {last}: the range reaches {unclosed[0].astype(date)}, a session that")
+        fail(f"{what} has not closed yet; the last closed session is {calendar.last_closed_session(now)}", 2)
     try:
         count = len(calendar.sessions(first, last))
     except ValueError as exc:

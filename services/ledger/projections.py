@@ -33,6 +33,8 @@ from contracts import (
     OptionBarsIngested,
     RunFinished,
     RunStarted,
+    SymbolsForgotten,
+    SymbolsRemembered,
     TradeUpdated,
 )
 from contracts import rows as row_schemas
@@ -477,6 +479,18 @@ def _apply_checks(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> N
         con.unregister("_checks")
 
 
+def _apply_forgotten(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> None:
+    """Upsert each forgotten symbol with the time it was forgotten (the latest forget wins)."""
+    rows = {symbol: (naive_utc(ev.ts), ev.reason) for _, ev in batch for symbol in ev.symbols}  # type: ignore[attr-defined]
+    con.executemany("INSERT OR REPLACE INTO meta.forgotten_symbols VALUES (?, ?, ?)",
+                    [[symbol, at, reason] for symbol, (at, reason) in rows.items()])
+
+
+def _apply_remembered(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> None:
+    symbols = sorted({symbol for _, ev in batch for symbol in ev.symbols})  # type: ignore[attr-defined]
+    con.execute("DELETE FROM meta.forgotten_symbols WHERE symbol IN (SELECT unnest(?::VARCHAR[]))", [symbols])
+
+
 APPLIERS: dict[type[Message], Callable[[duckdb.DuckDBPyConnection, Sequence[Applied]], None]] = {
     RunStarted: _apply_run_started,
     RunFinished: _apply_run_finished,
@@ -489,6 +503,8 @@ APPLIERS: dict[type[Message], Callable[[duckdb.DuckDBPyConnection, Sequence[Appl
     AssetFailed: _apply_asset_failed,
     TradeUpdated: _apply_trade_updates,
     AssetChecked: _apply_checks,
+    SymbolsForgotten: _apply_forgotten,
+    SymbolsRemembered: _apply_remembered,
 }
 
 
@@ -504,6 +520,8 @@ _WRITES: dict[type[Message], tuple[str, ...]] = {
     TradeUpdated: ("trade_updates",),
     RunStarted: ("meta.ingestion_runs",),
     RunFinished: ("meta.ingestion_runs",),
+    SymbolsForgotten: ("meta.forgotten_symbols",),
+    SymbolsRemembered: ("meta.forgotten_symbols",),
 }
 
 
