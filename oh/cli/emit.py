@@ -240,6 +240,14 @@ def briefing(
     symbol_list = _symbol_set(symbols, watchlist or (None if symbols else "default"))
     day = _session(as_of)
     path = str(Path(portfolio).expanduser().resolve()) if portfolio else None
+    if path:  # the portfolio asked for must be there and valid: never a briefing silently without it
+        from oh.adapters.portfolio_file import load
+        from oh.domain.portfolio import PortfolioError
+
+        try:
+            load(Path(path))
+        except PortfolioError as exc:
+            fail(f"--portfolio: {exc}", 2)
     emit_and_wait(BuildBriefing(symbols=symbol_list, as_of=day, portfolio=path), 1, wait, timeout)
 
 
