@@ -55,6 +55,13 @@ def _check_provider(name: str, fallback: str | None = None) -> None:
             fail(f"{option}: {reason}", 2)
     if fallback is not None and fallback == name:
         fail(f"--fallback {fallback} is the same as --provider", 2)
+    if {name, fallback} - {"sim", None}:  # a real provider reads its settings: a typo there is bad input now
+        from oh.adapters.settings import ConfigError, load_settings
+
+        try:
+            load_settings()
+        except ConfigError as exc:
+            fail(str(exc), 2)
 
 
 def _day_range(as_of: str | None, start: str | None, end: str | None) -> tuple[date, date, int]:
