@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import pytest
+
 from contracts import SymbolsForgotten, SymbolsRemembered
 from oh.adapters.sim.provider import SimProvider
 from oh.read.health import HealthOptions, health_report
@@ -122,3 +124,15 @@ def test_a_warehouse_without_the_forgotten_table_still_reports() -> None:
     report = health_report(lambda sql, params: con.sql(sql, params=params).to_arrow_table(),
                            HealthOptions(now=MONDAY_MORNING))
     assert report["forgotten"] == [] and isinstance(report["watermarks"], list)
+
+
+def test_health_refuses_a_clock_in_the_future(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`oh db health --now` may judge as of any earlier time (the seam for reproducible reports), never a later
+    one: there is no data for sessions that have not closed, so every dataset would look stale. Exit 2, one line."""
+    from typer.testing import CliRunner
+
+    from oh.cli.main import app
+
+    monkeypatch.setenv("OH_HOME", str(tmp_path / "home"))
+    result = CliRunner().invoke(app, ["db", "health", "--now", "2999-01-04T12:00"])
+    assert result.exit_code == 2 and "--now 2999-01-04T12:00 is in the future" in result.output
