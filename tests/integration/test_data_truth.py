@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -19,7 +19,7 @@ DATA_TABLES = ("candles_daily", "options_bars", "option_snapshots", "options_flo
 
 
 def _last_closed() -> date:
-    return calendar.last_closed_session(calendar.wall_clock())
+    return calendar.last_closed_session(datetime.now(UTC))
 
 
 def _next_session() -> date:
