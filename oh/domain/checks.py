@@ -182,8 +182,8 @@ def chain_snapshot_checks(chain: pa.Table) -> list[CheckResult]:
     bid = chain.column("bid").to_numpy(zero_copy_only=False) if n else np.array([])
     ask = chain.column("ask").to_numpy(zero_copy_only=False) if n else np.array([])
     crossed = int(np.count_nonzero((bid > 0) & (ask > 0) & (bid > ask)))
-    quotes = ("bid", "ask", "last", "mark")
-    negative = _negative(chain, *quotes, "strike", "spot")
+    quotes = ("bid", "ask", "last")  # 0 is "none"; a NaN mark is "no price at all" (documented), not missing
+    negative = _negative(chain, *quotes, "mark", "strike", "spot")
     missing = int(sum(np.count_nonzero(~np.isfinite(_floats(chain, c))) for c in (*quotes, "strike", "spot"))) if n else 0
     negative_size = _negative(chain, "volume", "open_interest")
     return [

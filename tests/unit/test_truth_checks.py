@@ -135,6 +135,36 @@ def test_missing_quotes_and_negative_sizes_are_caught() -> None:
     assert _failed(chain_snapshot_checks(bad)) == {"snapshot_no_missing_prices", "snapshot_no_negative_volume"}
 
 
+def test_a_contract_with_no_price_at_all_is_not_missing_data() -> None:
+    """bid = ask = last = 0 with a NaN mark is how a real provider's unquoted, untraded contract is stored (the
+    Yahoo fixture has one): it is "no price", documented, and fails nothing."""
+    unpriced = _with(CHAIN, 6, bid=0.0, ask=0.0, last=0.0, mark=math.nan, iv=math.nan, delta=math.nan)
+    assert _failed([*chain_snapshot_checks(unpriced), *chain_quote_checks(unpriced)]) == set()
+
+
+def test_the_recorded_yahoo_chain_passes_the_data_checks() -> None:
+    """Yahoo's recorded chain (stale rows, missing fields, a placeholder IV), as the adapter stores it, has no
+    missing or negative data and no impossible Greek."""
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    from oh.adapters.yahoo import rows as yahoo_rows
+
+    folder = Path(__file__).resolve().parents[1] / "fixtures" / "http" / "yahoo"
+    frames = []
+    for name in ("v7_options_AAPL_2025-06-13.json", "v7_options_AAPL_2025-06-20.json", "v7_options_AAPL_2025-07-18.json"):
+        options = json.loads((folder / name).read_text())["optionChain"]["result"][0]["options"][0]
+        for side in ("calls", "puts"):
+            frame = pd.DataFrame(options[side])
+            frame["lastTradeDate"] = pd.to_datetime(frame["lastTradeDate"], unit="s", utc=True)
+            frames.append(frame)
+    table, _ = yahoo_rows.chain("AAPL", date(2025, 6, 6), 203.92, frames, 0.04, 0.0)
+    results = {r.check_name: r.status for r in [*chain_snapshot_checks(table), greeks_check(table)]}
+    assert {k: v for k, v in results.items() if v != "pass"} == {}
+
+
 def test_a_put_with_a_positive_delta_is_flagged() -> None:
     """alpaca-py's own test payload has a put with delta +0.674: no put can have it."""
     put = _near_the_money(CHAIN, "P")
