@@ -33,13 +33,16 @@ from contracts.events import (
     OptionBarsIngested,
     RunFinished,
     RunStarted,
+    SymbolsForgotten,
+    SymbolsRemembered,
     TradeUpdated,
 )
 
 AnyMessage = (
     IngestCandles | IngestOptionsBars | RunChecks | SnapshotOptions | ComputeFlow | ComputeDerived | BuildBriefing
     | RunDaily | StartLive | StopLive | RunStarted | RunFinished | CandlesIngested | OptionBarsIngested | ChainSnapshotted | FlowComputed
-    | DerivedComputed | BriefingBuilt | AssetFailed | AssetChecked | TradeUpdated | Heartbeat
+    | DerivedComputed | BriefingBuilt | AssetFailed | AssetChecked | TradeUpdated | SymbolsForgotten | SymbolsRemembered
+    | Heartbeat
 )
 
 MESSAGE_TYPES: dict[str, type[Message]] = {
@@ -47,7 +50,8 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
     for cls in (
         IngestCandles, IngestOptionsBars, RunChecks, SnapshotOptions, ComputeFlow, ComputeDerived, BuildBriefing,
         RunDaily, StartLive, StopLive, RunStarted, RunFinished, CandlesIngested, OptionBarsIngested, ChainSnapshotted, FlowComputed,
-        DerivedComputed, BriefingBuilt, AssetFailed, AssetChecked, TradeUpdated, Heartbeat,
+        DerivedComputed, BriefingBuilt, AssetFailed, AssetChecked, TradeUpdated, SymbolsForgotten, SymbolsRemembered,
+        Heartbeat,
     )
 }
 
@@ -83,6 +87,8 @@ __all__ = [
     "SnapshotOptions",
     "StartLive",
     "StopLive",
+    "SymbolsForgotten",
+    "SymbolsRemembered",
     "TradeUpdated",
     "new_id",
     "run_id_for",

@@ -33,6 +33,8 @@ from contracts.events import (
     OptionBarsIngested,
     RunFinished,
     RunStarted,
+    SymbolsForgotten,
+    SymbolsRemembered,
     TradeUpdated,
 )
 
@@ -82,6 +84,8 @@ OTHER_WRITES: dict[type[Message], tuple[str, ...]] = {
     RunStarted: ("meta.ingestion_runs",),
     RunFinished: ("meta.ingestion_runs",),
     TradeUpdated: ("trade_updates",),
+    SymbolsForgotten: ("meta.forgotten_symbols",),
+    SymbolsRemembered: ("meta.forgotten_symbols",),
 }
 
 JOB_BY_NAME = {job.name: job for job in JOBS}

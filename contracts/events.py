@@ -100,11 +100,19 @@ class CheckRecord(msgspec.Struct, frozen=True):
 
 
 class AssetChecked(Event, kw_only=True):
-    """Check results for one asset partition, linked to the run that wrote the data (or a check run)."""
+    """Check results for one asset partition, linked to the run that wrote the data (or a check run).
+
+    A result's identity is (run_id, asset_key, partition_key, scope, check_name): the ledger keeps one
+    row per identity in `meta.asset_checks`, the latest, so a run redone after a crash (its data events
+    sent again under new ids) never doubles a check. `scope` separates results on different slices of
+    one partition within one run (the chunks of a long candle delivery: its first date); None for the
+    whole partition.
+    """
 
     run_id: str | None
     asset_key: str
     partition_key: str | None
+    scope: str | None = None
     checked_at: datetime
     results: list[CheckRecord]
 
@@ -178,3 +186,18 @@ class BriefingBuilt(Event, kw_only=True):
     symbols: list[str]
     started_at: datetime
     ended_at: datetime
+
+
+class SymbolsForgotten(Event, kw_only=True):
+    """The trader retired `symbols` (`oh symbols forget`): they leave freshness, gaps, the coverage heatmap and
+    the backfill plan, their stored history stays. Projected into `meta.forgotten_symbols` (so `oh replay
+    --rebuild` keeps it); data written for a symbol after this event brings it back, as does SymbolsRemembered."""
+
+    symbols: list[str]
+    reason: str | None = None
+
+
+class SymbolsRemembered(Event, kw_only=True):
+    """The trader brought forgotten `symbols` back (`oh symbols remember`): their rows leave `meta.forgotten_symbols`."""
+
+    symbols: list[str]

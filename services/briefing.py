@@ -4,9 +4,12 @@ For session D it loads the portfolio file (the command's path, else `$OH_HOME/co
 reads through the ledger (never the DuckDB file) the latest chains on or before D for the portfolio's
 underlyings, D's derived rows, D's contract-level flow and the health report, renders Markdown with the
 pure `oh.domain.briefing.render`, writes `$OH_HOME/briefings/D.md` atomically and emits BriefingBuilt (which the
-ledger upserts into `briefings`, one row per day). No portfolio file gives a briefing without the
-portfolio section, saying so; a malformed one puts its error in that section and the rest is written.
-The same stored data always gives the same bytes: a rerun rewrites nothing.
+ledger upserts into `briefings`, one row per day). No default portfolio file gives a briefing without
+the portfolio section, saying so; a malformed one puts its error in that section and the rest is written.
+A portfolio path named by the command that does not exist (it vanished after `oh emit briefing`
+checked it) fails the run and writes nothing: a briefing without the portfolio the trader asked for
+must not replace that day's briefing. A session that has not closed fails the run too (its data
+cannot exist). The same stored data always gives the same bytes: a rerun rewrites nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from contracts import BriefingBuilt, BuildBriefing, RunFinished, utc_now
 from contracts.catalog import job_of
 from oh.adapters import files
 from oh.adapters.portfolio_file import load
-from oh.domain import analyze, briefing
+from oh.domain import analyze, briefing, calendar
 from oh.domain.portfolio import Portfolio, PortfolioError, option_legs
 from oh.read import quotes
 from oh.read.health import HealthOptions, health_report
@@ -76,9 +79,19 @@ def _rows(run: RunContext, sql: str, symbols: list[str], as_of: date, *extra: An
     return rows
 
 
+class BriefingRefused(ValueError):
+    """The briefing would describe what cannot be known, or leave out what was asked for; nothing is written."""
+
+
 def gather(command: BuildBriefing, run: RunContext, day: date) -> briefing.BriefingInput:
     """Everything the briefing of session `day` shows, read through the ledger."""
+    last = calendar.last_closed_session(calendar.wall_clock())
+    if day > last:
+        raise BriefingRefused(f"{day} has not closed yet (the last closed session is {last}): no briefing")
     path = Path(command.portfolio) if command.portfolio else run.home.config / "portfolio.json"
+    if command.portfolio and not path.exists():
+        raise BriefingRefused(f"{path}: the portfolio file this briefing was asked for is gone; the {day} "
+                              "briefing is not rewritten without it")
     portfolio, note = _portfolio(path)
     held = sorted({p.symbol for p in portfolio.positions}) if portfolio else []
     symbols = sorted(set(command.symbols) | set(held))

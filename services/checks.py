@@ -1,18 +1,20 @@
 """The checks worker: data-quality checks after every committed asset, and on demand (`run_checks`).
 
 It reacts to committed CandlesIngested events (the delivered rows are checked for duplicates,
-order, prices and volume, and the stored table for gaps in the last 30 sessions) and to committed
-OptionBarsIngested (order per contract, negative prices, duplicate keys), ChainSnapshotted
-(parseable contract symbols, crossed quotes, negative prices, stale date),
-FlowComputed (no null keys) and DerivedComputed (no duplicate keys). The results are
-linked to the ingest run but never change its status. `oh emit checks` re-runs the checks on the
-stored data as a run of its own.
+order, missing or negative prices, OHLC, negative and zero volume, and the stored table for gaps in
+the last 30 sessions) and to committed OptionBarsIngested (the same care per contract, plus
+duplicate keys), ChainSnapshotted (parseable contract symbols, crossed, missing or negative quotes,
+stale date, Greeks and IVs that cannot fit their quotes), FlowComputed (null keys, inconsistent
+values) and DerivedComputed (duplicate keys). Every dataset is also checked for rows dated after
+the last session closed when the event was made (`*_no_future_dates`). The results are linked to
+the ingest run but never change its status. `oh emit checks` re-runs the checks on the stored data
+as a run of its own (its future-date checks judge by the re-check's clock).
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime
 
 import numpy as np
 import pyarrow as pa
@@ -32,6 +34,7 @@ from contracts import (
 )
 from contracts.catalog import asset_of
 from oh.domain import calendar
+from oh.domain.chain_checks import chain_quote_checks
 from oh.domain.checks import (
     CheckResult,
     candle_gap_check,
@@ -39,6 +42,7 @@ from oh.domain.checks import (
     chain_snapshot_checks,
     derived_checks,
     flow_checks,
+    future_dates_check,
     option_bars_checks,
     snapshot_date_check,
 )
@@ -67,19 +71,30 @@ def _gap_result(read: Read, symbol: str, until: date) -> CheckResult:
     return candle_gap_check(present, expected)
 
 
+def _made_at(event: Message) -> datetime:
+    """When the event's data was delivered (aware UTC): what its future-date check judges by."""
+    return event.ts if event.ts.tzinfo else event.ts.replace(tzinfo=UTC)
+
+
 def on_candles(event: CandlesIngested, bus: Bus) -> None:
     """Check one committed delivery of candles; the results' id derives from the event (idempotent)."""
     rows = from_ipc(event.rows)
-    results = [*candle_payload_checks(rows), _gap_result(bus.query, event.symbol, event.last_date)]
-    _report(bus, event, event.symbol, results)
+    results = [*candle_payload_checks(rows), future_dates_check("candles_no_future_dates", rows.column("date"),
+                                                                _made_at(event)),
+               _gap_result(bus.query, event.symbol, event.last_date)]
+    # a long delivery comes in chunks, each checked on its own: its first date tells the chunks apart
+    _report(bus, event, event.symbol, results, scope=str(event.first_date))
 
 
-def _report(bus: Bus, event: Message, partition: str, results: list[CheckResult]) -> None:
-    """Send the results for a committed event; the id derives from the event, so a redelivery is dropped."""
+def _report(bus: Bus, event: Message, partition: str, results: list[CheckResult], scope: str | None = None) -> None:
+    """Send the results for a committed event; the id derives from the event, so a redelivery is dropped,
+    and each result's row from (run, asset, partition, scope, check), so a redone run's new events
+    replace their results instead of adding to them (services/ledger/projections.py)."""
     bus.send([
         AssetChecked(
             id=uuid.uuid5(_ID_NAMESPACE, event.id).hex, run_id=getattr(event, "run_id", None),
-            asset_key=asset_of(type(event)), partition_key=partition, checked_at=utc_now(), results=_records(results),
+            asset_key=asset_of(type(event)), partition_key=partition, scope=scope, checked_at=utc_now(),
+            results=_records(results),
         )
     ])
 
@@ -87,31 +102,42 @@ def _report(bus: Bus, event: Message, partition: str, results: list[CheckResult]
 def on_chain(event: ChainSnapshotted, bus: Bus) -> None:
     """Check one committed option-chain snapshot (results linked to the snapshot run)."""
     chain = from_ipc(event.rows)
-    results = [*chain_snapshot_checks(chain), snapshot_date_check(chain, event.snapshot_date)]
+    results = [*chain_snapshot_checks(chain), snapshot_date_check(chain, event.snapshot_date),
+               future_dates_check("snapshot_no_future_dates", chain.column("snapshot_date"), _made_at(event)),
+               *chain_quote_checks(chain)]
     _report(bus, event, f"{event.symbol}|{event.snapshot_date}", results)
 
 
 def on_option_bars(event: OptionBarsIngested, bus: Bus) -> None:
     """Check one committed day of option bars (results linked to the ingest run)."""
-    results = option_bars_checks(from_ipc(event.rows), event.bar_date)
+    rows = from_ipc(event.rows)
+    results = [*option_bars_checks(rows, event.bar_date),
+               future_dates_check("options_bars_no_future_dates", rows.column("date"), _made_at(event))]
     _report(bus, event, f"{event.symbol}|{event.bar_date}", results)
 
 
 def on_flow(event: FlowComputed, bus: Bus) -> None:
     """Check one committed flow delivery."""
-    _report(bus, event, f"{event.symbol}|{event.as_of}", flow_checks(from_ipc(event.rows), PERSISTED_KEY))
+    rows = from_ipc(event.rows)
+    results = [*flow_checks(rows, PERSISTED_KEY),
+               future_dates_check("flow_no_future_dates", rows.column("to_date"), _made_at(event))]
+    _report(bus, event, f"{event.symbol}|{event.as_of}", results)
 
 
 def on_derived(event: DerivedComputed, bus: Bus) -> None:
     """Check one committed derived row."""
-    _report(bus, event, f"{event.symbol}|{event.as_of}", derived_checks(from_ipc(event.rows)))
+    rows = from_ipc(event.rows)
+    results = [*derived_checks(rows),
+               future_dates_check("derived_no_future_dates", rows.column("session_date"), _made_at(event))]
+    _report(bus, event, f"{event.symbol}|{event.as_of}", results)
 
 
 def _recheck_candles(read: Read, symbol: str) -> list[CheckResult]:
     rows: pa.Table = read(
         "SELECT symbol, date, open, high, low, close, volume FROM candles_daily WHERE symbol = ? ORDER BY date", [symbol]
     )
-    results = candle_payload_checks(rows)
+    results = [*candle_payload_checks(rows),
+               future_dates_check("candles_no_future_dates", rows.column("date"), calendar.wall_clock())]
     if rows.num_rows:
         results.append(_gap_result(read, symbol, rows.column("date")[-1].as_py()))
     return results
@@ -122,7 +148,8 @@ def _recheck_option_bars(read: Read, symbol: str) -> list[CheckResult]:
         "SELECT contract_symbol, underlying, date, open, high, low, close, volume, trade_count, vwap FROM options_bars "
         "WHERE underlying = ? ORDER BY contract_symbol, date", [symbol],
     )
-    return option_bars_checks(rows)
+    return [*option_bars_checks(rows),
+            future_dates_check("options_bars_no_future_dates", rows.column("date"), calendar.wall_clock())]
 
 
 # Stored data each asset can be re-checked on, per symbol, and the table its symbols come from.

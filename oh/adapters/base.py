@@ -24,6 +24,10 @@ class UnknownSymbol(ProviderError):
     """The provider does not know this symbol."""
 
 
+class SessionNotClosed(ProviderError):
+    """A request reaches a session whose close has not passed: no provider has its data (and none invents it)."""
+
+
 class MarketDataProvider(Protocol):
     """Market data as Arrow tables in our row schemas (contracts.rows)."""
 

@@ -10,6 +10,10 @@ Where each setting comes from, first match wins:
 - `$OH_HOME/config/providers.toml`: feeds, fallback, rates, retries (see docs/providers.md);
 - the defaults below.
 
+Both files are decoded into typed msgspec structs (`ProvidersFile`, `AlpacaEnvFile`, through
+oh.adapters.config_files) that refuse unknown keys and wrong types: a misspelt `stok_feed` or
+`base_dealy` is a ConfigError naming the file and the key, never a silently ignored setting.
+
 Secrets never leave this module as plain text in anything printable: `ProviderSettings.redact`
 removes them from any message, and their fields are left out of every repr.
 """
@@ -18,14 +22,16 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
 
 from bus.home import Home
 from oh.adapters.base import ProviderError
+from oh.adapters.config_files import ConfigFileError, convert, decode_toml
 from oh.adapters.retry import RetryPolicy
 
 ALPACA_ENV_FILE = "alpaca.env"
@@ -131,14 +137,81 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+Rate = Annotated[float, msgspec.Meta(ge=-1)]
+
+
+class AlpacaTable(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """`[alpaca]` of providers.toml (each key also settable by its environment variable, which wins)."""
+
+    trading_url: str | None = None
+    data_url: str | None = None
+    stock_feed: str | None = None
+    option_feed: str | None = None
+
+
+class YahooTable(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """`[yahoo]` of providers.toml."""
+
+    base_url: str | None = None
+
+
+class RetryTable(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """`[retry]` of providers.toml: the per-request retry policy (oh.adapters.retry)."""
+
+    attempts: Annotated[int, msgspec.Meta(ge=0)] = RetryPolicy().attempts
+    base_delay: NonNegative = RetryPolicy().base_delay
+    max_delay: NonNegative = RetryPolicy().max_delay
+    timeout: Annotated[float, msgspec.Meta(ge=0.001)] = RetryPolicy().timeout
+
+
+class ProvidersFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """`$OH_HOME/config/providers.toml`, every key it may hold (docs/providers.md)."""
+
+    default_fallback: str | None = None
+    rate: Rate = 0.04
+    dividend_yield: Rate = 0.0
+    alpaca: AlpacaTable = msgspec.field(default_factory=AlpacaTable)
+    yahoo: YahooTable = msgspec.field(default_factory=YahooTable)
+    retry: RetryTable = msgspec.field(default_factory=RetryTable)
+
+
+class AlpacaEnvFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """`$OH_HOME/config/alpaca.env`: the keys oh reads from it (the same names as the environment's)."""
+
+    APCA_API_KEY_ID: str | None = None
+    APCA_API_SECRET_KEY: str | None = None
+    APCA_API_BASE_URL: str | None = None
+    APCA_API_DATA_URL: str | None = None
+    OH_ALPACA_STOCK_FEED: str | None = None
+    OH_ALPACA_OPTION_FEED: str | None = None
+    OH_YAHOO_BASE_URL: str | None = None
+    OH_PROVIDER_FALLBACK: str | None = None
+
+
+ENV_KEYS = tuple(f.name for f in msgspec.structs.fields(AlpacaEnvFile))
+
+
+def read_providers_file(path: Path) -> ProvidersFile:
+    """providers.toml as a ProvidersFile (the defaults when there is none); ConfigError naming the file and key."""
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        return {}
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        return decode_toml(path, ProvidersFile)
+    except ConfigFileError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def read_alpaca_env(path: Path) -> dict[str, str]:
+    """alpaca.env's KEY=VALUE lines, refused (ConfigError naming the file and key, never a value) if a key is not
+    one oh reads: a misspelt `APCA_API_KEY` would otherwise leave the keys unset with no word why."""
+    values = read_env_file(path)
+    unknown = [key for key in values if key not in ENV_KEYS]
+    if unknown:
+        key = unknown[0]
+        shown = (f"{key}: unknown key" if key.startswith(("APCA_", "OH_"))
+                 else "a key oh does not read (not shown: it may be a pasted secret)")
+        raise ConfigError(f"{path}: {shown}; this file holds {', '.join(ENV_KEYS)}")
+    convert(values, AlpacaEnvFile, str(path))  # every value is a string; the struct states the contract
+    return values
 
 
 def _choice(value: Any, allowed: tuple[str, ...], where: str) -> str:
@@ -146,26 +219,6 @@ def _choice(value: Any, allowed: tuple[str, ...], where: str) -> str:
     if text not in allowed:
         raise ConfigError(f"{where} must be one of {', '.join(allowed)}, not {value!r}")
     return text
-
-
-def _number(table: Mapping[str, Any], key: str, default: float, where: str, minimum: float = 0.0) -> float:
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
-        raise ConfigError(f"{where}: {key} must be a number >= {minimum:g}, not {value!r}")
-    return float(value)
-
-
-def _retry(table: Mapping[str, Any], where: str) -> RetryPolicy:
-    base = RetryPolicy()
-    attempts = table.get("attempts", base.attempts)
-    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 0:
-        raise ConfigError(f"{where}: attempts must be a whole number >= 0, not {attempts!r}")
-    return RetryPolicy(
-        attempts=attempts,
-        base_delay=_number(table, "base_delay", base.base_delay, where),
-        max_delay=_number(table, "max_delay", base.max_delay, where),
-        timeout=_number(table, "timeout", base.timeout, where, minimum=0.001),
-    )
 
 
 def load_settings(home: Home | None = None, environ: Mapping[str, str] | None = None) -> ProviderSettings:
@@ -177,15 +230,10 @@ def load_settings(home: Home | None = None, environ: Mapping[str, str] | None = 
     home = home or Home.from_env()
     env = dict(os.environ if environ is None else environ)
     env_file = home.config / ALPACA_ENV_FILE
-    from_file = read_env_file(env_file)
+    from_file = read_alpaca_env(env_file)
     toml_path = home.config / PROVIDERS_FILE
-    toml = _read_toml(toml_path)
-    alpaca_table = toml.get("alpaca", {})
-    yahoo_table = toml.get("yahoo", {})
-    retry_table = toml.get("retry", {})
-    for name, table in (("alpaca", alpaca_table), ("yahoo", yahoo_table), ("retry", retry_table)):
-        if not isinstance(table, dict):
-            raise ConfigError(f"{toml_path}: [{name}] must be a table")
+    toml = read_providers_file(toml_path)
+    alpaca_table, retry = toml.alpaca, toml.retry
 
     def pick(name: str, table_value: Any = None, default: Any = None) -> Any:
         for source in (env.get(name), from_file.get(name), table_value):
@@ -196,24 +244,25 @@ def load_settings(home: Home | None = None, environ: Mapping[str, str] | None = 
     alpaca = AlpacaSettings(
         key_id=pick("APCA_API_KEY_ID"),
         secret_key=pick("APCA_API_SECRET_KEY"),
-        trading_url=str(pick("APCA_API_BASE_URL", alpaca_table.get("trading_url"), PAPER_TRADING_URL)).rstrip("/"),
-        data_url=str(pick("APCA_API_DATA_URL", alpaca_table.get("data_url"), DATA_URL)).rstrip("/"),
-        stock_feed=_choice(pick("OH_ALPACA_STOCK_FEED", alpaca_table.get("stock_feed"), "sip"), STOCK_FEEDS,
+        trading_url=str(pick("APCA_API_BASE_URL", alpaca_table.trading_url, PAPER_TRADING_URL)).rstrip("/"),
+        data_url=str(pick("APCA_API_DATA_URL", alpaca_table.data_url, DATA_URL)).rstrip("/"),
+        stock_feed=_choice(pick("OH_ALPACA_STOCK_FEED", alpaca_table.stock_feed, "sip"), STOCK_FEEDS,
                            "the alpaca stock feed (OH_ALPACA_STOCK_FEED or [alpaca] stock_feed)"),
-        option_feed=_choice(pick("OH_ALPACA_OPTION_FEED", alpaca_table.get("option_feed"), "indicative"),
+        option_feed=_choice(pick("OH_ALPACA_OPTION_FEED", alpaca_table.option_feed, "indicative"),
                             OPTION_FEEDS, "the alpaca option feed (OH_ALPACA_OPTION_FEED or [alpaca] option_feed)"),
         env_file=env_file,
     )
-    fallback = pick("OH_PROVIDER_FALLBACK", toml.get("default_fallback"))
+    fallback = pick("OH_PROVIDER_FALLBACK", toml.default_fallback)
     if fallback is not None:
         fallback = _choice(fallback, FALLBACKS, "the default fallback (OH_PROVIDER_FALLBACK or default_fallback)")
-    base_url = pick("OH_YAHOO_BASE_URL", yahoo_table.get("base_url"))
+    base_url = pick("OH_YAHOO_BASE_URL", toml.yahoo.base_url)
     return ProviderSettings(
         alpaca=alpaca,
         yahoo=YahooSettings(base_url=str(base_url).rstrip("/") if base_url else None),
-        retry=_retry(retry_table, f"{toml_path} [retry]"),
+        retry=RetryPolicy(attempts=retry.attempts, base_delay=float(retry.base_delay), max_delay=float(retry.max_delay),
+                          timeout=float(retry.timeout)),
         default_fallback=fallback,
-        rate=_number(toml, "rate", 0.04, str(toml_path), minimum=-1.0),
-        dividend_yield=_number(toml, "dividend_yield", 0.0, str(toml_path), minimum=-1.0),
+        rate=float(toml.rate),
+        dividend_yield=float(toml.dividend_yield),
         cache_dir=home.state / "yfinance",
     )

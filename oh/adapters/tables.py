@@ -6,8 +6,9 @@ shares, so alpaca and yahoo rows mean the same thing:
 
 - candles and bars: only NYSE sessions inside the asked range, one row per day (the first wins),
   in date order; rows whose prices are missing or not positive are dropped (a vendor's empty day
-  is not a candle); a session still trading is not asked for at all (`closed_until`): its bar
-  would be a partial day stored as if it were the day;
+  is not a candle); a request reaching a session that has not closed is refused before anything is
+  asked (`require_closed`, SessionNotClosed naming the last closed session): its bar would be a
+  partial day stored as if it were the day, and a later session has no data at all;
 - chains: contracts that expire on or before the snapshot session are left out (they are gone at
   that close); mark follows oh.domain.pricing.mark_price; IV and Greeks are the source's where it gave a
   finite value, else computed with oh.domain.pricing (BSM, time to expiry in calendar days / 365, rate
@@ -25,6 +26,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from contracts import rows
+from oh.adapters.base import SessionNotClosed
 from oh.domain import calendar, pricing
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -51,9 +53,20 @@ def ny_date(moment: str | float | datetime | None) -> date | None:
     return stamp.astimezone(NEW_YORK).date()
 
 
-def closed_until(end: date, now: datetime | None = None) -> date:
-    """`end`, or the last session that has closed by `now` (default: the clock) if that is earlier."""
-    return min(end, calendar.last_closed_session(now or datetime.now(UTC)))
+def require_closed(provider: str, symbol: str, start: date, end: date, now: datetime | None = None) -> None:
+    """Raise SessionNotClosed unless every session in [start, end] has closed by `now` (default: the wall clock).
+
+    The message names the first session that has not closed and the last one that has, so the trader
+    sees both what was asked and what can be asked.
+    """
+    clock = now or calendar.wall_clock()
+    unclosed = calendar.unclosed_sessions(start, end, clock)
+    if len(unclosed):
+        last = calendar.last_closed_session(clock)
+        raise SessionNotClosed(
+            f"{provider}: {symbol} on {unclosed[0].astype(date)}: that session has not closed yet; the last closed "
+            f"session is {last} (a session has data once it has closed)"
+        )
 
 
 def _floats(values: Sequence[float] | npt.ArrayLike, n: int) -> npt.NDArray[np.float64]:

@@ -13,7 +13,9 @@ Public API (what `oh emit --watchlist`, the daily job and `oh watchlists` use):
 The file is rewritten only by the `oh watchlists` editing commands. Its form:
 `{"version": 1, "watchlists": {"default": ["SPY", "QQQ"], "tech": ["AAPL", "MSFT"]}}`.
 Symbols are upper-case tickers, unique within a list and kept in the order they were added.
-A malformed file is reported in one line naming the field (`watchlists.tech[2]: ...`).
+The decoded JSON is converted into the typed msgspec struct `WatchlistsFile` (unknown keys and wrong
+types refused, oh.adapters.config_files), then names and tickers are validated. A malformed file is
+reported in one line naming the field (`watchlists.tech[2]: ...`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from bus.home import Home
+from oh.adapters.config_files import ConfigFileError, convert
 from oh.adapters.files import write_atomically
 from oh.domain.symbols import BadSymbol, parse_symbols
 
@@ -51,13 +56,16 @@ def validate_name(name: str) -> str:
     return name
 
 
-def _symbols(raw: Any, where: str) -> list[str]:
-    if not isinstance(raw, list):
-        raise WatchlistError(f"{where} must be a list of symbols, got {type(raw).__name__}")
+class WatchlistsFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The file's shape: `{"version": 1, "watchlists": {NAME: [SYMBOL, ...]}}`."""
+
+    version: int = VERSION
+    watchlists: dict[str, list[str]] = msgspec.field(default_factory=dict)
+
+
+def _symbols(raw: list[str], where: str) -> list[str]:
     out: list[str] = []
     for i, item in enumerate(raw):
-        if not isinstance(item, str):
-            raise WatchlistError(f"{where}[{i}] must be a ticker string, got {json.dumps(item)}")
         if not item.strip() or "," in item:
             raise WatchlistError(f"{where}[{i}] must be one ticker such as AAPL, got {json.dumps(item)}")
         try:
@@ -72,19 +80,20 @@ def _symbols(raw: Any, where: str) -> list[str]:
 
 def parse(data: Any) -> dict[str, list[str]]:
     """Validate decoded JSON into {name: symbols}; raise WatchlistError naming the field."""
-    if not isinstance(data, dict):
-        raise WatchlistError(f"the file must hold a JSON object, got {type(data).__name__}")
-    for key in data:
-        if key not in ("version", "watchlists"):
-            raise WatchlistError(f"unknown field {key!r} (allowed: version, watchlists)")
-    version = data.get("version", VERSION)
-    if version != VERSION or isinstance(version, bool):
-        raise WatchlistError(f"version must be {VERSION} (the only version this build reads), got {json.dumps(version)}")
-    lists = data.get("watchlists", {})
-    if not isinstance(lists, dict):
-        raise WatchlistError(f"watchlists must be an object of name -> symbols, got {type(lists).__name__}")
+    try:
+        if not isinstance(data, dict):
+            convert(data, WatchlistsFile, "the file")  # says which type it got instead of an object
+        outer = convert({k: v for k, v in data.items() if k != "watchlists"}, WatchlistsFile, "")
+        lists = data.get("watchlists", {})
+        if not isinstance(lists, dict):
+            convert(lists, dict[str, list[str]], "", "watchlists")
+        typed = {name: convert(symbols, list[str], "", f"watchlists.{name}") for name, symbols in lists.items()}
+    except ConfigFileError as exc:
+        raise WatchlistError(str(exc).removeprefix(": ")) from None
+    if outer.version != VERSION:
+        raise WatchlistError(f"version must be {VERSION} (the only version this build reads), got {outer.version}")
     out: dict[str, list[str]] = {}
-    for name, symbols in lists.items():
+    for name, symbols in typed.items():
         try:
             validate_name(name)
         except WatchlistError as exc:

@@ -55,13 +55,18 @@ def _check_provider(name: str, fallback: str | None = None) -> None:
             fail(f"{option}: {reason}", 2)
     if fallback is not None and fallback == name:
         fail(f"--fallback {fallback} is the same as --provider", 2)
+    if {name, fallback} - {"sim", None}:  # a real provider reads its settings: a typo there is bad input now
+        from oh.adapters.settings import ConfigError, load_settings
+
+        try:
+            load_settings()
+        except ConfigError as exc:
+            fail(str(exc), 2)
 
 
 def _day_range(as_of: str | None, start: str | None, end: str | None) -> tuple[date, date, int]:
     """One session (--as-of, default the last closed one) or a range (--start/--end), and how many sessions it
-    holds; exit 2 if none."""
-    from datetime import UTC, datetime
-
+    holds; exit 2 if none, or if it reaches a session that has not closed yet (no provider has its data)."""
     from oh.domain import calendar
 
     if as_of and (start or end):
@@ -73,7 +78,13 @@ def _day_range(as_of: str | None, start: str | None, end: str | None) -> tuple[d
         if first > last:
             fail(f"--start {first} is after --end {last}", 2)
     else:
-        first = last = _parse_date(as_of, "--as-of") if as_of else calendar.last_closed_session(datetime.now(UTC))
+        first = last = _parse_date(as_of, "--as-of") if as_of else calendar.last_closed_session(calendar.wall_clock())
+    now = calendar.wall_clock()
+    unclosed = calendar.unclosed_sessions(first, last, now)
+    if len(unclosed):
+        what = (f"--as-of {last}: that session" if as_of else
+                f"--end {last}: the range reaches {unclosed[0].astype(date)}, a session that")
+        fail(f"{what} has not closed yet; the last closed session is {calendar.last_closed_session(now)}", 2)
     try:
         count = len(calendar.sessions(first, last))
     except ValueError as exc:
@@ -253,6 +264,14 @@ def briefing(
     symbol_list = _symbol_set(symbols, watchlist or (None if symbols else "default"))
     days = _sessions(as_of, start, end)
     path = str(Path(portfolio).expanduser().resolve()) if portfolio else None
+    if path:  # the portfolio asked for must be there and valid: never a briefing silently without it
+        from oh.adapters.portfolio_file import load
+        from oh.domain.portfolio import PortfolioError
+
+        try:
+            load(Path(path))
+        except PortfolioError as exc:
+            fail(f"--portfolio: {exc}", 2)
     emit_and_wait(BuildBriefing(symbols=symbol_list, sessions=days, portfolio=path), len(days), wait, timeout)
 
 

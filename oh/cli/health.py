@@ -51,7 +51,8 @@ def health(
     stale_days: int = typer.Option(1, help="A dataset is stale past this many trading sessions behind."),
     gap_sessions: int = typer.Option(30, help="Look for gaps over this many recent sessions."),
     as_json: bool = typer.Option(False, "--json", help="Stable JSON instead of tables."),
-    now: str | None = typer.Option(None, help="Judge freshness as of this UTC time (YYYY-MM-DDTHH:MM; default now)."),
+    now: str | None = typer.Option(None, help="Judge freshness as of this earlier UTC time (YYYY-MM-DDTHH:MM; "
+                                               "default now)."),
     run: bool = typer.Option(False, "--run", help="Run the gap backfill plan's commands (and wait for each)."),
     provider: str = typer.Option("sim", help="With --run: the provider the backfill fetches from."),
     coverage: bool = typer.Option(False, "--coverage", help="With --json, add the symbol x session coverage matrix."),
@@ -65,6 +66,10 @@ def health(
             clock = datetime.fromisoformat(now).replace(tzinfo=UTC)
         except ValueError:
             fail(f"--now {now!r} is not a date-time such as 2025-11-24T14:30", 2)
+        from oh.domain import calendar
+
+        if clock > calendar.wall_clock():  # health judges what has happened: no session after now has data
+            fail(f"--now {now} is in the future: health can only be judged as of now or earlier", 2)
     if min(days, limit, gap_sessions) < 1 or stale_days < 0:
         fail("--days, --limit and --gap-sessions must be at least 1, --stale-days at least 0", 2)
     options = HealthOptions(days=days, limit=limit, stale_days=stale_days, gap_sessions=gap_sessions, now=clock,
@@ -104,12 +109,17 @@ def _render(report: dict[str, Any]) -> None:
            "no runs yet: try `oh emit ingest-candles ...`")
     _table("Recurring failures", report["failure_groups"],
            ["job_name", "error_type", "failures", "first_seen", "last_seen", "last_message"], "none")
-    _table("Freshness", report["watermarks"], ["asset_key", "scope_key", "watermark_ts", "staleness_sessions"],
-           "no watermarks yet", red="stale")
+    _table("Freshness", [{**w, "flag": "stale" if w["stale"] else "FUTURE" if w.get("future") else ""}
+                         for w in report["watermarks"]],
+           ["asset_key", "scope_key", "watermark_ts", "staleness_sessions", "flag"], "no watermarks yet", red="flag")
     _table("Failed checks", report["failed_checks"], ["checked_at", "asset_key", "partition_key", "check_name", "severity", "message"], "none")
     window = report["gap_window"]
     _table(f"Gaps ({window['sessions']} sessions {window['start']} .. {window['end']})", report["gaps"],
            ["asset_key", "symbol", "start", "end", "sessions"], "none")
+    if report.get("forgotten"):
+        names = ", ".join(row["symbol"] for row in report["forgotten"])
+        console.print(f"[bold]Forgotten symbols[/] (left out of freshness, gaps and the plan; `oh symbols remember` "
+                      f"brings one back): {names}", soft_wrap=True, highlight=False)
     if report["plan"]:
         console.print("[bold]Backfill plan[/] (run with `oh db health --run`):")
         for step in report["plan"]:

@@ -12,6 +12,7 @@ from oh.cli.live import live_app
 from oh.cli.portfolio import portfolio_app
 from oh.cli.replay import replay
 from oh.cli.services import demo, down, status, up
+from oh.cli.symbols import symbols_app
 from oh.cli.ui import ui
 from oh.cli.watchlists import watchlists_app
 
@@ -35,6 +36,7 @@ app.add_typer(journal_app, name="journal")
 app.add_typer(portfolio_app, name="portfolio")
 app.add_typer(live_app, name="live")
 app.add_typer(watchlists_app, name="watchlists")
+app.add_typer(symbols_app, name="symbols")
 
 
 def main() -> None:

@@ -2,11 +2,16 @@
 
 Dates in, dates out. The session table is built once from exchange-calendars and cached on disk
 (`~/.cache/oh`, or `OH_CALENDAR_CACHE`), so a CLI command does not pay for importing pandas.
+
+"Now" is always an argument: a component that needs the time holds a `Clock` (default `wall_clock`),
+so a test hands it another clock instead of patching datetime. A session has data only once its
+close has passed: `last_closed_session(now)` and `unclosed_sessions(start, end, now)` say which.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from importlib import metadata
@@ -16,6 +21,13 @@ import numpy as np
 
 FIRST = date(1990, 1, 2)
 LAST = date(2035, 12, 31)
+
+Clock = Callable[[], datetime]  # returns an aware UTC datetime
+
+
+def wall_clock() -> datetime:
+    """The real time, aware UTC: every component's clock unless a test hands it another one."""
+    return datetime.now(UTC)
 
 
 def _cache_path() -> Path:
@@ -96,6 +108,16 @@ def last_closed_session(now: datetime) -> date:
     instant = np.datetime64(now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo else now, "s")
     index = int(np.searchsorted(_closes_utc(), instant, side="right")) - 1
     return all_sessions()[index].astype(date)
+
+
+def unclosed_sessions(start: date, end: date, now: datetime) -> np.ndarray:
+    """Sessions in [start, end] whose close has not passed at `now` (datetime64[D]; empty when all have closed).
+
+    No provider has data for them yet: a bar of a session still trading is a partial day, and one of a
+    later session does not exist.
+    """
+    days = sessions(max(start, FIRST), min(end, LAST)) if start <= LAST and end >= FIRST else all_sessions()[:0]
+    return days[days > np.datetime64(last_closed_session(now), "D")]
 
 
 def sessions_after(watermark: date, until: date) -> int:

@@ -23,7 +23,7 @@ from contracts import rows
 from oh.domain import calendar
 from oh.domain.osi import CONTRACT_MULTIPLIER
 
-FORMULA_VERSION = 1
+FORMULA_VERSION = 2  # 2: net_gex is NaN (not 0) when no contract has both a gamma and an open interest
 
 MOVE_1PCT = 0.01  # gamma exposure is per 1% move of spot
 TRADING_DAYS = 252.0  # annualizes realized vol
@@ -212,8 +212,9 @@ def chain_metrics(chain: pa.Table | None, as_of: date, spot: float | None = None
     is_call, is_put = is_call & live, is_put & live
     exp = np.where(live, exp, np.nan)
     strike = _num(chain, "strike")
-    oi = np.nan_to_num(_num(chain, "open_interest"), nan=0.0)
-    oi = np.maximum(oi, 0.0)
+    raw_oi = _num(chain, "open_interest")
+    known_oi = np.isfinite(raw_oi)
+    oi = np.maximum(np.nan_to_num(raw_oi, nan=0.0), 0.0)
     volume = np.maximum(np.nan_to_num(_num(chain, "volume"), nan=0.0), 0.0)
     mark, iv, delta = _num(chain, "mark"), _num(chain, "iv"), _num(chain, "delta")
     gamma = _num(chain, "gamma")
@@ -235,8 +236,10 @@ def chain_metrics(chain: pa.Table | None, as_of: date, spot: float | None = None
         gex = g * oi * CONTRACT_MULTIPLIER * s * s * MOVE_1PCT
         either = (is_call | is_put) & has_strike
         out["gamma_peak_strike"] = _by_strike_argmax(strike[either], gex[either], prefer_high=False)
-        if either.any():
-            out["net_gex"] = float(gex[is_call & has_strike].sum() - gex[is_put & has_strike].sum())
+        # only contracts with a known gamma and open interest say anything; none of them: unknown, not 0
+        known = either & np.isfinite(gamma) & known_oi
+        if known.any():
+            out["net_gex"] = float(gex[is_call & known].sum() - gex[is_put & known].sum())
 
     # expiries at least MIN_DAYS_LEFT calendar days away
     days_left = exp - today

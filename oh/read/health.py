@@ -3,6 +3,12 @@
 It reads only `meta.*` and the data tables through a `read(sql, params)` callable, so the same
 report comes from the running ledger or from the file opened read-only. Freshness is counted in
 trading sessions: a dataset whose last candle is Friday is not stale on Monday morning.
+
+"Now" is `HealthOptions.now` or the wall clock (oh.domain.calendar), the same clock that decides which
+sessions providers serve: data is expected through the last session closed by then, and a watermark
+dated after it is flagged `future` (no market has that data). Symbols the trader forgot (`oh symbols
+forget`, `meta.forgotten_symbols`) leave freshness, gaps, coverage and the plan; they come back when
+data for them is written after the forget (their watermark moves) or on `oh symbols remember`.
 """
 
 from __future__ import annotations
@@ -66,6 +72,15 @@ SELECT asset_key, scope_key, watermark_ts, updated_at, last_run_id
 FROM meta.asset_watermarks ORDER BY asset_key, scope_key
 """
 
+HAS_FORGOTTEN = "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'meta' AND table_name = 'forgotten_symbols'"
+
+# Forgotten, and no data written for them since (a later watermark update brings a symbol back).
+FORGOTTEN = """
+SELECT f.symbol, f.forgotten_at, f.reason FROM meta.forgotten_symbols f
+WHERE NOT EXISTS (SELECT 1 FROM meta.asset_watermarks w WHERE w.scope_key = f.symbol AND w.updated_at > f.forgotten_at)
+ORDER BY f.symbol
+"""
+
 
 def _rows(table: pa.Table) -> list[dict[str, Any]]:
     return table.to_pylist()
@@ -73,10 +88,19 @@ def _rows(table: pa.Table) -> list[dict[str, Any]]:
 
 
 
+def forgotten_symbols(read: Reader) -> list[dict[str, Any]]:
+    """The symbols retired from health now (forgotten, and nothing written for them since); [] on a warehouse
+    made before symbols could be forgotten (opened read-only, it has no such table)."""
+    if not read(HAS_FORGOTTEN, []).column(0)[0].as_py():
+        return []
+    return _rows(read(FORGOTTEN, []))
+
+
 def _gaps(
-    read: Reader, asset_key: str, window: np.ndarray, with_coverage: bool
+    read: Reader, asset_key: str, window: np.ndarray, with_coverage: bool, forgotten: frozenset[str] = frozenset()
 ) -> tuple[list[Gap], pa.Table | None]:
-    """Gaps of one dataset over the window: sessions missing since each symbol's first stored one."""
+    """Gaps of one dataset over the window: sessions missing since each symbol's first stored one (forgotten
+    symbols left out)."""
     table, symbol_col, date_col = TRACKED[asset_key]
     firsts = read(f"SELECT {symbol_col} AS symbol, min({date_col}) AS first FROM {table} GROUP BY 1", [])
     stored = read(
@@ -90,7 +114,7 @@ def _gaps(
         names, starts = np.unique(symbols, return_index=True)
         order = np.argsort(starts)
         present = dict(zip(map(str, names[order]), np.split(dates, starts[order][1:]), strict=True))
-    first_dates = {row["symbol"]: row["first"] for row in _rows(firsts)}
+    first_dates = {row["symbol"]: row["first"] for row in _rows(firsts) if row["symbol"] not in forgotten}
     expected = {symbol: window[window >= np.datetime64(first, "D")] for symbol, first in first_dates.items()}
     coverage = None
     if with_coverage:
@@ -101,18 +125,25 @@ def _gaps(
 
 def health_report(read: Reader, options: HealthOptions) -> dict[str, Any]:
     """Everything the trader asks first: latest runs, failures, freshness, failed checks, gaps, and the plan."""
-    now = (options.now or datetime.now(UTC)).astimezone(UTC)
+    now = (options.now or calendar.wall_clock()).astimezone(UTC)
     since = (now - timedelta(days=options.days)).replace(tzinfo=None)
     expected_until = calendar.last_closed_session(now)
+    forgotten = forgotten_symbols(read)
+    retired = frozenset(row["symbol"] for row in forgotten)
     watermarks = []
     for row in _rows(read(WATERMARKS, [])):
-        stale = calendar.sessions_after(row["watermark_ts"].date(), expected_until)
-        watermarks.append({**row, "staleness_sessions": stale, "stale": stale > options.stale_days})
+        if row["scope_key"] in retired:
+            continue
+        day = row["watermark_ts"].date()
+        stale = calendar.sessions_after(day, expected_until)
+        ahead = calendar.sessions_after(expected_until, day)  # sessions past the last closed one: cannot be real
+        watermarks.append({**row, "staleness_sessions": stale, "stale": stale > options.stale_days,
+                           "future_sessions": ahead, "future": ahead > 0})
     window = calendar.last_sessions(expected_until, options.gap_sessions)
     gaps: list[Gap] = []
     coverage: dict[str, list[dict[str, Any]]] = {}
     for asset_key in TRACKED:
-        found, matrix = _gaps(read, asset_key, window, options.coverage) if len(window) else ([], None)
+        found, matrix = _gaps(read, asset_key, window, options.coverage, retired) if len(window) else ([], None)
         gaps += found
         if matrix is not None:
             coverage[asset_key] = matrix.to_pylist()
@@ -128,6 +159,7 @@ def health_report(read: Reader, options: HealthOptions) -> dict[str, Any]:
         "gap_window": {"sessions": len(window), "start": window[0].astype(date) if len(window) else None,
                        "end": expected_until},
         "plan": [{"command": str(c), "argv": c.argv(), **asdict(c)} for c in commands],
+        "forgotten": forgotten,
     }
     if options.coverage:
         report["coverage"] = coverage

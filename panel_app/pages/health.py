@@ -48,7 +48,7 @@ def _bad_run(row: dict[str, Any]) -> str:
 
 
 def _stale(row: dict[str, Any]) -> str:
-    return "oh-bad oh-stale-row" if row.get("stale") else "oh-fresh-row"
+    return "oh-bad oh-stale-row" if row.get("stale") or row.get("future") else "oh-fresh-row"  # future: cannot be real
 
 
 class HealthPage(Page):

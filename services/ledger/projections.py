@@ -33,6 +33,8 @@ from contracts import (
     OptionBarsIngested,
     RunFinished,
     RunStarted,
+    SymbolsForgotten,
+    SymbolsRemembered,
     TradeUpdated,
 )
 from contracts import rows as row_schemas
@@ -437,14 +439,25 @@ def _apply_trade_updates(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied
 CHECK_NAMESPACE = uuid.UUID("0b6a43c4-53c3-4a52-9b0e-5b3c3f1f2d77")
 
 
+def check_id(event: AssetChecked, check_name: str) -> str:
+    """A check result's id: derived from its identity (run, asset, partition, scope, check name), never from
+    the event's id, so the same check of the same partition in the same run is one row however often the
+    run is redone (a redone run sends its data, hence its check results, again under new event ids). An
+    event without a run (none today) keeps its results apart by the event's id."""
+    owner = event.run_id if event.run_id is not None else f"event:{event.id}"
+    key = "\x1f".join((owner, event.asset_key, event.partition_key or "", event.scope or "", check_name))
+    return str(uuid.uuid5(CHECK_NAMESPACE, key))
+
+
 def _apply_checks(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> None:
+    """Upsert check results on their identity (`check_id`): the latest result of a check wins, in seq order."""
     rows = []
     for _, ev in batch:
         assert isinstance(ev, AssetChecked)
-        for position, result in enumerate(ev.results):
+        for result in ev.results:
             rows.append(
                 {
-                    "check_id": str(uuid.uuid5(CHECK_NAMESPACE, f"{ev.id}:{position}:{result.check_name}")),
+                    "ord": len(rows), "check_id": check_id(ev, result.check_name),
                     "asset_key": ev.asset_key, "partition_key": ev.partition_key,
                     "check_name": result.check_name, "severity": result.severity, "status": result.status,
                     "checked_at": naive_utc(ev.checked_at), "metrics_json": result.metrics_json,
@@ -458,12 +471,25 @@ def _apply_checks(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> N
     try:
         con.execute(
             """
-            INSERT INTO meta.asset_checks SELECT check_id, asset_key, partition_key, check_name, severity, status,
-                checked_at, metrics_json, message, run_id FROM _checks ON CONFLICT DO NOTHING
+            INSERT OR REPLACE INTO meta.asset_checks SELECT check_id, asset_key, partition_key, check_name, severity,
+                status, checked_at, metrics_json, message, run_id FROM _checks
+            QUALIFY row_number() OVER (PARTITION BY check_id ORDER BY ord DESC) = 1
             """
         )
     finally:
         con.unregister("_checks")
+
+
+def _apply_forgotten(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> None:
+    """Upsert each forgotten symbol with the time it was forgotten (the latest forget wins)."""
+    rows = {symbol: (naive_utc(ev.ts), ev.reason) for _, ev in batch for symbol in ev.symbols}  # type: ignore[attr-defined]
+    con.executemany("INSERT OR REPLACE INTO meta.forgotten_symbols VALUES (?, ?, ?)",
+                    [[symbol, at, reason] for symbol, (at, reason) in rows.items()])
+
+
+def _apply_remembered(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> None:
+    symbols = sorted({symbol for _, ev in batch for symbol in ev.symbols})  # type: ignore[attr-defined]
+    con.execute("DELETE FROM meta.forgotten_symbols WHERE symbol IN (SELECT unnest(?::VARCHAR[]))", [symbols])
 
 
 APPLIERS: dict[type[Message], Callable[[duckdb.DuckDBPyConnection, Sequence[Applied]], None]] = {
@@ -478,6 +504,8 @@ APPLIERS: dict[type[Message], Callable[[duckdb.DuckDBPyConnection, Sequence[Appl
     AssetFailed: _apply_asset_failed,
     TradeUpdated: _apply_trade_updates,
     AssetChecked: _apply_checks,
+    SymbolsForgotten: _apply_forgotten,
+    SymbolsRemembered: _apply_remembered,
 }
 
 

@@ -211,6 +211,12 @@ CREATE TABLE IF NOT EXISTS meta.asset_watermarks (
   PRIMARY KEY (asset_key, scope_key)
 );
 
+CREATE TABLE IF NOT EXISTS meta.forgotten_symbols (
+  symbol           VARCHAR PRIMARY KEY,
+  forgotten_at     TIMESTAMP NOT NULL,   -- the SymbolsForgotten event's time
+  reason           VARCHAR
+);
+
 CREATE TABLE IF NOT EXISTS meta.asset_checks (
   check_id         VARCHAR PRIMARY KEY,
   asset_key        VARCHAR NOT NULL,
@@ -238,6 +244,7 @@ PROJECTED_TABLES = (
     "meta.ingestion_run_assets",
     "meta.asset_watermarks",
     "meta.asset_checks",
+    "meta.forgotten_symbols",
 )
 
 

@@ -125,3 +125,52 @@ def test_a_malformed_portfolio_is_reported_inside_a_briefing_that_is_still_writt
     assert 'positions[0] (id "bad"): strike must be > 0, got -5' in text
     assert "## Derived highlights" in text and "## Notable flow" in text and "| SPY | " in text
     assert (path.read_bytes(), path.stat().st_mtime_ns) == before
+
+
+@pytest.fixture
+def briefing_only(home: Home) -> Iterator[Stack]:
+    stack = Stack(home)
+    stack.start_ledger()
+    worker = Service(home, "briefing").start()
+    wait_for_heartbeat(home, "briefing")
+    yield stack
+    worker.stop()
+    stack.stop()
+
+
+def _stored_briefing(stack: Stack, home: Home) -> tuple[object, bytes]:
+    row = stack.client.query("SELECT as_of, markdown, run_id FROM briefings").to_pylist()
+    return row, (home.root / "briefings" / f"{D2}.md").read_bytes()
+
+
+def test_a_missing_portfolio_never_replaces_a_good_briefing(briefing_only: Stack, home: Home, tmp_path: Path) -> None:
+    """With a good briefing of D2 written from portfolio P: `oh emit briefing --portfolio` naming a missing or a
+    malformed file exits 2 with one line and sends nothing; a BuildBriefing whose file vanished after it was sent
+    fails its run. Either way the D2 briefing (file bytes and `briefings` row) is unchanged."""
+    path = write_portfolio(home)
+    good = run_oh("emit", "briefing", "--symbols", "SPY", "--as-of", str(D2), "--portfolio", str(path), "--wait")
+    assert good.returncode == 0, good.stderr
+    before = _stored_briefing(briefing_only, home)
+    assert "## Portfolio" in before[1].decode() and "iron_condor" in before[1].decode()
+    events = briefing_only.scalar("SELECT count(*) FROM ledger.events")
+
+    moved = tmp_path / "elsewhere.json"
+    path.rename(moved)
+    missing = run_oh("emit", "briefing", "--symbols", "SPY", "--as-of", str(D2), "--portfolio", str(path), "--wait")
+    assert missing.returncode == 2 and "no portfolio file" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
+    moved.write_text('{"positions": [{"type": "stock", "id": "x", "symbol": "SPY", "quantity": "ten"}]}')
+    malformed = run_oh("emit", "briefing", "--symbols", "SPY", "--as-of", str(D2), "--portfolio", str(moved))
+    assert malformed.returncode == 2 and str(moved) in malformed.stderr
+    assert briefing_only.scalar("SELECT count(*) FROM ledger.events") == events  # nothing was sent
+
+    from bus.producer import Producer
+    from contracts import BuildBriefing
+
+    producer = Producer(home)
+    producer.send(BuildBriefing(symbols=["SPY"], sessions=[D2], portfolio=str(path)))  # checked once, then gone
+    producer.flush(10)
+    producer.close()
+    (run,) = [r for r in finished(briefing_only, "build_briefing", 2) if r["status"] != "success"]
+    assert run["status"] == "failed" and "is gone" in run["error_message"]
+    assert _stored_briefing(briefing_only, home) == before

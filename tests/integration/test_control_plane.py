@@ -29,7 +29,7 @@ def _health(now: str = NOW) -> dict:  # type: ignore[type-arg]
 
 def _deliver_bad_candles(home: Home) -> None:
     """A provider delivering duplicate dates and negative prices, sent as the ingest worker would."""
-    rows = SimProvider().daily_candles("BADP", date(2025, 3, 3), date(2025, 3, 31))
+    rows = SimProvider().daily_candles("IBM", date(2025, 3, 3), date(2025, 3, 31))
     data = rows.to_pydict()
     data["close"][3] = -1.0
     for column in data:
@@ -43,7 +43,7 @@ def _deliver_bad_candles(home: Home) -> None:
     producer = Producer(home)
     producer.send(RunStarted(run_id="bad-run", job_name="ingest_candles", provider="sim", started_at=start))
     producer.send(
-        CandlesIngested(run_id="bad-run", symbol="BADP", provider="sim", first_date=date(2025, 3, 3),
+        CandlesIngested(run_id="bad-run", symbol="IBM", provider="sim", first_date=date(2025, 3, 3),
                         last_date=date(2025, 3, 31), row_count=bad.num_rows, rows=to_ipc(bad),
                         started_at=start, ended_at=utc_now())
     )
@@ -83,9 +83,9 @@ def test_failures_on_purpose_each_show_up_in_health(control_stack: Stack, home: 
     assert "ZZBAD" in groups[0]["last_message"]
 
     failed = {(c["partition_key"], c["check_name"]): c for c in report["failed_checks"]}
-    assert failed[("BADP", "candles_no_negative_prices")]["severity"] == "error"
-    assert failed[("BADP", "candles_unique_symbol_date")]["severity"] == "error"
-    assert failed[("BADP", "candles_monotonic_date")]["severity"] == "error"
+    assert failed[("IBM", "candles_no_negative_prices")]["severity"] == "error"
+    assert failed[("IBM", "candles_unique_symbol_date")]["severity"] == "error"
+    assert failed[("IBM", "candles_monotonic_date")]["severity"] == "error"
     gap = failed[("AAPL", "candles_gap_days_last_30")]
     assert gap["severity"] == "warn" and gap["asset_key"] == "candles_daily"
     assert json.loads(gap["metrics_json"])["gap_days"] == 5  # 2025-03-10 .. 2025-03-14
@@ -116,7 +116,7 @@ def test_plan_run_fills_the_gaps(control_stack: Stack) -> None:
 
 def test_killed_worker_leaves_an_abandoned_run_then_reruns_it(control_stack: Stack, home: Home) -> None:
     """kill -9 the ingest worker mid-run: the run becomes `abandoned`, and the restarted worker completes it."""
-    symbols = ",".join(f"K{i:03d}" for i in range(300))
+    symbols = ",".join(f"S{i:04d}" for i in range(300))
     run_oh("emit", "ingest-candles", "--symbols", symbols, "--start", "2010-01-01", "--end", "2024-12-31")
     deadline = time.monotonic() + 60
     while control_stack.scalar("SELECT count(*) FROM candles_daily") == 0:

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 def test_kill_9_ledger_mid_ingest_then_restart_completes_exactly(stack: Stack) -> None:
     """kill -9 the ledger during a 400-symbol, 10-year ingest; after a restart the run succeeds, rows exact."""
-    symbols = [f"S{i:03d}" for i in range(400)]
+    symbols = [f"S{i:04d}" for i in range(400)]
     start, end = date(2015, 1, 1), date(2024, 12, 31)
     waiter = subprocess.Popen(
         [OH, "emit", "ingest-candles", "--symbols", ",".join(symbols), "--start", str(start), "--end", str(end), "--wait"],

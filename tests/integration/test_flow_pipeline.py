@@ -11,7 +11,7 @@ import pytest
 from bus.home import Home
 from devtools.processes import Service, wait_for_heartbeat
 from oh.adapters.sim.options import option_chain
-from oh.domain import flow
+from oh.domain import derived, flow
 from tests.integration.conftest import Stack, run_oh
 
 pytestmark = pytest.mark.integration
@@ -92,7 +92,7 @@ def test_flow_runs_trigger_derived_rows(pipeline: Stack) -> None:
     assert [r["session_date"] for r in rows] == [date(2025, 6, 2), date(2025, 6, 3)]
     assert [r["spot"] for r in rows] == [option_chain("AAPL", d).column("spot")[0].as_py() for d in
                                          (date(2025, 6, 2), date(2025, 6, 3))]
-    assert {r["formula_version"] for r in rows} == {1}
+    assert {r["formula_version"] for r in rows} == {derived.FORMULA_VERSION}
     assert all(0 < r["atm_iv"] < 3 for r in rows)
     deadline = time.monotonic() + 30
     wanted = {"flow_no_null_primary_keys", "flow_unknown_doi_share", "derived_no_duplicate_keys"}

@@ -11,7 +11,7 @@ import pytest
 
 from bus.home import Home
 from devtools.processes import Service, wait_for_heartbeat
-from oh.domain import calendar
+from oh.domain import calendar, derived
 from tests.integration.conftest import Stack, run_oh
 
 pytestmark = pytest.mark.integration
@@ -57,7 +57,7 @@ def test_replay_after_a_formula_change_recomputes_every_derived_row_of_the_month
     sessions = len(calendar.sessions(FIRST, LAST))
     before = {r["session_date"]: r for r in month.client.query(
         "SELECT session_date, formula_version, expected_move_pct, atm_iv FROM derived_daily").to_pylist()}
-    assert len(before) == sessions and {r["formula_version"] for r in before.values()} == {1}
+    assert len(before) == sessions and {r["formula_version"] for r in before.values()} == {derived.FORMULA_VERSION}
     fetch_runs = month.scalar("SELECT count(*) FROM meta.ingestion_runs WHERE job_name IN ('snapshot_options', 'ingest_candles')")
 
     month.services["derived"].stop()  # type: ignore[attr-defined]
@@ -72,7 +72,7 @@ def test_replay_after_a_formula_change_recomputes_every_derived_row_of_the_month
     finally:
         v2.stop()
     assert set(after) == set(before)
-    assert {r["formula_version"] for r in after.values()} == {2}
+    assert {r["formula_version"] for r in after.values()} == {derived.FORMULA_VERSION + 1}
     for day, row in after.items():
         assert row["expected_move_pct"] == pytest.approx(2 * before[day]["expected_move_pct"])
         assert row["atm_iv"] == pytest.approx(before[day]["atm_iv"])

@@ -53,20 +53,18 @@ def test_snapshot_lands_every_contract_once_and_is_checked(snapshot_stack: Stack
         "SELECT count(*) FROM meta.asset_watermarks WHERE asset_key = 'options_snapshot_file' AND watermark_ts = ?",
         [day],
     ) == 2
+    names = ["snapshot_crossed_quotes", "snapshot_greeks_consistent", "snapshot_iv_fits_quote",
+             "snapshot_no_future_dates", "snapshot_no_missing_prices", "snapshot_no_negative_prices",
+             "snapshot_no_negative_volume", "snapshot_parseable_contract_symbol", "snapshot_stale_date"]
     deadline = time.monotonic() + 30
     check = "SELECT count(*) FROM meta.asset_checks WHERE asset_key = 'options_snapshot_file'"
-    while snapshot_stack.scalar(check) < 2 * 2 * 4:  # 2 runs x 2 partitions x 4 checks
+    while snapshot_stack.scalar(check) < 2 * 2 * len(names):  # 2 runs x 2 partitions x every check
         assert time.monotonic() < deadline, "chain checks never arrived"
         time.sleep(0.1)
     statuses = snapshot_stack.client.query(
         "SELECT DISTINCT check_name, status FROM meta.asset_checks WHERE asset_key = 'options_snapshot_file' ORDER BY 1"
     ).to_pylist()
-    assert statuses == [
-        {"check_name": "snapshot_crossed_quotes", "status": "pass"},
-        {"check_name": "snapshot_no_negative_prices", "status": "pass"},
-        {"check_name": "snapshot_parseable_contract_symbol", "status": "pass"},
-        {"check_name": "snapshot_stale_date", "status": "pass"},
-    ]
+    assert statuses == [{"check_name": name, "status": "pass"} for name in names]
     one_day = snapshot_stack.client.query(
         "SELECT * FROM option_snapshots WHERE underlying = 'AAPL' AND snapshot_date = ?", [day]
     )

@@ -106,7 +106,7 @@ def test_health_shows_a_new_run_appear_and_finish_without_reload(populated: Stac
     """`oh emit ingest-candles` (no --wait): the run's row appears and then shows success, no reload."""
     open_page(page, populated, "/health")
     _watch_statuses(page)
-    symbols = ",".join(f"L{i:03d}" for i in range(40))
+    symbols = ",".join(f"S{i:04d}" for i in range(40))
     result = run_oh(populated.home, "emit", "ingest-candles", "--symbols", symbols, "--start", "2020-01-02",
                     "--end", "2024-12-31")
     run_id = emitted_run_id(result)

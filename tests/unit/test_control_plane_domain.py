@@ -101,7 +101,8 @@ def test_payload_checks_pass_on_clean_data_and_name_each_fault() -> None:
     clean = SimProvider().daily_candles("AAPL", date(2025, 1, 1), date(2025, 1, 31))
     assert {r.check_name: r.status for r in candle_payload_checks(clean)} == {
         "candles_unique_symbol_date": "pass", "candles_monotonic_date": "pass", "candles_no_negative_prices": "pass",
-        "candles_ohlc_consistent": "pass", "candles_zero_volume_days": "pass",
+        "candles_no_missing_prices": "pass", "candles_ohlc_consistent": "pass", "candles_no_negative_volume": "pass",
+        "candles_zero_volume_days": "pass",
     }
     data = clean.to_pydict()
     data["low"][2] = -5.0
@@ -136,10 +137,10 @@ def test_health_report_reads_freshness_failures_and_plan_from_tables() -> None:
             "error_message, error_stack_hash) VALUES (?, 'ingest_candles', 'cli', 'failed', ?, 'E', ?, ?)",
             [f"r{i}", datetime.fromisoformat(when), f"boom {i}", stack],
         )
-    con.execute("INSERT INTO meta.asset_watermarks VALUES ('candles_daily', 'OLD', '2025-03-26', '2025-03-26', 'r0'), "
-                "('candles_daily', 'NEW', '2025-03-28', '2025-03-28', 'r0')")
+    con.execute("INSERT INTO meta.asset_watermarks VALUES ('candles_daily', 'KO', '2025-03-26', '2025-03-26', 'r0'), "
+                "('candles_daily', 'PEP', '2025-03-28', '2025-03-28', 'r0')")
     candles = pa.concat_tables([SimProvider().daily_candles(s, date(2025, 3, 3), end) for s, end in
-                                (("OLD", date(2025, 3, 26)), ("NEW", date(2025, 3, 28)))])
+                                (("KO", date(2025, 3, 26)), ("PEP", date(2025, 3, 28)))])
     con.register("c", candles)
     con.execute("INSERT INTO candles_daily SELECT *, 'sim' FROM c")
     report = health_report(
@@ -147,13 +148,13 @@ def test_health_report_reads_freshness_failures_and_plan_from_tables() -> None:
         HealthOptions(days=30, stale_days=1, now=datetime(2025, 3, 31, 14, 0, tzinfo=UTC), coverage=True),  # Monday morning
     )
     cells = {(c["symbol"], str(c["session"])): c["state"] for c in report["coverage"]["candles_daily"]}
-    assert cells[("OLD", "2025-03-27")] == "missing" and cells[("NEW", "2025-03-27")] == "present"
-    assert cells[("OLD", "2025-02-28")] == "before_start"
+    assert cells[("KO", "2025-03-27")] == "missing" and cells[("PEP", "2025-03-27")] == "present"
+    assert cells[("KO", "2025-02-28")] == "before_start"
     assert [(g["error_stack_hash"], g["failures"]) for g in report["failure_groups"]] == [("h1", 2), ("h2", 1)]
     fresh = {w["scope_key"]: (w["staleness_sessions"], w["stale"]) for w in report["watermarks"]}
-    assert fresh == {"NEW": (0, False), "OLD": (2, True)}
+    assert fresh == {"PEP": (0, False), "KO": (2, True)}
     assert [p["command"] for p in report["plan"]] == [
-        "oh emit ingest-candles --symbols OLD --start 2025-03-27 --end 2025-03-28"
+        "oh emit ingest-candles --symbols KO --start 2025-03-27 --end 2025-03-28"
     ]
 
 

@@ -93,6 +93,33 @@ def test_net_gex_value_and_sign_convention() -> None:
     assert call_heavy["net_gex"] == pytest.approx(0.04 * 10 * 100 * 100.0**2 * 0.01) and call_heavy["net_gex"] > 0
 
 
+@pytest.mark.parametrize(
+    "missing",
+    [{"gamma": float("nan")}, {"oi": None}, {"gamma": float("nan"), "oi": None}],
+    ids=["every-gamma", "every-oi", "both"],
+)
+def test_net_gex_is_unknown_when_its_inputs_are_missing(missing: dict[str, Any]) -> None:
+    """Every gamma or every open interest missing: net_gex is NaN (NULL in derived_daily), like gamma_peak_strike
+    on the same chain, never 0.0 (which would say "no dealer exposure")."""
+    rows = [{"right": "C", "strike": 100, "gamma": 0.04, "oi": 100, **missing},
+            {"right": "P", "strike": 95, "gamma": 0.02, "oi": 300, **missing}]
+    m = derived.chain_metrics(chain(rows), D)
+    assert math.isnan(m["net_gex"]) and math.isnan(m["gamma_peak_strike"])
+    table = derived.derived_table([derived.derived_row("X", D, chain(rows), [], None)])
+    assert math.isnan(table.column("net_gex")[0].as_py())
+
+
+def test_net_gex_counts_the_contracts_that_have_both_inputs() -> None:
+    """One contract without gamma and one without open interest leave the others' exposure; a real zero (no open
+    interest at all, all known) stays 0.0."""
+    rows = [{"right": "C", "strike": 100, "gamma": 0.04, "oi": 100},
+            {"right": "P", "strike": 95, "gamma": float("nan"), "oi": 300},
+            {"right": "P", "strike": 90, "gamma": 0.03, "oi": None}]
+    assert derived.chain_metrics(chain(rows), D)["net_gex"] == pytest.approx(0.04 * 100 * 100 * 100.0**2 * 0.01)
+    flat = derived.chain_metrics(chain([{"right": "C", "strike": 100, "gamma": 0.04, "oi": 0}]), D)
+    assert flat["net_gex"] == 0.0
+
+
 def test_put_call_ratios_over_all_live_expiries() -> None:
     """PCR(OI) and PCR(volume) sum every live expiry; a contract already expired before D is ignored."""
     t = chain([

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from bus.arrow_ipc import to_ipc
 from bus.codec import encode
 from bus.journal import Journal, JournalCorrupt
-from contracts import AssetChecked, CandlesIngested, CheckRecord, Message
+from contracts import AssetChecked, CandlesIngested, CheckRecord, Message, SymbolsForgotten, SymbolsRemembered
 from oh.adapters.sim.provider import SimProvider
 from services.ledger import projections, schema, warehouse
 from services.ledger.warehouse import Warehouse, WarehouseAhead
@@ -80,6 +80,8 @@ def _scenario() -> list[Message]:
         briefing(date(2025, 3, 4), "r2", t=11.97),
         briefing(date(2025, 3, 3), "r2", t=11.98, text="# Revised"),  # the last delivery of a day wins
         run_finished("r2", 12),
+        SymbolsForgotten(symbols=["ZZFAKE", "MSFT"], reason="typo and retired", ts=at(13)),
+        SymbolsRemembered(symbols=["MSFT"], ts=at(14)),  # forgetting is undone in seq order
     ]
 
 

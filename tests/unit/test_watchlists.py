@@ -48,12 +48,15 @@ def test_default_exists_without_a_file_and_unknown_names_are_errors(home: Home) 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('{"watchlists": {"tech": ["AAPL", 3]}}', "watchlists.tech[1] must be a ticker string, got 3"),
+        ('{"watchlists": {"tech": ["AAPL", 3]}}', "watchlists.tech[1]: expected `str`, got `int`"),
         ('{"watchlists": {"tech": ["AAPL", "not a ticker"]}}', "watchlists.tech[1]: malformed symbol"),
         ('{"watchlists": {"tech": ["AAPL", "aapl"]}}', "watchlists.tech[1]: AAPL is listed twice"),
-        ('{"watchlists": {"tech": "AAPL"}}', "watchlists.tech must be a list of symbols"),
+        ('{"watchlists": {"tech": "AAPL"}}', "watchlists.tech: expected `array`, got `str`"),
         ('{"watchlists": {"Tech!": []}}', "watchlist name 'Tech!'"),
-        ('{"lists": {}}', "unknown field 'lists'"),
+        ('{"lists": {}}', "lists: unknown key (allowed: version, watchlists)"),
+        ('{"watchlist": {"tech": ["AAPL"]}}', "watchlist: unknown key"),
+        ('{"version": true}', "version: expected `int`, got `bool`"),
+        ('["AAPL"]', "expected `object`, got `array`"),
         ('{"version": 2}', "version must be 1"),
         ('{"watchlists": {', "malformed JSON at line 1"),
     ],

@@ -100,9 +100,7 @@ class AlpacaProvider:
 
     def daily_candles(self, symbol: str, start: date, end: date) -> pa.Table:
         """Split-adjusted daily candles of `symbol` on each closed session in [start, end] (rows.CANDLES)."""
-        end = tables.closed_until(end)
-        if end < start:
-            return alpaca_rows.candles(symbol, {}, start, start)
+        tables.require_closed(self.name, symbol, start, end)
         bars = self._stock_bars(symbol, start, end)
         if not bars.get(symbol):
             self._require_asset(symbol)
@@ -134,6 +132,7 @@ class AlpacaProvider:
     def option_contracts(self, symbol: str, day: date, max_dte: int) -> list[str]:
         """Contracts of `symbol` that were listed on `day` and expire within `max_dte` days of it,
         expired ones included (so past sessions can be backfilled)."""
+        tables.require_closed(self.name, symbol, day, day)
         until = day + timedelta(days=max_dte)
         contracts = self._contracts(symbol, day, until, ("active", "inactive"))
         if not contracts:
@@ -146,7 +145,7 @@ class AlpacaProvider:
         from alpaca.data.requests import OptionBarsRequest
         from alpaca.data.timeframe import TimeFrame
 
-        end = tables.closed_until(end)
+        tables.require_closed(self.name, symbol, start, end)
         merged: dict[str, list] = {}
         for offset in range(0, len(contracts) if start <= end else 0, BARS_PER_CALL):
             chunk = contracts[offset : offset + BARS_PER_CALL]
@@ -160,6 +159,7 @@ class AlpacaProvider:
     def option_chain(self, symbol: str, day: date) -> pa.Table:
         """The chain of `symbol` on `day` (rows.CHAIN). Alpaca's snapshots are live, so `day` must be the
         session of the newest quote in the chain (the last session, until the next one opens)."""
+        tables.require_closed(self.name, symbol, day, day)
         from alpaca.data.enums import OptionsFeed
         from alpaca.data.requests import OptionChainRequest
 

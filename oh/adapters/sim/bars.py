@@ -17,11 +17,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from contracts import rows
-from oh.adapters.base import UnknownSymbol
 from oh.adapters.sim.market import (
     DEFAULT_SEED,
-    UNKNOWN_PREFIX,
     mix,
+    require_listed,
     symbol_seed,
     uniform,
 )
@@ -62,8 +61,7 @@ def _hash_uniform(symbol: str, contracts: np.ndarray, session: int, salt: np.uin
 
 def option_bars(symbol: str, contracts: list[str], start: date, end: date, market_seed: int = DEFAULT_SEED) -> pa.Table:
     """Daily bars of `contracts` on each session in [start, end] (schema contracts.rows.OPTION_BARS)."""
-    if symbol.startswith(UNKNOWN_PREFIX):
-        raise UnknownSymbol(f"the sim market has no symbol {symbol}")
+    require_listed(symbol)
     expiry, call, strike = _parse(symbol, contracts)
     names = np.array(contracts, dtype=object)
     tables = []

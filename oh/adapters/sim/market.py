@@ -7,6 +7,8 @@
   low <= min(open, close) and high >= max(open, close); volume is log-normal and rises on large moves.
 - Hashing: splitmix64 in wrapping uint64 arithmetic, for per-contract random streams that do not
   depend on the order of requests.
+- Listing: only the symbols of oh.adapters.sim.universe exist; `require_listed` answers any other
+  with UnknownSymbol, as a real market would (the path helpers themselves generate any name).
 """
 
 from __future__ import annotations
@@ -18,13 +20,23 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
+from oh.adapters.base import UnknownSymbol
+from oh.adapters.sim.universe import SYNTHETIC_ENV, is_listed
 from oh.domain import calendar
 
 _U64 = np.uint64
 
 DEFAULT_SEED = 20250101
 ANCHOR = date(2025, 1, 2)  # each symbol's path passes through its start price on this session
-UNKNOWN_PREFIX = "ZZ"  # symbols starting with ZZ do not exist in the sim market (for error tests)
+
+
+def require_listed(symbol: str) -> None:
+    """Raise UnknownSymbol unless the sim market lists `symbol` (oh.adapters.sim.universe)."""
+    if not is_listed(symbol):
+        raise UnknownSymbol(
+            f"the sim market has no symbol {symbol} (`oh symbols list --provider sim` lists its symbols; "
+            f"{SYNTHETIC_ENV} adds numbered ones)"
+        )
 
 
 def symbol_seed(symbol: str, market_seed: int = DEFAULT_SEED) -> int:

@@ -25,11 +25,10 @@ import pyarrow as pa
 from scipy.special import ndtri
 
 from contracts import rows
-from oh.adapters.base import UnknownSymbol
 from oh.adapters.sim.market import (
     DEFAULT_SEED,
-    UNKNOWN_PREFIX,
     mix,
+    require_listed,
     spot_path,
     symbol_seed,
     uniform,
@@ -226,8 +225,7 @@ def _open_interest(
 
 
 def _spot(symbol: str, day: date, market_seed: int) -> tuple[int, float]:
-    if symbol.startswith(UNKNOWN_PREFIX):
-        raise UnknownSymbol(f"the sim market has no symbol {symbol}")
+    require_listed(symbol)
     s = calendar.session_index(day)
     days = calendar.all_sessions()
     if s >= len(days) or days[s] != np.datetime64(day, "D"):
@@ -316,7 +314,7 @@ def _quote(
 def option_chain(symbol: str, day: date, market_seed: int = DEFAULT_SEED) -> pa.Table:
     """Every listed contract of `symbol` on NYSE session `day`, one row each (schema CHAIN_SCHEMA).
 
-    Raises UnknownSymbol for symbols the sim market lacks, ValueError for a non-session day.
+    Raises UnknownSymbol for symbols the sim market does not list, ValueError for a non-session day.
     Rows are ordered by expiry, then calls before puts, then strike.
     """
     session, spot = _spot(symbol, day, market_seed)

@@ -65,7 +65,7 @@ class _Symbol:
 def _seed_prices(plan: LivePlan, day: date, market_seed: int) -> tuple[list[_Symbol], list[str]]:
     """Starting prices for every planned symbol the sim market knows; warnings for the others."""
     from oh.adapters.base import UnknownSymbol
-    from oh.adapters.sim.market import spot_path
+    from oh.adapters.sim.market import require_listed, spot_path
     from oh.adapters.sim.options import quote_contracts
 
     warnings: list[str] = []
@@ -75,8 +75,7 @@ def _seed_prices(plan: LivePlan, day: date, market_seed: int) -> tuple[list[_Sym
     def spot_of(underlying: str) -> float | None:
         if underlying not in spots:
             try:
-                if underlying.startswith("ZZ"):
-                    raise UnknownSymbol(underlying)
+                require_listed(underlying)
                 spots[underlying] = float(spot_path(underlying, market_seed)[3][session])
             except UnknownSymbol:
                 warnings.append(f"the sim market has no symbol {underlying}: not quoted")

@@ -125,9 +125,7 @@ class YahooProvider:
 
     def daily_candles(self, symbol: str, start: date, end: date) -> pa.Table:
         """Split-adjusted daily candles of `symbol` on each closed session in [start, end] (rows.CANDLES)."""
-        end = tables.closed_until(end)
-        if end < start:
-            return yahoo_rows.candles(symbol, None, start, start)
+        tables.require_closed(self.name, symbol, start, end)
         return yahoo_rows.candles(symbol, self._history(symbol, start, end, "daily candles"), start, end)
 
     def _expirations(self, symbol: str, after: date, until: date | None) -> tuple[Any, list[str]]:
@@ -143,6 +141,7 @@ class YahooProvider:
 
     def option_contracts(self, symbol: str, day: date, max_dte: int) -> list[str]:
         """Contracts of `symbol` expiring within `max_dte` days of `day` that Yahoo still lists."""
+        tables.require_closed(self.name, symbol, day, day)
         ticker, expiries = self._expirations(symbol, day, day + timedelta(days=max_dte))
         found: list[str] = []
         for expiry in expiries:
@@ -156,7 +155,7 @@ class YahooProvider:
     def option_bars(self, symbol: str, contracts: list[str], start: date, end: date) -> pa.Table:
         """Daily bars of `contracts` over [start, end], one chart per contract; a contract Yahoo has no
         chart for (never traded) has no bars (rows.OPTION_BARS)."""
-        end = tables.closed_until(end)
+        tables.require_closed(self.name, symbol, start, end)
         frames: dict[str, Any] = {}
         missing = 0
         for contract in contracts if start <= end else []:
@@ -173,6 +172,7 @@ class YahooProvider:
     def option_chain(self, symbol: str, day: date) -> pa.Table:
         """The chain of `symbol` on `day` (rows.CHAIN). Yahoo's chains are live, so `day` must be the session
         of the underlying's last regular-market price."""
+        tables.require_closed(self.name, symbol, day, day)
         ticker, expiries = self._expirations(symbol, day, None)
         frames: list[Any] = []
         underlying: dict[str, Any] = {}

@@ -6,8 +6,9 @@ Yahoo's known quirks, handled here:
   `Adj Close`, `Dividends` and `Stock Splits` are not candles and are dropped; days with null prices
   (Yahoo's placeholder rows, a contract that did not trade) are dropped;
 - option chains: fields Yahoo has no value for are missing (volume, openInterest, bid, ask) and
-  count as 0; bid = ask = 0 means no quote; `lastPrice` counts only if its lastTradeDate is in the
-  snapshot session, since Yahoo keeps showing a last trade from weeks ago; `impliedVolatility` is
+  count as 0; bid = ask = 0 means no quote; `lastPrice` and `volume` count only if lastTradeDate is in
+  the snapshot session, since Yahoo keeps showing a last trade from weeks ago with that day's volume
+  (so a stale volume is 0, as Alpaca's rows give it: volume is the session's); `impliedVolatility` is
   used only when both sides are quoted and it is not Yahoo's 1e-5 placeholder, else ours is
   computed from the mark; Yahoo gives no Greeks, so oh.domain.pricing computes them all; mini contracts
   (contractSize other than REGULAR) are left out;
@@ -107,7 +108,7 @@ def chain(underlying: str, day: date, spot: float, frames: Sequence[Any], rate: 
             bid.append(b)
             ask.append(a)
             last.append(_num(row.get("lastPrice")) if fresh else 0.0)
-            volume.append(_num(row.get("volume")))
+            volume.append(_num(row.get("volume")) if fresh else 0.0)  # Yahoo keeps the last trade day's volume
             oi.append(_num(row.get("openInterest")))
             iv.append(_trusted_iv(_num(row.get("impliedVolatility")), b, a))
     table = tables.chain(underlying, day, spot, names, expiry, right, strike, bid, ask, last, volume, oi, iv, {},

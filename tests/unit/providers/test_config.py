@@ -111,3 +111,54 @@ def test_secrets_are_redacted_and_never_in_a_repr() -> None:
     assert settings.redact(text) == "sent *** and *** to the server"
     assert redact("nothing to hide", []) == "nothing to hide"
     assert "PKABC123" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("toml", "named"),
+    [
+        ('[alpaca]\nstok_feed = "iex"\n', "alpaca.stok_feed: unknown key (allowed: data_url, option_feed, stock_feed"),
+        ("[retry]\nbase_dealy = 1.0\n", "retry.base_dealy: unknown key (allowed: attempts, base_delay, max_delay"),
+        ('defualt_fallback = "yahoo"\n', "defualt_fallback: unknown key"),
+        ('[yahooo]\nbase_url = "http://x"\n', "yahooo: unknown key"),
+        ("[retry]\nattempts = true\n", "retry.attempts: expected `int`, got `bool`"),
+        ("[retry]\nmax_delay = \"10\"\n", "retry.max_delay: expected `float`, got `str`"),
+        ("alpaca = 3\n", "alpaca: expected `object`, got `int`"),
+    ],
+    ids=["stok_feed", "base_dealy", "top-level", "table", "bool", "string-number", "not-a-table"],
+)
+def test_a_misspelt_or_mistyped_key_is_named_with_its_file(cfg: Home, toml: str, named: str) -> None:
+    """providers.toml decodes into a struct that refuses unknown keys and wrong types: the error names the file
+    and the key (and what the table allows), instead of silently using the default."""
+    path = cfg.config / "providers.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as raised:
+        load_settings(cfg, environ={})
+    assert str(raised.value).startswith(f"{path}: ") and named in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_an_unknown_alpaca_env_key_is_named_and_a_secret_looking_one_is_not_echoed(cfg: Home) -> None:
+    """alpaca.env may hold only the keys oh reads: `APCA_API_KEY` (the _ID forgotten) is named; a key that is not
+    an APCA_/OH_ name may be a pasted secret, so it is refused without being repeated."""
+    path = cfg.config / "alpaca.env"
+    path.write_text("APCA_API_KEY=PKFILE\nAPCA_API_SECRET_KEY=s3cret\n")
+    with pytest.raises(ConfigError, match=r"alpaca.env: APCA_API_KEY: unknown key; this file holds APCA_API_KEY_ID"):
+        load_settings(cfg, environ={})
+    path.write_text("PKSECRETLOOKINGTHING=1\n")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(cfg, environ={})
+    assert "PKSECRETLOOKINGTHING" not in str(raised.value) and str(path) in str(raised.value)
+
+
+def test_oh_emit_with_a_real_provider_refuses_a_config_typo_with_exit_2(cfg: Home, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`oh emit ... --provider alpaca` reads the settings before sending: a typo is bad input (exit 2, one line
+    naming file and key), before anything is sent."""
+    from typer.testing import CliRunner
+
+    from oh.cli.main import app
+
+    monkeypatch.setenv("OH_HOME", str(cfg.root))
+    (cfg.config / "providers.toml").write_text("[retry]\nbase_dealy = 1\n")
+    result = CliRunner().invoke(app, ["emit", "ingest-candles", "--symbols", "AAPL", "--as-of", "2025-06-06",
+                                      "--provider", "alpaca"])
+    assert result.exit_code == 2 and "providers.toml: retry.base_dealy: unknown key" in result.output

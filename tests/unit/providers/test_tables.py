@@ -10,6 +10,7 @@ import pytest
 
 from contracts import rows
 from oh.adapters import tables
+from oh.adapters.base import SessionNotClosed
 from oh.domain import pricing
 
 NAN = math.nan
@@ -28,12 +29,17 @@ def test_ny_date_reads_vendor_timestamps() -> None:
     assert tables.ny_date(None) is None
 
 
-def test_a_session_still_trading_is_not_asked_for() -> None:
-    """Before Friday's close the last closed session is Thursday; after it, Friday; earlier ends are kept."""
+def test_a_session_still_trading_is_refused_naming_the_last_closed_one() -> None:
+    """Before Friday's close a range reaching Friday is refused (SessionNotClosed names Friday and Thursday, the
+    last closed session); after the close, or for a range ending earlier, or on the weekend after, it is fine."""
     friday = date(2025, 6, 6)
-    assert tables.closed_until(friday, datetime(2025, 6, 6, 15, 0, tzinfo=UTC)) == date(2025, 6, 5)
-    assert tables.closed_until(friday, datetime(2025, 6, 6, 20, 30, tzinfo=UTC)) == friday
-    assert tables.closed_until(date(2025, 6, 2), datetime(2025, 6, 6, 15, 0, tzinfo=UTC)) == date(2025, 6, 2)
+    with pytest.raises(SessionNotClosed, match=r"2025-06-06.*last closed session is 2025-06-05"):
+        tables.require_closed("alpaca", "AAPL", date(2025, 6, 2), friday, datetime(2025, 6, 6, 15, 0, tzinfo=UTC))
+    tables.require_closed("alpaca", "AAPL", date(2025, 6, 2), friday, datetime(2025, 6, 6, 20, 30, tzinfo=UTC))
+    tables.require_closed("alpaca", "AAPL", date(2025, 6, 2), date(2025, 6, 5), datetime(2025, 6, 6, 15, 0, tzinfo=UTC))
+    tables.require_closed("yahoo", "AAPL", date(2025, 6, 2), date(2025, 6, 8), datetime(2025, 6, 7, 12, 0, tzinfo=UTC))
+    with pytest.raises(SessionNotClosed, match="yahoo: AAPL on 2025-06-09"):
+        tables.require_closed("yahoo", "AAPL", date(2025, 6, 2), date(2025, 6, 30), datetime(2025, 6, 7, 12, 0, tzinfo=UTC))
 
 
 def test_candles_keep_sessions_in_range_once_in_order_with_prices() -> None:

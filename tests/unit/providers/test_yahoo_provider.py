@@ -67,8 +67,8 @@ def test_rate_limits_timeouts_and_unknown_symbols(settings: ProviderSettings) ->
 
 def test_option_chain_with_yahoos_quirks(settings: ProviderSettings, server: ReplayServer) -> None:
     """Every expiry's chain (one v7 request each) in our schema, spot from the underlying quote; missing
-    volume/openInterest are 0; a stale last (weeks old, no quote) is no last and its IV is not Yahoo's 1e-5
-    placeholder; Yahoo's IV is kept where both sides are quoted; Greeks are computed for every priced row."""
+    volume/openInterest are 0; a stale last (weeks old, no quote) is no last, its old volume is no volume (0, as
+    documented and as Alpaca's rows give) and its IV is not Yahoo's 1e-5 placeholder; Yahoo's IV is kept where both sides are quoted; Greeks are computed for every priced row."""
     table = YahooProvider(settings).option_chain("AAPL", JUNE_6)
     assert table.schema == rows.CHAIN and table.num_rows == 24
     dated = [s for s in server.hits("yahoo", "/v7/finance/options/AAPL") if "date" in s.query]
@@ -77,8 +77,8 @@ def test_option_chain_with_yahoos_quirks(settings: ProviderSettings, server: Rep
     assert {r["spot"] for r in by.values()} == {203.92}
     missing = by["AAPL250620P00195000"]  # Yahoo left out volume and openInterest
     assert (missing["volume"], missing["open_interest"]) == (0, 0)
-    stale = by["AAPL250718C00210000"]  # bid = ask = 0, lastTradeDate in May, IV 1e-05
-    assert (stale["bid"], stale["ask"], stale["last"]) == (0.0, 0.0, 0.0)
+    stale = by["AAPL250718C00210000"]  # bid = ask = 0, lastTradeDate in May with that day's volume 4, IV 1e-05
+    assert (stale["bid"], stale["ask"], stale["last"], stale["volume"]) == (0.0, 0.0, 0.0, 0)
     assert math.isnan(stale["mark"]) and math.isnan(stale["iv"])
     yahoo = json.loads((FIXTURES / "yahoo" / "v7_options_AAPL_2025-06-20.json").read_text())
     calls = yahoo["optionChain"]["result"][0]["options"][0]["calls"]
