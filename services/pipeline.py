@@ -4,7 +4,9 @@ chain of runs to its end. (Loading stored option chains is services/snapshots.py
 snapshot_options -> compute_flow -> compute_derived -> build_briefing: each step is sent by the
 worker of the next one when the upstream run finishes, with a command id derived from the
 upstream run and the session. So the run id of every later step is known in advance, which is
-how `daily` and `oh replay --wait` follow a chain without guessing.
+how `daily` and `oh replay --wait` follow a chain without guessing. A run an orchestrator
+triggered (`triggered_by` in contracts.base.ORCHESTRATORS: Dagster) is not chained: the
+orchestrator sends each stage itself, as a step of its own.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from contracts import Command, RunFinished, run_id_for
+from contracts.base import ORCHESTRATORS
 from contracts.catalog import JOB_BY_NAME, Job, job_of, stage_after
 from services.runs import Bus
 
@@ -107,12 +110,16 @@ def follow_chain(read: Read, first: Step, day: date, start_timeout: float, run_t
     return outcomes
 
 def chained_partitions(bus: Bus, run_id: str, job_name: str, asset_key: str) -> dict[date, list[str]]:
-    """Symbols by session that an upstream run stored (or skipped), to chain the next step on."""
+    """Symbols by session that an upstream run stored (or skipped), to chain the next step on.
+
+    None for a run an orchestrator triggered (contracts.base.ORCHESTRATORS): it runs each stage as a
+    step of its own, so chaining here too would run every later stage twice.
+    """
     stored = bus.query(
         "SELECT a.partition_key FROM meta.ingestion_run_assets a JOIN meta.ingestion_runs r USING (run_id) "
         "WHERE a.run_id = ? AND r.job_name = ? AND a.asset_key = ? AND a.status IN ('success', 'skipped') "
-        "ORDER BY 1",
-        [run_id, job_name, asset_key],
+        "AND NOT list_contains(?::VARCHAR[], r.triggered_by) ORDER BY 1",
+        [run_id, job_name, asset_key, list(ORCHESTRATORS)],
     )
     by_day: dict[date, list[str]] = {}
     for key in stored.column(0).to_pylist():
