@@ -14,7 +14,7 @@ from bench._common import REPO
 
 BENCHMARKS = (
     "bus_throughput", "candles_million", "replay_rebuild", "health_scale", "snapshot_chain", "flow_chains", "daily_fifty",
-    "live_ticks", "dashboard_latency", "dashboard_soak", "live_browser",
+    "live_ticks", "dashboard_latency", "dashboard_soak", "live_browser", "dagster_backfill",
 )
 
 
