@@ -34,7 +34,7 @@ def materialize_step(context: dg.AssetExecutionContext, oh: OhResource, job: Job
                 upstream = JOB_BY_NAME[job.after].asset_key if job.after else None
                 partitions = {day: upstream_symbols(ledger.query, upstream, day) if upstream else []
                               for day in partitions}
-            commands = commands_for(job, partitions, context.run_id, oh.settings())
+            commands = commands_for(job, partitions, context.run.run_id, oh.settings())
             steps = ledger.run(commands)
             record = step_record(ledger.query, [step.run_id for step in steps], job.asset_key)
     except StepFailed as exc:

@@ -188,3 +188,26 @@ def test_a_step_without_a_ledger_fails_in_one_line_and_sends_nothing(
     message = failure.event_specific_data.error.message
     assert "does not answer" in message and "oh up" in message
     assert not (home.journal.exists() and any(home.journal.iterdir()))
+
+
+def test_the_briefing_is_requested_once_after_the_tick_when_derived_metrics_updated(
+        instance: dg.DagsterInstance) -> None:
+    """The briefing's automation: nothing before the schedule's tick, nothing after it until a derived partition of
+    the session is updated, then that session's briefing once, and not again on the next evaluation."""
+    instance.add_dynamic_partitions(SYMBOLS.name, ["AAPL", "SPY"])
+    briefing = dg.AssetKey("briefing_markdown")
+    cursor = None
+
+    def requested(when: datetime) -> list[str]:
+        nonlocal cursor
+        result = dg.evaluate_automation_conditions(
+            defs=definitions.defs, instance=instance, asset_selection=dg.AssetSelection.assets(briefing),
+            evaluation_time=when, cursor=cursor)
+        cursor = result.cursor
+        return sorted(result.get_requested_partitions(briefing))
+
+    assert requested(datetime(2025, 6, 4, 17, 0, tzinfo=NY)) == []
+    assert requested(datetime(2025, 6, 4, 17, 35, tzinfo=NY)) == []
+    instance.report_runless_asset_event(dg.AssetMaterialization("derived_metrics", partition="2025-06-04|AAPL"))
+    assert requested(datetime(2025, 6, 4, 17, 40, tzinfo=NY)) == ["2025-06-04"]
+    assert requested(datetime(2025, 6, 4, 17, 45, tzinfo=NY)) == []
