@@ -5,7 +5,11 @@ ones `oh emit` would send."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -15,11 +19,13 @@ import pytest
 from bus.home import Home
 from contracts import ComputeFlow, IngestCandles, SnapshotOptions
 from contracts.catalog import ASSET_KEYS, JOB_BY_NAME
+from devtools.processes import REPO
 from oh.domain import calendar
 from oh_dagster import definitions
 from oh_dagster.automation import daily_schedule, schedule_config, watchlist_symbols
 from oh_dagster.commands import TRIGGERED_BY, Settings, commands_for
 from oh_dagster.graph import JOB_OF_ASSET, deps_of, partitions_of
+from oh_dagster.materialize import symbol_range
 from oh_dagster.partitions import SESSIONS, SYMBOLS, session_partitions
 from oh_dagster.resources import OhResource
 
@@ -36,6 +42,24 @@ def test_definitions_load_with_every_catalog_asset_and_a_check_per_checked_asset
     assert checked == sorted(["candles_daily", "options_bars", "options_snapshot_file", "options_flow", "derived_metrics"])
     assert definitions.per_symbol_job().name == "per_symbol" and definitions.per_session_job().name == "per_session"
     assert definitions.defs.resolve_schedule_def("daily").cron_schedule == "30 17 * * 1-5"
+
+
+def test_the_dagster_cli_loads_the_code_location(dagster_home: Path) -> None:
+    """`dagster definitions validate -m oh_dagster.definitions` (what `dagster dev -m ...` loads) succeeds."""
+    done = subprocess.run([str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-m",
+                           "oh_dagster.definitions"], capture_output=True, text=True, timeout=300, cwd=REPO,
+                          env=dict(os.environ))
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_range_of_symbols_must_be_adjacent_in_the_partitions(instance: dg.DagsterInstance) -> None:
+    """A range of a dynamic dimension is the keys between its ends: missing symbols are added at the end, and
+    symbols with another one between them are refused naming it (the range would include it)."""
+    instance.add_dynamic_partitions(SYMBOLS.name, ["AAPL", "MSFT", "SPY"])
+    assert symbol_range(instance, ["MSFT", "AAPL"]) == ("AAPL", "MSFT")
+    assert symbol_range(instance, ["SPY", "IWM"]) == ("SPY", "IWM")  # IWM added after SPY
+    with pytest.raises(ValueError, match="MSFT"):
+        symbol_range(instance, ["AAPL", "SPY"])
 
 
 def test_lineage_follows_the_chain_and_what_each_job_reads() -> None:
