@@ -235,3 +235,16 @@ def test_the_briefing_is_requested_once_after_the_tick_when_derived_metrics_upda
     instance.report_runless_asset_event(dg.AssetMaterialization("derived_metrics", partition="2025-06-04|AAPL"))
     assert requested(datetime(2025, 6, 4, 17, 40, tzinfo=NY)) == ["2025-06-04"]
     assert requested(datetime(2025, 6, 4, 17, 45, tzinfo=NY)) == []
+
+
+@pytest.mark.parametrize("mode", ["inlin", "BUS", "", "bus "])
+def test_an_unknown_mode_fails_the_step_naming_the_modes(home: Home, instance: dg.DagsterInstance, mode: str) -> None:
+    """A mistyped `mode` in the run config is a one-line step failure that lists the modes; nothing is sent."""
+    instance.add_dynamic_partitions(SYMBOLS.name, ["AAPL"])
+    result = dg.materialize(
+        [a for a in definitions.ASSETS if a.key == dg.AssetKey("candles_daily")], instance=instance,
+        partition_key="2025-06-04|AAPL", resources={"oh": OhResource(home=str(home.root), mode=mode)},
+        raise_on_error=False,
+    )
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert f"mode {mode!r} is not one of bus, inline" in failure.event_specific_data.error.message
