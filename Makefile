@@ -20,7 +20,7 @@ demo: install
 	$(OH) demo
 
 ## The whole test suite: lint (ruff), the import contracts (lint-imports), then unit, integration
-## with real processes and browser tests.
+## with real processes, the Dagster tests (tests/dagster: the `dagster` extra, in the dev set-up) and browser tests.
 test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-cache

@@ -32,10 +32,21 @@ class Message(msgspec.Struct, tag=True, tag_field="type", kw_only=True, omit_def
     v: int = SCHEMA_VERSION
 
 
+# `triggered_by` of an orchestrator that runs every pipeline stage as a step of its own (oh_dagster):
+# the workers do not chain the next stage after a run it triggered (services/pipeline.py).
+ORCHESTRATORS: tuple[str, ...] = ("dagster",)
+
+
 class Command(Message, kw_only=True):
-    """An imperative request for one worker to do a job (exactly one handler)."""
+    """An imperative request for one worker to do a job (exactly one handler).
+
+    `orchestrator_run_id` is the run of the orchestrator that sent it (the Dagster run id when
+    `triggered_by` is `dagster`); like every other field it lands in the run's `args_json`. It is
+    optional with a default, so commands journaled before it existed still decode.
+    """
 
     triggered_by: str = "cli"
+    orchestrator_run_id: str | None = None
 
 
 class Event(Message, kw_only=True):

@@ -2,10 +2,12 @@
 
 A job is started by one command (`oh emit <cli>`), runs on one worker, and records its data as one
 event type, which the ledger projects into one table under one asset key (the seed's names: they
-are a contract). A pipeline stage is a job that runs after another one finished (`after`). Every
-other map in the code derives from `JOBS`: the job of a command, the worker of a job, the tables an
-event writes (the ledger batches by them, the dashboard invalidates its cache by them), the stages
-of the chain, the datasets health tracks for gaps, the commands the planner suggests.
+are a contract). A pipeline stage is a job that runs after another one finished (`after`); what
+else it reads (`reads`: other assets of the same session, `reads_earlier`: earlier sessions)
+completes the lineage an orchestrator shows (oh_dagster). Every other map in the code derives
+from `JOBS`: the job of a command, the worker of a job, the tables an event writes (the ledger
+batches by them, the dashboard invalidates its cache by them), the stages of the chain, the
+datasets health tracks for gaps, the commands the planner suggests.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ class Job:
     table: str | None = None  # where the ledger projects them
     coverage: Coverage | None = None  # tracked for gaps by `oh db health`
     after: str | None = None  # a pipeline stage: sent when a run of this job finishes
+    reads: tuple[str, ...] = ()  # other asset keys it reads for the same session (lineage, e.g. for Dagster)
+    reads_earlier: tuple[str, ...] = ()  # asset keys whose earlier sessions it reads (its own: a history)
 
 
 JOBS: tuple[Job, ...] = (  # upstream first
@@ -70,9 +74,11 @@ JOBS: tuple[Job, ...] = (  # upstream first
     Job("snapshot_options", SnapshotOptions, "snapshot", "snapshot-options", ChainSnapshotted, "options_snapshot_file",
         "option_snapshots", Coverage("underlying", "snapshot_date")),
     Job("compute_flow", ComputeFlow, "flow", "compute-flow", FlowComputed, "options_flow",
-        "options_flow", Coverage("symbol", "to_date"), after="snapshot_options"),
+        "options_flow", Coverage("symbol", "to_date"), after="snapshot_options",
+        reads_earlier=("options_snapshot_file",)),
     Job("compute_derived", ComputeDerived, "derived", "compute-derived", DerivedComputed, "derived_metrics",
-        "derived_daily", Coverage("symbol", "session_date"), after="compute_flow"),
+        "derived_daily", Coverage("symbol", "session_date"), after="compute_flow",
+        reads=("candles_daily", "options_snapshot_file"), reads_earlier=("derived_metrics",)),
     Job("build_briefing", BuildBriefing, "briefing", "briefing", BriefingBuilt, "briefing_markdown",
         "briefings", after="compute_derived"),
     Job("run_checks", RunChecks, "checks", "checks", AssetChecked, table="meta.asset_checks"),

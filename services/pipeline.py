@@ -6,6 +6,8 @@ worker of the next one when the upstream run finishes, as ONE command covering e
 upstream run stored (a range stays a range down the chain), with a command id derived from the
 upstream run. So the run id of every later step is known in advance, which is how `daily` and
 `oh replay --wait` follow a chain without guessing.
+A run an orchestrator triggered (`triggered_by` in contracts.base.ORCHESTRATORS: Dagster) is not
+chained: the orchestrator sends each stage itself, as a step of its own.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from contracts import Command, RunFinished, run_id_for
+from contracts.base import ORCHESTRATORS
 from contracts.catalog import JOB_BY_NAME, Job, job_of, stage_after
 from services.runs import Bus
 
@@ -108,12 +111,16 @@ def follow_chain(read: Read, first: Step, start_timeout: float, run_timeout: flo
     return outcomes
 
 def chained_partitions(bus: Bus, run_id: str, job_name: str, asset_key: str) -> dict[date, list[str]]:
-    """Symbols by session that an upstream run stored (or skipped), to chain the next step on."""
+    """Symbols by session that an upstream run stored (or skipped), to chain the next step on.
+
+    None for a run an orchestrator triggered (contracts.base.ORCHESTRATORS): it runs each stage as a
+    step of its own, so chaining here too would run every later stage twice.
+    """
     stored = bus.query(
         "SELECT a.partition_key FROM meta.ingestion_run_assets a JOIN meta.ingestion_runs r USING (run_id) "
         "WHERE a.run_id = ? AND r.job_name = ? AND a.asset_key = ? AND a.status IN ('success', 'skipped') "
-        "ORDER BY 1",
-        [run_id, job_name, asset_key],
+        "AND NOT list_contains(?::VARCHAR[], r.triggered_by) ORDER BY 1",
+        [run_id, job_name, asset_key, list(ORCHESTRATORS)],
     )
     by_day: dict[date, list[str]] = {}
     for key in stored.column(0).to_pylist():

@@ -105,7 +105,7 @@ def _render(report: dict[str, Any]) -> None:
         if problem:
             console.print(f"[bold red]ledger not storing events:[/] {escape(problem)}", soft_wrap=True, highlight=False)
     console.print(f"[bold]oh health[/] as of {report['as_of']:%Y-%m-%d %H:%M} UTC; data expected through {report['expected_through']}")
-    _table("Latest run per job", report["latest_runs"], ["job_name", "status", "started_at", "duration_ms", "error_message"],
+    _table("Latest run per job", report["latest_runs"], ["job_name", "status", "triggered_by", "started_at", "duration_ms", "error_message"],
            "no runs yet: try `oh emit ingest-candles ...`")
     _table("Recurring failures", report["failure_groups"],
            ["job_name", "error_type", "failures", "first_seen", "last_seen", "last_message"], "none")

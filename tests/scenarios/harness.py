@@ -17,9 +17,10 @@ from bus.control_client import ControlClient
 from bus.home import Home
 from bus.producer import Producer
 from contracts import Command, run_id_for
+from contracts.base import ORCHESTRATORS
 from contracts.catalog import job_of
 from devtools.processes import Service, wait_for_heartbeat, wait_for_ledger
-from services.pipeline import follow_chain, step_of
+from services.pipeline import follow_chain, step_of, wait_for_run
 from services.stack import WORKERS, InProcessStack
 
 
@@ -92,7 +93,11 @@ class BusHarness:
     def run(self, command: Command, timeout: float = 180.0) -> Outcome:
         self.producer.send(command)
         self.producer.flush(timeout=30)
-        follow_chain(self.query, step_of(command), timeout, timeout)  # the run and every run chained after it
+        step = step_of(command)
+        if command.triggered_by in ORCHESTRATORS:  # its orchestrator runs each stage itself: nothing chains
+            wait_for_run(self.query, step, timeout, timeout)
+        else:
+            follow_chain(self.query, step, timeout, timeout)  # the run and every run chained after it
         return outcome_of(self, command)
 
     def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:

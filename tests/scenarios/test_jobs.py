@@ -105,6 +105,27 @@ def test_snapshot_options_stores_the_chain_and_chains_flow_derived_briefing(harn
     assert count(harness, "SELECT count(*) FROM briefings WHERE as_of = ?", [TUE]) == 1
 
 
+def test_a_snapshot_an_orchestrator_triggered_chains_nothing(harness: Harness) -> None:
+    """Dagster runs flow, derived and the briefing as steps of their own: a snapshot it triggered must not chain
+    them too (each would run twice). A CLI snapshot sent after it is chained as before; the flow worker reacts in
+    journal order, so once that chain is done the orchestrated run's RunFinished was seen too."""
+    from contracts import run_id_for
+
+    orchestrated = SnapshotOptions(symbols=["XLE"], start=MON, end=TUE, triggered_by="dagster",
+                                   orchestrator_run_id="dagster-run-1")
+    out = harness.run(orchestrated)
+    assert (out.status, len(out.assets)) == ("success", 2)
+    assert harness.run(SnapshotOptions(symbols=["XLU"], start=TUE, end=TUE)).status == "success"
+    run_id = run_id_for(orchestrated.id, "snapshot_options")
+    assert count(harness, "SELECT count(*) FROM meta.ingestion_runs WHERE parent_run_id = ?", [run_id]) == 0
+    assert count(harness, "SELECT count(*) FROM options_flow WHERE symbol = 'XLE'", []) == 0
+    assert count(harness, "SELECT count(*) FROM meta.ingestion_run_assets WHERE asset_key = 'options_flow' "
+                          "AND partition_key = 'XLU|2025-06-03'", []) == 1  # the CLI one chained
+    recorded = harness.query("SELECT triggered_by, args_json FROM meta.ingestion_runs WHERE run_id = ?",
+                             [run_id]).to_pylist()[0]
+    assert recorded["triggered_by"] == "dagster" and '"orchestrator_run_id": "dagster-run-1"' in recorded["args_json"]
+
+
 def test_snapshot_options_fails_only_the_unknown_symbol(harness: Harness) -> None:
     out = harness.run(SnapshotOptions(symbols=["DIA", UNKNOWN], start=TUE, end=TUE))
     assert out.status == "failed" and UNKNOWN in (out.error_message or "")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import grimp
 
-PACKAGES = ("contracts", "bus", "services", "oh", "panel_app")
+PACKAGES = ("contracts", "bus", "services", "oh", "panel_app", "oh_dagster")
 
 
 def strongly_connected(graph: grimp.ImportGraph) -> list[list[str]]:
