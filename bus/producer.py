@@ -229,6 +229,14 @@ class Producer:
             self._read_replies(50)
         return True
 
+    def pump(self) -> None:
+        """Without waiting: resend what is due and read the ledger's answers. A long-lived producer that
+        sends now and then without flushing (a worker's reactions) calls this between messages, so an
+        event lost with a ledger that died before journaling it is resent once the ledger is back."""
+        if self.pending:
+            self._resend_due()
+            self._read_replies(0)
+
     def flush(self, timeout: float | None = None, give_up_on_refusal: bool = False) -> None:
         """Wait until every message sent so far is acknowledged; raise TimeoutError otherwise.
 

@@ -172,6 +172,7 @@ class Worker:
         self.heartbeat.start()
         try:
             while not self.stopping:
+                self.bus.producer.pump()  # what a reaction sent and the ledger lost goes again, unflushed
                 for seq, message in self.subscriber.poll(200):
                     if self.stopping:
                         break

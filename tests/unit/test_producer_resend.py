@@ -187,3 +187,54 @@ def test_a_silent_ledger_gets_one_probe_per_silence_with_backoff(home: Home, clo
     until(lambda: not producer.pending, producer, "acknowledged")
     assert producer.resent == 6
     producer.close()
+
+
+def test_pump_alone_resends_what_a_dropped_connection_lost(home: Home, clock: FakeTime, peer: Peer) -> None:
+    """A producer that sent and never flushes (a worker's reaction) still resends: `pump()`, which the worker
+    calls between messages, sends the events lost with a ledger that died again to the new one."""
+    producer = Producer(home, resend_after=2.0)
+    ids = producer.send_many(_events(3))
+    deadline = time.monotonic() + 20
+    while not peer.got(3):
+        assert time.monotonic() < deadline, "sent"
+        producer.pump()
+    peer.close()
+    second = Peer(home)
+    try:
+        deadline = time.monotonic() + 20
+        while not second.got(3):
+            assert time.monotonic() < deadline, "pump() never resent the lost events"
+            producer.pump()
+            time.sleep(0.01)
+        assert second.received == ids
+        second.ack(ids)
+        while producer.pending:
+            assert time.monotonic() < deadline, "the Ack was never read"
+            producer.pump()
+    finally:
+        producer.close()
+        second.close()
+
+
+def test_an_event_the_ledger_could_not_store_is_kept_and_resent_after_its_backoff(
+    home: Home, clock: FakeTime, peer: Peer
+) -> None:
+    """Nack(retry=True) (disk full, halted ledger): the event stays pending, `refusal` says why, and it goes
+    again only after the backoff (2 s), not at once; an Ack then clears both."""
+    from contracts.control import Nack
+
+    producer = Producer(home, resend_after=2.0)
+    (event_id,) = producer.send_many(_events(1))
+    until(lambda: peer.got(1), producer, "sent")
+    peer.sock.send_multipart([peer.identity, encode(Nack(id=event_id, reason="disk full", retry=True))])
+    until(lambda: producer.refusal == "disk full", producer, "the refusal was read")
+    assert event_id in producer.pending and not producer.rejected
+    clock.now += 1.0
+    pump(producer)
+    assert peer.receive() == []  # not before its backoff
+    clock.now += 1.5
+    until(lambda: peer.got(2), producer, "resent after the backoff")
+    peer.ack([event_id])
+    until(lambda: not producer.pending, producer, "acknowledged")
+    assert producer.refusal is None
+    producer.close()
