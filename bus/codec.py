@@ -66,6 +66,49 @@ def decode_control_reply(frame: bytes) -> Any:
     return _control_reply_decoder.decode(frame)
 
 
+BULK_FRAME_BYTES = 65536  # a payload this big travels in a frame of its own, never packed with others
+_raw_list_decoder = msgspec.msgpack.Decoder(list[msgspec.Raw])
+
+
+def pack_messages(payloads: list[bytes]) -> bytes:
+    """Several encoded messages as ONE frame (a msgpack array of them): one ZeroMQ frame for a batch
+    instead of one per message (pyzmq sends and receives frames one Python call at a time)."""
+    return msgspec.msgpack.encode([msgspec.Raw(payload) for payload in payloads])
+
+
+def split_messages(frame: bytes) -> list[bytes] | None:
+    """The encoded messages packed in `frame`, or None when it is a single message (a msgpack map;
+    a packed batch is a msgpack array, which no message is). Raises FrameError if it does not parse."""
+    if not frame or not (0x90 <= frame[0] <= 0x9F or frame[0] in (0xDC, 0xDD)):
+        return None
+    try:
+        return [bytes(raw) for raw in _raw_list_decoder.decode(frame)]
+    except msgspec.DecodeError as exc:
+        raise FrameError(f"malformed batch of messages: {str(exc).splitlines()[0][:200]}") from None
+
+
+def frames_for(payloads: list[bytes]) -> list[bytes]:
+    """The frames that carry `payloads` in order: one packed frame when they are several and all small,
+    else one frame each (bulk rows are never copied into a batch)."""
+    if len(payloads) > 1 and all(len(payload) < BULK_FRAME_BYTES for payload in payloads):
+        return [pack_messages(payloads)]
+    return payloads
+
+
+HEAD_TOPIC = b"\0head"  # the ledger's once-a-second head tick on the events channel
+
+
+def pack_seqs(seqs: list[int]) -> bytes:
+    """Encode sequence numbers as one frame of 8-byte words (the events channel's second frame; one seq
+    packs exactly as `pack_seq`)."""
+    return struct.pack(f">{len(seqs)}Q", *seqs)
+
+
+def unpack_seqs(data: bytes) -> tuple[int, ...]:
+    """Decode a frame of 8-byte sequence numbers."""
+    return struct.unpack(f">{len(data) // 8}Q", data)
+
+
 def pack_seq(seq: int) -> bytes:
     """Encode a sequence number as the 8-byte frame used on the events channel."""
     return _SEQ.pack(seq)

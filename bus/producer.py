@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import zmq
 
-from bus.codec import decode_ingress_reply, encode
+from bus.codec import decode_ingress_reply, encode, frames_for
 from bus.home import Home
 from contracts import Message
 from contracts.control import Ack
@@ -127,7 +127,7 @@ class Producer:
 
     def _send_frames(self, payloads: list[bytes]) -> bool:
         try:
-            self.sock.send_multipart(payloads, flags=zmq.NOBLOCK, copy=False)
+            self.sock.send_multipart(frames_for(payloads), flags=zmq.NOBLOCK, copy=False)
             return True
         except zmq.Again:
             return False  # no ledger connected right now; sent by flush/send once one is

@@ -1,5 +1,8 @@
 """The one subscriber: committed events in seq order, with no gaps, whenever it joins.
 
+The ledger publishes each run of consecutive events of one type as one message: [topic, seqs,
+payloads packed in one frame] for small events, [topic, seqs, payload, ...] for bulk ones; the
+head tick is [HEAD_TOPIC, seq, b""].
 PUB/SUB drops messages under load and a process may join late or restart, so the subscriber
 never trusts the live stream alone: every committed event has a global seq, the ledger ticks its
 head once a second, and whenever the subscriber sees a seq (or a head) beyond the next one it
@@ -16,14 +19,13 @@ from collections.abc import Iterable
 
 import zmq
 
-from bus.codec import FrameError, decode_message, unpack_seq
+from bus.codec import HEAD_TOPIC, FrameError, decode_message, split_messages, unpack_seq, unpack_seqs
 from bus.control_client import ControlClient, LedgerUnavailable, QueryError
 from bus.home import Home
 from contracts import Message
 
 log = logging.getLogger(__name__)
 
-HEAD_TOPIC = b"\0head"
 REFUSED_RETRY_SECONDS = 5.0
 
 
@@ -90,30 +92,43 @@ class Subscriber:
             return out
         while True:
             try:
-                topic, seq_bytes, payload = self.sock.recv_multipart(zmq.NOBLOCK)
+                topic, seq_frame, *payloads = self.sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return out
-            seq = unpack_seq(seq_bytes)
-            is_head = topic == HEAD_TOPIC
-            if self.last_seq is None:
-                self.last_seq = seq if is_head else seq - 1
-            if is_head:
-                if seq > self.last_seq:
-                    self._repair(seq, out)
+            if topic == HEAD_TOPIC:
+                head = unpack_seq(seq_frame)
+                if self.last_seq is None:
+                    self.last_seq = head
+                elif head > self.last_seq:
+                    self._repair(head, out)
                 continue
-            if seq <= self.last_seq:
-                continue  # already delivered through a catch-up
-            if seq > self.last_seq + 1:
-                self._repair(seq - 1, out)
-                if seq != self.last_seq + 1:
-                    continue  # the gap is still open (ledger busy): the next head tick repairs it
-            self.last_seq = seq
-            type_name = topic[:-1].decode()
-            if self._wanted(type_name):
+            wanted = self._wanted(topic[:-1].decode())
+            seqs = unpack_seqs(seq_frame)
+            if len(seqs) > 1 and len(payloads) == 1:  # small events packed in one frame
                 try:
-                    out.append((seq, decode_message(payload)))
+                    payloads = split_messages(payloads[0]) or payloads
                 except FrameError as exc:  # the ledger only publishes what it validated
-                    log.error("undecodable committed event %d: %s", seq, exc)
+                    log.error("undecodable batch of committed events %d..%d: %s", seqs[0], seqs[-1], exc)
+                    continue
+            for seq, payload in zip(seqs, payloads, strict=True):
+                self._deliver(seq, payload, wanted, out)
+
+    def _deliver(self, seq: int, payload: bytes, wanted: bool, out: list[tuple[int, Message]]) -> None:
+        """One published event: in order after the last one, else the gap repaired from the journal first."""
+        if self.last_seq is None:
+            self.last_seq = seq - 1
+        if seq <= self.last_seq:
+            return  # already delivered through a catch-up
+        if seq > self.last_seq + 1:
+            self._repair(seq - 1, out)
+            if seq != self.last_seq + 1:
+                return  # the gap is still open (ledger busy): the next head tick repairs it
+        self.last_seq = seq
+        if wanted:
+            try:
+                out.append((seq, decode_message(payload)))
+            except FrameError as exc:  # the ledger only publishes what it validated
+                log.error("undecodable committed event %d: %s", seq, exc)
 
     def _repair(self, upto: int, out: list[tuple[int, Message]]) -> None:
         if time.monotonic() < self._refused_until:

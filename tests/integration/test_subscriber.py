@@ -25,10 +25,13 @@ def _collect(subscriber: Subscriber, count: int, timeout: float = 60.0) -> list[
 
 
 def test_dropped_messages_are_repaired_and_late_joiners_catch_up(home: Home) -> None:
-    """A subscriber with a tiny buffer that does not read while 20k events flow still gets all of them, in order."""
-    services = Stack(home, ledger_env={"OH_PUB_HWM": "100"})
+    """A subscriber with a tiny buffer that does not read while 20k events flow still gets all of them, in order.
+
+    The ledger publishes a run of same-type events as one message (up to 1,000), so 20k events are a few
+    dozen messages: a one-message queue on both sides makes PUB/SUB drop most of them."""
+    services = Stack(home, ledger_env={"OH_PUB_HWM": "1"})
     services.start_ledger()
-    slow = Subscriber(home, types=["TradeUpdated"], rcvhwm=10)
+    slow = Subscriber(home, types=["TradeUpdated"], rcvhwm=1)
     try:
         slow.poll(50)
         time.sleep(0.3)  # let the SUB connection settle so it receives (and drops) live messages

@@ -342,3 +342,12 @@ def test_topics_never_prefix_each_other() -> None:
         for b in topics:
             if a != b:
                 assert not b.startswith(a)
+
+
+def test_a_run_of_seqs_packs_in_one_frame_and_one_seq_packs_as_before() -> None:
+    """The events channel's seq frame: a run of events published as one message carries all their seqs; a
+    single seq (and the head tick) packs exactly as `pack_seq`, so one-event messages look as they always did."""
+    from bus.codec import pack_seq, pack_seqs, unpack_seq, unpack_seqs
+
+    assert pack_seqs([7]) == pack_seq(7) and unpack_seq(pack_seqs([7])) == 7
+    assert unpack_seqs(pack_seqs([1, 2, 3, 2**40])) == (1, 2, 3, 2**40)
