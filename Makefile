@@ -20,11 +20,14 @@ demo: install
 	$(OH) demo
 
 ## The whole test suite: lint (ruff), the import contracts (lint-imports), then unit, integration
-## with real processes, the Dagster tests (tests/dagster: the `dagster` extra, in the dev set-up) and browser tests.
+## with real processes, the Dagster tests (tests/dagster: the `dagster` extra, in the dev set-up) and
+## browser tests, in parallel (pytest-xdist, a test module per worker: most tests wait on processes,
+## not on the CPU). TEST_WORKERS=1 runs them one at a time.
+TEST_WORKERS ?= 4
 test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-cache
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope
 
 ## Stop every service.
 down:
