@@ -18,7 +18,7 @@ import pytest
 import zmq
 
 import bus.producer as producer_module
-from bus.codec import decode_message, encode
+from bus.codec import decode_message, encode, split_messages
 from bus.home import Home
 from bus.producer import Producer
 from contracts import TradeUpdated
@@ -56,12 +56,13 @@ class Peer:
         while self.sock.poll(20):
             identity, *frames = self.sock.recv_multipart()
             self.identity = identity
-            got += [decode_message(frame).id for frame in frames]
+            for frame in frames:  # a batch may travel packed in one frame
+                got += [decode_message(payload).id for payload in split_messages(frame) or [frame]]
         self.received += got
         return got
 
     def got(self, n: int) -> bool:
-        """True once `n` frames have arrived in all."""
+        """True once `n` events have arrived in all."""
         self.receive()
         return len(self.received) >= n
 
