@@ -52,7 +52,7 @@ class Heartbeater(threading.Thread):
     def __init__(self, home: Home, service: str) -> None:
         super().__init__(name=f"{service}-heartbeat", daemon=True)
         self.service = service
-        self.endpoint = home.endpoint("ingress")
+        self.home = home
         self.state = "idle"
         self.run_id: str | None = None
         self.stopped = threading.Event()
@@ -62,7 +62,7 @@ class Heartbeater(threading.Thread):
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.IMMEDIATE, 1)
         sock.setsockopt(zmq.SNDHWM, 1)
-        sock.connect(self.endpoint)
+        self.home.connect(sock, "ingress")
         try:
             while not self.stopped.is_set():
                 try:
