@@ -25,7 +25,7 @@ import zmq
 
 from bus.codec import encode
 from bus.control_client import ControlClient, LedgerUnavailable
-from bus.home import Home
+from bus.home import Home, HomeError
 from bus.producer import Producer
 from bus.subscriber import Subscriber
 from contracts import Command, Event, Heartbeat, Message, run_id_for
@@ -221,4 +221,9 @@ def main(
     """Entry point shared by every worker module."""
     home = Home.from_env().ensure()
     logs.configure(name, home)
-    Worker(name, home, handlers, reactions).serve()
+    try:
+        worker = Worker(name, home, handlers, reactions)
+    except HomeError as exc:  # an unsafe socket dir, a bad OH_BUS, no CURVE key: one line, not a traceback
+        log.error("%s cannot start: %s", name, exc)
+        raise SystemExit(f"{name}: {exc}") from None
+    worker.serve()

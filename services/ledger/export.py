@@ -8,7 +8,7 @@ Contract:
   transaction as the rows it covers) is the journal seq the whole export is consistent at. The answer,
   ExportOpened, holds that seq and, per table, its Arrow schema, its partition column and its row
   count per partition, all read in the same snapshot.
-- `ExportFetch` answers the next page: Arrow record batches of one table (about PAGE_BYTES), the
+- `ExportFetch` answers the next page: Arrow record batches of one table (about OH_EXPORT_PAGE_BYTES), the
   tables in the order asked, each ordered by its partition column (so the client writes one file per
   partition). The last page says `done`; `ExportClose` ends an export early.
 - The SQL is the ledger's own: table names come from EXPORT_TABLES, dates are parameters; nothing a
@@ -17,7 +17,7 @@ Contract:
   (oh/cli/export.py), and an export needs no more rights than a SELECT.
 - Bounded: at most MAX_EXPORTS open at once (more is answered `busy`); a page runs on a query pool
   thread (queries.py), never the control thread, within the query budget (past it, it is interrupted
-  and the export ends, `timeout`); an export not fetched for IDLE_SECONDS is closed (its transaction
+  and the export ends, `timeout`); an export not fetched for OH_EXPORT_IDLE_SECONDS is closed (its transaction
   ends, so old row versions are not kept alive). A rebuild or a shutdown closes every open export; a
   fetch then says why (`interrupted`). An export reads whole tables page by page, so the query
   endpoint's row and byte caps (OH_QUERY_MAX_ROWS, OH_QUERY_MAX_BYTES) do not apply; a page's memory does.
@@ -26,6 +26,7 @@ Contract:
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import threading
 import time
@@ -43,10 +44,10 @@ from services.ledger.sandbox import Interrupter, QueryFailed, Ticket, classify
 
 log = logging.getLogger(__name__)
 
-PAGE_BYTES = 8 * 1024 * 1024  # Arrow bytes per page (one batch more at most)
+PAGE_BYTES = 8 * 1024 * 1024  # Arrow bytes per page, one batch more at most (OH_EXPORT_PAGE_BYTES)
 BATCH_ROWS = 65_536
 MAX_EXPORTS = 4
-IDLE_SECONDS = 60.0
+IDLE_SECONDS = 60.0  # an export not fetched from for this long is closed (OH_EXPORT_IDLE_SECONDS)
 REMEMBERED_ENDINGS = 64
 
 
@@ -101,6 +102,17 @@ class _Plan:
         return f"SELECT * FROM {self.name}{self.where}{order}"
 
 
+def _setting(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise SystemExit(f"ledger: {name}={raw!r} must be a positive number")
+    return value
+
+
 def plan(request: ExportRequest) -> list[_Plan]:
     """The tables asked for (all when none), in the order asked, with their filters; ExportRefused otherwise."""
     names = list(EXPORT_TABLES) if not request.tables else list(dict.fromkeys(request.tables))
@@ -129,8 +141,9 @@ def plan(request: ExportRequest) -> list[_Plan]:
 class _Session:
     """One open export: its cursor in a read-only transaction, and where it is in its tables."""
 
-    def __init__(self, export_id: str, cursor: duckdb.DuckDBPyConnection, plans: list[_Plan]) -> None:
+    def __init__(self, export_id: str, cursor: duckdb.DuckDBPyConnection, plans: list[_Plan], page_bytes: int) -> None:
         self.id = export_id
+        self.page_bytes = page_bytes
         self.cursor = cursor
         self.plans = plans
         self.index = 0
@@ -187,7 +200,7 @@ class _Session:
             table, schema = item.name, self.reader.schema
             batches.append(batch)
             size += batch.nbytes
-            if size >= PAGE_BYTES:
+            if size >= self.page_bytes:
                 break
         done = self.index >= len(self.plans)
         header = encode(ExportPage(table=table, rows=sum(b.num_rows for b in batches), done=done))
@@ -225,6 +238,8 @@ class Exports:
         self._lock = threading.Lock()
         self._sessions: dict[str, _Session] = {}
         self._ended: OrderedDict[str, str] = OrderedDict()  # why an export ended, for a late fetch
+        self.page_bytes = int(_setting("OH_EXPORT_PAGE_BYTES", PAGE_BYTES))
+        self.idle_seconds = _setting("OH_EXPORT_IDLE_SECONDS", IDLE_SECONDS)
 
     # -- pool threads ----------------------------------------------------------------------------
     def open(self, request: ExportRequest, deadline: float, budget: float) -> list[bytes]:
@@ -240,7 +255,7 @@ class Exports:
                 return [encode(ErrorReply(
                     f"the ledger has {MAX_EXPORTS} exports open already; try again when one has finished", kind="busy"
                 ))]
-            session = _Session(secrets.token_hex(16), self._open_cursor(), plans)
+            session = _Session(secrets.token_hex(16), self._open_cursor(), plans, self.page_bytes)
             self._sessions[session.id] = session
         with session.lock:
             frames = self._guarded(session, deadline, budget, lambda: [encode(session.describe())],
@@ -273,8 +288,9 @@ class Exports:
         return [encode(ExportClosed(export_id=export_id))]
 
     # -- the control thread ----------------------------------------------------------------------
-    def expire(self, idle: float = IDLE_SECONDS) -> None:
-        """Close the exports nobody fetched from for `idle` seconds (their transactions end)."""
+    def expire(self) -> None:
+        """Close the exports nobody fetched from for `idle_seconds` (their transactions end)."""
+        idle = self.idle_seconds
         now = time.monotonic()
         with self._lock:
             stale = [s for s in self._sessions.values() if now - s.last_used >= idle]
