@@ -84,7 +84,9 @@ class ControlClient:
         wait = self.timeout if timeout is None else timeout
         if not sock.poll(int(wait * 1000)):
             self.close()
-            raise LedgerUnavailable(f"the ledger did not answer within {wait:g}s at {self.endpoint}")
+            hint = (" (over tcp a ledger answers only clients whose key it authorized: `oh keys allow` on its host)"
+                    if self.endpoint.startswith("tcp://") else "")
+            raise LedgerUnavailable(f"the ledger did not answer within {wait:g}s at {self.endpoint}{hint}")
         return sock.recv_multipart()
 
     def answers(self, timeout: float = 1.0) -> bool:
