@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -39,6 +40,7 @@ MANIFEST = "manifest.json"
 FORMAT = "oh-export"
 FORMAT_VERSION = 1
 MAX_OPEN_FILES = 256  # the rows come ordered by partition, so a closed file is never reopened
+_TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?$")  # what becomes a directory name here
 
 
 class ExportWriteError(RuntimeError):
@@ -106,6 +108,8 @@ def _write_table(root: Path, table: ExportTable, batches: Iterator[pa.RecordBatc
     import pyarrow as pa
     import pyarrow.dataset as ds
 
+    if not _TABLE_NAME.match(table.name) or (table.partition_by and not _TABLE_NAME.match(table.partition_by)):
+        raise ExportWriteError(f"the ledger named a table {table.name!r}: not a plain table name, nothing written")
     schema = pa.ipc.read_schema(pa.py_buffer(table.schema))
     target = root / table.name
     target.mkdir()

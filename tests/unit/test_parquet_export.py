@@ -131,3 +131,13 @@ def test_an_empty_directory_is_a_target_and_anything_else_is_not(tmp_path: Path)
     for name in ("file", "full", "link", "empty"):
         with pytest.raises(TargetError):
             check_target(tmp_path / name)
+
+
+@pytest.mark.parametrize("name", ["../escape", "/abs", "candles_daily/../../x", "", "a.b.c"])
+def test_a_table_name_that_is_not_a_plain_name_is_never_a_path(tmp_path: Path, name: str) -> None:
+    """Directory names come from the ledger's answer: one that is not a plain table name is refused, not followed."""
+    opened = _opened()
+    opened.tables[1].name = name
+    with pytest.raises(ExportWriteError, match="not a plain table name"):
+        write_export(opened, _feed(_pages()), tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
