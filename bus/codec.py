@@ -14,6 +14,9 @@ from contracts.control import (
     CatchUpReply,
     ControlRequest,
     ErrorReply,
+    ExportClosed,
+    ExportOpened,
+    ExportPage,
     Nack,
     RebuildReply,
     StatusReply,
@@ -25,7 +28,9 @@ _encoder = msgspec.msgpack.Encoder()
 _message_decoder = msgspec.msgpack.Decoder(AnyMessage)
 _request_decoder = msgspec.msgpack.Decoder(ControlRequest)
 _ingress_reply_decoder = msgspec.msgpack.Decoder(Ack | Nack)
-_control_reply_decoder = msgspec.msgpack.Decoder(ErrorReply | StatusReply | CatchUpReply | RebuildReply)
+_control_reply_decoder = msgspec.msgpack.Decoder(
+    ErrorReply | StatusReply | CatchUpReply | RebuildReply | ExportOpened | ExportPage | ExportClosed
+)
 _SEQ = struct.Struct(">Q")
 
 
@@ -49,7 +54,7 @@ def decode_message(frame: bytes) -> Message:
 
 
 def decode_request(frame: bytes) -> Any:
-    """Decode a control request (query, catch-up, status, rebuild)."""
+    """Decode a control request (query, catch-up, status, rebuild, export)."""
     try:
         return _request_decoder.decode(frame)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:

@@ -1,4 +1,4 @@
-"""The one client for the ledger's control endpoint: queries (Arrow), catch-up, status, rebuild.
+"""The one client for the ledger's control endpoint: queries (Arrow), catch-up, status, rebuild, exports.
 
 A request that times out discards its socket (a REQ socket cannot be reused after a lost reply)
 and raises LedgerUnavailable, so callers can tell "the ledger is down" from "the query failed".
@@ -11,6 +11,7 @@ a caller sees when a query runs too long.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,12 @@ from contracts.control import (
     CatchUpReply,
     CatchUpRequest,
     ErrorReply,
+    ExportClose,
+    ExportClosed,
+    ExportFetch,
+    ExportOpened,
+    ExportPage,
+    ExportRequest,
     QueryRequest,
     RebuildReply,
     RebuildRequest,
@@ -53,6 +60,7 @@ class ControlClient:
     """Talks to the ledger's control endpoint (one request at a time)."""
 
     def __init__(self, home: Home, timeout: float = 10.0, ctx: zmq.Context | None = None) -> None:
+        self.home = home
         self.endpoint = home.endpoint("control")
         self.timeout = timeout
         self.ctx = ctx or zmq.Context.instance()
@@ -60,9 +68,14 @@ class ControlClient:
 
     def _socket(self) -> zmq.Socket:
         if self._sock is None:
-            self._sock = self.ctx.socket(zmq.REQ)
-            self._sock.setsockopt(zmq.LINGER, 0)
-            self._sock.connect(self.endpoint)
+            sock = self.ctx.socket(zmq.REQ)
+            sock.setsockopt(zmq.LINGER, 0)
+            try:
+                self.home.connect(sock, "control")
+            except BaseException:
+                sock.close()  # no key to connect with (bus/curve.py): the error says which
+                raise
+            self._sock = sock
         return self._sock
 
     def _request(self, request: Any, timeout: float | None = None) -> list[bytes]:
@@ -71,7 +84,9 @@ class ControlClient:
         wait = self.timeout if timeout is None else timeout
         if not sock.poll(int(wait * 1000)):
             self.close()
-            raise LedgerUnavailable(f"the ledger did not answer within {wait:g}s at {self.endpoint}")
+            hint = (" (over tcp a ledger answers only clients whose key it authorized: `oh keys allow` on its host)"
+                    if self.endpoint.startswith("tcp://") else "")
+            raise LedgerUnavailable(f"the ledger did not answer within {wait:g}s at {self.endpoint}{hint}")
         return sock.recv_multipart()
 
     def answers(self, timeout: float = 1.0) -> bool:
@@ -135,3 +150,29 @@ class ControlClient:
         self._raise_if_error(header)
         assert isinstance(header, RebuildReply)
         return header
+
+    # -- exports (services/ledger/export.py) --------------------------------------------------------
+    def export_open(self, tables: list[str] | None, since: date | None = None, until: date | None = None) -> ExportOpened:
+        """Open a consistent export of `tables` (None: all); the answer names its seq and each table's counts."""
+        header = decode_control_reply(
+            self._request(ExportRequest(tables=tables, since=since, until=until), self.timeout + QUERY_REPLY_GRACE)[0]
+        )
+        self._raise_if_error(header)
+        assert isinstance(header, ExportOpened)
+        return header
+
+    def export_fetch(self, export_id: str) -> tuple[ExportPage, pa.RecordBatchReader | None]:
+        """The next page of an open export: its header and a reader of its batches (None when it has none)."""
+        import pyarrow as pa
+
+        frames = self._request(ExportFetch(export_id=export_id), self.timeout + QUERY_REPLY_GRACE)
+        header = decode_control_reply(frames[0])
+        self._raise_if_error(header)
+        assert isinstance(header, ExportPage)
+        return header, (pa.ipc.open_stream(pa.py_buffer(frames[1])) if len(frames) > 1 else None)
+
+    def export_close(self, export_id: str) -> None:
+        """End an open export early (its read transaction ends)."""
+        header = decode_control_reply(self._request(ExportClose(export_id=export_id))[0])
+        self._raise_if_error(header)
+        assert isinstance(header, ExportClosed)

@@ -16,6 +16,13 @@ Contract:
   (a home made before this rule, under umask 022).
 - Resolving `sockets` (so `endpoint()` too) creates and checks the directory: a client checks it
   before it connects, a server before it binds.
+- `endpoint(name)` is the one place that decides where a bus socket is: the home's ipc directory, or,
+  when the client's `OH_BUS` is `tcp://HOST:PORT` (bus/network.py), the ledger on that host for the
+  three bus sockets (ingress, events, control; the tick channel stays local). `connect(sock, name)` is
+  how every bus client connects (producer, subscriber, control client, heartbeater): over tcp it first
+  gives the socket this home's CURVE client keys (bus/curve.py; from `OH_BUS_KEYS`, else
+  `config/keys/`), so no bus socket ever goes over tcp in plain text. The ledger binds
+  `ipc_endpoint(name)` and, when bus.toml asks, tcp (services/ledger/tcp.py).
 """
 
 from __future__ import annotations
@@ -24,8 +31,14 @@ import errno
 import os
 import stat
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import zmq
+
+    from bus.network import TcpAddress
 
 IPC_PATH_LIMIT = 100  # the kernel allows 107 bytes for a unix socket path; keep a margin
 PRIVATE_UMASK = 0o077
@@ -83,9 +96,14 @@ def _fits(directory: Path) -> bool:
 
 @dataclass(frozen=True)
 class Home:
-    """The paths under one `OH_HOME`: journal, warehouse, logs, state, config and sockets."""
+    """The paths under one `OH_HOME`: journal, warehouse, logs, state, config and sockets; and where its bus is.
+
+    `bus` (`OH_BUS`) and `bus_keys` (`OH_BUS_KEYS`) are read from the environment when not given.
+    """
 
     root: Path
+    bus: str = field(default_factory=lambda: os.environ.get("OH_BUS", ""))
+    bus_keys: str = field(default_factory=lambda: os.environ.get("OH_BUS_KEYS", ""))
 
     @classmethod
     def from_env(cls) -> Home:
@@ -170,9 +188,38 @@ class Home:
             return self._short_sockets()
         return fresh
 
-    def endpoint(self, name: str) -> str:
-        """Return the `ipc://` endpoint for socket `name` (ingress, events, control)."""
+    @property
+    def keys(self) -> Path:
+        """The CURVE key directory: `OH_BUS_KEYS`, else `config/keys` (bus/curve.py)."""
+        return Path(self.bus_keys).expanduser().resolve() if self.bus_keys else self.config / "keys"
+
+    @property
+    def tcp(self) -> TcpAddress | None:
+        """The ledger's tcp address this home's clients use (`OH_BUS`), or None for ipc; BusConfigError if malformed."""
+        from bus.network import parse_bus
+
+        return parse_bus(self.bus)
+
+    def ipc_endpoint(self, name: str) -> str:
+        """The `ipc://` endpoint of socket `name` in this home's socket directory (what the ledger binds)."""
         return f"ipc://{self.sockets / name}"
+
+    def endpoint(self, name: str) -> str:
+        """Where a client finds socket `name`: over tcp for a bus socket when `OH_BUS` says so, else ipc."""
+        from bus.network import BUS_SOCKETS
+
+        address = self.tcp if name in BUS_SOCKETS else None
+        return address.endpoint(name) if address is not None else self.ipc_endpoint(name)
+
+    def connect(self, sock: zmq.Socket, name: str) -> str:  # type: ignore[type-arg]
+        """Connect `sock` to socket `name` (see `endpoint`), with this home's CURVE client keys over tcp."""
+        endpoint = self.endpoint(name)
+        if endpoint.startswith("tcp://"):
+            from bus.curve import apply_client, load_client
+
+            apply_client(sock, load_client(self.keys))
+        sock.connect(endpoint)
+        return endpoint
 
     def ensure(self) -> Home:
         """Set the private umask, create every directory this home needs (0700); safe to call again."""

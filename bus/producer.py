@@ -90,7 +90,7 @@ class Producer:
         self.sock.setsockopt(zmq.IMMEDIATE, 1)  # never queue into a dead connection: we resend ourselves
         self.sock.setsockopt(zmq.SNDHWM, 0)
         self._monitor = self.sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
-        self.sock.connect(home.endpoint("ingress"))
+        home.connect(self.sock, "ingress")
 
     # -- sending -----------------------------------------------------------------------------
     def send(self, message: Message) -> str:

@@ -52,7 +52,7 @@ class Subscriber:
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.RCVHWM, rcvhwm)  # beyond it PUB drops; the gap is repaired from the journal
         self.sock.setsockopt(zmq.SUBSCRIBE, b"")
-        self.sock.connect(home.endpoint("events"))
+        home.connect(self.sock, "events")
         self.control = ControlClient(home, ctx=self.ctx)
         self._needs_catch_up = from_seq is not None
         self._refused_until = 0.0

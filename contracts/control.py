@@ -1,10 +1,11 @@
-"""Control-plane messages between clients and the ledger: acks, queries, catch-up, status.
+"""Control-plane messages between clients and the ledger: acks, queries, catch-up, status, exports.
 
 None of these is journaled. Heartbeats ride the ingress socket but are kept only in memory.
 """
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import msgspec
@@ -67,7 +68,28 @@ class RebuildRequest(msgspec.Struct, tag=True, tag_field="type"):
     """Drop the DuckDB projections and re-apply the whole journal."""
 
 
-ControlRequest = QueryRequest | CatchUpRequest | StatusRequest | RebuildRequest
+class ExportRequest(msgspec.Struct, tag=True, tag_field="type"):
+    """Open a consistent read of tables for `oh export` (services/ledger/export.py): every table (None) or
+    those named, all of them or the sessions `since`..`until` (inclusive) of the tables with a session."""
+
+    tables: list[str] | None = None
+    since: date | None = None
+    until: date | None = None
+
+
+class ExportFetch(msgspec.Struct, tag=True, tag_field="type"):
+    """Ask for the next page of an open export."""
+
+    export_id: str
+
+
+class ExportClose(msgspec.Struct, tag=True, tag_field="type"):
+    """End an open export before its last page (its read transaction ends)."""
+
+    export_id: str
+
+
+ControlRequest = QueryRequest | CatchUpRequest | StatusRequest | RebuildRequest | ExportRequest | ExportFetch | ExportClose
 
 
 class ErrorReply(msgspec.Struct, tag=True, tag_field="type"):
@@ -93,6 +115,7 @@ class StatusReply(msgspec.Struct, tag=True, tag_field="type"):
     fsync: str
     fault: str | None = None  # halted: the journal is damaged (or shorter than the warehouse) until repaired
     stalled: str | None = None  # not accepting events for now (disk full); ends by itself when space returns
+    tcp: str | None = None  # the bus also listens here (CURVE; bus.toml), None: ipc only
 
 
 class CatchUpReply(msgspec.Struct, tag=True, tag_field="type"):
@@ -101,6 +124,42 @@ class CatchUpReply(msgspec.Struct, tag=True, tag_field="type"):
     count: int
     last_seq: int
     head_seq: int
+
+
+class ExportTable(msgspec.Struct):
+    """One table of an export, as of the export's snapshot: its Arrow schema (IPC-serialized), its partition
+    column (a DATE; None: not partitioned), whether the date range applied, rows in all and per partition
+    (the partition's ISO date -> rows)."""
+
+    name: str
+    partition_by: str | None
+    ranged: bool
+    rows: int
+    partitions: dict[str, int]
+    schema: bytes
+
+
+class ExportOpened(msgspec.Struct, tag=True, tag_field="type"):
+    """An export is open: every page comes from one snapshot, the warehouse as of journal seq `seq`."""
+
+    export_id: str
+    seq: int
+    tables: list[ExportTable]
+
+
+class ExportPage(msgspec.Struct, tag=True, tag_field="type"):
+    """Header of one page of an export: `rows` rows of `table` follow as one Arrow IPC stream frame (none when
+    `rows` is 0); `done`: this was the last page (the export is closed)."""
+
+    table: str
+    rows: int
+    done: bool
+
+
+class ExportClosed(msgspec.Struct, tag=True, tag_field="type"):
+    """The export is closed."""
+
+    export_id: str
 
 
 class RebuildReply(msgspec.Struct, tag=True, tag_field="type"):

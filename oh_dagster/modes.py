@@ -72,6 +72,10 @@ class LedgerSession:
         self.bus = SocketBus(self.home)
         try:
             if not self.bus.control.answers(timeout=self.timeouts.ledger):
+                where = self.home.endpoint("control")
+                if where.startswith("tcp://"):  # OH_BUS: a step host reaching the ledger over the CURVE bus
+                    raise StepFailed(f"the ledger at {where} does not answer: is it up, listening on tcp, and is "
+                                     "this host's client key authorized there (`oh keys allow`)?")
                 raise StepFailed(f"the ledger of {self.home.root} does not answer: start the stack first (`oh up`)")
             if self.mode == "inline":
                 self.heartbeat = _heartbeat(self.home, self.bus, self.timeouts.ledger)

@@ -25,7 +25,7 @@ import zmq
 
 from bus.codec import encode
 from bus.control_client import ControlClient, LedgerUnavailable
-from bus.home import Home
+from bus.home import Home, HomeError
 from bus.producer import Producer
 from bus.subscriber import Subscriber
 from contracts import Command, Event, Heartbeat, Message, run_id_for
@@ -52,7 +52,7 @@ class Heartbeater(threading.Thread):
     def __init__(self, home: Home, service: str) -> None:
         super().__init__(name=f"{service}-heartbeat", daemon=True)
         self.service = service
-        self.endpoint = home.endpoint("ingress")
+        self.home = home
         self.state = "idle"
         self.run_id: str | None = None
         self.stopped = threading.Event()
@@ -62,7 +62,7 @@ class Heartbeater(threading.Thread):
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.IMMEDIATE, 1)
         sock.setsockopt(zmq.SNDHWM, 1)
-        sock.connect(self.endpoint)
+        self.home.connect(sock, "ingress")
         try:
             while not self.stopped.is_set():
                 try:
@@ -222,4 +222,9 @@ def main(
     """Entry point shared by every worker module."""
     home = Home.from_env().ensure()
     logs.configure(name, home)
-    Worker(name, home, handlers, reactions).serve()
+    try:
+        worker = Worker(name, home, handlers, reactions)
+    except HomeError as exc:  # an unsafe socket dir, a bad OH_BUS, no CURVE key: one line, not a traceback
+        log.error("%s cannot start: %s", name, exc)
+        raise SystemExit(f"{name}: {exc}") from None
+    worker.serve()

@@ -33,6 +33,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
     monkeypatch.setenv("OH_UI_PORT", "0")  # `oh up` starts the dashboard too: never on the user's 5006
     monkeypatch.delenv("OH_SOCKET_DIR", raising=False)
     monkeypatch.delenv("OH_FSYNC", raising=False)
+    monkeypatch.delenv("OH_BUS", raising=False)  # the local ipc bus unless a test says otherwise
+    monkeypatch.delenv("OH_BUS_KEYS", raising=False)
     home = Home.from_env().ensure()
     yield home
     if home.sockets.parent != home.root:

@@ -6,8 +6,10 @@ import typer
 
 from oh.cli.data import db_app, query
 from oh.cli.emit import emit_app
+from oh.cli.export import export
 from oh.cli.health import health as _health  # noqa: F401  (registers `oh db health`)
 from oh.cli.journal import journal_app
+from oh.cli.keys import keys_app
 from oh.cli.live import live_app
 from oh.cli.portfolio import portfolio_app
 from oh.cli.replay import replay
@@ -30,6 +32,7 @@ app.command()(demo)
 app.command()(query)
 app.command()(replay)
 app.command()(ui)
+app.command()(export)
 app.add_typer(emit_app, name="emit")
 app.add_typer(db_app, name="db")
 app.add_typer(journal_app, name="journal")
@@ -37,6 +40,7 @@ app.add_typer(portfolio_app, name="portfolio")
 app.add_typer(live_app, name="live")
 app.add_typer(watchlists_app, name="watchlists")
 app.add_typer(symbols_app, name="symbols")
+app.add_typer(keys_app, name="keys")
 
 
 def main() -> None:

@@ -98,6 +98,15 @@ def status() -> None:
             f"journal head seq {ledger.head_seq}, warehouse applied seq {ledger.applied_seq}, "
             f"fsync {ledger.fsync}, up {now - ledger.started_at:.0f}s; counters: {counters}"
         )
+        if ledger.tcp:
+            c = ledger.counters
+            refused = c.get("tcp_refused_key", 0) + c.get("tcp_refused_handshake", 0)
+            console.print(
+                f"bus also on {ledger.tcp} (CURVE): {c.get('tcp_authenticated', 0)} connections authenticated, "
+                f"{refused} refused ({c.get('tcp_refused_key', 0)} unknown key, "
+                f"{c.get('tcp_refused_handshake', 0)} not a CURVE client of this ledger)",
+                soft_wrap=True, highlight=False,
+            )
         for problem, style in ((ledger.fault, "bold red"), (ledger.stalled, "bold yellow")):
             if problem:
                 console.print(f"[{style}]ledger not storing events:[/] {escape(problem)}", soft_wrap=True, highlight=False)

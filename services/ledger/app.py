@@ -62,6 +62,7 @@ from services.ledger.control import ControlServer
 from services.ledger.dedup import RecentIds
 from services.ledger.projections import validate
 from services.ledger.stall import JournalNotDurable, Stall, is_disk_full
+from services.ledger.tcp import open_listener
 from services.ledger.warehouse import Warehouse, WarehouseAhead
 from services.ledger.watchdog import RunWatchdog
 
@@ -92,6 +93,8 @@ class Ledger:
         self.heartbeats: dict[str, dict[str, Any]] = {}
         self.fault: str | None = None
         self.stall: Stall | None = None
+        self.ctx = zmq.Context.instance()
+        self.tcp = open_listener(home, self.ctx, self.count)  # None unless bus.toml asks for tcp (CURVE)
         lock = JournalLock(home.journal, "ledger").acquire(wait=True)  # before the warehouse: a repair may hold both
         self.warehouse = self._open_warehouse(home)
         self.journal = Journal(home.journal, fsync=fsync, committed_seq=self.warehouse.applied_seq, lock=lock,
@@ -100,16 +103,18 @@ class Ledger:
         self.seen = RecentIds(dedup_window)
         for event_id, seq in reversed(self.warehouse.recent_ids(dedup_window)):
             self.seen.add(event_id, seq)
-        self.ctx = zmq.Context.instance()
         self.ingress = self.ctx.socket(zmq.ROUTER)
         self.ingress.setsockopt(zmq.LINGER, 0)
         self.ingress.setsockopt(zmq.RCVHWM, 0)
-        self.ingress.bind(home.endpoint("ingress"))
+        self.ingress.bind(home.ipc_endpoint("ingress"))
         self.publisher = self.ctx.socket(zmq.PUB)
         self.publisher.setsockopt(zmq.LINGER, 0)
         self.publisher.setsockopt(zmq.SNDHWM, PUB_HWM)
-        self.publisher.bind(home.endpoint("events"))
-        self.control = ControlServer(self, home.endpoint("control"))
+        self.publisher.bind(home.ipc_endpoint("events"))
+        if self.tcp is not None:  # the same sockets listen on tcp too, CURVE only (services/ledger/tcp.py)
+            self.tcp.bind(self.ingress, "ingress")
+            self.tcp.bind(self.publisher, "events")
+        self.control = ControlServer(self, home.ipc_endpoint("control"), tcp=self.tcp)
         self.watchdog = RunWatchdog(self.started_at, ABANDON_SECONDS)
         self.watchdog.load(self.warehouse.open_runs(), time.time())
         self._last_tick = 0.0
@@ -213,6 +218,7 @@ class Ledger:
             fsync=self.journal.fsync,
             fault=self.fault,
             stalled=self.stall.describe() if self.stall else None,
+            tcp=self.tcp.describe() if self.tcp else None,
         )
 
     def _refusal(self) -> str | None:
@@ -244,7 +250,8 @@ class Ledger:
         self.control.start()
         self.control.ready.wait(5)
         log.info(
-            "ledger ready: head seq %d, fsync %s, home %s", self.journal.head_seq, self.journal.fsync, self.home.root
+            "ledger ready: head seq %d, fsync %s, home %s%s", self.journal.head_seq, self.journal.fsync, self.home.root,
+            f", bus also on {self.tcp.describe()} (CURVE)" if self.tcp else "",
         )
         poller = zmq.Poller()
         poller.register(self.ingress, zmq.POLLIN)
@@ -284,6 +291,8 @@ class Ledger:
             log.warning("could not checkpoint the warehouse on the way out (%s); its WAL is replayed on start", exc)
         self.ingress.close()
         self.publisher.close()
+        if self.tcp is not None:
+            self.tcp.close()
         log.info("ledger stopped at seq %d", self.journal.head_seq)
 
     def _drain(self) -> None:

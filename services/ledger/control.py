@@ -1,4 +1,4 @@
-"""The ledger's control endpoint: read-only SQL, catch-up from the journal, status, rebuild.
+"""The ledger's control endpoint: read-only SQL, catch-up from the journal, status, rebuild, exports.
 
 The control thread owns the ROUTER socket and never runs a user query itself: queries go to the
 query pool (queries.py), whose threads run them sandboxed (sandbox.py) on fresh cursors within a
@@ -9,6 +9,13 @@ A rebuild is handed to the main thread, the only writer, once the pool has pause
 queries interrupted): the rebuild closes and reopens the connection the cursors come from. The
 control thread keeps serving meanwhile and answers the rebuild when the main thread is done.
 On shutdown the pool's queries are interrupted and answered before the ledger closes the file.
+
+Exports (export.py) run on the pool too: opening one and each page are pool jobs; the control thread
+closes the exports nobody fetches from, and every open export before a rebuild and on shutdown.
+
+The ROUTER socket is made and bound when the server is made (in the ledger's main thread, so a tcp
+port that is taken stops the ledger at start with one line), then used only by the control thread.
+It listens on ipc and, when bus.toml asks, on tcp with CURVE (tcp.py).
 """
 
 from __future__ import annotations
@@ -27,17 +34,22 @@ from contracts.control import (
     CatchUpReply,
     CatchUpRequest,
     ErrorReply,
+    ExportClose,
+    ExportFetch,
+    ExportRequest,
     QueryRequest,
     RebuildReply,
     RebuildRequest,
     StatusRequest,
 )
-from services.ledger.queries import QueryJob, QueryPool
+from services.ledger.export import Exports
+from services.ledger.queries import CallJob, QueryJob, QueryPool
 from services.ledger.sandbox import QueryLimits
 
 if TYPE_CHECKING:
     from bus.journal import Journal
     from contracts.control import StatusReply
+    from services.ledger.tcp import TcpListener
     from services.ledger.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -66,7 +78,8 @@ class LedgerView(Protocol):
 class ControlServer(threading.Thread):
     """Serves control requests on a ROUTER socket until the ledger stops."""
 
-    def __init__(self, ledger: LedgerView, endpoint: str, limits: QueryLimits | None = None) -> None:
+    def __init__(self, ledger: LedgerView, endpoint: str, limits: QueryLimits | None = None,
+                 tcp: TcpListener | None = None) -> None:
         super().__init__(name="ledger-control", daemon=True)
         self.ledger = ledger
         self.endpoint = endpoint
@@ -79,14 +92,18 @@ class ControlServer(threading.Thread):
         self.pool = QueryPool(
             lambda: ledger.warehouse.reader(), self.limits, ledger.ctx, self._replies_endpoint, ledger.count
         )
+        self.exports = Exports(self.pool.cursor, self.pool.interrupter, ledger.count)
         self._rebuild_waiting: list[list[bytes]] = []
         self._rebuild_running: Pending | None = None
         self.ready = threading.Event()
+        self.sock = ledger.ctx.socket(zmq.ROUTER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.bind(endpoint)
+        if tcp is not None:
+            tcp.bind(self.sock, "control")
 
     def run(self) -> None:
-        sock = self.ledger.ctx.socket(zmq.ROUTER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.bind(self.endpoint)
+        sock = self.sock
         replies = self.ledger.ctx.socket(zmq.PULL)
         replies.setsockopt(zmq.LINGER, 0)
         replies.bind(self._replies_endpoint)
@@ -103,8 +120,10 @@ class ControlServer(threading.Thread):
                 if sock in ready:
                     self._serve(sock)
                 self._advance_rebuild(sock)
+                self.exports.expire()
         finally:
             self.pool.shutdown()
+            self.exports.close_all("the ledger shut down")
             self._forward(replies, sock)
             self._answer_rebuilds(sock, ErrorReply("the ledger is shutting down", kind="interrupted"))
             replies.close()
@@ -151,7 +170,10 @@ class ControlServer(threading.Thread):
             if isinstance(request, StatusRequest):
                 status = self.ledger.status()
                 status.counters.update(self.pool.gauges())
+                status.counters["exports_open"] = self.exports.open_count()
                 return [encode(status)]
+            if isinstance(request, ExportRequest | ExportFetch | ExportClose):
+                return self._export(envelope, request)
             if isinstance(request, RebuildRequest):
                 self._rebuild_waiting.append(envelope)
                 self.pool.pause()
@@ -178,6 +200,21 @@ class ControlServer(threading.Thread):
             "waiting (OH_QUERY_THREADS, OH_QUERY_QUEUE); try again shortly",
             kind="busy",
         ))]
+
+    def _export(self, envelope: list[bytes], request: ExportRequest | ExportFetch | ExportClose) -> list[bytes] | None:
+        """Hand an export step to the query pool (it reads the warehouse); `busy` when the pool's queue is full."""
+        budget = self.limits.budget
+        deadline = time.monotonic() + budget
+        if isinstance(request, ExportRequest):
+            run = lambda: self.exports.open(request, deadline, budget)  # noqa: E731
+        elif isinstance(request, ExportFetch):
+            run = lambda: self.exports.fetch(request.export_id, deadline, budget)  # noqa: E731
+        else:
+            run = lambda: self.exports.close(request.export_id)  # noqa: E731
+        if self.pool.submit(CallJob(envelope, run)):
+            return None
+        self.ledger.count("queries_busy")
+        return [encode(ErrorReply("the ledger is busy (its query queue is full); try again shortly", kind="busy"))]
 
     def _catch_up(self, request: CatchUpRequest) -> list[bytes]:
         committed = self.ledger.warehouse.applied_seq
@@ -217,6 +254,7 @@ class ControlServer(threading.Thread):
             if not self._rebuild_waiting:
                 self.pool.resume()
         if self._rebuild_waiting and self.pool.idle():
+            self.exports.close_all("the warehouse was rebuilt")  # their cursors must not outlive the connection
             done, result = threading.Event(), []
             self.rebuilds.put((done, result))
             self._rebuild_running = (done, result, self._rebuild_waiting)

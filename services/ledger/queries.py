@@ -3,7 +3,9 @@
 - `submit(job)` never blocks: a full queue returns False and the control thread answers `busy` at
   once. At most `limits.threads` queries run; at most `limits.queue` wait. A job's budget starts
   when the control thread received it, so time spent waiting counts.
-- Each query runs under sandbox.run_read_only on a fresh cursor of the ledger's connection.
+- Each query runs under sandbox.run_read_only on a fresh cursor of the ledger's connection. Other
+  work that must stay off the control thread (an export's pages, export.py) comes as a CallJob: the
+  pool runs it and sends the frames it returns, under the same queue bound, pause and shutdown.
 - Replies go back to the control thread, the only user of the ROUTER socket (ZeroMQ sockets are not
   thread-safe), over an inproc PUSH socket per pool thread to the PULL socket the control thread
   binds at `replies_endpoint` and polls beside the ROUTER. Inproc passes the Arrow bytes without a
@@ -48,6 +50,14 @@ class QueryJob:
     deadline: float  # monotonic
 
 
+@dataclass
+class CallJob:
+    """Work other than a user query (an export page): `run()` returns the reply frames; it must not raise."""
+
+    envelope: list[bytes]
+    run: Callable[[], list[bytes]]
+
+
 class QueryPool:
     """A bounded queue and `limits.threads` threads that run sandboxed queries and push their replies."""
 
@@ -65,7 +75,7 @@ class QueryPool:
         self._ctx = ctx
         self._endpoint = replies_endpoint
         self._count = count
-        self._jobs: queue.Queue[QueryJob] = queue.Queue(maxsize=limits.queue)
+        self._jobs: queue.Queue[QueryJob | CallJob] = queue.Queue(maxsize=limits.queue)
         self._gate = threading.Condition()
         self._active = 0
         self._paused = False
@@ -82,7 +92,7 @@ class QueryPool:
             thread.start()
 
     # -- the control thread's side -----------------------------------------------------------
-    def submit(self, job: QueryJob) -> bool:
+    def submit(self, job: QueryJob | CallJob) -> bool:
         """Queue a query; False when the queue is full (answer `busy`) or the pool is stopping."""
         if self._stopping:
             return False
@@ -150,7 +160,7 @@ class QueryPool:
                     frames = self._failed(QueryFailed("the ledger is shutting down", "interrupted"))
                 else:
                     try:
-                        frames = self._run(job)
+                        frames = self._call(job) if isinstance(job, CallJob) else self._run(job)
                     finally:
                         with self._gate:
                             self._active -= 1
@@ -159,14 +169,22 @@ class QueryPool:
         finally:
             replies.close()
 
-    def _cursor(self) -> duckdb.DuckDBPyConnection:
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A fresh cursor of the ledger's connection (serialized: the connection makes them one at a time)."""
         with self._cursor_lock:
             return self._open_cursor()
+
+    def _call(self, job: CallJob) -> list[bytes]:
+        try:
+            return job.run()
+        except Exception as exc:  # a job must never take a query thread down
+            log.exception("pool job failed unexpectedly")
+            return self._failed(QueryFailed(f"{type(exc).__name__}: {exc}", "error"))
 
     def _run(self, job: QueryJob) -> list[bytes]:
         try:
             table = run_read_only(
-                self._cursor, job.sql, job.params, self.limits, job.deadline, self.interrupter, job.budget
+                self.cursor, job.sql, job.params, self.limits, job.deadline, self.interrupter, job.budget
             )
         except QueryFailed as exc:
             return self._failed(exc)
