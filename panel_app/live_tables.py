@@ -15,6 +15,12 @@ rows (the portfolio file changed) or a grid that (re)rendered and asked for a re
 rows once. The grid numbers messages, so a patch that arrived before the grid listened is noticed
 and answered with the full rows: what the tab shows always converges on the newest marks.
 
+Flow control: the browser acknowledges each message once applied, and a table has at most one
+message in flight. Updates that come meanwhile only replace the newest rows; the acknowledgement
+sends what changed since, in one message. So a tab that cannot keep up (a phone, a busy machine)
+gets fewer, larger patches of the newest marks instead of a growing queue of old ones in the
+websocket; a message unacknowledged for ACK_TIMEOUT is taken as lost and the next update goes out.
+
 Each row carries the feed time of the newest quote it was marked with, as `data-ts` on the
 "quote at" cell (seconds since the epoch): the browser benchmark reads it to measure how old a
 value is when it reaches the DOM.
@@ -24,8 +30,10 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
 
 import param
@@ -47,6 +55,7 @@ LEG_COLUMNS = (("position", "Position"), ("leg", "Leg"), ("qty", "Qty"), ("bid",
 HTML_COLUMNS = ("quote", "quote at")
 NUMERIC_COLUMNS = ("qty", "mark", "value", "pnl", "pnl %", "dte", "spread", "age", "bid", "ask", "price")
 KIND_WORDS = {"iron_condor": "iron condor"}
+ACK_TIMEOUT = 2.0  # seconds: a message not acknowledged by then is taken as lost, and the grid sends again
 CELL_CSS = """
 .oh-q-ok { color:#1e7b34; } .oh-q-stale { color:#c62828; font-weight:600; } .oh-q-none { color:#777; }
 .oh-scroll { overflow-x:auto; max-width:100%; -webkit-overflow-scrolling:touch; }
@@ -60,16 +69,19 @@ Row = tuple[str, ...]
 
 
 # ---------------------------------------------------------------- trader words for contracts and numbers
+@lru_cache(maxsize=4096)
 def expiry_text(expiry: date) -> str:
     """`18 Dec 26`: the way brokers print an option's expiry."""
     return f"{expiry.day} {expiry:%b %y}"
 
 
+@lru_cache(maxsize=4096)
 def strike_text(strike: float) -> str:
     """`250`, `252.5`, `1,250`: a strike without trailing zeros."""
     return f"{strike:,.2f}".rstrip("0").rstrip(".")
 
 
+@lru_cache(maxsize=4096)
 def option_text(underlying: str, expiry: date | None, right: str | None, strike: float | None) -> str:
     """`AAPL 18 Dec 26 250 call`: underlying, expiry, strike and right of one contract."""
     if expiry is None or right is None or strike is None:
@@ -103,17 +115,13 @@ def leg_text(leg: LegMark) -> str:
     return option_text(leg.underlying, leg.expiry, leg.right, leg.strike)
 
 
-def _names(marks: PortfolioMarks) -> dict[str, str]:
-    """Quote symbol -> words, for rewriting warnings that name an OCC symbol."""
-    return {leg.symbol: leg_text(leg) for p in marks.positions for leg in p.legs if leg.kind == "option"}
-
-
-def _words(warnings: Sequence[str], names: Mapping[str, str]) -> str:
+def _words(warnings: Sequence[str], legs: Sequence[LegMark]) -> str:
+    """A position's warnings in one line, each OCC symbol of its legs replaced by the leg in words."""
     out = []
     for warning in warnings:
-        for symbol, words in names.items():
-            if symbol in warning:
-                warning = warning.replace(symbol, words)
+        for leg in legs:
+            if leg.kind == "option" and leg.symbol in warning:
+                warning = warning.replace(leg.symbol, leg_text(leg))
         out.append(warning)
     return "; ".join(out)
 
@@ -143,6 +151,7 @@ def _quote_state(has_mark: bool, stale: bool, age: float | None) -> str:
     return '<span class="oh-q-ok">live</span>'
 
 
+@lru_cache(maxsize=4096)
 def _quote_at(stamp: float) -> str:
     if stamp <= 0:
         return f'<span class="oh-ts" data-ts="0">{units.MISSING}</span>'
@@ -157,14 +166,13 @@ def _newest(symbols: Iterable[str], quotes: Mapping[str, Quote]) -> float:
 
 def position_rows(marks: PortfolioMarks, quotes: Mapping[str, Quote]) -> list[Row]:
     """One display row per position: structures show their net mark and net PnL per structure."""
-    names = _names(marks)
     rows = []
     for p in marks.positions:
         rows.append((
             p.position_id, contract_text(p), quantity_text(p.quantity), units.price(p.mark), units.money(p.value),
             units.money(p.pnl, sign=True), units.pct(p.pnl_pct, sign=True), units.count(p.dte),
             units.pct(p.spread_pct), age_text(p.age), _quote_state(p.mark is not None, p.stale, p.age),
-            _words(p.warnings, names), _quote_at(_newest((leg.symbol for leg in p.legs), quotes)),
+            _words(p.warnings, p.legs), _quote_at(_newest((leg.symbol for leg in p.legs), quotes)),
         ))
     return rows
 
@@ -232,9 +240,11 @@ export function render({ model, el }) {
   };
   drawHead(); reset(model.rows);
   model.on('msg:custom', (msg) => {
-    if (msg.rows) { reset(msg.rows); seq = msg.seq; return; }
-    if (msg.seq !== seq + 1) { model.send_msg({resync: seq}); return; }  // a patch came before we listened
-    patch(msg.cells); seq = msg.seq;
+    if (msg.rows) reset(msg.rows);
+    else if (msg.seq !== seq + 1) { model.send_msg({resync: seq}); return; }  // a patch came before we listened
+    else patch(msg.cells);
+    seq = msg.seq;
+    model.send_msg({ack: seq});  // applied: the server may send the next one
   });
   model.on('columns', () => { fields = model.columns; drawHead(); body.innerHTML = ''; });
   model.send_msg({resync: seq});  // (re)rendered: ask for the full rows once
@@ -263,54 +273,91 @@ class LiveGrid(JSComponent):
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self.resync_requests = 0
-        self.on_resync: Any = None
+        self.acks = 0
+        self.on_resync: Callable[[], None] | None = None
+        self.on_ack: Callable[[int], None] | None = None
 
     def _handle_msg(self, data: Any) -> None:
-        """The browser asks for the full rows: it (re)rendered, or a patch came before it listened."""
-        if isinstance(data, dict) and "resync" in data:
+        """From the browser: `{"ack": seq}` (message seq applied) or `{"resync": seq}` (send the full rows:
+        the grid (re)rendered, or a patch came before it listened)."""
+        if not isinstance(data, dict):
+            return
+        if "ack" in data and self.on_ack is not None:
+            self.acks += 1
+            self.on_ack(int(data["ack"]))
+        elif "resync" in data:
             self.resync_requests += 1
             if self.on_resync is not None:
                 self.on_resync()
 
 
 class PatchedTable:
-    """A LiveGrid and what its browser tab shows, to send only the cells that changed (module docstring)."""
+    """A LiveGrid, what its browser tab shows and what it should show: sends only the cells that changed,
+    one message in flight at a time (see the module docstring)."""
 
-    def __init__(self, columns: Sequence[tuple[str, str]], css_class: str) -> None:
+    def __init__(self, columns: Sequence[tuple[str, str]], css_class: str, ack_timeout: float = ACK_TIMEOUT,
+                 before_send: Callable[[], None] | None = None) -> None:
         self.columns = [field for field, _ in columns]
-        self.rows: list[Row] = []
+        self.rows: list[Row] = []  # the newest rows
+        self.shown: list[Row] = []  # the rows the browser has once it applied what was sent
         self.seq = 0  # messages sent
         self.patches = 0  # cells sent in patches
         self.resets = 0  # full rows sent (first rows, a different set of rows, a resync)
+        self.waiting_since: float | None = None  # a message not yet acknowledged, sent at (monotonic)
+        self.ack_timeout = ack_timeout
+        self.before_send = before_send  # called right before each message (the page's summary rides along)
         self.widget = LiveGrid(columns=self.columns, headers=[header for _, header in columns],
                                html_columns=[c for c in HTML_COLUMNS if c in self.columns],
                                numeric_columns=[c for c in NUMERIC_COLUMNS if c in self.columns],
                                sizing_mode="stretch_width", stylesheets=[CSS, CELL_CSS], css_classes=[css_class])
         self.widget.on_resync = self.resync
+        self.widget.on_ack = self.acknowledged
 
     def update(self, rows: list[Row]) -> int:
-        """Show `rows`; returns how many cells were sent (0: nothing changed, nothing was sent)."""
-        if rows == self.rows:
+        """Show `rows`: sent at once if the browser has acknowledged the previous message (or it is overdue),
+        else when it does. Returns how many cells were sent now (0: nothing changed, or not yet)."""
+        self.rows = rows
+        waiting = self.waiting_since is not None and time.monotonic() - self.waiting_since < self.ack_timeout
+        return 0 if waiting else self.flush()
+
+    def flush(self) -> int:
+        """Send what the browser lacks: the changed cells, or the whole rows when the set of rows changed."""
+        rows = self.rows
+        if rows == self.shown and self.seq:
+            self.waiting_since = None
             return 0
-        if len(rows) != len(self.rows) or any(a[0] != b[0] for a, b in zip(rows, self.rows, strict=True)):
-            self.rows = rows
+        if self.before_send is not None:
+            self.before_send()
+        if not self.seq or len(rows) != len(self.shown) or any(
+                a[0] != b[0] for a, b in zip(rows, self.shown, strict=True)):
             self._send_rows()
             return len(rows) * len(self.columns)
-        cells = [[i, j, new] for i, (a, b) in enumerate(zip(rows, self.rows, strict=True)) if a != b
+        cells = [[i, j, new] for i, (a, b) in enumerate(zip(rows, self.shown, strict=True)) if a != b
                  for j, (new, old) in enumerate(zip(a, b, strict=True)) if new != old]
-        self.rows = rows
+        self.shown = rows
         self.seq += 1
         self.patches += len(cells)
+        self.waiting_since = time.monotonic()
         self.widget._send_msg({"seq": self.seq, "cells": cells})
         return len(cells)
 
+    def acknowledged(self, seq: int) -> None:
+        """The browser applied message `seq`: send what changed since, if anything."""
+        if seq == self.seq:
+            self.waiting_since = None
+            self.flush()
+
     def resync(self) -> None:
         """Send the full rows (the browser asked)."""
+        if self.before_send is not None:
+            self.before_send()
         self._send_rows()
 
     def _send_rows(self) -> None:
+        self.shown = self.rows
         self.seq += 1
         self.resets += 1
+        self.waiting_since = time.monotonic()
         self.widget._send_msg({"seq": self.seq, "rows": [list(r) for r in self.rows]})
 
 

@@ -114,7 +114,7 @@ class LivePortfolioPage(Page):
         self.banner = pn.Column(sizing_mode="stretch_width")
         self.limits = pn.Column(sizing_mode="stretch_width")
         self.summary = html_pane("")
-        self.positions = PatchedTable(POSITION_COLUMNS, "oh-live-positions")
+        self.positions = PatchedTable(POSITION_COLUMNS, "oh-live-positions", before_send=self._show_summary)
         self.legs = PatchedTable(LEG_COLUMNS, "oh-live-legs")
         self.positions_slot = Slot("Positions (live marks; structures at their net mark and net PnL)")
         self.legs_slot = Slot("Structure legs")
@@ -231,12 +231,15 @@ class LivePortfolioPage(Page):
         if result.key.portfolio != self.portfolio_version:
             return  # marks of the previous portfolio, delivered before the marker saw the change
         self.latest = result
-        self.positions.update(result.positions)
-        self.legs.update(result.legs)
         if self.legs_slot.panel.visible != bool(result.legs):
             self.legs_slot.panel.visible = bool(result.legs)
-        self._set_text(self.summary, "summary", result.summary)
+        self.legs.update(result.legs)
+        self.positions.update(result.positions)  # the summary cards go with the positions' messages
         self.marks_applied += 1
+
+    def _show_summary(self) -> None:
+        if self.latest is not None:
+            self._set_text(self.summary, "summary", self.latest.summary)
 
     # ---------------------------------------------------------------- the slow check
     def tick(self) -> None:
