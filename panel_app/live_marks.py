@@ -12,8 +12,8 @@ Now one `LiveMarker` thread per server (per OH_HOME), next to the shared tick re
 - **Coalesced.** It marks at most once every `MARK_EVERY` (`OH_LIVE_MARK_MS`, default 25 ms).
   Quotes that arrive while it marks or waits are marked together the next time, so it never runs
   more often than that and never builds a backlog, however fast the feed.
-- **Once per distinct setting.** Sessions are grouped by their `MarkKey` (the version of the
-  portfolio file they loaded, the provider, the stale threshold). Each group is marked once
+- **Once per distinct setting.** Sessions are grouped by their `MarkKey` (a digest of the
+  portfolio they loaded, the provider, the stale threshold). Each group is marked once
   (`oh.domain.marks.mark_book`, on a MarkBook built once per portfolio and provider) and its
   display rows are formatted once (panel_app.live_tables).
 - **Fan-out.** Each session's `Subscription` keeps only the newest result (a newer one replaces one
@@ -51,10 +51,10 @@ CLOCK_EVERY = 1.0  # seconds: mark at least this often while anyone watches (age
 
 @dataclass(frozen=True, slots=True)
 class MarkKey:
-    """What decides a marking: the portfolio file's version (its stat), the provider and the stale threshold.
+    """What decides a marking: the portfolio (a digest of its content), the provider and the stale threshold.
     Sessions with equal keys share one marking."""
 
-    portfolio: tuple[Any, ...]
+    portfolio: str  # a digest of the portfolio's content (pages/live.py)
     provider: str
     stale_after: float
 
@@ -83,8 +83,7 @@ class Subscription:
     def __init__(self, marker: LiveMarker, doc: Any, key: MarkKey, portfolio: Portfolio, handler: Handler) -> None:
         self.marker = marker
         self.doc = doc
-        self.key = key
-        self.portfolio = portfolio
+        self.setting = (key, portfolio)  # replaced whole (one assignment), so the marker never reads half of it
         self.handler = handler
         self.offered = 0  # results handed over by the marker
         self.delivered = 0  # results the page applied (fewer when a newer one replaced one in waiting)
@@ -93,10 +92,15 @@ class Subscription:
         self._scheduled = False
         self._lock = threading.Lock()
 
+    @property
+    def key(self) -> MarkKey:
+        """The setting this session is marked with."""
+        return self.setting[0]
+
     def change(self, key: MarkKey, portfolio: Portfolio) -> None:
         """The session loaded another portfolio or changed a setting: mark it that way, now."""
-        if key != self.key:
-            self.key, self.portfolio = key, portfolio
+        if key != self.setting[0]:
+            self.setting = (key, portfolio)
             self.marker.wake()
 
     def offer(self, result: LiveMarks) -> None:
@@ -149,7 +153,7 @@ class LiveMarker(threading.Thread):
         self.markings = 0  # portfolio markings done (one per distinct key per round)
         self.rounds = 0  # wake-ups that marked something
         self._subscriptions: list[Subscription] = []
-        self._books: dict[tuple[tuple[Any, ...], str], MarkBook] = {}
+        self._books: dict[tuple[str, str], MarkBook] = {}
         self._lock = threading.Lock()
         self._signal = threading.Event()  # set by the feed after a drain, and by wake()
         self._stopped = threading.Event()
@@ -215,19 +219,19 @@ class LiveMarker(threading.Thread):
         view = self.ticks.view(now)
         clock = time.time() if now is None else now
         status_provider = view.status.provider if view.status is not None and view.status.provider else ""
-        groups: dict[MarkKey, list[Subscription]] = {}
+        groups: dict[MarkKey, tuple[Portfolio, list[Subscription]]] = {}
         for subscription in subscriptions:
-            groups.setdefault(subscription.key, []).append(subscription)
-        used: set[tuple[tuple[Any, ...], str]] = set()
-        for key, members in groups.items():
+            key, portfolio = subscription.setting
+            groups.setdefault(key, (portfolio, []))[1].append(subscription)
+        used: set[tuple[str, str]] = set()
+        for key, (portfolio, members) in groups.items():
             provider = status_provider or key.provider
             book_key = (key.portfolio, provider)
             used.add(book_key)
             marks_book = self._books.get(book_key)
             if marks_book is None:
-                marks_book = self._books[book_key] = book(members[0].portfolio, provider)
+                marks_book = self._books[book_key] = book(portfolio, provider)
             marks = mark_book(marks_book, view.quotes, now=clock, stale_after=key.stale_after)
-            portfolio = members[0].portfolio
             self.markings += 1
             result = LiveMarks(
                 key=key, number=self.markings, now=clock, marks=marks, positions=position_rows(marks, view.quotes),
