@@ -32,7 +32,7 @@ import html
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -52,13 +52,13 @@ POSITION_COLUMNS = (("position", "Position"), ("contract", "Contract"), ("qty", 
 LEG_COLUMNS = (("position", "Position"), ("leg", "Leg"), ("qty", "Qty"), ("bid", "Bid"), ("ask", "Ask"),
                ("mark", "Mark"), ("pnl", "PnL"), ("spread", "Spread"), ("age", "Quote age"), ("quote", "Quote"),
                ("warnings", "Warnings"), ("quote at", "Quote at (UTC)"))
-HTML_COLUMNS = ("quote", "quote at")
+QUOTE_STATES = {"live": "oh-q-ok", "stale": "oh-q-stale", "no quote": "oh-q-none"}  # "quote" cell text -> class
 NUMERIC_COLUMNS = ("qty", "mark", "value", "pnl", "pnl %", "dte", "spread", "age", "bid", "ask", "price")
 KIND_WORDS = {"iron_condor": "iron condor"}
 ACK_TIMEOUT = 2.0  # seconds: a message not acknowledged by then is taken as lost, and the grid sends again
 CELL_CSS = """
 .oh-q-ok { color:#1e7b34; } .oh-q-stale { color:#c62828; font-weight:600; } .oh-q-none { color:#777; }
-.oh-scroll { overflow-x:auto; max-width:100%; -webkit-overflow-scrolling:touch; }
+.oh-scroll { overflow-x:auto; max-width:100%; -webkit-overflow-scrolling:touch; contain:content; }
 table.oh-grid td.oh-num, table.oh-grid th.oh-num { text-align:right; font-variant-numeric:tabular-nums; }
 table.oh-grid td.oh-neg { color:#c62828; } table.oh-grid td.oh-pos { color:#1e7b34; }
 table.oh-grid th { white-space:normal; vertical-align:bottom; }
@@ -132,31 +132,28 @@ def quantity_text(value: float) -> str:
 
 
 def age_text(value: float | None) -> str:
-    """How old a quote is: `0.4s`, `12s`, `3m 05s`."""
+    """How old a quote is: `<1s`, `12s`, `3m 05s` (whole seconds: a tenth would rewrite every row at
+    every marking for nothing a trader acts on)."""
     if value is None or not math.isfinite(value):
         return units.MISSING
-    if value < 10:
-        return f"{value:.1f}s"
+    if value < 1:
+        return "<1s"
     if value < 60:
-        return f"{value:.0f}s"
+        return f"{int(value)}s"
     minutes, seconds = divmod(int(value), 60)
     return f"{minutes}m {seconds:02d}s"
 
 
 def _quote_state(has_mark: bool, stale: bool, age: float | None) -> str:
     if age is None and not has_mark:
-        return '<span class="oh-q-none">no quote</span>'
-    if stale:
-        return '<span class="oh-q-stale">stale</span>'
-    return '<span class="oh-q-ok">live</span>'
+        return "no quote"
+    return "stale" if stale else "live"
 
 
-@lru_cache(maxsize=4096)
 def _quote_at(stamp: float) -> str:
-    if stamp <= 0:
-        return f'<span class="oh-ts" data-ts="0">{units.MISSING}</span>'
-    shown = datetime.fromtimestamp(stamp, UTC).strftime("%H:%M:%S.%f")[:-3]
-    return f'<span class="oh-ts" data-ts="{stamp:.6f}">{shown}</span>'
+    """The feed time of a row's newest quote, seconds since the epoch to the microsecond ("0": none); the
+    grid shows it as HH:MM:SS UTC and keeps the number as the cell's `data-ts`."""
+    return f"{stamp:.6f}" if stamp > 0 else "0"
 
 
 def _newest(symbols: Iterable[str], quotes: Mapping[str, Quote]) -> float:
@@ -212,17 +209,23 @@ export function render({ model, el }) {
   const table = document.createElement('table'); table.className = 'oh-table oh-grid';
   const head = document.createElement('thead'), body = document.createElement('tbody');
   table.append(head, body); box.append(table); el.append(box);
-  const html = new Set(model.html_columns), numeric = new Set(model.numeric_columns);
+  const numeric = new Set(model.numeric_columns), states = model.quote_states;
   let fields = model.columns, seq = 0;
   const drawHead = () => {
     head.innerHTML = '<tr>' + fields.map((c, j) =>
       `<th class="${numeric.has(c) ? 'oh-num' : ''}">${model.headers[j] || c}</th>`).join('') + '</tr>'; };
-  const write = (td, j, value) => {
+  const time = (value) => { const ts = parseFloat(value);
+    return ts > 0 ? new Date(ts * 1000).toISOString().slice(11, 19) : '\u2014'; };
+  const write = (td, j, value) => {  // text only (never HTML): cheap for the browser, nothing to escape
     if (td.__v === value) return;
     td.__v = value;
-    if (html.has(fields[j])) td.innerHTML = value; else td.textContent = value;
-    if (fields[j] === 'pnl' || fields[j] === 'pnl %') {
+    const field = fields[j];
+    if (field === 'quote at') {
+      td.dataset.ts = value; const shown = time(value); if (td.textContent !== shown) td.textContent = shown; return; }
+    td.textContent = value;
+    if (field === 'pnl' || field === 'pnl %') {
       td.classList.toggle('oh-neg', value.startsWith('-')); td.classList.toggle('oh-pos', value.startsWith('+')); }
+    else if (field === 'quote') td.className = states[value] || '';
   };
   const reset = (rows) => {
     while (body.rows.length > rows.length) body.deleteRow(-1);
@@ -264,7 +267,7 @@ class LiveGrid(JSComponent):
 
     columns = param.List(default=[], doc="Column fields (each cell's data-field); the first is the row key.")
     headers = param.List(default=[], doc="Column headers in words.")
-    html_columns = param.List(default=[], doc="Columns whose cells are HTML (built and escaped by the server).")
+    quote_states = param.Dict(default=QUOTE_STATES, doc="Text of a 'quote' cell -> its CSS class.")
     numeric_columns = param.List(default=[], doc="Columns aligned right (numbers).")
     rows = param.List(default=[], doc="The first rows; later ones arrive as messages.")
 
@@ -307,7 +310,6 @@ class PatchedTable:
         self.ack_timeout = ack_timeout
         self.before_send = before_send  # called right before each message (the page's summary rides along)
         self.widget = LiveGrid(columns=self.columns, headers=[header for _, header in columns],
-                               html_columns=[c for c in HTML_COLUMNS if c in self.columns],
                                numeric_columns=[c for c in NUMERIC_COLUMNS if c in self.columns],
                                sizing_mode="stretch_width", stylesheets=[CSS, CELL_CSS], css_classes=[css_class])
         self.widget.on_resync = self.resync
