@@ -46,11 +46,12 @@ from oh.domain.osi import BadOptionSymbol, parse_osi
 from panel_app.components import CSS
 
 # (field, header): the field is the cell's data-field (what tests and the benchmark read), the header is shown.
+# What a trader reads first comes first (on a phone the first four or five fit, the rest scroll in the card).
 POSITION_COLUMNS = (("position", "Position"), ("contract", "Contract"), ("qty", "Qty"), ("mark", "Mark"),
-                    ("value", "Value"), ("pnl", "PnL"), ("pnl %", "PnL %"), ("dte", "DTE"), ("spread", "Spread"),
+                    ("pnl", "PnL"), ("pnl %", "PnL %"), ("value", "Value"), ("dte", "DTE"), ("spread", "Spread"),
                     ("age", "Quote age"), ("quote", "Quote"), ("warnings", "Warnings"), ("quote at", "Quote at (UTC)"))
-LEG_COLUMNS = (("position", "Position"), ("leg", "Leg"), ("qty", "Qty"), ("bid", "Bid"), ("ask", "Ask"),
-               ("mark", "Mark"), ("pnl", "PnL"), ("spread", "Spread"), ("age", "Quote age"), ("quote", "Quote"),
+LEG_COLUMNS = (("position", "Position"), ("leg", "Leg"), ("qty", "Qty"), ("mark", "Mark"), ("pnl", "PnL"),
+               ("bid", "Bid"), ("ask", "Ask"), ("spread", "Spread"), ("age", "Quote age"), ("quote", "Quote"),
                ("warnings", "Warnings"), ("quote at", "Quote at (UTC)"))
 QUOTE_STATES = {"live": "oh-q-ok", "stale": "oh-q-stale", "no quote": "oh-q-none"}  # "quote" cell text -> class
 NUMERIC_COLUMNS = ("qty", "mark", "value", "pnl", "pnl %", "dte", "spread", "age", "bid", "ask", "price")
@@ -63,6 +64,10 @@ table.oh-grid td.oh-num, table.oh-grid th.oh-num { text-align:right; font-varian
 table.oh-grid td.oh-neg { color:#c62828; } table.oh-grid td.oh-pos { color:#1e7b34; }
 table.oh-grid th { white-space:normal; vertical-align:bottom; }
 table.oh-grid td[data-field="warnings"] { white-space:normal; min-width:10em; }
+@media (max-width: 600px) {  /* a phone: the contract says what the row is; the id column would push the numbers out */
+  table.oh-grid [data-field="position"] { display:none; }
+  table.oh-grid td[data-field="contract"], table.oh-grid td[data-field="leg"] { white-space:normal; min-width:8em; }
+}
 """
 
 Row = tuple[str, ...]
@@ -166,8 +171,8 @@ def position_rows(marks: PortfolioMarks, quotes: Mapping[str, Quote]) -> list[Ro
     rows = []
     for p in marks.positions:
         rows.append((
-            p.position_id, contract_text(p), quantity_text(p.quantity), units.price(p.mark), units.money(p.value),
-            units.money(p.pnl, sign=True), units.pct(p.pnl_pct, sign=True), units.count(p.dte),
+            p.position_id, contract_text(p), quantity_text(p.quantity), units.price(p.mark),
+            units.money(p.pnl, sign=True), units.pct(p.pnl_pct, sign=True), units.money(p.value), units.count(p.dte),
             units.pct(p.spread_pct), age_text(p.age), _quote_state(p.mark is not None, p.stale, p.age),
             _words(p.warnings, p.legs), _quote_at(_newest((leg.symbol for leg in p.legs), quotes)),
         ))
@@ -182,8 +187,8 @@ def leg_rows(marks: PortfolioMarks, quotes: Mapping[str, Quote]) -> list[Row]:
             continue
         for leg in p.legs:
             rows.append((
-                p.position_id, leg_text(leg), quantity_text(leg.quantity), units.price(leg.bid), units.price(leg.ask),
-                units.price(leg.mark), units.money(leg.pnl, sign=True), units.pct(leg.spread_pct),
+                p.position_id, leg_text(leg), quantity_text(leg.quantity), units.price(leg.mark),
+                units.money(leg.pnl, sign=True), units.price(leg.bid), units.price(leg.ask), units.pct(leg.spread_pct),
                 age_text(leg.age), _quote_state(leg.mark is not None, leg.stale, leg.age), "; ".join(leg.warnings),
                 _quote_at(_newest([leg.symbol], quotes)),
             ))
@@ -213,7 +218,7 @@ export function render({ model, el }) {
   let fields = model.columns, seq = 0;
   const drawHead = () => {
     head.innerHTML = '<tr>' + fields.map((c, j) =>
-      `<th class="${numeric.has(c) ? 'oh-num' : ''}">${model.headers[j] || c}</th>`).join('') + '</tr>'; };
+      `<th data-field="${c}" class="${numeric.has(c) ? 'oh-num' : ''}">${model.headers[j] || c}</th>`).join('') + '</tr>'; };
   const time = (value) => { const ts = parseFloat(value);
     return ts > 0 ? new Date(ts * 1000).toISOString().slice(11, 19) : '\u2014'; };
   const write = (td, j, value) => {  // text only (never HTML): cheap for the browser, nothing to escape

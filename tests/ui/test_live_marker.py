@@ -326,14 +326,14 @@ def test_contracts_and_numbers_read_as_a_trader_reads_them() -> None:
     assert contract_text(by_id["aapl-call"]) == "AAPL 18 Jan 30 252.5 call"
     assert contract_text(by_id["spy-bull-put"]) == "SPY put vertical 18 Jan 30 490/500"
     rows = {r[0]: r for r in position_rows(marks, quotes)}
-    assert rows["aapl"][2:5] == ("+10", "2,000.00", "$20,000.00")
-    assert rows["aapl"][5] == "+$18,200.00" and rows["aapl"][6] == "+1011.1%"
+    assert rows["aapl"][2:7] == ("+10", "2,000.00", "+$18,200.00", "+1011.1%", "$20,000.00")
     assert rows["aapl-call"][7] == "48" and rows["aapl-call"][8] == "57.1%"
     assert rows["aapl-call"][11] == "wide spread (57%)"
     assert rows["spy-bull-put"][3] == "—" and "SPY 18 Jan 30 500 put" in rows["spy-bull-put"][11]
     assert CALL not in " ".join(" ".join(r) for r in rows.values())
     legs = leg_rows(marks, quotes)
     assert [leg[1] for leg in legs] == ["SPY 18 Jan 30 500 put", "SPY 18 Jan 30 490 put"] and legs[0][2] == "-1"
+    assert legs[0][3:7] == ("—", "—", "—", "—")  # no quote: mark, PnL, bid, ask
     assert symbol_text(CALL) == "AAPL 18 Jan 30 252.5 call" and symbol_text("AAPL") == "AAPL"
     fills = fills_html([{"ts": None, "symbol": CALL, "event": "fill", "side": "buy", "qty": 2.0, "price": 4.1,
                          "order_id": "o1"}])
