@@ -144,8 +144,8 @@ class LivePortfolioPage(Page):
     def layout(self) -> list[Any]:
         buttons = pn.FlexBox(self.start_button, self.stop_button, self.command_line, flex_wrap="wrap",
                              align_items="center", sizing_mode="stretch_width", css_classes=["oh-live-buttons"])
-        return [PhoneSidebar(height=0, width=0, margin=0), buttons, self.file_note, self.banner, self.limits, self.summary, self.positions_slot.panel,
-                self.legs_slot.panel, self.health.panel, self.fills.panel]
+        return [PhoneSidebar(height=0, width=0, margin=0), buttons, self.file_note, self.banner, self.limits,
+                self.summary, self.positions_slot.panel, self.legs_slot.panel, self.health.panel, self.fills.panel]
 
     def first_fill(self) -> None:
         """Fill once, subscribe to the live marker, start this session's slow check (all stopped when the
