@@ -15,9 +15,9 @@ rows (the portfolio file changed) or a grid that (re)rendered and asked for a re
 rows once. The grid numbers messages, so a patch that arrived before the grid listened is noticed
 and answered with the full rows: what the tab shows always converges on the newest marks.
 
-Flow control: the browser acknowledges each message once applied, and a table has at most one
-message in flight. Updates that come meanwhile only replace the newest rows; the acknowledgement
-sends what changed since, in one message. So a tab that cannot keep up (a phone, a busy machine)
+Flow control: the browser acknowledges each message once applied, and a table has at most WINDOW
+(1) message unacknowledged. Updates that come meanwhile only replace the newest rows; an
+acknowledgement sends what changed since, in one message. So a tab that cannot keep up (a phone, a busy machine)
 gets fewer, larger patches of the newest marks instead of a growing queue of old ones in the
 websocket; a message unacknowledged for ACK_TIMEOUT is taken as lost and the next update goes out.
 
@@ -56,6 +56,7 @@ LEG_COLUMNS = (("position", "Position"), ("leg", "Leg"), ("qty", "Qty"), ("mark"
 QUOTE_STATES = {"live": "oh-q-ok", "stale": "oh-q-stale", "no quote": "oh-q-none"}  # "quote" cell text -> class
 NUMERIC_COLUMNS = ("qty", "mark", "value", "pnl", "pnl %", "dte", "spread", "age", "bid", "ask", "price")
 KIND_WORDS = {"iron_condor": "iron condor"}
+WINDOW = 1  # messages a table may have unacknowledged (2 built a backlog of ~30 s in bench/live_browser: see docs/live.md)
 ACK_TIMEOUT = 2.0  # seconds: a message not acknowledged by then is taken as lost, and the grid sends again
 CELL_CSS = """
 .oh-q-ok { color:#1e7b34; } .oh-q-stale { color:#c62828; font-weight:600; } .oh-q-none { color:#777; }
@@ -301,37 +302,45 @@ class LiveGrid(JSComponent):
 
 class PatchedTable:
     """A LiveGrid, what its browser tab shows and what it should show: sends only the cells that changed,
-    one message in flight at a time (see the module docstring)."""
+    with at most `window` messages unacknowledged (see the module docstring)."""
 
-    def __init__(self, columns: Sequence[tuple[str, str]], css_class: str, ack_timeout: float = ACK_TIMEOUT,
-                 before_send: Callable[[], None] | None = None) -> None:
+    def __init__(self, columns: Sequence[tuple[str, str]], css_class: str, window: int = WINDOW,
+                 ack_timeout: float = ACK_TIMEOUT, before_send: Callable[[], None] | None = None) -> None:
         self.columns = [field for field, _ in columns]
         self.rows: list[Row] = []  # the newest rows
         self.shown: list[Row] = []  # the rows the browser has once it applied what was sent
         self.seq = 0  # messages sent
+        self.acked = 0  # the newest message the browser acknowledged
         self.patches = 0  # cells sent in patches
         self.resets = 0  # full rows sent (first rows, a different set of rows, a resync)
-        self.waiting_since: float | None = None  # a message not yet acknowledged, sent at (monotonic)
+        self.window = window
         self.ack_timeout = ack_timeout
         self.before_send = before_send  # called right before each message (the page's summary rides along)
+        self._sent_at: dict[int, float] = {}  # unacknowledged message -> when it was sent (monotonic)
         self.widget = LiveGrid(columns=self.columns, headers=[header for _, header in columns],
                                numeric_columns=[c for c in NUMERIC_COLUMNS if c in self.columns],
                                sizing_mode="stretch_width", stylesheets=[CSS, CELL_CSS], css_classes=[css_class])
         self.widget.on_resync = self.resync
         self.widget.on_ack = self.acknowledged
 
+    @property
+    def blocked(self) -> bool:
+        """Whether `window` messages await their acknowledgement (and the oldest is not overdue: lost)."""
+        if self.seq - self.acked < self.window:
+            return False
+        oldest = self._sent_at.get(self.acked + 1)
+        return oldest is not None and time.monotonic() - oldest < self.ack_timeout
+
     def update(self, rows: list[Row]) -> int:
-        """Show `rows`: sent at once if the browser has acknowledged the previous message (or it is overdue),
-        else when it does. Returns how many cells were sent now (0: nothing changed, or not yet)."""
+        """Show `rows`: sent at once unless the window is full, else when an acknowledgement frees it.
+        Returns how many cells were sent now (0: nothing changed, or not yet)."""
         self.rows = rows
-        waiting = self.waiting_since is not None and time.monotonic() - self.waiting_since < self.ack_timeout
-        return 0 if waiting else self.flush()
+        return 0 if self.blocked else self.flush()
 
     def flush(self) -> int:
         """Send what the browser lacks: the changed cells, or the whole rows when the set of rows changed."""
         rows = self.rows
         if rows == self.shown and self.seq:
-            self.waiting_since = None
             return 0
         if self.before_send is not None:
             self.before_send()
@@ -342,16 +351,17 @@ class PatchedTable:
         cells = [[i, j, new] for i, (a, b) in enumerate(zip(rows, self.shown, strict=True)) if a != b
                  for j, (new, old) in enumerate(zip(a, b, strict=True)) if new != old]
         self.shown = rows
-        self.seq += 1
         self.patches += len(cells)
-        self.waiting_since = time.monotonic()
-        self.widget._send_msg({"seq": self.seq, "cells": cells})
+        self._send({"cells": cells})
         return len(cells)
 
     def acknowledged(self, seq: int) -> None:
-        """The browser applied message `seq`: send what changed since, if anything."""
-        if seq == self.seq:
-            self.waiting_since = None
+        """The browser applied message `seq` (and every one before it): send what changed since, if room."""
+        if seq <= self.acked:
+            return
+        self.acked = min(seq, self.seq)
+        self._sent_at = {s: at for s, at in self._sent_at.items() if s > self.acked}
+        if not self.blocked:
             self.flush()
 
     def resync(self) -> None:
@@ -362,10 +372,13 @@ class PatchedTable:
 
     def _send_rows(self) -> None:
         self.shown = self.rows
-        self.seq += 1
         self.resets += 1
-        self.waiting_since = time.monotonic()
-        self.widget._send_msg({"seq": self.seq, "rows": [list(r) for r in self.rows]})
+        self._send({"rows": [list(r) for r in self.rows]})
+
+    def _send(self, message: dict[str, Any]) -> None:
+        self.seq += 1
+        self._sent_at[self.seq] = time.monotonic()
+        self.widget._send_msg({"seq": self.seq, **message})
 
 
 # ---------------------------------------------------------------- fills

@@ -289,24 +289,26 @@ def test_the_grid_sends_only_the_cells_that_changed() -> None:
     assert sent.messages[-1] == {"seq": 4, "rows": [["a", "1.05", "+$1.00"]]} and table.widget.resync_requests == 1
 
 
-def test_one_message_in_flight_so_a_slow_tab_gets_the_newest_cells_not_a_queue() -> None:
-    """While the browser has not acknowledged a message, updates only replace the newest rows (nothing is
-    sent); the acknowledgement sends, in one message, the cells that differ from what the browser has, with
-    their newest text. A message never acknowledged is taken as lost after the timeout."""
-    table = PatchedTable((("position", "Position"), ("mark", "Mark")), "t", ack_timeout=3600.0)
+@pytest.mark.parametrize("window", [1, 2])
+def test_a_bounded_window_so_a_slow_tab_gets_the_newest_cells_not_a_queue(window: int) -> None:
+    """While `window` messages await the browser's acknowledgement, updates only replace the newest rows
+    (nothing is sent); an acknowledgement sends, in one message, the cells that differ from what the browser
+    will have, with their newest text. A message never acknowledged is taken as lost after the timeout."""
+    table = PatchedTable((("position", "Position"), ("mark", "Mark")), "t", window=window, ack_timeout=3600.0)
     sent = Sent(table)
     browser = table.widget._handle_msg
     table.update([("a", "1.00"), ("b", "2.00")])
     browser({"ack": 1})
-    table.update([("a", "1.01"), ("b", "2.00")])
-    for i in range(2, 50):  # the browser is busy: 48 markings arrive meanwhile
+    for i in range(1, window + 1):  # fill the window
+        assert table.update([("a", f"1.0{i}"), ("b", "2.00")]) == 1
+    for i in range(10, 50):  # the browser is busy: 40 markings arrive meanwhile
         assert table.update([("a", f"1.{i:02d}"), ("b", "2.00" if i < 40 else "2.50")]) == 0
-    assert len(sent.messages) == 2
+    assert len(sent.messages) == 1 + window
     browser({"ack": 2})
-    assert sent.messages[-1] == {"seq": 3, "cells": [[0, 1, "1.49"], [1, 1, "2.50"]]}
-    browser({"ack": 1})  # an old acknowledgement releases nothing
-    assert table.update([("a", "9.99"), ("b", "2.50")]) == 0 and len(sent.messages) == 3
-    lossy = PatchedTable((("position", "Position"), ("mark", "Mark")), "t", ack_timeout=0.0)
+    assert sent.messages[-1] == {"seq": 2 + window, "cells": [[0, 1, "1.49"], [1, 1, "2.50"]]}
+    browser({"ack": 1})  # an old acknowledgement releases nothing: the window is full again
+    assert table.update([("a", "9.99"), ("b", "2.50")]) == 0 and len(sent.messages) == 2 + window
+    lossy = PatchedTable((("position", "Position"), ("mark", "Mark")), "t", window=1, ack_timeout=0.0)
     lost = Sent(lossy)
     lossy.update([("a", "1.00")])
     assert lossy.update([("a", "1.01")]) == 1 and len(lost.messages) == 2
