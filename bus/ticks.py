@@ -8,13 +8,16 @@ dropped, from gaps in `seq`; the next once-a-second snapshot makes the map whole
 
 A subscriber must keep draining its socket: ZeroMQ drops the *newest* messages once its queue is
 full, so a reader that only polls when it renders reads old batches. `TickFeed` is the shape for a
-page: a thread drains continuously, and readers take `quotes`/`status` (fresh copies) at their own pace.
+page: a thread drains continuously, and readers take `quotes`/`status` (fresh copies) at their own pace,
+or register a listener (`add_listener`) that the thread calls after each drain that brought something
+(event-driven readers, e.g. the dashboard's marker, which only sets an Event there).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -116,7 +119,9 @@ def read_status(home: Home, timeout: float = 3.0) -> LiveStatus | None:
 
 class TickFeed(threading.Thread):
     """A TickSubscriber drained by its own thread; `quotes`, `status` and `lost` are replaced (never
-    mutated) after each drain, so any thread may read them at any pace without a lock."""
+    mutated) after each drain, so any thread may read them at any pace without a lock. After each
+    drain that brought something, `version` goes up by one and every listener is called (on this
+    thread: a listener must return at once, e.g. set an Event)."""
 
     def __init__(self, home: Home, *, ticks: bool = True) -> None:
         super().__init__(name="tick-feed", daemon=True)
@@ -126,7 +131,13 @@ class TickFeed(threading.Thread):
         self.status: LiveStatus | None = None
         self.lost = 0
         self.batches = 0
+        self.version = 0
         self.stopped = threading.Event()
+        self._listeners: list[Callable[[], None]] = []
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Call `listener()` after every drain that brought something (on the feed's thread)."""
+        self._listeners = [*self._listeners, listener]
 
     def run(self) -> None:
         subscriber = TickSubscriber(self.home, ticks=self.ticks)
@@ -135,6 +146,9 @@ class TickFeed(threading.Thread):
                 if subscriber.poll(100):
                     self.quotes = dict(subscriber.quotes)
                     self.status, self.lost, self.batches = subscriber.status, subscriber.lost, subscriber.batches
+                    self.version += 1
+                    for listener in self._listeners:
+                        listener()
         finally:
             subscriber.close()
 

@@ -1,13 +1,25 @@
-"""The live page's tables: marks formatted for display, a Tabulator patched cell by cell, stream health.
+"""The live page's tables: marks in trader units, a grid patched cell by cell, stream health.
 
-Formatting only: every number comes from `oh.domain.marks.mark_portfolio` (positions, structures'
-net mark and PnL, legs) or from the worker's LiveStatus; nothing here prices anything.
+Formatting only: every number comes from `oh.domain.marks` (positions, structures' net mark and PnL,
+legs) or from the worker's LiveStatus, and is written through `oh.domain.units` (money with
+separators, signed PnL, percentages, counts; a missing value is units.MISSING, never 0 or blank).
+Options are named the way a trader reads them: `AAPL 18 Dec 26 250 call` (underlying, expiry,
+strike, right); a structure is `SPY put vertical 18 Dec 26 490/500`, its legs listed below it. A
+warning that names a contract's OCC symbol names it in those words instead.
 
 `PatchedTable` is what keeps the page still while numbers move: one `LiveGrid` widget per table,
-built once; each redraw sends the rows only if a cell changed, and the browser rewrites only the
-cells whose text changed (rows and cells are created once and kept), so the widget, its scroll
-position and everything around it stay put. A different set of rows (the portfolio file changed)
-only adds or drops rows.
+built once. Each update is compared with what that browser tab already shows, and only the cells
+whose text changed go over the websocket (a `{"seq", "cells": [[row, column, text], ...]}` message
+through ReactiveESM's `_send_msg`), where the grid rewrites just those cells. A different set of
+rows (the portfolio file changed) or a grid that (re)rendered and asked for a resync gets the full
+rows once. The grid numbers messages, so a patch that arrived before the grid listened is noticed
+and answered with the full rows: what the tab shows always converges on the newest marks.
+
+Flow control: the browser acknowledges each message once applied, and a table has at most WINDOW
+(1) message unacknowledged. Updates that come meanwhile only replace the newest rows; an
+acknowledgement sends what changed since, in one message. So a tab that cannot keep up (a phone, a busy machine)
+gets fewer, larger patches of the newest marks instead of a growing queue of old ones in the
+websocket; a message unacknowledged for ACK_TIMEOUT is taken as lost and the next update goes out.
 
 Each row carries the feed time of the newest quote it was marked with, as `data-ts` on the
 "quote at" cell (seconds since the epoch): the browser benchmark reads it to measure how old a
@@ -18,78 +30,157 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import date, datetime
+from functools import lru_cache
+from typing import Any
 
 import param
 from panel.custom import JSComponent
 
 from contracts.live import LiveStatus, Quote
-from oh.domain.marks import PortfolioMarks
+from oh.domain import units
+from oh.domain.marks import LegMark, PortfolioMarks, PositionMark
+from oh.domain.osi import BadOptionSymbol, parse_osi
 from panel_app.components import CSS
 
-POSITION_COLUMNS = ("position", "kind", "symbol", "qty", "mark", "value", "pnl", "pnl %", "dte", "spread",
-                    "age", "quote", "warnings", "quote at")
-LEG_COLUMNS = ("position", "leg", "qty", "bid", "ask", "mark", "pnl", "spread", "age", "quote", "warnings",
-               "quote at")
-HTML_COLUMNS = ("quote", "quote at")
+# (field, header): the field is the cell's data-field (what tests and the benchmark read), the header is shown.
+# What a trader reads first comes first (on a phone the first four or five fit, the rest scroll in the card).
+POSITION_COLUMNS = (("position", "Position"), ("contract", "Contract"), ("qty", "Qty"), ("mark", "Mark"),
+                    ("pnl", "PnL"), ("pnl %", "PnL %"), ("value", "Value"), ("dte", "DTE"), ("spread", "Spread"),
+                    ("age", "Quote age"), ("quote", "Quote"), ("warnings", "Warnings"), ("quote at", "Quote at (UTC)"))
+LEG_COLUMNS = (("position", "Position"), ("leg", "Leg"), ("qty", "Qty"), ("mark", "Mark"), ("pnl", "PnL"),
+               ("bid", "Bid"), ("ask", "Ask"), ("spread", "Spread"), ("age", "Quote age"), ("quote", "Quote"),
+               ("warnings", "Warnings"), ("quote at", "Quote at (UTC)"))
+QUOTE_STATES = {"live": "oh-q-ok", "stale": "oh-q-stale", "no quote": "oh-q-none"}  # "quote" cell text -> class
+NUMERIC_COLUMNS = ("qty", "mark", "value", "pnl", "pnl %", "dte", "spread", "age", "bid", "ask", "price")
+KIND_WORDS = {"iron_condor": "iron condor"}
+WINDOW = 1  # messages a table may have unacknowledged (2 built a backlog of ~30 s in bench/live_browser: see docs/live.md)
+ACK_TIMEOUT = 2.0  # seconds: a message not acknowledged by then is taken as lost, and the grid sends again
 CELL_CSS = """
 .oh-q-ok { color:#1e7b34; } .oh-q-stale { color:#c62828; font-weight:600; } .oh-q-none { color:#777; }
-.oh-neg { color:#c62828; } .oh-pos { color:#1e7b34; }
+.oh-scroll { overflow-x:auto; max-width:100%; -webkit-overflow-scrolling:touch; contain:content; }
+table.oh-grid td.oh-num, table.oh-grid th.oh-num { text-align:right; font-variant-numeric:tabular-nums; }
+table.oh-grid td.oh-neg { color:#c62828; } table.oh-grid td.oh-pos { color:#1e7b34; }
+table.oh-grid th { white-space:normal; vertical-align:bottom; }
+table.oh-grid td[data-field="warnings"] { white-space:normal; min-width:10em; }
+@media (max-width: 600px) {  /* a phone: the contract says what the row is; the id column would push the numbers out */
+  table.oh-grid [data-field="position"] { display:none; }
+  table.oh-grid td[data-field="contract"], table.oh-grid td[data-field="leg"] { white-space:normal; min-width:8em; }
+}
 """
 
+Row = tuple[str, ...]
 
-def _num(value: float | None, digits: int = 2, sign: bool = False) -> str:
+
+# ---------------------------------------------------------------- trader words for contracts and numbers
+@lru_cache(maxsize=4096)
+def expiry_text(expiry: date) -> str:
+    """`18 Dec 26`: the way brokers print an option's expiry."""
+    return f"{expiry.day} {expiry:%b %y}"
+
+
+@lru_cache(maxsize=4096)
+def strike_text(strike: float) -> str:
+    """`250`, `252.5`, `1,250`: a strike without trailing zeros."""
+    return f"{strike:,.2f}".rstrip("0").rstrip(".")
+
+
+@lru_cache(maxsize=4096)
+def option_text(underlying: str, expiry: date | None, right: str | None, strike: float | None) -> str:
+    """`AAPL 18 Dec 26 250 call`: underlying, expiry, strike and right of one contract."""
+    if expiry is None or right is None or strike is None:
+        return underlying
+    return f"{underlying} {expiry_text(expiry)} {strike_text(strike)} {right}"
+
+
+def _joined(values: Iterable[str]) -> str:
+    return "/".join(dict.fromkeys(values))
+
+
+def contract_text(p: PositionMark) -> str:
+    """What a position holds in words: `AAPL` shares, `AAPL 18 Dec 26 250 call`, `SPY put vertical 18 Dec 26 490/500`."""
+    if p.type == "stock":
+        return f"{p.symbol} shares"
+    if p.type == "option" and p.legs:
+        leg = p.legs[0]
+        return option_text(p.symbol, leg.expiry, leg.right, leg.strike)
+    legs = [leg for leg in p.legs if leg.expiry is not None]
+    rights = {leg.right for leg in legs}
+    kind = KIND_WORDS.get(p.structure_kind or "", (p.structure_kind or "structure").replace("_", " "))
+    if len(rights) == 1 and kind not in ("straddle", "strangle"):
+        kind = f"{rights.pop()} {kind}"
+    expiries = _joined(expiry_text(e) for e in sorted({leg.expiry for leg in legs if leg.expiry is not None}))
+    strikes = _joined(strike_text(s) for s in sorted({leg.strike for leg in legs if leg.strike is not None}))
+    return " ".join(part for part in (p.symbol, kind, expiries, strikes) if part)
+
+
+def leg_text(leg: LegMark) -> str:
+    """One leg of a structure in words (`SPY 18 Dec 26 500 put`)."""
+    return option_text(leg.underlying, leg.expiry, leg.right, leg.strike)
+
+
+def _words(warnings: Sequence[str], legs: Sequence[LegMark]) -> str:
+    """A position's warnings in one line, each OCC symbol of its legs replaced by the leg in words."""
+    out = []
+    for warning in warnings:
+        for leg in legs:
+            if leg.kind == "option" and leg.symbol in warning:
+                warning = warning.replace(leg.symbol, leg_text(leg))
+        out.append(warning)
+    return "; ".join(out)
+
+
+def quantity_text(value: float) -> str:
+    """Signed shares or contracts: `+10`, `-2`."""
+    return units.number(value, 0, sign=True) if value else "0"
+
+
+def age_text(value: float | None) -> str:
+    """How old a quote is: `<1s`, `12s`, `3m 05s` (whole seconds: a tenth would rewrite every row at
+    every marking for nothing a trader acts on)."""
     if value is None or not math.isfinite(value):
-        return ""
-    return f"{value:+,.{digits}f}" if sign else f"{value:,.{digits}f}"
-
-
-def _pct(value: float | None, sign: bool = False) -> str:
-    if value is None or not math.isfinite(value):
-        return ""
-    return f"{value:+.1%}" if sign else f"{value:.1%}"
-
-
-def _age(value: float | None) -> str:
-    return "" if value is None else f"{value:.1f}s"
+        return units.MISSING
+    if value < 1:
+        return "<1s"
+    if value < 60:
+        return f"{int(value)}s"
+    minutes, seconds = divmod(int(value), 60)
+    return f"{minutes}m {seconds:02d}s"
 
 
 def _quote_state(has_mark: bool, stale: bool, age: float | None) -> str:
     if age is None and not has_mark:
-        return '<span class="oh-q-none">no quote</span>'
-    if stale:
-        return '<span class="oh-q-stale">stale</span>'
-    return '<span class="oh-q-ok">live</span>'
+        return "no quote"
+    return "stale" if stale else "live"
 
 
 def _quote_at(stamp: float) -> str:
-    if stamp <= 0:
-        return '<span class="oh-ts" data-ts="0"></span>'
-    shown = datetime.fromtimestamp(stamp, UTC).strftime("%H:%M:%S.%f")[:-3]
-    return f'<span class="oh-ts" data-ts="{stamp:.6f}">{shown}</span>'
+    """The feed time of a row's newest quote, seconds since the epoch to the microsecond ("0": none); the
+    grid shows it as HH:MM:SS UTC and keeps the number as the cell's `data-ts`."""
+    return f"{stamp:.6f}" if stamp > 0 else "0"
 
 
-def _newest(symbols: Sequence[str], quotes: Mapping[str, Quote]) -> float:
+def _newest(symbols: Iterable[str], quotes: Mapping[str, Quote]) -> float:
     stamps = [q.ts_feed if q.ts_feed > 0 else q.ts_recv for s in symbols if (q := quotes.get(s)) is not None]
     return max(stamps, default=0.0)
 
 
-def position_rows(marks: PortfolioMarks, quotes: Mapping[str, Quote]) -> list[tuple[str, ...]]:
+def position_rows(marks: PortfolioMarks, quotes: Mapping[str, Quote]) -> list[Row]:
     """One display row per position: structures show their net mark and net PnL per structure."""
     rows = []
     for p in marks.positions:
-        kind = p.structure_kind or p.type
         rows.append((
-            p.position_id, kind, p.symbol, _num(p.quantity, 0), _num(p.mark, 2), _num(p.value, 2),
-            _num(p.pnl, 2, sign=True), _pct(p.pnl_pct, sign=True), "" if p.dte is None else str(p.dte),
-            _pct(p.spread_pct), _age(p.age), _quote_state(p.mark is not None, p.stale, p.age),
-            "; ".join(p.warnings), _quote_at(_newest([leg.symbol for leg in p.legs], quotes)),
+            p.position_id, contract_text(p), quantity_text(p.quantity), units.price(p.mark),
+            units.money(p.pnl, sign=True), units.pct(p.pnl_pct, sign=True), units.money(p.value), units.count(p.dte),
+            units.pct(p.spread_pct), age_text(p.age), _quote_state(p.mark is not None, p.stale, p.age),
+            _words(p.warnings, p.legs), _quote_at(_newest((leg.symbol for leg in p.legs), quotes)),
         ))
     return rows
 
 
-def leg_rows(marks: PortfolioMarks, quotes: Mapping[str, Quote]) -> list[tuple[str, ...]]:
+def leg_rows(marks: PortfolioMarks, quotes: Mapping[str, Quote]) -> list[Row]:
     """One display row per leg of every structure (single positions are whole rows above)."""
     rows = []
     for p in marks.positions:
@@ -97,91 +188,244 @@ def leg_rows(marks: PortfolioMarks, quotes: Mapping[str, Quote]) -> list[tuple[s
             continue
         for leg in p.legs:
             rows.append((
-                p.position_id, leg.symbol, _num(leg.quantity, 0), _num(leg.bid), _num(leg.ask), _num(leg.mark),
-                _num(leg.pnl, 2, sign=True), _pct(leg.spread_pct), _age(leg.age),
-                _quote_state(leg.mark is not None, leg.stale, leg.age), "; ".join(leg.warnings),
+                p.position_id, leg_text(leg), quantity_text(leg.quantity), units.price(leg.mark),
+                units.money(leg.pnl, sign=True), units.price(leg.bid), units.price(leg.ask), units.pct(leg.spread_pct),
+                age_text(leg.age), _quote_state(leg.mark is not None, leg.stale, leg.age), "; ".join(leg.warnings),
                 _quote_at(_newest([leg.symbol], quotes)),
             ))
     return rows
 
 
+def summary_html(marks: PortfolioMarks, quoted: int, marking: int = 0) -> str:
+    """The cards above the tables: value and PnL of the marked positions, how many are marked and stale.
+    `marking` (the marker's number of this marking) is kept as `data-marking`, for tests."""
+    total = len(marks.positions)
+    cards = [("Value (marked)", units.money(marks.value)), ("PnL (marked)", units.money(marks.pnl, sign=True)),
+             ("Marked", f"{units.count(marks.marked)} of {units.plural(total, 'position')}"),
+             ("Stale", units.plural(marks.stale, "position")), ("Symbols quoted", units.count(quoted))]
+    inner = "".join(f'<div class="oh-card"><div class="oh-card-k">{k}</div><div class="oh-card-v">{v}</div></div>'
+                    for k, v in cards)
+    return f'<div class="oh-cards oh-live-summary" data-marking="{marking}">{inner}</div>'
+
+
+# ---------------------------------------------------------------- the grid
 GRID_ESM = """
 export function render({ model, el }) {
-  const table = document.createElement('table');
-  table.className = 'oh-table oh-grid';
+  const box = document.createElement('div'); box.className = 'oh-scroll';
+  const table = document.createElement('table'); table.className = 'oh-table oh-grid';
   const head = document.createElement('thead'), body = document.createElement('tbody');
-  table.append(head, body); el.append(table);
-  const html = new Set(model.html_columns);
-  const drawHead = () => { head.innerHTML = '<tr>' + model.columns.map(c => `<th>${c}</th>`).join('') + '</tr>'; };
-  const draw = () => {
-    const rows = model.rows, cols = model.columns;
+  table.append(head, body); box.append(table); el.append(box);
+  const numeric = new Set(model.numeric_columns), states = model.quote_states;
+  let fields = model.columns, seq = 0;
+  const drawHead = () => {
+    head.innerHTML = '<tr>' + fields.map((c, j) =>
+      `<th data-field="${c}" class="${numeric.has(c) ? 'oh-num' : ''}">${model.headers[j] || c}</th>`).join('') + '</tr>'; };
+  const time = (value) => { const ts = parseFloat(value);
+    return ts > 0 ? new Date(ts * 1000).toISOString().slice(11, 19) : '\u2014'; };
+  const write = (td, j, value) => {  // text only (never HTML): cheap for the browser, nothing to escape
+    if (td.__v === value) return;
+    td.__v = value;
+    const field = fields[j];
+    if (field === 'quote at') {
+      td.dataset.ts = value; const shown = time(value); if (td.textContent !== shown) td.textContent = shown; return; }
+    td.textContent = value;
+    if (field === 'pnl' || field === 'pnl %') {
+      td.classList.toggle('oh-neg', value.startsWith('-')); td.classList.toggle('oh-pos', value.startsWith('+')); }
+    else if (field === 'quote') td.className = states[value] || '';
+  };
+  const reset = (rows) => {
     while (body.rows.length > rows.length) body.deleteRow(-1);
     rows.forEach((row, i) => {
       let tr = body.rows[i];
       if (!tr) { tr = body.insertRow(); tr.className = 'oh-row';
-        cols.forEach(c => { const td = tr.insertCell(); td.dataset.field = c; td.__v = null; }); }
+        fields.forEach((c, j) => { const td = tr.insertCell(); td.dataset.field = c; td.__v = null;
+          if (numeric.has(c)) td.className = 'oh-num'; }); }
       tr.dataset.key = row[0];
-      row.forEach((value, j) => { const td = tr.cells[j];
-        if (td.__v !== value) { td.__v = value; if (html.has(cols[j])) td.innerHTML = value; else td.textContent = value; } });
+      row.forEach((value, j) => write(tr.cells[j], j, value));
     });
   };
-  drawHead(); draw();
-  model.on('rows', draw);
-  model.on('columns', () => { drawHead(); body.innerHTML = ''; draw(); });
+  const patch = (cells) => {
+    for (const [i, j, value] of cells) { const tr = body.rows[i]; if (tr) write(tr.cells[j], j, value); }
+  };
+  drawHead(); reset(model.rows);
+  model.on('msg:custom', (msg) => {
+    if (msg.rows) reset(msg.rows);
+    else if (msg.seq !== seq + 1) { model.send_msg({resync: seq}); return; }  // a patch came before we listened
+    else patch(msg.cells);
+    seq = msg.seq;
+    model.send_msg({ack: seq});  // applied: the server may send the next one
+  });
+  model.on('columns', () => { fields = model.columns; drawHead(); body.innerHTML = ''; });
+  model.send_msg({resync: seq});  // (re)rendered: ask for the full rows once
 }
 """
 
 
 class LiveGrid(JSComponent):
-    """A read-only table drawn by the browser, cell by cell: a new `rows` value rewrites only the cells
-    whose text changed (rows and cells are created once), so nothing is rebuilt and nothing flickers.
+    """A read-only table drawn by the browser, cell by cell (see the module docstring): `rows` is only the
+    first content; updates arrive as messages carrying just the changed cells, and the browser rewrites
+    only those cells (rows and cells are created once), so nothing is rebuilt and nothing flickers.
 
     Why not Tabulator: Panel 1.9's Tabulator answers every `patch` with a full `setData` of all rows
     in the browser (panel/models/tabulator.ts, updateOrAddData), which at four redraws a second on a
-    busy machine piled up a backlog of tens of seconds (bench/live_browser.py)."""
+    busy machine piled up a backlog of tens of seconds (bench/live_browser.py). Why messages and not a
+    `rows` parameter: a parameter is synced whole, so every tick would send every row to every tab."""
 
-    columns = param.List(default=[], doc="Column headers; the first column is the row key.")
-    html_columns = param.List(default=[], doc="Columns whose cells are HTML (built and escaped by the server).")
-    rows = param.List(default=[], doc="Rows of display strings, one per position or leg.")
+    columns = param.List(default=[], doc="Column fields (each cell's data-field); the first is the row key.")
+    headers = param.List(default=[], doc="Column headers in words.")
+    quote_states = param.Dict(default=QUOTE_STATES, doc="Text of a 'quote' cell -> its CSS class.")
+    numeric_columns = param.List(default=[], doc="Columns aligned right (numbers).")
+    rows = param.List(default=[], doc="The first rows; later ones arrive as messages.")
 
     _esm = GRID_ESM
 
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.resync_requests = 0
+        self.acks = 0
+        self.on_resync: Callable[[], None] | None = None
+        self.on_ack: Callable[[int], None] | None = None
+
+    def _handle_msg(self, data: Any) -> None:
+        """From the browser: `{"ack": seq}` (message seq applied) or `{"resync": seq}` (send the full rows:
+        the grid (re)rendered, or a patch came before it listened)."""
+        if not isinstance(data, dict):
+            return
+        if "ack" in data and self.on_ack is not None:
+            self.acks += 1
+            self.on_ack(int(data["ack"]))
+        elif "resync" in data:
+            self.resync_requests += 1
+            if self.on_resync is not None:
+                self.on_resync()
+
 
 class PatchedTable:
-    """A LiveGrid plus the last rows sent, to send nothing when nothing changed (see the module docstring)."""
+    """A LiveGrid, what its browser tab shows and what it should show: sends only the cells that changed,
+    with at most `window` messages unacknowledged (see the module docstring)."""
 
-    def __init__(self, columns: Sequence[str], css_class: str) -> None:
-        self.columns = list(columns)
-        self.rows: list[tuple[str, ...]] = []
-        self.patches = 0  # cells changed
-        self.resets = 0  # a different set of rows (the portfolio file changed)
-        self.widget = LiveGrid(columns=self.columns, html_columns=[c for c in HTML_COLUMNS if c in self.columns],
+    def __init__(self, columns: Sequence[tuple[str, str]], css_class: str, window: int = WINDOW,
+                 ack_timeout: float = ACK_TIMEOUT, before_send: Callable[[], None] | None = None) -> None:
+        self.columns = [field for field, _ in columns]
+        self.rows: list[Row] = []  # the newest rows
+        self.shown: list[Row] = []  # the rows the browser has once it applied what was sent
+        self.seq = 0  # messages sent
+        self.acked = 0  # the newest message the browser acknowledged
+        self.patches = 0  # cells sent in patches
+        self.resets = 0  # full rows sent (first rows, a different set of rows, a resync)
+        self.window = window
+        self.ack_timeout = ack_timeout
+        self.before_send = before_send  # called right before each message (the page's summary rides along)
+        self._sent_at: dict[int, float] = {}  # unacknowledged message -> when it was sent (monotonic)
+        self.widget = LiveGrid(columns=self.columns, headers=[header for _, header in columns],
+                               numeric_columns=[c for c in NUMERIC_COLUMNS if c in self.columns],
                                sizing_mode="stretch_width", stylesheets=[CSS, CELL_CSS], css_classes=[css_class])
+        self.widget.on_resync = self.resync
+        self.widget.on_ack = self.acknowledged
 
-    def update(self, rows: list[tuple[str, ...]]) -> int:
-        """Show `rows`; returns how many cells changed (0: nothing was sent to the browser)."""
-        if rows == self.rows:
-            return 0
-        if len(rows) != len(self.rows) or any(a[0] != b[0] for a, b in zip(rows, self.rows, strict=True)):
-            self.resets += 1
-            changed = len(rows) * len(self.columns)
-        else:
-            changed = sum(x != y for a, b in zip(rows, self.rows, strict=True) for x, y in zip(a, b, strict=True))
-        self.patches += changed
+    @property
+    def blocked(self) -> bool:
+        """Whether `window` messages await their acknowledgement (and the oldest is not overdue: lost)."""
+        if self.seq - self.acked < self.window:
+            return False
+        oldest = self._sent_at.get(self.acked + 1)
+        return oldest is not None and time.monotonic() - oldest < self.ack_timeout
+
+    def update(self, rows: list[Row]) -> int:
+        """Show `rows`: sent at once unless the window is full, else when an acknowledgement frees it.
+        Returns how many cells were sent now (0: nothing changed, or not yet)."""
         self.rows = rows
-        self.widget.rows = [list(r) for r in rows]
-        return changed
+        return 0 if self.blocked else self.flush()
+
+    def flush(self) -> int:
+        """Send what the browser lacks: the changed cells, or the whole rows when the set of rows changed."""
+        rows = self.rows
+        if rows == self.shown and self.seq:
+            return 0
+        if self.before_send is not None:
+            self.before_send()
+        if not self.seq or len(rows) != len(self.shown) or any(
+                a[0] != b[0] for a, b in zip(rows, self.shown, strict=True)):
+            self._send_rows()
+            return len(rows) * len(self.columns)
+        cells = [[i, j, new] for i, (a, b) in enumerate(zip(rows, self.shown, strict=True)) if a != b
+                 for j, (new, old) in enumerate(zip(a, b, strict=True)) if new != old]
+        self.shown = rows
+        self.patches += len(cells)
+        self._send({"cells": cells})
+        return len(cells)
+
+    def acknowledged(self, seq: int) -> None:
+        """The browser applied message `seq` (and every one before it): send what changed since, if room."""
+        if seq <= self.acked:
+            return
+        self.acked = min(seq, self.seq)
+        self._sent_at = {s: at for s, at in self._sent_at.items() if s > self.acked}
+        if not self.blocked:
+            self.flush()
+
+    def resync(self) -> None:
+        """Send the full rows (the browser asked)."""
+        if self.before_send is not None:
+            self.before_send()
+        self._send_rows()
+
+    def _send_rows(self) -> None:
+        self.shown = self.rows
+        self.resets += 1
+        self._send({"rows": [list(r) for r in self.rows]})
+
+    def _send(self, message: dict[str, Any]) -> None:
+        self.seq += 1
+        self._sent_at[self.seq] = time.monotonic()
+        self.widget._send_msg({"seq": self.seq, **message})
 
 
+# ---------------------------------------------------------------- fills
+FILL_COLUMNS = (("ts", "Time (UTC)"), ("symbol", "Contract"), ("event", "Event"), ("side", "Side"), ("qty", "Qty"),
+                ("price", "Price"), ("order_id", "Order"))
+
+
+def symbol_text(symbol: str) -> str:
+    """A fill's symbol in words: an OCC option symbol becomes `AAPL 18 Dec 26 250 call`; a stock stays itself."""
+    if len(symbol) <= 15:
+        return symbol
+    try:
+        sym = parse_osi(symbol)
+    except BadOptionSymbol:
+        return symbol
+    return option_text(sym.root, sym.expiry, "call" if sym.right == "C" else "put", float(sym.strike))
+
+
+def fills_html(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Recent fills and order updates (newest first) as a small table that scrolls inside its card."""
+    body = []
+    for row in rows:
+        ts = row.get("ts")
+        when = f"{ts:%Y-%m-%d %H:%M:%S}" if isinstance(ts, datetime) else html.escape(str(ts or ""))
+        cells = (when, html.escape(symbol_text(str(row.get("symbol") or ""))), html.escape(str(row.get("event") or "")),
+                 html.escape(str(row.get("side") or "")), units.count(row.get("qty")), units.price(row.get("price")),
+                 html.escape(str(row.get("order_id") or "")))
+        body.append("<tr>" + "".join(f'<td class="oh-num">{c}</td>' if field in NUMERIC_COLUMNS
+                                     else f"<td>{c}</td>" for (field, _), c in zip(FILL_COLUMNS, cells, strict=True))
+                    + "</tr>")
+    head = "".join(f'<th class="oh-num">{h}</th>' if f in NUMERIC_COLUMNS else f"<th>{h}</th>"
+                   for f, h in FILL_COLUMNS)
+    return (f'<style>{CELL_CSS}</style><div class="oh-scroll"><table class="oh-table oh-grid oh-live-fills">'
+            f'<thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>')
+
+
+# ---------------------------------------------------------------- stream health
 def _ago(now: float, then: float | None) -> str:
-    return "never" if then is None else f"{max(now - then, 0.0):.1f}s ago"
+    return "never" if then is None else f"{age_text(max(now - then, 0.0))} ago"
 
 
 def health_html(status: LiveStatus, now: float, lost: int) -> str:
     """Stream health per stream (state, last event age, reconnects, last error in words) and the counters."""
     title = f"live_stream: <b>{html.escape(status.state)}</b>"
     if status.provider:
-        title += f" ({html.escape(status.provider)}, {status.stocks} stocks, {status.options} option contracts)"
+        title += (f" ({html.escape(status.provider)}, {units.plural(status.stocks, 'stock')}, "
+                  f"{units.plural(status.options, 'option contract')})")
     if status.state == "idle" and status.streams:
         title += " · streams stopped; marks below are the last quotes received"
     rows = []
@@ -191,18 +435,20 @@ def health_html(status: LiveStatus, now: float, lost: int) -> str:
         rows.append(
             f'<tr class="oh-stream {css}" data-stream="{html.escape(s.name)}" data-state="{html.escape(s.state)}">'
             f"<td>{html.escape(s.name)}</td><td>{html.escape(s.state)}</td><td>{_ago(now, s.last_event)}</td>"
-            f"<td>{s.events:,}</td><td>{s.reconnects}</td><td>{retry}</td>"
-            f"<td>{html.escape(s.last_error or '')}</td></tr>")
+            f'<td class="oh-num">{units.count(s.events)}</td><td class="oh-num">{units.count(s.reconnects)}</td>'
+            f"<td>{retry}</td><td>{html.escape(s.last_error or '')}</td></tr>")
     table = ""
     if rows:
-        head = "".join(f"<th>{h}</th>" for h in ("stream", "state", "last event", "events", "reconnects",
-                                                  "next retry", "last error"))
-        table = f'<table class="oh-table"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+        head = "".join(f'<th class="oh-num">{h}</th>' if h in ("Events", "Reconnects") else f"<th>{h}</th>"
+                       for h in ("Stream", "State", "Last event", "Events", "Reconnects", "Next retry", "Last error"))
+        table = (f'<div class="oh-scroll"><table class="oh-table oh-grid"><thead><tr>{head}</tr></thead>'
+                 f'<tbody>{"".join(rows)}</tbody></table></div>')
     c = status.counters
-    counters = (f'<div class="oh-more">received {c.received:,}, conflated {c.conflated:,}, dropped {c.dropped:,}; '
-                f"published {c.quotes:,} quotes in {c.batches:,} batches; fills journaled {c.fills:,}; "
-                f"batches lost by this dashboard {lost:,}</div>")
+    counters = (f'<div class="oh-more">received {units.count(c.received)}, conflated {units.count(c.conflated)}, '
+                f"dropped {units.count(c.dropped)}; published {units.count(c.quotes)} quotes in "
+                f"{units.plural(c.batches, 'batch', 'batches')}; fills journaled {units.count(c.fills)}; "
+                f"batches lost by this dashboard {units.count(lost)}</div>")
     error = f'<div class="oh-stale">error: {html.escape(status.last_error)}</div>' if status.last_error else ""
     warnings = "".join(f'<div class="oh-more">warning: {html.escape(w)}</div>' for w in status.plan_warnings)
     return (f'<div class="oh-live-health" data-state="{html.escape(status.state)}" data-pid="{status.pid}">'
-            f"<div>{title}</div>{table}{counters}{error}{warnings}</div>")
+            f"<style>{CELL_CSS}</style><div>{title}</div>{table}{counters}{error}{warnings}</div>")

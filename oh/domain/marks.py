@@ -2,7 +2,9 @@
 
 The dashboard's live page calls `mark_portfolio` with the portfolio, the newest quote per symbol
 (from the tick channel: `contracts.live.Quote`, or anything with the same attributes) and the
-clock, and shows the result; nothing here knows about sockets or threads.
+clock, and shows the result; nothing here knows about sockets or threads. A caller that marks the
+same portfolio many times a second builds its `MarkBook` once (`book`: provider symbols, quantities,
+costs and contract terms per position) and calls `mark_book`, which gives the same result.
 
 Conventions (premiums per share of one contract, as in oh.domain.portfolio):
 
@@ -186,8 +188,8 @@ def _mark_lines(lines: list[_Line], quotes: Mapping[str, QuoteLike], now: float,
     bid = np.array([q.bid if q is not None else np.nan for q in found], dtype=np.float64)
     ask = np.array([q.ask if q is not None else np.nan for q in found], dtype=np.float64)
     last = np.array([q.last if q is not None else np.nan for q in found], dtype=np.float64)
-    marks = mark_price(bid, ask, last)
-    spreads = spread_pct(bid, ask)
+    marks = mark_price(bid, ask, last).tolist()  # Python floats: indexing numpy scalars one by one is slow
+    spreads = spread_pct(bid, ask).tolist()
     legs: list[LegMark] = []
     for i, (line, quote) in enumerate(zip(lines, found, strict=True)):
         warnings: list[str] = []
@@ -260,6 +262,33 @@ def _position(position: Any, legs: list[LegMark], underlying_price: float | None
     )
 
 
+@dataclass(frozen=True)
+class MarkBook:
+    """What marking needs from a portfolio, worked out once: each position's lines (provider symbols,
+    quantities, costs, contract terms) and the quote symbol of its underlying.
+
+    A portfolio is immutable, so a caller that marks the same portfolio many times a second (the
+    dashboard's live marker) builds the book once per portfolio and provider (`book`) and calls
+    `mark_book`; `mark_portfolio` does both."""
+
+    provider: str
+    positions: tuple[Any, ...]
+    lines: tuple[_Line, ...]  # every line of every position, in order
+    sizes: tuple[int, ...]  # how many of `lines` belong to each position
+    spots: tuple[str, ...]  # the quote symbol of each position's underlying
+    symbols: frozenset[str]  # every quote symbol the book reads
+
+
+def book(portfolio: Portfolio, provider: str = "sim") -> MarkBook:
+    """The MarkBook of `portfolio` with `provider`'s symbol spelling (see oh.domain.live_plan)."""
+    grouped = _lines(portfolio, provider)
+    lines = tuple(line for _, group in grouped for line in group)
+    spots = tuple(stock_symbol(position.symbol, provider) for position, _ in grouped)
+    return MarkBook(provider=provider, positions=tuple(position for position, _ in grouped), lines=lines,
+                    sizes=tuple(len(group) for _, group in grouped), spots=spots,
+                    symbols=frozenset(line.symbol for line in lines) | frozenset(spots))
+
+
 def mark_portfolio(
     portfolio: Portfolio,
     quotes: Mapping[str, QuoteLike],
@@ -276,20 +305,35 @@ def mark_portfolio(
     oh.domain.live_plan); a quote older than `stale_after` seconds is stale; a spread above `wide_spread`
     of mid is wide. Totals add the positions that have a mark.
     """
+    return mark_book(book(portfolio, provider), quotes, now=now, stale_after=stale_after, wide_spread=wide_spread,
+                     today=today)
+
+
+def mark_book(
+    marks_book: MarkBook,
+    quotes: Mapping[str, QuoteLike],
+    *,
+    now: float,
+    stale_after: float = DEFAULT_STALE_AFTER,
+    wide_spread: float = DEFAULT_WIDE_SPREAD,
+    today: date | None = None,
+) -> PortfolioMarks:
+    """`mark_portfolio` for a portfolio whose MarkBook is already built (same result)."""
     day = today or _today(now)
-    grouped = _lines(portfolio, provider)
-    flat = [line for _, lines in grouped for line in lines]
+    flat = list(marks_book.lines)
     legs = _mark_lines(flat, quotes, now, day, stale_after, wide_spread) if flat else []
+    distinct = sorted(set(marks_book.spots))
+    found = [quotes.get(symbol) for symbol in distinct]
+    spot_marks = mark_price(np.array([q.bid if q is not None else np.nan for q in found], dtype=np.float64),
+                            np.array([q.ask if q is not None else np.nan for q in found], dtype=np.float64),
+                            np.array([q.last if q is not None else np.nan for q in found], dtype=np.float64))
+    spot_of = {symbol: _finite(float(value)) for symbol, value, q in zip(distinct, spot_marks, found, strict=True)
+               if q is not None}
     positions: list[PositionMark] = []
     at = 0
-    for position, lines in grouped:
-        mine = legs[at: at + len(lines)]
-        at += len(lines)
-        spot_quote = quotes.get(stock_symbol(position.symbol, provider))
-        spot = None
-        if spot_quote is not None:
-            spot = _finite(float(mark_price(spot_quote.bid, spot_quote.ask, spot_quote.last)))
-        positions.append(_position(position, mine, spot))
+    for position, size, spot_symbol in zip(marks_book.positions, marks_book.sizes, marks_book.spots, strict=True):
+        positions.append(_position(position, legs[at: at + size], spot_of.get(spot_symbol)))
+        at += size
     valued = [p for p in positions if p.value is not None]
     return PortfolioMarks(
         now=now, positions=tuple(positions), value=sum(p.value for p in valued),  # type: ignore[misc]

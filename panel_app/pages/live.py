@@ -7,13 +7,20 @@ fills and stream health, all updating in place.
   disabled while the portfolio file has an error (checked with oh.domain.portfolio's loader and the
   subscription planner, like the CLI) and the page says why; the file is re-checked whenever it
   changes, without a reload.
-- **Marks** come from `oh.domain.marks.mark_portfolio` (mark, PnL $ and %, DTE, spread %, quote age,
-  stale flag and warnings per position; net mark and net PnL per structure; per-leg detail). The
-  page calls it with the clock (`now=time.time()`), so a feed that stalls completely turns every
-  quote stale after the threshold (default 30 s, `?stale=` in the URL) and a banner says so.
-- **Ticks** come from the server's one shared tick reader (panel_app.live_ticks), never a socket
-  per tab. Each session redraws on its own periodic callback (every OH_LIVE_REFRESH_MS, default
-  250 ms): the tables are patched cell by cell (panel_app.live_tables.PatchedTable), never rebuilt.
+- **Marks** come from the server's one live marker (panel_app.live_marks): it marks the portfolio
+  once per batch of ticks (at most every OH_LIVE_MARK_MS, default 25 ms, and at least once a
+  second, by the clock) for every session holding the same portfolio and stale threshold, and
+  hands the result to this session's document; the page then sends only the cells that changed
+  (panel_app.live_tables.PatchedTable). Mark, PnL $ and %, DTE, spread %, quote age, stale flag and
+  warnings per position, net mark and net PnL per structure, per-leg detail, all in trader units;
+  options named by underlying, expiry, strike and right. Ages are measured against the clock, so a
+  feed that stalls completely turns every quote stale after the threshold (default 30 s, `?stale=`
+  in the URL) and a banner says so.
+- **Risk limits**: the portfolio's risk profile judged against the live marks
+  (oh.domain.limits.breaches: each position's size in % of net liq); a banner names each breach,
+  its size and the limit in words.
+- **The slow check** (each session, every OH_LIVE_REFRESH_MS, default 500 ms): the portfolio file,
+  the command's outcome, the stale and limit banners, stream health.
 - **Stream health** is the worker's LiveStatus (state, last event age, reconnects, last error in
   words per stream). No status for 2 s means "live_stream not answering".
 - **Recent fills** are read from `trade_updates` through the ledger's query endpoint; the cached
@@ -22,6 +29,7 @@ fills and stream health, all updating in place.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import logging
 import os
@@ -30,36 +38,49 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import panel as pn
+from panel.custom import JSComponent
 
 from bus.producer import Producer
 from contracts import Command, StartLive, StopLive
 from oh.adapters.portfolio_file import load
+from oh.domain import units
+from oh.domain.limits import Breach
 from oh.domain.live_plan import PROVIDERS, build_plan
-from oh.domain.marks import DEFAULT_STALE_AFTER, mark_portfolio
+from oh.domain.marks import DEFAULT_STALE_AFTER
 from oh.domain.portfolio import Portfolio, PortfolioError
-from panel_app import live_ticks
+from panel_app import live_marks, live_ticks
 from panel_app.components import Slot, html_pane, notice, sync_url
-from panel_app.live_tables import (
-    LEG_COLUMNS,
-    POSITION_COLUMNS,
-    PatchedTable,
-    health_html,
-    leg_rows,
-    position_rows,
-)
+from panel_app.live_marks import LiveMarks, MarkKey, Subscription
+from panel_app.live_tables import LEG_COLUMNS, POSITION_COLUMNS, PatchedTable, fills_html, health_html
 from panel_app.live_ticks import SILENT_AFTER
 from panel_app.page import Page
 
 log = logging.getLogger(__name__)
 
-REFRESH_MS = int(os.environ.get("OH_LIVE_REFRESH_MS", "250"))
+REFRESH_MS = int(os.environ.get("OH_LIVE_REFRESH_MS", "500"))  # the slow check (marks come when ticks do)
 FILLS = ("SELECT ts, order_id, symbol, event, side, qty, price, filled_at FROM trade_updates "
          "ORDER BY ts DESC LIMIT 50")
-FILL_COLUMNS = [("ts", "time (UTC)"), ("symbol", "symbol"), ("event", "event"), ("side", "side"), ("qty", "qty"),
-                ("price", "price"), ("order_id", "order")]
 NOT_ANSWERING = ("**live_stream not answering**: {since}. Is it running? (`oh up`, `oh status`). "
                  "Marks below turn stale by the clock.")
+
+
+class PhoneSidebar(JSComponent):
+    """Folds the template's sidebar away when the page opens on a narrow screen (a phone): Bootstrap's
+    template shows it by default, over two thirds of a 390 px screen. The header's menu button opens it.
+    (Page-local until the shared template does this for every page.)"""
+
+    _esm = """
+export function render({ el }) {
+  if (!window.matchMedia('(max-width: 767.98px)').matches) return;
+  const sidebar = document.getElementById('sidebar'), toggle = document.getElementById('sidebar-toggle');
+  if (sidebar && sidebar.classList.contains('show')) {
+    sidebar.classList.remove('show');
+    if (toggle) { toggle.classList.add('collapsed'); toggle.setAttribute('aria-expanded', 'false'); }
+  }
+}
+"""
 
 
 class LivePortfolioPage(Page):
@@ -72,7 +93,8 @@ class LivePortfolioPage(Page):
 
     def __init__(self, ctx: Any) -> None:
         super().__init__(ctx)
-        self.ticks = live_ticks.shared(ctx.home)
+        self.marker = live_marks.shared(ctx.home)
+        self.ticks = self.marker.ticks
         self.path: Path = ctx.home.config / "portfolio.json"
         self.provider = pn.widgets.Select(name="Provider", options=list(PROVIDERS), value="sim")
         self.rate = pn.widgets.IntInput(name="Sim quotes per second", value=200, start=1, end=100_000)
@@ -86,11 +108,13 @@ class LivePortfolioPage(Page):
         self.start_button.on_click(lambda _e: self._send(StartLive(
             provider=str(self.provider.value), sim_quotes_per_second=float(self.rate.value or 200))))
         self.stop_button.on_click(lambda _e: self._send(StopLive()))
-        self.command_line = html_pane("", margin=(12, 10))
+        self.command_line = html_pane("", margin=(12, 10), sizing_mode="fixed", width=None,
+                                      styles={"flex": "1 1 220px"})
         self.file_note = pn.Column(sizing_mode="stretch_width")
         self.banner = pn.Column(sizing_mode="stretch_width")
+        self.limits = pn.Column(sizing_mode="stretch_width")
         self.summary = html_pane("")
-        self.positions = PatchedTable(POSITION_COLUMNS, "oh-live-positions")
+        self.positions = PatchedTable(POSITION_COLUMNS, "oh-live-positions", before_send=self._show_summary)
         self.legs = PatchedTable(LEG_COLUMNS, "oh-live-legs")
         self.positions_slot = Slot("Positions (live marks; structures at their net mark and net PnL)")
         self.legs_slot = Slot("Structure legs")
@@ -99,6 +123,7 @@ class LivePortfolioPage(Page):
         self.positions_slot.show(self.positions.widget)
         self.legs_slot.show(self.legs.widget)
         self.portfolio: Portfolio | None = None
+        self.portfolio_version = ""  # a digest of the loaded portfolio: sessions holding the same one share marks
         self.file_error: str | None = None
         self._file_key: tuple[Any, ...] | None = None
         self._outbox: tuple[str, str, str | None] | None = None  # (kind, command id, error) from the sender thread
@@ -107,28 +132,37 @@ class LivePortfolioPage(Page):
         self._texts: dict[str, str] = {}
         self._callback: Any = None
         self._attached = False
-        self.ticks_done = 0
+        self._subscription: Subscription | None = None
+        self.latest: LiveMarks | None = None  # the newest marks this session applied
+        self.ticks_done = 0  # slow checks done
+        self.marks_applied = 0
 
     # ---------------------------------------------------------------- layout
     def controls(self) -> list[Any]:
         return [self.provider, self.rate, self.stale_after]
 
     def layout(self) -> list[Any]:
-        return [pn.Row(self.start_button, self.stop_button, self.command_line, sizing_mode="stretch_width"),
-                self.file_note, self.banner, self.summary, self.positions_slot.panel, self.legs_slot.panel,
-                self.health.panel, self.fills.panel]
+        buttons = pn.FlexBox(self.start_button, self.stop_button, self.command_line, flex_wrap="wrap",
+                             align_items="center", sizing_mode="stretch_width", css_classes=["oh-live-buttons"])
+        return [PhoneSidebar(height=0, width=0, margin=0), buttons, self.file_note, self.banner, self.limits,
+                self.summary, self.positions_slot.panel, self.legs_slot.panel, self.health.panel, self.fills.panel]
 
     def first_fill(self) -> None:
-        """Fill once, then start this session's periodic redraw (stopped when the session ends)."""
+        """Fill once, subscribe to the live marker, start this session's slow check (all stopped when the
+        session ends)."""
         self.tick()
         super().first_fill()
         if self.doc is not None and self.doc.session_context is not None and self._callback is None:
             self.ticks.attach()
             self._attached = True
+            self._subscribe()
             self._callback = pn.state.add_periodic_callback(self.tick, period=REFRESH_MS)
             self.doc.on_session_destroyed(self._destroyed)
 
     def _destroyed(self, _session_context: Any) -> None:
+        if self._subscription is not None:
+            self._subscription.close()
+            self._subscription = None
         if self._callback is not None:
             try:
                 self._callback.stop()
@@ -146,7 +180,7 @@ class LivePortfolioPage(Page):
             self.fills.notice("info", "No fills or order updates yet. Trade updates are journaled into "
                                       "`trade_updates` while the fills stream runs (press **Start**).")
             return
-        self.fills.rows(rows, FILL_COLUMNS)
+        self.fills.html(fills_html(rows))
 
     # ---------------------------------------------------------------- commands
     def _send(self, command: Command) -> None:
@@ -178,39 +212,64 @@ class LivePortfolioPage(Page):
         log.info("live page sent %s %s%s", type(command).__name__, command.id, f" ({error})" if error else "")
         self._outbox = (kind, command.id, error)
 
-    # ---------------------------------------------------------------- the periodic redraw
+    # ---------------------------------------------------------------- marks (from the live marker)
+    def _key(self) -> MarkKey:
+        return MarkKey(portfolio=self.portfolio_version, provider=str(self.provider.value),
+                       stale_after=float(self.stale_after.value or DEFAULT_STALE_AFTER))
+
+    def _subscribe(self) -> None:
+        """Join the live marker with this session's portfolio and settings, or tell it they changed."""
+        if self.portfolio is None or self.doc is None or self.doc.session_context is None:
+            return
+        if self._subscription is None:
+            self._subscription = self.marker.subscribe(self.doc, self._key(), self.portfolio, self.apply)
+        else:
+            self._subscription.change(self._key(), self.portfolio)
+
+    def apply(self, result: LiveMarks) -> None:
+        """Show a marking (on this session's event loop, document locked): only changed cells are sent."""
+        if result.key.portfolio != self.portfolio_version:
+            return  # marks of the previous portfolio, delivered before the marker saw the change
+        self.latest = result
+        if self.legs_slot.panel.visible != bool(result.legs):
+            self.legs_slot.panel.visible = bool(result.legs)
+        self.legs.update(result.legs)
+        self.positions.update(result.positions)  # the summary cards go with the positions' messages
+        self.marks_applied += 1
+
+    def _show_summary(self) -> None:
+        if self.latest is not None:
+            self._set_text(self.summary, "summary", self.latest.summary)
+
+    # ---------------------------------------------------------------- the slow check
     def tick(self) -> None:
-        """Redraw from the shared tick state and the clock (every REFRESH_MS); never raises."""
+        """The slow check (every REFRESH_MS): portfolio file, command outcome, banners, health; never raises."""
         try:
             self._tick()
             self.ticks_done += 1
         except Exception as exc:
-            log.exception("live page: redraw failed")
+            log.exception("live page: the slow check failed")
             self.alert.objects = [notice("error", f"**The live view could not be drawn:** {html.escape(str(exc))}")]
 
     def _tick(self) -> None:
         now = time.time()
         view = self.ticks.view(now)
         self._check_portfolio()
+        self._subscribe()
         if self._outbox is not None:
             self._command, self._outbox, self._sending = self._outbox, None, False
         self._buttons()
         self._show_command(view)
         stale_after = float(self.stale_after.value or DEFAULT_STALE_AFTER)
+        latest = self.latest
         stale_banner = None
-        if self.portfolio is not None:
-            provider = view.status.provider if view.status is not None and view.status.provider else self.provider.value
-            marks = mark_portfolio(self.portfolio, view.quotes, now=now, provider=str(provider),
-                                   stale_after=stale_after)
-            self.positions.update(position_rows(marks, view.quotes))
-            self.legs.update(leg_rows(marks, view.quotes))
-            self.legs_slot.panel.visible = bool(self.legs.rows)
-            self._set_text(self.summary, "summary", _cards(marks.value, marks.pnl, marks.marked,
-                                                           len(marks.positions), marks.stale, len(view.quotes)))
-            if marks.stale:
-                stale_banner = (f"**Stale quotes:** {marks.stale} of {len(marks.positions)} positions have a quote "
-                                f"older than {stale_after:g} s; their marks are not live.")
+        if latest is not None and latest.marks.stale:
+            total = len(latest.marks.positions)
+            stale_banner = (f"**Stale quotes:** {latest.marks.stale} of {units.plural(total, 'position')} have a "
+                            f"quote older than {stale_after:g} s; their marks are not live.")
         self._set_alert(self.banner, "stale", stale_banner, "oh-live-stale")
+        self._set_alert(self.limits, "limits", _limits_text(latest.breaches) if latest is not None else None,
+                        "oh-live-limits")
         if not view.answering:
             text = _not_answering(view)
             if self.health._kind != "notice-error" or self.health._data != text:
@@ -268,6 +327,7 @@ class LivePortfolioPage(Page):
                                                       "again by itself.")]
             return
         self.file_error, self.portfolio = None, portfolio
+        self.portfolio_version = hashlib.sha1(msgspec.msgpack.encode(portfolio)).hexdigest()
         lines = [(f"{len(plan.stocks)} stocks, {len(plan.options)} option contracts, fills "
                   f"{'on' if plan.fills else 'off'} from `{self.path}`")]
         lines += [f"warning: {html.escape(w)}" for w in plan.warnings]
@@ -284,15 +344,22 @@ class LivePortfolioPage(Page):
         if self._texts.get(f"alert-{key}") == (text or ""):
             return
         self._texts[f"alert-{key}"] = text or ""
-        box.objects = [pn.pane.Alert(text, alert_type="warning", css_classes=["oh-notice", css],
-                                     sizing_mode="stretch_width")] if text else []
+        if text and box.objects:
+            box.objects[0].object = text  # the same banner, new words: no re-render
+        else:
+            box.objects = [pn.pane.Alert(text, alert_type="warning", css_classes=["oh-notice", css],
+                                         sizing_mode="stretch_width")] if text else []
 
-def _cards(value: float, pnl: float, marked: int, positions: int, stale: int, quoted: int) -> str:
-    cards = [("Value (marked)", f"{value:,.2f}"), ("PnL (marked)", f"{pnl:+,.2f}"),
-             ("Marked", f"{marked} of {positions}"), ("Stale", str(stale)), ("Symbols quoted", str(quoted))]
-    inner = "".join(f'<div class="oh-card"><div class="oh-card-k">{k}</div><div class="oh-card-v">{v}</div></div>'
-                    for k, v in cards)
-    return f'<div class="oh-cards oh-live-summary">{inner}</div>'
+
+def _limits_text(found: tuple[Breach, ...]) -> str | None:
+    """The risk-limit banner: each breach in words (None: none). Its numbers move with the marks, so the
+    slow check redraws it."""
+    if not found:
+        return None
+    lines = [f"**Risk limits: {units.plural(len(found), 'breach', 'breaches')}** (the portfolio's risk_profile, "
+             "judged on these live marks; net delta is judged on the Portfolio page, live marks carry no Greeks)"]
+    lines += [f"- {b.label}: {html.escape(b.text)}" for b in found]
+    return "\n".join(lines)
 
 
 def _not_answering(view: live_ticks.TickView) -> str:

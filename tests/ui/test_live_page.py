@@ -1,13 +1,19 @@
 """The live portfolio page in a real browser: Debian's chromium (playwright) against a real `oh ui`, the
 real ledger and the real live_stream worker (sim provider) in a temp OH_HOME. Nothing is mocked.
-Waits are for conditions (generous timeouts on a shared machine), never for time."""
+Waits are for conditions (generous timeouts on a shared machine), never for time.
+
+With OH_SCREENSHOTS=1 the layout test writes docs/screenshots/live.png (1440 px) and live-390.png
+(a phone), both with marks streaming."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +23,7 @@ from devtools.browser import Stack
 from devtools.processes import Service, wait_for_heartbeat
 from oh.adapters.portfolio_file import save
 from oh.adapters.sim.stream import sim_portfolio
-from oh.domain.portfolio import Portfolio, Structure
+from oh.domain.portfolio import OptionPosition, Portfolio, StockPosition, Structure
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -35,8 +41,9 @@ ROWS_JS = """(cls) => { const out = {}; const root = (""" + HOST_JS + """)(cls);
     const id = cell('position'); if (!id) return;
     const text = f => cell(f) ? cell(f).textContent.trim() : '';
     const ts = row.querySelector('[data-ts]');
-    out[id.textContent.trim()] = {mark: text('mark'), pnl: text('pnl'), quote: text('quote'),
-      warnings: text('warnings'), leg: text('leg'), ts: ts ? parseFloat(ts.dataset.ts) : 0};
+    out[id.textContent.trim()] = {contract: text('contract'), qty: text('qty'), mark: text('mark'),
+      value: text('value'), pnl: text('pnl'), pnlPct: text('pnl %'), dte: text('dte'), spread: text('spread'),
+      quote: text('quote'), warnings: text('warnings'), leg: text('leg'), ts: ts ? parseFloat(ts.dataset.ts) : 0};
   });
   return out; }"""
 TABLE_JS = """(cls) => (""" + HOST_JS + """)(cls).querySelector('table.oh-grid')"""
@@ -47,10 +54,18 @@ def rows(page: Any, cls: str = "oh-live-positions") -> dict[str, dict[str, Any]]
     return dict(page.evaluate(ROWS_JS, cls))
 
 
+BIG = "spy-big"  # a position far over the risk profile's max_position_pct (10% of net liq by default)
+
+
 @pytest.fixture(scope="module")
 def portfolio() -> Portfolio:
-    """12 positions on 3 sim symbols: stocks, single calls, put verticals and iron condors."""
-    return sim_portfolio(SYMBOLS, 12)
+    """12 positions on 3 sim symbols (stocks, single calls, put verticals and iron condors), plus a SPY
+    holding worth several times 10% of the portfolio, which breaks the default position-size limit."""
+    base = sim_portfolio(SYMBOLS, 12)
+    spy = next(p for p in base.positions if isinstance(p, StockPosition) and p.symbol == "SPY")
+    big = StockPosition(id=BIG, symbol="SPY", quantity=round(base.cash / spy.cost_basis), cost_basis=spy.cost_basis)
+    return Portfolio(cash=base.cash, base_currency=base.base_currency, risk_profile=base.risk_profile,
+                     positions=[*base.positions, big])
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +101,7 @@ def start(page: Any) -> None:
 def wait_marked(page: Any, stack: Stack, ids: list[str]) -> dict[str, dict[str, Any]]:
     """Wait until every position in `ids` shows a live mark; return the rows."""
     page.wait_for_function(f"""() => {{ const r = ({ROWS_JS})('oh-live-positions');
-        return {json.dumps(ids)}.every(id => r[id] && r[id].mark !== '' && r[id].quote === 'live'); }}""",
+        return {json.dumps(ids)}.every(id => r[id] && !['', '—'].includes(r[id].mark) && r[id].quote === 'live'); }}""",
                            timeout=WAIT)
     return rows(page)
 
@@ -189,4 +204,197 @@ def test_every_live_session_shares_the_one_tick_reader(live: Stack, chromium: An
     finally:
         for tab in tabs:
             tab.close()
-    assert (live.home.logs / "ui.log").read_text().count("tick feed started") == 1
+    log = (live.home.logs / "ui.log").read_text()
+    assert log.count("tick feed started") == 1 and log.count("live marker started") == 1
+
+
+# ---------------------------------------------------------------- several tabs, one marking, only changed cells
+MARKINGS_JS = """() => {
+  const seen = new Set(); window.__ohMarkings = seen;
+  const scan = () => { const deep = (root) => { const el = root.querySelector('.oh-live-summary'); if (el) return el;
+      for (const e of root.querySelectorAll('*')) { if (e.shadowRoot) { const f = deep(e.shadowRoot); if (f) return f; } }
+      return null; };
+    const el = deep(document); if (el) seen.add(el.dataset.marking); };
+  setInterval(scan, 20); }"""
+
+
+def frames_of(tab: Any) -> list[str]:
+    """Every websocket text frame the tab receives from now on (the Bokeh protocol's JSON)."""
+    frames: list[str] = []
+    tab.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(
+        payload if isinstance(payload, str) else "")))
+    return frames
+
+
+def test_several_tabs_show_one_marking_and_receive_only_changed_cells(
+    live: Stack, chromium: Any, portfolio: Portfolio,
+) -> None:
+    """Three tabs on the live page while quotes stream: each shows every position marked and moving; they
+    show the same markings (the server marks once per batch of ticks for all of them, not once per tab),
+    and what reaches each tab after its first rows is patches of the changed cells only, never the whole
+    rows list again."""
+    ids = [p.id for p in portfolio.positions]
+    tabs, frames = [], []
+    try:
+        for _ in range(3):
+            tab = chromium.new_page()
+            frames.append(frames_of(tab))
+            open_live(tab, live)
+            tabs.append(tab)
+        start(tabs[0])
+        for tab in tabs:
+            wait_marked(tab, live, ids)
+        for tab, seen in zip(tabs, frames, strict=True):
+            seen.clear()
+            tab.evaluate(MARKINGS_JS)
+        for tab in tabs:  # every tab sees the marks move
+            before = {k: v["mark"] for k, v in rows(tab).items()}
+            tab.wait_for_function(f"""() => {{ const r = ({ROWS_JS})('oh-live-positions'); const b = {json.dumps(before)};
+                return Object.keys(b).some(id => r[id] && r[id].mark !== b[id]); }}""", timeout=WAIT)
+        tabs[0].wait_for_function("() => window.__ohMarkings.size >= 20", timeout=WAIT)
+        for tab in tabs:
+            tab.wait_for_function("() => window.__ohMarkings.size >= 5", timeout=WAIT)
+        markings = [set(tab.evaluate("() => [...window.__ohMarkings]")) for tab in tabs]
+        assert markings[0] & markings[1] & markings[2], "each tab was marked on its own"
+        for seen in frames:
+            patches = [f for f in seen if '"cells"' in f]
+            assert patches, "no cell patches reached a tab"
+            assert not [f for f in seen if '"rows"' in f], "a tab got the whole rows list again"
+    finally:
+        for tab in tabs:
+            tab.close()
+
+
+# ---------------------------------------------------------------- trader units, words, limits
+def expiry_text(day: date) -> str:
+    """An expiry as brokers print it: `18 Dec 26`."""
+    return f"{day.day} {day:%b %y}"
+
+
+def strike_text(strike: float) -> str:
+    """A strike without trailing zeros: `250`, `252.5`."""
+    return f"{strike:,.2f}".rstrip("0").rstrip(".")
+
+
+def _option_words(p: OptionPosition) -> str:
+    return f"{p.symbol} {expiry_text(p.expiry)} {strike_text(p.strike)} {p.right}"
+
+
+def test_options_show_expiry_strike_and_right_and_numbers_read_in_trader_units(
+    live: Stack, page: Any, portfolio: Portfolio,
+) -> None:
+    """Each single-leg option names its underlying, expiry, strike and right (not "SPY +1, 25 DTE"); each leg
+    of a structure too; money has a $ and separators, PnL a sign, percentages a %, counts no decimals."""
+    open_live(page, live)
+    if page.locator('.oh-live-health[data-state="streaming"]').count() == 0:
+        start(page)
+    shown = wait_marked(page, live, [p.id for p in portfolio.positions])
+    options = [p for p in portfolio.positions if isinstance(p, OptionPosition)]
+    assert options
+    for option in options:
+        assert shown[option.id]["contract"] == _option_words(option)
+        assert re.fullmatch(r"[+-]\d+", shown[option.id]["qty"]) and re.fullmatch(r"\d+", shown[option.id]["dte"])
+    money, signed = r"-?\$\d{1,3}(,\d{3})*\.\d\d", r"([+-]\$\d{1,3}(,\d{3})*\.\d\d|\$0\.00)"
+    for row in shown.values():
+        assert re.fullmatch(money, row["value"]), row
+        assert re.fullmatch(signed, row["pnl"]), row
+        assert re.fullmatch(r"[+-]?\d+\.\d%", row["pnlPct"]), row
+    big = shown[BIG]["value"].replace("$", "").replace(",", "")
+    assert float(big) >= 1000 and "," in shown[BIG]["value"]
+    legs = rows(page, "oh-live-legs")
+    structure = next(p for p in portfolio.positions if isinstance(p, Structure))
+    leg_words = [f"{structure.symbol} {expiry_text(leg.expiry)} {strike_text(leg.strike)} {leg.right}"
+                 for leg in structure.legs]
+    shown_legs = page.evaluate(f"""() => {{ const root = ({HOST_JS})('oh-live-legs');
+        return [...root.querySelectorAll('tr.oh-row')].filter(r => r.dataset.key === {json.dumps(structure.id)})
+          .map(r => r.querySelector('td[data-field="leg"]').textContent.trim()); }}""")
+    assert shown_legs == leg_words and structure.id in legs
+
+
+def test_a_position_over_the_risk_limit_is_flagged_with_the_limit_in_words(
+    live: Stack, page: Any, portfolio: Portfolio,
+) -> None:
+    """The portfolio's risk profile is judged on the live marks: the position far over max_position_pct is
+    named in a banner with its share of net liq, the amounts and the limit; the others are not."""
+    open_live(page, live)
+    if page.locator('.oh-live-health[data-state="streaming"]').count() == 0:
+        start(page)
+    wait_marked(page, live, [BIG])
+    page.locator(".oh-live-limits").first.wait_for(timeout=WAIT)
+    text = page.evaluate(f"() => ({HOST_JS})('oh-live-limits').textContent")
+    limit = f"{portfolio.risk_profile.max_position_pct:.1f}%"
+    assert BIG in text and "of net liq" in text and f"the limit is {limit} (max_position_pct)" in text
+    assert "Position size" in text and "$" in text
+    others = [p.id for p in portfolio.positions if p.id != BIG and isinstance(p, StockPosition)]
+    assert not [p for p in others if f"{p} is " in text]
+
+
+# ---------------------------------------------------------------- layout at a phone's and a desktop's width
+LAYOUT_JS = """() => {
+  const deep = (root, out) => { for (const e of root.querySelectorAll('*')) { out.push(e); if (e.shadowRoot) deep(e.shadowRoot, out); }
+    return out; };
+  const main = document.getElementById('main'), all = deep(main, []);
+  const box = e => { const r = e.getBoundingClientRect(); const cs = getComputedStyle(e);
+    return (r.width >= 1 && r.height >= 1 && cs.visibility !== 'hidden' && cs.display !== 'none') ? r : null; };
+  const name = e => (e.className && e.className.baseVal === undefined ? `${e.tagName}.${String(e.className).split(' ').join('.')}` : e.tagName)
+    + (e.textContent ? ` "${e.textContent.trim().slice(0, 30)}"` : '');
+  const blocks = all.filter(e => e.matches('button, .oh-live-command, .oh-card, .alert, .oh-scroll, .oh-h, h2, .oh-more'))
+    .map(e => [e, box(e)]).filter(([, r]) => r);
+  const contains = (a, b) => { for (let n = b; n; n = n.parentNode || n.host) { if (n === a) return true; } return false; };
+  const overlaps = [];
+  for (let i = 0; i < blocks.length; i++) for (let j = i + 1; j < blocks.length; j++) {
+    const [a, ra] = blocks[i], [b, rb] = blocks[j];
+    if (contains(a, b) || contains(b, a)) continue;
+    const w = Math.min(ra.right, rb.right) - Math.max(ra.left, rb.left), h = Math.min(ra.bottom, rb.bottom) - Math.max(ra.top, rb.top);
+    if (w > 1 && h > 1) overlaps.push(`${name(a)} / ${name(b)}`);
+  }
+  const outside = blocks.filter(([, r]) => r.left < -1 || r.right > window.innerWidth + 1).map(([e]) => name(e));
+  const overflowing = blocks.filter(([e]) => !e.matches('.oh-scroll') && e.scrollWidth > e.clientWidth + 1).map(([e]) => name(e));
+  const scrollers = all.filter(e => e.matches('.oh-scroll') && box(e)).map(e => ({scrolls: e.scrollWidth > e.clientWidth + 1,
+    table: e.querySelector('table') ? e.querySelector('table').className : ''}));
+  const sidebar = document.getElementById('sidebar'), sb = sidebar && box(sidebar), mb = main.getBoundingClientRect();
+  const host = deep(document, []).find(e => e.matches('.oh-live-stop'));
+  const stop = host && (host.shadowRoot ? host.shadowRoot.querySelector('button') : host.querySelector('button'));
+  const sr = stop ? stop.getBoundingClientRect() : null;
+  return {overlaps, outside, overflowing, scrollers,
+    pageScroll: document.documentElement.scrollWidth > window.innerWidth || main.scrollWidth > main.clientWidth + 1,
+    sidebarOverMain: !!(sb && sb.right > mb.left + 1 && sb.left < mb.right - 1),
+    stopOnScreen: !!sr && sr.left >= 0 && sr.right <= window.innerWidth && sr.top >= 0 && sr.bottom <= window.innerHeight};
+}"""
+
+
+@pytest.mark.parametrize(("width", "height", "shot"), [(390, 844, "live-390.png"), (1440, 900, "live.png")])
+def test_layout_at_a_phones_and_a_desktops_width(
+    live: Stack, chromium: Any, portfolio: Portfolio, screenshots: Path | None, width: int, height: int, shot: str,
+) -> None:
+    """With marks streaming: no horizontal page scroll, no block (buttons, cards, banners, headings, tables)
+    over another, none cut at the screen's edge, no text running out of its box, the sidebar never over the
+    page. On a phone (390 px) the Stop button is on screen without scrolling and the wide tables scroll
+    inside their card; at 1440 px every table fits whole."""
+    context = chromium.new_context(viewport={"width": width, "height": height})
+    tab = context.new_page()
+    try:
+        open_live(tab, live)
+        if tab.locator('.oh-live-health[data-state="streaming"]').count() == 0:
+            start(tab)
+        wait_marked(tab, live, [p.id for p in portfolio.positions])
+        tab.locator(".oh-live-limits").first.wait_for(timeout=WAIT)
+        tab.locator('.oh-live-health[data-state="streaming"]').wait_for(timeout=WAIT)
+        found = tab.evaluate(LAYOUT_JS)
+        assert found["overlaps"] == [] and found["outside"] == [] and found["overflowing"] == [], found
+        assert not found["pageScroll"] and not found["sidebarOverMain"], found
+        grids = [s for s in found["scrollers"] if "oh-grid" in s["table"]]
+        assert len(grids) >= 3, found  # positions, legs, stream health (and fills once there are some)
+        if width < 500:
+            assert found["stopOnScreen"], found
+            assert any(s["scrolls"] for s in grids), found  # the positions table is wider than a phone
+        else:
+            assert not any(s["scrolls"] for s in grids), found
+        if screenshots is not None:
+            tall = tab.evaluate("() => document.getElementById('main').scrollHeight + "
+                                "document.getElementById('header').offsetHeight")
+            tab.set_viewport_size({"width": width, "height": int(tall) + 20})
+            wait_marked(tab, live, [p.id for p in portfolio.positions])
+            tab.screenshot(path=str(screenshots / shot), full_page=True)
+    finally:
+        context.close()

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from contracts.live import Quote
-from oh.domain.marks import mark_portfolio
+from oh.domain.marks import book, mark_book, mark_portfolio
 from oh.domain.portfolio import from_data
 
 T = datetime(2026, 11, 23, 15, 0, tzinfo=UTC).timestamp()
@@ -127,3 +127,14 @@ def test_dte_defaults_to_new_york_today_and_alpaca_spelling() -> None:
     brk = from_data({"positions": [{"type": "stock", "id": "b", "symbol": "BRK-B", "quantity": 1, "cost_basis": 1}]})
     marks = mark_portfolio(brk, {"BRK.B": q("BRK.B", 1.0, 1.2)}, now=T, provider="alpaca")
     assert marks.positions[0].mark == pytest.approx(1.1)
+
+
+def test_a_book_built_once_marks_the_same_as_mark_portfolio() -> None:
+    """The live marker builds a portfolio's MarkBook once and marks it many times a second: the result is the
+    same as mark_portfolio's, for any quotes (some missing, the underlying's spot from its own quote)."""
+    built = book(PORTFOLIO, "sim")
+    assert built.symbols == {"AAPL", CALL, "SPY", PUT_HI, PUT_LO}
+    for quotes in (QUOTES, {k: v for k, v in QUOTES.items() if k != PUT_LO}, {}):
+        assert mark_book(built, quotes, now=T + 2, today=TODAY) == mark_portfolio(PORTFOLIO, quotes, now=T + 2,
+                                                                                   today=TODAY)
+    assert by_id(mark_book(built, QUOTES, now=T, today=TODAY))["spy-bull-put"].underlying_price == pytest.approx(510.05)

@@ -1,0 +1,265 @@
+"""The dashboard's one live marker: marks the portfolio once per batch of ticks, for every live-page session.
+
+Before, each session marked the whole portfolio itself on a 250 ms timer and sent its whole rows
+list on any change: N tabs cost N markings, and a quote waited up to 250 ms for the next timer.
+Now one `LiveMarker` thread per server (per OH_HOME), next to the shared tick reader
+(panel_app.live_ticks), does it once and hands the result to every open Live session:
+
+- **Event-driven.** It sleeps on an Event that the feed's thread sets after every drain that brought
+  something (`TickFeed.add_listener`), that a session sets when it subscribes or changes its
+  settings, and that times out after `CLOCK_EVERY` (1 s): quote ages and the stale flag move with
+  the clock, so a feed that stops completely still turns every mark stale.
+- **Coalesced.** It marks at most once every `MARK_EVERY` (`OH_LIVE_MARK_MS`, default 25 ms).
+  Quotes that arrive while it marks or waits are marked together the next time, so it never runs
+  more often than that and never builds a backlog, however fast the feed.
+- **Once per distinct setting.** Sessions are grouped by their `MarkKey` (a digest of the
+  portfolio they loaded, the provider, the stale threshold). Each group is marked once
+  (`oh.domain.marks.mark_book`, on a MarkBook built once per portfolio and provider) and its
+  display rows are formatted once (panel_app.live_tables).
+- **Fan-out.** Each session's `Subscription` keeps only the newest result (a newer one replaces one
+  not yet delivered) and schedules at most one delivery at a time on its own document's event loop
+  with `Document.add_next_tick_callback`, the one Document method that is safe to call from another
+  thread. The delivery runs the page's handler with the document lock held; the page then sends
+  only the cells that changed (live_tables.PatchedTable). A slow tab therefore skips to the newest
+  marks instead of queueing old ones, and never slows the marker or the other tabs.
+- A session's page closes its subscription when Bokeh destroys the session (tab closed); with no
+  subscriptions the marker sleeps until the next one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bus.home import Home
+from oh.domain.limits import Breach, breaches
+from oh.domain.marks import MarkBook, PortfolioMarks, book, mark_book
+from oh.domain.portfolio import Portfolio
+from panel_app import live_ticks
+from panel_app.live_tables import Row, leg_rows, position_rows, summary_html
+
+log = logging.getLogger(__name__)
+
+MARK_EVERY = int(os.environ.get("OH_LIVE_MARK_MS", "25")) / 1000.0  # at most one marking per this many seconds
+CLOCK_EVERY = 1.0  # seconds: mark at least this often while anyone watches (ages move with the clock)
+
+
+@dataclass(frozen=True, slots=True)
+class MarkKey:
+    """What decides a marking: the portfolio (a digest of its content), the provider and the stale threshold.
+    Sessions with equal keys share one marking."""
+
+    portfolio: str  # a digest of the portfolio's content (pages/live.py)
+    provider: str
+    stale_after: float
+
+
+@dataclass(frozen=True)
+class LiveMarks:
+    """One marking of one portfolio, formatted for the page: what every session with this key shows."""
+
+    key: MarkKey  # the sessions it was made for
+    number: int  # the marker's count of markings so far
+    now: float  # the clock the ages were measured against
+    marks: PortfolioMarks
+    positions: list[Row]
+    legs: list[Row]
+    summary: str  # the cards' HTML
+    quoted: int  # symbols with a quote
+    breaches: tuple[Breach, ...]  # risk-profile limits broken at these marks
+
+
+Handler = Callable[[LiveMarks], None]
+
+
+class Subscription:
+    """One session's place at the marker: its key and portfolio, and the way into its document."""
+
+    def __init__(self, marker: LiveMarker, doc: Any, key: MarkKey, portfolio: Portfolio, handler: Handler) -> None:
+        self.marker = marker
+        self.doc = doc
+        self.setting = (key, portfolio)  # replaced whole (one assignment), so the marker never reads half of it
+        self.handler = handler
+        self.offered = 0  # results handed over by the marker
+        self.delivered = 0  # results the page applied (fewer when a newer one replaced one in waiting)
+        self.closed = False
+        self._latest: LiveMarks | None = None
+        self._scheduled = False
+        self._lock = threading.Lock()
+
+    @property
+    def key(self) -> MarkKey:
+        """The setting this session is marked with."""
+        return self.setting[0]
+
+    def change(self, key: MarkKey, portfolio: Portfolio) -> None:
+        """The session loaded another portfolio or changed a setting: mark it that way, now."""
+        if key != self.setting[0]:
+            self.setting = (key, portfolio)
+            self.marker.wake()
+
+    def offer(self, result: LiveMarks) -> None:
+        """Hand over a result (marker thread): keep only the newest; schedule one delivery at most."""
+        with self._lock:
+            if self.closed:
+                return
+            self.offered += 1
+            self._latest = result
+            if self._scheduled:
+                return
+            self._scheduled = True
+        try:
+            self.doc.add_next_tick_callback(self._deliver)
+        except Exception:  # the document is gone (session destroyed between two checks)
+            log.debug("live marks: session gone", exc_info=True)
+            self.close()
+
+    def _deliver(self) -> None:
+        with self._lock:
+            result, self._latest, self._scheduled = self._latest, None, False
+        if result is None or self.closed:
+            return
+        try:
+            from panel.io.state import set_curdoc
+
+            with set_curdoc(self.doc):  # so Panel sends the page's changes now, not on a further tick
+                self.handler(result)
+            self.delivered += 1
+        except Exception:
+            log.exception("live marks: a page failed to apply its marks")
+
+    def close(self) -> None:
+        """Stop receiving (the session was destroyed); safe to call twice."""
+        with self._lock:
+            self.closed = True
+            self._latest = None
+        self.marker.remove(self)
+
+
+class LiveMarker(threading.Thread):
+    """The server's one marker thread for one home (see the module docstring)."""
+
+    def __init__(self, ticks: live_ticks.SharedTicks, mark_every: float = MARK_EVERY,
+                 clock_every: float = CLOCK_EVERY) -> None:
+        super().__init__(name="oh-ui-live-marker", daemon=True)
+        self.ticks = ticks
+        self.mark_every = mark_every
+        self.clock_every = clock_every
+        self.markings = 0  # portfolio markings done (one per distinct key per round)
+        self.rounds = 0  # wake-ups that marked something
+        self._subscriptions: list[Subscription] = []
+        self._books: dict[tuple[str, str], MarkBook] = {}
+        self._lock = threading.Lock()
+        self._signal = threading.Event()  # set by the feed after a drain, and by wake()
+        self._stopped = threading.Event()
+        ticks.feed.add_listener(self._signal.set)
+
+    # ---------------------------------------------------------------- sessions
+    def subscribe(self, doc: Any, key: MarkKey, portfolio: Portfolio, handler: Handler) -> Subscription:
+        """Register a session; it gets its first marks at once, then after every new batch of ticks."""
+        subscription = Subscription(self, doc, key, portfolio, handler)
+        with self._lock:
+            self._subscriptions.append(subscription)
+        self.wake()
+        return subscription
+
+    def remove(self, subscription: Subscription) -> None:
+        """Forget a subscription (idempotent)."""
+        with self._lock:
+            if subscription in self._subscriptions:
+                self._subscriptions.remove(subscription)
+
+    @property
+    def sessions(self) -> int:
+        """How many sessions are subscribed."""
+        with self._lock:
+            return len(self._subscriptions)
+
+    def wake(self) -> None:
+        """Mark now (a session subscribed or changed its settings), without waiting for ticks."""
+        self._signal.set()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop the thread."""
+        self._stopped.set()
+        self.wake()
+        self.join(timeout)
+
+    # ---------------------------------------------------------------- the loop
+    def run(self) -> None:
+        last = 0.0
+        while not self._stopped.is_set():
+            try:
+                if not self.sessions:
+                    self._signal.wait(self.clock_every)
+                    self._signal.clear()
+                    continue
+                self._signal.wait(max(last + self.clock_every - time.monotonic(), 0.0))
+                pause = last + self.mark_every - time.monotonic()
+                if pause > 0:  # coalesce: what arrives meanwhile is marked in this round
+                    self._stopped.wait(pause)
+                self._signal.clear()  # from here on, new ticks call for another round
+                last = time.monotonic()
+                self.mark_round()
+            except Exception:
+                log.exception("live marker: a round failed; going on")
+                self._stopped.wait(0.5)
+
+    def mark_round(self, now: float | None = None) -> int:
+        """Mark each distinct key once with the newest quotes and offer the results; returns the markings."""
+        with self._lock:
+            subscriptions = list(self._subscriptions)
+        if not subscriptions:
+            return 0
+        view = self.ticks.view(now)
+        clock = time.time() if now is None else now
+        status_provider = view.status.provider if view.status is not None and view.status.provider else ""
+        groups: dict[MarkKey, tuple[Portfolio, list[Subscription]]] = {}
+        for subscription in subscriptions:
+            key, portfolio = subscription.setting
+            groups.setdefault(key, (portfolio, []))[1].append(subscription)
+        used: set[tuple[str, str]] = set()
+        for key, (portfolio, members) in groups.items():
+            provider = status_provider or key.provider
+            book_key = (key.portfolio, provider)
+            used.add(book_key)
+            marks_book = self._books.get(book_key)
+            if marks_book is None:
+                marks_book = self._books[book_key] = book(portfolio, provider)
+            marks = mark_book(marks_book, view.quotes, now=clock, stale_after=key.stale_after)
+            self.markings += 1
+            result = LiveMarks(
+                key=key, number=self.markings, now=clock, marks=marks, positions=position_rows(marks, view.quotes),
+                legs=leg_rows(marks, view.quotes), summary=summary_html(marks, len(view.quotes), self.markings),
+                quoted=len(view.quotes),
+                breaches=tuple(breaches(marks, portfolio.risk_profile, cash=portfolio.cash,
+                                        currency=portfolio.base_currency)),
+            )
+            for subscription in members:
+                subscription.offer(result)
+        for stale_key in set(self._books) - used:
+            del self._books[stale_key]
+        self.rounds += 1
+        return len(groups)
+
+
+_markers: dict[str, LiveMarker] = {}
+_lock = threading.Lock()
+
+
+def shared(home: Home) -> LiveMarker:
+    """The server's one LiveMarker for `home` (with the shared tick reader), started on first use."""
+    ticks = live_ticks.shared(home)
+    key = str(home.root)
+    with _lock:
+        marker = _markers.get(key)
+        if marker is None or not marker.is_alive() or marker.ticks is not ticks:
+            marker = _markers[key] = LiveMarker(ticks)
+            marker.start()
+            log.info("live marker started (at most one marking per %.0f ms)", 1000 * marker.mark_every)
+        return marker
