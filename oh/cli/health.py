@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bus.home import Home
-from oh.cli.common import console, fail
+from oh.cli.common import Provider, console, fail
 from oh.cli.data import db_app, reader
 
 
@@ -54,7 +54,7 @@ def health(
     now: str | None = typer.Option(None, help="Judge freshness as of this earlier UTC time (YYYY-MM-DDTHH:MM; "
                                                "default now)."),
     run: bool = typer.Option(False, "--run", help="Run the gap backfill plan's commands (and wait for each)."),
-    provider: str = typer.Option("sim", help="With --run: the provider the backfill fetches from."),
+    provider: Provider = typer.Option(Provider.sim, help="With --run: the provider the backfill fetches from."),
     coverage: bool = typer.Option(False, "--coverage", help="With --json, add the symbol x session coverage matrix."),
 ) -> None:
     """Latest run per job, recurring failures, freshness in trading sessions, failed checks, gaps and the plan."""
