@@ -131,7 +131,7 @@ def _print_table(table: pa.Table, limit: int) -> None:
         view.add_row(*(cell(name, row[name]) for name in names))
     out.print(view)
     if table.num_rows > limit:
-        out.print(f"({table.num_rows:,} rows, {limit:,} shown; use --limit or --format csv)")
+        out.print(f"({plural(table.num_rows, 'row')}, {limit:,} shown; use --limit or --format csv)")
 
 
 @db_app.command("init")

@@ -20,6 +20,7 @@ import typer
 from bus.home import Home
 from oh.cli.common import console, fail
 from oh.cli.services import up
+from oh.domain.units import plural
 
 if TYPE_CHECKING:
     from contracts import SnapshotOptions
@@ -57,8 +58,8 @@ def demo(
     _follow_chain(home, snapshots)
     emit_and_wait(RunDaily(symbols=symbols, as_of=last, provider="sim"), 0, wait=True, timeout=900.0)
     console.print(
-        f"\n[bold]Done[/] in {time.monotonic() - started:.0f}s. {years} years of candles, {len(days)} sessions of option "
-        f"chains and bars, flow, derived metrics (IV rank and percentile from the 21st session on) and the "
+        f"\n[bold]Done[/] in {time.monotonic() - started:.0f}s. {plural(years, 'year')} of candles, {len(days)} sessions of "
+        f"option chains and bars, flow, derived metrics (IV rank and percentile from the 21st session on) and the "
         f"{last} briefing for the default watchlist are in DuckDB.\n"
         f"  Dashboard:  {_dashboard_url()}\n"
         f"  Briefing:   {home.root / 'briefings' / f'{last}.md'}\n"

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from bus.home import Home
 from oh.cli.common import LiveProvider, console, err_console, fail
+from oh.domain.units import plural
 
 if TYPE_CHECKING:
     from contracts import Command
@@ -97,7 +98,7 @@ def start(
         fail(str(exc), 2)
     if source == "alpaca":
         _check_alpaca()
-    console.print(f"plan: {len(plan.stocks)} stocks, {len(plan.options)} option contracts, "
+    console.print(f"plan: {plural(len(plan.stocks), 'stock')}, {plural(len(plan.options), 'option contract')}, "
                   f"fills {'on' if plan.fills else 'off'} ({source})", soft_wrap=True)
     for warning in plan.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True, highlight=False)
@@ -178,7 +179,7 @@ def status(
         return
     title = f"live_stream: {live.state}"
     if live.provider:
-        title += f" ({live.provider}, {live.stocks} stocks, {live.options} option contracts"
+        title += f" ({live.provider}, {plural(live.stocks, 'stock')}, {plural(live.options, 'option contract')}"
         title += ", keep running" if live.keep_running else ""
         title += ", resumed after a restart)" if live.resumed else ")"
     table = Table(title=title)
@@ -190,8 +191,8 @@ def status(
                       s.last_error or "")
     console.print(table)
     c = live.counters
-    console.print(f"received {c.received}, conflated {c.conflated}, dropped {c.dropped}; published {c.quotes} "
-                  f"quotes in {c.batches} batches; fills journaled {c.fills}", soft_wrap=True)
+    console.print(f"received {c.received:,}, conflated {c.conflated:,}, dropped {c.dropped:,}; published "
+                  f"{plural(c.quotes, 'quote')} in {plural(c.batches, 'batch', 'batches')}; fills journaled {c.fills:,}", soft_wrap=True)
     if live.portfolio:
         console.print(f"portfolio {live.portfolio}", soft_wrap=True, highlight=False)
     for warning in live.plan_warnings:

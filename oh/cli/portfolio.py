@@ -3,7 +3,8 @@
 Only `init`, `add-position`, `add-spread` and `remove` write the file, and only after the whole
 edited portfolio validates; `list` and `analyze` only read it. Bad input exits 2 with one line.
 `analyze` reads the latest option-chain snapshots through the ledger (or the warehouse file,
-read-only, when it is down) and leaves the numbers to `oh.domain.analyze`.
+read-only, when it is down) and leaves the numbers to `oh.domain.analyze`; it values as of the last
+closed session (like the briefing), not the calendar day, unless `--as-of` says otherwise.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from oh.domain.portfolio import (
     structure_net_debit,
     validate,
 )
+from oh.domain.units import plural
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -265,14 +267,14 @@ def list_positions(
                           _money(position.cost_basis))
         else:
             label = "credit" if position.net_debit < 0 else "debit"
-            table.add_row(position.id, position.kind, position.symbol, f"{len(position.legs)} legs, net {label}", "",
+            table.add_row(position.id, position.kind, position.symbol, f"{plural(len(position.legs), 'leg')}, net {label}", "",
                           _money(position.net_debit))
             for sym, leg in zip(position.leg_symbols(), position.legs, strict=True):
                 table.add_row("", "  leg", "", sym.compact, f"{leg.quantity:+d}", _money(leg.cost))
     console.print(table)
     risk = current.risk_profile
     console.print(
-        f"cash {_money(current.cash)} {current.base_currency}; {len(current.positions)} positions; risk: "
+        f"cash {_money(current.cash)} {current.base_currency}; {plural(len(current.positions), 'position')}; risk: "
         f"max position {risk.max_position_pct:g}%, max delta {risk.max_portfolio_delta_pct:g}%, stress "
         f"±{risk.stress_spot_pct:g}% spot, ±{risk.stress_vol_points:g} vol pts, {risk.stress_days}d",
         soft_wrap=True, highlight=False,
@@ -311,8 +313,9 @@ def _unpriced(portfolio: Portfolio, chains: Mapping[str, object], closes: Mappin
 @portfolio_app.command("analyze")
 def analyze(
     portfolio: Path | None = typer.Option(None, "--portfolio", help=PORTFOLIO_HELP),
-    as_of: str | None = typer.Option(None, "--as-of", help="Value as of this date, YYYY-MM-DD (default: today); "
-                                     "quotes come from the latest snapshot on or before it."),
+    as_of: str | None = typer.Option(None, "--as-of", help="Value as of this session, YYYY-MM-DD (default: the "
+                                     "last closed session, as the briefing does); quotes come from the latest "
+                                     "snapshot on or before it."),
     spot_shocks: str | None = typer.Option(None, "--spot-shocks", help="Spot moves in %: 5 means -5 and +5; "
                                            "+5/-5 one side; comma list (default: the risk profile's, 5)."),
     vol_shocks: str | None = typer.Option(None, "--vol-shocks", help="IV moves in vol points, same form "
@@ -331,7 +334,7 @@ def analyze(
 
     path = _path(portfolio)
     current = _load(path)  # a bad file is reported first, naming the field and the position
-    day = _date(as_of, "--as-of") if as_of else date.today()
+    day = _date(as_of, "--as-of") if as_of else _last_closed_session()
     base = StressSpec.from_risk_profile(current.risk_profile)
     spec = StressSpec(
         _shocks(spot_shocks, "--spot-shocks", above=-100.0) if spot_shocks is not None else base.spot_shocks_pct,
@@ -359,6 +362,14 @@ def analyze(
         typer.echo(json.dumps(data, indent=2))
         return
     _print_analysis(path, current, analysis)
+
+
+def _last_closed_session() -> date:
+    """The session `analyze` values as of by default: the last one closed, like the briefing of that session (on a
+    Sunday that is Friday, so DTE and time value match the briefing's for the same quotes, never the calendar day)."""
+    from oh.domain import calendar
+
+    return calendar.last_closed_session(calendar.wall_clock())
 
 
 def _print_analysis(path: Path, current: Portfolio, analysis: PortfolioAnalysis) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from oh.domain import analyze_tables as tables
 from oh.domain.analyze import PortfolioAnalysis
+from oh.domain.units import plural
 
 IV_RANK_HIGH = 80.0  # IV rank at or above this is an "extreme high"
 IV_RANK_LOW = 20.0  # ... at or below this an "extreme low"
@@ -127,14 +128,14 @@ def health_summary(report: Mapping[str, Any], symbols: Sequence[str] | None = No
     def relevant(scope: Any) -> bool:
         return symbols is None or scope in ("ALL", None) or scope in symbols
 
-    stale = sorted(f"{w['asset_key']} {w['scope_key']} ({w['staleness_sessions']} sessions behind)"
+    stale = sorted(f"{w['asset_key']} {w['scope_key']} ({plural(w['staleness_sessions'], 'session')} behind)"
                    for w in report.get("watermarks", ()) if w.get("stale") and w["asset_key"] not in skip_assets
                    and relevant(w.get("scope_key")))
     failed = sorted(f"{r['job_name']} ({r['status']})" for r in report.get("latest_runs", ())
                     if r.get("status") in ("failed", "abandoned"))
     checks = sorted({f"{c['check_name']} on {c['asset_key']}" for c in report.get("failed_checks", ())
                      if relevant((c.get("partition_key") or "ALL").split("|")[0])})
-    gaps = sorted(f"{g['asset_key']} {g['symbol']} ({g['sessions']} sessions from {g['start']})"
+    gaps = sorted(f"{g['asset_key']} {g['symbol']} ({plural(g['sessions'], 'session')} from {g['start']})"
                   for g in report.get("gaps", ()) if relevant(g.get("symbol")))
     return HealthSummary(tuple(stale), tuple(failed), tuple(checks), tuple(gaps), report.get("expected_through"))
 
@@ -194,7 +195,7 @@ def _derived(data: BriefingInput) -> list[str]:
     lines.append(f"- IV rank <= {IV_RANK_LOW:g}: {', '.join(low) or 'none'}")
     known = sum(math.isfinite(v) for _, v in rank)
     if known < len(rank):
-        lines.append(f"- IV rank not yet known for {len(rank) - known} of {len(rank)} symbols (it needs 20 prior sessions)")
+        lines.append(f"- IV rank not yet known for {len(rank) - known} of {plural(len(rank), 'symbol')} (it needs 20 prior sessions)")
     lines.append(f"- Largest expected moves: {', '.join(f'{s} ±{v:.1f}%' for s, v in moves) or 'none'}")
     lines.append("")
     header = ("symbol", "spot", "ATM IV", "IV rank", "IV pctl", "exp. move", "P/C OI", "call wall", "put wall")
