@@ -4,17 +4,20 @@ Only `init`, `add-position`, `add-spread` and `remove` write the file, and only 
 edited portfolio validates; `list` and `analyze` only read it. Bad input exits 2 with one line.
 `analyze` reads the latest option-chain snapshots through the ledger (or the warehouse file,
 read-only, when it is down) and leaves the numbers to `oh.domain.analyze`; it values as of the last
-closed session (like the briefing), not the calendar day, unless `--as-of` says otherwise.
+closed session (like the briefing), not the calendar day, unless `--as-of` says otherwise, and flags
+every risk-profile limit the book breaches (oh.domain.limits), in words, in the table and in `--json`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.console import Console
 
 from oh.adapters.portfolio_file import default_path, load, save
 from oh.cli.common import console, fail
@@ -32,12 +35,13 @@ from oh.domain.portfolio import (
     structure_net_debit,
     validate,
 )
-from oh.domain.units import plural
+from oh.domain.units import pct_points, plural
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from oh.domain.analyze import PortfolioAnalysis
+    from oh.domain.limits import Breach
 
 portfolio_app = typer.Typer(
     help="The portfolio file: cash, stock, options and multi-leg structures. Not financial advice.",
@@ -330,6 +334,7 @@ def analyze(
     from bus.home import Home
     from oh.cli.data import reader
     from oh.domain.analyze import StressSpec, analyze_portfolio, to_jsonable
+    from oh.domain.limits import breaches
     from oh.read.quotes import latest_chains, latest_closes
 
     path = _path(portfolio)
@@ -357,11 +362,40 @@ def analyze(
         fail(f"no option-chain snapshot of {', '.join(missing)} on or before {day}: run "
              f"`oh emit snapshot-options --symbols {','.join(missing)}`", 2)
     analysis = analyze_portfolio(current, chains, day, spec, spots=closes)
+    found = breaches(analysis, current.risk_profile, currency=current.base_currency)
     if as_json:
-        data = {"portfolio": str(path), "base_currency": current.base_currency, **to_jsonable(analysis)}
+        data = {"portfolio": str(path), "base_currency": current.base_currency, **to_jsonable(analysis),
+                "limits": _limits_json(current.risk_profile, found)}
         typer.echo(json.dumps(data, indent=2))
         return
     _print_analysis(path, current, analysis)
+    _print_limits(current.risk_profile, found)
+
+
+def _limits_json(profile: RiskProfile, found: list[Breach]) -> dict[str, object]:
+    """The risk profile's limits and every breach (`--json`), NaN as null."""
+    from oh.domain.analyze import to_jsonable
+
+    return {
+        "max_position_pct": profile.max_position_pct,
+        "max_portfolio_delta_pct": profile.max_portfolio_delta_pct,
+        "breached": bool(found),
+        "breaches": [to_jsonable({**asdict(b), "label": b.label}) for b in found],
+    }
+
+
+def _print_limits(profile: RiskProfile, found: list[Breach]) -> None:
+    """Each breached limit in words (red), or that the book is within them."""
+    out = console if console.is_terminal else Console(width=max(console.width, WIDE_OUTPUT))
+    if not found:
+        out.print(f"Risk limits: within the risk profile (each position at most {pct_points(profile.max_position_pct)} "
+                  f"of net liq, net delta at most {pct_points(profile.max_portfolio_delta_pct)})",
+                  soft_wrap=True, highlight=False, style="green")
+        return
+    out.print(f"Risk limits: {plural(len(found), 'breach', 'breaches')}", soft_wrap=True, highlight=False,
+              style="bold red")
+    for breach in found:
+        out.print(f"limit breached: {breach.text}", soft_wrap=True, highlight=False, style="red")
 
 
 def _last_closed_session() -> date:
