@@ -16,6 +16,7 @@ from oh.cli.emit import emit_app
 from oh.cli.health import health as _health  # noqa: F401  (registers `oh db health`)
 from oh.cli.journal import journal_app
 from oh.cli.live import live_app
+from oh.cli.notify import notify_app
 from oh.cli.portfolio import portfolio_app
 from oh.cli.replay import replay
 from oh.cli.services import down, status, up
@@ -60,6 +61,7 @@ app.add_typer(portfolio_app, name="portfolio")
 app.add_typer(live_app, name="live")
 app.add_typer(watchlists_app, name="watchlists")
 app.add_typer(symbols_app, name="symbols")
+app.add_typer(notify_app, name="notify")
 
 # click's usage error, whichever click typer ships with (it vendors its own since 0.2x)
 UsageError = next(kind for kind in typer.BadParameter.__mro__ if kind.__name__ == "UsageError")
