@@ -1,9 +1,10 @@
 """`oh demo` (what `make demo` runs): every service on the sim market, enough history that every feature shows.
 
-It starts the services, writes a sample portfolio (only when there is none), backfills two years of
-candles, and snapshots option chains and bars for the last DEMO_SESSIONS sessions before the latest,
-as one ranged command each; the workers chain flow, derived metrics and a briefing for each session
-by themselves (one ranged command per stage). Then `daily` runs the latest session. 30 sessions are
+It starts the services, writes a sample portfolio (only when there is none, opened PORTFOLIO_AGE
+sessions back), backfills two years of candles, then at once (two workers) snapshots option chains
+for the DEMO_SESSIONS - 1 sessions before the latest and ingests option bars for the last few, one
+ranged command each; the workers chain flow, derived metrics and a briefing for each session by
+themselves (one ranged command per stage). Then `daily` runs the latest session. 30 sessions are
 enough for IV rank and percentile (20 earlier sessions), the multi-session flow windows and the
 briefing's highlights on the first look.
 """
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from contracts import SnapshotOptions
 
 DEMO_SESSIONS = 30
+BAR_SESSIONS = 5  # option bars for the latest sessions only (no page needs 30; they cost as much as the chains)
+PORTFOLIO_AGE = 5  # the sample portfolio is opened this many sessions back: its contracts are still alive
 
 
 def demo(
@@ -36,7 +39,7 @@ def demo(
     """Start everything on the sim provider, backfill the watchlist, run the daily chain, and say where to look."""
     from contracts import IngestCandles, IngestOptionsBars, RunDaily, SnapshotOptions
     from oh.adapters.watchlists import DEFAULT_WATCHLIST
-    from oh.cli.follow import emit_and_wait
+    from oh.cli.follow import emit_and_wait, follow, send
     from oh.domain import calendar
 
     if years < 1 or sessions < 2:
@@ -46,20 +49,23 @@ def demo(
     home = Home.from_env()
     symbols = list(DEFAULT_WATCHLIST)
     last = calendar.last_closed_session(datetime.now(UTC))
-    days = calendar.last_sessions(last, sessions)
-    first, before_last = days[0].astype(date), days[-2].astype(date)
-    _demo_portfolio(home, first)
+    days = [day.astype(date) for day in calendar.last_sessions(last, sessions)]
+    first, before_last = days[0], days[-2]
+    _demo_portfolio(home, days[-min(PORTFOLIO_AGE, len(days))])
+    # candles first (derived metrics read them), then the chains and the recent bars at once: two workers
     emit_and_wait(IngestCandles(symbols=symbols, start=last - timedelta(days=365 * years), end=last, provider="sim"),
                   len(symbols), wait=True, timeout=600.0)
-    emit_and_wait(IngestOptionsBars(symbols=symbols, start=first, end=before_last, provider="sim"),
-                  len(symbols) * (len(days) - 1), wait=True, timeout=600.0)
+    bar_days = days[-min(BAR_SESSIONS, len(days)):-1]
     snapshots = SnapshotOptions(symbols=symbols, start=first, end=before_last, provider="sim")
-    emit_and_wait(snapshots, len(symbols) * (len(days) - 1), wait=True, timeout=600.0)
+    bars = IngestOptionsBars(symbols=symbols, start=bar_days[0], end=before_last, provider="sim")
+    sent = [(snapshots, send(snapshots), len(days) - 1), (bars, send(bars), len(bar_days))]
+    for command, receipt, count in sent:
+        follow(command, receipt, len(symbols) * count, timeout=900.0)
     _follow_chain(home, snapshots)
     emit_and_wait(RunDaily(symbols=symbols, as_of=last, provider="sim"), 0, wait=True, timeout=900.0)
     console.print(
         f"\n[bold]Done[/] in {time.monotonic() - started:.0f}s. {plural(years, 'year')} of candles, {len(days)} sessions of "
-        f"option chains and bars, flow, derived metrics (IV rank and percentile from the 21st session on) and the "
+        f"option chains ({len(bar_days) + 1} of option bars), flow, derived metrics (IV rank and percentile from the 21st session on) and the "
         f"{last} briefing for the default watchlist are in DuckDB.\n"
         f"  Dashboard:  {_dashboard_url()}\n"
         f"  Briefing:   {home.root / 'briefings' / f'{last}.md'}\n"

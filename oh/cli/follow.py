@@ -57,15 +57,16 @@ def probe(home: Home, worker: str) -> StatusReply | None:
     return status
 
 
-def emit_and_wait(command: Command, total: int, wait: bool, timeout: float) -> None:
-    """Send the command; with `wait`, show progress until the run finishes and exit 1 if it failed."""
+def send(command: Command) -> tuple[str, int]:
+    """Send the command through the ledger (after `probe`); its run id and the seq to follow it from. Exit 1 if the
+    ledger did not store it."""
     from bus.producer import LedgerRefused, Producer
     from contracts import run_id_for
     from contracts.catalog import job_of
 
     home = Home.from_env()
-    job = job_of(command).name
-    probe(home, job_of(command).worker)
+    job = job_of(command)
+    probe(home, job.worker)
     producer = Producer(home)
     producer.send(command)
     try:
@@ -79,11 +80,26 @@ def emit_and_wait(command: Command, total: int, wait: bool, timeout: float) -> N
         producer.close()
     if producer.rejected:
         fail(f"the ledger rejected the command: {producer.rejected[0][1]}")
-    run_id = run_id_for(command.id, job)
+    return run_id_for(command.id, job.name), producer.last_acked_seq + 1
+
+
+def follow(command: Command, sent: tuple[str, int], total: int, timeout: float) -> None:
+    """Show the progress of a sent command's run (and the runs it chains) until it ends; exit 1 if it failed."""
+    from contracts.catalog import job_of
+
+    run_id, from_seq = sent
+    _follow(Home.from_env(), run_id, job_of(command).name, total, from_seq, timeout)
+
+
+def emit_and_wait(command: Command, total: int, wait: bool, timeout: float) -> None:
+    """Send the command; with `wait`, show progress until the run finishes and exit 1 if it failed."""
+    sent = send(command)
     if not wait:
-        console.print(f"sent {job}; run id {run_id}", soft_wrap=True)
+        from contracts.catalog import job_of
+
+        console.print(f"sent {job_of(command).name}; run id {sent[0]}", soft_wrap=True)
         return
-    _follow(home, run_id, job, total, producer.last_acked_seq + 1, timeout)
+    follow(command, sent, total, timeout)
 
 
 _DATA_EVENTS = ("CandlesIngested", "OptionBarsIngested", "ChainSnapshotted", "FlowComputed", "DerivedComputed",
