@@ -18,7 +18,7 @@ from rich.table import Table
 
 from bus.home import Home
 from oh.cli.common import LiveProvider, console, err_console, fail
-from oh.domain.units import plural
+from oh.domain.units import count, plural
 
 if TYPE_CHECKING:
     from contracts import Command
@@ -187,7 +187,7 @@ def status(
         table.add_column(column)
     for s in live.streams:
         retry = f"in {s.next_retry_in:.1f}s" if s.next_retry_in is not None else ""
-        table.add_row(s.name, s.state, _age(now, s.last_event), str(s.events), str(s.reconnects), retry,
+        table.add_row(s.name, s.state, _age(now, s.last_event), count(s.events), count(s.reconnects), retry,
                       s.last_error or "")
     console.print(table)
     c = live.counters

@@ -35,7 +35,7 @@ from oh.domain.portfolio import (
     structure_net_debit,
     validate,
 )
-from oh.domain.units import pct_points, plural
+from oh.domain.units import money, pct_points, plural
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -243,8 +243,8 @@ def remove(
     console.print(f"removed {position_id} from {path}", soft_wrap=True, highlight=False)
 
 
-def _money(value: float) -> str:
-    return f"{value:,.2f}"
+def _money(value: float, currency: str = "USD") -> str:
+    return money(value, currency)
 
 
 @portfolio_app.command("list")
@@ -260,26 +260,27 @@ def list_positions(
     if as_json:
         typer.echo(dumps(current).decode(), nl=False)
         return
+    cur = current.base_currency
     table = Table(title=f"Portfolio ({path})", title_justify="left")
     for column in ("id", "type", "symbol", "contract", "qty", "cost"):
         table.add_column(column, justify="right" if column in ("qty", "cost") else "left", no_wrap=column == "contract")
     for position in current.positions:
         if isinstance(position, StockPosition):
-            table.add_row(position.id, "stock", position.symbol, "", f"{position.quantity:g}", _money(position.cost_basis))
+            table.add_row(position.id, "stock", position.symbol, "", f"{position.quantity:g}", _money(position.cost_basis, cur))
         elif isinstance(position, OptionPosition):
             table.add_row(position.id, "option", position.symbol, position.occ.compact, f"{position.quantity:+d}",
-                          _money(position.cost_basis))
+                          _money(position.cost_basis, cur))
         else:
             label = "credit" if position.net_debit < 0 else "debit"
             table.add_row(position.id, position.kind, position.symbol, f"{plural(len(position.legs), 'leg')}, net {label}", "",
-                          _money(position.net_debit))
+                          _money(position.net_debit, cur))
             for sym, leg in zip(position.leg_symbols(), position.legs, strict=True):
-                table.add_row("", "  leg", "", sym.compact, f"{leg.quantity:+d}", _money(leg.cost))
+                table.add_row("", "  leg", "", sym.compact, f"{leg.quantity:+d}", _money(leg.cost, cur))
     console.print(table)
     risk = current.risk_profile
     console.print(
-        f"cash {_money(current.cash)} {current.base_currency}; {plural(len(current.positions), 'position')}; risk: "
-        f"max position {risk.max_position_pct:g}%, max delta {risk.max_portfolio_delta_pct:g}%, stress "
+        f"cash {_money(current.cash, cur)} {current.base_currency}; {plural(len(current.positions), 'position')}; risk: "
+        f"max position {pct_points(risk.max_position_pct)}, max delta {pct_points(risk.max_portfolio_delta_pct)}, stress "
         f"±{risk.stress_spot_pct:g}% spot, ±{risk.stress_vol_points:g} vol pts, {risk.stress_days}d",
         soft_wrap=True, highlight=False,
     )
