@@ -114,24 +114,33 @@ def query(
 
 
 def _print_table(table: pa.Table, limit: int) -> None:
-    """Rows for people: full headers, numbers in trader units (oh.cli.formats.cell), numbers right-aligned."""
+    """Rows for people: numbers in trader units (oh.cli.formats.cell), right-aligned and never cut, headers whole.
+
+    Piped output is as wide as the table needs; on a terminal narrower than the table, rich narrows the text
+    columns and says the table is wider than the terminal.
+    """
     from rich.console import Console
     from rich.table import Table
 
     from oh.cli.formats import cell, is_numeric
 
-    out = console if console.is_terminal else Console(width=max(console.width, 200))
-    view = Table(show_lines=False)
-    for field in table.schema:
-        numeric = is_numeric(field.type)
-        view.add_column(field.name, justify="right" if numeric else "left", no_wrap=numeric, min_width=len(field.name),
-                        overflow="fold")
     names = table.column_names
-    for row in table.slice(0, limit).to_pylist():
-        view.add_row(*(cell(name, row[name]) for name in names))
+    rows = [[cell(name, row[name]) for name in names] for row in table.slice(0, limit).to_pylist()]
+    widths = [max([len(name), *(len(r[i]) for r in rows)]) for i, name in enumerate(names)]
+    needed = sum(widths) + 3 * len(names) + 1
+    out = console if console.is_terminal else Console(width=max(console.width, needed))
+    view = Table(show_lines=False)
+    for field, width in zip(table.schema, widths, strict=True):
+        numeric = is_numeric(field.type)
+        view.add_column(field.name, justify="right" if numeric else "left", no_wrap=numeric, overflow="fold",
+                        min_width=width if numeric else len(field.name))
+    for row in rows:
+        view.add_row(*row)
     out.print(view)
     if table.num_rows > limit:
         out.print(f"({plural(table.num_rows, 'row')}, {limit:,} shown; use --limit or --format csv)")
+    if needed > out.width:
+        out.print(f"({plural(len(names), 'column')}, wider than the terminal: `-f csv`, or pipe to `less -S`)")
 
 
 @db_app.command("init")

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import IO, Any
 
 import msgspec
@@ -142,7 +143,7 @@ def cell(column: str, value: Any) -> str:
         return str(value).lower()
     if isinstance(value, int):
         return units.count(value)
-    if isinstance(value, float):
+    if isinstance(value, float | Decimal):
         return units.decimal(value)
     if isinstance(value, datetime):
         return f"{value:%Y-%m-%d %H:%M:%S}"

@@ -126,7 +126,7 @@ def test_status_reports_services_started_by_honcho(home: Home) -> None:
 def test_down_stops_the_workers_together_then_the_ledger(home: Home) -> None:
     """`oh up` then `oh down`: every program has exited when it returns; each worker stopped (exit 0) before the
     ledger, and none by supervisord's one-at-a-time shutdown (no "waiting for ... to die")."""
-    up = run_oh("up")
+    up = run_oh("up", "--timeout", "180")
     try:
         assert up.returncode == 0, up.stderr
         pids = {s["service"]: s["pid"] for s in json.loads(run_oh("status", "--json").stdout)["services"]}
@@ -224,3 +224,26 @@ def test_version_completion_and_one_line_usage_errors(home: Home) -> None:
         assert result.returncode == 2, (argv, result.stdout, result.stderr)
         line = _one_line(result)
         assert said in line and line.startswith("error: oh "), (argv, line)
+
+
+def test_query_prints_full_headers_in_trader_units_and_writes_files(home: Home, tmp_path: Path) -> None:
+    """`oh query` (the file read-only, no ledger): the table keeps every header whole and shows IV as %, counts with
+    separators; `-f parquet -o FILE` and `-f json` carry the exact values."""
+    assert run_oh("db", "init").returncode == 0
+    names = [f"column_number_{i:02d}_with_a_long_name" for i in range(6)]
+    sql = ("SELECT 0.29793340052 AS atm_iv, 2765 AS n, 0.000123456 AS gamma, "
+           + ", ".join(f"{i} AS {name}" for i, name in enumerate(names)))
+    shown = run_oh("query", sql)
+    assert shown.returncode == 0, shown.stderr
+    for name in names:
+        assert name in shown.stdout, shown.stdout
+    assert "29.8%" in shown.stdout and "2,765" in shown.stdout and "0.0001235" in shown.stdout
+    out = tmp_path / "answer.parquet"
+    written = run_oh("query", sql, "-f", "parquet", "-o", str(out))
+    assert written.returncode == 0 and "wrote 1 row to" in written.stdout, written.stderr
+    import pyarrow.parquet as pq
+
+    row = pq.read_table(out).to_pylist()[0]
+    assert float(row["atm_iv"]) == pytest.approx(0.29793340052) and row["n"] == 2765
+    [record] = json.loads(run_oh("query", sql, "-f", "json").stdout)
+    assert float(record["atm_iv"]) == pytest.approx(0.29793340052) and record[names[-1]] == 5
