@@ -10,9 +10,10 @@ Contract:
 - Every question and order after that goes over supervisord's XML-RPC interface on the unix socket
   `<sockets>/supervisor.sock` (supervisor's own transport, with a timeout on each call): structured
   process info, no subprocess per question, no scraping of `supervisorctl` text.
-- `stop_all` sends every worker its stop signal at once, waits for them, then stops the ledger (so
-  whatever a worker sent while stopping is journaled), then shuts supervisord down and waits for its
-  pid to go. supervisord's own shutdown stops the programs one at a time (~0.4 s each here).
+- `stop_all` sends every worker its stop signal at once, waits for their pids to exit and for supervisord to
+  report them stopped, then stops the ledger (so whatever a worker sent while stopping is journaled), then
+  shuts supervisord down and waits for its pid to go. supervisord's own shutdown stops the programs one at a
+  time (~0.4 s each).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import socket
 import subprocess
 import sys
 import time
-import xmlrpc.client
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -90,7 +90,7 @@ def socket_path(home: Home) -> Path:
     return home.sockets / "supervisor.sock"
 
 
-def _transport(path: Path, timeout: float) -> xmlrpc.client.Transport:
+def _transport(path: Path, timeout: float) -> Any:
     """supervisor's XML-RPC transport over the unix socket, each connection bounded by `timeout` (imported
     here: `program_names` alone, which the dashboard uses, needs none of it)."""
     from supervisor.xmlrpc import SupervisorTransport, UnixStreamHTTPConnection
@@ -108,10 +108,14 @@ def _transport(path: Path, timeout: float) -> xmlrpc.client.Transport:
 
 def rpc(home: Home, timeout: float = RPC_TIMEOUT) -> Any:
     """An XML-RPC proxy to this home's supervisord (`proxy.supervisor.getState()`, ...)."""
+    import xmlrpc.client
+
     return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=_transport(socket_path(home), timeout))
 
 
 def _unreachable(exc: BaseException) -> bool:
+    import xmlrpc.client
+
     return isinstance(exc, OSError | xmlrpc.client.ProtocolError | EOFError)
 
 
@@ -183,6 +187,8 @@ def pid_alive(pid: int) -> bool:
 
 def _stop(proxy: Any, names: list[str]) -> None:
     """Send each program its stop signal now (no waiting); a program already stopped is fine."""
+    import xmlrpc.client
+
     for name in names:
         try:
             proxy.supervisor.stopProcess(name, False)
@@ -191,11 +197,17 @@ def _stop(proxy: Any, names: list[str]) -> None:
                 raise SupervisorError(f"supervisord could not stop {name}: {fault.faultString}") from None
 
 
-def _wait_stopped(home: Home, names: list[str], deadline: float) -> list[str]:
-    """Wait until none of `names` is running or stopping; those still up at the deadline."""
+def _wait_exited(home: Home, pids: dict[str, int], deadline: float) -> list[str]:
+    """Wait until every program has exited and supervisord has reaped it; the names left at the deadline.
+
+    The pids are watched first (a signal-0 check per poll, no XML-RPC call), then supervisord is asked until it
+    reports them stopped (once or twice: it reaps on its next loop). Without that second step, under load the next
+    order (stop the ledger, shut down) could reach supervisord before it has seen the exit."""
     while True:
-        current = programs(home)
-        left = [name for name in names if name in current and current[name].state not in STOPPED_STATES]
+        left = [name for name, pid in pids.items() if pid and pid_alive(pid)]
+        if not left:
+            current = programs(home)
+            left = [name for name in pids if name in current and current[name].state not in STOPPED_STATES]
         if not left or time.monotonic() >= deadline:
             return left
         time.sleep(POLL_SECONDS)
@@ -207,15 +219,16 @@ def stop_all(home: Home, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     pid = supervisord_pid(home)
     proxy = rpc(home)
-    names = list(programs(home))
-    workers = [name for name in names if name != LEDGER]
-    _stop(proxy, workers)
-    left = _wait_stopped(home, workers, deadline)
+    # every program not yet stopped (one in BACKOFF has no pid but would be started again), with its pid if any
+    active = {name: p.pid for name, p in programs(home).items() if p.state not in STOPPED_STATES}
+    workers = {name: worker_pid for name, worker_pid in active.items() if name != LEDGER}
+    _stop(proxy, list(workers))
+    left = _wait_exited(home, workers, deadline)
     if left:
         raise SupervisorError(f"still running after {timeout:g}s: {', '.join(left)}")
-    if LEDGER in names:
+    if LEDGER in active:
         _stop(proxy, [LEDGER])
-        if _wait_stopped(home, [LEDGER], deadline):
+        if _wait_exited(home, {LEDGER: active[LEDGER]}, deadline):
             raise SupervisorError(f"the ledger is still running after {timeout:g}s")
     try:
         proxy.supervisor.shutdown()
