@@ -4,9 +4,10 @@ It starts the services, writes a sample portfolio (only when there is none, open
 sessions back), backfills two years of candles, then at once (two workers) snapshots option chains
 for the DEMO_SESSIONS - 1 sessions before the latest and ingests option bars for the last few, one
 ranged command each; the workers chain flow, derived metrics and a briefing for each session by
-themselves (one ranged command per stage). Then `daily` runs the latest session. 30 sessions are
-enough for IV rank and percentile (20 earlier sessions), the multi-session flow windows and the
-briefing's highlights on the first look.
+themselves (one ranged command per stage). Then `daily` runs the latest session, and a FLOW_WINDOW-session
+flow for the latest FLOW_WINDOW sessions (daily computes one-session flow only; its chain redoes their derived
+rows and briefings, the same). 30 sessions are enough for IV rank and percentile (20 earlier sessions), the
+multi-session flow windows and the briefing's highlights on the first look.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ from oh.cli.services import up
 from oh.domain.units import plural
 
 if TYPE_CHECKING:
-    from contracts import SnapshotOptions
+    from contracts import Command
 
 DEMO_SESSIONS = 30
 BAR_SESSIONS = 5  # option bars for the latest sessions only (no page needs 30; they cost as much as the chains)
 PORTFOLIO_AGE = 5  # the sample portfolio is opened this many sessions back: its contracts are still alive
+FLOW_WINDOW = 5  # a multi-session flow window (the Flow page's window choice) for the latest this many sessions
 
 
 def demo(
@@ -37,7 +39,7 @@ def demo(
                                  "metrics and briefings follow; IV rank needs 21)."),
 ) -> None:
     """Start everything on the sim provider, backfill the watchlist, run the daily chain, and say where to look."""
-    from contracts import IngestCandles, IngestOptionsBars, RunDaily, SnapshotOptions
+    from contracts import ComputeFlow, IngestCandles, IngestOptionsBars, RunDaily, SnapshotOptions
     from oh.adapters.watchlists import DEFAULT_WATCHLIST
     from oh.cli.follow import emit_and_wait, follow, send
     from oh.domain import calendar
@@ -61,11 +63,15 @@ def demo(
     sent = [(snapshots, send(snapshots), len(days) - 1), (bars, send(bars), len(bar_days))]
     for command, receipt, count in sent:
         follow(command, receipt, len(symbols) * count, timeout=900.0)
-    _follow_chain(home, snapshots)
+    _follow_chain(home, snapshots, "flow, derived metrics and briefings are following the snapshots")
     emit_and_wait(RunDaily(symbols=symbols, as_of=last, provider="sim"), 0, wait=True, timeout=900.0)
+    window_days = days[-min(FLOW_WINDOW, len(days) - 1):]
+    windowed = ComputeFlow(symbols=symbols, sessions=window_days, window=min(FLOW_WINDOW, len(days) - 1))
+    send(windowed)
+    _follow_chain(home, windowed, f"{windowed.window}-session flow for the latest {plural(len(window_days), 'session')}")
     console.print(
         f"\n[bold]Done[/] in {time.monotonic() - started:.0f}s. {plural(years, 'year')} of candles, {len(days)} sessions of "
-        f"option chains ({len(bar_days) + 1} of option bars), flow, derived metrics (IV rank and percentile from the 21st session on) and the "
+        f"option chains ({len(bar_days) + 1} of option bars), flow (1- and {windowed.window}-session windows), derived metrics (IV rank and percentile from the 21st session on) and the "
         f"{last} briefing for the default watchlist are in DuckDB.\n"
         f"  Dashboard:  {_dashboard_url()}\n"
         f"  Briefing:   {home.root / 'briefings' / f'{last}.md'}\n"
@@ -98,21 +104,21 @@ def _dashboard_url() -> str:
     return f"http://127.0.0.1:{os.environ.get('OH_UI_PORT', '5006')}"
 
 
-def _follow_chain(home: Home, snapshots: SnapshotOptions) -> None:
-    """Wait until the flow, derived and briefing runs the workers chain after the snapshot run have ended (one
-    ranged run per stage; their run ids follow from the snapshot run's), and say if one did not succeed."""
+def _follow_chain(home: Home, command: Command, doing: str) -> None:
+    """Wait until the run of `command` and the runs the workers chain after it (flow, derived, briefing: one
+    ranged run per stage; their run ids follow from the first's) have ended, and say if one did not succeed."""
     from bus.control_client import ControlClient
     from services.pipeline import follow_chain, step_of
 
     client = ControlClient(home, timeout=30.0)
     try:
-        with console.status("flow, derived metrics and briefings are following the snapshots ..."):
-            outcomes = follow_chain(lambda sql, params: client.query(sql, params), step_of(snapshots),
+        with console.status(f"{doing} ..."):
+            outcomes = follow_chain(lambda sql, params: client.query(sql, params), step_of(command),
                                     start_timeout=60.0, run_timeout=600.0)
     except TimeoutError as exc:
-        fail(f"the chain after the snapshots did not finish: {exc}")
+        fail(f"{doing}: not finished: {exc}")
     finally:
         client.close()
     failed = [f"{step.job} {status}" for step, status in outcomes.items() if status != "success"]
     if failed:
-        fail(f"the chain after the snapshots did not succeed: {', '.join(failed)}; `oh db health` shows why")
+        fail(f"{doing}: {', '.join(failed)}; `oh db health` shows why")
