@@ -4,13 +4,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 OH := $(VENV)/bin/oh
 
-.PHONY: install demo test down bench clean
+LOCK := requirements-dev.lock
 
-$(VENV)/.installed: pyproject.toml
+.PHONY: install demo test down bench clean lock wheel
+
+## The venv: oh (editable) with the dev tools and the dagster extra, at the versions the lock pins.
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "oh needs Python 3.11 or newer")'
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[dev]'
+	$(VENV)/bin/pip install -q -c $(LOCK) --upgrade pip
+	$(VENV)/bin/pip install -q -c $(LOCK) -e '.[dev,dagster]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -37,5 +40,14 @@ down:
 bench: install
 	$(PY) -m bench
 
+## Re-resolve the pinned dev set from pyproject.toml's bounds (pip-tools: pip's own resolver and indexes).
+lock: install
+	$(VENV)/bin/pip-compile --extra dev --extra dagster --strip-extras --no-emit-index-url --no-emit-find-links \
+	  --allow-unsafe -o $(LOCK) pyproject.toml
+
+## A wheel of oh in dist/ (what `pip install .` or `pipx install .` installs; tests/integration/test_wheel.py runs it).
+wheel: install
+	$(VENV)/bin/pip wheel -q --no-deps -w dist .
+
 clean: down
-	rm -rf $(VENV) data
+	rm -rf $(VENV) data dist build

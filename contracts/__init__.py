@@ -30,6 +30,7 @@ from contracts.events import (
     CheckRecord,
     DerivedComputed,
     FlowComputed,
+    NotificationSent,
     OptionBarsIngested,
     RunFinished,
     RunStarted,
@@ -42,7 +43,7 @@ AnyMessage = (
     IngestCandles | IngestOptionsBars | RunChecks | SnapshotOptions | ComputeFlow | ComputeDerived | BuildBriefing
     | RunDaily | StartLive | StopLive | RunStarted | RunFinished | CandlesIngested | OptionBarsIngested | ChainSnapshotted | FlowComputed
     | DerivedComputed | BriefingBuilt | AssetFailed | AssetChecked | TradeUpdated | SymbolsForgotten | SymbolsRemembered
-    | Heartbeat
+    | NotificationSent | Heartbeat
 )
 
 MESSAGE_TYPES: dict[str, type[Message]] = {
@@ -51,7 +52,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         IngestCandles, IngestOptionsBars, RunChecks, SnapshotOptions, ComputeFlow, ComputeDerived, BuildBriefing,
         RunDaily, StartLive, StopLive, RunStarted, RunFinished, CandlesIngested, OptionBarsIngested, ChainSnapshotted, FlowComputed,
         DerivedComputed, BriefingBuilt, AssetFailed, AssetChecked, TradeUpdated, SymbolsForgotten, SymbolsRemembered,
-        Heartbeat,
+        NotificationSent, Heartbeat,
     )
 }
 
@@ -79,6 +80,7 @@ __all__ = [
     "IngestCandles",
     "IngestOptionsBars",
     "Message",
+    "NotificationSent",
     "OptionBarsIngested",
     "RunChecks",
     "RunDaily",

@@ -32,6 +32,7 @@ from contracts.events import (
     ChainSnapshotted,
     DerivedComputed,
     FlowComputed,
+    NotificationSent,
     OptionBarsIngested,
     RunFinished,
     RunStarted,
@@ -92,6 +93,7 @@ OTHER_WRITES: dict[type[Message], tuple[str, ...]] = {
     TradeUpdated: ("trade_updates",),
     SymbolsForgotten: ("meta.forgotten_symbols",),
     SymbolsRemembered: ("meta.forgotten_symbols",),
+    NotificationSent: ("meta.notifications",),
 }
 
 JOB_BY_NAME = {job.name: job for job in JOBS}

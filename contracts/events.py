@@ -201,3 +201,29 @@ class SymbolsRemembered(Event, kw_only=True):
     """The trader brought forgotten `symbols` back (`oh symbols remember`): their rows leave `meta.forgotten_symbols`."""
 
     symbols: list[str]
+
+
+class NotificationSent(Event, kw_only=True):
+    """The notification hook ran for a failed run or a failed check (the `notify` worker, oh/adapters/notify.py),
+    with its outcome; projected into `meta.notifications`, one row per id.
+
+    The id derives from what triggered it (`trigger_key`), so a notification is recorded once however often the
+    trigger is redelivered. `trigger` is `run_failed` or `check_failed`; `subject` the job name or the failed
+    checks' names. `status` is `sent` (the command exited 0), `failed` (it exited non-zero, or could not start),
+    `timeout` (killed after the configured seconds) or `config_error` (notify.toml is malformed: nothing ran).
+    `program` is the command's program name only: its arguments may hold secrets (a webhook token).
+    """
+
+    trigger: str
+    trigger_key: str
+    run_id: str | None = None
+    subject: str
+    partition_key: str | None = None
+    title: str
+    message: str
+    program: str | None = None
+    status: str
+    exit_code: int | None = None
+    error: str | None = None
+    started_at: datetime
+    ended_at: datetime

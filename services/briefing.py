@@ -2,7 +2,8 @@
 
 For session D it loads the portfolio file (the command's path, else `$OH_HOME/config/portfolio.json`),
 reads through the ledger (never the DuckDB file) the latest chains on or before D for the portfolio's
-underlyings, D's derived rows, D's contract-level flow and the health report, renders Markdown with the
+underlyings (and judges the risk profile's limits on them, oh.domain.limits), D's derived rows, D's
+contract-level flow and the health report, renders Markdown with the
 pure `oh.domain.briefing.render`, writes `$OH_HOME/briefings/D.md` atomically and emits BriefingBuilt (which the
 ledger upserts into `briefings`, one row per day). No default portfolio file gives a briefing without
 the portfolio section, saying so; a malformed one puts its error in that section and the rest is written.
@@ -23,7 +24,7 @@ from contracts import BriefingBuilt, BuildBriefing, RunFinished, utc_now
 from contracts.catalog import job_of
 from oh.adapters import files
 from oh.adapters.portfolio_file import load
-from oh.domain import analyze, briefing, calendar
+from oh.domain import analyze, briefing, calendar, limits
 from oh.domain.portfolio import Portfolio, PortfolioError, option_legs
 from oh.read import quotes
 from oh.read.health import HealthOptions, health_report
@@ -96,10 +97,12 @@ def gather(command: BuildBriefing, run: RunContext, day: date) -> briefing.Brief
     held = sorted({p.symbol for p in portfolio.positions}) if portfolio else []
     symbols = sorted(set(command.symbols) | set(held))
     analysis = None
+    found: list[limits.Breach] = []
     if portfolio is not None:
         chains = quotes.latest_chains(run.query, held, day)
         closes = quotes.latest_closes(run.query, [s for s in held if s not in chains], day)
         analysis = analyze.analyze_portfolio(portfolio, chains, day, spots=closes)
+        found = limits.breaches(analysis, portfolio.risk_profile, currency=portfolio.base_currency)
     contracts = {sym.compact for _, sym, _ in option_legs(portfolio)} if portfolio else set()
     # only the rows flow_highlights can show: building/unwinding, and the held contracts (not all ~100k)
     flow_rows = _rows(run, FLOW_SQL, symbols, day, sorted(contracts))
@@ -111,6 +114,7 @@ def gather(command: BuildBriefing, run: RunContext, day: date) -> briefing.Brief
         portfolio_note=note, currency=portfolio.base_currency if portfolio else "USD",
         derived=tuple(_rows(run, DERIVED_SQL, symbols, day)), flow=notable, held_flow=mine,
         health=briefing.health_summary(report, symbols),
+        risk_profile=portfolio.risk_profile if portfolio else None, breaches=tuple(found),
     )
 
 

@@ -1,18 +1,19 @@
-"""`oh query`, `oh db init`: reading the warehouse (`oh replay` is in oh/cli/replay.py)."""
+"""`oh query`, `oh db init`: reading the warehouse (`oh replay` is in oh/cli/replay.py; output formats in formats.py)."""
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
 from bus.home import Home
 from oh.cli.common import console, fail
+from oh.domain.units import plural
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -24,6 +25,7 @@ class Format(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
+    parquet = "parquet"
 
 
 @contextmanager
@@ -82,46 +84,63 @@ def _file_reader(home: Home) -> Iterator[Callable[[str, list[Any] | None], pa.Ta
 
 def query(
     sql: str = typer.Argument(..., help="One read-only statement (SELECT, WITH, DESCRIBE, SHOW, EXPLAIN)."),
-    format: Format = typer.Option(Format.table, "--format", "-f", help="table | csv | json."),
+    format: Format = typer.Option(Format.table, "--format", "-f", help="table (for people) | csv | json | parquet."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
     limit: int = typer.Option(200, help="With --format table, show at most this many rows."),
 ) -> None:
-    """Query the warehouse (read-only)."""
+    """Query the warehouse (read-only): a table in trader units, or csv, json (one object per row) or parquet."""
+    if format is Format.parquet and output is None and sys.stdout.isatty():
+        fail("parquet is binary: give --output FILE or redirect stdout to a file", 2)
+    if limit < 1:
+        fail(f"--limit must be at least 1, got {limit}", 2)
     with reader(Home.from_env()) as read:
         table = read(sql, None)
-    if format is Format.csv:
-        import pyarrow.csv as pacsv
+    if format is Format.table:
+        _print_table(table, limit)
+        return
+    from oh.cli import formats
 
-        pacsv.write_csv(_nested_as_json(table), sys.stdout.buffer)
-    elif format is Format.json:
-        sys.stdout.write(json.dumps(table.to_pylist(), default=str, indent=1) + "\n")
-    else:
-        from rich.table import Table
-
-        view = Table(show_lines=False)
-        for name in table.column_names:
-            view.add_column(name)
-        for row in table.slice(0, limit).to_pylist():
-            view.add_row(*("" if v is None else str(v) for v in row.values()))
-        console.print(view)
-        if table.num_rows > limit:
-            console.print(f"({table.num_rows} rows, {limit} shown; use --limit or --format csv)")
+    write = {Format.csv: formats.write_csv, Format.json: formats.write_json, Format.parquet: formats.write_parquet}[format]
+    if output is None:
+        write(table, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        with output.open("wb") as sink:
+            write(table, sink)
+    except OSError as exc:
+        fail(f"{output}: cannot write: {exc.strerror or exc}")
+    console.print(f"wrote {plural(table.num_rows, 'row')} to {output} ({format.value})", soft_wrap=True, highlight=False)
 
 
-def _nested_as_json(table: pa.Table) -> pa.Table:
-    """CSV cells are flat: list, struct and map columns become JSON text, as `--format json` writes them.
+def _print_table(table: pa.Table, limit: int) -> None:
+    """Rows for people: numbers in trader units (oh.cli.formats.cell), right-aligned and never cut, headers whole.
 
-    Arrow's CSV writer refuses nested types and has no cast from them to text, so those columns (only
-    those) go through Python's json, cell by cell.
+    Piped output is as wide as the table needs; on a terminal narrower than the table, rich narrows the text
+    columns and says the table is wider than the terminal.
     """
-    import pyarrow as pa
-    import pyarrow.types as patypes
+    from rich.console import Console
+    from rich.table import Table
 
-    columns = [
-        pa.array([None if v is None else json.dumps(v, default=str) for v in column.to_pylist()], pa.string())
-        if patypes.is_nested(column.type) else column
-        for column in table.columns
-    ]
-    return pa.table(columns, names=table.column_names)
+    from oh.cli.formats import cell, is_numeric
+
+    names = table.column_names
+    rows = [[cell(name, row[name]) for name in names] for row in table.slice(0, limit).to_pylist()]
+    widths = [max([len(name), *(len(r[i]) for r in rows)]) for i, name in enumerate(names)]
+    needed = sum(widths) + 3 * len(names) + 1
+    out = console if console.is_terminal else Console(width=max(console.width, needed))
+    view = Table(show_lines=False)
+    for field, width in zip(table.schema, widths, strict=True):
+        numeric = is_numeric(field.type)
+        view.add_column(field.name, justify="right" if numeric else "left", no_wrap=numeric, overflow="fold",
+                        min_width=width if numeric else len(field.name))
+    for row in rows:
+        view.add_row(*row)
+    out.print(view)
+    if table.num_rows > limit:
+        out.print(f"({plural(table.num_rows, 'row')}, {limit:,} shown; use --limit or --format csv)")
+    if needed > out.width:
+        out.print(f"({plural(len(names), 'column')}, wider than the terminal: `-f csv`, or pipe to `less -S`)")
 
 
 @db_app.command("init")

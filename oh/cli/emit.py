@@ -7,7 +7,7 @@ from datetime import date
 import typer
 
 from bus.home import Home
-from oh.cli.common import fail
+from oh.cli.common import Provider, fail
 from oh.cli.follow import emit_and_wait
 
 emit_app = typer.Typer(help="Send a job's command to the workers (through the ledger).", no_args_is_help=True)
@@ -45,10 +45,11 @@ def _symbol_set(symbols: str | None, watchlist: str | None) -> list[str]:
     return chosen
 
 
-def _check_provider(name: str, fallback: str | None = None) -> None:
-    """Exit 2 unless the provider (and the fallback) can be used in this build."""
+def _check_provider(chosen: Provider, other: Provider | None = None) -> tuple[str, str | None]:
+    """The provider and fallback names; exit 2 unless they can be used in this build."""
     from oh.adapters.registry import unavailable_reason
 
+    name, fallback = str(chosen.value), (str(other.value) if other is not None else None)
     for option, value in (("--provider", name), ("--fallback", fallback)):
         reason = unavailable_reason(value) if value else None
         if reason:
@@ -62,6 +63,7 @@ def _check_provider(name: str, fallback: str | None = None) -> None:
             load_settings()
         except ConfigError as exc:
             fail(str(exc), 2)
+    return name, fallback
 
 
 def _day_range(as_of: str | None, start: str | None, end: str | None) -> tuple[date, date, int]:
@@ -110,7 +112,7 @@ def _sessions(as_of: str | None, start: str | None, end: str | None) -> list[dat
 SYMBOLS_HELP = "Comma-separated tickers, e.g. AAPL,SPY."
 WATCHLIST_HELP = "A watchlist's symbols (`oh watchlists list`); adds to --symbols."
 AS_OF_HELP = "One session, YYYY-MM-DD (default: the latest closed session)."
-PROVIDER_HELP = "sim | alpaca | yahoo."
+PROVIDER_HELP = "Where the data comes from: sim (offline), alpaca or yahoo."
 FALLBACK_HELP = "A second provider tried per symbol when the first fails."
 WAIT_HELP = "Show progress; exit non-zero if the run fails."
 TIMEOUT_HELP = "With --wait, give up after this many seconds."
@@ -125,8 +127,8 @@ def ingest_candles(
     start: str | None = typer.Option(None, help="First date, YYYY-MM-DD (with --end)."),
     end: str | None = typer.Option(None, help="Last date, YYYY-MM-DD (inclusive)."),
     as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
-    provider: str = typer.Option("sim", help=PROVIDER_HELP),
-    fallback: str | None = typer.Option(None, help=FALLBACK_HELP),
+    provider: Provider = typer.Option(Provider.sim, help=PROVIDER_HELP),
+    fallback: Provider | None = typer.Option(None, help=FALLBACK_HELP),
     wait: bool = typer.Option(False, "--wait", help=WAIT_HELP),
     timeout: float = typer.Option(3600.0, help=TIMEOUT_HELP),
 ) -> None:
@@ -135,8 +137,8 @@ def ingest_candles(
 
     symbol_list = _symbol_set(symbols, watchlist)
     first, last, _ = _day_range(as_of, start, end)
-    _check_provider(provider, fallback)
-    command = IngestCandles(symbols=symbol_list, start=first, end=last, provider=provider, fallback=fallback)
+    provider_name, fallback_name = _check_provider(provider, fallback)
+    command = IngestCandles(symbols=symbol_list, start=first, end=last, provider=provider_name, fallback=fallback_name)
     emit_and_wait(command, len(symbol_list), wait, timeout)
 
 
@@ -148,8 +150,8 @@ def ingest_options_bars(
     start: str | None = typer.Option(None, help=START_HELP),
     end: str | None = typer.Option(None, help=END_HELP),
     max_dte: int = typer.Option(45, "--max-dte", help="Only contracts expiring within this many days."),
-    provider: str = typer.Option("sim", help=PROVIDER_HELP),
-    fallback: str | None = typer.Option(None, help=FALLBACK_HELP),
+    provider: Provider = typer.Option(Provider.sim, help=PROVIDER_HELP),
+    fallback: Provider | None = typer.Option(None, help=FALLBACK_HELP),
     wait: bool = typer.Option(False, "--wait", help=WAIT_HELP),
     timeout: float = typer.Option(3600.0, help=TIMEOUT_HELP),
 ) -> None:
@@ -160,9 +162,9 @@ def ingest_options_bars(
     first, last, sessions = _day_range(as_of, start, end)
     if max_dte < 0:
         fail(f"--max-dte must be 0 or more, got {max_dte}", 2)
-    _check_provider(provider, fallback)
-    command = IngestOptionsBars(symbols=symbol_list, start=first, end=last, max_dte=max_dte, provider=provider,
-                                fallback=fallback)
+    provider_name, fallback_name = _check_provider(provider, fallback)
+    command = IngestOptionsBars(symbols=symbol_list, start=first, end=last, max_dte=max_dte, provider=provider_name,
+                                fallback=fallback_name)
     emit_and_wait(command, len(symbol_list) * sessions, wait, timeout)
 
 
@@ -190,8 +192,8 @@ def snapshot_options(
     as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
     start: str | None = typer.Option(None, help=START_HELP),
     end: str | None = typer.Option(None, help=END_HELP),
-    provider: str = typer.Option("sim", help=PROVIDER_HELP),
-    fallback: str | None = typer.Option(None, help=FALLBACK_HELP),
+    provider: Provider = typer.Option(Provider.sim, help=PROVIDER_HELP),
+    fallback: Provider | None = typer.Option(None, help=FALLBACK_HELP),
     wait: bool = typer.Option(False, "--wait", help=WAIT_HELP),
     timeout: float = typer.Option(3600.0, help=TIMEOUT_HELP),
 ) -> None:
@@ -200,8 +202,8 @@ def snapshot_options(
 
     symbol_list = _symbol_set(symbols, watchlist)
     first, last, sessions = _day_range(as_of, start, end)
-    _check_provider(provider, fallback)
-    command = SnapshotOptions(symbols=symbol_list, start=first, end=last, provider=provider, fallback=fallback)
+    provider_name, fallback_name = _check_provider(provider, fallback)
+    command = SnapshotOptions(symbols=symbol_list, start=first, end=last, provider=provider_name, fallback=fallback_name)
     emit_and_wait(command, len(symbol_list) * sessions, wait, timeout)
 
 
@@ -280,8 +282,8 @@ def daily(
     symbols: str | None = typer.Option(None, help=SYMBOLS_HELP),
     watchlist: str | None = typer.Option(None, help="A watchlist (default: `default` when --symbols is not given)."),
     as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
-    provider: str = typer.Option("sim", help=PROVIDER_HELP),
-    fallback: str | None = typer.Option(None, help=FALLBACK_HELP),
+    provider: Provider = typer.Option(Provider.sim, help=PROVIDER_HELP),
+    fallback: Provider | None = typer.Option(None, help=FALLBACK_HELP),
     with_portfolio: bool = typer.Option(True, "--with-portfolio/--without-portfolio",
                                         help="Add the portfolio's underlyings (every leg of every structure)."),
     wait: bool = typer.Option(False, "--wait", help=WAIT_HELP),
@@ -295,7 +297,7 @@ def daily(
     if chosen:
         _symbol_set(None, chosen)  # an unknown watchlist is an error now, not in the worker later
     day = _session(as_of)
-    _check_provider(provider, fallback)
-    command = RunDaily(symbols=_symbols(symbols) if symbols else [], watchlist=chosen, as_of=day, provider=provider,
-                       fallback=fallback, with_portfolio=with_portfolio)
+    provider_name, fallback_name = _check_provider(provider, fallback)
+    command = RunDaily(symbols=_symbols(symbols) if symbols else [], watchlist=chosen, as_of=day, provider=provider_name,
+                       fallback=fallback_name, with_portfolio=with_portfolio)
     emit_and_wait(command, 0, wait, timeout)

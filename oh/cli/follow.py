@@ -1,5 +1,11 @@
 """Sending a command through the ledger and following its run (and the runs it chains) to the end.
 
+Before sending, one status request to the ledger (answered at once when its socket is missing):
+with no ledger, `oh emit` says oh is not running and exits 1 at once, sending nothing; when the
+worker of the job has no recent heartbeat it says so at once (the command is stored and runs when
+the worker starts). A followed `run_checks` run ends with how many checks passed, failed (by
+severity) and were skipped.
+
 When the ledger cannot store events (its disk is full, or it is halted on a damaged journal), the
 command is refused with the ledger's reason and `oh emit` says so at once (exit 1) instead of
 waiting; while following a run, the ledger's status is checked every few seconds: a full disk is
@@ -9,28 +15,58 @@ reported once (the run goes on when space returns), a halted ledger ends the wai
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.markup import escape
 
 from bus.home import Home
 from oh.cli.common import console, err_console, fail
+from oh.domain.units import plural
 
 if TYPE_CHECKING:
-    from contracts import Command
+    from contracts import AssetChecked, Command
+    from contracts.control import StatusReply
 
 NO_WORKER_WARNING_SECONDS = 15.0
 LEDGER_CHECK_SECONDS = 2.0
+BEATING_SECONDS = 10.0  # a worker heard from within this is running (heartbeats come every 2 s)
 
 
-def emit_and_wait(command: Command, total: int, wait: bool, timeout: float) -> None:
-    """Send the command; with `wait`, show progress until the run finishes and exit 1 if it failed."""
+def probe(home: Home, worker: str) -> StatusReply | None:
+    """Ask the ledger once before sending: exit 1 at once if there is none; warn at once if `worker` is not
+    beating. None when the ledger's socket is there but it did not answer in time (it may be starting: the
+    send then waits for its acknowledgement as usual)."""
+    from bus.control_client import ControlClient, LedgerUnavailable
+
+    client = ControlClient(home, timeout=2.0)
+    socket_file = Path(client.endpoint.removeprefix("ipc://")) if client.endpoint.startswith("ipc://") else None
+    try:
+        if socket_file is not None and not socket_file.exists():
+            fail(f"oh is not running (no ledger for {home.root}): start it with `oh up`; nothing was sent")
+        try:
+            status = client.status(timeout=2.0)
+        except LedgerUnavailable:
+            return None
+    finally:
+        client.close()
+    beat = status.heartbeats.get(worker)
+    if beat is None or time.time() - float(beat["last_seen"]) > BEATING_SECONDS:
+        err_console.print(f"[yellow]the {worker} worker is not running[/] (no recent heartbeat): the command is stored "
+                          "and runs when it starts (`oh up`, `oh status`)", highlight=False, soft_wrap=True)
+    return status
+
+
+def send(command: Command) -> tuple[str, int]:
+    """Send the command through the ledger (after `probe`); its run id and the seq to follow it from. Exit 1 if the
+    ledger did not store it."""
     from bus.producer import LedgerRefused, Producer
     from contracts import run_id_for
     from contracts.catalog import job_of
 
     home = Home.from_env()
-    job = job_of(command).name
+    job = job_of(command)
+    probe(home, job.worker)
     producer = Producer(home)
     producer.send(command)
     try:
@@ -44,11 +80,26 @@ def emit_and_wait(command: Command, total: int, wait: bool, timeout: float) -> N
         producer.close()
     if producer.rejected:
         fail(f"the ledger rejected the command: {producer.rejected[0][1]}")
-    run_id = run_id_for(command.id, job)
+    return run_id_for(command.id, job.name), producer.last_acked_seq + 1
+
+
+def follow(command: Command, sent: tuple[str, int], total: int, timeout: float) -> None:
+    """Show the progress of a sent command's run (and the runs it chains) until it ends; exit 1 if it failed."""
+    from contracts.catalog import job_of
+
+    run_id, from_seq = sent
+    _follow(Home.from_env(), run_id, job_of(command).name, total, from_seq, timeout)
+
+
+def emit_and_wait(command: Command, total: int, wait: bool, timeout: float) -> None:
+    """Send the command; with `wait`, show progress until the run finishes and exit 1 if it failed."""
+    sent = send(command)
     if not wait:
-        console.print(f"sent {job}; run id {run_id}", soft_wrap=True)
+        from contracts.catalog import job_of
+
+        console.print(f"sent {job_of(command).name}; run id {sent[0]}", soft_wrap=True)
         return
-    _follow(home, run_id, job, total, producer.last_acked_seq + 1, timeout)
+    follow(command, sent, total, timeout)
 
 
 _DATA_EVENTS = ("CandlesIngested", "OptionBarsIngested", "ChainSnapshotted", "FlowComputed", "DerivedComputed",
@@ -86,6 +137,7 @@ def _follow(home: Home, run_id: str, job: str, total: int, from_seq: int, timeou
     running: dict[str, str] = {}
     partitions: set[tuple[str, str]] = set()
     rows = 0
+    checks = _CheckTally()
     started = time.monotonic()
     warned = False
     finished: RunFinished | None = None
@@ -113,6 +165,8 @@ def _follow(home: Home, run_id: str, job: str, total: int, from_seq: int, timeou
                 else:
                     rows += getattr(event, "row_count", 0)
                     partitions.add((runs[event_run], _partition(event)))
+                    if type(event).__name__ == "AssetChecked":
+                        checks.add(event)  # type: ignore[arg-type]
                 now = ", ".join(sorted(set(running.values()) - {job})) or ("running" if running else "")
                 progress.update(task, completed=len(partitions), description=f"{job}: {now}" if now else job)
             if not warned and len(running) == 0 and not partitions and time.monotonic() - started > NO_WORKER_WARNING_SECONDS:
@@ -122,9 +176,40 @@ def _follow(home: Home, run_id: str, job: str, total: int, from_seq: int, timeou
     ledger.client.close()
     if finished.status != "success":
         fail(f"{job} run {run_id} {finished.status} after {finished.duration_ms} ms: {finished.error_message}")
-    detail = f"{rows} rows in {len(partitions)} partitions" if rows else f"{len(partitions)} partitions"
-    steps = f" over {len(runs)} runs" if len(runs) > 1 else ""
-    console.print(f"[green]{job} succeeded[/]: {detail}{steps} in {finished.duration_ms} ms (run {run_id})", soft_wrap=True)
+    detail = (f"{plural(rows, 'row')} in {plural(len(partitions), 'partition')}" if rows
+              else plural(len(partitions), "partition"))
+    steps = f" over {plural(len(runs), 'run')}" if len(runs) > 1 else ""
+    console.print(f"[green]{job} succeeded[/]: {detail}{steps} in {finished.duration_ms:,} ms (run {run_id})",
+                  soft_wrap=True)
+    if job == "run_checks":
+        console.print(checks.summary(), soft_wrap=True, highlight=False, style="red" if checks.failed else None)
+
+
+class _CheckTally:
+    """Check results of a followed run, by status (and failures by severity)."""
+
+    def __init__(self) -> None:
+        self.passed = self.skipped = 0
+        self.failed: dict[str, int] = {}
+
+    def add(self, event: AssetChecked) -> None:
+        for result in event.results:
+            if result.status == "pass":
+                self.passed += 1
+            elif result.status == "fail":
+                self.failed[result.severity] = self.failed.get(result.severity, 0) + 1
+            else:
+                self.skipped += 1
+
+    def summary(self) -> str:
+        """`118 checks passed, 2 failed (1 error, 1 warn), 3 skipped`."""
+        failed = sum(self.failed.values())
+        text = f"{plural(self.passed, 'check')} passed, {failed:,} failed"
+        if failed:
+            text += " (" + ", ".join(f"{n:,} {severity}" for severity, n in sorted(self.failed.items())) + ")"
+        if self.skipped:
+            text += f", {self.skipped:,} skipped"
+        return text + ("; `oh db health` lists the failures" if failed else "")
 
 
 class _LedgerWatch:

@@ -21,6 +21,7 @@ import typer
 
 from bus.home import Home
 from oh.cli.common import console, fail
+from oh.domain.units import plural
 
 if TYPE_CHECKING:
     from bus.journal_format import Frame
@@ -83,13 +84,13 @@ def check() -> None:
     journal = Journal(home.journal, read_only=True, committed_seq=committed, type_names=MESSAGE_TYPES)
     segments = journal.segments()
     size = sum(path.stat().st_size for _, path in segments)
-    console.print(f"journal {home.journal}: {len(segments)} segments, {size / 1e6:.1f} MB, head seq {journal.head_seq}; "
+    console.print(f"journal {home.journal}: {plural(len(segments), 'segment')}, {size / 1e6:.1f} MB, head seq {journal.head_seq:,}; "
                   f"warehouse committed through seq {committed}", soft_wrap=True, highlight=False)
     problems = [fault.describe() for fault in journal.faults]
     if journal.head_seq < committed and not journal.faults:
         problems.append(f"the journal ends at seq {journal.head_seq} but the warehouse committed through seq {committed}")
     for cut in journal.cut_files():
-        console.print(f"bytes cut from a torn tail are kept in {cut.name} ({cut.stat().st_size} bytes)", highlight=False)
+        console.print(f"bytes cut from a torn tail are kept in {cut.name} ({plural(cut.stat().st_size, 'byte')})", highlight=False)
     if problems:
         for problem in problems:
             console.print(f"[bold red]damaged:[/] {problem}", soft_wrap=True, highlight=False)
@@ -150,7 +151,7 @@ def repair(
             console.print(" ".join(said), soft_wrap=True, highlight=False)
         if plan.missing and not mark_lost:
             applied = [seq for seq in plan.missing if lookup(seq) is not None]
-            fail(f"{len(plan.missing)} seqs ({_ranges(plan.missing)}) cannot be restored from the journal's bytes, and the "
+            fail(f"{plural(len(plan.missing), 'seq')} ({_ranges(plan.missing)}) cannot be restored from the journal's bytes, and the "
                  f"warehouse holds no copy of an event (only its rows: {len(applied)} of them were applied). Nothing was "
                  "written. To go on without them run `oh journal repair --mark-lost`: the warehouse keeps its rows, but "
                  "a later `oh replay --rebuild` will not reproduce them")
@@ -167,7 +168,7 @@ def repair(
         lock.release()
     if faults or head < committed:
         fail(f"the journal still does not check out after the repair: {'; '.join(faults) or f'it ends at seq {head}'}")
-    lost = f"; {len(plan.missing)} seqs marked lost" if plan.missing else ""
-    console.print(f"[green]journal repaired[/]: head seq {head}, {len(plan.corrected)} frames restored exactly{lost}; "
+    lost = f"; {plural(len(plan.missing), 'seq')} marked lost" if plan.missing else ""
+    console.print(f"[green]journal repaired[/]: head seq {head}, {plural(len(plan.corrected), 'frame')} restored exactly{lost}; "
                   f"the damaged originals are kept: {', '.join(p.name for p in kept) or 'none'}. Start oh with `oh up`.",
                   soft_wrap=True, highlight=False)

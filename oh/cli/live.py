@@ -17,7 +17,8 @@ import typer
 from rich.table import Table
 
 from bus.home import Home
-from oh.cli.common import console, err_console, fail
+from oh.cli.common import LiveProvider, console, err_console, fail
+from oh.domain.units import count, plural
 
 if TYPE_CHECKING:
     from contracts import Command
@@ -63,7 +64,7 @@ def _wait_for(done: object, timeout: float) -> LiveStatus | None:
 @live_app.command("start")
 def start(
     portfolio: Path | None = typer.Option(None, help="Portfolio file (default: $OH_HOME/config/portfolio.json)."),
-    provider: str = typer.Option("sim", help="sim | alpaca."),
+    provider: LiveProvider = typer.Option(LiveProvider.sim, help="Where quotes and fills come from: sim or alpaca."),
     stocks: bool = typer.Option(True, "--stocks/--no-stocks", help="Stream the underlyings' quotes."),
     options: bool = typer.Option(True, "--options/--no-options", help="Stream the option contracts' quotes."),
     fills: bool = typer.Option(True, "--fills/--no-fills", help="Stream trade updates (fills are journaled)."),
@@ -77,11 +78,10 @@ def start(
     """Start (or restart with new settings) live streaming for the portfolio."""
     from contracts import StartLive
     from oh.adapters.portfolio_file import default_path, load
-    from oh.domain.live_plan import PROVIDERS, build_plan
+    from oh.domain.live_plan import build_plan
     from oh.domain.portfolio import PortfolioError
 
-    if provider not in PROVIDERS:
-        fail(f"--provider must be one of {', '.join(PROVIDERS)}, got {provider!r}", 2)
+    source = str(provider.value)
     if stock_feed not in ("iex", "sip"):
         fail(f"--stock-feed must be iex or sip, got {stock_feed!r}", 2)
     if options_feed not in ("indicative", "opra"):
@@ -92,18 +92,18 @@ def start(
         fail(f"--sim-rate must be > 0, got {sim_rate:g}", 2)
     path = portfolio.expanduser().resolve() if portfolio is not None else default_path()
     try:
-        plan = build_plan(load(path), provider=provider, stocks=stocks, options=options, fills=fills,
+        plan = build_plan(load(path), provider=source, stocks=stocks, options=options, fills=fills,
                           max_option_contracts=max_option_contracts)
     except PortfolioError as exc:
         fail(str(exc), 2)
-    if provider == "alpaca":
+    if source == "alpaca":
         _check_alpaca()
-    console.print(f"plan: {len(plan.stocks)} stocks, {len(plan.options)} option contracts, "
-                  f"fills {'on' if plan.fills else 'off'} ({provider})", soft_wrap=True)
+    console.print(f"plan: {plural(len(plan.stocks), 'stock')}, {plural(len(plan.options), 'option contract')}, "
+                  f"fills {'on' if plan.fills else 'off'} ({source})", soft_wrap=True)
     for warning in plan.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True, highlight=False)
     command = StartLive(
-        portfolio=str(path) if portfolio is not None else None, provider=provider, stocks=stocks, options=options,
+        portfolio=str(path) if portfolio is not None else None, provider=source, stocks=stocks, options=options,
         fills=fills, max_option_contracts=max_option_contracts, stock_feed=stock_feed, options_feed=options_feed,
         keep_running=keep_running, sim_quotes_per_second=sim_rate,
     )
@@ -117,7 +117,7 @@ def start(
         return
     if status.state == "error":
         fail(f"live_stream could not start: {status.last_error}")
-    console.print(f"[green]streaming[/] ({provider}); `oh live status` shows each stream")
+    console.print(f"[green]streaming[/] ({source}); `oh live status` shows each stream")
 
 
 def _check_alpaca() -> None:
@@ -179,7 +179,7 @@ def status(
         return
     title = f"live_stream: {live.state}"
     if live.provider:
-        title += f" ({live.provider}, {live.stocks} stocks, {live.options} option contracts"
+        title += f" ({live.provider}, {plural(live.stocks, 'stock')}, {plural(live.options, 'option contract')}"
         title += ", keep running" if live.keep_running else ""
         title += ", resumed after a restart)" if live.resumed else ")"
     table = Table(title=title)
@@ -187,12 +187,12 @@ def status(
         table.add_column(column)
     for s in live.streams:
         retry = f"in {s.next_retry_in:.1f}s" if s.next_retry_in is not None else ""
-        table.add_row(s.name, s.state, _age(now, s.last_event), str(s.events), str(s.reconnects), retry,
+        table.add_row(s.name, s.state, _age(now, s.last_event), count(s.events), count(s.reconnects), retry,
                       s.last_error or "")
     console.print(table)
     c = live.counters
-    console.print(f"received {c.received}, conflated {c.conflated}, dropped {c.dropped}; published {c.quotes} "
-                  f"quotes in {c.batches} batches; fills journaled {c.fills}", soft_wrap=True)
+    console.print(f"received {c.received:,}, conflated {c.conflated:,}, dropped {c.dropped:,}; published "
+                  f"{plural(c.quotes, 'quote')} in {plural(c.batches, 'batch', 'batches')}; fills journaled {c.fills:,}", soft_wrap=True)
     if live.portfolio:
         console.print(f"portfolio {live.portfolio}", soft_wrap=True, highlight=False)
     for warning in live.plan_warnings:

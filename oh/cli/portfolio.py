@@ -3,17 +3,21 @@
 Only `init`, `add-position`, `add-spread` and `remove` write the file, and only after the whole
 edited portfolio validates; `list` and `analyze` only read it. Bad input exits 2 with one line.
 `analyze` reads the latest option-chain snapshots through the ledger (or the warehouse file,
-read-only, when it is down) and leaves the numbers to `oh.domain.analyze`.
+read-only, when it is down) and leaves the numbers to `oh.domain.analyze`; it values as of the last
+closed session (like the briefing), not the calendar day, unless `--as-of` says otherwise, and flags
+every risk-profile limit the book breaches (oh.domain.limits), in words, in the table and in `--json`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.console import Console
 
 from oh.adapters.portfolio_file import default_path, load, save
 from oh.cli.common import console, fail
@@ -31,11 +35,13 @@ from oh.domain.portfolio import (
     structure_net_debit,
     validate,
 )
+from oh.domain.units import money, pct_points, plural
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from oh.domain.analyze import PortfolioAnalysis
+    from oh.domain.limits import Breach
 
 portfolio_app = typer.Typer(
     help="The portfolio file: cash, stock, options and multi-leg structures. Not financial advice.",
@@ -237,8 +243,8 @@ def remove(
     console.print(f"removed {position_id} from {path}", soft_wrap=True, highlight=False)
 
 
-def _money(value: float) -> str:
-    return f"{value:,.2f}"
+def _money(value: float, currency: str = "USD") -> str:
+    return money(value, currency)
 
 
 @portfolio_app.command("list")
@@ -254,26 +260,27 @@ def list_positions(
     if as_json:
         typer.echo(dumps(current).decode(), nl=False)
         return
+    cur = current.base_currency
     table = Table(title=f"Portfolio ({path})", title_justify="left")
     for column in ("id", "type", "symbol", "contract", "qty", "cost"):
         table.add_column(column, justify="right" if column in ("qty", "cost") else "left", no_wrap=column == "contract")
     for position in current.positions:
         if isinstance(position, StockPosition):
-            table.add_row(position.id, "stock", position.symbol, "", f"{position.quantity:g}", _money(position.cost_basis))
+            table.add_row(position.id, "stock", position.symbol, "", f"{position.quantity:g}", _money(position.cost_basis, cur))
         elif isinstance(position, OptionPosition):
             table.add_row(position.id, "option", position.symbol, position.occ.compact, f"{position.quantity:+d}",
-                          _money(position.cost_basis))
+                          _money(position.cost_basis, cur))
         else:
             label = "credit" if position.net_debit < 0 else "debit"
-            table.add_row(position.id, position.kind, position.symbol, f"{len(position.legs)} legs, net {label}", "",
-                          _money(position.net_debit))
+            table.add_row(position.id, position.kind, position.symbol, f"{plural(len(position.legs), 'leg')}, net {label}", "",
+                          _money(position.net_debit, cur))
             for sym, leg in zip(position.leg_symbols(), position.legs, strict=True):
-                table.add_row("", "  leg", "", sym.compact, f"{leg.quantity:+d}", _money(leg.cost))
+                table.add_row("", "  leg", "", sym.compact, f"{leg.quantity:+d}", _money(leg.cost, cur))
     console.print(table)
     risk = current.risk_profile
     console.print(
-        f"cash {_money(current.cash)} {current.base_currency}; {len(current.positions)} positions; risk: "
-        f"max position {risk.max_position_pct:g}%, max delta {risk.max_portfolio_delta_pct:g}%, stress "
+        f"cash {_money(current.cash, cur)} {current.base_currency}; {plural(len(current.positions), 'position')}; risk: "
+        f"max position {pct_points(risk.max_position_pct)}, max delta {pct_points(risk.max_portfolio_delta_pct)}, stress "
         f"±{risk.stress_spot_pct:g}% spot, ±{risk.stress_vol_points:g} vol pts, {risk.stress_days}d",
         soft_wrap=True, highlight=False,
     )
@@ -311,8 +318,9 @@ def _unpriced(portfolio: Portfolio, chains: Mapping[str, object], closes: Mappin
 @portfolio_app.command("analyze")
 def analyze(
     portfolio: Path | None = typer.Option(None, "--portfolio", help=PORTFOLIO_HELP),
-    as_of: str | None = typer.Option(None, "--as-of", help="Value as of this date, YYYY-MM-DD (default: today); "
-                                     "quotes come from the latest snapshot on or before it."),
+    as_of: str | None = typer.Option(None, "--as-of", help="Value as of this session, YYYY-MM-DD (default: the "
+                                     "last closed session, as the briefing does); quotes come from the latest "
+                                     "snapshot on or before it."),
     spot_shocks: str | None = typer.Option(None, "--spot-shocks", help="Spot moves in %: 5 means -5 and +5; "
                                            "+5/-5 one side; comma list (default: the risk profile's, 5)."),
     vol_shocks: str | None = typer.Option(None, "--vol-shocks", help="IV moves in vol points, same form "
@@ -327,11 +335,12 @@ def analyze(
     from bus.home import Home
     from oh.cli.data import reader
     from oh.domain.analyze import StressSpec, analyze_portfolio, to_jsonable
+    from oh.domain.limits import breaches
     from oh.read.quotes import latest_chains, latest_closes
 
     path = _path(portfolio)
     current = _load(path)  # a bad file is reported first, naming the field and the position
-    day = _date(as_of, "--as-of") if as_of else date.today()
+    day = _date(as_of, "--as-of") if as_of else _last_closed_session()
     base = StressSpec.from_risk_profile(current.risk_profile)
     spec = StressSpec(
         _shocks(spot_shocks, "--spot-shocks", above=-100.0) if spot_shocks is not None else base.spot_shocks_pct,
@@ -354,11 +363,48 @@ def analyze(
         fail(f"no option-chain snapshot of {', '.join(missing)} on or before {day}: run "
              f"`oh emit snapshot-options --symbols {','.join(missing)}`", 2)
     analysis = analyze_portfolio(current, chains, day, spec, spots=closes)
+    found = breaches(analysis, current.risk_profile, currency=current.base_currency)
     if as_json:
-        data = {"portfolio": str(path), "base_currency": current.base_currency, **to_jsonable(analysis)}
+        data = {"portfolio": str(path), "base_currency": current.base_currency, **to_jsonable(analysis),
+                "limits": _limits_json(current.risk_profile, found)}
         typer.echo(json.dumps(data, indent=2))
         return
     _print_analysis(path, current, analysis)
+    _print_limits(current.risk_profile, found)
+
+
+def _limits_json(profile: RiskProfile, found: list[Breach]) -> dict[str, object]:
+    """The risk profile's limits and every breach (`--json`), NaN as null."""
+    from oh.domain.analyze import to_jsonable
+
+    return {
+        "max_position_pct": profile.max_position_pct,
+        "max_portfolio_delta_pct": profile.max_portfolio_delta_pct,
+        "breached": bool(found),
+        "breaches": [to_jsonable({**asdict(b), "label": b.label}) for b in found],
+    }
+
+
+def _print_limits(profile: RiskProfile, found: list[Breach]) -> None:
+    """Each breached limit in words (red), or that the book is within them."""
+    out = console if console.is_terminal else Console(width=max(console.width, WIDE_OUTPUT))
+    if not found:
+        out.print(f"Risk limits: within the risk profile (each position at most {pct_points(profile.max_position_pct)} "
+                  f"of net liq, net delta at most {pct_points(profile.max_portfolio_delta_pct)})",
+                  soft_wrap=True, highlight=False, style="green")
+        return
+    out.print(f"Risk limits: {plural(len(found), 'breach', 'breaches')}", soft_wrap=True, highlight=False,
+              style="bold red")
+    for breach in found:
+        out.print(f"limit breached: {breach.text}", soft_wrap=True, highlight=False, style="red")
+
+
+def _last_closed_session() -> date:
+    """The session `analyze` values as of by default: the last one closed, like the briefing of that session (on a
+    Sunday that is Friday, so DTE and time value match the briefing's for the same quotes, never the calendar day)."""
+    from oh.domain import calendar
+
+    return calendar.last_closed_session(calendar.wall_clock())
 
 
 def _print_analysis(path: Path, current: Portfolio, analysis: PortfolioAnalysis) -> None:

@@ -9,6 +9,7 @@ import typer
 
 from bus.home import Home
 from oh.cli.common import console, fail
+from oh.domain.units import plural
 
 CATCH_UP_PAGE = 2000
 
@@ -86,9 +87,9 @@ def _recompute(home: Home, event_type: str, first: date, last: date, symbols: se
         finally:
             producer.close()
         symbol_count = len({s for v in covered.values() for s in v})
-        console.print(f"replaying {len(payloads)} journaled {event_type} events: {len(covered)} sessions "
-                      f"from {min(covered)} to {max(covered)}, {symbol_count} symbols, in {len(commands)} "
-                      f"command{'s' if len(commands) != 1 else ''}", soft_wrap=True)
+        console.print(f"replaying {len(payloads):,} journaled {event_type} {'event' if len(payloads) == 1 else 'events'}: "
+                      f"{plural(len(covered), 'session')} from {min(covered)} to {max(covered)}, "
+                      f"{plural(symbol_count, 'symbol')}, in {plural(len(commands), 'command')}", soft_wrap=True)
         if wait:
             try:
                 _wait_all(client, commands, len(covered), timeout)
@@ -109,8 +110,8 @@ def _wait_all(client: object, commands: list, sessions: int, timeout: float) -> 
             outcomes = follow_chain(client.query, step_of(command), timeout, timeout)  # type: ignore[attr-defined]
             failed += [f"{step.job} {status}" for step, status in outcomes.items() if status != "success"]
     if failed:
-        fail(f"{len(failed)} recomputed steps did not succeed: {', '.join(failed[:5])}")
-    console.print(f"[green]replay done[/]: {sessions} sessions recomputed in {time.monotonic() - started:.1f}s")
+        fail(f"{plural(len(failed), 'recomputed step')} did not succeed: {', '.join(failed[:5])}")
+    console.print(f"[green]replay done[/]: {plural(sessions, 'session')} recomputed in {time.monotonic() - started:.1f}s")
 
 
 def _rebuild() -> None:
@@ -127,7 +128,7 @@ def _rebuild() -> None:
                 reply = client.rebuild()
             except QueryError as exc:
                 fail(f"not rebuilt: {exc}")
-            console.print(f"rebuilt by the running ledger: {reply.events} events in {reply.seconds:.2f}s")
+            console.print(f"rebuilt by the running ledger: {plural(reply.events, 'event')} in {reply.seconds:.2f}s")
             return
     finally:
         client.close()
@@ -137,4 +138,4 @@ def _rebuild() -> None:
         events, seconds = rebuild(home)
     except OfflineError as exc:
         fail(str(exc))
-    console.print(f"rebuilt {home.warehouse} from {events} events in {seconds:.2f}s")
+    console.print(f"rebuilt {home.warehouse} from {plural(events, 'event')} in {seconds:.2f}s")

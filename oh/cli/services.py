@@ -1,9 +1,17 @@
-"""`oh up | down | status | demo`: the processes under supervisord, and the ledger's health."""
+"""`oh up | down | status`: the processes under supervisord (over its XML-RPC interface), and the ledger's health.
+
+`oh status` knows a service is up from supervisord when it runs them (`oh up`), and from the
+ledger's heartbeats otherwise (`honcho start`, or a process started by hand): a service whose
+last heartbeat is recent and whose pid is alive is running. Exit 0 when every service is up and
+the ledger stores events, 3 otherwise; `--json` prints the same facts as one JSON object.
+"""
 
 from __future__ import annotations
 
+import sys
 import time
-from datetime import date, timedelta
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
@@ -12,31 +20,90 @@ from rich.table import Table
 from bus.home import Home
 from oh.adapters import supervisor
 from oh.cli.common import console, fail
+from oh.domain.units import plural
+
+if TYPE_CHECKING:
+    from contracts.control import StatusReply
+
+BEATING_SECONDS = 10.0  # a heartbeat younger than this (they come every 2 s) means the process is alive
+NOT_RUNNING = 3  # `oh status` exit code when a service is down or the ledger does not store events
 
 
-def _ledger_status(home: Home, timeout: float = 1.0):  # type: ignore[no-untyped-def]
+def _ledger_status(home: Home, timeout: float = 1.0) -> StatusReply | None:
     from bus.control_client import ControlClient, LedgerUnavailable
 
     client = ControlClient(home, timeout=timeout)
     try:
-        return client.status()
+        return client.status() if client.answers(timeout=timeout) else None
     except LedgerUnavailable:
         return None
     finally:
         client.close()
 
 
+@dataclass(frozen=True)
+class ServiceState:
+    """One service as `oh status` reports it."""
+
+    service: str
+    running: bool
+    state: str  # supervisord's state (RUNNING, STARTING, FATAL, ...), or `running`/`not running` from heartbeats
+    managed_by: str | None  # `supervisord`, `heartbeat` (honcho or by hand), or None when down
+    pid: int | None
+    heartbeat_age_seconds: float | None
+    heartbeat_state: str | None  # idle, running, serving, ... as the process says
+
+
+def _alive(pid: int | None) -> bool:
+    return bool(pid) and supervisor.pid_alive(int(pid))  # type: ignore[arg-type]
+
+
+def service_states(programs: dict[str, supervisor.Program], ledger: StatusReply | None, now: float) -> list[ServiceState]:
+    """Every program of supervisord.conf (and any other process that heartbeats), running or not, and why."""
+    beats = ledger.heartbeats if ledger else {}
+    names = list(dict.fromkeys([*supervisor.program_names(), *programs, *sorted(beats)]))
+    states = []
+    listed = {*supervisor.program_names(), *programs}
+    for name in names:
+        beat = beats.get(name)
+        age = now - float(beat["last_seen"]) if beat else None
+        program = programs.get(name)
+        if name == supervisor.LEDGER:
+            beating = ledger is not None
+        else:
+            beating = beat is not None and age is not None and age < BEATING_SECONDS and _alive(beat.get("pid"))
+        if name not in listed and not beating:
+            continue  # a process of no program that stopped beating (a test harness, a one-off): not a service
+        if program is not None:
+            running = program.running and (beating or name != supervisor.LEDGER)
+            state, managed, pid = program.state, "supervisord", program.pid or None
+        else:
+            running = beating
+            state = "running" if beating else "not running"
+            managed = "heartbeat" if beating else None
+            pid = int(beat["pid"]) if beat and beating else None
+        states.append(ServiceState(name, running, state, managed, pid, None if age is None else round(age, 1),
+                                   beat.get("state") if beat else None))
+    return states
+
+
 def wait_ready(home: Home, timeout: float) -> list[str]:
-    """Wait until the ledger answers and every worker has sent a heartbeat; return who is missing."""
-    workers = [name for name in supervisor.program_names() if name != "ledger"]
+    """Wait until the ledger answers and every worker has sent a heartbeat; return who is missing.
+
+    A program supervisord gave up on (FATAL: it exits as soon as it starts) ends the wait at once.
+    """
+    workers = [name for name in supervisor.program_names() if name != supervisor.LEDGER]
     deadline = time.monotonic() + timeout
-    missing = ["ledger", *workers]
+    missing = [supervisor.LEDGER, *workers]
     while time.monotonic() < deadline:
-        status = _ledger_status(home)
+        status = _ledger_status(home, timeout=0.5)
         if status is not None:
             missing = [name for name in workers if name not in status.heartbeats]
             if not missing:
                 return []
+        fatal = [p.name for p in supervisor.programs(home).values() if p.state == "FATAL"]
+        if fatal:
+            return [f"{name} (FATAL: it exits as soon as it starts)" for name in fatal]
         time.sleep(0.2)
     return missing
 
@@ -54,49 +121,80 @@ def up(timeout: float = typer.Option(60.0, help="Seconds to wait for every servi
     ledger = _ledger_status(home)
     if ledger is not None and (ledger.fault or ledger.stalled):
         fail(f"the services are up but the ledger is not storing events: {ledger.fault or ledger.stalled}")
-    console.print(f"[green]oh is up[/] (home {home.root}); `oh status` shows each service")
+    console.print(f"[green]oh is up[/] (home {home.root}); `oh status` shows each service", soft_wrap=True)
 
 
 def down(timeout: float = typer.Option(60.0, help="Seconds to wait for a clean shutdown.")) -> None:
-    """Stop every service cleanly (SIGTERM, ledger included) and supervisord itself."""
+    """Stop every service cleanly (the workers at once, then the ledger) and supervisord itself."""
     home = Home.from_env()
     if not supervisor.is_running(home):
         console.print("oh is not running")
         return
-    pid = supervisor.supervisord_pid(home)
-    supervisor.ctl(home, "shutdown")
-    # supervisord stops answering as soon as shutdown begins, but exits only after every program
-    # has exited: wait for its pid, so `oh down` returning means everything is down.
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and (supervisor.is_running(home) or (pid and supervisor.pid_alive(pid))):
-        time.sleep(0.1)
-    if supervisor.is_running(home) or (pid and supervisor.pid_alive(pid)):
-        fail(f"supervisord still running after {timeout:g}s")
+    try:
+        supervisor.stop_all(home, timeout)
+    except supervisor.SupervisorError as exc:
+        fail(str(exc))
     console.print("oh is down")
 
 
-def status() -> None:
-    """Show each service's state and last heartbeat, and the ledger's journal and warehouse offsets."""
+def status(as_json: bool = typer.Option(False, "--json", help="One JSON object instead of the table.")) -> None:
+    """Each service's state (supervisord's, or its heartbeats under honcho), and the ledger's journal and warehouse."""
     home = Home.from_env()
-    states = supervisor.program_states(home) if supervisor.is_running(home) else {}
+    programs = supervisor.programs(home)
     ledger = _ledger_status(home)
-    table = Table(title=f"oh services ({home.root})")
-    for column in ("service", "supervisord", "last heartbeat"):
-        table.add_column(column)
     now = time.time()
-    for name in supervisor.program_names():
-        beat = ledger.heartbeats.get(name) if ledger else None
-        if name == "ledger":
+    services = service_states(programs, ledger, now)
+    problem = (ledger.fault or ledger.stalled) if ledger else None
+    all_up = ledger is not None and all(s.running for s in services) and not problem
+    if as_json:
+        _print_json(home, programs, ledger, services, all_up, now)
+    else:
+        _print_table(home, programs, ledger, services, now)
+    if not all_up:
+        raise typer.Exit(NOT_RUNNING)
+
+
+def _print_json(home: Home, programs: dict[str, supervisor.Program], ledger: StatusReply | None,
+                services: list[ServiceState], all_up: bool, now: float) -> None:
+    import msgspec
+
+    report: dict[str, Any] = {
+        "home": str(home.root),
+        "all_up": all_up,
+        "supervisord": {"running": bool(programs), "pid": supervisor.supervisord_pid(home) if programs else None},
+        "services": [asdict(s) for s in services],
+        "ledger": {"answering": False} if ledger is None else {
+            "answering": True, "head_seq": ledger.head_seq, "applied_seq": ledger.applied_seq, "fsync": ledger.fsync,
+            "uptime_seconds": round(now - ledger.started_at, 1), "counters": dict(sorted(ledger.counters.items())),
+            "fault": ledger.fault, "stalled": ledger.stalled,
+        },
+    }
+    sys.stdout.write(msgspec.json.format(msgspec.json.encode(report), indent=2).decode() + "\n")
+
+
+def _print_table(home: Home, programs: dict[str, supervisor.Program], ledger: StatusReply | None,
+                 services: list[ServiceState], now: float) -> None:
+    table = Table(title=f"oh services ({home.root})")
+    for column in ("service", "state", "managed by", "pid", "last heartbeat"):
+        table.add_column(column, no_wrap=True)
+    for s in services:
+        if s.service == supervisor.LEDGER:
             heard = "answering" if ledger else "not answering"
+        elif s.heartbeat_age_seconds is None:
+            heard = "never"
         else:
-            heard = f"{now - beat['last_seen']:.1f}s ago (pid {beat['pid']})" if beat else "never"
-        table.add_row(name, states.get(name, "not running"), heard)
+            heard = f"{s.heartbeat_age_seconds:.1f}s ago" + (f" ({s.heartbeat_state})" if s.heartbeat_state else "")
+        state = s.state if s.running else f"[red]{escape(s.state)}[/]"
+        table.add_row(s.service, state, s.managed_by or "", str(s.pid or ""), heard)
     console.print(table)
+    if not programs and any(s.running for s in services):
+        console.print("supervisord is not running these: they were started another way (honcho, by hand); "
+                      "their state comes from their heartbeats", soft_wrap=True)
     if ledger:
         counters = ", ".join(f"{k}={v}" for k, v in sorted(ledger.counters.items())) or "none"
         console.print(
-            f"journal head seq {ledger.head_seq}, warehouse applied seq {ledger.applied_seq}, "
-            f"fsync {ledger.fsync}, up {now - ledger.started_at:.0f}s; counters: {counters}"
+            f"journal head seq {ledger.head_seq:,}, warehouse applied seq {ledger.applied_seq:,}, "
+            f"fsync {ledger.fsync}, up {now - ledger.started_at:.0f}s; counters: {counters}", soft_wrap=True,
         )
         if ledger.tcp:
             c = ledger.counters
@@ -110,94 +208,7 @@ def status() -> None:
         for problem, style in ((ledger.fault, "bold red"), (ledger.stalled, "bold yellow")):
             if problem:
                 console.print(f"[{style}]ledger not storing events:[/] {escape(problem)}", soft_wrap=True, highlight=False)
-    all_up = ledger is not None and states and all(s.startswith("RUNNING") for s in states.values())
-    if not all_up:
-        console.print("some services are not running: start them with `oh up`")
-        raise typer.Exit(3)
-    if ledger.fault or ledger.stalled:
-        raise typer.Exit(3)
-
-
-def demo(
-    years: int = typer.Option(2, help="Years of daily history to backfill for the default watchlist."),
-    sessions: int = typer.Option(5, help="Option-chain snapshots of the latest sessions (flow and derived follow)."),
-) -> None:
-    """Start everything on the sim provider, backfill the watchlist, run the daily chain, and say where to look."""
-    from datetime import UTC, datetime
-
-    from contracts import IngestCandles, IngestOptionsBars, RunDaily, SnapshotOptions
-    from oh.adapters.watchlists import DEFAULT_WATCHLIST
-    from oh.cli.follow import emit_and_wait
-    from oh.domain import calendar
-
-    up(timeout=90.0)
-    symbols = list(DEFAULT_WATCHLIST)
-    last = calendar.last_closed_session(datetime.now(UTC))
-    days = calendar.last_sessions(last, max(sessions, 2))
-    first, before_last = days[0].astype(date), days[-2].astype(date)
-    _demo_portfolio(Home.from_env(), first)
-    emit_and_wait(IngestCandles(symbols=symbols, start=last - timedelta(days=365 * years), end=last, provider="sim"),
-                  len(symbols), wait=True, timeout=600.0)
-    emit_and_wait(IngestOptionsBars(symbols=symbols, start=first, end=before_last, provider="sim"),
-                  len(symbols) * (len(days) - 1), wait=True, timeout=600.0)
-    emit_and_wait(SnapshotOptions(symbols=symbols, start=first, end=before_last, provider="sim"),
-                  len(symbols) * (len(days) - 1), wait=True, timeout=600.0)
-    _wait_for_chained_runs(Home.from_env(), len(days) - 1)
-    emit_and_wait(RunDaily(symbols=symbols, as_of=last, provider="sim"), 0, wait=True, timeout=900.0)
-    console.print(
-        f"\n[bold]Done.[/] {years} years of candles, {len(days)} sessions of option chains and bars, flow, derived "
-        f"metrics and the {last} briefing for the default watchlist are in DuckDB.\n"
-        f"  Dashboard:  {_dashboard_url()}\n"
-        f"  Briefing:   {Home.from_env().root / 'briefings' / f'{last}.md'}\n"
-        "  .venv/bin/oh db health     # runs, failures, freshness, checks, gaps and the backfill plan\n"
-        "  .venv/bin/oh query \"SELECT symbol, session_date, spot, atm_iv, iv_rank, expected_move_pct FROM derived_daily ORDER BY ALL\"\n"
-        "  .venv/bin/oh emit daily --wait   # the whole chain again for the latest session (idempotent)\n"
-        "  .venv/bin/oh status        # services        .venv/bin/oh down    # stop everything",
-        soft_wrap=True,
-    )
-
-
-def _demo_portfolio(home: Home, opened: date) -> None:
-    """Write a sample portfolio (stocks, single legs, verticals, iron condors on sim contracts opened on
-    `opened`) when there is none, so the Portfolio page and the briefing have something to show. An
-    existing portfolio file is never touched."""
-    from oh.adapters.portfolio_file import save
-    from oh.adapters.sim.stream import sim_portfolio
-
-    path = home.config / "portfolio.json"
-    if path.exists():
-        return
-    save(path, sim_portfolio(["SPY", "AAPL", "MSFT"], positions=8, day=opened))
-    console.print(f"wrote a sample portfolio to {path} (yours to edit: `oh portfolio list`)")
-
-
-def _dashboard_url() -> str:
-    """Where `oh ui` (the supervisord program `ui`) serves the dashboard."""
-    import os
-
-    return f"http://127.0.0.1:{os.environ.get('OH_UI_PORT', '5006')}"
-
-
-def _wait_for_chained_runs(home: Home, sessions: int, timeout: float = 180.0) -> None:
-    """Wait until the flow, derived and briefing runs that follow the snapshots have finished."""
-    from bus.control_client import ControlClient, LedgerUnavailable
-
-    client = ControlClient(home)
-    deadline = time.monotonic() + timeout
-    try:
-        with console.status("flow, derived metrics and briefings are following the snapshots ..."):
-            while time.monotonic() < deadline:
-                try:
-                    done = client.query(
-                        "SELECT count(*) FILTER (WHERE job_name = 'build_briefing' AND status != 'started'), "
-                        "count(*) FILTER (WHERE status = 'started') FROM meta.ingestion_runs"
-                    ).to_pylist()[0]
-                except LedgerUnavailable:
-                    done = {}
-                values = list(done.values())
-                if values and values[0] >= sessions and values[1] == 0:
-                    return
-                time.sleep(0.5)
-    finally:
-        client.close()
-    console.print("flow, derived and briefings are still running; `oh db health` shows their runs")
+    down = [s.service for s in services if not s.running]
+    if down:
+        console.print(f"{plural(len(down), 'service')} not running ({', '.join(down)}): start them with `oh up`",
+                      soft_wrap=True)

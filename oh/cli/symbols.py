@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from bus.home import Home
-from oh.cli.common import console, fail
+from oh.cli.common import Provider, console, fail
 
 if TYPE_CHECKING:
     from contracts import Event
@@ -61,10 +61,10 @@ def _send(home: Home, event: Event) -> None:
 
 
 @symbols_app.command("list")
-def list_symbols(provider: str = typer.Option("sim", help="Whose symbols: only the sim's universe is fixed.")) -> None:
+def list_symbols(provider: Provider = typer.Option(Provider.sim, help="Whose symbols: only the sim's universe is fixed.")) -> None:
     """Print the symbols a provider lists, one per line (the sim's universe; see docs/sim_market.md)."""
-    if provider != "sim":
-        fail(f"--provider {provider}: only the sim market has a fixed list; {provider} answers per symbol "
+    if provider.value != "sim":
+        fail(f"--provider {provider.value}: only the sim market has a fixed list; {provider.value} answers per symbol "
              "(an unknown one fails its partition)", 2)
     from oh.adapters.sim.universe import universe
 

@@ -26,6 +26,7 @@ from oh.adapters.watchlists import (
     watchlists_path,
 )
 from oh.cli.common import console, fail
+from oh.domain.units import plural
 
 watchlists_app = typer.Typer(help="Watchlists: named symbol sets ($OH_HOME/config/watchlists.json).",
                              no_args_is_help=True)
@@ -136,7 +137,7 @@ def add(
         _say(f"{name} already has {', '.join(wanted)}; nothing changed")
         return
     path = _save(home, updated)
-    _say(f"{name}: added {', '.join(added)} ({len(updated[name])} symbols) in {path}")
+    _say(f"{name}: added {', '.join(added)} ({plural(len(updated[name]), 'symbol')}) in {path}")
 
 
 @watchlists_app.command("remove")
@@ -156,7 +157,7 @@ def remove(
     except WatchlistError as exc:
         fail(str(exc), 2)
     path = _save(home, updated)
-    _say(f"{name}: removed {', '.join(wanted)} ({len(updated[name])} symbols left) in {path}")
+    _say(f"{name}: removed {', '.join(wanted)} ({plural(len(updated[name]), 'symbol')} left) in {path}")
 
 
 @watchlists_app.command("sync-positions")
@@ -184,4 +185,4 @@ def sync_positions(
         _say(f"{name} already has every underlying of the portfolio ({', '.join(held) or 'none'}); nothing changed")
         return
     path = _save(home, updated)
-    _say(f"{name}: added {', '.join(added)} ({len(updated[name])} symbols) in {path}")
+    _say(f"{name}: added {', '.join(added)} ({plural(len(updated[name]), 'symbol')}) in {path}")

@@ -6,7 +6,8 @@ time, and every list in a fixed order (ties broken by symbol and contract), so t
 the same bytes, which is what makes re-running a briefing a no-op. Sections, in order:
 
 1. title, "Not financial advice", the symbols covered, and the data-health line;
-2. the portfolio (positions with PnL, Greeks, stress grids, warnings), or why it is missing;
+2. the portfolio (breached risk limits first, in words, then positions with PnL, Greeks, stress grids,
+   warnings), or why it is missing;
 3. derived highlights (IV rank extremes, the largest expected moves) and the derived table;
 4. notable flow: the contracts you hold, then the largest open-interest changes.
 
@@ -23,6 +24,9 @@ from typing import Any
 
 from oh.domain import analyze_tables as tables
 from oh.domain.analyze import PortfolioAnalysis
+from oh.domain.limits import Breach
+from oh.domain.portfolio import RiskProfile
+from oh.domain.units import pct_points, plural
 
 IV_RANK_HIGH = 80.0  # IV rank at or above this is an "extreme high"
 IV_RANK_LOW = 20.0  # ... at or below this an "extreme low"
@@ -73,6 +77,8 @@ class BriefingInput:
     flow: tuple[FlowHighlight, ...] = ()
     held_flow: tuple[FlowHighlight, ...] = ()
     health: HealthSummary = field(default_factory=HealthSummary)
+    risk_profile: RiskProfile | None = None  # the limits judged (None: not judged)
+    breaches: tuple[Breach, ...] = ()  # oh.domain.limits.breaches of the analysis, largest first
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -127,14 +133,14 @@ def health_summary(report: Mapping[str, Any], symbols: Sequence[str] | None = No
     def relevant(scope: Any) -> bool:
         return symbols is None or scope in ("ALL", None) or scope in symbols
 
-    stale = sorted(f"{w['asset_key']} {w['scope_key']} ({w['staleness_sessions']} sessions behind)"
+    stale = sorted(f"{w['asset_key']} {w['scope_key']} ({plural(w['staleness_sessions'], 'session')} behind)"
                    for w in report.get("watermarks", ()) if w.get("stale") and w["asset_key"] not in skip_assets
                    and relevant(w.get("scope_key")))
     failed = sorted(f"{r['job_name']} ({r['status']})" for r in report.get("latest_runs", ())
                     if r.get("status") in ("failed", "abandoned"))
     checks = sorted({f"{c['check_name']} on {c['asset_key']}" for c in report.get("failed_checks", ())
                      if relevant((c.get("partition_key") or "ALL").split("|")[0])})
-    gaps = sorted(f"{g['asset_key']} {g['symbol']} ({g['sessions']} sessions from {g['start']})"
+    gaps = sorted(f"{g['asset_key']} {g['symbol']} ({plural(g['sessions'], 'session')} from {g['start']})"
                   for g in report.get("gaps", ()) if relevant(g.get("symbol")))
     return HealthSummary(tuple(stale), tuple(failed), tuple(checks), tuple(gaps), report.get("expected_through"))
 
@@ -165,6 +171,7 @@ def _portfolio(data: BriefingInput) -> list[str]:
     if analysis is None:
         return [*lines, data.portfolio_note or "No portfolio.", ""]
     lines += [tables.summary_line(analysis, data.currency), ""]
+    lines += _limits(data)
     if data.portfolio_note:
         lines += [data.portfolio_note, ""]
     if not analysis.positions:
@@ -178,6 +185,18 @@ def _portfolio(data: BriefingInput) -> list[str]:
     if warnings:
         lines += ["Warnings:", "", *(f"- {w}" for w in warnings), ""]
     return lines
+
+
+def _limits(data: BriefingInput) -> list[str]:
+    """Every breached risk-profile limit in words, or that the book is within them."""
+    profile = data.risk_profile
+    if profile is None:
+        return []
+    if not data.breaches:
+        return [f"**Risk limits:** within the risk profile (each position at most {pct_points(profile.max_position_pct)} "
+                f"of net liq, net delta at most {pct_points(profile.max_portfolio_delta_pct)}).", ""]
+    return [f"**Risk limits: {plural(len(data.breaches), 'breach', 'breaches')}**", "",
+            *(f"- {breach.text}" for breach in data.breaches), ""]
 
 
 def _derived(data: BriefingInput) -> list[str]:
@@ -194,7 +213,7 @@ def _derived(data: BriefingInput) -> list[str]:
     lines.append(f"- IV rank <= {IV_RANK_LOW:g}: {', '.join(low) or 'none'}")
     known = sum(math.isfinite(v) for _, v in rank)
     if known < len(rank):
-        lines.append(f"- IV rank not yet known for {len(rank) - known} of {len(rank)} symbols (it needs 20 prior sessions)")
+        lines.append(f"- IV rank not yet known for {len(rank) - known} of {plural(len(rank), 'symbol')} (it needs 20 prior sessions)")
     lines.append(f"- Largest expected moves: {', '.join(f'{s} ±{v:.1f}%' for s, v in moves) or 'none'}")
     lines.append("")
     header = ("symbol", "spot", "ATM IV", "IV rank", "IV pctl", "exp. move", "P/C OI", "call wall", "put wall")

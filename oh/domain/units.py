@@ -5,6 +5,7 @@
 - percentages from fractions: IV 0.2979 is `29.8%`, a return -0.0125 is `-1.3%`; from points
   (an expected move stored as 4.2 meaning 4.2%) use `pct_points`;
 - prices: `412.35` (two decimals, thousands separators);
+- numbers of no known unit (`oh query` tables): `decimal(0.29793)` is `0.2979`, never `0.00`;
 - column names in words: `label("d_oi_notional")` is `ΔOI notional ($)`.
 
 Missing values (None, NaN, inf) are shown as MISSING, never as 0 or `nan`. Pure: no I/O.
@@ -67,6 +68,21 @@ def number(value: Any, digits: int = 2, *, sign: bool = False) -> str:
     if numeric is None:
         return MISSING
     return f"{numeric:+,.{digits}f}" if sign else f"{numeric:,.{digits}f}"
+
+
+def decimal(value: Any, significant: int = 4) -> str:
+    """A number of no known unit, readable and never rounded to nothing: `1,234.57` from 1 up, and below 1
+    at least `significant` significant digits (`0.2979`, `0.0001235`); `0` is `0`."""
+    numeric = _finite(value)
+    if numeric is None:
+        return MISSING
+    size = abs(numeric)
+    if size >= 1 or size == 0:
+        return number(numeric) if size else "0"
+    if size < 1e-9:
+        return f"{numeric:.{significant - 1}e}"
+    places = significant - 1 - math.floor(math.log10(size))
+    return f"{numeric:.{places}f}"
 
 
 def price(value: Any) -> str:

@@ -21,7 +21,10 @@ def main() -> None:
     ledger = Ledger(home, fsync=args.fsync)
     signal.signal(signal.SIGTERM, ledger.stop)
     signal.signal(signal.SIGINT, ledger.stop)
-    ledger.run()
+    ledger.run()  # returns with the journal and the warehouse closed
+    import gc
+
+    gc.freeze()  # exiting: skip the interpreter's last collection over the heap (a faster `oh down`)
 
 
 if __name__ == "__main__":

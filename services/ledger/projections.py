@@ -30,6 +30,7 @@ from contracts import (
     DerivedComputed,
     FlowComputed,
     Message,
+    NotificationSent,
     OptionBarsIngested,
     RunFinished,
     RunStarted,
@@ -508,6 +509,18 @@ def _apply_remembered(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) 
     con.execute("DELETE FROM meta.forgotten_symbols WHERE symbol IN (SELECT unnest(?::VARCHAR[]))", [symbols])
 
 
+def _apply_notifications(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> None:
+    """Upsert each notification on its id (a redelivered one replaces itself)."""
+    rows = []
+    for _, ev in batch:
+        assert isinstance(ev, NotificationSent)
+        started, ended = naive_utc(ev.started_at), naive_utc(ev.ended_at)
+        rows.append([ev.id, ev.trigger, ev.trigger_key, ev.run_id, ev.subject, ev.partition_key, ev.title, ev.message,
+                     ev.program, ev.status, ev.exit_code, ev.error, started, ended,
+                     int((ev.ended_at - ev.started_at).total_seconds() * 1000)])
+    con.executemany("INSERT OR REPLACE INTO meta.notifications VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
 APPLIERS: dict[type[Message], Callable[[duckdb.DuckDBPyConnection, Sequence[Applied]], None]] = {
     RunStarted: _apply_run_started,
     RunFinished: _apply_run_finished,
@@ -522,6 +535,7 @@ APPLIERS: dict[type[Message], Callable[[duckdb.DuckDBPyConnection, Sequence[Appl
     AssetChecked: _apply_checks,
     SymbolsForgotten: _apply_forgotten,
     SymbolsRemembered: _apply_remembered,
+    NotificationSent: _apply_notifications,
 }
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import duckdb
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: meta.notifications
 
 DDL = """
 CREATE SCHEMA IF NOT EXISTS meta;
@@ -217,6 +217,24 @@ CREATE TABLE IF NOT EXISTS meta.forgotten_symbols (
   reason           VARCHAR
 );
 
+CREATE TABLE IF NOT EXISTS meta.notifications (
+  notification_id  VARCHAR PRIMARY KEY,   -- the NotificationSent event's id (derived from its trigger)
+  trigger          VARCHAR NOT NULL,      -- run_failed | check_failed
+  trigger_key      VARCHAR NOT NULL,
+  run_id           VARCHAR,
+  subject          VARCHAR NOT NULL,      -- the job, or the failed checks
+  partition_key    VARCHAR,
+  title            VARCHAR NOT NULL,
+  message          VARCHAR NOT NULL,
+  program          VARCHAR,               -- the hook's program name (never its arguments)
+  status           VARCHAR NOT NULL,      -- sent | failed | timeout | config_error
+  exit_code        INTEGER,
+  error            VARCHAR,
+  started_at       TIMESTAMP NOT NULL,
+  ended_at         TIMESTAMP NOT NULL,
+  duration_ms      BIGINT NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS meta.asset_checks (
   check_id         VARCHAR PRIMARY KEY,
   asset_key        VARCHAR NOT NULL,
@@ -245,6 +263,7 @@ PROJECTED_TABLES = (
     "meta.asset_watermarks",
     "meta.asset_checks",
     "meta.forgotten_symbols",
+    "meta.notifications",
 )
 
 

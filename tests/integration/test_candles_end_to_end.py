@@ -111,7 +111,7 @@ def test_command_sent_while_worker_down_runs_once_when_it_starts(home: Home) -> 
 def test_bad_cli_arguments_exit_2_with_one_line(home: Home) -> None:
     """Unknown provider, inverted dates and malformed symbols exit 2 with a one-line reason (no ledger needed)."""
     cases = [
-        (("--symbols", "AAPL", "--start", "2025-01-01", "--end", "2025-02-01", "--provider", "nope"), "unknown provider"),
+        (("--symbols", "AAPL", "--start", "2025-01-01", "--end", "2025-02-01", "--provider", "nope"), "'nope' is not one of 'sim', 'alpaca', 'yahoo'"),
         (("--symbols", "AAPL", "--start", "2025-02-01", "--end", "2025-01-01"), "after --end"),
         (("--symbols", "AAPL,12$", "--start", "2025-01-01", "--end", "2025-02-01"), "malformed symbol"),
         (("--symbols", "AAPL", "--start", "2025-13-01", "--end", "2025-02-01"), "not a date"),

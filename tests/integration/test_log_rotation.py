@@ -69,8 +69,10 @@ def test_a_malformed_log_setting_is_one_clear_line(home: Home, name: str, value:
 
 def test_supervisord_bounds_every_file_it_writes() -> None:
     """supervisord's own log and every program's `*.out.log` have a size limit and a backup count."""
+    from oh.adapters.supervisor import conf_text
+
     conf = configparser.RawConfigParser()
-    conf.read(REPO / "supervisord.conf")
+    conf.read_string(conf_text())
     assert int(conf["supervisord"]["logfile_backups"]) > 0 and conf["supervisord"]["logfile_maxbytes"] != "0"
     programs = [section for section in conf.sections() if section.startswith("program:")]
     assert programs

@@ -16,7 +16,15 @@ from hypothesis import strategies as st
 from bus.arrow_ipc import to_ipc
 from bus.codec import encode
 from bus.journal import Journal, JournalCorrupt
-from contracts import AssetChecked, CandlesIngested, CheckRecord, Message, SymbolsForgotten, SymbolsRemembered
+from contracts import (
+    AssetChecked,
+    CandlesIngested,
+    CheckRecord,
+    Message,
+    NotificationSent,
+    SymbolsForgotten,
+    SymbolsRemembered,
+)
 from oh.adapters.sim.provider import SimProvider
 from services.ledger import projections, schema, warehouse
 from services.ledger.warehouse import Warehouse, WarehouseAhead
@@ -82,6 +90,9 @@ def _scenario() -> list[Message]:
         run_finished("r2", 12),
         SymbolsForgotten(symbols=["ZZFAKE", "MSFT"], reason="typo and retired", ts=at(13)),
         SymbolsRemembered(symbols=["MSFT"], ts=at(14)),  # forgetting is undone in seq order
+        NotificationSent(id="n1", trigger="run_failed", trigger_key="r1", run_id="r1", subject="ingest_candles",
+                         title="oh: ingest_candles run failed", message="1 of 3 symbols failed", program="notify-send",
+                         status="sent", exit_code=0, started_at=at(15), ended_at=at(15.5), ts=at(15.5)),
     ]
 
 
