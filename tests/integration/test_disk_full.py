@@ -22,7 +22,7 @@ from tests.integration.conftest import Stack, run_oh
 
 pytestmark = pytest.mark.integration
 
-SYMBOLS = [f"F{i:02d}" for i in range(12)]
+SYMBOLS = [f"S{i:04d}" for i in range(900, 912)]  # synthetic sim names
 START, END = "2016-01-01", "2024-12-31"
 ROOM_LEFT = 96 * 1024  # enough for a command and a log line, far too little for the candles
 
@@ -103,7 +103,7 @@ def test_a_full_disk_stalls_the_ledger_clearly_and_it_resumes_when_space_returns
     try:
         assert stack.ledger.proc is not None
         pid = stack.ledger.proc.pid
-        warm = run_oh("emit", "ingest-candles", "--symbols", "WARM", "--start", "2025-01-01", "--end", "2025-01-31", "--wait")
+        warm = run_oh("emit", "ingest-candles", "--symbols", "S0999", "--start", "2025-01-01", "--end", "2025-01-31", "--wait")
         assert warm.returncode == 0, warm.stderr
         filler = _fill(home.root, ROOM_LEFT)
 
@@ -132,7 +132,7 @@ def test_a_full_disk_stalls_the_ledger_clearly_and_it_resumes_when_space_returns
         runs = stack.client.query("SELECT status FROM meta.ingestion_runs ORDER BY started_at").to_pylist()
         assert [r["status"] for r in runs] == ["success", "success"]
         sessions = len(calendar.sessions(date.fromisoformat(START), date.fromisoformat(END)))
-        assert stack.scalar("SELECT count(*) FROM candles_daily WHERE symbol LIKE 'F%'") == len(SYMBOLS) * sessions
+        assert stack.scalar("SELECT count(*) FROM candles_daily WHERE symbol LIKE 'S09__' AND symbol <> 'S0999'") == len(SYMBOLS) * sessions
         assert stack.scalar("SELECT count(*) FROM candles_daily WHERE symbol = 'LATE'") == 0  # refused, never stored
         assert stack.scalar("SELECT count(*) - count(DISTINCT id) FROM ledger.events") == 0
         assert "accepting events" in stack.ledger.log_text()
@@ -154,7 +154,7 @@ def test_a_full_warehouse_disk_keeps_the_batch_in_the_journal_and_applies_it_lat
     try:
         assert stack.ledger.proc is not None
         pid = stack.ledger.proc.pid
-        warm = run_oh("emit", "ingest-candles", "--symbols", "WARM", "--start", "2025-01-01", "--end", "2025-01-31", "--wait")
+        warm = run_oh("emit", "ingest-candles", "--symbols", "S0999", "--start", "2025-01-01", "--end", "2025-01-31", "--wait")
         assert warm.returncode == 0, warm.stderr
         filler = _fill(home.warehouse.parent, ROOM_LEFT)
         waiting = run_oh("emit", "ingest-candles", "--symbols", ",".join(SYMBOLS), "--start", START, "--end", END,
@@ -175,7 +175,7 @@ def test_a_full_warehouse_disk_keeps_the_batch_in_the_journal_and_applies_it_lat
               timeout=180)
         assert stack.ledger.proc.poll() is None and stack.ledger.proc.pid == pid, "the ledger restarted"
         sessions = len(calendar.sessions(date.fromisoformat(START), date.fromisoformat(END)))
-        assert stack.scalar("SELECT count(*) FROM candles_daily WHERE symbol LIKE 'F%'") == len(SYMBOLS) * sessions
+        assert stack.scalar("SELECT count(*) FROM candles_daily WHERE symbol LIKE 'S09__' AND symbol <> 'S0999'") == len(SYMBOLS) * sessions
         assert stack.scalar("SELECT count(*) FROM ledger.rejected") == 0
         assert stack.scalar("SELECT count(*) - count(DISTINCT id) FROM ledger.events") == 0
         assert stack.client.status().applied_seq == stack.client.status().head_seq

@@ -102,7 +102,7 @@ def test_a_run_whose_command_the_restarted_worker_lost_ends_abandoned(home: Home
     stack.start_ledger()
     stack.start_ingest()
     try:
-        symbols = ",".join(f"L{i:03d}" for i in range(300))
+        symbols = ",".join(f"S{i:04d}" for i in range(300))  # synthetic sim names
         sent = run_oh("emit", "ingest-candles", "--symbols", symbols, "--start", "2010-01-01", "--end", "2024-12-31")
         assert sent.returncode == 0, sent.stderr
         deadline = time.monotonic() + 60
