@@ -67,8 +67,8 @@ return lead + {json.dumps(symbol)} + body;
 def count_js(digits: int = AXIS_DIGITS) -> str:
     """The body of a tick formatter equal to units.count(tick, compact=True)."""
     return _scaled_js() + f"""
-const n = Math.round(tick);
-return (tick <= -0.5 ? '-' : '') + scaled(Math.abs(n), {digits});
+const n = Math.abs(tick % 1) === 0.5 ? 2 * Math.round(tick / 2) : Math.round(tick);  // half to even, as Python
+return (n < 0 ? '-' : '') + scaled(Math.abs(n), {digits});
 """
 
 

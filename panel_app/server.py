@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 WILDCARD = ("0.0.0.0", "::", "")
 LEAN_COMPONENTS_DROPPED = ("bokeh-gl", "bokeh-mathjax")  # no page draws with WebGL or typesets math
+LOGIN_USER = "trader"  # the login page's hidden user name: the login is the password alone
 LOGIN_TEMPLATE = Path(__file__).parent / "templates" / "login.html"
 OAUTH_PROVIDERS = ("auth0", "azure", "bitbucket", "generic", "github", "gitlab", "google", "okta")
 
@@ -164,7 +165,8 @@ def build_server(home: Home, host: str, port: int, access: Access | None = None)
     context.start(home)
     login: dict[str, Any] = {}
     if access.password is not None:
-        login = {"basic_auth": access.password, "basic_login_template": str(LOGIN_TEMPLATE)}
+        # a {user: password} dict, not the bare string: Panel would read a string naming a file as a JSON user table
+        login = {"basic_auth": {LOGIN_USER: access.password}, "basic_login_template": str(LOGIN_TEMPLATE)}
     elif access.oauth_provider:
         login = {"oauth_provider": access.oauth_provider}
     if login:

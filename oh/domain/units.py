@@ -65,7 +65,8 @@ def count(value: Any, *, compact: bool = False, compact_digits: int = 1) -> str:
     if number is None:
         return MISSING
     if compact:
-        return ("-" if number <= -0.5 else "") + _scaled(round(number), compact_digits)
+        whole = round(number)  # half to even, as the chart ticks (panel_app/axes.py) round
+        return ("-" if whole < 0 else "") + _scaled(whole, compact_digits)
     return f"{round(number):,d}"
 
 
