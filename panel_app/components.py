@@ -79,6 +79,7 @@ PAGE_CSS = f"""
   #main {{ padding: 6px 6px 12px 6px; }}
 }}
 """
+WRAPPED_LABEL = "label { white-space: normal; overflow-wrap: anywhere; }"
 TEMPLATE = Path(__file__).parent / "templates" / "oh.html"
 WRAP = frozenset({"error", "error_message", "message", "last_message", "warnings"})
 
@@ -309,6 +310,8 @@ def shell(slug: str, title: str, main: list[Any], sidebar: list[Any], ledger_bad
     for widget in sidebar:
         if hasattr(widget, "sizing_mode") and widget.sizing_mode in (None, "fixed"):
             widget.sizing_mode = "stretch_width"
+        if hasattr(widget, "stylesheets"):  # a long label wraps inside the sidebar instead of running past it
+            widget.stylesheets = [*widget.stylesheets, WRAPPED_LABEL]
     template.sidebar.extend([html_pane(f'<nav class="oh-nav">{links}</nav>'), ledger_badge, *sidebar])
     template.main.extend([
         pn.pane.Alert(BANNER, alert_type="warning", css_classes=["oh-banner"], sizing_mode="stretch_width"),
