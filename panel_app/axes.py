@@ -22,6 +22,7 @@ from bokeh.models import (
     CustomJSTickFormatter,
     DatetimeTickFormatter,
     Legend,
+    NoOverlap,
     NumeralTickFormatter,
     TickFormatter,
 )
@@ -135,6 +136,9 @@ def new_figure(height: int = 300, *, x_axis_type: str = "auto", tools: str = "pa
         axis.axis_label_text_color = TEXT
         axis.major_label_text_color = TEXT
         axis.axis_line_color = "#c9d1db"
+        # Bokeh's own policy: a tick label that would overlap its neighbour is not drawn (a phone's narrow
+        # chart keeps every other session or time instead of a smear of labels)
+        axis.major_label_policy = NoOverlap(min_distance=4)
     fig.outline_line_color = None
     if x_axis_type == "datetime":
         fig.xaxis.formatter = dates()
