@@ -1,61 +1,110 @@
-"""The dashboard's charts: DataFrames in, hvplot/HoloViews objects out (nothing is computed here
-that a service owns; these only draw what the warehouse holds)."""
+"""The dashboard's charts: DataFrames in, Bokeh models out (nothing is computed here that a service owns;
+these only draw what the warehouse holds).
+
+Plain Bokeh, with the units of oh.domain.units through panel_app/axes.py: axes in trader units (money
+as `$1.2M`, counts as `12.3K`, IV as `%`, dates on time axes), titles and legends in words, legends
+outside the plot area. Plain Bokeh rather than hvplot/HoloViews: a figure builds in milliseconds
+instead of hundreds of them (HoloViews' plotting layer was most of a page's fill time), and every
+formatter, legend and colour bar is ours to place.
+"""
 
 from __future__ import annotations
 
+import html
+import math
 from typing import Any
 
-import holoviews as hv
-import hvplot.pandas  # noqa: F401  (registers DataFrame.hvplot)
+import numpy as np
 import pandas as pd
+from bokeh.layouts import column
+from bokeh.models import (
+    BasicTicker,
+    BoxAnnotation,
+    ColorBar,
+    ColumnDataSource,
+    Div,
+    FactorRange,
+    HoverTool,
+    Legend,
+    LegendItem,
+    LinearColorMapper,
+    Range1d,
+)
+from bokeh.palettes import Category10_10, RdBu11, RdYlGn11
 
-hv.extension("bokeh", logo=False)
+from oh.domain import units
+from panel_app.axes import FONT, legend_outside, new_figure, set_axis, tick_formatter
 
 STATUS_COLORS = {"success": "#2e7d32", "failed": "#c62828", "abandoned": "#8e24aa", "started": "#1565c0",
                  "skipped": "#9e9e9e"}
-COVERAGE_CODES = {"before_start": 0, "present": 1, "missing": 2}
-WIDE = {"responsive": True, "height": 320}
-TOOLS = ["hover"]
+COVERAGE = (("present", "#43a047", "present"), ("missing", "#e53935", "missing"),
+            ("before_start", "#d5d9de", "before the symbol's first session"))
+CALLS, PUTS = "#1e88e5", "#e53935"
+DAY_MS = 24 * 3600 * 1000
+PALETTE = Category10_10
 
 
 def plain(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy whose text columns are plain objects: HoloViews reshapes columns, which pandas 3's
-    Arrow-backed `str` arrays refuse (heatmaps, hover columns)."""
+    """A copy whose text columns are plain objects (pandas 3's Arrow-backed `str` arrays do not serialize
+    into every Bokeh column the same way)."""
     out = df.copy()
-    for column in out.columns:
-        if pd.api.types.is_string_dtype(out[column].dtype) and out[column].dtype != object:
-            out[column] = out[column].astype(object)
+    for name in out.columns:
+        if pd.api.types.is_string_dtype(out[name].dtype) and out[name].dtype != object:
+            out[name] = out[name].astype(object)
     return out
 
 
-def _dates(df: pd.DataFrame, *columns: str) -> pd.DataFrame:
+def _dates(df: pd.DataFrame, *names: str) -> pd.DataFrame:
     out = plain(df)
-    for column in columns:
-        out[column] = pd.to_datetime(out[column])
+    for name in names:
+        out[name] = pd.to_datetime(out[name])
     return out
+
+
+def _texts(values: Any, column_name: str) -> list[str]:
+    return [units.show(column_name, None if (isinstance(v, float) and math.isnan(v)) else v) for v in values]
+
+
+def _hover(fig: Any, tooltips: list[tuple[str, str]], renderers: list[Any] | None = None,
+           datetime_fields: tuple[str, ...] = ()) -> None:
+    fig.add_tools(HoverTool(tooltips=tooltips, renderers=renderers or "auto",
+                            formatters={f"@{name}": "datetime" for name in datetime_fields}))
+
+
+def _color_bar(mapper: LinearColorMapper, kind: str, title: str) -> ColorBar:
+    return ColorBar(color_mapper=mapper, ticker=BasicTicker(desired_num_ticks=5), formatter=tick_formatter(kind),
+                    title=title, title_text_font_style="normal", title_text_font=FONT, label_standoff=6,
+                    width=12, location=(0, 0), major_label_text_font=FONT)
+
+
+# ---------------------------------------------------------------- Health
 
 
 class RunsTimeline:
     """One segment per run (start to end, or to now while it runs) on a row per job, colored by status.
 
-    Plain Bokeh rather than hvplot because it is live: a refresh replaces the data of one
-    ColumnDataSource (a small patch to the browser) instead of building a new figure each time.
+    Live: a refresh replaces the data of one ColumnDataSource (a small patch to the browser) instead of
+    building a new figure each time.
     """
 
     def __init__(self) -> None:
-        from bokeh.models import ColumnDataSource, FactorRange, HoverTool
-        from bokeh.plotting import figure
-
         self.source = ColumnDataSource({k: [] for k in ("start", "end", "job", "status", "run_id", "color")})
-        self.figure = figure(y_range=FactorRange(), x_axis_type="datetime", height=240, sizing_mode="stretch_width",
-                             tools="xpan,xwheel_zoom,reset,save", toolbar_location="right")
-        self.figure.segment(x0="start", y0="job", x1="end", y1="job", color="color", line_width=12, source=self.source,
-                            legend_field="status")
-        self.figure.add_tools(HoverTool(tooltips=[("job", "@job"), ("status", "@status"), ("run", "@run_id"),
-                                                  ("started", "@start{%F %T}")], formatters={"@start": "datetime"}))
-        self.figure.legend.location = "top_left"
-        self.figure.legend.orientation = "horizontal"
-        self.figure.xaxis.axis_label = "started (UTC)"
+        self.figure = new_figure(240, x_axis_type="datetime", y_range=FactorRange(),
+                                 tools="xpan,xwheel_zoom,reset,save")
+        self._items: dict[str, LegendItem] = {}
+        self._by_status: dict[str, ColumnDataSource] = {}
+        for status, color in STATUS_COLORS.items():
+            view_source = ColumnDataSource({k: [] for k in self.source.data})
+            renderer = self.figure.segment(x0="start", y0="job", x1="end", y1="job", color=color, line_width=12,
+                                           source=view_source)
+            self._items[status] = LegendItem(label=status, renderers=[renderer])
+            self._by_status[status] = view_source
+        self.legend = Legend(items=[])
+        self.figure.add_layout(self.legend, "below")
+        legend_outside(self.figure, "below")
+        _hover(self.figure, [("job", "@job"), ("status", "@status"), ("run", "@run_id"), ("started (UTC)", "@start{%F %T}")],
+               datetime_fields=("start",))
+        set_axis(self.figure.xaxis, kind="date", title="Started (UTC)")
 
     def update(self, df: pd.DataFrame) -> None:
         """Show these runs (job_name, status, started_at, ended_at, run_id)."""
@@ -64,110 +113,248 @@ class RunsTimeline:
         span = (ended.max() - data["started_at"].min()) if len(data) else pd.Timedelta(0)
         shortest = max(span * 0.004, pd.Timedelta(milliseconds=200))  # a sub-second run stays visible
         end = pd.concat([ended, data["started_at"] + shortest], axis=1).max(axis=1)
-        self.source.data = {
-            "start": list(data["started_at"]), "end": list(end), "job": [str(j) for j in data["job_name"]],
-            "status": [str(s) for s in data["status"]], "run_id": [str(r)[:8] for r in data["run_id"]],
-            "color": [STATUS_COLORS.get(str(s), "#555555") for s in data["status"]],
-        }
-        jobs = sorted({str(j) for j in data["job_name"]})
-        if list(self.figure.y_range.factors) != jobs:
-            self.figure.y_range.factors = jobs
+        jobs = [units.label(str(j)) for j in data["job_name"]]
+        statuses = [str(s) for s in data["status"]]
+        rows = {"start": list(data["started_at"]), "end": list(end), "job": jobs, "status": statuses,
+                "run_id": [str(r)[:8] for r in data["run_id"]],
+                "color": [STATUS_COLORS.get(s, "#555555") for s in statuses]}
+        self.source.data = rows
+        shown = []
+        for status, source in self._by_status.items():
+            keep = [i for i, s in enumerate(statuses) if s == status or (status == "started" and s not in STATUS_COLORS)]
+            source.data = {k: [v[i] for i in keep] for k, v in rows.items()}
+            if keep:
+                shown.append(self._items[status])
+        if [item.label for item in self.legend.items] != [item.label for item in shown]:
+            self.legend.items = shown  # only the statuses on the chart: a legend entry always has its colour
+        factors = sorted(set(jobs))
+        if list(self.figure.y_range.factors) != factors:
+            self.figure.y_range.factors = factors
 
 
 def coverage_heatmap(df: pd.DataFrame) -> Any:
-    """Symbol x session: present (green), missing (red), before the symbol's first session (grey)."""
+    """Symbol x session: present (green), missing (red), before the symbol's first session (grey), with
+    the colour legend under the plot."""
     data = plain(df)
-    data["session"] = data["session"].astype(str).astype(object)
-    data["code"] = data["state"].map(COVERAGE_CODES)
-    height = max(160, 28 * data["symbol"].nunique() + 90)
-    return data.hvplot.heatmap(
-        x="session", y="symbol", C="code", cmap=["#e0e0e0", "#43a047", "#e53935"], clim=(0, 2), colorbar=False,
-        hover_cols=["state"], rot=60, responsive=True, height=height, xlabel="", ylabel="",
-    )
+    data["session"] = data["session"].astype(str)
+    sessions = sorted(data["session"].unique())
+    symbols = sorted(data["symbol"].unique(), reverse=True)
+    height = max(180, 24 * len(symbols) + 130)
+    fig = new_figure(height, x_range=FactorRange(*sessions), y_range=FactorRange(*symbols), tools="save")
+    for state, color, words in COVERAGE:
+        part = data[data["state"] == state]
+        source = ColumnDataSource({"session": list(part["session"]), "symbol": list(part["symbol"]),
+                                   "state": [words] * len(part)})
+        fig.rect(x="session", y="symbol", width=0.92, height=0.86, source=source, fill_color=color, line_color=None)
+    _hover(fig, [("symbol", "@symbol"), ("session", "@session"), ("", "@state")])
+    fig.xaxis.major_label_orientation = math.pi / 3
+    fig.xgrid.visible = fig.ygrid.visible = False
+    fig.xaxis.axis_label = "Session"
+    return column(fig, swatches([(color, words) for _, color, words in COVERAGE]), sizing_mode="stretch_width")
+
+
+def swatches(items: list[tuple[str, str]]) -> Div:
+    """A colour legend under a chart (every colour always listed, even one no cell has today)."""
+    cells = "".join(f'<span class="oh-swatch"><i style="background:{color}"></i>{html.escape(words)}</span>'
+                    for color, words in items)
+    return Div(text=f'<div class="oh-swatches">{cells}</div>', sizing_mode="stretch_width",
+               stylesheets=[".oh-swatches { display:flex; flex-wrap:wrap; gap:4px 16px; justify-content:center;"
+                            " font-size:12px; color:#3b4654; font-family:" + FONT.replace('"', "'") + "; }"
+                            " .oh-swatch i { display:inline-block; width:12px; height:12px; border-radius:2px;"
+                            " margin-right:6px; vertical-align:-1px; }"])
+
+
+# ---------------------------------------------------------------- Symbol explorer
 
 
 def candles(df: pd.DataFrame) -> Any:
-    """Candlesticks over volume spikes, sharing the date axis."""
+    """Candlesticks (green up, red down) over volume, sharing the date axis."""
     data = _dates(df, "date")
-    price = data.hvplot.ohlc(x="date", y=["open", "low", "high", "close"], responsive=True, height=340,
-                             ylabel="price", xlabel="", grid=True)
-    volume = hv.Spikes(data, "date", "volume").opts(responsive=True, height=130, line_width=2, color="#607d8b",
-                                                    xlabel="", tools=TOOLS)
-    return (price + volume).cols(1)
+    up = data["close"] >= data["open"]
+    source = ColumnDataSource({
+        "date": data["date"], "high": data["high"], "low": data["low"],
+        "top": np.maximum(data["open"], data["close"]), "bottom": np.minimum(data["open"], data["close"]),
+        "color": np.where(up, "#26a69a", "#ef5350"), "volume": data["volume"],
+        "ohlc": [f"O {units.price(o)}  H {units.price(h)}  L {units.price(lo)}  C {units.price(c)}"
+                 for o, h, lo, c in zip(data["open"], data["high"], data["low"], data["close"], strict=True)],
+        "volume_text": _texts(data["volume"], "volume"),
+    })
+    price = new_figure(320, x_axis_type="datetime")
+    price.segment(x0="date", y0="high", x1="date", y1="low", color="color", source=source)
+    bars = price.vbar(x="date", width=0.7 * DAY_MS, top="top", bottom="bottom", fill_color="color", line_color="color",
+                      source=source)
+    set_axis(price.yaxis, kind="price", title="Price")
+    _hover(price, [("", "@date{%F}"), ("", "@ohlc"), ("volume", "@volume_text")], [bars], ("date",))
+    volume = new_figure(130, x_axis_type="datetime", x_range=price.x_range, tools="xpan,reset")
+    volume.vbar(x="date", width=0.7 * DAY_MS, top="volume", color="#90a4ae", source=source)
+    set_axis(volume.yaxis, "volume")
+    volume.yaxis.ticker.desired_num_ticks = 3
+    volume.y_range.start = 0
+    return column(price, volume, sizing_mode="stretch_width")
 
 
 def iv_smile(df: pd.DataFrame) -> Any:
-    """Implied volatility by strike, one line per expiry (out-of-the-money side of each strike)."""
+    """Implied volatility (in %) by strike, one line per expiry (out-of-the-money side of each strike)."""
     data = plain(df)
-    data["expiry"] = data["expiry"].astype(str).astype(object)
-    return data.hvplot.line(x="strike", y="iv", by="expiry", responsive=True, height=320, ylabel="IV",
-                            legend="right", grid=True)
+    fig = new_figure(300)
+    for i, (expiry, part) in enumerate(data.groupby("expiry", sort=True)):
+        fig.line(x=list(part["strike"]), y=list(part["iv"]), color=PALETTE[i % len(PALETTE)], line_width=2,
+                 legend_label=str(expiry))
+    set_axis(fig.xaxis, "strike")
+    set_axis(fig.yaxis, "iv")
+    fig.add_tools(HoverTool(tooltips=[("strike", "$x{0,0.[00]}"), ("IV", "$y{0.0%}")]))
+    legend_outside(fig, "below", columns=3)
+    return fig
 
 
 def oi_by_strike(df: pd.DataFrame) -> Any:
-    """Open interest by strike, calls and puts side by side."""
-    return plain(df).hvplot.step(x="strike", y="open_interest", by="put_call", where="mid", responsive=True, height=280,
-                          ylabel="open interest", grid=True, color=["#1e88e5", "#e53935"])
+    """Open interest by strike, calls and puts."""
+    data = plain(df)
+    fig = new_figure(280)
+    for right, color, words in (("C", CALLS, "Calls"), ("P", PUTS, "Puts")):
+        part = data[data["put_call"] == right]
+        fig.step(x=list(part["strike"]), y=list(part["open_interest"]), mode="center", color=color, line_width=2,
+                 legend_label=words)
+    set_axis(fig.xaxis, "strike")
+    set_axis(fig.yaxis, "open_interest")
+    fig.add_tools(HoverTool(tooltips=[("strike", "$x{0,0.[00]}"), ("open interest", "$y{0,0}")]))
+    legend_outside(fig, "below", columns=2)
+    return fig
+
+
+def metric_history(df: pd.DataFrame, metric: str, by: str = "symbol", kind: str | None = None,
+                   title: str | None = None) -> Any:
+    """One metric over time, a line per `by` value (symbols, or series named by column, shown in words)."""
+    data = _dates(df, "session_date")
+    fig = new_figure(300, x_axis_type="datetime")
+    renderers = []
+    for i, (name, part) in enumerate(data.groupby(by, sort=True)):
+        label = units.label(str(name)) if by != "symbol" else str(name)
+        source = ColumnDataSource({"date": part["session_date"], "y": part[metric], "series": [label] * len(part),
+                                   "text": _texts(part[metric], metric if kind is None else _kind_column(kind))})
+        color = PALETTE[i % len(PALETTE)]
+        renderers.append(fig.line(x="date", y="y", source=source, color=color, line_width=2, legend_label=label))
+        fig.scatter(x="date", y="y", source=source, color=color, size=4)
+    set_axis(fig.yaxis, metric, kind=kind, title=title)
+    set_axis(fig.xaxis, kind="date", title="")
+    _hover(fig, [("", "@series"), ("session", "@date{%F}"), ("value", "@text")], renderers, ("date",))
+    legend_outside(fig, "below", columns=4)
+    return fig
+
+
+def _kind_column(kind: str) -> str:
+    """A column whose unit is `kind` (so hover text and ticks agree when a chart names the unit itself)."""
+    return next((name for name, unit in units.KINDS.items() if unit == kind), "value")
+
+
+# ---------------------------------------------------------------- Flow
 
 
 def flow_bars(df: pd.DataFrame, x: str, y: str) -> Any:
     """A flow value by strike or expiry: calls (blue) just left of each strike, puts (red) just right."""
     data = plain(df)
-    if x == "expiry":
+    dated = x == "expiry"
+    if dated:
         data[x] = pd.to_datetime(data[x])
         offset: Any = pd.Timedelta(hours=18)
+        width: Any = 0.7 * DAY_MS
     else:
         steps = pd.Series(sorted(data[x].dropna().unique())).diff().dropna()
-        offset = float(steps.min()) * 0.18 if len(steps) else 0.5
-    layers = []
-    for right, color, sign, label in (("C", "#1e88e5", -1, "calls"), ("P", "#e53935", 1, "puts")):
+        step = float(steps.min()) if len(steps) else 1.0
+        offset, width = step * 0.2, step * 0.35
+    fig = new_figure(320, x_axis_type="datetime" if dated else "linear")
+    renderers = []
+    for right, color, words, sign in (("C", CALLS, "Calls", -1), ("P", PUTS, "Puts", 1)):
         part = data[data["put_call"] == right]
-        points = pd.DataFrame({x: part[x] + sign * offset, y: part[y], "label": part["label"], "oi_today": part["oi_today"]})
-        layers.append(hv.Spikes(points, x, [y, "label", "oi_today"], label=label).opts(color=color, line_width=4,
-                                                                                        tools=TOOLS))
-    return hv.Overlay(layers).opts(responsive=True, height=320, ylabel=y, xlabel=x, legend_position="top_left",
-                                   show_grid=True)
+        source = ColumnDataSource({
+            "x": part[x] + sign * offset, "y": part[y], "label": list(part["label"].fillna("")),
+            "value": _texts(part[y], y), "oi": _texts(part["oi_today"], "oi_today"),
+            "at": [units.when(v.date()) if dated else units.strike(v) for v in part[x]],
+        })
+        renderers.append(fig.vbar(x="x", top="y", width=width, source=source, color=color, legend_label=words))
+    set_axis(fig.yaxis, y)
+    set_axis(fig.xaxis, x, kind="date" if dated else None)
+    _hover(fig, [(units.label(x), "@at"), (units.label(y), "@value"), ("flow", "@label"), ("OI today", "@oi")],
+           renderers)
+    legend_outside(fig, "below", columns=2)
+    return fig
 
 
 def flow_heatmap(df: pd.DataFrame, value: str) -> Any:
-    """Expiry x strike heatmap of one flow value (building blue, unwinding red)."""
+    """Expiry x strike heatmap of one flow value (building blue, unwinding red), with its colour bar."""
     data = plain(df)
-    data["expiry"] = data["expiry"].astype(str).astype(object)
-    top = max(1.0, float(data[value].abs().max() or 1.0))
-    return data.hvplot.heatmap(x="strike", y="expiry", C=value, reduce_function=sum, cmap="RdBu", clim=(-top, top),
-                               responsive=True, height=420, colorbar=True)
+    data["expiry"] = data["expiry"].astype(str)
+    grouped = data.groupby(["expiry", "strike"], as_index=False)[value].sum()
+    expiries = sorted(grouped["expiry"].unique(), reverse=True)
+    strikes = sorted(grouped["strike"].unique())
+    step = float(pd.Series(strikes).diff().dropna().min()) if len(strikes) > 1 else 1.0
+    top = max(1.0, float(grouped[value].abs().max() or 1.0))
+    mapper = LinearColorMapper(palette=list(RdBu11), low=-top, high=top)  # RdBu11 runs blue (high) to red (low)
+    source = ColumnDataSource({"strike": grouped["strike"], "expiry": list(grouped["expiry"]), "v": grouped[value],
+                               "text": _texts(grouped[value], value),
+                               "strike_text": [units.strike(s) for s in grouped["strike"]]})
+    fig = new_figure(max(260, 18 * len(expiries) + 120), y_range=FactorRange(*expiries))
+    fig.rect(x="strike", y="expiry", width=step, height=0.95, source=source,
+             fill_color={"field": "v", "transform": mapper}, line_color=None)
+    fig.add_layout(_color_bar(mapper, units.kind(value), units.label(value)), "right")
+    set_axis(fig.xaxis, "strike")
+    fig.yaxis.axis_label = "Expiry"
+    _hover(fig, [("expiry", "@expiry"), ("strike", "@strike_text"), (units.label(value), "@text")])
+    fig.xgrid.visible = fig.ygrid.visible = False
+    return fig
 
 
-def metric_history(df: pd.DataFrame, metric: str, by: str = "symbol") -> Any:
-    """One derived metric over time, a line per symbol (or per `by`)."""
-    data = _dates(df, "session_date")
-    return data.hvplot.line(x="session_date", y=metric, by=by, responsive=True, height=320, grid=True,
-                            xlabel="", ylabel=metric, legend="top_left")
+# ---------------------------------------------------------------- Derived history
 
 
 def iv_rank_bands(df: pd.DataFrame) -> Any:
-    """IV rank (0-100) over time with the low (< 20) and high (> 80) bands shaded."""
-    data = _dates(df, "session_date")
-    lines = data.hvplot.line(x="session_date", y="iv_rank", by="symbol", responsive=True, height=260, grid=True,
-                             xlabel="", ylabel="IV rank", ylim=(0, 100), legend="top_left")
-    bands = hv.HSpan(0, 20).opts(color="#43a047", alpha=0.12) * hv.HSpan(80, 100).opts(color="#e53935", alpha=0.12)
-    return bands * lines
+    """IV rank (0-100) over time per symbol, with the low (< 20) and high (> 80) bands shaded."""
+    fig = metric_history(df, "iv_rank")
+    fig.y_range = Range1d(0, 100)
+    fig.add_layout(BoxAnnotation(bottom=0, top=20, fill_color="#43a047", fill_alpha=0.10, level="underlay"))
+    fig.add_layout(BoxAnnotation(bottom=80, top=100, fill_color="#e53935", fill_alpha=0.10, level="underlay"))
+    return fig
+
+
+# ---------------------------------------------------------------- Portfolio
 
 
 def stress_heatmap(df: pd.DataFrame) -> Any:
-    """Portfolio PnL over a spot x vol grid, each cell labelled with its PnL."""
+    """Portfolio PnL over a spot x vol grid, each cell labelled with its PnL, with a money colour bar."""
     data = plain(df)
-    data["spot"] = data["spot_shock"].map(lambda v: f"{100 * v:+g}%").astype(object)
-    data["vol"] = data["vol_shock"].map(lambda v: f"{v:+g} pts").astype(object)
-    data["text"] = data["pnl"].map(lambda v: f"{v:+,.0f}").astype(object)
+    spots = sorted(data["spot_shock"].unique())
+    vols = sorted(data["vol_shock"].unique())
+    spot_text = {s: units.pct(s, 0 if float(100 * s).is_integer() else 1, sign=True) for s in spots}
+    vol_text = {v: f"{v:+g} pts" for v in vols}
     top = max(1.0, float(data["pnl"].abs().max() or 1.0))
-    heat = hv.HeatMap(data, kdims=["spot", "vol"], vdims=["pnl"]).opts(cmap="RdYlGn", clim=(-top, top),
-                                                                        responsive=True, height=300, tools=TOOLS)
-    labels = hv.Labels(data, kdims=["spot", "vol"], vdims=["text"]).opts(text_font_size="9pt", text_color="#1f2d3d")
-    return heat * labels
+    mapper = LinearColorMapper(palette=list(reversed(RdYlGn11)), low=-top, high=top)  # reversed: green is a gain
+    source = ColumnDataSource({
+        "spot": [spot_text[s] for s in data["spot_shock"]], "vol": [vol_text[v] for v in data["vol_shock"]],
+        "pnl": data["pnl"], "text": [units.money(v, compact=abs(v) >= 1_000, sign=True, digits=0) for v in data["pnl"]],
+    })
+    fig = new_figure(300, x_range=FactorRange(*[spot_text[s] for s in spots]),
+                     y_range=FactorRange(*[vol_text[v] for v in vols]), tools="save")
+    fig.rect(x="spot", y="vol", width=0.97, height=0.95, source=source, fill_color={"field": "pnl", "transform": mapper},
+             line_color=None)
+    fig.text(x="spot", y="vol", text="text", source=source, text_align="center", text_baseline="middle",
+             text_font_size="11px", text_color="#1f2d3d", text_font=FONT)
+    fig.add_layout(_color_bar(mapper, "money", "PnL"), "right")
+    fig.xaxis.axis_label = "Spot move"
+    fig.yaxis.axis_label = "Implied vol move"
+    fig.xgrid.visible = fig.ygrid.visible = False
+    _hover(fig, [("spot", "@spot"), ("vol", "@vol"), ("PnL", "@text")])
+    return fig
 
 
 def performance(df: pd.DataFrame) -> Any:
-    """Daily portfolio value (or PnL) over time."""
+    """Net liquidation value at each snapshot session."""
     data = _dates(df, "date")
-    return data.hvplot.line(x="date", y="value", responsive=True, height=260, grid=True, xlabel="", ylabel="value")
+    source = ColumnDataSource({"date": data["date"], "value": data["value"], "text": _texts(data["value"], "net_liq"),
+                               "pnl": _texts(data["pnl"], "pnl")})
+    fig = new_figure(260, x_axis_type="datetime")
+    line = fig.line(x="date", y="value", source=source, color="#1565c0", line_width=2)
+    fig.scatter(x="date", y="value", source=source, color="#1565c0", size=5)
+    set_axis(fig.yaxis, "net_liq")
+    set_axis(fig.xaxis, kind="date", title="")
+    _hover(fig, [("session", "@date{%F}"), ("net liq", "@text"), ("PnL", "@pnl")], [line], ("date",))
+    return fig

@@ -1,8 +1,13 @@
 """Shared pieces of every page: the template with its sidebar, the banner, notices, tables and slots.
 
-A `Slot` is a place on a page that keeps its Bokeh models across refreshes: a new DataFrame
-updates the existing table in place, a chart is rebuilt only when its data changed, so a page that
-refreshes on live events neither flickers nor loses its scroll position.
+A `Slot` is a place on a page that keeps its Bokeh models across refreshes: a new table updates the
+existing pane in place, a chart is rebuilt only when its data changed, so a page that refreshes on
+live events neither flickers nor loses its scroll position.
+
+Tables are light HTML (cheap to draw, no table library to download): every cell goes through
+`oh.domain.units.show` (money, %, counts, prices, dates in trader units), headers through
+`units.label`, numbers are right-aligned, and a table scrolls inside its card (sideways when wide,
+down when long) instead of running over the page. Long texts (errors, messages) wrap.
 """
 
 from __future__ import annotations
@@ -10,12 +15,14 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import panel as pn
 import pyarrow as pa
+
+from oh.domain import units
 
 NAV: tuple[tuple[str, str], ...] = (
     ("health", "Health"),
@@ -28,16 +35,23 @@ NAV: tuple[tuple[str, str], ...] = (
 )
 BANNER = ("**Not financial advice.** A read-only view of your local data: this dashboard never places "
           "orders and never changes anything.")
+PHONE = 767.98  # px: at or below this width the sidebar starts collapsed and overlays the page
 CSS = """
 .oh-nav a { display:block; padding:6px 10px; margin:2px 0; border-radius:6px; color:#1f2d3d; text-decoration:none; }
 .oh-nav a:hover { background:#e9eef5; }
 .oh-nav a.active { background:#0d6efd; color:white; font-weight:600; }
 .oh-ledger { font-size:0.9em; padding:6px 10px; border-radius:6px; }
 .oh-ledger.up { background:#e6f4ea; color:#1e6b34; } .oh-ledger.down { background:#fde8e8; color:#a61b1b; }
+.oh-scroll { overflow:auto; max-width:100%; }
+.oh-scroll.oh-long { max-height:460px; }
 table.oh-table { border-collapse:collapse; width:100%; font-size:0.92em; }
 table.oh-table th, table.oh-table td { padding:4px 8px; border-bottom:1px solid #e3e6ea; text-align:left; white-space:nowrap; }
-table.oh-table th { background:#f5f7fa; }
+table.oh-table th { background:#f5f7fa; position:sticky; top:0; z-index:1; }
+table.oh-table td.num, table.oh-table th.num { text-align:right; font-variant-numeric:tabular-nums; }
+table.oh-table td.oh-wrap { white-space:normal; min-width:14em; max-width:40em; overflow-wrap:anywhere; }
 table.oh-table tr.oh-bad td { color:#c62828; font-weight:600; }
+table.oh-table tr.oh-total td { font-weight:600; border-top:2px solid #c9d1db; }
+table.oh-table tr.oh-leg td { color:#4a5563; font-size:0.95em; }
 tr.oh-flow-building td { color:#1565c0; } tr.oh-flow-unwinding td { color:#c62828; }
 .oh-cards { display:flex; flex-wrap:wrap; gap:10px; margin:4px 0; }
 .oh-card { background:#f5f7fa; border-radius:8px; padding:8px 14px; min-width:120px; }
@@ -46,9 +60,28 @@ tr.oh-flow-building td { color:#1565c0; } tr.oh-flow-unwinding td { color:#c6282
 .oh-status-started { color:#0b63c5; font-weight:600; } .oh-status-success { color:#1e7b34; }
 .oh-status-failed, .oh-status-abandoned, .oh-stale, .oh-silent { color:#c62828; font-weight:600; }
 .oh-status-skipped, .oh-never { color:#777; }
-pre.oh-plan { background:#f5f7fa; padding:10px; border-radius:6px; white-space:pre-wrap; font-size:0.9em; }
+pre.oh-plan { background:#f5f7fa; padding:10px; border-radius:6px; white-space:pre-wrap; overflow-wrap:anywhere; font-size:0.9em; }
 .oh-h { font-weight:600; font-size:1.02em; color:#1f2d3d; }
+ul.oh-breaches { margin:0; padding-left:1.2em; } ul.oh-breaches li { margin:2px 0; }
 """
+# The page around the panes (the template's light DOM): phone layout and the sidebar's widgets.
+PAGE_CSS = f"""
+#content {{ position: relative; }}
+#sidebar .bk-panel-models-widgets-Select, #sidebar .bk-Row {{ max-width: 100%; }}
+#header {{ flex-wrap: nowrap; }}
+#header .app-header {{ min-width: 0; }}
+#header .title {{ overflow: hidden; text-overflow: ellipsis; }}
+@media (max-width: {PHONE}px) {{
+  #header .title {{ font-size: 1.05em; padding-left: 0.2em; }}
+  #header-items {{ margin-left: 4px; flex-grow: 0; }}
+  #sidebar.show, #sidebar.collapsing {{ position: absolute; top: 0; left: 0; bottom: 0; z-index: 1050;
+    background: var(--bs-body-bg); box-shadow: 4px 0 16px rgba(0,0,0,0.18); }}
+  #main {{ padding: 6px 6px 12px 6px; }}
+}}
+"""
+WRAPPED_LABEL = "label { white-space: normal; overflow-wrap: anywhere; }"
+TEMPLATE = Path(__file__).parent / "templates" / "oh.html"
+WRAP = frozenset({"error", "error_message", "message", "last_message", "warnings"})
 
 
 def html_pane(text: str, **kwargs: Any) -> pn.pane.HTML:
@@ -60,50 +93,92 @@ def html_pane(text: str, **kwargs: Any) -> pn.pane.HTML:
 
 def frame(table: pa.Table) -> pd.DataFrame:
     """An Arrow result as a DataFrame (dates stay dates, timestamps become datetime64, decimals floats:
-    Bokeh cannot serialize Decimal, and DuckDB sums of integers are HUGEINT decimals)."""
+    DuckDB sums of integers are HUGEINT decimals)."""
     for index, field in enumerate(table.schema):
         if pa.types.is_decimal(field.type):
             table = table.set_column(index, field.name, table.column(index).cast(pa.float64()))
     return table.to_pandas(date_as_object=True)
 
 
-def esc(value: Any) -> str:
-    """HTML-escape a cell ('' for None)."""
+def _plain(value: Any) -> Any:
+    """numpy / pandas scalars as Python values, NaN/NaT as None (so units.show picks the right unit)."""
     if value is None:
-        return ""
-    if isinstance(value, float):
-        if math.isnan(value):
-            return ""
-        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.2f}" if abs(value) >= 1 else f"{value:.4g}"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}" if abs(value) >= 10000 else str(value)
-    if isinstance(value, datetime):
-        return f"{value:%Y-%m-%d}" if (value.hour, value.minute, value.second) == (0, 0, 0) else f"{value:%Y-%m-%d %H:%M:%S}"
-    return html.escape(str(value))
+        return None
+    if isinstance(value, pd.Timestamp):
+        return None if pd.isna(value) else value.to_pydatetime()
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        try:
+            value = value.item()
+        except (ValueError, AttributeError):
+            return value
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def cell(key: str, value: Any) -> str:
+    """One table cell's text in its unit, HTML-escaped ('' for a missing value in a text column)."""
+    value = _plain(value)
+    if value is None:
+        return units.MISSING if units.KINDS.get(key) else ""
+    if isinstance(value, (list, tuple, dict, bytes)):
+        return html.escape(str(value)[:200])
+    return html.escape(units.show(key, value))
+
+
+def esc(value: Any) -> str:
+    """HTML-escape a value shown as it is ('' for None)."""
+    return "" if value is None else html.escape(str(value))
+
+
+def _numeric(value: Any) -> bool:
+    value = _plain(value)
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def html_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]],
                row_attrs: Callable[[dict[str, Any]], str] | None = None,
-               cell_class: Callable[[str, dict[str, Any]], str] | None = None) -> str:
-    """A small static HTML table: (key, header) columns, optional per-row attributes and cell classes."""
-    head = "".join(f"<th>{html.escape(title)}</th>" for _, title in columns)
+               cell_class: Callable[[str, dict[str, Any]], str] | None = None,
+               numeric: Sequence[str] | None = None) -> str:
+    """A small static HTML table in a scrolling box: (key, header) columns, cells in their units
+    (`units.show(key, value)`), numbers right-aligned, optional per-row attributes and cell classes."""
+    numeric_keys = set(numeric) if numeric is not None else {
+        key for key, _ in columns if any(_numeric(row.get(key)) for row in rows)}
+    head = "".join(f'<th class="num">{html.escape(title)}</th>' if key in numeric_keys else f"<th>{html.escape(title)}</th>"
+                   for key, title in columns)
     body = []
     for row in rows:
         attrs = row_attrs(row) if row_attrs else ""
         cells = []
         for key, _ in columns:
-            css = cell_class(key, row) if cell_class else ""
-            cells.append(f'<td class="{css}">{esc(row.get(key))}</td>' if css else f"<td>{esc(row.get(key))}</td>")
-        body.append(f"<tr {attrs}>{''.join(cells)}</tr>")
-    return f'<table class="oh-table"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+            classes = [c for c in ((cell_class(key, row) if cell_class else ""), "num" if key in numeric_keys else "",
+                                   "oh-wrap" if key in WRAP else "") if c]
+            css = f' class="{" ".join(classes)}"' if classes else ""
+            cells.append(f"<td{css}>{cell(key, row.get(key))}</td>")
+        body.append(f"<tr {attrs}>{''.join(cells)}</tr>" if attrs else f"<tr>{''.join(cells)}</tr>")
+    long = " oh-long" if len(rows) > 15 else ""
+    return (f'<div class="oh-scroll{long}"><table class="oh-table"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>')
+
+
+def frame_table(df: pd.DataFrame, limit: int = 500, columns: Sequence[str] | None = None,
+                row_class: Callable[[dict[str, Any]], str] | None = None) -> str:
+    """A DataFrame as an HTML table (headers in words, cells in units), at most `limit` rows."""
+    names = list(columns or df.columns)
+    rows = df.head(limit).to_dict("records")
+    attrs = (lambda row: f'class="{row_class(row)}"') if row_class else None
+    more = (f"<div class='oh-more'>first {units.count(limit)} of {units.plural(len(df), 'row')} shown</div>"
+            if len(df) > limit else "")
+    return html_table(rows, [(n, units.label(n)) for n in names], row_attrs=attrs) + more
 
 
 # ---------------------------------------------------------------- notices
-_ALERT = {"down": "danger", "error": "danger", "refused": "warning", "empty": "info", "info": "secondary"}
+_ALERT = {"down": "danger", "error": "danger", "refused": "warning", "empty": "info", "info": "secondary",
+          "limit": "warning"}
 
 
 def notice(kind: str, text: str) -> pn.pane.Alert:
-    """A message that says what is wrong and what to run (kinds: down, error, refused, empty, info)."""
+    """A message that says what is wrong and what to run (kinds: down, error, refused, empty, info, limit)."""
     return pn.pane.Alert(text, alert_type=_ALERT[kind], css_classes=["oh-notice", f"oh-notice-{kind}"],
                          sizing_mode="stretch_width")
 
@@ -125,17 +200,7 @@ def error_text(message: str, where: str = "This section") -> str:
     return f"**{where} could not be loaded:** {html.escape(first)}. Details are in the `ui` log (`OH_HOME/logs/ui.log`)."
 
 
-# ---------------------------------------------------------------- tables and slots
-TABLE_CSS = ".tabulator { font-size: 13px; } .tabulator .tabulator-cell, .tabulator .tabulator-col { padding: 3px 6px; }"
-
-
-def table_widget(df: pd.DataFrame, page_size: int = 15, **kwargs: Any) -> pn.widgets.Tabulator:
-    """A read-only table, paginated only when it has more than `page_size` rows."""
-    options = {"disabled": True, "show_index": False, "pagination": "local" if len(df) > page_size else None,
-               "page_size": page_size, "sizing_mode": "stretch_width", "theme": "bootstrap5",
-               "layout": "fit_data_table", "stylesheets": [TABLE_CSS]}
-    options.update(kwargs)
-    return pn.widgets.Tabulator(df, **options)
+# ---------------------------------------------------------------- slots
 
 
 def _heading(title: str) -> str:
@@ -145,11 +210,11 @@ def _heading(title: str) -> str:
 class Slot:
     """A named place on a page whose content is replaced in place (see the module docstring)."""
 
-    def __init__(self, title: str | None = None, min_height: int | None = None, page_size: int = 15) -> None:
-        self.page_size = page_size
+    def __init__(self, title: str | None = None, min_height: int | None = None, page_size: int = 500) -> None:
+        self.page_size = page_size  # rows shown of a table (it scrolls inside its card)
         self.box = pn.Column(sizing_mode="stretch_width", min_height=min_height)
         self.title = html_pane(_heading(title or ""), margin=(8, 5, 0, 5), visible=bool(title))
-        self.panel = pn.Column(self.title, self.box, sizing_mode="stretch_width")
+        self.panel = pn.Column(self.title, self.box, sizing_mode="stretch_width", css_classes=["oh-slot"])
         self._kind = ""
         self._data: Any = None
         self._pane: Any = None
@@ -163,31 +228,20 @@ class Slot:
         self._kind, self._pane, self._data = kind, pane, data
         self.box.objects = [pane]
 
-    def table(self, df: pd.DataFrame) -> None:
-        """Show a DataFrame; an existing table with the same columns is updated in place."""
-        paged = len(df) > self.page_size
-        if (self._kind == "table" and list(self._data.columns) == list(df.columns)
-                and paged == (len(self._data) > self.page_size)):
-            if not self._data.equals(df):
-                self._pane.value = df
-                self._data = df
-            return
-        self._replace("table", table_widget(df, self.page_size), df)
+    def table(self, df: pd.DataFrame, row_class: Callable[[dict[str, Any]], str] | None = None) -> None:
+        """Show a DataFrame as an HTML table in trader units (updated in place when it changed)."""
+        self.html(frame_table(df, self.page_size, row_class=row_class))
 
     def chart(self, data: pd.DataFrame, build: Callable[[pd.DataFrame], Any], key: Any = None) -> None:
-        """Show `build(data)` (an hvplot/HoloViews object) as a Bokeh figure, rebuilt only when `data` (or
-        `key`) changed. Rendering happens now rather than when Panel lays the page out, so a chart that
-        cannot be drawn becomes a notice in its section instead of breaking the page."""
-        stamp = (key, data)
+        """Show `build(data)` (a Bokeh model), rebuilt only when `data` (or `key`) changed. The figure is
+        built here, so a chart that cannot be drawn becomes a notice in its section (inside fill())."""
         if self._kind == "chart" and self._data[0] == key and self._data[1].equals(data):
             return
-        import holoviews as hv
-
-        figure = hv.render(build(data), backend="bokeh")  # here, so a chart that cannot draw fails inside fill()
-        self._replace("chart", pn.pane.Bokeh(figure, sizing_mode="stretch_width"), stamp)
+        figure = build(data)
+        self._replace("chart", pn.pane.Bokeh(figure, sizing_mode="stretch_width"), (key, data))
 
     def html(self, text: str) -> None:
-        """Show raw HTML (small status tables); updated in place."""
+        """Show raw HTML (tables, cards); updated in place."""
         if self._kind == "html":
             if self._data != text:
                 self._pane.object = text
@@ -197,7 +251,7 @@ class Slot:
 
     def rows(self, rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], limit: int = 50,
              row_class: Callable[[dict[str, Any]], str] | None = None) -> None:
-        """Show rows as a light HTML table (cheaper to draw than a Tabulator), at most `limit` of them."""
+        """Show rows as a light HTML table, at most `limit` of them."""
         shown = list(rows[:limit])
         more = f"<div class='oh-more'>{len(rows) - limit} more not shown</div>" if len(rows) > limit else ""
         attrs = (lambda row: f'class="{row_class(row)}"') if row_class else None
@@ -215,12 +269,30 @@ class Slot:
         self.box.objects = list(objects)
 
 
+def side_by_side(*panels: Any, basis: int = 420, grow: tuple[int, ...] = ()) -> pn.FlexBox:
+    """Sections next to each other on a wide screen and stacked on a narrow one (they wrap at `basis` px
+    each; `grow` gives their shares of a wide row), so they never draw over each other."""
+    for i, item in enumerate(panels):
+        share = grow[i] if i < len(grow) else 1
+        item.styles = {**(item.styles or {}), "flex": f"{share} 1 {basis}px", "min-width": "0"}
+        item.sizing_mode = "stretch_width"
+    return pn.FlexBox(*panels, flex_wrap="wrap", gap="8px", sizing_mode="stretch_width")
+
+
 def sync_url(widget: Any, name: str, parameter: str = "value") -> None:
     """Keep `widget.<parameter>` in the page URL as `?name=...` (shareable, survives a reload)."""
     location = pn.state.location
     if location is None:
         return
     location.sync(widget, {parameter: name}, on_error=lambda _values: None)
+
+
+class OhTemplate(pn.template.BootstrapTemplate):
+    """Panel's Bootstrap template with the dashboard's page shell (panel_app/templates/oh.html): the
+    viewport meta for phones, the sidebar collapsed on a narrow screen before the first paint, and the
+    scripts after the page's frame so the header and sidebar paint while they load."""
+
+    _template = TEMPLATE
 
 
 def shell(slug: str, title: str, main: list[Any], sidebar: list[Any], ledger_badge: Any,
@@ -230,9 +302,16 @@ def shell(slug: str, title: str, main: list[Any], sidebar: list[Any], ledger_bad
         f'<a class="oh-nav-link{" active" if s == slug else ""}" href="/{s}" data-page="{s}">{html.escape(t)}</a>'
         for s, t in NAV
     )
-    template = pn.template.BootstrapTemplate(
+    template = OhTemplate(
         title=f"options-helper · {title}", header_background="#1f2d3d", sidebar_width=260,
+        meta_viewport="width=device-width, initial-scale=1",
     )
+    template.config.raw_css.append(PAGE_CSS)
+    for widget in sidebar:
+        if hasattr(widget, "sizing_mode") and widget.sizing_mode in (None, "fixed"):
+            widget.sizing_mode = "stretch_width"
+        if hasattr(widget, "stylesheets"):  # a long label wraps inside the sidebar instead of running past it
+            widget.stylesheets = [*widget.stylesheets, WRAPPED_LABEL]
     template.sidebar.extend([html_pane(f'<nav class="oh-nav">{links}</nav>'), ledger_badge, *sidebar])
     template.main.extend([
         pn.pane.Alert(BANNER, alert_type="warning", css_classes=["oh-banner"], sizing_mode="stretch_width"),

@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
@@ -74,9 +74,12 @@ class LedgerDown(RuntimeError):
     """The ledger is not answering: nothing can be read until it runs (`oh up`)."""
 
 
+T = TypeVar("T")
+
+
 @dataclass
 class _Entry:
-    table: pa.Table
+    table: Any  # a query's pa.Table, or a value computed from query results (Queries.memo)
     tables: frozenset[str]
 
 
@@ -130,6 +133,28 @@ class Queries:
                 if len(self._cache) > self.max_entries:
                     self._cache.popitem(last=False)
         return table
+
+    def memo(self, key: Any, tables: Iterable[str] | None, compute: Callable[[], T]) -> T:
+        """A value computed from query results (a health report, a portfolio's performance series), cached
+        like a query and dropped by the same events: those that change one of `tables` (None: any
+        committed event). Shared by every session of the server, so a page opened again costs nothing."""
+        names = frozenset(tables) if tables is not None else frozenset({ANY_TABLE})
+        cache_key = ("memo", _freeze(key))
+        with self._cache_lock:
+            entry = self._cache.get(cache_key)  # type: ignore[call-overload]
+            if entry is not None:
+                self._cache.move_to_end(cache_key)  # type: ignore[arg-type]
+                self.hits += 1
+                return entry.table  # type: ignore[no-any-return]
+            self.misses += 1
+            before = self._generations(names)
+        value = compute()
+        with self._cache_lock:
+            if self._generations(names) == before:
+                self._cache[cache_key] = _Entry(value, names)  # type: ignore[index]
+                if len(self._cache) > self.max_entries:
+                    self._cache.popitem(last=False)
+        return value
 
     def __call__(self, sql: str, params: list[Any] | None = None) -> pa.Table:
         """`read` as the `read(sql, params)` callable oh.read.health expects."""

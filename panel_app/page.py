@@ -1,9 +1,16 @@
 """The base of every page: build once per session, refresh from queries, react to live events.
 
-A page lays out its `Slot`s once, then `update()` fills them from cached queries. Live events that
-concern the page (`relevant`) schedule a refresh, throttled to one per `min_interval` so a burst
-of events costs one re-read; events never arrive faster than the page can draw them. When the
-ledger stops answering, the page says so (and what to run) and refreshes when it is back.
+A page lays out its `Slot`s once, then `update()` fills them from cached queries. In a browser
+session the sections fill independently: `update()` only lists each section's `fill(...)`, and the
+page runs one section per turn of the document's event loop, so each section goes to the browser
+as soon as it is drawn instead of the whole page waiting for its slowest part. The `.oh-ready`
+marker (what tests and benchmarks wait for) is set once every section of the first fill is done.
+
+Controls the page changes itself while filling (options of a picker, a default value) never trigger
+a refresh of their own: only a user's change does (`control()`), so one refresh draws each section
+once. Live events that concern the page (`relevant`) schedule a refresh, throttled to one per
+`min_interval` so a burst of events costs one re-read. When the ledger stops answering, the page
+says so (and what to run) and refreshes when it is back.
 """
 
 from __future__ import annotations
@@ -43,6 +50,11 @@ class Page:
         self.refreshes = 0
         self._last_refresh = 0.0
         self._pending = False
+        self._updating = False  # inside update() or a section's fill: our own widget changes are not the user's
+        self._staging = False  # collecting the sections of a refresh instead of running them
+        self._tasks: list[tuple[Any, Callable[[], None], str]] = []
+        self._draining = False
+        self._ready = False
 
     # ---------------------------------------------------------------- to implement
     def controls(self) -> list[Any]:
@@ -64,6 +76,19 @@ class Page:
         """Apply live events directly (before any throttled refresh); pages with live widgets override."""
 
     # ---------------------------------------------------------------- machinery
+    def control(self, *widgets: Any) -> None:
+        """Refresh when the user changes one of these widgets (not when the page sets them while filling)."""
+        for widget in widgets:
+            widget.param.watch(self._on_control, "value")
+
+    def _on_control(self, _event: Any) -> None:
+        if not self._updating:
+            self.refresh()
+
+    @property
+    def _in_session(self) -> bool:
+        return self.doc is not None and self.doc.session_context is not None
+
     def view(self) -> pn.template.BaseTemplate:
         """Build the session's template; fill it once the browser has it (so the page paints at once)."""
         template = shell(self.slug, self.title, [self.alert, *self.layout()], self.controls(), self.badge,
@@ -75,12 +100,23 @@ class Page:
         return template
 
     def first_fill(self) -> None:
-        """The first refresh, then the `.oh-ready` marker tests and benchmarks wait for."""
+        """The first refresh; the `.oh-ready` marker follows once all its sections are filled."""
         self.refresh()
-        self.ready.object = f'<span class="oh-ready" data-page="{self.slug}"></span>'
+
+    def _mark_ready(self) -> None:
+        if not self._ready:
+            self._ready = True
+            self.ready.object = f'<span class="oh-ready" data-page="{self.slug}"></span>'
 
     def fill(self, slot: Slot, fill: Callable[[], None], where: str = "This section") -> None:
-        """Run one section's fill; a failed query becomes a notice in that section (LedgerDown goes up)."""
+        """Fill one section (in a session: queued, to run on its own turn of the event loop); a failed
+        query becomes a notice in that section (LedgerDown goes up)."""
+        if self._staging:
+            self._tasks.append((slot, fill, where))
+            return
+        self._run_fill(slot, fill, where)
+
+    def _run_fill(self, slot: Slot, fill: Callable[[], None], where: str) -> None:
         try:
             fill()
         except LedgerDown:
@@ -92,22 +128,63 @@ class Page:
             slot.notice("error", error_text(f"{type(exc).__name__}: {exc}", where))
 
     def refresh(self) -> None:
-        """Re-read everything (cached queries make this cheap when nothing changed)."""
+        """Re-read everything (cached queries make this cheap when nothing changed); in a session the
+        sections are then filled one per event-loop turn (a refresh during that replaces the rest)."""
         self._last_refresh = time.monotonic()
         self.refreshes += 1
+        staged = self._in_session
+        self._tasks = []
+        self._updating, self._staging = True, staged
         try:
             self.update()
         except LedgerDown as exc:
+            self._tasks = []
             self.show_down(str(exc))
+            self._mark_ready()
             return
         except Exception as exc:
+            self._tasks = []
             log.exception("%s: refresh failed", self.slug)
             self.alert.objects = [notice("error", error_text(f"{type(exc).__name__}: {exc}", "This page"))]
+            self._mark_ready()
             return
+        finally:
+            self._updating, self._staging = False, False
+        if self._tasks and staged:
+            if not self._draining:
+                self._draining = True
+                self.doc.add_next_tick_callback(self._drain)
+            return
+        self._finish()
+
+    def _drain(self) -> None:
+        """Fill the next queued section; schedule the one after (each is sent to the browser on its own)."""
+        if not self._tasks:
+            self._draining = False
+            self._finish()
+            return
+        slot, fill, where = self._tasks.pop(0)
+        self._updating = True
+        try:
+            self._run_fill(slot, fill, where)
+        except LedgerDown as exc:
+            self._tasks = []
+            self.show_down(str(exc))
+        finally:
+            self._updating = False
+        if self._tasks:
+            self.doc.add_next_tick_callback(self._drain)
+            return
+        self._draining = False
+        self._finish()
+
+    def _finish(self) -> None:
+        """After every section of a refresh: the ledger's state on top, then the ready marker."""
         if self.ctx.queries.is_down:  # what is shown came from the cache: say it may be stale
             self.show_down()
         elif self.alert.objects:
             self.alert.objects = []
+        self._mark_ready()
 
     def show_down(self, message: str | None = None) -> None:
         """Say the ledger is down and what to run."""

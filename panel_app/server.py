@@ -1,14 +1,33 @@
 """`oh ui`: serve every page with one Bokeh/Tornado server, one live hub and one query client.
 
 The process heartbeats as service `ui` (so `oh up` and `oh status` see it like any worker), logs
-to `OH_HOME/logs/ui.log`, and stops cleanly on SIGTERM/SIGINT. It binds to 127.0.0.1 unless told
-otherwise, and serves Bokeh/Panel resources itself (no CDN: it works offline).
+to `OH_HOME/logs/ui.log`, and stops cleanly on SIGTERM/SIGINT. It serves Bokeh/Panel resources
+itself (no CDN: it works offline), only the bundles the pages use (not Bokeh's WebGL and MathJax ones).
+
+Who may connect (`access_for`): the dashboard binds 127.0.0.1 by default. Any other address is
+refused unless a login is on: a password (Panel's own basic-auth login page; the password comes from
+a file or the environment, never the command line) or OAuth (Panel's providers, keys from Panel's
+PANEL_OAUTH_* variables). Websocket connections are accepted only from the origins the dashboard is
+served at (`allow_websocket_origin`: exactly host:port, plus the names given with `--origin`), so a
+page on another site cannot drive a session even when the trader's browser can reach the server.
+
+A browser tab that closes while the server writes to it makes Tornado fail that write with
+`WebSocketClosedError`; Panel cancels the document's pending writes without reading their result, so
+asyncio would log each as "Task exception was never retrieved" with a traceback. `quiet_closed_tabs`
+installs the event loop's exception handler that logs those as one debug line (anything else goes
+to asyncio's default handler, traceback and all).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import os
+import secrets
 import signal
+import socket
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bus.home import Home
@@ -16,15 +35,123 @@ from bus.home import Home
 log = logging.getLogger(__name__)
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+WILDCARD = ("0.0.0.0", "::", "")
+LEAN_COMPONENTS_DROPPED = ("bokeh-gl", "bokeh-mathjax")  # no page draws with WebGL or typesets math
+LOGIN_USER = "trader"  # the login page's hidden user name: the login is the password alone
+LOGIN_TEMPLATE = Path(__file__).parent / "templates" / "login.html"
+OAUTH_PROVIDERS = ("auth0", "azure", "bitbucket", "generic", "github", "gitlab", "google", "okta")
 
 
-def origins(host: str, port: int) -> list[str]:
-    """The websocket origins a browser may load the dashboard from."""
-    names = {host, "127.0.0.1", "localhost"}
-    return sorted(f"{name}:{port}" for name in names if name not in ("0.0.0.0", "::"))
+class AccessRefused(ValueError):
+    """The dashboard will not serve this way; the message (one line) says how to do it safely."""
 
 
-def build_server(home: Home, host: str, port: int) -> Any:
+@dataclass(frozen=True)
+class Access:
+    """How browsers get in: the password of the login page or an OAuth provider (or neither, on loopback),
+    and the websocket origins allowed."""
+
+    origins: tuple[str, ...]
+    password: str | None = None
+    oauth_provider: str | None = None
+
+    @property
+    def login(self) -> str:
+        """The login in words, for the log."""
+        if self.password is not None:
+            return "password login"
+        if self.oauth_provider:
+            return f"OAuth login ({self.oauth_provider})"
+        return "no login"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is reachable only from this machine (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def origins(host: str, port: int, extra: tuple[str, ...] = ()) -> list[str]:
+    """The websocket origins (host:port) a browser may load the dashboard from: the served address (both
+    loopback names on loopback; the machine's names on a wildcard address) and any `extra` ones."""
+    if is_loopback(host):
+        names = {host, "127.0.0.1", "localhost"}
+    elif host in WILDCARD:
+        names = {socket.gethostname(), socket.getfqdn()}
+    else:
+        names = {host}
+    found = {f"{name.lower()}:{port}" for name in names if name}
+    found |= {o if ":" in o.rsplit("]", 1)[-1] else f"{o}:{port}" for o in (e.lower() for e in extra if e)}
+    return sorted(found)
+
+
+def read_password(path: str | None) -> str | None:
+    """The login password: from the file at `path` (first line), else the OH_UI_PASSWORD variable, else None."""
+    if path:
+        try:
+            text = Path(path).expanduser().read_text(encoding="utf-8")
+        except OSError as exc:
+            raise AccessRefused(f"cannot read the password file {path}: {exc.strerror or exc}") from None
+        password = text.splitlines()[0].strip() if text.strip() else ""
+        if not password:
+            raise AccessRefused(f"the password file {path} is empty: write the password on its first line")
+        return password
+    value = os.environ.get("OH_UI_PASSWORD")
+    return value if value else None
+
+
+def access_for(host: str, port: int, password: str | None = None, oauth_provider: str | None = None,
+               extra_origins: tuple[str, ...] = ()) -> Access:
+    """Who may connect, or AccessRefused: an address other than loopback needs a login."""
+    if oauth_provider is not None:
+        if oauth_provider not in OAUTH_PROVIDERS:
+            raise AccessRefused(f"unknown OAuth provider {oauth_provider!r}: choose one of {', '.join(OAUTH_PROVIDERS)}")
+        missing = [name for name in ("PANEL_OAUTH_KEY", "PANEL_OAUTH_SECRET") if not os.environ.get(name)]
+        if missing:
+            raise AccessRefused(f"OAuth with {oauth_provider} needs {' and '.join(missing)} in the environment "
+                                "(the app's client id and secret; see docs/dashboard.md)")
+    if not is_loopback(host) and password is None and oauth_provider is None:
+        raise AccessRefused(
+            f"refusing to serve the dashboard on {host or 'every address'} without a login: anyone who can reach it "
+            "could read your data. Turn a login on with --password-file FILE (or the OH_UI_PASSWORD variable) or "
+            "--oauth-provider NAME, or keep the default --host 127.0.0.1")
+    return Access(tuple(origins(host, port, extra_origins)), password, oauth_provider)
+
+
+def quiet_closed_tabs(loop: Any) -> None:
+    """Log a write to a closed tab's websocket as one debug line instead of an asyncio traceback."""
+    from tornado.iostream import StreamClosedError
+    from tornado.websocket import WebSocketClosedError
+
+    def handler(loop: Any, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, WebSocketClosedError | StreamClosedError):
+            log.debug("a browser tab closed while the dashboard was writing to it (%s)", type(exc).__name__)
+            return
+        loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+
+
+def lean_resources(server: Any) -> None:
+    """Serve pages without Bokeh's WebGL and MathJax bundles (2 MB of JavaScript no page uses)."""
+    app = getattr(server, "_tornado", None)  # the BokehTornado application behind the Panel server
+    if app is None:
+        return
+    full = app.resources
+
+    def resources(absolute_url: Any = None) -> Any:
+        bundle = full(absolute_url)
+        return bundle.clone(components=[c for c in bundle.components if c not in LEAN_COMPONENTS_DROPPED])
+
+    app.resources = resources
+
+
+def build_server(home: Home, host: str, port: int, access: Access | None = None) -> Any:
     """The (not yet started) Panel server with every route, the live hub running."""
     import panel as pn
     from tornado.web import RedirectHandler
@@ -32,39 +159,51 @@ def build_server(home: Home, host: str, port: int) -> Any:
     from panel_app import context
     from panel_app.app import routes
 
-    pn.extension("tabulator", notifications=False)
+    access = access or access_for(host, port)
+    pn.extension(notifications=False)
     pn.config.design = None
     context.start(home)
-    ws_origins = origins(host, port) if host not in ("0.0.0.0", "::") else ["*"]
-    return pn.serve(
+    login: dict[str, Any] = {}
+    if access.password is not None:
+        # a {user: password} dict, not the bare string: Panel would read a string naming a file as a JSON user table
+        login = {"basic_auth": {LOGIN_USER: access.password}, "basic_login_template": str(LOGIN_TEMPLATE)}
+    elif access.oauth_provider:
+        login = {"oauth_provider": access.oauth_provider}
+    if login:
+        login["cookie_secret"] = os.environ.get("PANEL_COOKIE_SECRET") or secrets.token_urlsafe(32)
+    server = pn.serve(
         routes(), port=port, address=host, show=False, start=False, title="options-helper",
-        websocket_origin=ws_origins, verbose=False,
+        websocket_origin=list(access.origins), verbose=False,
         extra_patterns=[(r"/", RedirectHandler, {"url": "/health"})],
-        check_unused_sessions_milliseconds=5000, unused_session_lifetime_milliseconds=5000,
+        check_unused_sessions_milliseconds=5000, unused_session_lifetime_milliseconds=5000, **login,
     )
+    lean_resources(server)
+    return server
 
 
 def free_port(host: str) -> int:
     """A port free on `host` right now (for `--port 0`)."""
-    import socket
-
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 
-def serve(home: Home, host: str = "127.0.0.1", port: int = 5006) -> None:
-    """Serve the dashboard until SIGTERM or SIGINT (`port` 0: any free port, logged and printed)."""
+def serve(home: Home, host: str = "127.0.0.1", port: int = 5006, *, password: str | None = None,
+          oauth_provider: str | None = None, extra_origins: tuple[str, ...] = ()) -> None:
+    """Serve the dashboard until SIGTERM or SIGINT (`port` 0: any free port, logged and printed).
+
+    Raises AccessRefused before binding anything when the address needs a login that is not on."""
     from services import logs
     from services.runtime import Heartbeater
 
+    access_for(host, port or 1, password, oauth_provider, extra_origins)  # refuse before any side effect
     logs.configure("ui", home)
     for noisy in ("tornado.access", "bokeh.server.views.ws", "bokeh.server.tornado", "bokeh.server.server"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    if host not in LOOPBACK:
-        log.warning("serving on %s: anyone who can reach this address can read your data (no login)", host)
     port = port or free_port(host)
-    server = build_server(home, host, port)  # binds now: a busy port fails here, before any heartbeat
+    access = access_for(host, port, password, oauth_provider, extra_origins)
+    server = build_server(home, host, port, access)  # binds now: a busy port fails here, before any heartbeat
+    quiet_closed_tabs(server.io_loop.asyncio_loop)
     heartbeat = Heartbeater(home, "ui")
     heartbeat.state = "serving"
     heartbeat.start()
@@ -75,7 +214,8 @@ def serve(home: Home, host: str = "127.0.0.1", port: int = 5006) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     server.start()
-    log.info("dashboard serving on http://%s:%d (home %s)", host, port, home.root)
+    log.info("dashboard serving on http://%s:%d (home %s; %s; websocket origins %s)", host, port, home.root,
+             access.login, ", ".join(access.origins))
     print(f"dashboard: http://{host}:{port}/health (Ctrl-C to stop)", flush=True)
     try:
         server.io_loop.start()

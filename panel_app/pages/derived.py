@@ -7,6 +7,7 @@ from typing import Any
 
 import panel as pn
 
+from oh.domain import units
 from panel_app import charts
 from panel_app.components import Slot, empty_text, frame, sync_url
 from panel_app.page import Page
@@ -50,7 +51,7 @@ class DerivedPage(Page):
         self.symbols = pn.widgets.MultiChoice(name="Symbols", options=sorted({*symbols, *wanted}),
                                               value=wanted or symbols[:3])
         wanted_metric = url_arg("metric")
-        self.metric = pn.widgets.Select(name="Metric", options=metrics,
+        self.metric = pn.widgets.Select(name="Metric", options={units.label(m): m for m in metrics},
                                         value=wanted_metric if wanted_metric in metrics else
                                         ("atm_iv" if "atm_iv" in metrics else metrics[0]))
         self.start = date_picker("From", url_arg("start"))
@@ -58,10 +59,10 @@ class DerivedPage(Page):
         for widget, name in ((self.symbols, "symbols"), (self.metric, "metric"), (self.start, "start"),
                              (self.end, "end")):
             sync_url(widget, name)
-            widget.param.watch(lambda _e: self.refresh(), "value")
-        self.history = Slot("History", min_height=320)
-        self.bands = Slot("IV rank (0-100) with the low (< 20) and high (> 80) bands", min_height=260)
-        self.latest = Slot("Latest values per symbol", page_size=10)
+        self.control(self.symbols, self.metric, self.start, self.end)
+        self.history = Slot("History", min_height=340)
+        self.bands = Slot("IV rank (0-100) with the low (< 20) and high (> 80) bands", min_height=340)
+        self.latest = Slot("Latest values per symbol")
 
     def controls(self) -> list[Any]:
         return [self.symbols, self.metric, self.start, self.end]
@@ -84,17 +85,17 @@ class DerivedPage(Page):
             return
         self.fill(self.history, lambda: self._fill_history(symbols), "The history")
         self.fill(self.bands, lambda: self._fill_bands(symbols), "IV rank")
-        self.fill(self.latest, lambda: self.latest.table(frame(self.read(LATEST)).round(4)), "The latest values")
+        self.fill(self.latest, lambda: self.latest.table(frame(self.read(LATEST))), "The latest values")
 
     def _rows(self, metric: str, symbols: list[str]) -> Any:
         return frame(self.read(_history_sql(metric, len(symbols)), [*symbols, self.start.value, self.end.value]))
 
     def _fill_history(self, symbols: list[str]) -> None:
         metric = self.metric.value
-        self.history.set_title(f"{metric} over time")
+        self.history.set_title(f"{units.label(metric)} over time")
         rows = self._rows(metric, symbols).dropna(subset=[metric])
         if rows.empty:
-            self.history.notice("info", f"No `{metric}` values for {', '.join(symbols)} in this range.")
+            self.history.notice("info", f"No {units.label(metric)} values for {', '.join(symbols)} in this range.")
             return
         self.history.chart(rows, lambda d: charts.metric_history(d, metric), key=(metric, tuple(symbols)))
 

@@ -13,7 +13,8 @@ import pandas as pd
 import panel as pn
 
 from bus.control_client import QueryError
-from panel_app.components import Slot, error_text, frame, sync_url, table_widget
+from oh.domain import units
+from panel_app.components import Slot, error_text, frame, frame_table, html_pane, side_by_side, sync_url
 from panel_app.data import LedgerDown
 from panel_app.page import Page
 from panel_app.widgets import url_arg
@@ -26,7 +27,7 @@ COLUMNS = """
 SELECT column_name, data_type, is_nullable FROM duckdb_columns()
 WHERE schema_name = ? AND table_name = ? ORDER BY column_index
 """
-RESULT_ROWS = 5000  # rows shown of a free query (the table pages through them)
+RESULT_ROWS = 1000  # rows shown of a free query (it scrolls inside its card; `oh query` gives them all)
 DEFAULT_SQL = "SELECT symbol, count(*) AS sessions, min(date) AS first, max(date) AS last\nFROM candles_daily GROUP BY symbol ORDER BY symbol"
 
 
@@ -64,12 +65,12 @@ class ExplorerPage(Page):
                                             sizing_mode="stretch_width", css_classes=["oh-sql"])
         self.run = pn.widgets.Button(name="Run query", button_type="primary", width=140, css_classes=["oh-run-sql"])
         sync_url(self.table, "table")
-        self.table.param.watch(lambda _e: self.refresh(), "value")
+        self.control(self.table)
         self.run.on_click(lambda _e: self._run_sql())
-        self.tables = Slot("Tables", page_size=20)
-        self.columns = Slot("Columns", page_size=30)
-        self.preview = Slot("Preview (first 100 rows)", page_size=10)
-        self.result = Slot("Result", page_size=15)
+        self.tables = Slot("Tables")
+        self.columns = Slot("Columns")
+        self.preview = Slot("Preview (first 100 rows)")
+        self.result = Slot("Result", page_size=RESULT_ROWS)
         self.result.notice("info", "Write a query and press **Run query**. Writes are refused: the dashboard is read-only.")
 
     @staticmethod
@@ -88,7 +89,7 @@ class ExplorerPage(Page):
     def layout(self) -> list[Any]:
         box = pn.Column(pn.pane.Markdown("#### SQL", margin=(0, 5)), self.sql, self.run, self.result.panel,
                         sizing_mode="stretch_width")
-        return [box, pn.Row(self.tables.panel, self.columns.panel, sizing_mode="stretch_width"), self.preview.panel]
+        return [box, side_by_side(self.tables.panel, self.columns.panel, basis=380), self.preview.panel]
 
     def relevant(self, event: Any) -> bool:
         return True
@@ -111,6 +112,7 @@ class ExplorerPage(Page):
         counts = {r["name"]: r["rows"] for r in self.read(counts_sql(names)).to_pylist()}
         rows = pd.DataFrame([{"schema": r["schema_name"], "table": r["table_name"], "rows": counts.get(name),
                               "columns": r["column_count"]} for r, name in zip(catalog, names, strict=True)])
+        self.tables.set_title(f"Tables ({units.plural(len(rows), 'table')})")
         self.tables.table(rows)
 
     def _fill_columns(self) -> None:
@@ -145,15 +147,17 @@ class ExplorerPage(Page):
                 self.result.notice("error", error_text(str(exc), "The query"))
             return
         rows = _displayable(frame(table.slice(0, RESULT_ROWS)))
-        self.result.set_title(f"Result: {table.num_rows:,} rows" + (f" (first {RESULT_ROWS:,} shown)" if table.num_rows > RESULT_ROWS else ""))
+        self.result.set_title(f"Result: {units.plural(table.num_rows, 'row')}" +
+                              (f" (first {units.count(RESULT_ROWS)} shown; `oh query` gives them all)"
+                               if table.num_rows > RESULT_ROWS else ""))
         if rows.empty:
             self.result.notice("info", "The query returned no rows.")
             return
-        self.result.show(table_widget(rows, 15, css_classes=["oh-result"]))
+        self.result.show(html_pane(frame_table(rows, RESULT_ROWS), css_classes=["oh-result"]))
 
 
 def _displayable(df: pd.DataFrame) -> pd.DataFrame:
-    """Columns Tabulator cannot show as they are (lists, bytes, long text) become short strings."""
+    """Columns a table cell cannot show as they are (lists, bytes, long text) become short strings."""
     out = df.copy()
     for column in out.columns:
         if out[column].dtype == object:

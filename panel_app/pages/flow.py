@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 import panel as pn
 
+from oh.domain import units
 from panel_app import charts
 from panel_app.components import Slot, empty_text, frame, sync_url
 from panel_app.page import Page
@@ -35,8 +36,13 @@ SELECT label, count(*) AS contracts, sum(d_oi) AS d_oi, sum(d_oi_notional) AS d_
 FROM options_flow WHERE symbol = ? AND window_sessions = ? AND to_date = ? AND group_by = 'contract'
 GROUP BY label ORDER BY label
 """
-GROUPS = ("strike", "expiry", "expiry-strike", "contract")
+GROUPS = {"Strike": "strike", "Expiry": "expiry", "Expiry x strike": "expiry-strike", "Contract": "contract"}
 VALUES = ("d_oi", "d_oi_notional", "volume", "delta_notional")
+GROUP_WORDS = {v: k.lower() for k, v in GROUPS.items()}
+TOP_COLUMNS = ["contract", "put_call", "expiry", "strike", "label", "d_oi", "d_oi_notional", "oi_today", "volume",
+               "volume_oi_ratio", "delta_notional"]
+ROW_COLUMNS = ["row_key", "put_call", "expiry", "strike", "label", "oi_before", "oi_today", "d_oi", "d_oi_notional",
+               "volume", "volume_notional", "volume_oi_ratio", "delta_notional", "from_date"]
 
 
 class FlowPage(Page):
@@ -54,20 +60,18 @@ class FlowPage(Page):
         wanted_day = url_arg("date")
         if wanted_day:
             self.day.options, self.day.value = [wanted_day], wanted_day
-        self.group = pn.widgets.RadioButtonGroup(name="Group by", options=list(GROUPS), value="strike",
-                                                 button_type="default")
-        self.value = pn.widgets.Select(name="Value", options=list(VALUES), value="d_oi_notional")
+        self.group = pn.widgets.RadioBoxGroup(name="Group by", options=GROUPS, value="strike", inline=False)
+        self.value = pn.widgets.Select(name="Value", options={units.label(v): v for v in VALUES}, value="d_oi_notional")
         self.top = pn.widgets.IntInput(name="Top contracts", value=20, start=5, end=500, step=5)
         self._refresh_choices()
         for widget, name in ((self.symbol, "symbol"), (self.window, "window"), (self.day, "date"),
                              (self.group, "group_by"), (self.value, "value"), (self.top, "top")):
             sync_url(widget, name)
-        for widget in (self.symbol, self.window, self.day, self.group, self.value, self.top):
-            widget.param.watch(lambda _e: self.refresh(), "value")
+        self.control(self.symbol, self.window, self.day, self.group, self.value, self.top)
         self.summary = Slot("Building vs unwinding (contracts)")
-        self.chart = Slot("By strike", min_height=320)
-        self.top_rows = Slot("Top contracts by |dOI notional|", page_size=10)
-        self.rows = Slot("Grouped rows", page_size=10)
+        self.chart = Slot("By strike", min_height=340)
+        self.top_rows = Slot("Top contracts by |ΔOI notional|")
+        self.rows = Slot("Grouped rows")
 
     def controls(self) -> list[Any]:
         return [self.symbol, self.window, self.day, pn.pane.Markdown("Group by", margin=(0, 10)), self.group,
@@ -107,25 +111,32 @@ class FlowPage(Page):
             self.summary.notice("empty", empty_text(f"flow for {symbol}", f"oh emit snapshot-options --symbols {symbol} --wait"))
             return
         key = [symbol, int(self.window.value), self.day.value]
+        self.rows.set_title(f"Rows grouped by {GROUP_WORDS.get(self.group.value, self.group.value)}")
         self.fill(self.summary, lambda: self._fill_summary(key), "The flow summary")
         self.fill(self.chart, lambda: self._fill_chart(key), "The flow chart")
-        self.fill(self.top_rows, lambda: self.top_rows.table(frame(self.read(TOP, [*key, int(self.top.value)]))),
+        self.fill(self.top_rows, lambda: self._fill_table(self.top_rows, TOP, [*key, int(self.top.value)], TOP_COLUMNS),
                   "The top contracts")
-        self.fill(self.rows, lambda: self.rows.table(frame(self.read(ROWS, [*key, self.group.value]))), "The rows")
+        self.fill(self.rows, lambda: self._fill_table(self.rows, ROWS, [*key, self.group.value], ROW_COLUMNS), "The rows")
+
+    def _fill_table(self, slot: Slot, sql: str, params: list[Any], columns: list[str]) -> None:
+        rows = frame(self.read(sql, params))
+        slot.table(rows[[c for c in columns if c in rows.columns]],
+                   row_class=lambda row: f"oh-flow-{row.get('label')}" if row.get("label") else "")
 
     def _fill_summary(self, key: list[Any]) -> None:
         rows = frame(self.read(SUMMARY, key))
         if rows.empty:
             self.summary.notice("info", "No contract rows for this session.")
             return
-        columns = [("label", "label"), ("contracts", "contracts"), ("d_oi", "dOI"), ("d_oi_notional", "dOI notional"),
-                   ("volume", "volume")]
+        columns = [("label", "Flow"), ("contracts", "Contracts"), ("d_oi", units.label("d_oi")),
+                   ("d_oi_notional", units.label("d_oi_notional")), ("volume", "Volume")]
         self.summary.rows(rows.to_dict("records"), columns,
                           row_class=lambda row: f"oh-flow-{row['label']}")
 
     def _fill_chart(self, key: list[Any]) -> None:
         group, value = self.group.value, self.value.value
-        self.chart.set_title(f"{value} by {group} ({key[2]}, window {key[1]})")
+        self.chart.set_title(f"{units.label(value)} by {GROUP_WORDS.get(group, group)} ({key[2]}, window of "
+                             f"{units.plural(int(key[1]), 'session')})")
         rows = frame(self.read(ROWS, [*key, "expiry-strike" if group == "contract" else group]))
         if rows.empty:
             self.chart.notice("info", f"No `{group}` rows for this session.")

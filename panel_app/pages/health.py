@@ -16,9 +16,10 @@ import panel as pn
 
 from contracts.catalog import TRACKED
 from oh.adapters import supervisor
+from oh.domain import units
 from oh.read.health import HealthOptions, health_report
 from panel_app import charts
-from panel_app.components import Slot, empty_text, frame, html_pane, sync_url
+from panel_app.components import Slot, empty_text, frame, html_pane, side_by_side, sync_url
 from panel_app.live import LedgerState, LiveEvent
 from panel_app.page import Page
 from panel_app.runboard import RECENT_RUNS, RunBoard, liveness_html
@@ -33,7 +34,7 @@ RUN_EVENTS = frozenset({"RunStarted", "RunFinished", "AssetFailed"})
 
 
 LATEST_COLUMNS = [("job_name", "job"), ("status", "status"), ("started_at", "started (UTC)"), ("ended_at", "ended"),
-                  ("duration_ms", "ms"), ("triggered_by", "by"), ("error_message", "error")]
+                  ("duration_ms", "took (ms)"), ("triggered_by", "by"), ("error_message", "error")]
 FAILURE_COLUMNS = [("job_name", "job"), ("error_type", "error type"), ("failures", "failures"),
                    ("first_seen", "first seen"), ("last_seen", "last seen"), ("last_status", "last status"),
                    ("last_message", "last message")]
@@ -41,6 +42,20 @@ FRESHNESS_COLUMNS = [("asset_key", "asset"), ("scope_key", "symbol"), ("watermar
                      ("staleness_sessions", "sessions behind"), ("updated_at", "updated (UTC)")]
 CHECK_COLUMNS = [("checked_at", "checked (UTC)"), ("asset_key", "asset"), ("partition_key", "partition"),
                  ("check_name", "check"), ("severity", "severity"), ("message", "message")]
+
+
+class _Lazy:
+    """A value computed on first use (the health report: only once a section asks for it)."""
+
+    def __init__(self, compute: Any) -> None:
+        self._compute = compute
+        self._value: Any = None
+        self._done = False
+
+    def __call__(self) -> Any:
+        if not self._done:
+            self._value, self._done = self._compute(), True
+        return self._value
 
 
 def _bad_run(row: dict[str, Any]) -> str:
@@ -64,10 +79,11 @@ class HealthPage(Page):
         super().__init__(ctx)
         self.days = pn.widgets.Select(name="Look back (days)", options=[1, 3, 7, 30, 90, 365], value=7)
         self.stale = pn.widgets.IntInput(name="Stale after (sessions)", value=1, start=0, end=30)
-        self.asset = pn.widgets.Select(name="Coverage of", options=list(TRACKED), value="candles_daily")
+        self.asset = pn.widgets.Select(name="Coverage of", options={units.label(a): a for a in TRACKED},
+                                       value="candles_daily")
         for widget, name in ((self.days, "days"), (self.stale, "stale"), (self.asset, "asset")):
             sync_url(widget, name)
-            widget.param.watch(lambda _e: self.refresh(), "value")
+        self.control(self.days, self.stale, self.asset)
         self.board = RunBoard()
         self.programs = supervisor.program_names()
         self.runs_slot = Slot("Runs (live)")
@@ -77,7 +93,7 @@ class HealthPage(Page):
         self.timeline_chart = charts.RunsTimeline()
         self.failures = Slot("Recurring failures")
         self.freshness = Slot("Freshness per asset and symbol (trading sessions behind; stale in red)")
-        self.coverage = Slot("Coverage (symbol x session, last 30 sessions)")
+        self.coverage = Slot("Coverage (symbol x session, last 30 sessions)", min_height=200)
         self.checks = Slot("Failed checks")
         self.plan = Slot("Gap backfill plan")
         self._plan_text: str | None = None
@@ -87,10 +103,9 @@ class HealthPage(Page):
 
     def layout(self) -> list[Any]:
         return [
-            pn.Row(pn.Column(self.runs_slot.panel, sizing_mode="stretch_width"),
-                   pn.Column(self.services_slot.panel, width=380), sizing_mode="stretch_width"),
+            side_by_side(self.runs_slot.panel, self.services_slot.panel, basis=360, grow=(2, 1)),
             self.latest.panel, self.timeline.panel, self.failures.panel,
-            pn.Row(self.freshness.panel, self.coverage.panel, sizing_mode="stretch_width"),
+            side_by_side(self.freshness.panel, self.coverage.panel, basis=420),
             self.checks.panel, self.plan.panel,
         ]
 
@@ -106,23 +121,26 @@ class HealthPage(Page):
     def update(self) -> None:
         now = datetime.now(UTC).replace(second=0, microsecond=0)  # stable params: cache hits within a minute
         options = HealthOptions(days=int(self.days.value), stale_days=int(self.stale.value), coverage=True, now=now)
-        report = health_report(self.read, options)
+        # one report per refresh, computed by the first section that needs it; shared by every open Health
+        # page of the server until a committed event changes what it read
+        report = _Lazy(lambda: self.ctx.queries.memo(("health_report", options), None,
+                                                     lambda: health_report(self.read, options)))
         self.fill(self.runs_slot, self._fill_runs, "The run board")
         if not self.services_slot.box.objects:
             self.services_slot.html(liveness_html(self.ctx.hub.state if self.ctx.hub.state.checked else None,
                                                   self.programs))
         first_run = "oh emit ingest-candles --symbols SPY --start 2025-01-02 --end 2025-03-31 --wait"
-        self.fill(self.latest, lambda: self._table(self.latest, report["latest_runs"], LATEST_COLUMNS, "runs",
+        self.fill(self.latest, lambda: self._table(self.latest, report()["latest_runs"], LATEST_COLUMNS, "runs",
                                                    first_run, _bad_run))
-        self.fill(self.timeline, lambda: self._fill_timeline(now, options.days))
-        self.fill(self.failures, lambda: self._table(self.failures, report["failure_groups"], FAILURE_COLUMNS,
-                                                     "recurring failures", None))
-        self.fill(self.freshness, lambda: self._table(self.freshness, report["watermarks"], FRESHNESS_COLUMNS,
+        self.fill(self.freshness, lambda: self._table(self.freshness, report()["watermarks"], FRESHNESS_COLUMNS,
                                                       "datasets", first_run, _stale))
-        self.fill(self.coverage, lambda: self._fill_coverage(report))
-        self.fill(self.checks, lambda: self._table(self.checks, report["failed_checks"], CHECK_COLUMNS,
+        self.fill(self.failures, lambda: self._table(self.failures, report()["failure_groups"], FAILURE_COLUMNS,
+                                                     "recurring failures", None))
+        self.fill(self.checks, lambda: self._table(self.checks, report()["failed_checks"], CHECK_COLUMNS,
                                                    "failed checks", None))
-        self.fill(self.plan, lambda: self._fill_plan(report))
+        self.fill(self.plan, lambda: self._fill_plan(report()))
+        self.fill(self.timeline, lambda: self._fill_timeline(now, options.days))
+        self.fill(self.coverage, lambda: self._fill_coverage(report()))
 
     def _fill_runs(self) -> None:
         self.board.load(self.read(RECENT_RUNS, [self.board.size]).to_pylist())
@@ -148,8 +166,10 @@ class HealthPage(Page):
     def _fill_coverage(self, report: dict[str, Any]) -> None:
         rows = report.get("coverage", {}).get(self.asset.value) or []
         if not rows:
-            self.coverage.notice("info", f"No `{self.asset.value}` stored yet, so no coverage to show.")
+            self.coverage.notice("info", f"No {units.label(self.asset.value).lower()} stored yet, so no coverage to show.")
             return
+        self.coverage.set_title(f"Coverage of {units.label(self.asset.value).lower()} (symbol x session, last "
+                                f"{units.plural(len({r['session'] for r in rows}), 'session')})")
         self.coverage.chart(pd.DataFrame(rows), charts.coverage_heatmap, key=self.asset.value)
 
     def _fill_plan(self, report: dict[str, Any]) -> None:
@@ -167,8 +187,8 @@ class HealthPage(Page):
         copy.js_on_click(args={"text": text}, code="navigator.clipboard.writeText(text)")
         gaps = len(report["gaps"])
         self.plan.show(
-            pn.pane.Markdown(f"{gaps} gaps over {window['start']} .. {window['end']}; run these in order "
-                             "(upstream first), or `oh db health --run`:"),
+            pn.pane.Markdown(f"{units.plural(gaps, 'gap')} over {window['start']} .. {window['end']}; run these in "
+                             "order (upstream first), or `oh db health --run`:", sizing_mode="stretch_width"),
             html_pane(f'<pre class="oh-plan">{html.escape(text)}</pre>'),
             copy,
         )

@@ -19,11 +19,13 @@ import panel as pn
 
 from oh.adapters.portfolio_file import load
 from oh.domain import analyze_tables as tables
+from oh.domain import calendar, units
 from oh.domain.analyze import PortfolioAnalysis, StressSpec, analyze_portfolio
+from oh.domain.limits import breaches
 from oh.domain.portfolio import Portfolio, PortfolioError
 from oh.read.quotes import latest_chains, latest_closes
-from panel_app import charts
-from panel_app.components import Slot, empty_text, esc, sync_url
+from panel_app import book, charts
+from panel_app.components import Slot, empty_text, side_by_side, sync_url
 from panel_app.page import Page
 from panel_app.widgets import date_picker, url_arg
 
@@ -33,19 +35,7 @@ WHERE snapshot_date <= ? AND underlying IN (SELECT unnest(?::VARCHAR[]))
 ORDER BY 1 DESC LIMIT ?
 """
 PERFORMANCE_SESSIONS = 20
-
-
-def text_table_html(table: tables.TextTable) -> str:
-    """A TextTable (the CLI's and the briefing's layout) as an HTML table; the total row in bold."""
-    head = "".join(f'<th style="text-align:{"right" if n else "left"}">{html.escape(h)}</th>'
-                   for h, n in zip(table.header, table.numeric, strict=True))
-    body = []
-    for row in table.rows:
-        style = ' style="font-weight:600"' if row[0] == "total" else ""
-        cells = "".join(f'<td style="text-align:{"right" if n else "left"}">{html.escape(c)}</td>'
-                        for c, n in zip(row, table.numeric, strict=True))
-        body.append(f"<tr{style}>{cells}</tr>")
-    return f'<table class="oh-table"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+PERFORMANCE_TABLES = ("option_snapshots", "candles_daily")  # the events that change these drop the cached series
 
 
 def wide_spec(base: StressSpec) -> StressSpec:
@@ -67,15 +57,16 @@ class PortfolioPage(Page):
     def __init__(self, ctx: Any) -> None:
         super().__init__(ctx)
         self.path: Path = ctx.home.config / "portfolio.json"
-        self.as_of = date_picker("Value as of (empty: today)", url_arg("as_of"))
+        self.as_of = date_picker("Value as of (empty: the last closed session)", url_arg("as_of"))
         self.horizon = pn.widgets.RadioButtonGroup(name="Stress horizon", options=["today", "days forward"],
                                                    value="today")
         for widget, name in ((self.as_of, "as_of"), (self.horizon, "horizon")):
             sync_url(widget, name)
-            widget.param.watch(lambda _e: self.refresh(), "value")
+        self.control(self.as_of, self.horizon)
         self.symbols: set[str] = set()
         self._mtime: float | None = None
         self.summary = Slot()
+        self.limits = Slot()
         self.positions = Slot("Positions and structures")
         self.greeks = Slot("Greeks")
         self.stress = Slot("Stress PnL (spot x vol)", min_height=300)
@@ -86,8 +77,8 @@ class PortfolioPage(Page):
         return [self.as_of, pn.pane.Markdown("Stress horizon", margin=(0, 10)), self.horizon]
 
     def layout(self) -> list[Any]:
-        return [self.summary.panel, self.positions.panel, self.greeks.panel,
-                pn.Row(self.stress.panel, self.performance.panel, sizing_mode="stretch_width"), self.warnings.panel]
+        return [self.summary.panel, self.limits.panel, self.positions.panel, self.greeks.panel,
+                side_by_side(self.stress.panel, self.performance.panel, basis=440), self.warnings.panel]
 
     def relevant(self, event: Any) -> bool:
         return event.type in self.watch and (not event.symbols or bool(self.symbols & set(event.symbols)))
@@ -117,7 +108,7 @@ class PortfolioPage(Page):
             return None
 
     def _clear(self) -> None:
-        for slot in (self.positions, self.greeks, self.stress, self.performance, self.warnings):
+        for slot in (self.limits, self.positions, self.greeks, self.stress, self.performance, self.warnings):
             slot.show()
 
     def update(self) -> None:
@@ -130,7 +121,7 @@ class PortfolioPage(Page):
             self.summary.notice("empty", empty_text("positions", "oh portfolio add-position --symbol MSFT --quantity 10 --cost 400"))
             self._clear()
             return
-        day = self.as_of.value or date.today()
+        day = self.as_of.value or calendar.last_closed_session(calendar.wall_clock())  # as the briefing values it
         symbols = sorted(self.symbols)
         chains = latest_chains(self.read, symbols, day)
         closes = latest_closes(self.read, [s for s in symbols if s not in chains], day)
@@ -141,29 +132,21 @@ class PortfolioPage(Page):
             return
         spec = wide_spec(StressSpec.from_risk_profile(portfolio.risk_profile))
         analysis = analyze_portfolio(portfolio, chains, day, spec, spots=closes)
-        self.summary.html(self._summary_html(analysis, portfolio.base_currency))
-        self.positions.html(text_table_html(tables.positions_table(analysis)))
-        self.greeks.html(text_table_html(tables.greeks_table(analysis)))
+        currency = portfolio.base_currency
+        self.summary.html(book.summary_html(analysis, currency))
+        kind, text = book.limits_html(breaches(analysis, portfolio.risk_profile, currency=currency),
+                                      portfolio.risk_profile)
+        self.limits.notice(kind, text)
+        self.positions.html(book.positions_html(analysis, currency))
+        self.greeks.html(book.greeks_html(analysis, currency))
         self.fill(self.stress, lambda: self._fill_stress(analysis), "The stress grid")
         self.fill(self.performance, lambda: self._fill_performance(portfolio, symbols, day), "The performance")
-        lines = tables.warning_lines(analysis)
+        lines = tables.warning_lines(analysis)  # the same warnings as `oh portfolio analyze`
         if lines:
-            self.warnings.notice("info", "**Warnings:** " + "; ".join(html.escape(line) for line in lines))
+            self.warnings.notice("info", f"**{units.plural(len(lines), 'warning')}:**\n\n" +
+                                 "\n".join(f"- {html.escape(line)}" for line in lines))
         else:
             self.warnings.show()
-
-    @staticmethod
-    def _summary_html(analysis: PortfolioAnalysis, currency: str) -> str:
-        t = analysis.totals
-        cards = [("Net liq", tables.money(t.net_liq)), ("Cash", tables.money(t.cash)),
-                 ("Positions", tables.money(t.market_value)), ("PnL", f"{tables.money(t.pnl, True)} ({tables.pct(t.pnl_pct)})"),
-                 ("Delta $", tables.whole(t.exposure.delta_dollars)), ("Gamma $/1%", tables.whole(t.exposure.gamma_dollars)),
-                 ("Vega $/pt", tables.whole(t.exposure.vega_dollars)), ("Theta $/day", tables.whole(t.exposure.theta_dollars))]
-        cells = "".join(f'<div class="oh-card"><div class="oh-card-k">{esc(k)}</div><div class="oh-card-v">{esc(v)}</div></div>'
-                        for k, v in cards)
-        valued = "" if t.valued == t.positions else f" · {t.valued} of {t.positions} positions valued"
-        return (f'<div class="oh-cards">{cells}</div><div class="oh-more">as of {analysis.as_of} in {esc(currency)}'
-                f"{valued}; quotes from the latest snapshot on or before that day</div>")
 
     def _fill_stress(self, analysis: PortfolioAnalysis) -> None:
         days = analysis.spec.day_axis()[0 if self.horizon.value == "today" else -1]
@@ -176,6 +159,16 @@ class PortfolioPage(Page):
         self.stress.chart(pd.DataFrame(rows), charts.stress_heatmap, key=days)
 
     def _fill_performance(self, portfolio: Portfolio, symbols: list[str], day: date) -> None:
+        key = ("portfolio_performance", self._mtime, self._file_size(), day, tuple(symbols))
+        points = self.ctx.queries.memo(key, PERFORMANCE_TABLES, lambda: self._performance(portfolio, symbols, day))
+        if len(points) < 2:
+            self.performance.notice("info", "Daily performance needs snapshots of two or more sessions "
+                                            "(`oh emit snapshot-options --start ... --end ...`).")
+            return
+        self.performance.chart(pd.DataFrame(points), charts.performance)
+
+    def _performance(self, portfolio: Portfolio, symbols: list[str], day: date) -> list[dict[str, Any]]:
+        """Net liq and PnL at each of the last snapshot sessions (the portfolio valued as of each)."""
         sessions = [r["day"] for r in self.read(SESSIONS, [day, symbols, PERFORMANCE_SESSIONS]).to_pylist()]
         flat = StressSpec((), (), 0)
         points = []
@@ -185,8 +178,10 @@ class PortfolioPage(Page):
             totals = analyze_portfolio(portfolio, chains, session, flat, spots=closes).totals
             if totals.valued == totals.positions:
                 points.append({"date": session, "value": totals.net_liq, "pnl": totals.pnl})
-        if len(points) < 2:
-            self.performance.notice("info", "Daily performance needs snapshots of two or more sessions "
-                                            "(`oh emit snapshot-options --start ... --end ...`).")
-            return
-        self.performance.chart(pd.DataFrame(points), charts.performance)
+        return points
+
+    def _file_size(self) -> int | None:
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return None

@@ -8,8 +8,9 @@ from typing import Any
 
 import panel as pn
 
+from oh.domain import units
 from panel_app import charts
-from panel_app.components import Slot, empty_text, frame, sync_url
+from panel_app.components import Slot, empty_text, frame, side_by_side, sync_url
 from panel_app.page import Page
 from panel_app.widgets import date_picker, symbol_select, url_arg
 
@@ -55,28 +56,33 @@ class SymbolPage(Page):
         for widget, name in ((self.symbol, "symbol"), (self.start, "start"), (self.end, "end"), (self.expiry, "expiry")):
             sync_url(widget, name)
         self.symbol.param.watch(self._symbol_changed, "value")
-        for widget in (self.start, self.end, self.expiry):
-            widget.param.watch(lambda _e: self.refresh(), "value")
+        self.control(self.start, self.end, self.expiry)
         self.summary = Slot()
         self.candles = Slot("Daily candles and volume", min_height=470)
-        self.smile = Slot("IV smile per expiry (latest chain, out-of-the-money side)", min_height=320)
-        self.oi = Slot("Open interest by strike", min_height=280)
-        self.derived_chart = Slot("Derived metrics history: ATM IV vs realized volatility", min_height=320)
-        self.derived_table = Slot("Derived metrics (latest first)", page_size=10)
+        self.smile = Slot("IV smile per expiry (latest chain, out-of-the-money side)", min_height=330)
+        self.oi = Slot("Open interest by strike", min_height=330)
+        self.derived_chart = Slot("Derived metrics history: ATM IV vs realized volatility", min_height=330)
+        self.derived_table = Slot("Derived metrics (latest first)", page_size=60)
 
     def controls(self) -> list[Any]:
         return [self.symbol, self.start, self.end, self.expiry]
 
     def layout(self) -> list[Any]:
         return [self.summary.panel, self.candles.panel,
-                pn.Row(self.smile.panel, self.oi.panel, sizing_mode="stretch_width"),
+                side_by_side(self.smile.panel, self.oi.panel, basis=440),
                 self.derived_chart.panel, self.derived_table.panel]
 
     def relevant(self, event: Any) -> bool:
         return event.type in self.watch and (not event.symbols or self.symbol.value in event.symbols)
 
     def _symbol_changed(self, _event: Any) -> None:
-        self.expiry.value = None
+        if self._updating:
+            return
+        self._updating = True
+        try:
+            self.expiry.value = None
+        finally:
+            self._updating = False
         self.refresh()
 
     def update(self) -> None:
@@ -88,9 +94,10 @@ class SymbolPage(Page):
         if not symbol:
             self.summary.notice("empty", empty_text("symbols", "oh emit ingest-candles --symbols SPY --start 2025-01-02 --end 2025-06-30 --wait"))
             return
-        self.fill(self.candles, lambda: self._fill_candles(symbol), "The candles")
         self.fill(self.smile, lambda: self._fill_chain(symbol), "The latest chain")
+        self.fill(self.candles, lambda: self._fill_candles(symbol), "The candles")
         self.fill(self.derived_chart, lambda: self._fill_derived(symbol), "The derived metrics")
+        self.fill(self.derived_table, lambda: self._fill_derived_table(symbol), "The derived metrics table")
 
     def _fill_candles(self, symbol: str) -> None:
         last = self.read(LAST_CANDLE, [symbol]).column("last")[0].as_py()
@@ -116,8 +123,9 @@ class SymbolPage(Page):
         chain = frame(self.read(CHAIN, [symbol, day]))
         spot = float(chain["spot"].iloc[0])
         expiries = sorted(chain["expiry"].unique())
-        self.summary.html(f"<div class='oh-summary'><b>{symbol}</b> latest chain <b>{day}</b>: spot {spot:,.2f}, "
-                          f"{len(chain):,} contracts over {len(expiries)} expiries.</div>")
+        self.summary.html(f"<div class='oh-summary'><b>{symbol}</b> latest chain <b>{day}</b>: spot {units.price(spot)}, "
+                          f"{units.plural(len(chain), 'contract')} over {units.plural(len(expiries), 'expiry', 'expiries')}."
+                          "</div>")
         otm = chain[((chain["put_call"] == "C") & (chain["strike"] >= spot)) | ((chain["put_call"] == "P") & (chain["strike"] < spot))]
         near = [e for e in expiries if e > day][:SMILE_EXPIRIES] or expiries[:SMILE_EXPIRIES]
         smile = otm[otm["expiry"].isin(near)].sort_values(["expiry", "strike"])[["expiry", "strike", "iv"]]
@@ -129,6 +137,7 @@ class SymbolPage(Page):
             self.expiry.value = current if current in labels else (str(near[min(2, len(near) - 1)]) if near else labels[0])
         chosen = self.expiry.value
         oi = chain[chain["expiry"].astype(str) == chosen].sort_values(["strike", "put_call"])[["strike", "put_call", "open_interest"]]
+        self.oi.set_title(f"Open interest by strike, expiry {chosen}")
         self.oi.chart(oi.reset_index(drop=True), charts.oi_by_strike, key=(symbol, day, chosen))
 
     def _fill_derived(self, symbol: str) -> None:
@@ -136,11 +145,16 @@ class SymbolPage(Page):
         if rows.empty:
             text = empty_text(f"derived metrics for {symbol}", f"oh emit snapshot-options --symbols {symbol} --wait")
             self.derived_chart.notice("empty", text)
-            self.derived_table.show()
             return
         long = rows.melt(id_vars=["session_date"], value_vars=["atm_iv", "rv_20", "rv_60"], var_name="series",
                          value_name="volatility")
-        self.derived_chart.chart(long, lambda d: charts.metric_history(d, "volatility", by="series"), key=symbol)
-        latest = rows.sort_values("session_date", ascending=False).reset_index(drop=True)
-        self.derived_table.table(latest.round(4))
+        self.derived_chart.chart(long, lambda d: charts.metric_history(d, "volatility", by="series", kind="fraction",
+                                                                       title="Volatility"), key=symbol)
+
+    def _fill_derived_table(self, symbol: str) -> None:
+        rows = frame(self.read(DERIVED, [symbol]))
+        if rows.empty:
+            self.derived_table.show()
+            return
+        self.derived_table.table(rows.sort_values("session_date", ascending=False).reset_index(drop=True))
 

@@ -19,14 +19,14 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 WAIT = 60_000  # ms: generous, the machine is shared
 BANNER = "Not financial advice"
 
-# slug -> (minimum Bokeh canvases, minimum Tabulator tables, texts that must show)
+# slug -> (minimum Bokeh canvases, minimum tables, texts that must show); titles and labels in words (oh.domain.units)
 PAGES: dict[str, tuple[int, int, tuple[str, ...]]] = {
     "health": (2, 0, ("Runs (live)", "Latest run per job", "Recurring failures", "UnknownSymbol", "Freshness",
                       "Failed checks", "Gap backfill plan", "oh emit ingest-candles --symbols QQQ", "Services")),
     "portfolio": (2, 0, ("Net liq", "spy-vertical", "aapl-", "Greeks", "Stress PnL")),
     "symbol": (4, 1, ("latest chain", "Daily candles and volume", "IV smile", "Open interest by strike")),
     "flow": (1, 2, ("Building vs unwinding", "building", "Top contracts")),
-    "derived": (2, 1, ("atm_iv over time", "IV rank")),
+    "derived": (2, 1, ("ATM IV over time", "IV rank")),
     "explorer": (0, 3, ("candles_daily", "option_snapshots", "meta", "Run query")),
     "live": (0, 0, ("Live portfolio",)),  # the live page has its own tests (test_live_page.py)
 }
@@ -65,11 +65,11 @@ def test_every_page_loads_with_sim_data(populated: Stack, page: Any, slug: str, 
                                "(function count(root){let n=root.querySelectorAll('canvas').length;"
                                "root.querySelectorAll('*').forEach(e=>{if(e.shadowRoot)n+=count(e.shadowRoot)});return n})(document)",
                                timeout=WAIT)
-    assert page.locator(".tabulator").count() >= tables
+    assert page.locator("table.oh-table").count() >= tables
     text = body_text(page)
     assert "Traceback" not in text and "could not be loaded" not in text
     assert page.locator(f'.oh-nav a.active[data-page="{slug}"]').count() == 1
-    if screenshots is not None:
+    if screenshots is not None and slug == "live":  # the other pages: test_dashboard_layout.py, at 390 and 1440 px
         page.wait_for_timeout(1500)  # let Bokeh finish drawing before the picture (not an assertion)
         page.screenshot(path=str(screenshots / f"{slug}.png"), full_page=True)
 
@@ -160,7 +160,7 @@ def test_sql_box_refuses_delete(populated: Stack, page: Any) -> None:
     assert populated.query("SELECT count(*) AS n FROM candles_daily")[0]["n"] == before
     box.fill("SELECT symbol, count(*) AS n FROM candles_daily GROUP BY symbol ORDER BY symbol")
     page.get_by_role("button", name="Run query").click()
-    page.locator(".oh-result .tabulator").wait_for(timeout=WAIT)
+    page.locator(".oh-result table.oh-table").wait_for(timeout=WAIT)
     page.locator(".oh-result").get_by_text("AAPL").first.wait_for(timeout=WAIT)
     assert "sql=" in page.url  # the query is part of the shareable URL
 
@@ -186,7 +186,7 @@ def test_page_state_lives_in_the_url(populated: Stack, page: Any) -> None:
     page.wait_for_selector(".oh-ready", state="attached", timeout=WAIT)
     assert page.locator("select").first.input_value() == "AAPL"
     open_page(page, populated, "/flow?symbol=SPY&group_by=expiry&value=d_oi")
-    page.get_by_text("d_oi by expiry").first.wait_for(timeout=WAIT)
+    page.get_by_text("ΔOI (contracts) by expiry").first.wait_for(timeout=WAIT)
 
 
 def test_the_dashboard_never_opens_the_warehouse(populated: Stack, page: Any) -> None:

@@ -187,3 +187,20 @@ def test_liveness_marks_silent_services() -> None:
     html = liveness_html(state, ["ledger", "ingest", "flow", "checks"], now=100.0)
     assert "head seq 7" in html and "silent for 50s" in html and "no heartbeat" in html
     assert "not answering" in liveness_html(LedgerState(up=False, checked=1.0), ["ledger"], now=1.0)
+
+
+def test_charts_drop_tick_labels_that_would_overlap() -> None:
+    """Every chart's axes (panel_app.axes.new_figure) skip a tick label that would overlap its neighbour,
+    so a phone-wide timeline or heatmap shows fewer labels rather than a smear (Bokeh's NoOverlap)."""
+    import pandas as pd
+    from bokeh.models import NoOverlap
+
+    from panel_app import charts
+    from panel_app.axes import new_figure
+
+    for fig in (new_figure(), new_figure(x_axis_type="datetime")):
+        assert all(isinstance(axis.major_label_policy, NoOverlap) for axis in (*fig.xaxis, *fig.yaxis))
+    coverage = pd.DataFrame({"symbol": ["SPY", "SPY"], "session": ["2026-12-03", "2026-12-04"],
+                             "state": ["present", "missing"]})
+    heatmap = charts.coverage_heatmap(coverage).children[0]
+    assert all(isinstance(axis.major_label_policy, NoOverlap) for axis in heatmap.xaxis)

@@ -53,7 +53,7 @@ def test_fresh_install_then_ledger_down(fresh: Stack, page: Any, chromium: Any) 
     page says so without a reload, and a newly opened page says it too (with `oh up`)."""
     for slug in PAGES:
         open_page(page, fresh, f"/{slug}")
-        scope = page.locator(".tabulator") if slug == "explorer" else page
+        scope = page.locator("table.oh-table") if slug == "explorer" else page
         scope.get_by_text(EMPTY[slug]).first.wait_for(timeout=WAIT)
         text = body_text(page)
         assert BANNER in text and "Traceback" not in text

@@ -1,0 +1,185 @@
+"""The Bokeh glue of trader units: tick formatters, hover text and figure defaults built from oh.domain.units.
+
+Every chart of the dashboard (panel_app/charts.py) formats its axes here, so an axis reads like the
+table beside it: money as `$110.5K` / `$1.2M`, counts as `12.3K`, IV and other fractions as `25%`,
+percent points as `4.2%`, prices as `1,234.5`, dates as `Jun 04` / `Jun 2026`. The compact money and
+count formatters run in the browser (a `CustomJSTickFormatter`) with the thresholds and currency
+symbols of `oh.domain.units` written into their code, so a tick and a table cell never disagree (a
+unit test runs that code in node against `units.money` / `units.count`).
+
+Also here: `new_figure` (the dashboard's figure defaults: responsive width, a small auto-hiding
+toolbar, no logo), `legend_outside` (legends beside or under the plot, never over the data) and
+`set_axis` (a column's unit -> the axis formatter and label).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bokeh.models import (
+    CustomJS,
+    CustomJSTickFormatter,
+    DatetimeTickFormatter,
+    Legend,
+    NoOverlap,
+    NumeralTickFormatter,
+    TickFormatter,
+)
+from bokeh.plotting import figure
+
+from oh.domain import units
+
+AXIS_DIGITS = 2  # decimals of a compact tick at most: 1.25M stays 1.25M
+FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
+GRID = "#e8ecf1"
+TEXT = "#3b4654"
+
+# The compact scaling of oh.domain.units._scaled, in JavaScript: the thresholds come from units.SUFFIXES.
+_SCALED_JS = """
+const SUFFIXES = %(suffixes)s;
+function group(x, d) { return x.toLocaleString('en-US', {minimumFractionDigits: d, maximumFractionDigits: d}); }
+function trim(text) { return text.indexOf('.') < 0 ? text : text.replace(/0+$/, '').replace(/\\.$/, ''); }
+function scaled(size, digits) {
+  for (const [threshold, suffix] of SUFFIXES) {
+    if (size >= threshold * (1 - 0.5 * Math.pow(10, -digits) / 1000)) {
+      return (digits ? trim(group(size / threshold, digits)) : group(size / threshold, 0)) + suffix;
+    }
+  }
+  return digits && size !== Math.trunc(size) ? trim(group(size, digits)) : group(size, 0);
+}
+"""
+
+
+def _scaled_js() -> str:
+    return _SCALED_JS % {"suffixes": json.dumps([[t, s] for t, s in units.SUFFIXES])}
+
+
+def money_js(currency: str = "USD", digits: int = AXIS_DIGITS) -> str:
+    """The body of a tick formatter (`tick` in, text out) equal to units.money(tick, compact=True)."""
+    symbol = units.CURRENCY_SYMBOLS.get(currency, f"{currency} ")
+    return _scaled_js() + f"""
+const body = scaled(Math.abs(tick), {digits});
+const lead = tick < 0 && body.replace(/[0.,KMBT]/g, '') !== '' ? '-' : '';
+return lead + {json.dumps(symbol)} + body;
+"""
+
+
+def count_js(digits: int = AXIS_DIGITS) -> str:
+    """The body of a tick formatter equal to units.count(tick, compact=True)."""
+    return _scaled_js() + f"""
+const n = Math.abs(tick % 1) === 0.5 ? 2 * Math.round(tick / 2) : Math.round(tick);  // half to even, as Python
+return (n < 0 ? '-' : '') + scaled(Math.abs(n), {digits});
+"""
+
+
+PERCENT_OF_FRACTION_JS = "return (100 * tick).toFixed(1).replace(/\\.0$/, '') + '%';"
+PERCENT_POINTS_JS = "return tick.toFixed(1).replace(/\\.0$/, '') + '%';"
+
+
+def dates() -> DatetimeTickFormatter:
+    """Dates on a time axis: `Jun 04` within months, `Jun` across them (the year once, under the first
+    tick), hours when zoomed in: short labels that stay apart on a phone."""
+    day = "%b %d %Y"
+    context = DatetimeTickFormatter(seconds=day, minsec=day, minutes=day, hourmin=day, hours=day, days="%Y",
+                                    months="%Y", years="")
+    return DatetimeTickFormatter(seconds="%H:%M:%S", minsec="%H:%M:%S", minutes="%H:%M", hourmin="%H:%M",
+                                 hours="%H:%M", days="%b %d", months="%b", years="%Y", context=context,
+                                 context_which="start")
+
+
+def tick_formatter(kind: str, currency: str = "USD") -> TickFormatter:
+    """The formatter for a unit of oh.domain.units.KINDS (`money`, `count`, `fraction`, `points`, `price`, ...)."""
+    if kind == "money":
+        return CustomJSTickFormatter(code=money_js(currency))
+    if kind == "count":
+        return CustomJSTickFormatter(code=count_js())
+    if kind == "fraction":
+        return CustomJSTickFormatter(code=PERCENT_OF_FRACTION_JS)
+    if kind == "points":
+        return CustomJSTickFormatter(code=PERCENT_POINTS_JS)
+    if kind == "date":
+        return dates()
+    if kind in ("price", "strike", "ratio", "vol_points"):
+        return NumeralTickFormatter(format="0,0.[00]")
+    return NumeralTickFormatter(format="0,0.[00]")
+
+
+def set_axis(axis: Any, column: str | None = None, *, kind: str | None = None, title: str | None = None,
+             currency: str = "USD") -> None:
+    """Format an axis (or a list of them) for a column: its unit's ticks and its name in words."""
+    unit = kind or (units.kind(column) if column else "number")
+    axis.formatter = tick_formatter(unit, currency)
+    label = title if title is not None else (units.label(column) if column else None)
+    if label is not None:
+        axis.axis_label = label
+
+
+def new_figure(height: int = 300, *, x_axis_type: str = "auto", tools: str = "pan,wheel_zoom,box_zoom,reset,save",
+               **kwargs: Any) -> Any:
+    """A figure with the dashboard's defaults: full width, fixed height, quiet grid, a toolbar that hides."""
+    options: dict[str, Any] = {"height": height, "sizing_mode": "stretch_width", "x_axis_type": x_axis_type,
+                               "tools": tools, "toolbar_location": "above", "min_border_left": 10,
+                               "min_border_right": 10, "background_fill_color": "white"}
+    options.update(kwargs)
+    fig = figure(**options)
+    fig.toolbar.logo = None
+    fig.toolbar.autohide = True
+    if tools and "wheel_zoom" in tools:
+        fig.toolbar.active_scroll = None  # the page scrolls; zoom is one click away
+    for grid in (fig.xgrid, fig.ygrid):
+        grid.grid_line_color = GRID
+    for axis in (*fig.xaxis, *fig.yaxis):
+        axis.axis_label_text_font_style = "normal"
+        axis.axis_label_text_font = FONT
+        axis.major_label_text_font = FONT
+        axis.axis_label_text_color = TEXT
+        axis.major_label_text_color = TEXT
+        axis.axis_line_color = "#c9d1db"
+        # Bokeh's own policy: a tick label that would overlap its neighbour is not drawn (a phone's narrow
+        # chart keeps every other session or time instead of a smear of labels)
+        axis.major_label_policy = NoOverlap(min_distance=4)
+    fig.outline_line_color = None
+    if x_axis_type == "datetime":
+        fig.xaxis.formatter = dates()
+    return fig
+
+
+def legend_outside(fig: Any, place: str = "below", columns: int | None = None) -> None:
+    """Move the figure's legend out of the plot area (below by default, in `columns` columns), so it never
+    covers data; clicking an entry hides its series."""
+    if not fig.legend:
+        return
+    legend: Legend = fig.legend[0]
+    for side in ("center", "above", "below", "left", "right"):
+        setattr(fig, side, [r for r in getattr(fig, side) if r is not legend])
+    legend.location = "center" if place in ("above", "below") else "top_left"
+    legend.orientation = "horizontal" if place in ("above", "below") else "vertical"
+    if columns is not None and place in ("above", "below"):
+        legend.ncols = columns
+    legend.click_policy = "hide"
+    legend.border_line_color = None
+    legend.background_fill_alpha = 0.0
+    legend.label_text_font = FONT
+    legend.label_text_font_size = "12px"
+    legend.spacing = 2
+    legend.padding = 4
+    legend.margin = 2
+    fig.add_layout(legend, place)
+    if place in ("above", "below"):
+        # as many columns as fit the plot's width (a phone gets fewer), never wider than the figure
+        labels = [_label_text(item) for item in legend.items]
+        item_px = max((len(text) for text in labels), default=8) * 7 + 40
+        fig.js_on_change("inner_width", CustomJS(args={"legend": legend, "item_px": item_px, "most": columns or 99}, code="""
+            const n = legend.items.length || 1;
+            const fit = Math.max(1, Math.floor(cb_obj.inner_width / item_px));
+            const ncols = Math.min(n, most, fit);
+            if (legend.ncols !== ncols) { legend.ncols = ncols; }
+        """))
+
+
+def _label_text(item: Any) -> str:
+    label = item.label
+    if isinstance(label, dict):
+        return str(label.get("value", label.get("field", "")))
+    return str(getattr(label, "value", label) or "")
