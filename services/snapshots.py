@@ -45,7 +45,8 @@ WHERE s.snapshot_date <= ? AND s.snapshot_date >= coalesce(e.since, ?)
 ORDER BY s.underlying, s.snapshot_date, s.contract_symbol
 """
 CHUNK_SESSIONS = 20  # sessions of one symbol's chains read at once, for a long range
-SYMBOL_SESSIONS_PER_READ = 1000  # symbol-sessions of chains per read for a short range (~300k contracts)
+SYMBOL_SESSIONS_PER_READ = 400  # symbol-sessions of chains per read for a short range (~115k contracts): well inside
+# the ledger's query budget (OH_QUERY_BUDGET_SECONDS, 10 s) on a loaded box, and still a read per 200-400 symbols
 
 
 def _by_session(table: pa.Table) -> dict[date, pa.Table]:
