@@ -39,11 +39,12 @@ ASSET = BRIEFING.asset_key
 
 FLOW_SQL = """
 SELECT symbol, row_key, put_call, expiry, strike, d_oi, d_oi_notional, volume, label FROM options_flow
-WHERE symbol = ? AND to_date = ? AND window_sessions = 1 AND group_by = 'contract'
+WHERE list_contains(?::VARCHAR[], symbol) AND to_date = ? AND window_sessions = 1 AND group_by = 'contract'
   AND (label IN ('building', 'unwinding') OR list_contains(?::VARCHAR[], row_key))
-ORDER BY row_key
+ORDER BY symbol, row_key
 """
-DERIVED_SQL = "SELECT * FROM derived_daily WHERE symbol = ? AND session_date = ?"
+DERIVED_SQL = "SELECT * FROM derived_daily WHERE list_contains(?::VARCHAR[], symbol) AND session_date = ? ORDER BY symbol"
+SYMBOLS_PER_READ = 500  # symbols per query: a wide daily's briefing costs a few reads, not two per symbol
 
 
 def briefing_path(root: Path, as_of: date) -> Path:
@@ -74,9 +75,10 @@ def _portfolio(path: Path) -> tuple[Portfolio | None, str | None]:
 
 
 def _rows(run: RunContext, sql: str, symbols: list[str], as_of: date, *extra: Any) -> list[dict[str, Any]]:
+    """The rows of `sql` for `symbols` (sorted), symbol by symbol, SYMBOLS_PER_READ symbols per query."""
     rows: list[dict[str, Any]] = []
-    for symbol in symbols:
-        rows += run.query(sql, [symbol, as_of, *extra]).to_pylist()
+    for start in range(0, len(symbols), SYMBOLS_PER_READ):
+        rows += run.query(sql, [symbols[start:start + SYMBOLS_PER_READ], as_of, *extra]).to_pylist()
     return rows
 
 

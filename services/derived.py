@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import date
 
 import numpy as np
+import pyarrow as pa
 
 from bus.arrow_ipc import to_ipc
 from contracts import ComputeDerived, DerivedComputed, RunFinished, utc_now
@@ -19,10 +20,9 @@ from oh.domain import derived
 from services.pipeline import send_next_step
 from services.runs import Bus, RunContext, raise_if_partitions_failed
 from services.runtime import main
-from services.snapshots import in_chunks, load_chains
+from services.snapshots import load_chains_many, read_plan
 
 DERIVED = job_of(ComputeDerived)
-CHUNK_SESSIONS = 20  # sessions of chains read at once
 CLOSES = 61  # closes up to a session that its realized vols use
 ASSET = DERIVED.asset_key
 
@@ -30,64 +30,98 @@ ASSET = DERIVED.asset_key
 def compute_derived(command: ComputeDerived, run: RunContext) -> None:
     """One derived row per symbol and session, oldest session first, each as a DerivedComputed event.
 
-    Per symbol, the closes, the IV history and the chains are read in bulk (the chains a chunk of
-    sessions at a time). A session's IV percentile and rank see the stored rows before it with the
-    rows this run computed for earlier sessions in their place: exactly what one command per
-    session, run in order, would see.
+    The closes, the IV history and the chains are read in bulk, per `services.snapshots.read_plan`: a
+    group of symbols at once for a short range (the daily: a few reads for thousands of symbols), one
+    symbol with its chains a chunk of sessions at a time for a long one. A session's IV percentile and
+    rank see the stored rows before it with the rows this run computed for earlier sessions in their
+    place: exactly what one command per session, run in order, would see.
     """
     days = command.days()
     failures: list[tuple[str, BaseException]] = []
-    for symbol in command.symbols:
-        closes = _closes(run, symbol, days[0], days[-1])
-        history = _iv_history(run, symbol, days[0], days[-1])
-        for chunk in in_chunks(days, CHUNK_SESSIONS):
-            chains = load_chains(run.query, symbol, chunk[0], chunk[-1])
-            for day in chunk:
-                run.check_stop()
-                started = utc_now()
-                partition = f"{symbol}|{day}"
-                chain = chains.get(day)
-                if chain is None:
-                    run.asset_skipped(ASSET, partition, f"no option-chain snapshot of {symbol} on {day}", started)
-                    continue
-                try:
-                    until = closes[0] <= np.datetime64(day, "D")
-                    prior = {d: iv for d, iv in history.items() if d < day}
-                    row = derived.derived_row(symbol, day, chain, closes[1][until][-CLOSES:],
-                                              (list(prior), list(prior.values())))
-                    table = derived.derived_table([row])
-                except Exception as exc:  # one partition's failure never stops the others
-                    run.asset_failed(ASSET, partition, exc, started)
-                    failures.append((partition, exc))
-                    continue
-                history[day] = row["atm_iv_30d"]
-                run.emit(
-                    DerivedComputed(
-                        run_id=run.run_id, symbol=symbol, as_of=day, row_count=table.num_rows,
-                        rows=to_ipc(table), started_at=started, ended_at=utc_now(),
-                    )
-                )
+    for group, chunks in read_plan(command.symbols, days):
+        closes = _closes(run, group, days[0], days[-1])
+        histories = _iv_history(run, group, days[0], days[-1])
+        for chunk in chunks:
+            stored = load_chains_many(run.query, group, chunk[0], chunk[-1])
+            for symbol in group:
+                chains = stored.get(symbol, {})
+                history = histories.setdefault(symbol, {})
+                for day in chunk:
+                    run.check_stop()
+                    error = _derive_session(run, symbol, day, chains.get(day), closes.get(symbol, _NO_CLOSES), history)
+                    if error is not None:
+                        failures.append((f"{symbol}|{day}", error))
     raise_if_partitions_failed(failures, len(command.symbols) * len(days), "partitions")
 
 
-def _closes(run: RunContext, symbol: str, first: date, last: date) -> tuple[np.ndarray, np.ndarray]:
-    """(dates, closes) of `symbol` from the CLOSES-th close on or before `first` up to `last`, oldest first."""
-    table = run.query(
-        "SELECT date, close FROM candles_daily WHERE symbol = ? AND date <= ? AND date >= coalesce(("
-        "SELECT min(date) FROM (SELECT date FROM candles_daily WHERE symbol = ? AND date <= ? "
-        "ORDER BY date DESC LIMIT ?)), ?) ORDER BY date", [symbol, last, symbol, first, CLOSES, first],
-    )
-    dates = table.column("date").to_numpy(zero_copy_only=False).astype("datetime64[D]")
-    return dates, np.asarray(table.column("close").to_numpy(zero_copy_only=False), dtype=float)
+Closes = tuple[np.ndarray, np.ndarray]
+_NO_CLOSES: Closes = (np.array([], dtype="datetime64[D]"), np.array([], dtype=float))
 
 
-def _iv_history(run: RunContext, symbol: str, first: date, last: date) -> dict[date, float]:
-    """The stored 30-day ATM IV of `symbol` by session, over every session a session in [first, last] ranks against."""
-    table = run.query(
-        "SELECT session_date, atm_iv_30d FROM derived_daily WHERE symbol = ? AND session_date < ? "
-        "AND session_date >= ? ORDER BY session_date", [symbol, last, derived.iv_history_window(first)[0]],
+def _derive_session(run: RunContext, symbol: str, day: date, chain: pa.Table | None, closes: Closes,
+                    history: dict[date, float]) -> BaseException | None:
+    """Emit one session's derived row (or record it skipped) and add its IV to `history`; the error if it failed."""
+    started = utc_now()
+    partition = f"{symbol}|{day}"
+    if chain is None:
+        run.asset_skipped(ASSET, partition, f"no option-chain snapshot of {symbol} on {day}", started)
+        return None
+    try:
+        until = closes[0] <= np.datetime64(day, "D")
+        prior = {d: iv for d, iv in history.items() if d < day}
+        row = derived.derived_row(symbol, day, chain, closes[1][until][-CLOSES:],
+                                  (list(prior), list(prior.values())))
+        table = derived.derived_table([row])
+    except Exception as exc:  # one partition's failure never stops the others
+        run.asset_failed(ASSET, partition, exc, started)
+        return exc
+    history[day] = row["atm_iv_30d"]
+    run.emit(
+        DerivedComputed(
+            run_id=run.run_id, symbol=symbol, as_of=day, row_count=table.num_rows,
+            rows=to_ipc(table), started_at=started, ended_at=utc_now(),
+        )
     )
-    return dict(zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True))
+    return None
+
+
+def _split(table: pa.Table, key: str) -> dict[str, pa.Table]:
+    """A table sorted by `key`, sliced per value (zero-copy)."""
+    if not table.num_rows:
+        return {}
+    names = table.column(key).to_numpy(zero_copy_only=False)
+    starts = [0, *(np.flatnonzero(names[1:] != names[:-1]) + 1).tolist()]
+    ends = [*starts[1:], len(names)]
+    return {str(names[s]): table.slice(s, e - s) for s, e in zip(starts, ends, strict=True)}
+
+
+def _closes(run: RunContext, symbols: list[str], first: date, last: date) -> dict[str, Closes]:
+    """Per symbol, (dates, closes) from the CLOSES-th close on or before `first` up to `last`, oldest first."""
+    table = run.query(
+        "WITH wanted AS (SELECT DISTINCT unnest(?::VARCHAR[]) AS symbol), "
+        "since AS (SELECT symbol, min(date) AS since FROM (SELECT c.symbol, c.date FROM candles_daily c "
+        "SEMI JOIN wanted USING (symbol) WHERE c.date <= ? "
+        "QUALIFY row_number() OVER (PARTITION BY c.symbol ORDER BY c.date DESC) <= ?) GROUP BY symbol) "
+        "SELECT c.symbol, c.date, c.close FROM candles_daily c SEMI JOIN wanted USING (symbol) "
+        "LEFT JOIN since s USING (symbol) WHERE c.date <= ? AND c.date >= coalesce(s.since, ?) "
+        "ORDER BY c.symbol, c.date", [symbols, first, CLOSES, last, first],
+    )
+    return {
+        symbol: (rows.column("date").to_numpy(zero_copy_only=False).astype("datetime64[D]"),
+                 np.asarray(rows.column("close").to_numpy(zero_copy_only=False), dtype=float))
+        for symbol, rows in _split(table, "symbol").items()
+    }
+
+
+def _iv_history(run: RunContext, symbols: list[str], first: date, last: date) -> dict[str, dict[date, float]]:
+    """Per symbol, the stored 30-day ATM IV by session, over every session a session in [first, last] ranks against."""
+    table = run.query(
+        "SELECT symbol, session_date, atm_iv_30d FROM derived_daily WHERE list_contains(?::VARCHAR[], symbol) "
+        "AND session_date < ? AND session_date >= ? ORDER BY symbol, session_date",
+        [symbols, last, derived.iv_history_window(first)[0]],
+    )
+    return {symbol: dict(zip(rows.column(1).to_pylist(), rows.column(2).to_pylist(), strict=True))
+            for symbol, rows in _split(table, "symbol").items()}
 
 
 def after_flow(event: RunFinished, bus: Bus) -> None:

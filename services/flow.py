@@ -21,29 +21,31 @@ from oh.domain import flow
 from services.pipeline import send_next_step
 from services.runs import Bus, RunContext, raise_if_partitions_failed
 from services.runtime import main
-from services.snapshots import in_chunks, load_chains
+from services.snapshots import load_chains_many, read_plan
 
 FLOW = job_of(ComputeFlow)
-CHUNK_SESSIONS = 20  # sessions of chains read at once
 ASSET = FLOW.asset_key
 
 
 def compute_flow(command: ComputeFlow, run: RunContext) -> None:
     """Flow of each symbol for each session (the window ending there), every grouping, one FlowComputed each.
 
-    The chains are read a chunk of sessions at a time (with the `window` sessions before the chunk),
-    so a range of N sessions costs N/CHUNK_SESSIONS reads, not N.
+    The chains are read per `services.snapshots.read_plan` (with the `window` sessions before each
+    read): a daily over thousands of symbols costs a read per few hundred symbols, a long range a
+    read per symbol and chunk of sessions. Partitions go symbol by symbol, oldest session first.
     """
     days = command.days()
     failures: list[tuple[str, BaseException]] = []
-    for symbol in command.symbols:
-        for chunk in in_chunks(days, CHUNK_SESSIONS):
-            chains = load_chains(run.query, symbol, chunk[0], chunk[-1], before=command.window)
-            for day in chunk:
-                run.check_stop()
-                error = _flow_of_session(run, command, symbol, day, chains)
-                if error is not None:
-                    failures.append((f"{symbol}|{day}", error))
+    for group, chunks in read_plan(command.symbols, days, command.window):
+        for chunk in chunks:
+            stored = load_chains_many(run.query, group, chunk[0], chunk[-1], before=command.window)
+            for symbol in group:
+                chains = stored.get(symbol, {})
+                for day in chunk:
+                    run.check_stop()
+                    error = _flow_of_session(run, command, symbol, day, chains)
+                    if error is not None:
+                        failures.append((f"{symbol}|{day}", error))
     raise_if_partitions_failed(failures, len(command.symbols) * len(days), "partitions")
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from bus.control_client import QueryError
 from contracts import Command, RunFinished, run_id_for
 from contracts.base import ORCHESTRATORS
 from contracts.catalog import JOB_BY_NAME, Job, job_of, stage_after
@@ -32,7 +33,9 @@ NAMESPACE_OF_STAGE = {
     "compute_derived": uuid.UUID("5e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b"),
     "build_briefing": uuid.UUID("2f8e4d1c-6b3a-4e7d-9c0f-5a1b2c3d4e5f"),
 }
-POLL_SECONDS = 0.05  # one ~1.5 ms status query per poll while a daily or replay waits
+POLL_SECONDS = 0.05  # one ~1.5 ms status query per poll while a daily or replay waits, at first ...
+POLL_MAX_SECONDS = 0.5  # ... then every elapsed/40 s up to this: a long step is polled ~1/s, not 20/s
+TRANSIENT_QUERY_ERRORS = ("busy", "timeout", "interrupted")  # a poll that failed so is simply retried
 Read = Callable[[str, list[Any]], pa.Table]
 
 
@@ -69,14 +72,22 @@ def wait_for_run(read: Read, step: Step, start_timeout: float, run_timeout: floa
     """Wait for `step` to end and return its status (success, failed or abandoned).
 
     Raises TimeoutError when no worker starts it within `start_timeout` seconds (its worker is
-    probably down) or it runs longer than `run_timeout`; `check` is called between polls.
+    probably down) or it runs longer than `run_timeout`; `check` is called between polls. The polls
+    thin out as the wait grows (POLL_SECONDS to POLL_MAX_SECONDS), so a long chain of a wide daily
+    does not keep the ledger's query threads busy; a poll the ledger could not answer in time (busy,
+    past its budget) is retried, never taken for the step's outcome.
     """
     sent = time.monotonic()
     started: float | None = None
+    status: object = None
     while True:
         check()
-        table = read("SELECT status FROM meta.ingestion_runs WHERE run_id = ?", [step.run_id])
-        status = table.column(0)[0].as_py() if table.num_rows else None
+        try:
+            table = read("SELECT status FROM meta.ingestion_runs WHERE run_id = ?", [step.run_id])
+            status = table.column(0)[0].as_py() if table.num_rows else None
+        except QueryError as exc:
+            if exc.kind not in TRANSIENT_QUERY_ERRORS:
+                raise
         if status not in (None, "started"):
             return str(status)
         now = time.monotonic()
@@ -86,7 +97,7 @@ def wait_for_run(read: Read, step: Step, start_timeout: float, run_timeout: floa
             raise TimeoutError(f"{step.job} did not start within {start_timeout:g}s: is its worker running? (`oh status`)")
         if started is not None and now - started > run_timeout:
             raise TimeoutError(f"{step.job} run {step.run_id} still running after {run_timeout:g}s")
-        time.sleep(POLL_SECONDS)
+        time.sleep(min(max(POLL_SECONDS, (now - sent) / 40), POLL_MAX_SECONDS))
 
 
 def follow_chain(read: Read, first: Step, start_timeout: float, run_timeout: float,

@@ -1,7 +1,16 @@
-"""Stored option chains read back through the ledger, for the jobs that compute on them (flow, derived)."""
+"""Stored option chains read back through the ledger, for the jobs that compute on them (flow, derived).
+
+`load_chains` reads one symbol; `load_chains_many` reads a group of symbols in one query with the same
+answer for each (a symbol's rows, columns and order are exactly what `load_chains` gives it), so a
+job over thousands of symbols costs a few reads, not one per symbol: each read through the ledger has
+a fixed cost (a sandboxed read-only transaction) that dwarfs a small symbol's rows. `read_plan` says
+which symbols and sessions each read covers, keeping every job's partition order (symbol by symbol,
+oldest session first).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 
 import numpy as np
@@ -18,20 +27,76 @@ FROM option_snapshots WHERE underlying = ? AND snapshot_date <= ? AND snapshot_d
         ORDER BY snapshot_date DESC LIMIT ?)), ?)
 ORDER BY snapshot_date, contract_symbol
 """
+# The same for each of a list of symbols: per symbol, the `before` latest sessions stored before `first`
+# (a window over its distinct sessions instead of ORDER BY ... LIMIT), then sorted by symbol.
+_MANY_CHAINS_SQL = """
+WITH wanted AS (SELECT DISTINCT unnest(?::VARCHAR[]) AS underlying),
+earlier AS (
+    SELECT underlying, min(snapshot_date) AS since FROM (
+        SELECT underlying, snapshot_date FROM (
+            SELECT DISTINCT s.underlying, s.snapshot_date FROM option_snapshots s SEMI JOIN wanted w USING (underlying)
+            WHERE s.snapshot_date < ?)
+        QUALIFY row_number() OVER (PARTITION BY underlying ORDER BY snapshot_date DESC) <= ?)
+    GROUP BY underlying)
+SELECT s.contract_symbol, s.underlying, s.snapshot_date, s.expiry, s.put_call AS "right", s.strike, s.spot, s.bid,
+       s.ask, s.last, s.mark, s.volume, s.open_interest, s.iv, s.delta, s.gamma, s.vega, s.theta, s.rho
+FROM option_snapshots s SEMI JOIN wanted w USING (underlying) LEFT JOIN earlier e USING (underlying)
+WHERE s.snapshot_date <= ? AND s.snapshot_date >= coalesce(e.since, ?)
+ORDER BY s.underlying, s.snapshot_date, s.contract_symbol
+"""
+CHUNK_SESSIONS = 20  # sessions of one symbol's chains read at once, for a long range
+SYMBOL_SESSIONS_PER_READ = 400  # symbol-sessions of chains per read for a short range (~115k contracts): well inside
+# the ledger's query budget (OH_QUERY_BUDGET_SECONDS, 10 s) on a loaded box, and still a read per 200-400 symbols
 
 
-def load_chains(read: Read, symbol: str, first: date, last: date, before: int = 0) -> dict[date, pa.Table]:
-    """The stored chains of `symbol` on the sessions in [first, last] and on the `before` sessions before
-    `first` (never after `last`), by session, in one read."""
-    table: pa.Table = read(_CHAINS_SQL, [symbol, last, symbol, first, before, first])
+def _by_session(table: pa.Table) -> dict[date, pa.Table]:
+    """A table sorted by snapshot_date, sliced per session (zero-copy)."""
     if not table.num_rows:
         return {}
-    dates = table.column("snapshot_date").to_numpy(zero_copy_only=False)  # sorted: a slice per session
+    dates = table.column("snapshot_date").to_numpy(zero_copy_only=False)
     starts = [0, *(np.flatnonzero(dates[1:] != dates[:-1]) + 1).tolist()]
     ends = [*starts[1:], len(dates)]
     return {dates[s].astype(date): table.slice(s, e - s) for s, e in zip(starts, ends, strict=True)}
 
 
+def load_chains(read: Read, symbol: str, first: date, last: date, before: int = 0) -> dict[date, pa.Table]:
+    """The stored chains of `symbol` on the sessions in [first, last] and on the `before` sessions before
+    `first` (never after `last`), by session, in one read."""
+    return _by_session(read(_CHAINS_SQL, [symbol, last, symbol, first, before, first]))
+
+
+def load_chains_many(read: Read, symbols: list[str], first: date, last: date,
+                     before: int = 0) -> dict[str, dict[date, pa.Table]]:
+    """`load_chains` for each of `symbols` in one read: {symbol: {session: chain}} (a symbol with nothing
+    stored is absent). Each symbol's chains are slices of one result, equal to what `load_chains` returns."""
+    if not symbols:
+        return {}
+    table: pa.Table = read(_MANY_CHAINS_SQL, [symbols, first, before, last, first])
+    if not table.num_rows:
+        return {}
+    names = table.column("underlying").to_numpy(zero_copy_only=False)  # sorted: a slice per symbol
+    starts = [0, *(np.flatnonzero(names[1:] != names[:-1]) + 1).tolist()]
+    ends = [*starts[1:], len(names)]
+    return {str(names[s]): _by_session(table.slice(s, e - s)) for s, e in zip(starts, ends, strict=True)}
+
+
 def in_chunks(days: list[date], size: int) -> list[list[date]]:
     """`days` (oldest first) in consecutive chunks of at most `size`, so a long range is read a piece at a time."""
     return [days[i:i + size] for i in range(0, len(days), size)]
+
+
+def read_plan(symbols: list[str], days: list[date], extra: int = 0) -> Iterator[tuple[list[str], list[list[date]]]]:
+    """The reads of a job over `symbols` x `days` (with `extra` more sessions per symbol read before the first):
+    (a group of symbols, its session chunks), in the order the job goes through its partitions.
+
+    A short range (at most CHUNK_SESSIONS sessions: the daily, a week) reads groups of symbols, all
+    sessions at once, SYMBOL_SESSIONS_PER_READ symbol-sessions per read; a long range (a backfill) reads
+    one symbol at a time, CHUNK_SESSIONS sessions per read, as before.
+    """
+    if len(days) > CHUNK_SESSIONS:
+        for symbol in symbols:
+            yield [symbol], in_chunks(days, CHUNK_SESSIONS)
+        return
+    per_read = max(1, SYMBOL_SESSIONS_PER_READ // (len(days) + extra))
+    for start in range(0, len(symbols), per_read):
+        yield symbols[start:start + per_read], [days] if days else []

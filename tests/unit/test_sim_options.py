@@ -250,3 +250,37 @@ def test_errors() -> None:
         option_chain("ZZTOP", DAY)
     with pytest.raises(ValueError):
         option_chain("AAPL", date(2025, 6, 7))  # a Saturday
+
+
+def test_listing_depth_named_full_numbered_in_tiers() -> None:
+    """Named symbols keep the standard listing; each numbered name draws one tier, the same every time,
+    and the tiers come out in about their shares (deterministic: the seed is the symbol), so 5,000
+    numbered names list about the whole market's 1.4M contracts, not 10M."""
+    assert all(so.listing_depth(s) == so.FULL_DEPTH for s in ("AAPL", "SPY", "TSLA", "S00123", "ZZTOP"))
+    names = [f"S{i:04d}" for i in range(2000)]
+    depths = [so.listing_depth(s) for s in names]
+    assert depths == [so.listing_depth(s) for s in names]
+    assert depths != [so.listing_depth(s, market_seed=so.DEFAULT_SEED + 1) for s in names]  # drawn, not fixed
+    for share, depth in so.SYNTHETIC_TIERS:
+        assert abs(depths.count(depth) / len(names) - share) < 0.03, depth
+
+
+def test_numbered_chains_are_a_thinner_standard_listing() -> None:
+    """A numbered name's chain is its tier's part of the standard listing: expiries among the standard
+    ones (no later than its horizon), strikes inside its width on multiples of its step, and every
+    contract quoted exactly as the standard model quotes it."""
+    seen: set[so.Depth] = set()
+    for symbol in (f"S{i:04d}" for i in range(40)):
+        depth = so.listing_depth(symbol)
+        seen.add(depth)
+        table = option_chain(symbol, DAY)
+        exp, right, strike, spot = _cols(table, "expiry", "right", "strike", "spot")
+        listed = {np.datetime64(e, "D") for e in expiries(DAY, depth.weekly_weeks, depth.monthly_days)}
+        assert set(exp.astype("datetime64[D]")) == listed
+        assert listed <= {np.datetime64(e, "D") for e in expiries(DAY)}
+        assert (np.abs(strike / spot - 1) <= 0.70 * depth.width + 1e-9).all()
+        again = so.quote_contracts(symbol, DAY, exp, right == "C", strike)
+        assert again.equals(table)
+        if depth != so.FULL_DEPTH:
+            assert table.num_rows < option_chain("AAPL", DAY).num_rows
+    assert len(seen) >= 3  # the names cover several tiers

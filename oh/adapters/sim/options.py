@@ -1,7 +1,8 @@
 """The simulated market's option chains: deterministic, vectorized, any day on its own (pure).
 
 `option_chain(symbol, day)` lists every contract of the sim market for `symbol` on session `day`
-(weekly and monthly expiries out to about two years, strikes on a grid around spot), prices it
+(weekly and monthly expiries out to about two years, strikes on a grid around spot; the numbered
+names list less, as smaller underlyings do: `listing_depth`), prices it
 with Black-Scholes-Merton on a volatility surface with skew, term structure and a slow daily
 drift, quotes a bid/ask that widens away from the money and for cheap options, and gives each
 contract an open interest and a volume. See docs/sim_market.md for the model.
@@ -16,6 +17,7 @@ truncated AR(1) of hashed daily shocks), so it is continuous from one session to
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 
@@ -33,6 +35,7 @@ from oh.adapters.sim.market import (
     symbol_seed,
     uniform,
 )
+from oh.adapters.sim.universe import is_synthetic
 from oh.domain import calendar, pricing
 from oh.domain.osi import OptionSymbol
 
@@ -130,15 +133,52 @@ def surface_iv(
 # ---------------------------------------------------------------- listing
 
 
-def expiries(day: date) -> list[date]:
-    """Listed expiries after `day`: weekly Fridays for WEEKLY_WEEKS weeks, third Fridays to MONTHLY_DAYS.
+@dataclass(frozen=True)
+class Depth:
+    """How much of the standard listing a symbol has: weekly expiries, monthly horizon, strike range and step."""
+
+    weekly_weeks: int  # weekly Friday expiries this many weeks ahead
+    monthly_days: int  # monthly (third-Friday) expiries out to this many calendar days
+    width: float  # x the standard strike half-width around spot
+    step: int  # x the standard strike step
+
+
+FULL_DEPTH = Depth(WEEKLY_WEEKS, MONTHLY_DAYS, 1.0, 1)  # every named symbol: ~1,000-3,000 contracts
+# The numbered names are the market's long tail: most list a few monthlies on a coarse grid, a few are as
+# deep as the named ones. (share of names, depth); ~285 contracts on average, so 5,000 names list ~1.4M
+# contracts a session, about what the whole US options market lists (docs/sim_market.md).
+SYNTHETIC_TIERS: tuple[tuple[float, Depth], ...] = (
+    (0.50, Depth(0, 95, 0.5, 2)),  # thin: ~3 monthlies, +-15%, double step (~60 contracts)
+    (0.30, Depth(2, 185, 0.7, 2)),  # small: 2 weeklies, ~6 monthlies (~200)
+    (0.15, Depth(4, 280, 0.8, 1)),  # mid: 4 weeklies, ~9 monthlies (~700)
+    (0.05, FULL_DEPTH),  # deep: the named symbols' listing (~1,900)
+)
+
+
+def listing_depth(symbol: str, market_seed: int = DEFAULT_SEED) -> Depth:
+    """The listing depth of `symbol`: FULL_DEPTH for a named symbol; a tier of SYNTHETIC_TIERS drawn once
+    from the symbol's seed for a numbered one (the same every session, so its listing is stable)."""
+    if not is_synthetic(symbol):
+        return FULL_DEPTH
+    u = float(uniform(np.array([symbol_seed(f"depth:{symbol}", market_seed)], dtype=np.uint64))[0])
+    share = 0.0
+    for tier_share, depth in SYNTHETIC_TIERS:
+        share += tier_share
+        if u < share:
+            return depth
+    return SYNTHETIC_TIERS[-1][1]
+
+
+def expiries(day: date, weekly_weeks: int = WEEKLY_WEEKS, monthly_days: int = MONTHLY_DAYS) -> list[date]:
+    """Listed expiries after `day`: weekly Fridays for `weekly_weeks` weeks, third Fridays to `monthly_days`
+    (the standard listing by default; a symbol's own: `expiries(day, depth.weekly_weeks, depth.monthly_days)`).
 
     A Friday that is not an NYSE session (a holiday) expires on the session before it.
     """
     fridays: set[date] = set()
     first_friday = day + timedelta(days=(4 - day.weekday()) % 7 or 7)
-    fridays.update(first_friday + timedelta(weeks=i) for i in range(WEEKLY_WEEKS))
-    horizon = day + timedelta(days=MONTHLY_DAYS)
+    fridays.update(first_friday + timedelta(weeks=i) for i in range(weekly_weeks))
+    horizon = day + timedelta(days=monthly_days)
     year, month = day.year, day.month
     while True:
         first = date(year, month, 1)
@@ -164,13 +204,15 @@ def _strike_step_mills(spot: float, t: float) -> int:
     return base * (1 if t <= 0.25 else 2 if t <= 1.0 else 4)
 
 
-def _listing(day: date, spot: float) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
+def _listing(
+    day: date, spot: float, depth: Depth = FULL_DEPTH,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
     """(expiry as days since epoch, is_call, strike in mills) of every listed contract, sorted."""
     exp_parts, mill_parts = [], []
-    for expiry in expiries(day):  # one iteration per expiry (~30), never per contract
+    for expiry in expiries(day, depth.weekly_weeks, depth.monthly_days):  # one iteration per expiry, never per contract
         t = (expiry - day).days / 365.0
-        half_width = min(0.30 * max(1.0, np.sqrt(t / 0.25)), 0.70)
-        step = _strike_step_mills(spot, t)
+        half_width = min(0.30 * max(1.0, np.sqrt(t / 0.25)), 0.70) * depth.width
+        step = _strike_step_mills(spot, t) * depth.step
         lo = max(int(np.ceil(spot * (1 - half_width) * 1000 / step)), 1)
         hi = int(np.floor(spot * (1 + half_width) * 1000 / step))
         mills = np.arange(lo, hi + 1, dtype=np.int64) * step
@@ -314,9 +356,9 @@ def _quote(
 def option_chain(symbol: str, day: date, market_seed: int = DEFAULT_SEED) -> pa.Table:
     """Every listed contract of `symbol` on NYSE session `day`, one row each (schema CHAIN_SCHEMA).
 
-    Raises UnknownSymbol for symbols the sim market does not list, ValueError for a non-session day.
-    Rows are ordered by expiry, then calls before puts, then strike.
+    The listing is `listing_depth(symbol)` of the standard one. Raises UnknownSymbol for symbols the sim
+    market does not list, ValueError for a non-session day. Rows are ordered by expiry, then calls before puts, then strike.
     """
     session, spot = _spot(symbol, day, market_seed)
-    exp_days, call, mills = _listing(day, spot)
+    exp_days, call, mills = _listing(day, spot, listing_depth(symbol, market_seed))
     return _quote(symbol, day, session, spot, exp_days, call, mills, market_seed)

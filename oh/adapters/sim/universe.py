@@ -13,7 +13,8 @@ getting a made-up history. The universe is:
 
 `universe(synthetic)` lists them (`oh symbols list --provider sim` prints it), `synthetic_symbols(n)`
 gives the first n numbered names (what a benchmark of n symbols asks for), `is_listed(symbol)`
-answers for the configured universe. Everything is deterministic; docs/sim_market.md lists the names.
+answers for the configured universe, `is_synthetic(symbol)` says whether a name is a numbered one
+(the sim lists fewer options on those: oh.adapters.sim.options.listing_depth). Everything is deterministic; docs/sim_market.md lists the names.
 """
 
 from __future__ import annotations
@@ -64,6 +65,12 @@ def synthetic_symbols(count: int) -> list[str]:
     return [f"S{i:04d}" for i in range(count)]
 
 
+def is_synthetic(symbol: str) -> bool:
+    """Whether `symbol` is spelled as a numbered sim name (S0000.., listed or not): the smaller underlyings."""
+    match = _SYNTHETIC.match(symbol)
+    return match is not None and not (len(match.group(1)) == 5 and match.group(1)[0] == "0")
+
+
 def synthetic_count(environ: dict[str, str] | None = None) -> int:
     """How many synthetic symbols the sim lists here: OH_SIM_SYNTHETIC if set (and larger), else the default."""
     text = (os.environ if environ is None else environ).get(SYNTHETIC_ENV, "").strip()
@@ -87,7 +94,6 @@ def is_listed(symbol: str, synthetic: int | None = None) -> bool:
     """Whether the sim market lists `symbol` (with `synthetic` numbered names; default: as configured here)."""
     if symbol in _NAMED_SET:
         return True
-    match = _SYNTHETIC.match(symbol)
-    if match is None or (len(match.group(1)) == 5 and match.group(1)[0] == "0"):
+    if not is_synthetic(symbol):
         return False  # S0123 is a synthetic name; S00123 is not (one spelling per number)
-    return int(match.group(1)) < (synthetic_count() if synthetic is None else synthetic)
+    return int(symbol[1:]) < (synthetic_count() if synthetic is None else synthetic)
