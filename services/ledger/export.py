@@ -80,6 +80,7 @@ EXPORT_TABLES: dict[str, TableSpec] = {
     "meta.asset_watermarks": TableSpec(),
     "meta.asset_checks": TableSpec(),
     "meta.forgotten_symbols": TableSpec(),
+    "meta.notifications": TableSpec(),
 }
 
 

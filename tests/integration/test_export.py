@@ -26,7 +26,7 @@ from bus.arrow_ipc import to_ipc
 from bus.control_client import ControlClient, QueryError
 from bus.home import Home
 from bus.producer import Producer
-from contracts import AssetChecked, CandlesIngested, CheckRecord, SymbolsForgotten
+from contracts import AssetChecked, CandlesIngested, CheckRecord, NotificationSent, SymbolsForgotten
 from contracts.rows import CANDLES
 from devtools.processes import REPO, Service, wait_applied, wait_for_ledger
 from services.ledger.schema import PROJECTED_TABLES
@@ -51,7 +51,11 @@ def _every_kind_of_event() -> list[Any]:
     events += [f.trade("o1", 1.0), f.trade("o2", 86_400.0), f.trade("o3", 2 * 86_400.0, price=None)]
     events += [AssetChecked(run_id="r1", asset_key="candles_daily", partition_key="AAPL", checked_at=f.at(2),
                             results=[CheckRecord("no_gaps", "error", "pass", "no gaps")], ts=f.at(2)),
-               SymbolsForgotten(symbols=["ZZBAD"], reason="test", ts=f.at(3))]
+               SymbolsForgotten(symbols=["ZZBAD"], reason="test", ts=f.at(3)),
+               NotificationSent(trigger="run_failed", trigger_key="r1", run_id="r1", subject="ingest_candles",
+                                title="oh: ingest_candles run failed", message="1 of 3 symbols failed",
+                                program="notify-send", status="sent", exit_code=0, started_at=f.at(4),
+                                ended_at=f.at(4.5), ts=f.at(4.5))]
     return events
 
 
