@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bus.home import HomeError
+from bus.errors import HomeError
 
 if TYPE_CHECKING:
     import zmq

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bus.errors import HomeError
+
 if TYPE_CHECKING:
     import zmq
 
@@ -44,10 +46,6 @@ IPC_PATH_LIMIT = 100  # the kernel allows 107 bytes for a unix socket path; keep
 PRIVATE_UMASK = 0o077
 SOCKET_LINK = "sockets"  # OH_HOME/run/sockets -> the short socket dir of a deep home
 _LONGEST_SOCKET = "supervisor.sock"
-
-
-class HomeError(ValueError):
-    """A directory of the home is unusable or unsafe; the message says which and what to do."""
 
 
 def private_umask() -> None:

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from bus.home import HomeError
+from bus.errors import HomeError
 
 DEFAULT_PORT = 7780
 PORT_OFFSETS = {"ingress": 0, "events": 1, "control": 2}  # the bus sockets; each listens on port + offset

@@ -25,7 +25,8 @@ import zmq
 
 from bus.codec import encode
 from bus.control_client import ControlClient, LedgerUnavailable
-from bus.home import Home, HomeError
+from bus.errors import HomeError
+from bus.home import Home
 from bus.producer import Producer
 from bus.subscriber import Subscriber
 from contracts import Command, Event, Heartbeat, Message, run_id_for

@@ -89,7 +89,8 @@ def main() -> None:
     import gc
     import sys
 
-    from bus.home import HomeError, private_umask
+    from bus.errors import HomeError
+    from bus.home import private_umask
     from oh.cli.common import say_error
 
     private_umask()

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bus.home import Home, HomeError
+from bus.errors import HomeError
+from bus.home import Home
 from bus.network import BusConfigError, TcpAddress, listen_address, load_bus_config, parse_bus
 
 

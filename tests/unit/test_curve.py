@@ -11,7 +11,8 @@ import zmq
 
 from bus import curve
 from bus.curve import CurveKeyError
-from bus.home import Home, HomeError
+from bus.errors import HomeError
+from bus.home import Home
 
 
 def _mode(path: Path) -> int:

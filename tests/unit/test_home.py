@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bus.home import SOCKET_LINK, Home, HomeError
+from bus.errors import HomeError
+from bus.home import SOCKET_LINK, Home
 
 UNIX_PATH_MAX = 107  # sun_path is 108 bytes including the terminating NUL
 
