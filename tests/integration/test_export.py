@@ -74,14 +74,16 @@ def _send(home: Home, events: list[Any]) -> int:
 def filled(home: Home) -> Iterator[ControlClient]:
     """A ledger whose every projected table has rows."""
     ledger = Service(home, "ledger").start()
-    wait_for_ledger(home)
-    _send(home, _every_kind_of_event())
     client = ControlClient(home, timeout=30)
-    for table in PROJECTED_TABLES:
-        assert client.query(f"SELECT count(*) AS n FROM {table}").to_pylist()[0]["n"] > 0, table
-    yield client
-    client.close()
-    ledger.stop()
+    try:  # the ledger stops even when filling it fails
+        wait_for_ledger(home)
+        _send(home, _every_kind_of_event())
+        for table in PROJECTED_TABLES:
+            assert client.query(f"SELECT count(*) AS n FROM {table}").to_pylist()[0]["n"] > 0, table
+        yield client
+    finally:
+        client.close()
+        ledger.stop()
 
 
 def read_back(root: Path, item: dict[str, Any]) -> pa.Table:

@@ -20,7 +20,9 @@ warehouse file must stay byte for byte the same. After the suite the ledger's co
 rejected projection and the ledger is still running.
 
 The homes are module-scoped (one seeded warehouse, each in its own temp OH_HOME, never ./data):
-seeding through the real ingest worker once keeps ~1,000 cases affordable.
+seeding through the real ingest worker once keeps ~1,000 cases affordable. Under `make test` the cases
+run in four parts on four workers (tests/conftest.py, SPLIT_MODULES), each part seeding its own homes
+once, so `test_zz_...` checks the ledger of the part it lands in; every case checks its own ledger.
 """
 
 from __future__ import annotations
