@@ -74,7 +74,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     root = Path(__file__).parent.parent
 
     def order(item: pytest.Item) -> int:
-        return rank.get(Path(item.fspath).relative_to(root).as_posix(), len(rank))
+        return rank.get(item.path.relative_to(root).as_posix(), len(rank))
 
     items.sort(key=order)  # stable: tests keep their order within a module and among the rest
 
