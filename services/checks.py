@@ -100,7 +100,7 @@ def on_candles(event: CandlesIngested, bus: Bus) -> None:
 def _report(bus: Bus, event: Message, partition: str, results: list[CheckResult], scope: str | None = None) -> None:
     """Send the results for a committed event; the id derives from the event, so a redelivery is dropped,
     and each result's row from (run, asset, partition, scope, check), so a redone run's new events
-    replace their results instead of adding to them (services/ledger/projections.py)."""
+    replace their results instead of adding to them (services/ledger/bookkeeping.py, check_id)."""
     bus.send([
         AssetChecked(
             id=uuid.uuid5(_ID_NAMESPACE, event.id).hex, run_id=getattr(event, "run_id", None),
