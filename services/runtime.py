@@ -40,10 +40,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 2.0
+RETRY_FIRST_SECONDS = 0.02  # a beat refused before the connection is up goes again this soon (doubling)
 
 
 class Heartbeater(threading.Thread):
-    """Sends this process's heartbeat every HEARTBEAT_SECONDS from its own socket.
+    """Sends this process's heartbeat every HEARTBEAT_SECONDS from its own socket; the first as soon as
+    the connection to the ledger is up (a beat sent before that is refused, and goes again within
+    RETRY_FIRST_SECONDS, doubling), so a started worker shows as alive at once, not a beat later.
 
     A thread of its own, so a job blocked in a slow provider call still looks alive; a killed
     process stops beating, and the ledger marks its open run abandoned. Each beat names the run
@@ -64,14 +67,16 @@ class Heartbeater(threading.Thread):
         sock.setsockopt(zmq.IMMEDIATE, 1)
         sock.setsockopt(zmq.SNDHWM, 1)
         self.home.connect(sock, "ingress")
+        retry = RETRY_FIRST_SECONDS
         try:
             while not self.stopped.is_set():
                 try:
                     beat = Heartbeat(service=self.service, pid=os.getpid(), state=self.state, run_id=self.run_id)
                     sock.send(encode(beat), zmq.NOBLOCK)
-                except zmq.Again:
-                    pass  # no ledger right now
-                self.stopped.wait(HEARTBEAT_SECONDS)
+                    wait, retry = HEARTBEAT_SECONDS, RETRY_FIRST_SECONDS
+                except zmq.Again:  # no ledger connection (yet): try again soon, backing off to the beat
+                    wait, retry = retry, min(retry * 2, HEARTBEAT_SECONDS)
+                self.stopped.wait(wait)
         finally:
             sock.close()
 

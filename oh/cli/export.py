@@ -9,6 +9,8 @@ export, exit 1, and nothing is left in the target.
 
 from __future__ import annotations
 
+import os
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -87,6 +89,17 @@ def export(
                 pass
         client.close()
     _report(manifest, target)
+    _exit_before_finalization()
+
+
+def _exit_before_finalization() -> None:
+    """End the process now, skipping interpreter finalization: after `write_dataset` returns, pyarrow's
+    scanner can still hold tasks on its thread pool, and finalizing under them aborts the process now and
+    then (exit -6, "terminate called without an active exception"; apache/arrow#36389 and #36980, open).
+    Every file and the manifest are written and closed by now; only the output streams need flushing."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _report(manifest: dict, target: Path) -> None:  # type: ignore[type-arg]
