@@ -37,11 +37,11 @@ def reader(home: Home) -> Iterator[Callable[[str, list[Any] | None], pa.Table]]:
     statement is refused, else 1).
     """
     from bus.control_client import ControlClient, LedgerUnavailable, QueryError
-    from services.ledger.offline import OfflineError, query_budget
+    from bus.query_limits import QueryLimits
 
     try:
-        budget = query_budget()
-    except OfflineError as exc:
+        budget = QueryLimits.from_env().budget
+    except ValueError as exc:
         fail(str(exc), 2)
     client = ControlClient(home, timeout=budget)
     if not client.answers(timeout=0.3):

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Protocol
 import zmq
 
 from bus.codec import FrameError, decode_request, encode, pack_seq
+from bus.query_limits import QueryLimits
 from contracts.control import (
     CatchUpReply,
     CatchUpRequest,
@@ -44,7 +45,6 @@ from contracts.control import (
 )
 from services.ledger.export import Exports
 from services.ledger.queries import CallJob, QueryJob, QueryPool
-from services.ledger.sandbox import QueryLimits
 
 if TYPE_CHECKING:
     from bus.journal import Journal

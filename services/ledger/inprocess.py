@@ -18,9 +18,10 @@ from typing import Any
 import pyarrow as pa
 
 from bus.codec import FrameError, encode
+from bus.query_limits import QueryLimits
 from contracts import EPHEMERAL_TYPES, Message
 from services.ledger.projections import validate
-from services.ledger.sandbox import Interrupter, QueryLimits, run_read_only
+from services.ledger.sandbox import Interrupter, run_read_only
 from services.ledger.warehouse import Warehouse
 
 

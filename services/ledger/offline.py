@@ -27,8 +27,9 @@ import pyarrow as pa
 from bus.home import Home
 from bus.journal import Journal, JournalCorrupt
 from bus.journal_lock import JournalLock, JournalLocked
+from bus.query_limits import QueryLimits
 from services.ledger import schema
-from services.ledger.sandbox import Interrupter, QueryFailed, QueryLimits, run_read_only
+from services.ledger.sandbox import Interrupter, QueryFailed, run_read_only
 from services.ledger.warehouse import Warehouse, WarehouseAhead, connect
 
 Read = Callable[[str, list[Any] | None], pa.Table]
@@ -40,14 +41,6 @@ class OfflineError(RuntimeError):
     def __init__(self, message: str, refused: bool = False) -> None:
         super().__init__(message)
         self.refused = refused
-
-
-def query_budget() -> float:
-    """The query time budget in seconds (OH_QUERY_BUDGET_SECONDS); OfflineError naming a malformed setting."""
-    try:
-        return QueryLimits.from_env().budget
-    except ValueError as exc:
-        raise OfflineError(str(exc), refused=True) from None
 
 
 class OfflineReader:

@@ -31,8 +31,9 @@ import zmq
 
 from bus.arrow_ipc import to_ipc
 from bus.codec import encode
+from bus.query_limits import QueryLimits
 from contracts.control import ErrorReply
-from services.ledger.sandbox import Interrupter, QueryFailed, QueryLimits, run_read_only
+from services.ledger.sandbox import Interrupter, QueryFailed, run_read_only
 
 log = logging.getLogger(__name__)
 

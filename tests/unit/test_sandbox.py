@@ -19,8 +19,9 @@ from typing import Any
 import duckdb
 import pytest
 
+from bus.query_limits import QueryLimits
 from services.ledger import sandbox
-from services.ledger.sandbox import Interrupter, QueryFailed, QueryLimits, run_read_only
+from services.ledger.sandbox import Interrupter, QueryFailed, run_read_only
 from services.ledger.warehouse import SANDBOX_SETTINGS, Warehouse, connect
 from tests.integration.read_path_attacks import ATTACKS, Targets
 from tests.unit.factories import MiniLedger, candles, run_finished, run_started, trade
@@ -51,18 +52,33 @@ def _fingerprint(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[MiniLedger]:
+def _seeded(root: Path) -> MiniLedger:
     """A warehouse with runs, candles and trades, written through the ledger's own write path."""
-    mini = MiniLedger(tmp_path / "home")
+    mini = MiniLedger(root)
     mini.submit([run_started("r1"), candles("AAPL", date(2025, 3, 3), date(2025, 3, 28), "r1"),
                  run_finished("r1", 2.0), *[trade(f"o{i}", 3.0 + i) for i in range(5)]])
+    return mini
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[MiniLedger]:
+    """A seeded warehouse of this test's own."""
+    mini = _seeded(tmp_path / "home")
     yield mini
     mini.close()
 
 
-@pytest.fixture
-def targets(tmp_path: Path, ledger: MiniLedger) -> Targets:
+@pytest.fixture(scope="module")
+def attacked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MiniLedger, Targets]]:
+    """One seeded warehouse and its targets for every attack: each attack compares the warehouse with itself
+    just before, so one that got through fails its own test (and, as it should, every later one)."""
+    root = tmp_path_factory.mktemp("attacked")
+    mini = _seeded(root / "home")
+    yield mini, _targets(root, mini)
+    mini.close()
+
+
+def _targets(tmp_path: Path, ledger: MiniLedger) -> Targets:
     """Files holding the canary, an empty output directory, the warehouse and a journal segment."""
     canary_dir = tmp_path / "canary"
     canary_dir.mkdir()
@@ -86,10 +102,11 @@ def _run(warehouse: Warehouse, sql: str, limits: QueryLimits | None = None, budg
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=[f"{a.category}-{a.name}" for a in ATTACKS])
 def test_duckdb_alone_stops_every_attack(
-    ledger: MiniLedger, targets: Targets, attack: Any, monkeypatch: pytest.MonkeyPatch
+    attacked: tuple[MiniLedger, Targets], attack: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With the friendly check switched off, each attack fails inside DuckDB or (the ENGINE_ALLOWS few) runs
     harmlessly: no row, table, setting or attached database changes, no file is written, no canary leaks."""
+    ledger, targets = attacked
     monkeypatch.setattr(sandbox, "check_read_only", lambda con, sql: None)
     con = ledger.warehouse.con
     before = _fingerprint(con)
