@@ -98,14 +98,20 @@ def test_load_chains_many_gives_each_symbol_what_load_chains_gives_it(tmp_path: 
     assert snapshots.load_chains_many(stack.query, [], days[0], days[-1]) == {}
 
 
-@pytest.mark.parametrize("per_read", [1000, 4])  # every symbol in one read; two symbols per read (window 1)
-def test_grouped_reads_write_what_one_symbol_reads_wrote(tmp_path: Path, per_read: int) -> None:
+@pytest.fixture(scope="module")
+def old(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, Any]]]:
+    """The tables the old path (one symbol per read) writes: computed once, compared with each grouped plan."""
     with pytest.MonkeyPatch.context() as mp:
         for module in (flow, derived):
             mp.setattr(module, "read_plan", one_symbol_reads)
             mp.setattr(module, "load_chains_many", old_load)
         mp.setattr(briefing, "SYMBOLS_PER_READ", 1)
-        old = run_jobs(seeded(tmp_path / "old"))
+        return run_jobs(seeded(tmp_path_factory.mktemp("old")))
+
+
+@pytest.mark.parametrize("per_read", [1000, 4])  # every symbol in one read; two symbols per read (window 1)
+def test_grouped_reads_write_what_one_symbol_reads_wrote(
+        tmp_path: Path, old: dict[str, list[dict[str, Any]]], per_read: int) -> None:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(snapshots, "SYMBOL_SESSIONS_PER_READ", per_read)
         mp.setattr(briefing, "SYMBOLS_PER_READ", 2)
