@@ -50,6 +50,8 @@ LONGEST_FIRST = (
     "tests/dagster/test_inline_backfill.py",
     "tests/integration/test_wheel.py",
     "tests/integration/test_read_path_attack.py",
+    "tests/ui/test_dashboard_browser.py",  # with test_dashboard_layout: one unit (SHARED_UNITS)
+    "tests/ui/test_dashboard_layout.py",
     "tests/integration/test_journal_faults.py",
     "tests/integration/test_disk_full.py",
     "tests/integration/test_demo.py",
@@ -57,13 +59,11 @@ LONGEST_FIRST = (
     "tests/integration/test_ops_cli.py",
     "tests/integration/test_data_truth.py",
     "tests/integration/test_runs_end.py",
-    "tests/ui/test_dashboard_layout.py",
     "tests/ui/test_dashboard_states.py",
     "tests/integration/test_daily_pipeline.py",
     "tests/integration/test_query_budget.py",
     "tests/dagster/test_inline_tcp.py",
     "tests/ui/test_live_page.py",
-    "tests/ui/test_dashboard_browser.py",
     "tests/integration/test_live_stream.py",
     "tests/integration/test_replay_backfill.py",
 )
@@ -83,8 +83,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 # builds the module's shared fixtures once in its own worker. Everything else keeps --dist loadscope's
 # grouping: a module (or class) per unit, so its module-scoped stack starts once.
 SPLIT_MODULES = {
-    "tests/integration/test_read_path_attack.py": 4,
-    "tests/unit/test_sandbox.py": 2,
+    "tests/integration/test_read_path_attack.py": 2,
+}
+# Modules that share a session-scoped stack: one work unit, so one worker builds it once, not one per
+# worker that happens to get one of them (tests/ui/conftest.py's `populated`: services, 26 sessions of
+# sim data and `oh ui`, about half a minute of CPU each time).
+SHARED_UNITS = {
+    "tests/ui/test_dashboard_browser.py": "tests/ui::populated",
+    "tests/ui/test_dashboard_layout.py": "tests/ui::populated",
 }
 
 
@@ -96,6 +102,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     class SplitLongModules(LoadScopeScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::", 1)[0]
+            if module in SHARED_UNITS:
+                return SHARED_UNITS[module]
             parts = SPLIT_MODULES.get(module)
             if parts is None:
                 return str(super()._split_scope(nodeid))
