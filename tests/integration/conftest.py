@@ -1,11 +1,14 @@
-"""Integration fixtures: real ledger and worker processes on real sockets, one OH_HOME per test."""
+"""Integration fixtures: real ledger and worker processes on real sockets, one OH_HOME per test (or per module,
+through `shared_home`, where the module's tests only read what one set-up seeded)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -57,3 +60,21 @@ def stack(home: Home) -> Iterator[Stack]:
     services.start_ingest()
     yield services
     services.stop()
+
+
+@contextmanager
+def shared_home(root: Path) -> Iterator[Home]:
+    """An OH_HOME under `root` for a module-scoped fixture (the `home` fixture's environment, set for as long as
+    the fixture lives): for modules whose tests only read what one set-up seeded. A test that also asks for `home`
+    gets its own OH_HOME for its duration, and this one back after it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OH_HOME", str(root / "oh_home"))
+        patch.setenv("OH_UI_PORT", "0")
+        patch.delenv("OH_SOCKET_DIR", raising=False)
+        patch.delenv("OH_FSYNC", raising=False)
+        patch.delenv("OH_BUS", raising=False)
+        patch.delenv("OH_BUS_KEYS", raising=False)
+        home = Home.from_env().ensure()
+        yield home
+        if home.sockets.parent != home.root:
+            shutil.rmtree(home.sockets, ignore_errors=True)

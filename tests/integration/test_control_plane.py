@@ -116,8 +116,10 @@ def test_plan_run_fills_the_gaps(control_stack: Stack) -> None:
 
 def test_killed_worker_leaves_an_abandoned_run_then_reruns_it(control_stack: Stack, home: Home) -> None:
     """kill -9 the ingest worker mid-run: the run becomes `abandoned`, and the restarted worker completes it."""
-    symbols = ",".join(f"S{i:04d}" for i in range(300))
-    run_oh("emit", "ingest-candles", "--symbols", symbols, "--start", "2010-01-01", "--end", "2024-12-31")
+    # one event per symbol, sent ahead of the ledger's applying them: 200 symbols of 10 years keep the worker busy
+    # well past the first stored symbol, when it is killed (still `started` is asserted below)
+    symbols = ",".join(f"S{i:04d}" for i in range(200))
+    run_oh("emit", "ingest-candles", "--symbols", symbols, "--start", "2015-01-01", "--end", "2024-12-31")
     deadline = time.monotonic() + 60
     while control_stack.scalar("SELECT count(*) FROM candles_daily") == 0:
         assert time.monotonic() < deadline

@@ -77,12 +77,14 @@ def test_daily_fills_every_table_for_the_day_and_is_idempotent(everything: Stack
             assert after[table] == stored[table], table
 
 
-def test_daily_with_an_unknown_watchlist_is_refused_before_anything_is_sent(everything: Stack) -> None:
-    """An unknown watchlist is a usage error at the command line (exit 2), and no run is recorded."""
+def test_daily_with_an_unknown_watchlist_is_refused_before_anything_is_sent(stack: Stack) -> None:
+    """An unknown watchlist is a usage error at the command line (exit 2): nothing is journaled and no run is
+    recorded (the ledger and ingest worker suffice to see that; the refusal comes before any worker matters)."""
     result = run_oh("emit", "daily", "--watchlist", "nosuchlist", "--as-of", str(DAY))
     assert result.returncode == 2
     assert "nosuchlist" in result.stderr + result.stdout
-    assert everything.scalar("SELECT count(*) FROM meta.ingestion_runs") == 0
+    assert stack.scalar("SELECT count(*) FROM ledger.events") == 0
+    assert stack.scalar("SELECT count(*) FROM meta.ingestion_runs") == 0
 
 
 def test_the_scheduler_emits_daily_on_its_cron_schedule(everything: Stack, home: Home) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from bus.home import Home
 from oh.domain import calendar
-from tests.integration.conftest import Stack, run_oh
+from tests.integration.conftest import Stack, run_oh, shared_home
 
 pytestmark = pytest.mark.integration
 
@@ -32,6 +33,20 @@ def _stored(stack: Stack) -> dict[str, int]:
     return {table: int(stack.scalar(f"SELECT count(*) FROM {table}")) for table in DATA_TABLES}  # type: ignore[arg-type]
 
 
+@pytest.fixture(scope="module")
+def refusing_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One ledger and ingest worker for every refusal case: each case refuses before sending anything and checks
+    that the journal and every table are still empty, so one that did store something fails itself."""
+    with shared_home(tmp_path_factory.mktemp("refusals")) as home:
+        stack = Stack(home)
+        try:
+            stack.start_ledger()
+            stack.start_ingest()
+            yield stack
+        finally:
+            stack.stop()
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -48,7 +63,7 @@ def _stored(stack: Stack) -> dict[str, int]:
     ids=["candles-range", "candles-as-of", "candles-later", "bars", "snapshot-range", "flow", "derived", "briefing",
          "daily"],
 )
-def test_oh_emit_refuses_a_session_that_has_not_closed(stack: Stack, args: tuple[str, ...]) -> None:
+def test_oh_emit_refuses_a_session_that_has_not_closed(refusing_stack: Stack, args: tuple[str, ...]) -> None:
     """Every `oh emit` job exits 2 with one line naming the last closed session when its --as-of or --end reaches
     a session that has not closed (the next one, or one weeks later); no command is sent, nothing is stored."""
     future = _next_session()
@@ -58,8 +73,8 @@ def test_oh_emit_refuses_a_session_that_has_not_closed(stack: Stack, args: tuple
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"the last closed session is {_last_closed()}" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-    assert stack.scalar("SELECT count(*) FROM ledger.events") == 0
-    assert set(_stored(stack).values()) == {0}
+    assert refusing_stack.scalar("SELECT count(*) FROM ledger.events") == 0
+    assert set(_stored(refusing_stack).values()) == {0}
 
 
 def test_the_sim_worker_refuses_a_future_session_sent_past_the_cli(stack: Stack, home: Home) -> None:

@@ -30,7 +30,7 @@ from contracts import AssetChecked, CandlesIngested, CheckRecord, NotificationSe
 from contracts.rows import CANDLES
 from devtools.processes import REPO, Service, wait_applied, wait_for_ledger
 from services.ledger.schema import PROJECTED_TABLES
-from tests.integration.conftest import OH, run_oh
+from tests.integration.conftest import OH, run_oh, shared_home
 from tests.unit import factories as f
 
 pytestmark = pytest.mark.integration
@@ -70,20 +70,22 @@ def _send(home: Home, events: list[Any]) -> int:
         producer.close()
 
 
-@pytest.fixture
-def filled(home: Home) -> Iterator[ControlClient]:
-    """A ledger whose every projected table has rows."""
-    ledger = Service(home, "ledger").start()
-    client = ControlClient(home, timeout=30)
-    try:  # the ledger stops even when filling it fails
-        wait_for_ledger(home)
-        _send(home, _every_kind_of_event())
-        for table in PROJECTED_TABLES:
-            assert client.query(f"SELECT count(*) AS n FROM {table}").to_pylist()[0]["n"] > 0, table
-        yield client
-    finally:
-        client.close()
-        ledger.stop()
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlClient]:
+    """A ledger whose every projected table has rows: filled once for the module, whose tests using it only export
+    (into their own directories) and read, never write to the warehouse."""
+    with shared_home(tmp_path_factory.mktemp("filled")) as home:
+        ledger = Service(home, "ledger").start()
+        client = ControlClient(home, timeout=30)
+        try:  # the ledger stops even when filling it fails
+            wait_for_ledger(home)
+            _send(home, _every_kind_of_event())
+            for table in PROJECTED_TABLES:
+                assert client.query(f"SELECT count(*) AS n FROM {table}").to_pylist()[0]["n"] > 0, table
+            yield client
+        finally:
+            client.close()
+            ledger.stop()
 
 
 def read_back(root: Path, item: dict[str, Any]) -> pa.Table:
@@ -102,7 +104,7 @@ def _types(table: pa.Table) -> list[tuple[str, str]]:
     return [(field.name, str(field.type)) for field in table.schema]
 
 
-def test_export_read_back_with_duckdb_equals_the_tables(filled: ControlClient, home: Home, tmp_path: Path) -> None:
+def test_export_read_back_with_duckdb_equals_the_tables(filled: ControlClient, tmp_path: Path) -> None:
     """Every table: same columns, same types, same rows; session tables in hive directories `column=date`, one
     file each; the manifest's seq is the ledger's applied seq and its counts are the rows."""
     target = tmp_path / "export"

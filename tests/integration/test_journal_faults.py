@@ -1,12 +1,16 @@
 """A damaged journal never costs committed data: the ledger halts naming the damage, and the repair restores it.
 
-Each test builds data with the real stack (ledger with small segments, the ingest worker, `oh emit ... --wait`,
-trades from a producer), stops it, damages the journal on disk, and starts the ledger again.
+The module builds data once with the real stack (ledger with small segments, the ingest worker, `oh emit ... --wait`,
+trades from a producer) and stops it; each test starts from its own byte-for-byte copy of that home's journal and
+warehouse, damages the journal on disk, and starts the ledger again.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +22,7 @@ from bus.producer import Producer
 from contracts import TradeUpdated
 from devtools.processes import wait_applied
 from services.ledger.schema import PROJECTED_TABLES
-from tests.integration.conftest import Stack, run_oh
+from tests.integration.conftest import Stack, run_oh, shared_home
 
 pytestmark = pytest.mark.integration
 
@@ -31,26 +35,50 @@ def _snapshot(stack: Stack) -> dict[str, Any]:
     return tables
 
 
-def _build(home: Home) -> tuple[Stack, dict[str, Any], int]:
-    """Runs from the CLI and trades from a producer, all committed; returns the stack (stopped), tables and head."""
-    stack = Stack(home, ledger_env={"OH_SEGMENT_BYTES": SEGMENT_BYTES})
-    stack.start_ledger()
-    stack.start_ingest()
-    for symbols, start, end in (("AAPL,MSFT", "2025-01-01", "2025-03-31"), ("SPY", "2025-01-01", "2025-06-30"),
-                                ("QQQ,IWM", "2025-04-01", "2025-04-30")):
-        done = run_oh("emit", "ingest-candles", "--symbols", symbols, "--start", start, "--end", end, "--wait")
-        assert done.returncode == 0, done.stderr
-    producer = Producer(home)
-    producer.send_many([TradeUpdated(order_id=f"o{i}", symbol="AAPL", event="fill", side="buy", qty=1.0, price=10.0)
-                        for i in range(20)])
-    producer.flush(30)
-    producer.close()
-    wait_applied(home, producer.last_acked_seq)
-    before = _snapshot(stack)
-    head = stack.client.status().head_seq
-    assert head == producer.last_acked_seq
-    stack.stop()
-    return stack, before, head
+@dataclass(frozen=True)
+class Built:
+    """A stopped home holding committed runs and trades, with its tables and head seq as the ledger served them."""
+
+    home: Home
+    before: dict[str, Any]
+    head: int
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    """Runs from the CLI and trades from a producer, all committed, then the stack stopped: once for the module
+    (every test damages its own copy, never this one)."""
+    with shared_home(tmp_path_factory.mktemp("journal-faults")) as home:
+        stack = Stack(home, ledger_env={"OH_SEGMENT_BYTES": SEGMENT_BYTES})
+        try:
+            stack.start_ledger()
+            stack.start_ingest()
+            for symbols, start, end in (("AAPL,MSFT", "2025-01-01", "2025-03-31"),
+                                        ("SPY", "2025-01-01", "2025-06-30"), ("QQQ,IWM", "2025-04-01", "2025-04-30")):
+                done = run_oh("emit", "ingest-candles", "--symbols", symbols, "--start", start, "--end", end, "--wait")
+                assert done.returncode == 0, done.stderr
+            producer = Producer(home)
+            producer.send_many([TradeUpdated(order_id=f"o{i}", symbol="AAPL", event="fill", side="buy", qty=1.0,
+                                             price=10.0) for i in range(20)])
+            producer.flush(30)
+            producer.close()
+            wait_applied(home, producer.last_acked_seq)
+            before = _snapshot(stack)
+            head = stack.client.status().head_seq
+            assert head == producer.last_acked_seq
+        finally:
+            stack.stop()
+        yield Built(home, before, head)
+
+
+def _build(home: Home, built: Built) -> tuple[Stack, dict[str, Any], int]:
+    """This test's home gets a copy of the built journal, warehouse and state (not its logs or sockets); returns a
+    stopped stack on it, the tables and the head."""
+    for part in ("journal", "warehouse", "state", "config"):
+        source = built.home.root / part
+        if source.exists():
+            shutil.copytree(source, home.root / part, dirs_exist_ok=True)
+    return Stack(home, ledger_env={"OH_SEGMENT_BYTES": SEGMENT_BYTES}), built.before, built.head
 
 
 def _frames(segment: Path) -> list[tuple[int, int, int, str]]:
@@ -110,12 +138,12 @@ def _repair_and_restart(stack: Stack, before: dict[str, Any], *repair_args: str)
     return again
 
 
-def test_a_flipped_byte_in_the_newest_segment_halts_and_is_repaired_exactly(home: Home) -> None:
+def test_a_flipped_byte_in_the_newest_segment_halts_and_is_repaired_exactly(home: Home, built: Built) -> None:
     """Flip one byte of a committed candles frame in the newest segment: on start the ledger halts (the warehouse is not
     rebuilt, not one row is lost), `oh status`, `oh db health` and the log name the segment and offset, events are
     refused; `oh journal repair` (ledger stopped) corrects the byte; after a restart the tables equal those before the
     flip, a rebuild from the repaired journal gives them again, and new commands run."""
-    stack, before, head = _build(home)
+    stack, before, head = _build(home, built)
     segment = max(home.journal.glob("*.seg"))
     frames = _frames(segment)
     assert len(frames) >= 3, "the newest segment should hold several frames"
@@ -137,10 +165,10 @@ def test_a_flipped_byte_in_the_newest_segment_halts_and_is_repaired_exactly(home
         stack.stop()
 
 
-def test_a_flipped_byte_in_a_sealed_segment_is_found_on_start_and_repaired(home: Home) -> None:
+def test_a_flipped_byte_in_a_sealed_segment_is_found_on_start_and_repaired(home: Home, built: Built) -> None:
     """Flip one byte in the oldest (sealed) segment: caught on start by its seal, not later by a rebuild; the ledger
     halts naming it; the repair restores it; the restarted ledger has the same tables, and so does a rebuild."""
-    stack, before, _ = _build(home)
+    stack, before, _ = _build(home, built)
     segments = sorted(home.journal.glob("*.seg"))
     assert len(segments) >= 2, "the data should span several segments"
     oldest = segments[0]
@@ -158,11 +186,11 @@ def test_a_flipped_byte_in_a_sealed_segment_is_found_on_start_and_repaired(home:
         stack.stop()
 
 
-def test_a_frame_beyond_correction_is_marked_lost_and_the_warehouse_keeps_its_rows(home: Home) -> None:
+def test_a_frame_beyond_correction_is_marked_lost_and_the_warehouse_keeps_its_rows(home: Home, built: Built) -> None:
     """Two damaged bytes in one committed frame cannot be corrected: the repair says which seq cannot be restored and
     writes nothing until told `--mark-lost`; then the frames after it are kept (resync), the ledger starts with every
     committed row still in the warehouse, and goes on journaling."""
-    stack, before, head = _build(home)
+    stack, before, head = _build(home, built)
     segment = max(home.journal.glob("*.seg"))
     frames = _frames(segment)
     start, end, seq, _ = frames[len(frames) // 2]
@@ -186,10 +214,10 @@ def test_a_frame_beyond_correction_is_marked_lost_and_the_warehouse_keeps_its_ro
         stack.stop()
 
 
-def test_a_journal_shorter_than_the_warehouse_halts_instead_of_rebuilding(home: Home) -> None:
+def test_a_journal_shorter_than_the_warehouse_halts_instead_of_rebuilding(home: Home, built: Built) -> None:
     """The newest frames vanished from the journal (a tail cut by an older version, kept in a `.cut` file): the ledger
     keeps the warehouse, halts naming the missing seqs and the `.cut` file, and the repair puts the frames back."""
-    stack, before, head = _build(home)
+    stack, before, head = _build(home, built)
     segment = max(home.journal.glob("*.seg"))
     start, _, seq, _ = _frames(segment)[-3]
     data = segment.read_bytes()
@@ -212,12 +240,12 @@ def test_a_journal_shorter_than_the_warehouse_halts_instead_of_rebuilding(home: 
         stack.stop()
 
 
-def test_an_offline_rebuild_never_writes_beside_another_journal_writer(home: Home) -> None:
+def test_an_offline_rebuild_never_writes_beside_another_journal_writer(home: Home, built: Built) -> None:
     """`oh replay --rebuild` with no ledger answering takes the journal's writer lock: while another process holds it
     (a ledger that does not answer, a repair), the rebuild is refused naming the holder, and nothing is touched."""
     from bus.journal_lock import JournalLock
 
-    stack, before, _ = _build(home)
+    stack, before, _ = _build(home, built)
     warehouse = home.warehouse.read_bytes()
     lock = JournalLock(home.journal, "a test standing in for a busy ledger").acquire()
     try:

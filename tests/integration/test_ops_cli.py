@@ -24,7 +24,7 @@ from bus.home import Home
 from devtools.processes import REPO, Service, wait_for_heartbeat
 from oh.adapters import supervisor
 from oh.domain import calendar
-from tests.integration.conftest import Stack, run_oh
+from tests.integration.conftest import Stack, run_oh, shared_home
 
 pytestmark = pytest.mark.integration
 
@@ -41,22 +41,37 @@ def _one_line(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-@pytest.fixture(params=["ledger-up", "ledger-down"])
-def unhealthy(request: pytest.FixtureRequest, home: Home) -> Iterator[str]:
-    """SPY candles for the first and last 10 of the 30 sessions (a 10-session gap, fresh), then a failed ingest run;
-    the ledger left running or stopped (health then opens the file read-only)."""
-    stack = Stack(home)
-    stack.start_ledger()
-    stack.start_ingest()
-    window = _window()
-    for start, end in ((window[0], window[9]), (window[20], window[29])):
-        done = run_oh("emit", "ingest-candles", "--symbols", "SPY", "--start", str(start), "--end", str(end), "--wait")
-        assert done.returncode == 0, done.stderr
-    assert run_oh("emit", "ingest-candles", "--symbols", "ZZNOPE", "--as-of", str(window[-1]), "--wait").returncode == 1
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """SPY candles for the first and last 10 of the 30 sessions (a 10-session gap, fresh), then a failed ingest run:
+    seeded once for the module (its tests only read it), in a module-wide OH_HOME."""
+    with shared_home(tmp_path_factory.mktemp("unhealthy")) as home:
+        stack = Stack(home)
+        try:
+            stack.start_ledger()
+            stack.start_ingest()
+            window = _window()
+            for start, end in ((window[0], window[9]), (window[20], window[29])):
+                done = run_oh("emit", "ingest-candles", "--symbols", "SPY", "--start", str(start), "--end", str(end),
+                              "--wait")
+                assert done.returncode == 0, done.stderr
+            failed = run_oh("emit", "ingest-candles", "--symbols", "ZZNOPE", "--as-of", str(window[-1]), "--wait")
+            assert failed.returncode == 1, failed.stderr
+            yield stack
+        finally:
+            stack.stop()
+
+
+@pytest.fixture(scope="module", params=["ledger-up", "ledger-down"])
+def unhealthy(request: pytest.FixtureRequest, seeded: Stack) -> str:
+    """The seeded home with the ledger left running or stopped (health then opens the file read-only); the
+    ledger-up tests run first (pytest groups a module-scoped parameter), and a ledger stopped before them is
+    started again."""
     if request.param == "ledger-down":
-        stack.stop()
-    yield request.param
-    stack.stop()
+        seeded.stop()
+    elif seeded.ledger.proc is None or seeded.ledger.proc.poll() is not None:
+        seeded.start_ledger()
+    return str(request.param)
 
 
 def test_fail_on_turns_each_condition_into_exit_3(unhealthy: str) -> None:

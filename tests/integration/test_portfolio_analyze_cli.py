@@ -15,7 +15,7 @@ from bus.home import Home
 from devtools.processes import Service, wait_for_heartbeat
 from oh.adapters.sim.options import option_chain
 from oh.domain.pricing import mark_price
-from tests.integration.conftest import Stack, run_oh
+from tests.integration.conftest import Stack, run_oh, shared_home
 
 pytestmark = pytest.mark.integration
 
@@ -23,22 +23,30 @@ DAY = date(2025, 6, 3)
 EXPIRY = "2025-07-18"
 
 
-@pytest.fixture
-def stored(home: Home) -> Iterator[Stack]:
-    """The ledger and snapshot worker, with SPY's chain of DAY stored."""
-    stack = Stack(home)
-    stack.start_ledger()
-    snapshot = Service(home, "snapshot").start()
-    wait_for_heartbeat(home, "snapshot")
-    result = run_oh("emit", "snapshot-options", "--symbols", "SPY", "--as-of", str(DAY), "--wait")
-    assert result.returncode == 0, result.stderr
-    yield stack
-    snapshot.stop()
-    stack.stop()
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The ledger and snapshot worker, with SPY's chain of DAY stored: once for the module, whose tests only read
+    the warehouse (each writes its own portfolio file); the one that stops the ledger runs last."""
+    with shared_home(tmp_path_factory.mktemp("stored")) as home:
+        stack = Stack(home)
+        snapshot = Service(home, "snapshot")
+        try:
+            stack.start_ledger()
+            snapshot.start()
+            wait_for_heartbeat(home, "snapshot")
+            result = run_oh("emit", "snapshot-options", "--symbols", "SPY", "--as-of", str(DAY), "--wait")
+            assert result.returncode == 0, result.stderr
+            yield stack
+        finally:
+            if snapshot.proc is not None and snapshot.proc.poll() is None:
+                snapshot.stop()
+            stack.stop()
 
 
 def build_portfolio() -> Path:
-    """Through the CLI: a long call, a bull put vertical and a short iron condor on SPY, all listed on DAY."""
+    """Through the CLI: a long call, a bull put vertical and a short iron condor on SPY, all listed on DAY (in a new
+    portfolio file: an earlier test's, in the module's shared home, is removed first)."""
+    (Home.from_env().config / "portfolio.json").unlink(missing_ok=True)
     steps = [
         ["init", "--cash", "10000"],
         ["add-position", "--symbol", "SPY", "--quantity", "2", "--cost", "11", "--expiry", EXPIRY, "--right", "call",
@@ -101,20 +109,6 @@ def test_single_leg_vertical_and_condor_analyze_with_correct_signs(stored: Stack
     assert state(path) == before
 
 
-def test_tables_and_the_ledger_down_path_read_the_same_data(stored: Stack, home: Home) -> None:
-    """The readable output names every position and stress table; with the ledger stopped the warehouse file is
-    read directly and the JSON is identical."""
-    build_portfolio()
-    up = analyze_json()
-    result = run_oh("portfolio", "analyze", "--as-of", str(DAY))
-    assert result.returncode == 0, result.stderr
-    for needle in ("call", "bps", "ic", "SPY250718P00115000", "Stress PnL today", "Stress PnL in 7 days",
-                   "theta $/day", "net liq", "not financial advice"):
-        assert needle in result.stdout, needle
-    stored.ledger.stop()
-    assert analyze_json() == up
-
-
 def test_a_bad_field_is_named_and_the_file_left_alone(stored: Stack) -> None:
     """A strike of -5 in the file: exit 2, one line naming the position and the field; the file keeps its bytes."""
     path = build_portfolio()
@@ -139,3 +133,17 @@ def test_an_underlying_without_a_snapshot_says_how_to_get_one(stored: Stack) -> 
     assert "no option-chain snapshot of QQQ on or before 2025-06-03: run `oh emit snapshot-options --symbols QQQ`" in result.stderr
     early = run_oh("portfolio", "analyze", "--as-of", "2025-06-02")
     assert early.returncode == 2 and "--symbols QQQ,SPY" in early.stderr
+
+
+def test_tables_and_the_ledger_down_path_read_the_same_data(stored: Stack) -> None:
+    """The readable output names every position and stress table; with the ledger stopped the warehouse file is
+    read directly and the JSON is identical. (Last in the module: it stops the shared ledger.)"""
+    build_portfolio()
+    up = analyze_json()
+    result = run_oh("portfolio", "analyze", "--as-of", str(DAY))
+    assert result.returncode == 0, result.stderr
+    for needle in ("call", "bps", "ic", "SPY250718P00115000", "Stress PnL today", "Stress PnL in 7 days",
+                   "theta $/day", "net liq", "not financial advice"):
+        assert needle in result.stdout, needle
+    stored.ledger.stop()
+    assert analyze_json() == up

@@ -1,6 +1,7 @@
 """The warehouse's schema version is checked on every open: older is rebuilt from the journal, newer refused.
 
-An older warehouse is made from a real one (its version number lowered; also its layout changed the
+An older warehouse is made from a real one (filled once per module through the real ledger and ingest worker; each
+test edits its own byte-for-byte copy of that home's journal and warehouse: its version number lowered; also its layout changed the
 way an older release would have had it: a column and a table missing, or no version column at all).
 The ledger rebuilds it once, with the same tables as before, and says so once in its log. A warehouse
 from a newer `oh` is refused, untouched, by the ledger and by the offline tools (`oh query`,
@@ -9,8 +10,10 @@ from a newer `oh` is refused, untouched, by the ledger and by the offline tools 
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,30 +25,50 @@ from contracts import TradeUpdated
 from devtools.processes import REPO, Service, wait_applied, wait_for_ledger
 from services.ledger.schema import PROJECTED_TABLES, SCHEMA_VERSION
 from services.ledger.warehouse import connect
-from tests.integration.conftest import Stack, run_oh
+from tests.integration.conftest import Stack, run_oh, shared_home
 
 pytestmark = pytest.mark.integration
 
 MIGRATION_LINE = f"is older than this oh's {SCHEMA_VERSION}: moved it to"
+Tables = dict[str, list[dict[str, Any]]]
 
 
 def _snapshot(read: Any) -> dict[str, list[dict[str, Any]]]:
     return {table: read(f"SELECT * FROM {table} ORDER BY ALL").to_pylist() for table in PROJECTED_TABLES}
 
 
-def _fill_warehouse(stack: Stack, home: Home) -> dict[str, list[dict[str, Any]]]:
-    """Candles (one run failing a symbol) and fills through the real ledger; returns every projected table."""
-    for args in (("--symbols", "AAPL,MSFT", "--start", "2025-01-01", "--end", "2025-03-31"),
-                 ("--symbols", "AAPL,ZZBAD", "--start", "2025-03-01", "--end", "2025-04-30")):
-        run_oh("emit", "ingest-candles", *args, "--wait")
-    producer = Producer(home)
-    producer.send_many([TradeUpdated(order_id=f"o{i}", symbol="AAPL", event="fill", side="buy", qty=1.0 + i,
-                                     price=190.0) for i in range(20)])
-    producer.flush(30)
-    producer.close()
-    wait_applied(home, producer.last_acked_seq)
-    before = _snapshot(stack.client.query)
-    assert before["candles_daily"] and len(before["trade_updates"]) == 20
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Home, Tables]]:
+    """Candles (one run failing a symbol) and fills through the real ledger, then the stack stopped: once for the
+    module (each test changes its own copy); yields the home and every projected table."""
+    with shared_home(tmp_path_factory.mktemp("filled")) as home:
+        stack = Stack(home)
+        try:
+            stack.start_ledger()
+            stack.start_ingest()
+            for args in (("--symbols", "AAPL,MSFT", "--start", "2025-01-01", "--end", "2025-03-31"),
+                         ("--symbols", "AAPL,ZZBAD", "--start", "2025-03-01", "--end", "2025-04-30")):
+                run_oh("emit", "ingest-candles", *args, "--wait")
+            producer = Producer(home)
+            producer.send_many([TradeUpdated(order_id=f"o{i}", symbol="AAPL", event="fill", side="buy", qty=1.0 + i,
+                                             price=190.0) for i in range(20)])
+            producer.flush(30)
+            producer.close()
+            wait_applied(home, producer.last_acked_seq)
+            before = _snapshot(stack.client.query)
+            assert before["candles_daily"] and len(before["trade_updates"]) == 20
+        finally:
+            stack.stop()
+        yield home, before
+
+
+def _fill_warehouse(filled: tuple[Home, Tables], home: Home) -> Tables:
+    """This test's home gets a copy of the filled journal and warehouse (the ledger stopped); returns every
+    projected table as the ledger served them."""
+    source, before = filled
+    for part in ("journal", "warehouse", "state", "config"):
+        if (source.root / part).exists():
+            shutil.copytree(source.root / part, home.root / part, dirs_exist_ok=True)
     return before
 
 
@@ -76,11 +99,10 @@ OLDER = {
 
 
 @pytest.mark.parametrize("older", sorted(OLDER))
-def test_an_older_warehouse_is_rebuilt_from_the_journal_once(stack: Stack, home: Home, older: str) -> None:
+def test_an_older_warehouse_is_rebuilt_from_the_journal_once(filled: tuple[Home, Tables], home: Home, older: str) -> None:
     """The ledger finds an older schema, sets the file aside, rebuilds the same tables from the journal, logs
     it once, and opens the rebuilt file at the current version from then on."""
-    before = _fill_warehouse(stack, home)
-    stack.stop()
+    before = _fill_warehouse(filled, home)
     _edit(home, *OLDER[older])
     for _ in range(2):  # the second start finds the current version: no second rebuild
         ledger = Service(home, "ledger").start()
@@ -100,11 +122,10 @@ def test_an_older_warehouse_is_rebuilt_from_the_journal_once(stack: Stack, home:
     assert home.warehouse.with_name("oh.duckdb.schema-v0").exists()
 
 
-def test_offline_tools_refuse_an_older_warehouse_until_it_is_rebuilt(stack: Stack, home: Home) -> None:
+def test_offline_tools_refuse_an_older_warehouse_until_it_is_rebuilt(filled: tuple[Home, Tables], home: Home) -> None:
     """With no ledger, `oh query` does not read an older layout as if it were current: it says how to rebuild,
     and after the offline `oh replay --rebuild` it reads the same tables as before."""
-    before = _fill_warehouse(stack, home)
-    stack.stop()
+    before = _fill_warehouse(filled, home)
     _edit(home, *OLDER["layout"])
     refused = run_oh("query", "SELECT count(*) FROM candles_daily")
     assert refused.returncode == 1
