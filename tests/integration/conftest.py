@@ -78,3 +78,11 @@ def shared_home(root: Path) -> Iterator[Home]:
         yield home
         if home.sockets.parent != home.root:
             shutil.rmtree(home.sockets, ignore_errors=True)
+
+
+def copy_home(source: Home, target: Home) -> None:
+    """Copy a stopped home's journal, warehouse, worker offsets and config into `target` (not its logs or
+    sockets): each test changes its own copy of data one set-up built once."""
+    for part in ("journal", "warehouse", "state", "config"):
+        if (source.root / part).exists():
+            shutil.copytree(source.root / part, target.root / part, dirs_exist_ok=True)

@@ -7,7 +7,6 @@ warehouse, damages the journal on disk, and starts the ledger again.
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from bus.producer import Producer
 from contracts import TradeUpdated
 from devtools.processes import wait_applied
 from services.ledger.schema import PROJECTED_TABLES
-from tests.integration.conftest import Stack, run_oh, shared_home
+from tests.integration.conftest import Stack, copy_home, run_oh, shared_home
 
 pytestmark = pytest.mark.integration
 
@@ -74,10 +73,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
 def _build(home: Home, built: Built) -> tuple[Stack, dict[str, Any], int]:
     """This test's home gets a copy of the built journal, warehouse and state (not its logs or sockets); returns a
     stopped stack on it, the tables and the head."""
-    for part in ("journal", "warehouse", "state", "config"):
-        source = built.home.root / part
-        if source.exists():
-            shutil.copytree(source, home.root / part, dirs_exist_ok=True)
+    copy_home(built.home, home)
     return Stack(home, ledger_env={"OH_SEGMENT_BYTES": SEGMENT_BYTES}), built.before, built.head
 
 

@@ -10,7 +10,6 @@ from a newer `oh` is refused, untouched, by the ledger and by the offline tools 
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ from contracts import TradeUpdated
 from devtools.processes import REPO, Service, wait_applied, wait_for_ledger
 from services.ledger.schema import PROJECTED_TABLES, SCHEMA_VERSION
 from services.ledger.warehouse import connect
-from tests.integration.conftest import Stack, run_oh, shared_home
+from tests.integration.conftest import Stack, copy_home, run_oh, shared_home
 
 pytestmark = pytest.mark.integration
 
@@ -66,9 +65,7 @@ def _fill_warehouse(filled: tuple[Home, Tables], home: Home) -> Tables:
     """This test's home gets a copy of the filled journal and warehouse (the ledger stopped); returns every
     projected table as the ledger served them."""
     source, before = filled
-    for part in ("journal", "warehouse", "state", "config"):
-        if (source.root / part).exists():
-            shutil.copytree(source.root / part, home.root / part, dirs_exist_ok=True)
+    copy_home(source, home)
     return before
 
 
