@@ -24,13 +24,14 @@ demo: install
 
 ## The whole test suite: lint (ruff), the import contracts (lint-imports), then unit, integration
 ## with real processes, the Dagster tests (tests/dagster: the `dagster` extra, in the dev set-up) and
-## browser tests, in parallel (pytest-xdist, a test module per worker: most tests wait on processes,
-## not on the CPU). TEST_WORKERS=1 runs them one at a time.
+## browser tests, in parallel (pytest-xdist, a test module per worker; on 2 cores the suite is bound by
+## the CPU its processes use). TEST_WORKERS=1 runs them one at a time. Byte code is written even where the environment
+## says not to (PYTHONDONTWRITEBYTECODE): the suite starts ~1,500 processes, and each would compile oh again.
 TEST_WORKERS ?= 4
 test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-cache
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope
 
 ## Stop every service.
 down:
