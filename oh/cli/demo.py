@@ -8,7 +8,8 @@ bars of the last few, and `daily` for the latest session. The workers chain flow
 briefing after each snapshot run by themselves, so the parts go down the chain as a pipeline: the flow of
 the first part runs while the second is snapshotted, and so on (each worker runs its commands in journal
 order, so a part's derived rows always see the IV history of the parts before it, and the daily's those of
-every part: the same rows as one ranged command). Last, a FLOW_WINDOW-session flow for the latest
+every part: the same rows as one ranged command). One subscription follows all of them (each event is read
+once) until the daily has ended, and so every part's chain too. Last, a FLOW_WINDOW-session flow for the latest
 FLOW_WINDOW sessions (daily computes one-session flow only; its chain redoes their derived rows and
 briefings, the same). The demo ends once every service (the dashboard too) is up. 30 sessions are enough
 for IV rank and percentile (20 earlier sessions), the multi-session flow windows and the briefing's
@@ -36,8 +37,8 @@ DEMO_SESSIONS = 30
 BAR_SESSIONS = 5  # option bars for the latest sessions only (no page needs 30; they cost as much as the chains)
 PORTFOLIO_AGE = 5  # the sample portfolio is opened this many sessions back: its contracts are still alive
 FLOW_WINDOW = 5  # a multi-session flow window (the Flow page's window choice) for the latest this many sessions
-CHAIN_PARTS = 3  # the snapshot range goes down the chain in this many parts, each stage working on one while
-# the next works on the one before (more parts: more overlap, and more runs of fixed cost each)
+CHAIN_PARTS = 3  # the snapshot range goes down the chain in this many parts, each stage working on one part
+# while the stage before it works on the next (more parts: more overlap, and more runs of fixed cost each)
 DAILY_CANDLE_DAYS = 7  # the daily's candles: the last week again (the backfill wrote the years before just now)
 START_TIMEOUT = 90.0  # seconds for the services to start
 PIPELINE_WORKERS = ("snapshot", "flow", "derived", "briefing", "checks", "scheduler")
