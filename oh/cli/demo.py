@@ -1,19 +1,19 @@
 """`oh demo` (what `make demo` runs): every service on the sim market, enough history that every feature shows.
 
-It starts supervisord; as soon as the ledger and the ingest worker answer (the other services start meanwhile)
-it backfills two years of candles, writing a sample portfolio while they are ingested (only when there is none,
-opened PORTFOLIO_AGE sessions back). Then it sends, at once: the option-chain snapshots of the DEMO_SESSIONS - 1
-sessions before the latest as CHAIN_PARTS ranged commands (consecutive runs of sessions, oldest first), the
-option bars of the last few, and `daily` for the latest session. The workers chain flow, derived metrics and a
-briefing after each snapshot run by themselves, so the parts go down the chain as a pipeline: the flow of the
-first part runs while the second is snapshotted, and so on (each worker runs its commands in journal order, so a
-part's derived rows always see the IV history of the parts before it, and the daily's those of every part: the
-same rows as one ranged command). One subscription follows all of them (each event is read once) until the daily
-has ended, and so every part's chain too. Last, a FLOW_WINDOW-session flow for the latest FLOW_WINDOW sessions
-(daily computes one-session flow only; its chain redoes their derived rows and briefings, the same). The demo
-ends once every service (the dashboard too) is up. 30 sessions are enough for IV rank and percentile (20 earlier
-sessions), the multi-session flow windows and the briefing's highlights on the first look. The last line says
-how long each stage took.
+It starts supervisord and, while the services start, writes a sample portfolio (only when there is none, opened
+PORTFOLIO_AGE sessions back); as soon as the ledger and the ingest worker answer it backfills two years of
+candles. Then it sends, at once: the option-chain snapshots of the DEMO_SESSIONS - 1 sessions before the latest
+as CHAIN_PARTS ranged commands (consecutive runs of sessions, oldest first), the option bars of the last few,
+and `daily` for the latest session. The workers chain flow, derived metrics and a briefing after each snapshot
+run by themselves, so the parts go down the chain as a pipeline: the flow of the first part runs while the
+second is snapshotted, and so on (each worker runs its commands in journal order, so a part's derived rows
+always see the IV history of the parts before it, and the daily's those of every part: the same rows as one
+ranged command). One subscription follows all of them (each event is read once) until the daily has ended, and
+so every part's chain too. Last, a FLOW_WINDOW-session flow for the latest FLOW_WINDOW sessions (daily computes
+one-session flow only; its chain redoes their derived rows and briefings, the same). The demo ends once every
+service (the dashboard too) is up. 30 sessions are enough for IV rank and percentile (20 earlier sessions), the
+multi-session flow windows and the briefing's highlights on the first look. The last line says how long each
+stage took.
 """
 
 from __future__ import annotations
@@ -59,17 +59,16 @@ def demo(
         fail("--years must be at least 1 and --sessions at least 2", 2)
     stages = _Stages()
     home = Home.from_env().ensure()
-    start_supervisord(home)
+    start_supervisord(home)  # the services start while the portfolio is written (before the daily and any briefing)
     symbols = list(DEFAULT_WATCHLIST)
     last = calendar.last_closed_session(datetime.now(UTC))
     days = [day.astype(date) for day in calendar.last_sessions(last, sessions)]
+    _demo_portfolio(home, days[-min(PORTFOLIO_AGE, len(days))])
     _wait_for(home, ["ingest"])  # the ledger and the first step's worker: the others start meanwhile
     stages.done("start")
-    # candles first (derived metrics read them), the portfolio written while they are ingested, then the rest at once
+    # candles first (derived metrics read them), then everything else at once
     candles = IngestCandles(symbols=symbols, start=last - timedelta(days=365 * years), end=last, provider="sim")
-    receipt = send(candles)
-    _demo_portfolio(home, days[-min(PORTFOLIO_AGE, len(days))])  # before the daily and every briefing
-    follow_all([(candles, receipt, len(symbols))], timeout=600.0)
+    follow_all([(candles, send(candles), len(symbols))], timeout=600.0)
     stages.done("candles")
     _wait_for(home, PIPELINE_WORKERS)
     parts = [SnapshotOptions(symbols=symbols, start=part[0], end=part[-1], provider="sim")
