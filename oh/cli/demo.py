@@ -10,7 +10,7 @@ second is snapshotted, and so on (each worker runs its commands in journal order
 always see the IV history of the parts before it, and the daily's those of every part: the same rows as one
 ranged command). One subscription follows all of them (each event is read once) until the daily has ended, and
 so every part's chain too. Last, a FLOW_WINDOW-session flow for the latest FLOW_WINDOW sessions (daily computes
-one-session flow only; its chain redoes their derived rows and briefings, the same). The demo ends once every
+one-session flow only; a multi-session window chains nothing: no later stage reads it). The demo ends once every
 service (the dashboard too) is up. 30 sessions are enough for IV rank and percentile (20 earlier sessions), the
 multi-session flow windows and the briefing's highlights on the first look. The last line says how long each
 stage took.
