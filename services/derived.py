@@ -1,4 +1,5 @@
-"""The derived worker: job `compute_derived` (asset `derived_metrics`), chained after every flow run.
+"""The derived worker: job `compute_derived` (asset `derived_metrics`), chained after every flow run of one-session
+windows (a multi-session window chains nothing: services/pipeline.py, CHAINS_ON).
 
 For each symbol and session it reads that session's chain, the closes up to it (candles_daily) and
 the IV history of earlier sessions only (derived_daily, strictly before the day), and calls

@@ -7,7 +7,9 @@ upstream run stored (a range stays a range down the chain), with a command id de
 upstream run. So the run id of every later step is known in advance, which is how `daily` and
 `oh replay --wait` follow a chain without guessing.
 A run an orchestrator triggered (`triggered_by` in contracts.base.ORCHESTRATORS: Dagster) is not
-chained: the orchestrator sends each stage itself, as a step of its own.
+chained: the orchestrator sends each stage itself, as a step of its own. Nor is a flow run over a
+window of more than one session: no later stage reads those rows (derived metrics read the chains, the
+briefing one-session flow), so its successors would only recompute the rows they already hold.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ POLL_SECONDS = 0.05  # one ~1.5 ms status query per poll while a daily or replay
 POLL_MAX_SECONDS = 0.5  # ... then every elapsed/40 s up to this: a long step is polled ~1/s, not 20/s
 TRANSIENT_QUERY_ERRORS = ("busy", "timeout", "interrupted")  # a poll that failed so is simply retried
 Read = Callable[[str, list[Any]], pa.Table]
+# The runs (`r`, a row of meta.ingestion_runs) whose outputs a later stage reads: every one but a flow over more than
+# one session per window (its args_json holds the command's `window`).
+CHAINS_ON = ("NOT (r.job_name = 'compute_flow' "
+             "AND coalesce(TRY_CAST(json_extract_string(r.args_json, '$.window') AS INTEGER), 1) > 1)")
 
 
 @dataclass(frozen=True)
@@ -104,7 +110,8 @@ def follow_chain(read: Read, first: Step, start_timeout: float, run_timeout: flo
                  check: Callable[[], None] = lambda: None) -> dict[Step, str]:
     """Wait for `first` and every step chained after it; the final status of each.
 
-    The chain ends where a run stored (or skipped) nothing, since its successor is then never sent.
+    The chain ends where a run stored (or skipped) nothing, or wrote what no later stage reads (CHAINS_ON),
+    since its successor is then never sent.
     """
     outcomes: dict[Step, str] = {}
     step: Step | None = first
@@ -115,8 +122,9 @@ def follow_chain(read: Read, first: Step, start_timeout: float, run_timeout: flo
             break
         asset_key, successor = following
         stored = read(
-            "SELECT count(*) FROM meta.ingestion_run_assets WHERE run_id = ? AND asset_key = ? "
-            "AND status IN ('success', 'skipped')", [step.run_id, asset_key],
+            "SELECT count(*) FROM meta.ingestion_run_assets a JOIN meta.ingestion_runs r USING (run_id) "
+            f"WHERE a.run_id = ? AND a.asset_key = ? AND a.status IN ('success', 'skipped') AND {CHAINS_ON}",
+            [step.run_id, asset_key],
         )
         step = successor if stored.column(0)[0].as_py() else None
     return outcomes
@@ -125,12 +133,13 @@ def chained_partitions(bus: Bus, run_id: str, job_name: str, asset_key: str) -> 
     """Symbols by session that an upstream run stored (or skipped), to chain the next step on.
 
     None for a run an orchestrator triggered (contracts.base.ORCHESTRATORS): it runs each stage as a
-    step of its own, so chaining here too would run every later stage twice.
+    step of its own, so chaining here too would run every later stage twice. None, too, for a run whose
+    rows no later stage reads (CHAINS_ON: a multi-session flow window).
     """
     stored = bus.query(
         "SELECT a.partition_key FROM meta.ingestion_run_assets a JOIN meta.ingestion_runs r USING (run_id) "
         "WHERE a.run_id = ? AND r.job_name = ? AND a.asset_key = ? AND a.status IN ('success', 'skipped') "
-        "AND NOT list_contains(?::VARCHAR[], r.triggered_by) ORDER BY 1",
+        f"AND NOT list_contains(?::VARCHAR[], r.triggered_by) AND {CHAINS_ON} ORDER BY 1",
         [run_id, job_name, asset_key, list(ORCHESTRATORS)],
     )
     by_day: dict[date, list[str]] = {}

@@ -10,6 +10,9 @@ When the ledger cannot store events (its disk is full, or it is halted on a dama
 command is refused with the ledger's reason and `oh emit` says so at once (exit 1) instead of
 waiting; while following a run, the ledger's status is checked every few seconds: a full disk is
 reported once (the run goes on when space returns), a halted ledger ends the wait (exit 1).
+
+`follow_all` follows several sent commands at once (what `oh demo` does): a progress line each, one subscription
+from the first send, so each event is read once; it ends when every run has ended, and exits 1 as soon as one failed.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from oh.cli.common import console, err_console, fail
 from oh.domain.units import plural
 
 if TYPE_CHECKING:
-    from contracts import AssetChecked, Command
+    from contracts import AssetChecked, Command, RunFinished
     from contracts.control import StatusReply
 
 NO_WORKER_WARNING_SECONDS = 15.0
@@ -85,10 +88,17 @@ def send(command: Command) -> tuple[str, int]:
 
 def follow(command: Command, sent: tuple[str, int], total: int, timeout: float) -> None:
     """Show the progress of a sent command's run (and the runs it chains) until it ends; exit 1 if it failed."""
+    follow_all([(command, sent, total)], timeout)
+
+
+def follow_all(sent: list[tuple[Command, tuple[str, int], int]], timeout: float) -> None:
+    """`follow` for several sent commands at once, a progress line each, with one subscription from the first send:
+    it ends when every run has ended (exit 1 as soon as one failed). Each command's events are read once, not once
+    per command (a later command's follow would replay every event since its send from the journal)."""
     from contracts.catalog import job_of
 
-    run_id, from_seq = sent
-    _follow(Home.from_env(), run_id, job_of(command).name, total, from_seq, timeout)
+    roots = [_Root(run_id, job_of(command).name, total) for command, (run_id, _), total in sent]
+    _follow(Home.from_env(), roots, min(from_seq for _, (_, from_seq), _ in sent), timeout)
 
 
 def emit_and_wait(command: Command, total: int, wait: bool, timeout: float) -> None:
@@ -118,8 +128,27 @@ def _partition(event: object) -> str:
     return str(getattr(event, "as_of", ""))
 
 
-def _follow(home: Home, run_id: str, job: str, total: int, from_seq: int, timeout: float) -> None:
-    """Show progress of the run and of every run it starts (a `daily` run chains the others) until it ends."""
+class _Root:
+    """A followed run: its job, the runs it started (by id, with their job), what it stored, how it ended."""
+
+    def __init__(self, run_id: str, job: str, total: int) -> None:
+        self.run_id, self.job, self.total = run_id, job, total
+        self.runs = {run_id: job}  # this run and its descendants
+        self.running: dict[str, str] = {}
+        self.partitions: set[tuple[str, str]] = set()
+        self.rows = 0
+        self.checks = _CheckTally()
+        self.finished: RunFinished | None = None
+
+    def description(self) -> str:
+        if not self.running and not self.partitions and self.finished is None:
+            return f"{self.job}: waiting for a worker"
+        now = ", ".join(sorted(set(self.running.values()) - {self.job})) or ("running" if self.running else "")
+        return f"{self.job}: {now}" if now else self.job
+
+
+def _follow(home: Home, roots: list[_Root], from_seq: int, timeout: float) -> None:
+    """Show progress of each root run and of every run it starts (a `daily` run chains the others) until all end."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -133,56 +162,64 @@ def _follow(home: Home, run_id: str, job: str, total: int, from_seq: int, timeou
 
     subscriber = Subscriber(home, types=["RunStarted", "RunFinished", *_DATA_EVENTS], from_seq=from_seq)
     ledger = _LedgerWatch(home)
-    runs = {run_id: job}  # this run and its descendants
-    running: dict[str, str] = {}
-    partitions: set[tuple[str, str]] = set()
-    rows = 0
-    checks = _CheckTally()
+    root_of = {root.run_id: root for root in roots}  # every followed run id -> the root it descends from
     started = time.monotonic()
     warned = False
-    finished: RunFinished | None = None
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=err_console, transient=False,
     ) as progress:
-        task = progress.add_task(f"{job}: waiting for a worker", total=total or None)
-        while finished is None:
+        tasks = {root.run_id: progress.add_task(root.description(), total=root.total or None) for root in roots}
+        waiting = list(roots)
+        while waiting:
             if time.monotonic() - started > timeout:
-                fail(f"the run {run_id} did not finish within {timeout:g}s; it may still be running (`oh status`)")
-            ledger.check(run_id)
+                fail(f"the run {waiting[0].run_id} did not finish within {timeout:g}s; it may still be running "
+                     "(`oh status`)")
+            ledger.check(waiting[0].run_id)
             for _, event in subscriber.poll(200):
-                if isinstance(event, RunStarted) and event.parent_run_id in runs:
-                    runs[event.run_id] = event.job_name
-                event_run = getattr(event, "run_id", None)
-                if event_run not in runs:
+                if isinstance(event, RunStarted) and event.parent_run_id in root_of:
+                    root_of[event.run_id] = root_of[event.parent_run_id]
+                    root_of[event.run_id].runs[event.run_id] = event.job_name
+                root = root_of.get(getattr(event, "run_id", None))  # type: ignore[arg-type]
+                if root is None:
                     continue
                 if isinstance(event, RunStarted):
-                    running[event.run_id] = event.job_name
+                    root.running[event.run_id] = event.job_name
                 elif isinstance(event, RunFinished):
-                    running.pop(event.run_id, None)
-                    if event.run_id == run_id:
-                        finished = event
+                    root.running.pop(event.run_id, None)
+                    if event.run_id == root.run_id:
+                        root.finished = event
+                        progress.update(tasks[root.run_id], description=root.description())
+                        _finished(root)  # exits 1 if it failed
+                        waiting.remove(root)
+                        continue
                 else:
-                    rows += getattr(event, "row_count", 0)
-                    partitions.add((runs[event_run], _partition(event)))
+                    root.rows += getattr(event, "row_count", 0)
+                    root.partitions.add((root.runs[event.run_id], _partition(event)))  # type: ignore[attr-defined]
                     if type(event).__name__ == "AssetChecked":
-                        checks.add(event)  # type: ignore[arg-type]
-                now = ", ".join(sorted(set(running.values()) - {job})) or ("running" if running else "")
-                progress.update(task, completed=len(partitions), description=f"{job}: {now}" if now else job)
-            if not warned and len(running) == 0 and not partitions and time.monotonic() - started > NO_WORKER_WARNING_SECONDS:
+                        root.checks.add(event)  # type: ignore[arg-type]
+                progress.update(tasks[root.run_id], completed=len(root.partitions), description=root.description())
+            idle = all(not r.running and not r.partitions for r in waiting)
+            if not warned and waiting and idle and time.monotonic() - started > NO_WORKER_WARNING_SECONDS:
                 warned = True
                 err_console.print("no worker has picked the command up yet: is the worker running? (`oh status`)")
     subscriber.close()
     ledger.client.close()
+
+
+def _finished(root: _Root) -> None:
+    """Say how a root run ended: its rows, partitions and runs (and a checks tally); exit 1 if it did not succeed."""
+    finished = root.finished
+    assert finished is not None
     if finished.status != "success":
-        fail(f"{job} run {run_id} {finished.status} after {finished.duration_ms} ms: {finished.error_message}")
-    detail = (f"{plural(rows, 'row')} in {plural(len(partitions), 'partition')}" if rows
-              else plural(len(partitions), "partition"))
-    steps = f" over {plural(len(runs), 'run')}" if len(runs) > 1 else ""
-    console.print(f"[green]{job} succeeded[/]: {detail}{steps} in {finished.duration_ms:,} ms (run {run_id})",
+        fail(f"{root.job} run {root.run_id} {finished.status} after {finished.duration_ms} ms: {finished.error_message}")
+    detail = (f"{plural(root.rows, 'row')} in {plural(len(root.partitions), 'partition')}" if root.rows
+              else plural(len(root.partitions), "partition"))
+    steps = f" over {plural(len(root.runs), 'run')}" if len(root.runs) > 1 else ""
+    console.print(f"[green]{root.job} succeeded[/]: {detail}{steps} in {finished.duration_ms:,} ms (run {root.run_id})",
                   soft_wrap=True)
-    if job == "run_checks":
-        console.print(checks.summary(), soft_wrap=True, highlight=False, style="red" if checks.failed else None)
+    if root.job == "run_checks":
+        console.print(root.checks.summary(), soft_wrap=True, highlight=False, style="red" if root.checks.failed else None)
 
 
 class _CheckTally:

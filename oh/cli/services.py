@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -87,12 +88,13 @@ def service_states(programs: dict[str, supervisor.Program], ledger: StatusReply 
     return states
 
 
-def wait_ready(home: Home, timeout: float) -> list[str]:
-    """Wait until the ledger answers and every worker has sent a heartbeat; return who is missing.
+def wait_ready(home: Home, timeout: float, only: Sequence[str] | None = None) -> list[str]:
+    """Wait until the ledger answers and every worker (or those in `only`) has sent a heartbeat; return who is
+    missing.
 
     A program supervisord gave up on (FATAL: it exits as soon as it starts) ends the wait at once.
     """
-    workers = [name for name in supervisor.program_names() if name != supervisor.LEDGER]
+    workers = [name for name in supervisor.program_names() if name != supervisor.LEDGER and (only is None or name in only)]
     deadline = time.monotonic() + timeout
     missing = [supervisor.LEDGER, *workers]
     while time.monotonic() < deadline:
@@ -108,13 +110,18 @@ def wait_ready(home: Home, timeout: float) -> list[str]:
     return missing
 
 
-def up(timeout: float = typer.Option(60.0, help="Seconds to wait for every service to be ready.")) -> None:
-    """Start every service under supervisord (ledger first) and wait until all are ready."""
-    home = Home.from_env().ensure()
+def start_supervisord(home: Home) -> None:
+    """Start supervisord (which starts every program, ledger first) unless it runs already; exit 1 if it cannot."""
     if not supervisor.is_running(home):
         result = supervisor.start(home)
         if result.returncode != 0:
             fail(f"supervisord did not start: {(result.stderr or result.stdout).strip()}")
+
+
+def up(timeout: float = typer.Option(60.0, help="Seconds to wait for every service to be ready.")) -> None:
+    """Start every service under supervisord (ledger first) and wait until all are ready."""
+    home = Home.from_env().ensure()
+    start_supervisord(home)
     missing = wait_ready(home, timeout)
     if missing:
         fail(f"not ready after {timeout:g}s: {', '.join(missing)}; see the logs in {home.logs}")
