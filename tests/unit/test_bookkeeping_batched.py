@@ -192,3 +192,51 @@ def test_outside_a_transaction_fold_each_call_writes_at_once(tmp_path: Path) -> 
     [row] = table_rows(con, "meta.ingestion_run_assets")
     assert (row["status"], row["rows_inserted"], row["rows_updated"], row["bytes_written"], row["extra_json"],
             row["duration_ms"]) == ("success", 5, 1, 10, '{"e": 1}', 3000)
+
+
+# -- DuckDB's memory cap -------------------------------------------------------------------------
+def test_the_warehouse_memory_limit_comes_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """OH_DUCKDB_MEMORY_LIMIT caps DuckDB's buffer pool of every opening (default 1GB); a value DuckDB refuses is
+    a one-line error naming the variable, not a traceback."""
+    from services.ledger.warehouse import connect
+
+    monkeypatch.setenv("OH_DUCKDB_MEMORY_LIMIT", "300MB")
+    con = connect(tmp_path / "a.duckdb")
+    assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == "286.1 MiB"
+    con.close()
+    monkeypatch.delenv("OH_DUCKDB_MEMORY_LIMIT")
+    con = connect(tmp_path / "b.duckdb")
+    assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == "953.6 MiB"
+    con.close()
+    monkeypatch.setenv("OH_DUCKDB_MEMORY_LIMIT", "lots")
+    with pytest.raises(SystemExit, match="OH_DUCKDB_MEMORY_LIMIT='lots' is not a memory size"):
+        connect(tmp_path / "c.duckdb")
+
+
+def test_running_out_of_memory_is_not_blamed_on_the_events(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch that fails because DuckDB is out of memory is raised as it is (the ledger stalls and retries):
+    nothing goes to ledger.rejected, neither rows nor offset are committed, and the batch applies once memory
+    allows (catch-up from the journal)."""
+    from bus.codec import encode
+    from services.ledger import projections
+
+    ledger = MiniLedger(tmp_path)
+    ledger.submit([run_started("r1", 0)])
+    events = [chain("AAPL", D2, "r1", t=1), _checked("r1", "options_snapshot_file", f"AAPL|{D2}", 2)]
+
+    def starved(con: duckdb.DuckDBPyConnection, batch: object) -> None:
+        raise duckdb.OutOfMemoryException("Out of Memory Error: could not allocate block of size 256.0 KiB")
+
+    payloads = [encode(ev) for ev in events]
+    seqs = ledger.journal.append((type(ev).__name__, p) for ev, p in zip(events, payloads, strict=True))
+    monkeypatch.setattr(projections, "apply_events", starved)
+    with pytest.raises(duckdb.OutOfMemoryException):
+        ledger.warehouse.commit(list(zip(seqs, events, strict=True)), [len(p) for p in payloads], ledger.journal.sync)
+    with pytest.raises(duckdb.OutOfMemoryException):
+        ledger.warehouse.commit(list(zip(seqs, events, strict=True)), [len(p) for p in payloads])
+    monkeypatch.undo()
+    con = ledger.warehouse.con
+    assert table_rows(con, "ledger.rejected") == [] and ledger.warehouse.applied_seq == 1
+    assert ledger.warehouse.catch_up(ledger.journal) == 2
+    assert len(table_rows(con, "meta.asset_checks")) == 2
+    ledger.close()
