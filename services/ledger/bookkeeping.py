@@ -169,7 +169,7 @@ class Pending:
     def _write_assets(self, con: duckdb.DuckDBPyConnection) -> None:
         rows = list(self.assets.values())
         table = pa.table({f: pa.array([r[f] for r in rows], _ASSET_SCHEMA.field(f).type) for f in _ASSET_FIELDS})
-        _run_registered(con, "_assets", table, """
+        insert = """
             INSERT INTO meta.ingestion_run_assets (run_id, asset_key, asset_kind, partition_key, status,
                 rows_inserted, rows_updated, bytes_written, min_event_ts, max_event_ts, extra_json,
                 started_at, ended_at, duration_ms)
@@ -177,6 +177,8 @@ class Pending:
                 min_event_ts, max_event_ts, extra_json, started_at, ended_at,
                 date_diff('millisecond', started_at, ended_at)
             FROM _assets
+            """
+        upsert = insert + """
             ON CONFLICT (run_id, asset_key, partition_key) DO UPDATE SET
                 status = excluded.status,
                 rows_inserted = coalesce(rows_inserted, 0) + coalesce(excluded.rows_inserted, 0),
@@ -189,7 +191,10 @@ class Pending:
                 ended_at = greatest(ended_at, excluded.ended_at),
                 duration_ms = date_diff('millisecond', least(started_at, excluded.started_at),
                                         greatest(ended_at, excluded.ended_at))
-            """)
+            """
+        stored = ("SELECT count(*) FROM _assets a SEMI JOIN meta.ingestion_run_assets t ON t.run_id = a.run_id "
+                  "AND t.asset_key = a.asset_key AND t.partition_key = a.partition_key")
+        _insert_or_upsert(con, "_assets", table, stored, insert, upsert)
 
     def _write_marks(self, con: duckdb.DuckDBPyConnection) -> None:
         keys, values = list(self.marks), list(self.marks.values())
@@ -214,8 +219,22 @@ class Pending:
         rows = list(self.checks.values())
         table = pa.table({f: pa.array([r[i] for r in rows], _CHECK_SCHEMA.field(f).type)
                           for i, f in enumerate(_CHECK_FIELDS)})
-        _run_registered(con, "_checks", table, f"INSERT OR REPLACE INTO meta.asset_checks SELECT {', '.join(_CHECK_FIELDS)} "
-                                               "FROM _checks")
+        select = f"SELECT {', '.join(_CHECK_FIELDS)} FROM _checks"
+        stored = "SELECT count(*) FROM _checks a SEMI JOIN meta.asset_checks t ON t.check_id = a.check_id"
+        _insert_or_upsert(con, "_checks", table, stored, f"INSERT INTO meta.asset_checks {select}",
+                          f"INSERT OR REPLACE INTO meta.asset_checks {select}")
+
+
+def _insert_or_upsert(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table, stored: str, insert: str,
+                      upsert: str) -> None:
+    """A plain INSERT when no key of `table` is stored yet (the usual case: a run's new partitions and checks),
+    else the upsert: DuckDB's conflict handling costs more CPU than the existence query and the INSERT together."""
+    con.register(name, table)
+    try:
+        [(found,)] = con.execute(stored).fetchall()
+        con.execute(upsert if found else insert)
+    finally:
+        con.unregister(name)
 
 
 def _run_registered(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table, sql: str) -> None:
