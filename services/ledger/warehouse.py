@@ -92,8 +92,12 @@ def _set_memory_limit(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def is_storage_failure(exc: BaseException) -> bool:
-    """A failure that says nothing about the events (no disk space, no memory, the journal not durable)."""
-    return isinstance(exc, JournalNotDurable | duckdb.OutOfMemoryException) or is_disk_full(exc)
+    """A failure that says nothing about the events: no disk space, no memory, the journal not durable, or a
+    DuckDB FATAL error (the database is invalidated until reopened, e.g. a checkpoint that could not pin a
+    block: every later statement fails, so blaming events would reject all of them; the ledger stalls instead,
+    and a restart recovers from the journal)."""
+    return (isinstance(exc, JournalNotDurable | duckdb.OutOfMemoryException | duckdb.FatalException)
+            or is_disk_full(exc))
 
 
 class Warehouse:

@@ -213,10 +213,13 @@ def test_the_warehouse_memory_limit_comes_from_the_environment(tmp_path: Path, m
         connect(tmp_path / "c.duckdb")
 
 
-def test_running_out_of_memory_is_not_blamed_on_the_events(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A batch that fails because DuckDB is out of memory is raised as it is (the ledger stalls and retries):
-    nothing goes to ledger.rejected, neither rows nor offset are committed, and the batch applies once memory
-    allows (catch-up from the journal)."""
+@pytest.mark.parametrize("error", [duckdb.OutOfMemoryException, duckdb.FatalException])
+def test_running_out_of_memory_is_not_blamed_on_the_events(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: type[duckdb.Error]
+) -> None:
+    """A batch that fails because DuckDB is out of memory (or hit a FATAL error, which invalidates the database
+    until it is reopened) is raised as it is (the ledger stalls and retries): nothing goes to ledger.rejected,
+    neither rows nor offset are committed, and the batch applies once memory allows (catch-up from the journal)."""
     from bus.codec import encode
     from services.ledger import projections
 
@@ -225,14 +228,14 @@ def test_running_out_of_memory_is_not_blamed_on_the_events(tmp_path: Path, monke
     events = [chain("AAPL", D2, "r1", t=1), _checked("r1", "options_snapshot_file", f"AAPL|{D2}", 2)]
 
     def starved(con: duckdb.DuckDBPyConnection, batch: object) -> None:
-        raise duckdb.OutOfMemoryException("Out of Memory Error: could not allocate block of size 256.0 KiB")
+        raise error("Out of Memory Error: could not allocate block of size 256.0 KiB")
 
     payloads = [encode(ev) for ev in events]
     seqs = ledger.journal.append((type(ev).__name__, p) for ev, p in zip(events, payloads, strict=True))
     monkeypatch.setattr(projections, "apply_events", starved)
-    with pytest.raises(duckdb.OutOfMemoryException):
+    with pytest.raises(error):
         ledger.warehouse.commit(list(zip(seqs, events, strict=True)), [len(p) for p in payloads], ledger.journal.sync)
-    with pytest.raises(duckdb.OutOfMemoryException):
+    with pytest.raises(error):
         ledger.warehouse.commit(list(zip(seqs, events, strict=True)), [len(p) for p in payloads])
     monkeypatch.undo()
     con = ledger.warehouse.con
