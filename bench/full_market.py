@@ -11,6 +11,7 @@ timed from the send until a query through the ledger sees the `daily` run ended.
 Printed for the timed day: every stage of the chain (start and end offsets from the send, so pipeline
 overlap shows, duration, rows, rows/s); the CPU seconds each process spent; the ledger's RSS before
 and its peak during the day (VmHWM after resetting it, and sampled every 0.2 s), each worker's peak;
+DuckDB's own memory in the ledger by tag (`duckdb_memory()`) and its `memory_limit` (OH_DUCKDB_MEMORY_LIMIT);
 the journal bytes the day added, per contract snapshotted and per event type; when the checks of
 every delivery were committed.
 
