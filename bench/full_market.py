@@ -11,6 +11,7 @@ timed from the send until a query through the ledger sees the `daily` run ended.
 Printed for the timed day: every stage of the chain (start and end offsets from the send, so pipeline
 overlap shows, duration, rows, rows/s); the CPU seconds each process spent; the ledger's RSS before
 and its peak during the day (VmHWM after resetting it, and sampled every 0.2 s), each worker's peak;
+DuckDB's own memory in the ledger by tag (`duckdb_memory()`) and its `memory_limit` (OH_DUCKDB_MEMORY_LIMIT);
 the journal bytes the day added, per contract snapshotted and per event type; when the checks of
 every delivery were committed.
 
@@ -198,6 +199,15 @@ def report_journal(control: ControlClient, first_seq: int, added: int, contracts
         print(f"     {t['type']:<20} {t['n']:>8,} events {t['b'] / 1e6:9.1f} MB  {t['b'] / t['n']:>9,.0f} B/event")
 
 
+def print_duckdb_memory(control: ControlClient) -> None:
+    """DuckDB's own memory in the ledger (`duckdb_memory()`, by tag) and its cap (OH_DUCKDB_MEMORY_LIMIT)."""
+    limit = control.query("SELECT current_setting('memory_limit') AS m").to_pylist()[0]["m"]
+    tags = control.query("SELECT tag, memory_usage_bytes AS b FROM duckdb_memory() WHERE memory_usage_bytes > 0 "
+                         "ORDER BY b DESC").to_pylist()
+    print(f"   ledger's DuckDB memory after the day (memory_limit {limit}): "
+          + ", ".join(f"{t['tag']} {t['b'] / 1e6:,.0f} MB" for t in tags))
+
+
 def table_counts(con: object, tables: tuple[str, ...]) -> dict[str, int]:
     """Row counts of `tables` on an open DuckDB connection."""
     return {t: int(con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in tables}  # type: ignore[attr-defined]
@@ -299,6 +309,7 @@ def bench(n_symbols: int, candle_days: int, rebuild: bool) -> None:
                       f"{(ledger_hwm if hwm_reset else sampler.peak['ledger']) / 1024:,.0f} MB "
                       f"({'VmHWM after reset' if hwm_reset else 'sampled'}; sampled peak "
                       f"{sampler.peak['ledger'] / 1024:,.0f} MB)")
+                print_duckdb_memory(control)
                 print("   workers' sampled peak RSS (MB): " + ", ".join(
                     f"{name} {sampler.peak[name] / 1024:,.0f}" for name in pids if name != "ledger"))
                 control.close()

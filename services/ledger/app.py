@@ -17,8 +17,9 @@ The ledger never exits for a fault it cannot fix by restarting (supervisord woul
   committed. The warehouse is kept exactly as it is (never rebuilt from a shorter journal); status
   and read-only queries are served; every event gets a `Nack(retry=True)` naming the fault and
   nothing is journaled until a person runs `oh journal repair` and restarts the ledger.
-- *stalled*: the disk is full. Nothing unstored is acknowledged; events get a `Nack(retry=True)`
-  saying so; the ledger retries by itself and resumes when space returns.
+- *stalled*: the disk is full (or DuckDB is out of memory: `OH_DUCKDB_MEMORY_LIMIT`). Nothing unstored
+  is acknowledged; events get a `Nack(retry=True)` saying so; the ledger retries by itself and resumes
+  when space returns.
 """
 
 from __future__ import annotations
@@ -61,9 +62,9 @@ from contracts.control import Ack, Nack, RebuildReply, StatusReply
 from services.ledger.control import ControlServer
 from services.ledger.dedup import RecentIds
 from services.ledger.projections import validate
-from services.ledger.stall import JournalNotDurable, Stall, is_disk_full
+from services.ledger.stall import Stall, is_disk_full
 from services.ledger.tcp import open_listener
-from services.ledger.warehouse import Warehouse, WarehouseAhead
+from services.ledger.warehouse import Warehouse, WarehouseAhead, is_storage_failure
 from services.ledger.watchdog import RunWatchdog
 
 log = logging.getLogger("ledger")
@@ -184,7 +185,7 @@ class Ledger:
             self.journal.sync()
             applied = self.warehouse.catch_up(self.journal)
         except Exception as exc:
-            if not (isinstance(exc, JournalNotDurable | OSError) or is_disk_full(exc)):
+            if not (isinstance(exc, OSError) or is_storage_failure(exc)):
                 raise
             stall.postpone()
             return
@@ -362,7 +363,7 @@ class Ledger:
         try:
             self._project(journaled)
         except Exception as exc:
-            if not (isinstance(exc, JournalNotDurable) or is_disk_full(exc)):
+            if not is_storage_failure(exc):
                 raise
             self._stall_on(exc, self.home.warehouse, sum(len(p) for _, _, p, _ in journaled))
 

@@ -50,6 +50,7 @@ from services.ledger.bookkeeping import (
     apply_remembered,
     apply_run_finished,
     apply_run_started,
+    deferred,
     naive_utc,
     upsert_assets,
     upsert_watermarks,
@@ -376,7 +377,9 @@ def apply_events(con: duckdb.DuckDBPyConnection, events: Sequence[Applied]) -> N
     An event joins the latest batch of its type unless a batch after that one writes something it
     writes, so events touching the same rows keep their seq order (the tables come out as if
     applied one by one), while deliveries interleaved from several workers (chains, bars, check
-    results) still cost one upsert per type instead of one per event.
+    results) still cost one upsert per type instead of one per event. The asset rows, watermarks and
+    check results of all the batches are written at the end, one statement per table
+    (`bookkeeping.deferred`).
     """
     batches: list[tuple[type[Message], list[Applied], set[str]]] = []
     for item in events:
@@ -393,10 +396,11 @@ def apply_events(con: duckdb.DuckDBPyConnection, events: Sequence[Applied]) -> N
         else:
             target[1].append(item)
             target[2].update(writes)
-    for kind, group, _ in batches:
-        applier = APPLIERS.get(kind)
-        if applier is not None:
-            applier(con, group)
+    with deferred(con):  # the meta.* rows of every batch: one statement per table at the end
+        for kind, group, _ in batches:
+            applier = APPLIERS.get(kind)
+            if applier is not None:
+                applier(con, group)
 
 
 def index_events(con: duckdb.DuckDBPyConnection, events: Sequence[Applied], sizes: Sequence[int]) -> None:

@@ -7,8 +7,15 @@ journal exactly what is missing.
 The warehouse is never rebuilt from a journal that holds less than it has committed: `catch_up`
 raises WarehouseAhead and `rebuild` refuses (WarehouseAhead, or JournalCorrupt for a damaged
 journal), because the tables would lose committed rows. A COMMIT that fails for want of disk
-space, or because the journal's fsync failed, is raised as it is (the batch stays in the journal
-and is applied again later); only other errors are blamed on the events and isolated.
+space, or because the journal's fsync failed, or for want of memory, is raised as it is (the batch
+stays in the journal and is applied again later); only other errors are blamed on the events and isolated.
+
+DuckDB's buffer pool is capped by `OH_DUCKDB_MEMORY_LIMIT` (default `1GB`; any size DuckDB's
+`memory_limit` accepts: `512MB`, `2GB`, ...), set on every opening before the sandbox locks the
+settings: without it DuckDB keeps up to 80% of the machine's RAM of what it touched, so the ledger's
+resident size grew with the width of the market it stored. Past the cap DuckDB evicts or spills to its
+temporary directory; what cannot be (a transaction's own working set) is an out-of-memory error, which
+stalls the ledger (retried) and never rejects an event.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ log = logging.getLogger(__name__)
 
 REPLAY_CHUNK_FRAMES = 2000
 REPLAY_CHUNK_BYTES = 64 * 1024 * 1024
+MEMORY_LIMIT_ENV = "OH_DUCKDB_MEMORY_LIMIT"
+DEFAULT_MEMORY_LIMIT = "1GB"
 
 
 # Applied to every opening of the warehouse, in this order, after the ledger's own settings: from
@@ -63,12 +72,32 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         if locked and not external:
             return con  # this process has the file open already (DuckDB shares the instance): locked down
         con.execute("SET TimeZone = 'UTC'")
+        _set_memory_limit(con)
         for setting in SANDBOX_SETTINGS:
             con.execute(setting)
     except BaseException:
         con.close()
         raise
     return con
+
+
+def _set_memory_limit(con: duckdb.DuckDBPyConnection) -> None:
+    """Cap DuckDB's buffer pool at `OH_DUCKDB_MEMORY_LIMIT`; a value DuckDB refuses is a one-line error."""
+    value = os.environ.get(MEMORY_LIMIT_ENV, "").strip() or DEFAULT_MEMORY_LIMIT
+    try:
+        con.execute(f"SET memory_limit = '{value.replace(chr(39), '')}'")
+    except duckdb.Error as exc:
+        raise SystemExit(f"{MEMORY_LIMIT_ENV}={value!r} is not a memory size DuckDB accepts (e.g. 512MB, 2GB): "
+                         f"{str(exc).splitlines()[0]}") from None
+
+
+def is_storage_failure(exc: BaseException) -> bool:
+    """A failure that says nothing about the events: no disk space, no memory, the journal not durable, or a
+    DuckDB FATAL error (the database is invalidated until reopened, e.g. a checkpoint that could not pin a
+    block: every later statement fails, so blaming events would reject all of them; the ledger stalls instead,
+    and a restart recovers from the journal)."""
+    return (isinstance(exc, JournalNotDurable | duckdb.OutOfMemoryException | duckdb.FatalException)
+            or is_disk_full(exc))
 
 
 class Warehouse:
@@ -146,14 +175,14 @@ class Warehouse:
                 self._transaction(events, sizes, before_commit)
                 return []
             except Exception as exc:
-                if isinstance(exc, JournalNotDurable) or is_disk_full(exc):
-                    raise  # not the events' fault: the batch is applied again once the disk allows
+                if is_storage_failure(exc):
+                    raise  # the batch is applied again once the disk (or memory) allows
                 before_commit()  # the journal must be durable before any retry commits
         try:
             self._transaction(events, sizes)
             return []
         except Exception as exc:  # a projection bug must not stop the ledger: isolate the event
-            if is_disk_full(exc):
+            if is_storage_failure(exc):
                 raise
             if len(events) == 1:
                 seq, event = events[0]
