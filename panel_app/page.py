@@ -3,7 +3,11 @@
 A page lays out its `Slot`s once, then `update()` fills them from cached queries. In a browser
 session the sections fill independently: `update()` only lists each section's `fill(...)`, and the
 page runs one section per turn of the document's event loop, so each section goes to the browser
-as soon as it is drawn instead of the whole page waiting for its slowest part. The `.oh-ready`
+as soon as it is drawn instead of the whole page waiting for its slowest part. The first fill starts
+on the event loop's next turn after the session is created, not when the browser reports the page
+loaded: the server fills while the browser is still fetching and compiling Bokeh's and Panel's
+scripts (a second or more on a loaded machine), so the document the browser then pulls is mostly
+filled already (the HTML response is not delayed: it is written before that turn). The `.oh-ready`
 marker (what tests and benchmarks wait for) is set once every section of the first fill is done.
 
 Controls the page changes itself while filling (options of a picker, a default value) never trigger
@@ -38,6 +42,7 @@ class Page:
     title = ""
     watch: frozenset[str] = frozenset()  # committed event types that may change what the page shows
     min_interval = 1.0  # seconds between two refreshes caused by live events
+    fill_on_connect = False  # True: wait for the browser to load the page before the first fill (pn.state.onload)
 
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
@@ -90,11 +95,14 @@ class Page:
         return self.doc is not None and self.doc.session_context is not None
 
     def view(self) -> pn.template.BaseTemplate:
-        """Build the session's template; fill it once the browser has it (so the page paints at once)."""
+        """Build the session's template (returned at once, so the page paints) and fill it on the next turn
+        of the event loop (or, with `fill_on_connect`, once the browser has loaded the page)."""
         template = shell(self.slug, self.title, [self.alert, *self.layout()], self.controls(), self.badge,
                          self.ready)
-        if self.doc is not None and self.doc.session_context is not None:
+        if self._in_session and self.fill_on_connect:
             pn.state.onload(self.first_fill)
+        elif self._in_session:
+            self.doc.add_next_tick_callback(self.first_fill)  # while the browser still loads the scripts
         else:
             self.first_fill()
         return template
