@@ -7,7 +7,11 @@ as soon as it is drawn instead of the whole page waiting for its slowest part. T
 on the event loop's next turn after the session is created, not when the browser reports the page
 loaded: the server fills while the browser is still fetching and compiling Bokeh's and Panel's
 scripts (a second or more on a loaded machine), so the document the browser then pulls is mostly
-filled already (the HTML response is not delayed: it is written before that turn). The `.oh-ready`
+filled already (the HTML response is not delayed: it is written before that turn). One window is
+unsafe: after the browser has opened its websocket (and pulled the document) but before it reports
+the page loaded, Panel drops layout changes instead of sending them (it assumes the full document
+is still to be pulled), so in that window a page changes nothing: sections not filled yet, and any
+refresh asked meanwhile, wait for the browser's "loaded" (`pn.state.onload`). The `.oh-ready`
 marker (what tests and benchmarks wait for) is set once every section of the first fill is done.
 
 Controls the page changes itself while filling (options of a picker, a default value) never trigger
@@ -60,6 +64,9 @@ class Page:
         self._tasks: list[tuple[Any, Callable[[], None], str]] = []
         self._draining = False
         self._ready = False
+        self._created = time.monotonic()
+        self._loaded = False  # the browser reported the page loaded (Panel sends changes from then on)
+        self._after_load = False  # a refresh was asked while changes could not be sent: run it on load
 
     # ---------------------------------------------------------------- to implement
     def controls(self) -> list[Any]:
@@ -100,12 +107,36 @@ class Page:
         template = shell(self.slug, self.title, [self.alert, *self.layout()], self.controls(), self.badge,
                          self.ready)
         if self._in_session and self.fill_on_connect:
-            pn.state.onload(self.first_fill)
+            pn.state.onload(self._on_load_then(self.first_fill))
         elif self._in_session:
+            pn.state.onload(self._on_load_then(self._resume))
             self.doc.add_next_tick_callback(self.first_fill)  # while the browser still loads the scripts
         else:
             self.first_fill()
         return template
+
+    def _on_load_then(self, then: Callable[[], None]) -> Callable[[], None]:
+        def loaded() -> None:
+            self._loaded = True
+            then()
+        return loaded
+
+    def _may_change(self) -> bool:
+        """Whether a change of the document now reaches the browser: outside a session, before any browser
+        has connected to it (the document it pulls will hold the change), or once it reported the page loaded."""
+        if self._loaded or not self._in_session:
+            return True
+        session = self.doc.session_context.session
+        return session is None or session.connection_count == 0
+
+    def _resume(self) -> None:
+        """The browser has the page: run what waited for it (a refresh, or the rest of the first fill)."""
+        if self._after_load:
+            self._after_load = False
+            self.refresh()
+        elif self._tasks and not self._draining:
+            self._draining = True
+            self.doc.add_next_tick_callback(self._drain)
 
     def first_fill(self) -> None:
         """The first refresh; the `.oh-ready` marker follows once all its sections are filled."""
@@ -114,6 +145,8 @@ class Page:
     def _mark_ready(self) -> None:
         if not self._ready:
             self._ready = True
+            log.info("%s filled in %.0f ms (browser %s)", self.slug, 1000 * (time.monotonic() - self._created),
+                     "loaded" if self._loaded else "still loading")
             self.ready.object = f'<span class="oh-ready" data-page="{self.slug}"></span>'
 
     def fill(self, slot: Slot, fill: Callable[[], None], where: str = "This section") -> None:
@@ -138,6 +171,10 @@ class Page:
     def refresh(self) -> None:
         """Re-read everything (cached queries make this cheap when nothing changed); in a session the
         sections are then filled one per event-loop turn (a refresh during that replaces the rest)."""
+        if not self._may_change():
+            self._after_load, self._tasks = True, []
+            return
+        self._after_load = False
         self._last_refresh = time.monotonic()
         self.refreshes += 1
         staged = self._in_session
@@ -167,6 +204,9 @@ class Page:
 
     def _drain(self) -> None:
         """Fill the next queued section; schedule the one after (each is sent to the browser on its own)."""
+        if not self._may_change():
+            self._draining = False  # the rest waits for the browser's "loaded" (_resume)
+            return
         if not self._tasks:
             self._draining = False
             self._finish()
@@ -229,6 +269,9 @@ class Page:
 
     def live(self, events: list[LiveEvent], state: LedgerState | None, lost: bool) -> None:
         """The session feed's handler: ledger up/down transitions, live events, throttled refreshes."""
+        if not self._may_change():
+            self._after_load = True  # what it would show is read again once the browser has the page
+            return
         if state is not None:
             was_up, self.up = self.up, state.up
             self._badge(state.up, state)
