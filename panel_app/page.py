@@ -3,15 +3,7 @@
 A page lays out its `Slot`s once, then `update()` fills them from cached queries. In a browser
 session the sections fill independently: `update()` only lists each section's `fill(...)`, and the
 page runs one section per turn of the document's event loop, so each section goes to the browser
-as soon as it is drawn instead of the whole page waiting for its slowest part. The first fill starts
-on the event loop's next turn after the session is created, not when the browser reports the page
-loaded: the server fills while the browser is still fetching and compiling Bokeh's and Panel's
-scripts (a second or more on a loaded machine), so the document the browser then pulls is mostly
-filled already (the HTML response is not delayed: it is written before that turn). One window is
-unsafe: after the browser has opened its websocket (and pulled the document) but before it reports
-the page loaded, Panel drops layout changes instead of sending them (it assumes the full document
-is still to be pulled), so in that window a page changes nothing: sections not filled yet, and any
-refresh asked meanwhile, wait for the browser's "loaded" (`pn.state.onload`). The `.oh-ready`
+as soon as it is drawn instead of the whole page waiting for its slowest part. The `.oh-ready`
 marker (what tests and benchmarks wait for) is set once every section of the first fill is done.
 
 Controls the page changes itself while filling (options of a picker, a default value) never trigger
@@ -46,7 +38,6 @@ class Page:
     title = ""
     watch: frozenset[str] = frozenset()  # committed event types that may change what the page shows
     min_interval = 1.0  # seconds between two refreshes caused by live events
-    fill_on_connect = False  # True: wait for the browser to load the page before the first fill (pn.state.onload)
 
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
@@ -65,8 +56,6 @@ class Page:
         self._draining = False
         self._ready = False
         self._created = time.monotonic()
-        self._loaded = False  # the browser reported the page loaded (Panel sends changes from then on)
-        self._after_load = False  # a refresh was asked while changes could not be sent: run it on load
 
     # ---------------------------------------------------------------- to implement
     def controls(self) -> list[Any]:
@@ -102,41 +91,14 @@ class Page:
         return self.doc is not None and self.doc.session_context is not None
 
     def view(self) -> pn.template.BaseTemplate:
-        """Build the session's template (returned at once, so the page paints) and fill it on the next turn
-        of the event loop (or, with `fill_on_connect`, once the browser has loaded the page)."""
+        """Build the session's template; fill it once the browser has it (so the page paints at once)."""
         template = shell(self.slug, self.title, [self.alert, *self.layout()], self.controls(), self.badge,
                          self.ready)
-        if self._in_session and self.fill_on_connect:
-            pn.state.onload(self._on_load_then(self.first_fill))
-        elif self._in_session:
-            pn.state.onload(self._on_load_then(self._resume))
-            self.doc.add_next_tick_callback(self.first_fill)  # while the browser still loads the scripts
+        if self.doc is not None and self.doc.session_context is not None:
+            pn.state.onload(self.first_fill)
         else:
             self.first_fill()
         return template
-
-    def _on_load_then(self, then: Callable[[], None]) -> Callable[[], None]:
-        def loaded() -> None:
-            self._loaded = True
-            then()
-        return loaded
-
-    def _may_change(self) -> bool:
-        """Whether a change of the document now reaches the browser: outside a session, before any browser
-        has connected to it (the document it pulls will hold the change), or once it reported the page loaded."""
-        if self._loaded or not self._in_session:
-            return True
-        session = self.doc.session_context.session
-        return session is None or session.connection_count == 0
-
-    def _resume(self) -> None:
-        """The browser has the page: run what waited for it (a refresh, or the rest of the first fill)."""
-        if self._after_load:
-            self._after_load = False
-            self.refresh()
-        elif self._tasks and not self._draining:
-            self._draining = True
-            self.doc.add_next_tick_callback(self._drain)
 
     def first_fill(self) -> None:
         """The first refresh; the `.oh-ready` marker follows once all its sections are filled."""
@@ -145,8 +107,7 @@ class Page:
     def _mark_ready(self) -> None:
         if not self._ready:
             self._ready = True
-            log.info("%s filled in %.0f ms (browser %s)", self.slug, 1000 * (time.monotonic() - self._created),
-                     "loaded" if self._loaded else "still loading")
+            log.info("%s filled in %.0f ms", self.slug, 1000 * (time.monotonic() - self._created))
             self.ready.object = f'<span class="oh-ready" data-page="{self.slug}"></span>'
 
     def fill(self, slot: Slot, fill: Callable[[], None], where: str = "This section") -> None:
@@ -171,10 +132,6 @@ class Page:
     def refresh(self) -> None:
         """Re-read everything (cached queries make this cheap when nothing changed); in a session the
         sections are then filled one per event-loop turn (a refresh during that replaces the rest)."""
-        if not self._may_change():
-            self._after_load, self._tasks = True, []
-            return
-        self._after_load = False
         self._last_refresh = time.monotonic()
         self.refreshes += 1
         staged = self._in_session
@@ -204,9 +161,6 @@ class Page:
 
     def _drain(self) -> None:
         """Fill the next queued section; schedule the one after (each is sent to the browser on its own)."""
-        if not self._may_change():
-            self._draining = False  # the rest waits for the browser's "loaded" (_resume)
-            return
         if not self._tasks:
             self._draining = False
             self._finish()
@@ -269,9 +223,6 @@ class Page:
 
     def live(self, events: list[LiveEvent], state: LedgerState | None, lost: bool) -> None:
         """The session feed's handler: ledger up/down transitions, live events, throttled refreshes."""
-        if not self._may_change():
-            self._after_load = True  # what it would show is read again once the browser has the page
-            return
         if state is not None:
             was_up, self.up = self.up, state.up
             self._badge(state.up, state)

@@ -90,7 +90,6 @@ class LivePortfolioPage(Page):
     title = "Live portfolio"
     watch = frozenset({"TradeUpdated"})
     min_interval = 1.0
-    fill_on_connect = True  # its periodic tick and live subscription start once the browser has the page
 
     def __init__(self, ctx: Any) -> None:
         super().__init__(ctx)
