@@ -23,6 +23,7 @@ import panel as pn
 import pyarrow as pa
 
 from oh.domain import units
+from panel_app.axes import drop_unused_glyphs
 
 NAV: tuple[tuple[str, str], ...] = (
     ("health", "Health"),
@@ -237,7 +238,7 @@ class Slot:
         built here, so a chart that cannot be drawn becomes a notice in its section (inside fill())."""
         if self._kind == "chart" and self._data[0] == key and self._data[1].equals(data):
             return
-        figure = build(data)
+        figure = drop_unused_glyphs(build(data))
         self._replace("chart", pn.pane.Bokeh(figure, sizing_mode="stretch_width"), (key, data))
 
     def html(self, text: str) -> None:

@@ -55,6 +55,7 @@ class Page:
         self._tasks: list[tuple[Any, Callable[[], None], str]] = []
         self._draining = False
         self._ready = False
+        self._created = time.monotonic()
 
     # ---------------------------------------------------------------- to implement
     def controls(self) -> list[Any]:
@@ -106,6 +107,7 @@ class Page:
     def _mark_ready(self) -> None:
         if not self._ready:
             self._ready = True
+            log.info("%s filled in %.0f ms", self.slug, 1000 * (time.monotonic() - self._created))
             self.ready.object = f'<span class="oh-ready" data-page="{self.slug}"></span>'
 
     def fill(self, slot: Slot, fill: Callable[[], None], where: str = "This section") -> None:

@@ -25,7 +25,7 @@ WHERE symbol = ? AND date BETWEEN ? AND ? ORDER BY date
 LAST_CANDLE = "SELECT max(date) AS last FROM candles_daily WHERE symbol = ?"
 LATEST_CHAIN_DATE = "SELECT max(snapshot_date) AS day FROM option_snapshots WHERE underlying = ?"
 CHAIN = """
-SELECT expiry, put_call, strike, spot, bid, ask, mark, iv, delta, open_interest, volume FROM option_snapshots
+SELECT expiry, put_call, strike, spot, iv, open_interest FROM option_snapshots
 WHERE underlying = ? AND snapshot_date = ? ORDER BY expiry, strike, put_call
 """
 DERIVED = """
