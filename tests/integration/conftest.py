@@ -62,6 +62,23 @@ def stack(home: Home) -> Iterator[Stack]:
     services.stop()
 
 
+PIPELINE_WORKERS = ("snapshot", "flow", "derived", "briefing")
+
+
+@pytest.fixture
+def pipeline(home: Home) -> Iterator[Stack]:
+    """The ledger and the chain's workers (snapshot, flow, derived, briefing) for this test's OH_HOME."""
+    stack = Stack(home)
+    stack.start_ledger()
+    services = [Service(home, name).start() for name in PIPELINE_WORKERS]
+    for name in PIPELINE_WORKERS:
+        wait_for_heartbeat(home, name)
+    yield stack
+    for service in services:
+        service.stop()
+    stack.stop()
+
+
 @contextmanager
 def shared_home(root: Path) -> Iterator[Home]:
     """An OH_HOME under `root` for a module-scoped fixture (the `home` fixture's environment, set for as long as

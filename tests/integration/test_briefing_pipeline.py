@@ -19,22 +19,8 @@ from tests.integration.conftest import Stack, run_oh
 
 pytestmark = pytest.mark.integration
 
-WORKERS = ("snapshot", "flow", "derived", "briefing")
 D1, D2 = date(2025, 6, 2), date(2025, 6, 3)
 EXPIRY = date(2025, 7, 18)
-
-
-@pytest.fixture
-def pipeline(home: Home) -> Iterator[Stack]:
-    stack = Stack(home)
-    stack.start_ledger()
-    services = [Service(home, name).start() for name in WORKERS]
-    for name in WORKERS:
-        wait_for_heartbeat(home, name)
-    yield stack
-    for service in services:
-        service.stop()
-    stack.stop()
 
 
 def write_portfolio(home: Home) -> Path:

@@ -10,7 +10,6 @@ chains.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 
 import pytest
@@ -19,27 +18,12 @@ from bus.codec import decode_message
 from bus.home import Home
 from bus.producer import Producer
 from contracts import Command, ComputeFlow, run_id_for
-from devtools.processes import Service, wait_for_heartbeat
 from services.pipeline import Step, follow_chain, step_of
 from tests.integration.conftest import Stack, run_oh
 
 pytestmark = pytest.mark.integration
 
 DAYS = (date(2025, 6, 2), date(2025, 6, 3), date(2025, 6, 4))
-WORKERS = ("snapshot", "flow", "derived", "briefing")
-
-
-@pytest.fixture
-def pipeline(home: Home) -> Iterator[Stack]:
-    services = Stack(home)
-    services.start_ledger()
-    extra = [Service(home, name).start() for name in WORKERS]
-    for name in WORKERS:
-        wait_for_heartbeat(home, name)
-    yield services
-    for service in extra:
-        service.stop()
-    services.stop()
 
 
 def _send(home: Home, command: Command) -> None:

@@ -164,6 +164,16 @@ class MiniLedger:
         self.warehouse.commit(list(zip(seqs, events, strict=True)), [len(p) for p in payloads])
         return seqs
 
+    def submit_in_groups(self, events: Sequence[Message], sizes: Sequence[int]) -> None:
+        """One group commit per size, in order; whatever is left after the sizes in one last commit."""
+        start = 0
+        for size in sizes:
+            if start < len(events):
+                self.submit(events[start : start + size])
+            start += size
+        if start < len(events):
+            self.submit(events[start:])
+
     def journal_only(self, events: Sequence[Message]) -> list[int]:
         """Journal without committing (the ledger died between the journal write and the commit)."""
         return self.journal.append((type(ev).__name__, encode(ev)) for ev in events)

@@ -85,13 +85,7 @@ def _replayed(root: Path, events: list[Message], groups: list[int]) -> dict[str,
     """Every projected table after committing `events` in groups of the given sizes (the rest in one)."""
     ledger = MiniLedger(root)
     try:
-        start = 0
-        for size in groups:
-            if start < len(events):
-                ledger.submit(events[start:start + size])
-            start += size
-        if start < len(events):
-            ledger.submit(events[start:])
+        ledger.submit_in_groups(events, groups)
         return snapshot(ledger.warehouse.con)
     finally:
         ledger.close()

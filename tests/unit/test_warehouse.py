@@ -96,16 +96,6 @@ def _scenario() -> list[Message]:
     ]
 
 
-def _submit_in_batches(ledger: MiniLedger, events: list[Message], sizes: list[int]) -> None:
-    start = 0
-    for size in sizes:
-        if start < len(events):
-            ledger.submit(events[start : start + size])
-        start += size
-    if start < len(events):
-        ledger.submit(events[start:])
-
-
 # -- exact rows ----------------------------------------------------------------------------
 def test_tables_have_the_contracted_columns(tmp_path: Path) -> None:
     """The projected tables have exactly the columns (in order) the rows below are checked against."""
@@ -131,7 +121,7 @@ def test_a_run_projects_the_expected_rows(tmp_path: Path, batches: list[int]) ->
     these meta.* and candles rows, however the events were grouped into commits."""
     events = _scenario()[:6]
     ledger = MiniLedger(tmp_path)
-    _submit_in_batches(ledger, events, batches)
+    ledger.submit_in_groups(events, batches)
     con = ledger.warehouse.con
     jan, feb = events[1], events[2]
     msft = events[3]
@@ -385,7 +375,7 @@ def test_a_projection_bug_is_isolated_to_its_event(tmp_path: Path, monkeypatch: 
 def test_rebuild_from_the_journal_gives_identical_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Replaying the journal into an empty file, in any chunking, reproduces every projected table exactly."""
     ledger = MiniLedger(tmp_path)
-    _submit_in_batches(ledger, _scenario(), [1, 1, 2, 3, 1, 4])
+    ledger.submit_in_groups(_scenario(), [1, 1, 2, 3, 1, 4])
     live = snapshot(ledger.warehouse.con)
     assert all(live[t] for t in schema.PROJECTED_TABLES)  # every table has something to compare
     for chunk in (1, 3, 2000):
@@ -560,7 +550,7 @@ def test_rebuild_matches_live_for_any_batching(chunks: list, extras: list, cuts:
             events.append(trade(f"o{i}", i))
     with tempfile.TemporaryDirectory() as tmp:
         ledger = MiniLedger(Path(tmp))
-        _submit_in_batches(ledger, events, cuts)
+        ledger.submit_in_groups(events, cuts)
         live = snapshot(ledger.warehouse.con)
         assert ledger.warehouse.rebuild(ledger.journal) == len(events)
         assert snapshot(ledger.warehouse.con) == live
