@@ -26,7 +26,7 @@ demo: install
 ## with real processes, the Dagster tests (tests/dagster: the `dagster` extra, in the dev set-up) and
 ## browser tests, in parallel (pytest-xdist, a test module per worker; on 2 cores the suite is bound by
 ## the CPU its processes use). TEST_WORKERS=1 runs them one at a time. Byte code is written even where the environment
-## says not to (PYTHONDONTWRITEBYTECODE): the suite starts ~1,500 processes, and each would compile oh again.
+## says not to (PYTHONDONTWRITEBYTECODE): the suite starts over a thousand processes, and each would compile oh again.
 TEST_WORKERS ?= 4
 test: install
 	$(VENV)/bin/ruff check .
