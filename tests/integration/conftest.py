@@ -32,6 +32,7 @@ class Stack:
         self.home = home
         self.ledger = Service(home, "ledger", env=ledger_env)
         self.ingest = Service(home, "ingest")
+        self.workers: dict[str, Service] = {}
         self.client = ControlClient(home, timeout=30)
 
     def start_ledger(self) -> None:
@@ -42,11 +43,18 @@ class Stack:
         self.ingest.start()
         wait_for_heartbeat(self.home, "ingest")
 
+    def start_workers(self, *names: str) -> None:
+        """Start these workers (`python -m services.NAME`) and wait for a heartbeat from each; `stop` stops them."""
+        for name in names:
+            self.workers[name] = Service(self.home, name).start()
+        for name in names:
+            wait_for_heartbeat(self.home, name)
+
     def scalar(self, sql: str, params: list[object] | None = None) -> object:
         return self.client.query(sql, params).column(0)[0].as_py()
 
     def stop(self) -> None:
-        for service in (self.ingest, self.ledger):
+        for service in (*self.workers.values(), self.ingest, self.ledger):
             if service.proc is not None and service.proc.poll() is None:
                 service.stop()
         self.client.close()
@@ -70,12 +78,8 @@ def pipeline(home: Home) -> Iterator[Stack]:
     """The ledger and the chain's workers (snapshot, flow, derived, briefing) for this test's OH_HOME."""
     stack = Stack(home)
     stack.start_ledger()
-    services = [Service(home, name).start() for name in PIPELINE_WORKERS]
-    for name in PIPELINE_WORKERS:
-        wait_for_heartbeat(home, name)
+    stack.start_workers(*PIPELINE_WORKERS)
     yield stack
-    for service in services:
-        service.stop()
     stack.stop()
 
 

@@ -10,7 +10,6 @@ from datetime import date
 import pytest
 
 from bus.home import Home
-from devtools.processes import Service, wait_for_heartbeat
 from oh.domain import calendar
 from tests.integration.conftest import Stack, run_oh
 
@@ -28,12 +27,8 @@ def everything(home: Home) -> Iterator[Stack]:
     stack = Stack(home)
     stack.start_ledger()
     stack.start_ingest()
-    services = [Service(home, name).start() for name in WORKERS]
-    for name in WORKERS:
-        wait_for_heartbeat(home, name)
+    stack.start_workers(*WORKERS)
     yield stack
-    for service in services:
-        service.stop()
     stack.stop()
 
 

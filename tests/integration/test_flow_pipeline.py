@@ -9,7 +9,6 @@ import pyarrow as pa
 import pytest
 
 from bus.home import Home
-from devtools.processes import Service, wait_for_heartbeat
 from oh.adapters.sim.options import option_chain
 from oh.domain import derived, flow
 from tests.integration.conftest import Stack, run_oh
@@ -21,12 +20,8 @@ pytestmark = pytest.mark.integration
 def pipeline(home: Home):  # type: ignore[no-untyped-def]
     services = Stack(home)
     services.start_ledger()
-    extra = [Service(home, name).start() for name in ("snapshot", "flow", "derived", "checks")]
-    for name in ("snapshot", "flow", "derived", "checks"):
-        wait_for_heartbeat(home, name)
+    services.start_workers("snapshot", "flow", "derived", "checks")
     yield services
-    for service in extra:
-        service.stop()
     services.stop()
 
 
