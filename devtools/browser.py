@@ -22,6 +22,7 @@ from pathlib import Path
 
 from bus.control_client import ControlClient, LedgerUnavailable
 from bus.home import Home
+from devtools import forkserver
 from devtools.processes import REPO, Service, wait_for_heartbeat, wait_for_ledger
 from oh.domain import calendar
 
@@ -50,8 +51,7 @@ def home_env(home: Home) -> dict[str, str]:
 
 def run_oh(home: Home, *args: str, timeout: float = 600.0, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run the real `oh` console script on `home`."""
-    result = subprocess.run([OH, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, env=home_env(home),
-                            check=False)
+    result = forkserver.run([OH, *args], timeout=timeout, cwd=REPO, env=home_env(home))
     if check and result.returncode != 0:
         raise RuntimeError(f"oh {' '.join(args)} exited {result.returncode}: {result.stderr or result.stdout}")
     return result
@@ -64,7 +64,7 @@ class Stack:
         self.home = home.ensure()
         self.ledger = Service(home, "ledger")
         self.workers: list[Service] = []
-        self.ui: subprocess.Popen[bytes] | None = None
+        self.ui: subprocess.Popen[bytes] | forkserver.ForkedProcess | None = None
         self.port = 0
 
     @property
@@ -85,7 +85,7 @@ class Stack:
         """Start `oh ui` on a free port and wait for its first HTTP 200."""
         self.port = port or free_port()
         with (self.home.logs / "ui.test.out.log").open("ab") as log:
-            self.ui = subprocess.Popen([OH, "ui", "--host", "127.0.0.1", "--port", str(self.port)], cwd=REPO,
+            self.ui = forkserver.spawn([OH, "ui", "--host", "127.0.0.1", "--port", str(self.port)], cwd=REPO,
                                        env=home_env(self.home), stdout=log, stderr=log)
         deadline = time.monotonic() + timeout
         while True:

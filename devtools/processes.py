@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bus.control_client import ControlClient, LedgerUnavailable
 from bus.home import Home
+from devtools import forkserver
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,13 +27,12 @@ class Service:
         self.module = module or f"services.{name}"
         self.args = args
         self.env = {**os.environ, "OH_HOME": str(home.root), **(env or {})}
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: subprocess.Popen[bytes] | forkserver.ForkedProcess | None = None
 
     def start(self) -> Service:
         with (self.home.logs / f"{self.name}.out.log").open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", self.module, *self.args], cwd=REPO, env=self.env, stdout=log, stderr=log
-            )
+            self.proc = forkserver.spawn([sys.executable, "-m", self.module, *self.args], cwd=REPO, env=self.env,
+                                         stdout=log, stderr=log)
         return self
 
     def stop(self, timeout: float = 20.0) -> int:

@@ -11,6 +11,11 @@ from typing import Any
 import pytest
 
 from bus.home import Home
+from devtools import forkserver
+
+# The suite's `oh` processes fork from a server that has imported the third-party libraries once
+# (devtools/forkserver.py); OH_TEST_FORKSERVER=0 runs each as a fresh interpreter instead.
+forkserver.enable()
 
 
 @pytest.fixture(scope="session", autouse=True)

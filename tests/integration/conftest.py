@@ -15,6 +15,7 @@ import pytest
 
 from bus.control_client import ControlClient
 from bus.home import Home
+from devtools import forkserver
 from devtools.processes import REPO, Service, wait_for_heartbeat, wait_for_ledger
 
 OH = str(Path(sys.executable).parent / "oh")
@@ -22,7 +23,7 @@ OH = str(Path(sys.executable).parent / "oh")
 
 def run_oh(*args: str, timeout: float = 300.0) -> subprocess.CompletedProcess[str]:
     """Run the real `oh` console script with the test's OH_HOME (from the environment)."""
-    return subprocess.run([OH, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, env=dict(os.environ))
+    return forkserver.run([OH, *args], timeout=timeout, cwd=REPO, env=dict(os.environ))
 
 
 class Stack:

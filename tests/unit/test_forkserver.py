@@ -1,0 +1,128 @@
+"""The suite's fork server (devtools/forkserver.py) gives each child what a fresh interpreter would.
+
+Most integration tests start their `oh` processes through it, so a difference here (an environment
+variable not seen, an exit code or signal reported wrong, output lost at exit, a umask not applied)
+would make those tests check something other than what a user runs. Each case runs the same child
+forked and exec'd and compares what they report.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devtools import forkserver
+from devtools.processes import REPO
+
+PROBE = "tests.unit.forkserver_probe"
+
+
+@pytest.fixture(autouse=True)
+def _forked() -> Iterator[None]:
+    if os.environ.get("OH_TEST_FORKSERVER") == "0":
+        pytest.skip("the suite runs without the fork server")
+    forkserver.enable()
+    yield
+
+
+def _both(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess[str], ...]:
+    """The probe run forked and exec'd with the same arguments and environment."""
+    argv = [sys.executable, "-m", PROBE, *args]
+    full_env = {**os.environ, **(env or {})}
+    forked = forkserver.run(argv, env=full_env, cwd=REPO, timeout=60)
+    execd = subprocess.run(argv, env=full_env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    return forked, execd
+
+
+def test_the_server_forks_rather_than_falling_back() -> None:
+    """The server came up single-threaded after its imports (else every start silently execs)."""
+    client = forkserver._client()
+    assert client is not None and client.ready
+    proc = forkserver.spawn([sys.executable, "-m", PROBE, "exit", "0"], env=dict(os.environ))
+    assert isinstance(proc, forkserver.ForkedProcess)
+    assert proc.wait(30) == 0
+
+
+@pytest.mark.parametrize("code", ["0", "3", "255"])
+def test_exit_codes_match(code: str) -> None:
+    forked, execd = _both("exit", code)
+    assert forked.returncode == execd.returncode == int(code)
+
+
+def test_an_uncaught_exception_exits_1_with_its_traceback() -> None:
+    forked, execd = _both("raise")
+    assert forked.returncode == execd.returncode == 1
+    assert "RuntimeError: probe failed" in forked.stderr and "RuntimeError: probe failed" in execd.stderr
+
+
+def test_a_message_exit_prints_it_and_exits_1() -> None:
+    forked, execd = _both("exit", "bad config")
+    assert forked.returncode == execd.returncode == 1
+    assert forked.stderr.strip() == execd.stderr.strip() == "bad config"
+
+
+def test_environment_directory_argv_and_umask_are_the_requested_ones(tmp_path: Path) -> None:
+    """A child sees the environment it was given (not the server's), argv as `-m` sets it, and the client's umask."""
+    env = {"OH_PROBE_VALUE": "seen", "OH_SEGMENT_BYTES": "12345"}
+    old = os.umask(0o027)
+    try:
+        forked, execd = _both("describe", "a b", env=env)
+    finally:
+        os.umask(old)
+    assert forked.returncode == execd.returncode == 0
+    assert forked.stdout == execd.stdout
+    assert "OH_PROBE_VALUE=seen" in forked.stdout and "umask=0o27" in forked.stdout
+
+
+def test_atexit_handlers_run_and_buffered_output_is_flushed() -> None:
+    forked, execd = _both("atexit")
+    assert forked.stdout == execd.stdout == "body\nat exit\n"
+
+
+def test_a_signal_is_reported_as_popen_does() -> None:
+    """A child killed by a signal reports -signal, as subprocess does."""
+    proc = forkserver.spawn([sys.executable, "-m", PROBE, "sleep"], env=dict(os.environ))
+    assert proc.poll() is None
+    proc.kill()
+    assert proc.wait(30) == -signal.SIGKILL
+    term = forkserver.spawn([sys.executable, "-m", PROBE, "sleep"], env=dict(os.environ))
+    term.terminate()
+    assert term.wait(30) == -signal.SIGTERM
+
+
+def test_wait_times_out_like_popen() -> None:
+    proc = forkserver.spawn([sys.executable, "-m", PROBE, "sleep"], env=dict(os.environ))
+    started = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired):
+        proc.wait(0.2)
+    assert time.monotonic() - started >= 0.2
+    proc.kill()
+    proc.wait(30)
+
+
+def test_run_kills_a_child_past_its_timeout() -> None:
+    with pytest.raises(subprocess.TimeoutExpired):
+        forkserver.run([sys.executable, "-m", PROBE, "sleep"], env=dict(os.environ), timeout=0.5)
+
+
+def test_a_large_output_on_both_streams_is_read_whole() -> None:
+    """Both pipes are drained together: a child filling stderr while stdout is read does not hang."""
+    forked, execd = _both("flood", "200000")
+    assert forked.stdout == execd.stdout and len(forked.stdout) == 200000 * 2
+    assert forked.stderr == execd.stderr and len(forked.stderr) == 200000 * 2
+
+
+def test_the_oh_script_runs_with_its_usage_errors() -> None:
+    env = dict(os.environ)
+    forked = forkserver.run([forkserver.OH_SCRIPT, "no-such-command"], env=env, timeout=60)
+    execd = subprocess.run([forkserver.OH_SCRIPT, "no-such-command"], env=env, capture_output=True, text=True,
+                           timeout=60)
+    assert forked.returncode == execd.returncode == 2
+    assert forked.stderr == execd.stderr
