@@ -10,6 +10,7 @@ import pytest
 
 from bus import curve
 from bus.home import Home
+from devtools import forkserver
 from devtools.processes import REPO
 from tests.integration.conftest import OH
 
@@ -20,7 +21,7 @@ def oh(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OH_HOME": str(root)}
     env.pop("OH_BUS", None)
     env.pop("OH_BUS_KEYS", None)
-    return subprocess.run([OH, *args], capture_output=True, text=True, timeout=120, cwd=REPO, env=env)
+    return forkserver.run([OH, *args], timeout=120, cwd=REPO, env=env)
 
 
 def refused(result: subprocess.CompletedProcess[str], says: str) -> None:

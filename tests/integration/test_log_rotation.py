@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import configparser
 import os
-import subprocess
 import sys
 import time
 
@@ -18,6 +17,7 @@ import zmq
 
 from bus.control_client import ControlClient
 from bus.home import Home
+from devtools import forkserver
 from devtools.processes import REPO, Service, wait_for_ledger
 
 MAX_BYTES, BACKUPS, FRAMES = 600, 2, 20
@@ -60,8 +60,8 @@ def test_a_services_log_rotates_and_keeps_the_configured_count(home: Home) -> No
 def test_a_malformed_log_setting_is_one_clear_line(home: Home, name: str, value: str) -> None:
     """A bad size or count stops the service at start with one line naming the variable (0 backups would mean
     a log that never rotates)."""
-    result = subprocess.run([sys.executable, "-m", "services.ledger"], cwd=REPO, capture_output=True, text=True,
-                            timeout=60, env={**os.environ, name: value})
+    result = forkserver.run([sys.executable, "-m", "services.ledger"], cwd=REPO, timeout=60,
+                            env={**os.environ, name: value})
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and name in lines[0] and repr(value) in lines[0], result.stderr

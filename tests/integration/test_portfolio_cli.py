@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bus.home import Home
+from devtools import forkserver
 from oh.adapters.portfolio_file import load
 from oh.cli.portfolio import portfolio_app
 from oh.domain.portfolio import Structure, option_legs
@@ -192,7 +193,7 @@ def test_portfolio_option_points_elsewhere(home: Home, tmp_path: Path) -> None:
 
 
 def _run_oh(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([OH, *args], capture_output=True, text=True, timeout=120, env=dict(os.environ))
+    return forkserver.run([OH, *args], timeout=120, cwd=os.getcwd(), env=dict(os.environ))
 
 
 def test_through_the_real_oh_script(home: Home) -> None:

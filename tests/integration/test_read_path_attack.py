@@ -49,6 +49,7 @@ import pytest
 
 from bus.control_client import ControlClient, QueryError
 from bus.home import Home
+from devtools import forkserver
 from devtools.processes import REPO, Service, wait_for_heartbeat, wait_for_ledger
 from tests.integration.conftest import OH
 from tests.integration.read_path_attacks import Attack, Targets, cases
@@ -168,8 +169,7 @@ def _home_env(home: Home, extra: dict[str, str] | None = None) -> dict[str, str]
 
 
 def _emit(home: Home, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([OH, "emit", "ingest-candles", *args, "--wait"], check=False, capture_output=True,
-                          text=True, timeout=300, cwd=REPO, env=_home_env(home))
+    return forkserver.run([OH, "emit", "ingest-candles", *args, "--wait"], timeout=300, cwd=REPO, env=_home_env(home))
 
 
 def _targets(home: Home, base: Path, http: str) -> Targets:
@@ -284,8 +284,7 @@ def test_attack_through_control_client_changes_nothing(arena: Arena, attack: Att
 
 
 def _oh_query(arena: Arena, home: Home, sql: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([OH, "query", sql, "--format", "csv"], check=False, capture_output=True, text=True,
-                          timeout=120, cwd=REPO, env=_home_env(home))
+    return forkserver.run([OH, "query", sql, "--format", "csv"], timeout=120, cwd=REPO, env=_home_env(home))
 
 
 def _assert_cli_refusal(result: subprocess.CompletedProcess[str], attack: Attack) -> None:

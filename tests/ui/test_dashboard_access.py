@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from bus.home import Home
+from devtools import forkserver
 from devtools.browser import OH, free_port, home_env, run_oh
 from devtools.processes import REPO
 from panel_app.server import AccessRefused, access_for, is_loopback, origins, quiet_closed_tabs
@@ -131,7 +132,7 @@ class Ui:
     def __init__(self, home: Home, password_file: Path) -> None:
         self.port = free_port()
         self.log = (home.logs / "ui.access.out.log").open("ab")
-        self.proc = subprocess.Popen([OH, "ui", "--port", str(self.port), "--password-file", str(password_file)],
+        self.proc = forkserver.spawn([OH, "ui", "--port", str(self.port), "--password-file", str(password_file)],
                                      cwd=REPO, env=home_env(home), stdout=self.log, stderr=self.log)
         deadline = time.monotonic() + 90
         while True:
