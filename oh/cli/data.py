@@ -45,10 +45,13 @@ def reader(home: Home) -> Iterator[Callable[[str, list[Any] | None], pa.Table]]:
         fail(str(exc), 2)
     client = ControlClient(home, timeout=budget)
     if not client.answers(timeout=0.3):
-        client.close()
-        with _file_reader(home) as read:
-            yield read
-        return
+        try:
+            with _file_reader(home) as read:
+                client.close()
+                yield read
+            return
+        except _LedgerHoldsTheFile:
+            pass  # a ledger holds the file, so one runs and answered late (a busy machine): ask it, with the budget
 
     def read_via_ledger(sql: str, params: list[Any] | None = None) -> pa.Table:
         try:
@@ -79,7 +82,13 @@ def _file_reader(home: Home) -> Iterator[Callable[[str, list[Any] | None], pa.Ta
 
             yield read_file
     except OfflineError as exc:
+        if exc.locked:
+            raise _LedgerHoldsTheFile from None
         fail(str(exc))
+
+
+class _LedgerHoldsTheFile(Exception):
+    """The warehouse file is locked by another process: a ledger runs, even if it did not answer the first ping."""
 
 
 def query(

@@ -36,11 +36,13 @@ Read = Callable[[str, list[Any] | None], pa.Table]
 
 
 class OfflineError(RuntimeError):
-    """The warehouse could not be opened or the query failed; `refused` when the query was refused."""
+    """The warehouse could not be opened or the query failed; `refused` when the query was refused, `locked` when
+    another process (a ledger) holds the file."""
 
-    def __init__(self, message: str, refused: bool = False) -> None:
+    def __init__(self, message: str, refused: bool = False, locked: bool = False) -> None:
         super().__init__(message)
         self.refused = refused
+        self.locked = locked
 
 
 class OfflineReader:
@@ -81,8 +83,9 @@ def reader(home: Home) -> Iterator[Read]:
         raise OfflineError(f"no warehouse at {home.warehouse}: run `oh db init` or `oh up`")
     try:
         offline = open_sandboxed(home.warehouse)
-    except duckdb.IOException:
-        raise OfflineError("the warehouse is locked by a ledger that does not answer; check `oh status`") from None
+    except duckdb.IOException as exc:
+        raise OfflineError("the warehouse is locked by a ledger that does not answer; check `oh status`",
+                           locked="lock" in str(exc).lower()) from None
     except ValueError as exc:  # a malformed OH_QUERY_* setting
         raise OfflineError(str(exc), refused=True) from None
     found = offline.stored_version()
