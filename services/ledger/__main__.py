@@ -1,4 +1,8 @@
-"""`python -m services.ledger`: run the ledger for `OH_HOME` until SIGTERM."""
+"""`python -m services.ledger`: run the ledger for `OH_HOME` until SIGTERM.
+
+`OH_LEDGER_PROFILE=PATH` runs the ledger's loop under cProfile and writes the stats to PATH when it stops
+(`python -m pstats PATH`): how the bench/bus_throughput figures were split per step (docs/ledger.md).
+"""
 
 from __future__ import annotations
 
@@ -21,7 +25,13 @@ def main() -> None:
     ledger = Ledger(home, fsync=args.fsync)
     signal.signal(signal.SIGTERM, ledger.stop)
     signal.signal(signal.SIGINT, ledger.stop)
-    ledger.run()  # returns with the journal and the warehouse closed
+    profile_to = os.environ.get("OH_LEDGER_PROFILE")
+    if profile_to:
+        import cProfile
+
+        cProfile.runctx("ledger.run()", globals(), {"ledger": ledger}, profile_to)
+    else:
+        ledger.run()  # returns with the journal and the warehouse closed
     import gc
 
     gc.freeze()  # exiting: skip the interpreter's last collection over the heap (a faster `oh down`)
