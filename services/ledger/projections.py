@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -377,11 +379,22 @@ def _writes(message: Message) -> frozenset[str]:
     return writes
 
 
-def apply_events(con: duckdb.DuckDBPyConnection, events: Sequence[Applied], new_ids: bool = False) -> None:
-    """Apply events in batches of one type (commands have no table).
+_new_ids: ContextVar[bool] = ContextVar("new_ids", default=False)
 
-    `new_ids`: the caller believes no event's id was applied before, so fills are inserted without a
-    conflict check (`_apply_trade_updates`); a duplicate id then fails the statement with duckdb.ConstraintException.
+
+@contextmanager
+def assuming_new_ids() -> Iterator[None]:
+    """Within the block, `apply_events` takes every event's id as never applied before, so fills are inserted
+    without a conflict check (`_apply_trade_updates`); a duplicate id then fails with duckdb.ConstraintException."""
+    token = _new_ids.set(True)
+    try:
+        yield
+    finally:
+        _new_ids.reset(token)
+
+
+def apply_events(con: duckdb.DuckDBPyConnection, events: Sequence[Applied]) -> None:
+    """Apply events in batches of one type (commands have no table).
 
     An event joins the latest batch of its type unless a batch after that one writes something it
     writes, so events touching the same rows keep their seq order (the tables come out as if
@@ -415,6 +428,7 @@ def apply_events(con: duckdb.DuckDBPyConnection, events: Sequence[Applied], new_
             target[1].append(item)
             target[2].update(writes)
         last_group = target[1]
+    new_ids = _new_ids.get()
     with deferred(con):  # the meta.* rows of every batch: one statement per table at the end
         for kind, group, _ in batches:
             applier = APPLIERS.get(kind)

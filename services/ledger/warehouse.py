@@ -227,7 +227,11 @@ class Warehouse:
     ) -> None:
         self.con.execute("BEGIN")
         try:
-            projections.apply_events(self.con, events, new_ids)
+            if new_ids:
+                with projections.assuming_new_ids():
+                    projections.apply_events(self.con, events)
+            else:
+                projections.apply_events(self.con, events)
             projections.index_events(self.con, events, sizes)
             self._set_offset(events[-1][0])
             if before_commit is not None:
