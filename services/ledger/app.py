@@ -2,7 +2,8 @@
 
 One loop iteration is one group commit:
 
-1. drain every frame waiting on the ingress socket (up to a bound);
+1. drain every frame waiting on the ingress socket (up to a bound), waiting a little for more while the group is
+   small (`services/ledger/group_commit.py`), and sort what came (`services/ledger/intake.py`);
 2. reject what is malformed, unknown or oversized (counted, logged, answered with a Nack);
 3. acknowledge duplicates of events already journaled without journaling them again;
 4. append the new events to the journal in one write and acknowledge their producers;
