@@ -111,7 +111,6 @@ class Ledger:
         self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-fsync")
         self._reject_logs = 0
         self.group_commit = GroupCommit.from_env()
-        self._drain_refusal: str | None = None  # why events cannot be stored during this drain (set by _drain)
 
     # -- opening ---------------------------------------------------------------------------
     def _open_warehouse(self, home: Home) -> Warehouse:
