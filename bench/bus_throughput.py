@@ -5,7 +5,13 @@ to the real ledger, which acknowledges, journals, projects them into `trade_upda
 publishes them; the clock stops when a `Subscriber` in this process has received the last one
 (so every event is committed and published). Raw: the same messages, msgpack-encoded the same
 way, go from a PUSH process to a PULL socket here, 100 frames per multipart, decoded on receipt.
-Both also run unbatched (one event per send). Judged by: ours / raw events/s, batched.
+Both also run unbatched (one event per send). Judged by: ours / raw events/s, batched. Each fresh
+ledger first gets one fill, waited for until applied, so that its one-time costs (DuckDB's lazy
+imports on the first Arrow insert) fall outside every measurement.
+Each of our lines also prints the CPU time per event of the ledger (all its threads), the producer
+process and the subscriber (this process) over the run, a figure the machine's load moves far less
+than the rates, and the mean events per group commit (the ledger's `group_commits` counter; n/a on a
+ledger without it).
 
     python -m bench.bus_throughput [--events 100000] [--fsync batch,always] [--repeat 3]
 """
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import time
 from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
@@ -24,8 +31,10 @@ from bench._common import (
     fmt_rate,
     fresh_home,
     header,
+    load_line,
     ratio_line,
     running_ledger,
+    wait_applied,
 )
 from bus.codec import decode_message, encode
 from bus.control_client import ControlClient
@@ -51,7 +60,7 @@ def make_trades(n: int) -> list[TradeUpdated]:
 
 # -- the sending side (a spawned child process) ---------------------------------------------
 def _produce(kind: str, root: str, n: int, batch: int, ready: MpEvent, go: MpEvent, out: Any) -> None:
-    """Build the messages, wait for `go`, send them all; report (t_start, t_sent, t_acked) on `out`."""
+    """Build the messages, wait for `go`, send them all; report (t_start, t_sent, t_acked, cpu) on `out`."""
     import zmq
 
     messages = make_trades(n)
@@ -63,6 +72,7 @@ def _produce(kind: str, root: str, n: int, batch: int, ready: MpEvent, go: MpEve
         ready.set()
         go.wait()
         t_start = time.monotonic()
+        cpu = time.process_time()
         if batch > 1:
             for i in range(0, n, batch):
                 producer.send_many(messages[i : i + batch])
@@ -80,6 +90,7 @@ def _produce(kind: str, root: str, n: int, batch: int, ready: MpEvent, go: MpEve
         ready.set()
         go.wait()
         t_start = time.monotonic()
+        cpu = time.process_time()
         if kind == "packed":  # one frame holding `batch` events (a msgpack array): the zmq ceiling
             for i in range(0, n, batch):
                 sock.send(encode(messages[i : i + batch]), copy=False)
@@ -92,7 +103,7 @@ def _produce(kind: str, root: str, n: int, batch: int, ready: MpEvent, go: MpEve
         t_sent = time.monotonic()
         sock.close()
         zmq.Context.instance().term()  # waits until every queued frame is handed over (LINGER -1)
-    out.put((t_start, t_sent, t_acked))
+    out.put((t_start, t_sent, t_acked, time.process_time() - cpu))
 
 
 def _start_producer(kind: str, target: str, n: int, batch: int) -> tuple[Any, MpEvent, Any]:
@@ -107,7 +118,7 @@ def _start_producer(kind: str, target: str, n: int, batch: int) -> tuple[Any, Mp
     return proc, go, out
 
 
-def _finish(proc: Any, out: Any) -> tuple[float, float, float]:
+def _finish(proc: Any, out: Any) -> tuple[float, float, float, float]:
     """Collect the producer's timestamps and reap it."""
     times = out.get(timeout=300)
     proc.join(60)
@@ -116,15 +127,37 @@ def _finish(proc: Any, out: Any) -> tuple[float, float, float]:
     return times
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, every thread) a process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def warm_ledger(home: Home) -> None:
+    """One fill through a fresh ledger, waited for until applied, before anything is timed: whatever the ledger pays
+    once (DuckDB imports pandas on its first Arrow `register`) lands outside both the raw and our measurements."""
+    from bus.producer import Producer
+
+    producer = Producer(home)
+    producer.send(make_trades(1)[0])
+    producer.flush(timeout=120)
+    control = ControlClient(home)
+    wait_applied(control, producer.last_acked_seq, timeout=120)
+    control.close()
+    producer.close()
+
+
 # -- the two measurements ---------------------------------------------------------------------
-def run_ours(home: Home, n: int, batch: int) -> dict[str, float]:
+def run_ours(home: Home, n: int, batch: int, ledger_pid: int) -> dict[str, float]:
     """Send `n` events through the ledger; time until the subscriber here has them all."""
     control = ControlClient(home)
-    start_seq = control.status().head_seq + 1
+    before = control.status()
+    start_seq = before.head_seq + 1
     sub = Subscriber(home, types=["TradeUpdated"], from_seq=start_seq)
     sub.poll(50)  # connect and do the (empty) initial catch-up before the clock starts
     time.sleep(0.3)
     proc, go, out = _start_producer("ours", str(home.root), n, batch)
+    ledger_cpu, sub_cpu = process_cpu(ledger_pid), time.process_time()
     go.set()
     got = 0
     deadline = time.monotonic() + 600
@@ -135,13 +168,17 @@ def run_ours(home: Home, n: int, batch: int) -> dict[str, float]:
         if time.monotonic() > deadline:
             raise TimeoutError(f"subscriber got {got} of {n} events")
     t_end = time.monotonic()
-    t_start, t_sent, t_acked = _finish(proc, out)
+    ledger_cpu, sub_cpu = process_cpu(ledger_pid) - ledger_cpu, time.process_time() - sub_cpu
+    t_start, t_sent, t_acked, producer_cpu = _finish(proc, out)
     catch_ups = sub.catch_ups
+    after = control.status().counters
+    groups = after.get("group_commits", 0) - before.counters.get("group_commits", 0)
     sub.close()
     control.close()
     return {
         "events_s": n / (t_end - t_start), "acked_s": n / (t_acked - t_start), "seconds": t_end - t_start,
         "send_s": n / (t_sent - t_start), "catch_ups": catch_ups,
+        "per_group": n / groups if groups else float("nan"), "ledger_us": ledger_cpu / n * 1e6, "producer_us": producer_cpu / n * 1e6, "subscriber_us": sub_cpu / n * 1e6,
     }
 
 
@@ -174,7 +211,7 @@ def run_raw(home: Home, n: int, batch: int, packed: bool = False) -> dict[str, f
                 decode_message(frame)
                 got += 1
     t_end = time.monotonic()
-    t_start, t_sent, _ = _finish(proc, out)
+    t_start, t_sent, _, _ = _finish(proc, out)
     sock.close()
     return {"events_s": n / (t_end - t_start), "seconds": t_end - t_start, "send_s": n / (t_sent - t_start)}
 
@@ -190,7 +227,9 @@ def _line(label: str, ours: dict[str, float], raw: dict[str, float]) -> None:
     print(
         f"ours {label}: {fmt_rate(ours['events_s']):>9} events/s published ({ours['seconds']:.2f}s; "
         f"acked {fmt_rate(ours['acked_s'])}/s; catch-ups {int(ours['catch_ups'])})  "
-        f"raw {fmt_rate(raw['events_s']):>9} events/s  ours/raw {ours['events_s'] / raw['events_s']:.3f}",
+        f"raw {fmt_rate(raw['events_s']):>9} events/s  ours/raw {ours['events_s'] / raw['events_s']:.3f}\n"
+        f"      CPU per event: ledger {ours['ledger_us']:.1f} us, producer {ours['producer_us']:.1f} us, "
+        f"subscriber {ours['subscriber_us']:.1f} us; {ours['per_group']:,.0f} events per group commit",
         flush=True,
     )
 
@@ -204,31 +243,37 @@ def bench(n: int, n_unbatched: int, batch: int, fsync_policies: list[str], repea
     header("bus_throughput: TradeUpdated through producer -> ledger -> journal -> DuckDB -> PUB -> subscriber")
     size = len(encode(make_trades(1)[0]))
     print(f"   event: TradeUpdated, {size} B msgpack; batched = {batch} events per multipart; {n:,} events per run")
+    load_line("at start")
     first, others = fsync_policies[0], fsync_policies[1:]
     ratios, raws_b = [], []
     for i in range(repeat):
-        with fresh_home(f"bus-{first}") as home, running_ledger(home, first):
+        with fresh_home(f"bus-{first}") as home, running_ledger(home, first) as ledger:
+            pid = ledger.proc.pid  # type: ignore[union-attr]
+            warm_ledger(home)
             raw_b = median_raw(home, n, batch, 3)
-            ours_b = run_ours(home, n, batch)
+            ours_b = run_ours(home, n, batch, pid)
             _line(f"fsync={first:<6} batched   #{i + 1}", ours_b, raw_b)
             ratios.append(ours_b["events_s"] / raw_b["events_s"])
             raws_b.append(raw_b)
             if i == repeat - 1:
                 raw_u = median_raw(home, n_unbatched, 1, 3)
-                ours_u = run_ours(home, n_unbatched, 1)
+                ours_u = run_ours(home, n_unbatched, 1, pid)
                 _line(f"fsync={first:<6} unbatched   ", ours_u, raw_u)
                 raw_p = run_raw(home, n, batch, packed=True)
                 rows = count_rows(home, "trade_updates")
-                print(f"   trade_updates rows: {rows:,} (expected {n + n_unbatched:,})")
+                print(f"   trade_updates rows: {rows:,} (expected {n + n_unbatched + 1:,}, one the warm-up's)")
     print(
         f"raw PUSH/PULL, packed: {fmt_rate(raw_p['events_s'])} events/s "
         f"({batch} events in ONE frame: the zmq ceiling, info only, not the baseline)"
     )
     raw_b = sorted(raws_b, key=lambda r: r["events_s"])[len(raws_b) // 2]
     for fsync in others:
-        with fresh_home(f"bus-{fsync}") as home, running_ledger(home, fsync):
-            _line(f"fsync={fsync:<6} batched     ", run_ours(home, n, batch), raw_b)
-            _line(f"fsync={fsync:<6} unbatched   ", run_ours(home, n_unbatched, 1), raw_u)
+        with fresh_home(f"bus-{fsync}") as home, running_ledger(home, fsync) as ledger:
+            pid = ledger.proc.pid  # type: ignore[union-attr]
+            warm_ledger(home)
+            _line(f"fsync={fsync:<6} batched     ", run_ours(home, n, batch, pid), raw_b)
+            _line(f"fsync={fsync:<6} unbatched   ", run_ours(home, n_unbatched, 1, pid), raw_u)
+    load_line("at end")
     judged = sorted(ratios)[len(ratios) // 2]
     ratio_line(f"bus_throughput ours/raw events/s (batched, fsync={first}, median of {repeat} pairs)", judged)
     return judged

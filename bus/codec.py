@@ -95,7 +95,7 @@ def split_messages(frame: bytes) -> list[bytes] | None:
 def frames_for(payloads: list[bytes]) -> list[bytes]:
     """The frames that carry `payloads` in order: one packed frame when they are several and all small,
     else one frame each (bulk rows are never copied into a batch)."""
-    if len(payloads) > 1 and all(len(payload) < BULK_FRAME_BYTES for payload in payloads):
+    if len(payloads) > 1 and max(map(len, payloads)) < BULK_FRAME_BYTES:
         return [pack_messages(payloads)]
     return payloads
 

@@ -99,18 +99,24 @@ class Producer:
 
     def send_many(self, messages: Iterable[Message]) -> list[str]:
         """Send messages as one multipart frame (one ingress read for the ledger)."""
-        ids: list[str] = []
-        payloads: list[bytes] = []
-        for message in messages:
-            payload = encode(message)
-            self.pending[message.id] = _Pending(payload)
-            ids.append(message.id)
-            payloads.append(payload)
-        self._unsent += len(ids)
-        if self._unsent > len(ids):
-            self._resend_due()  # earlier messages are still waiting: keep the order, send them first
-        elif payloads and self._send_frames(payloads):
-            self._mark_sent([self.pending[event_id] for event_id in ids], time.monotonic())
+        batch = list(messages)
+        ids = [message.id for message in batch]
+        payloads = [encode(message) for message in batch]
+        if self._unsent == 0 and payloads and self._send_frames(payloads):
+            # the usual case: nothing older is waiting to be sent, and this batch went out now
+            now, order, pending = time.monotonic(), self._sends, self.pending
+            for event_id, payload in zip(ids, payloads, strict=True):
+                order += 1
+                pending[event_id] = _Pending(payload, now, 1, order)
+            self._sends = order
+        else:
+            for event_id, payload in zip(ids, payloads, strict=True):
+                self.pending[event_id] = _Pending(payload)
+            self._unsent += len(ids)
+            if self._unsent > len(ids):
+                self._resend_due()  # earlier messages are still waiting: keep the order, send them first
+            elif payloads and self._send_frames(payloads):
+                self._mark_sent([self.pending[event_id] for event_id in ids], time.monotonic())
         self._read_replies(0)
         if len(self.pending) >= self.max_pending:
             self._wait_until(lambda: len(self.pending) < self.max_pending // 2, None)
@@ -154,12 +160,7 @@ class Producer:
                 if self.refusal is not None and reply.ids:
                     log.info("the ledger stores events again")
                     self.refusal = None
-                for event_id, seq in zip(reply.ids, reply.seqs, strict=True):
-                    item = self._forget(event_id)
-                    if item is not None:
-                        self.acked += 1
-                        self.last_acked_seq = max(self.last_acked_seq, seq)
-                        self._acked_order = max(self._acked_order, item.order)
+                self._acknowledged(reply)
             elif reply.retry:  # not stored now: keep it; it is resent after its backoff
                 refused = self.pending.get(reply.id) if reply.id is not None else None
                 if refused is not None:
@@ -172,6 +173,24 @@ class Producer:
                     self._forget(reply.id)
                 self.rejected.append((reply.id or "?", reply.reason))
                 log.error("ledger rejected an event: %s", reply.reason)
+
+    def _acknowledged(self, ack: Ack) -> None:
+        """Forget every acknowledged event (one Ack answers a whole drain of the ledger: thousands of ids)."""
+        pop, acked, last_seq, acked_order, unsent = self.pending.pop, 0, self.last_acked_seq, self._acked_order, 0
+        for event_id, seq in zip(ack.ids, ack.seqs, strict=True):
+            item = pop(event_id, None)
+            if item is None:
+                continue
+            if item.sent_at == 0.0:
+                unsent += 1  # answered after its connection dropped: no need to send it again
+            acked += 1
+            if seq > last_seq:
+                last_seq = seq
+            if item.order > acked_order:
+                acked_order = item.order
+        self.acked += acked
+        self._unsent -= unsent
+        self.last_acked_seq, self._acked_order = last_seq, acked_order
 
     def _check_connection(self) -> None:
         """Rule 1: after the connection to the ledger dropped, everything unacknowledged goes again."""

@@ -2,7 +2,8 @@
 
 One loop iteration is one group commit:
 
-1. drain every frame waiting on the ingress socket (up to a bound);
+1. drain every frame waiting on the ingress socket (up to a bound), waiting a little for more while the group is
+   small (`services/ledger/group_commit.py`), and sort what came (`services/ledger/intake.py`);
 2. reject what is malformed, unknown or oversized (counted, logged, answered with a Nack);
 3. acknowledge duplicates of events already journaled without journaling them again;
 4. append the new events to the journal in one write and acknowledge their producers;
@@ -38,33 +39,25 @@ import zmq
 from bus.codec import (
     BULK_FRAME_BYTES,
     HEAD_TOPIC,
-    FrameError,
     decode_message,
     encode,
     frames_for,
     pack_seq,
     pack_seqs,
-    split_messages,
     topic_of,
 )
 from bus.home import Home
 from bus.journal import Journal, JournalCorrupt
 from bus.journal_lock import JournalLock
-from contracts import (
-    EPHEMERAL_TYPES,
-    MESSAGE_TYPES,
-    Heartbeat,
-    Message,
-    RunFinished,
-    RunStarted,
-)
+from contracts import MESSAGE_TYPES, Message, RunFinished, RunStarted
 from contracts.control import Ack, Nack, RebuildReply, StatusReply
 from services.ledger.control import ControlServer
 from services.ledger.dedup import RecentIds
-from services.ledger.projections import validate
+from services.ledger.group_commit import GroupCommit
+from services.ledger.intake import Intake
 from services.ledger.stall import Stall, is_disk_full
 from services.ledger.tcp import open_listener
-from services.ledger.warehouse import Warehouse, WarehouseAhead, is_storage_failure
+from services.ledger.warehouse import Warehouse, WarehouseAhead, is_storage_failure, warm_up
 from services.ledger.watchdog import RunWatchdog
 
 log = logging.getLogger("ledger")
@@ -73,11 +66,7 @@ MAX_DRAIN_MESSAGES = 20_000
 MAX_DRAIN_BYTES = 128 * 1024 * 1024
 HEAD_TICK_SECONDS = 1.0
 PUBLISH_RUN = 1000  # events of one type published as one message, at most
-# Group commit: a batch smaller than these waits up to OH_GROUP_COMMIT_MS for more events to arrive
-# (one journal write, fsync and DuckDB transaction then covers them all); a lone command pays at most that.
-GROUP_COMMIT_LINGER = float(os.environ.get("OH_GROUP_COMMIT_MS", "1")) / 1000
-GROUP_COMMIT_EVENTS = 1000
-GROUP_COMMIT_BYTES = 4 * 1024 * 1024
+_RUN_TYPES = (RunStarted, RunFinished)  # what the run watchdog follows
 ABANDON_SECONDS = float(os.environ.get("OH_ABANDON_SECONDS", "30"))
 PUB_HWM = int(os.environ.get("OH_PUB_HWM", "200000"))  # past it a slow subscriber drops and catches up
 
@@ -121,7 +110,7 @@ class Ledger:
         self._last_tick = 0.0
         self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-fsync")
         self._reject_logs = 0
-        self._drain_refusal: str | None = None  # why events cannot be stored during this drain (set by _drain)
+        self.group_commit = GroupCommit.from_env()
 
     # -- opening ---------------------------------------------------------------------------
     def _open_warehouse(self, home: Home) -> Warehouse:
@@ -254,6 +243,7 @@ class Ledger:
             "ledger ready: head seq %d, fsync %s, home %s%s", self.journal.head_seq, self.journal.fsync, self.home.root,
             f", bus also on {self.tcp.describe()} (CURVE)" if self.tcp else "",
         )
+        threading.Thread(target=warm_up, name="duckdb-warm-up", daemon=True).start()  # while no event waits
         poller = zmq.Poller()
         poller.register(self.ingress, zmq.POLLIN)
         try:
@@ -297,164 +287,124 @@ class Ledger:
         log.info("ledger stopped at seq %d", self.journal.head_seq)
 
     def _drain(self) -> None:
-        fresh: list[tuple[str, bytes, Message, bytes]] = []  # (type, payload, message, identity)
-        duplicates: dict[bytes, list[tuple[str, int]]] = defaultdict(list)
-        in_batch: dict[str, int] = {}
-        late_duplicates: list[tuple[bytes, str, int]] = []
-        size = 0
-        self._drain_refusal = self._refusal()  # halted or stalled: the same answer for the whole drain
-        linger_until = time.monotonic() + GROUP_COMMIT_LINGER
+        intake = Intake(self.seen, self.heartbeats, self._refusal(), self._reject, self._refuse, self.count)
+        group = self.group_commit
+        linger_until = group.deadline(time.monotonic())
         for _ in range(MAX_DRAIN_MESSAGES):
             try:
                 parts = self.ingress.recv_multipart(zmq.NOBLOCK, copy=True)
             except zmq.Again:
-                # group commit sized by time and bytes: a small batch waits briefly for more to arrive
+                # group commit sized by time and bytes: a small group waits briefly for more to arrive
                 left = linger_until - time.monotonic()
-                if not fresh or len(fresh) >= GROUP_COMMIT_EVENTS or size >= GROUP_COMMIT_BYTES or left <= 0:
+                if not intake.messages or group.full(len(intake.messages), intake.size) or left <= 0:
                     break
                 if not self.ingress.poll(left * 1000):
                     break
                 continue
-            identity, frames = parts[0], parts[1:]
-            for frame in frames:
-                size += len(frame)
-                try:
-                    batch = split_messages(frame)  # a producer's batch travels as one packed frame
-                except FrameError as exc:
-                    self._reject(identity, str(exc), "malformed")
-                    continue
-                for payload in batch if batch is not None else (frame,):
-                    self._admit(identity, payload, fresh, duplicates, in_batch, late_duplicates)
-            if size >= MAX_DRAIN_BYTES:
+            identity = parts[0]
+            for frame in parts[1:]:
+                intake.admit_frame(identity, frame)
+            if intake.size >= MAX_DRAIN_BYTES:
                 break
-        acks: dict[bytes, tuple[list[str], list[int]]] = defaultdict(lambda: ([], []))
-        for identity, pairs in duplicates.items():
-            for event_id, seq in pairs:
-                acks[identity][0].append(event_id)
-                acks[identity][1].append(seq)
+        group.committed(len(intake.messages), intake.size)
         seqs: list[int] = []
-        if fresh:
+        if intake.messages:
             try:
-                seqs = self.journal.append((type_name, payload) for type_name, payload, _, _ in fresh)
+                seqs = self.journal.append(zip(intake.types, intake.payloads, strict=True))
             except OSError as exc:  # rolled back by the journal: nothing of the batch is stored, nothing is acked
-                self._stall_on(exc, self.journal.writing, sum(len(payload) for _, payload, _, _ in fresh))
+                self._stall_on(exc, self.journal.writing, sum(map(len, intake.payloads)))
                 reason = self._refusal() or str(exc)
-                for _, _, message, identity in fresh:
+                for message, identity in zip(intake.messages, intake.identities, strict=True):
                     self._refuse(identity, message.id, reason)
-                for identity, event_id, _ in late_duplicates:
+                for identity, event_id, _ in intake.late_duplicates:
                     self._refuse(identity, event_id, reason)
-                fresh, late_duplicates = [], []
-        for seq, (_, _, message, identity) in zip(seqs, fresh, strict=True):
-            acks[identity][0].append(message.id)
-            acks[identity][1].append(seq)
-        for identity, event_id, index in late_duplicates:
-            acks[identity][0].append(event_id)
-            acks[identity][1].append(seqs[index])
+                intake.drop_fresh()
+            else:
+                self.seen.add_many([m.id for m in intake.messages], seqs)  # before the acks: a resend is a duplicate
+        self._acknowledge(intake, seqs)
+        if intake.messages:
+            self._commit(intake.types, intake.payloads, intake.messages, seqs)
+
+    def _acknowledge(self, intake: Intake, seqs: list[int]) -> None:
+        """Answer every producer once for this drain: one Ack with the ids and seqs of all it sent."""
+        acks: dict[bytes, tuple[list[str], list[int]]] = {}
+        for identity, event_id, seq in intake.duplicates:
+            ids, ack_seqs = acks.setdefault(identity, ([], []))
+            ids.append(event_id)
+            ack_seqs.append(seq)
+        identities = intake.identities
+        if identities and identities.count(identities[0]) == len(identities):  # the usual case: one producer
+            ids, ack_seqs = acks.setdefault(identities[0], ([], []))
+            ids += [m.id for m in intake.messages]
+            ack_seqs += seqs
+        else:
+            for identity, message, seq in zip(identities, intake.messages, seqs, strict=True):
+                ids, ack_seqs = acks.setdefault(identity, ([], []))
+                ids.append(message.id)
+                ack_seqs.append(seq)
+        for identity, event_id, index in intake.late_duplicates:
+            ids, ack_seqs = acks.setdefault(identity, ([], []))
+            ids.append(event_id)
+            ack_seqs.append(seqs[index])
         for identity, (ids, ack_seqs) in acks.items():
             try:
                 self.ingress.send_multipart([identity, encode(Ack(ids=ids, seqs=ack_seqs))], flags=zmq.NOBLOCK)
             except zmq.ZMQError:
                 pass  # the producer is gone; it resends when it comes back
-        if fresh:
-            self._commit([(seq, type_name, payload, message) for seq, (type_name, payload, message, _) in zip(seqs, fresh, strict=True)])
 
-    def _commit(self, journaled: list[tuple[int, str, bytes, Message]]) -> None:
+    def _commit(self, types: list[str], payloads: list[bytes], messages: list[Message], seqs: list[int]) -> None:
         """`_project`, stalling (never crashing) when the disk is full: the batch stays in the journal for the retry."""
         try:
-            self._project(journaled)
+            self._project(types, payloads, messages, seqs)
         except Exception as exc:
             if not is_storage_failure(exc):
                 raise
-            self._stall_on(exc, self.home.warehouse, sum(len(p) for _, _, p, _ in journaled))
+            self._stall_on(exc, self.home.warehouse, sum(map(len, payloads)))
 
-    def _project(self, journaled: list[tuple[int, str, bytes, Message]]) -> None:
+    def _project(self, types: list[str], payloads: list[bytes], messages: list[Message], seqs: list[int]) -> None:
         """Make journaled events durable, project them in one transaction, then publish them."""
-        for seq, _, _, message in journaled:
-            self.seen.add(message.id, seq)
-        self.count("events_journaled", len(journaled))
+        self.count("events_journaled", len(messages))
+        self.count("group_commits")
         durable = self._syncer.submit(self.journal.sync)  # fsync overlaps the projection work ...
         rejected = self.warehouse.commit(
-            [(seq, m) for seq, _, _, m in journaled], [len(p) for _, _, p, _ in journaled],
+            list(zip(seqs, messages, strict=True)), list(map(len, payloads)),
             before_commit=durable.result,  # ... and the warehouse never commits ahead of the journal
         )
         if rejected:
             self.count("projection_rejected", len(rejected))
         now = time.time()
-        for _, _, _, message in journaled:
-            if isinstance(message, RunStarted | RunFinished):
+        for message in messages:
+            if isinstance(message, _RUN_TYPES):
                 self.watchdog.observe(message, now)
-        self._publish(journaled)
+        self._publish(types, payloads, seqs)
 
-    def _publish(self, journaled: list[tuple[int, str, bytes, Message]]) -> None:
+    def _publish(self, types: list[str], payloads: list[bytes], seqs: list[int]) -> None:
         """Publish committed events: each run of consecutive events of one type as ONE message (at most
         PUBLISH_RUN events): [topic, seqs, packed payloads] when they are small, [topic, seqs, payload, ...]
         when bulk, so a burst of small events costs a few sends, not three per event (bus/subscriber.py)."""
-        start = 0
-        while start < len(journaled):
-            type_name = journaled[start][1]
-            end = start + 1
-            while end < len(journaled) and end - start < PUBLISH_RUN and journaled[end][1] == type_name:
+        start, n = 0, len(types)
+        while start < n:
+            type_name = types[start]
+            end, limit = start + 1, min(n, start + PUBLISH_RUN)
+            while end < limit and types[end] == type_name:
                 end += 1
-            run = journaled[start:end]
-            frames = frames_for([payload for _, _, payload, _ in run])  # small ones packed in one frame
+            frames = frames_for(payloads[start:end])  # small ones packed in one frame
             # zero-copy only pays for large frames; for small ones it is slower than a copy
-            self.publisher.send_multipart([topic_of(type_name), pack_seqs([seq for seq, _, _, _ in run]), *frames],
+            self.publisher.send_multipart([topic_of(type_name), pack_seqs(seqs[start:end]), *frames],
                                           copy=len(frames) > 1 or len(frames[0]) < BULK_FRAME_BYTES)
             start = end
 
     def _journal_own(self, messages: list[Message]) -> None:
         """Journal events the ledger itself decides (an abandoned run), through the same path."""
-        payloads = [(type(m).__name__, encode(m), m) for m in messages]
+        types, payloads = [type(m).__name__ for m in messages], [encode(m) for m in messages]
         try:
-            seqs = self.journal.append((t, p) for t, p, _ in payloads)
+            seqs = self.journal.append(zip(types, payloads, strict=True))
         except OSError as exc:
             self.watchdog.load(self.warehouse.open_runs(), time.time())  # decided again once storing works
-            self._stall_on(exc, self.journal.writing, sum(len(p) for _, p, _ in payloads))
+            self._stall_on(exc, self.journal.writing, sum(map(len, payloads)))
             return
-        self._commit([(seq, t, p, m) for seq, (t, p, m) in zip(seqs, payloads, strict=True)])
-
-    def _admit(
-        self,
-        identity: bytes,
-        frame: bytes,
-        fresh: list[tuple[str, bytes, Message, bytes]],
-        duplicates: dict[bytes, list[tuple[str, int]]],
-        in_batch: dict[str, int],
-        late_duplicates: list[tuple[bytes, str, int]],
-    ) -> None:
-        try:
-            message = decode_message(frame)
-        except FrameError as exc:
-            reason = str(exc)
-            kind = "oversized" if "exceeds" in reason else "unknown_type" if "`$.type`" in reason else "malformed"
-            self._reject(identity, reason, kind)
-            return
-        type_name = type(message).__name__
-        if type_name in EPHEMERAL_TYPES:
-            if isinstance(message, Heartbeat):
-                self.heartbeats[message.service] = {"pid": message.pid, "state": message.state,
-                                                    "run_id": message.run_id, "last_seen": time.time()}
-            return
-        seq = self.seen.get(message.id)
-        if seq is not None:
-            self.count("duplicates_dropped")
-            duplicates[identity].append((message.id, seq))
-            return
-        if message.id in in_batch:
-            self.count("duplicates_dropped")
-            late_duplicates.append((identity, message.id, in_batch[message.id]))
-            return
-        refusal = self._drain_refusal
-        if refusal is not None:  # halted or stalled: not stored, so not acknowledged; the producer resends it
-            self._refuse(identity, message.id, refusal)
-            return
-        try:
-            validate(message)
-        except FrameError as exc:
-            self._reject(identity, str(exc), "invalid_payload", message.id)
-            return
-        in_batch[message.id] = len(fresh)
-        fresh.append((type_name, frame, message, identity))
+        self.seen.add_many([m.id for m in messages], seqs)
+        self._commit(types, payloads, messages, seqs)
 
     def _serve_rebuilds(self) -> None:
         while not self.control.rebuilds.empty():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 
 
 class RecentIds:
@@ -20,6 +21,12 @@ class RecentIds:
         """Remember an id, forgetting the oldest beyond capacity."""
         self._seqs[event_id] = seq
         if len(self._seqs) > self.capacity:
+            self._seqs.popitem(last=False)
+
+    def add_many(self, event_ids: Sequence[str], seqs: Sequence[int]) -> None:
+        """Remember a journaled batch at once (as `add` one by one, in order, at C speed)."""
+        self._seqs.update(zip(event_ids, seqs, strict=True))
+        for _ in range(len(self._seqs) - self.capacity):
             self._seqs.popitem(last=False)
 
     def __len__(self) -> int:

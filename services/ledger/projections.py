@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -81,6 +83,7 @@ _ROW_SCHEMAS: dict[type[Message], pa.Schema] = {
     CandlesIngested: row_schemas.CANDLES, ChainSnapshotted: row_schemas.CHAIN, FlowComputed: row_schemas.FLOW,
     DerivedComputed: row_schemas.DERIVED, OptionBarsIngested: row_schemas.OPTION_BARS,
 }
+VALIDATED_TYPES = frozenset(_ROW_SCHEMAS)  # `validate` checks nothing for any other type
 
 
 def validate(message: Message) -> None:
@@ -315,7 +318,12 @@ def _apply_derived(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> 
     _record_daily_assets(con, batch, asset_of(DerivedComputed), lambda ev: ev.as_of, updated)
 
 
-def _apply_trade_updates(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> None:
+def _apply_trade_updates(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied], new_ids: bool = False) -> None:
+    """Insert the fills, each once (a fill already stored under its event id is left as it is).
+
+    `new_ids` says the caller believes no id is stored yet (the ledger dropped resent ids at its door): then a plain
+    INSERT, several times cheaper in DuckDB than ON CONFLICT DO NOTHING, whose duplicate key error the caller
+    answers by running the transaction again without it (`Warehouse.commit`)."""
     # one pass over the events (a tuple each), then a column per field: the hot path of small events
     rows = [(ev.id, ev.ts, ev.order_id, ev.symbol, ev.event, ev.side, ev.qty, ev.price, ev.filled_at)  # type: ignore[attr-defined]
             for _, ev in batch]
@@ -335,7 +343,7 @@ def _apply_trade_updates(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied
     )
     con.register("_trades", table)
     try:
-        con.execute("INSERT INTO trade_updates SELECT * FROM _trades ON CONFLICT DO NOTHING")
+        con.execute("INSERT INTO trade_updates SELECT * FROM _trades" + ("" if new_ids else " ON CONFLICT DO NOTHING"))
     finally:
         con.unregister("_trades")
 
@@ -371,6 +379,20 @@ def _writes(message: Message) -> frozenset[str]:
     return writes
 
 
+_new_ids: ContextVar[bool] = ContextVar("new_ids", default=False)
+
+
+@contextmanager
+def assuming_new_ids() -> Iterator[None]:
+    """Within the block, `apply_events` takes every event's id as never applied before, so fills are inserted
+    without a conflict check (`_apply_trade_updates`); a duplicate id then fails with duckdb.ConstraintException."""
+    token = _new_ids.set(True)
+    try:
+        yield
+    finally:
+        _new_ids.reset(token)
+
+
 def apply_events(con: duckdb.DuckDBPyConnection, events: Sequence[Applied]) -> None:
     """Apply events in batches of one type (commands have no table).
 
@@ -382,8 +404,16 @@ def apply_events(con: duckdb.DuckDBPyConnection, events: Sequence[Applied]) -> N
     (`bookkeeping.deferred`).
     """
     batches: list[tuple[type[Message], list[Applied], set[str]]] = []
+    last_kind: type[Message] | None = None
+    last_group: list[Applied] = []
     for item in events:
-        kind, writes = type(item[1]), _writes(item[1])
+        kind = type(item[1])
+        if kind is last_kind and kind is not AssetFailed:
+            # the event before was of this type and writes the same (AssetFailed's writes vary): the search
+            # below would find the batch it joined again, so join it directly (a run of small events)
+            last_group.append(item)
+            continue
+        last_kind, writes = kind, _writes(item[1])
         target = None
         for batch in reversed(batches):
             if batch[0] is kind:
@@ -392,14 +422,19 @@ def apply_events(con: duckdb.DuckDBPyConnection, events: Sequence[Applied]) -> N
             if batch[2] & writes:
                 break
         if target is None:
-            batches.append((kind, [item], set(writes)))
+            target = (kind, [item], set(writes))
+            batches.append(target)
         else:
             target[1].append(item)
             target[2].update(writes)
+        last_group = target[1]
+    new_ids = _new_ids.get()
     with deferred(con):  # the meta.* rows of every batch: one statement per table at the end
         for kind, group, _ in batches:
             applier = APPLIERS.get(kind)
-            if applier is not None:
+            if applier is _apply_trade_updates and new_ids:
+                _apply_trade_updates(con, group, new_ids=True)
+            elif applier is not None:
                 applier(con, group)
 
 

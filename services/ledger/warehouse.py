@@ -29,6 +29,7 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from bus.codec import decode_message
 from bus.journal import Frame, Journal, JournalCorrupt
@@ -56,6 +57,18 @@ SANDBOX_SETTINGS = (
     "SET autoload_known_extensions = false",
     "SET lock_configuration = true",
 )
+
+
+def warm_up() -> None:
+    """Pay DuckDB's lazy imports now, on a scratch in-memory database: its first Arrow `register` imports
+    pandas (DuckDB checks every Python object it is given against pandas' types), which cost the first
+    batch of events 0.2-1 s. The ledger runs this in a thread once it is ready, while it waits for work."""
+    con = duckdb.connect()
+    try:
+        con.register("_warm", pa.table({"x": [1]}))
+        con.execute("SELECT count(*) FROM _warm").fetchall()
+    finally:
+        con.close()
 
 
 class WarehouseAhead(RuntimeError):
@@ -163,22 +176,23 @@ class Warehouse:
     ) -> list[tuple[int, str]]:
         """Apply events and advance the offset in one transaction; return (seq, error) of any rejected.
 
-        If the batch fails as a whole, each event is retried alone so that one poisonous event is
-        recorded in `ledger.rejected` (deterministically, replay gives the same result) instead of
-        blocking the ledger. `before_commit` runs just before COMMIT (the ledger waits there for the
-        journal's fsync, which overlaps the projection work).
+        The first attempt takes every id as new (fills by a plain INSERT: `projections.apply_events`); if it
+        fails, the batch runs again checking each id against those stored. If that fails too, each event is
+        retried alone so that one poisonous event is recorded in `ledger.rejected` (deterministically, replay
+        gives the same result) instead of blocking the ledger. `before_commit` runs just before COMMIT (the
+        ledger waits there for the journal's fsync, which overlaps the projection work).
         """
         if not events:
             return []
-        if before_commit is not None:
-            try:
-                self._transaction(events, sizes, before_commit)
-                return []
-            except Exception as exc:
-                if is_storage_failure(exc):
-                    raise  # the batch is applied again once the disk (or memory) allows
-                before_commit()  # the journal must be durable before any retry commits
         try:
+            self._transaction(events, sizes, before_commit, new_ids=True)
+            return []
+        except Exception as exc:
+            if is_storage_failure(exc):
+                raise  # the batch is applied again once the disk (or memory) allows
+            if before_commit is not None:
+                before_commit()  # the journal must be durable before any retry commits
+        try:  # again, checking for ids stored before (a duplicate id failed `new_ids`), or to find a poisonous event
             self._transaction(events, sizes)
             return []
         except Exception as exc:  # a projection bug must not stop the ledger: isolate the event
@@ -209,10 +223,15 @@ class Warehouse:
         events: Sequence[tuple[int, Message]],
         sizes: Sequence[int],
         before_commit: Callable[[], object] | None = None,
+        new_ids: bool = False,
     ) -> None:
         self.con.execute("BEGIN")
         try:
-            projections.apply_events(self.con, events)
+            if new_ids:
+                with projections.assuming_new_ids():
+                    projections.apply_events(self.con, events)
+            else:
+                projections.apply_events(self.con, events)
             projections.index_events(self.con, events, sizes)
             self._set_offset(events[-1][0])
             if before_commit is not None:

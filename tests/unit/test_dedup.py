@@ -40,3 +40,23 @@ def test_exactly_the_newest_capacity_ids_are_remembered(capacity: int, count: in
     for seq in range(1, count + 1):
         expected = seq if seq > count - capacity else None
         assert ids.get(f"id-{seq}") == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    capacity=st.integers(min_value=1, max_value=20),
+    chunks=st.lists(st.integers(min_value=0, max_value=15), max_size=8),
+)
+def test_adding_a_batch_remembers_what_adding_one_by_one_does(capacity: int, chunks: list[int]) -> None:
+    """`add_many` (the ledger adds each journaled batch at once) keeps exactly the ids and seqs, in the same
+    eviction order, that `add` per id would: same size, same answers for every id ever added."""
+    one_by_one, batched = RecentIds(capacity=capacity), RecentIds(capacity=capacity)
+    seq = 0
+    for size in chunks:
+        ids, seqs = [f"id-{seq + i}" for i in range(1, size + 1)], list(range(seq + 1, seq + size + 1))
+        for event_id, s in zip(ids, seqs, strict=True):
+            one_by_one.add(event_id, s)
+        batched.add_many(ids, seqs)
+        seq += size
+        assert len(batched) == len(one_by_one) <= capacity
+    assert [batched.get(f"id-{s}") for s in range(1, seq + 1)] == [one_by_one.get(f"id-{s}") for s in range(1, seq + 1)]
