@@ -21,7 +21,7 @@ from oh.domain import derived
 from services.pipeline import send_next_step
 from services.runs import Bus, RunContext, raise_if_partitions_failed
 from services.runtime import main
-from services.snapshots import load_chains_many, read_plan
+from services.snapshots import load_chains_many, read_plan, split_sorted
 
 DERIVED = job_of(ComputeDerived)
 CLOSES = 61  # closes up to a session that its realized vols use
@@ -43,15 +43,19 @@ def compute_derived(command: ComputeDerived, run: RunContext) -> None:
         closes = _closes(run, group, days[0], days[-1])
         histories = _iv_history(run, group, days[0], days[-1])
         for chunk in chunks:
-            stored = load_chains_many(run.query, group, chunk[0], chunk[-1])
+            stored = load_chains_many(run.query, group, chunk[0], chunk[-1], columns=derived.CHAIN_INPUTS)
+            rows: list[DerivedComputed] = []
             for symbol in group:
                 chains = stored.get(symbol, {})
                 history = histories.setdefault(symbol, {})
                 for day in chunk:
                     run.check_stop()
-                    error = _derive_session(run, symbol, day, chains.get(day), closes.get(symbol, _NO_CLOSES), history)
-                    if error is not None:
-                        failures.append((f"{symbol}|{day}", error))
+                    done = _derive_session(run, symbol, day, chains.get(day), closes.get(symbol, _NO_CLOSES), history)
+                    if isinstance(done, DerivedComputed):
+                        rows.append(done)
+                    elif done is not None:
+                        failures.append((f"{symbol}|{day}", done))
+            run.emit_many(rows)
     raise_if_partitions_failed(failures, len(command.symbols) * len(days), "partitions")
 
 
@@ -60,8 +64,9 @@ _NO_CLOSES: Closes = (np.array([], dtype="datetime64[D]"), np.array([], dtype=fl
 
 
 def _derive_session(run: RunContext, symbol: str, day: date, chain: pa.Table | None, closes: Closes,
-                    history: dict[date, float]) -> BaseException | None:
-    """Emit one session's derived row (or record it skipped) and add its IV to `history`; the error if it failed."""
+                    history: dict[date, float]) -> DerivedComputed | BaseException | None:
+    """One session's derived row as an event to emit, its IV added to `history`; or the error it failed with
+    (recorded), or None (no chain: recorded skipped)."""
     started = utc_now()
     partition = f"{symbol}|{day}"
     if chain is None:
@@ -77,23 +82,10 @@ def _derive_session(run: RunContext, symbol: str, day: date, chain: pa.Table | N
         run.asset_failed(ASSET, partition, exc, started)
         return exc
     history[day] = row["atm_iv_30d"]
-    run.emit(
-        DerivedComputed(
-            run_id=run.run_id, symbol=symbol, as_of=day, row_count=table.num_rows,
-            rows=to_ipc(table), started_at=started, ended_at=utc_now(),
-        )
+    return DerivedComputed(
+        run_id=run.run_id, symbol=symbol, as_of=day, row_count=table.num_rows,
+        rows=to_ipc(table), started_at=started, ended_at=utc_now(),
     )
-    return None
-
-
-def _split(table: pa.Table, key: str) -> dict[str, pa.Table]:
-    """A table sorted by `key`, sliced per value (zero-copy)."""
-    if not table.num_rows:
-        return {}
-    names = table.column(key).to_numpy(zero_copy_only=False)
-    starts = [0, *(np.flatnonzero(names[1:] != names[:-1]) + 1).tolist()]
-    ends = [*starts[1:], len(names)]
-    return {str(names[s]): table.slice(s, e - s) for s, e in zip(starts, ends, strict=True)}
 
 
 def _closes(run: RunContext, symbols: list[str], first: date, last: date) -> dict[str, Closes]:
@@ -110,7 +102,7 @@ def _closes(run: RunContext, symbols: list[str], first: date, last: date) -> dic
     return {
         symbol: (rows.column("date").to_numpy(zero_copy_only=False).astype("datetime64[D]"),
                  np.asarray(rows.column("close").to_numpy(zero_copy_only=False), dtype=float))
-        for symbol, rows in _split(table, "symbol").items()
+        for symbol, rows in split_sorted(table, "symbol").items()
     }
 
 
@@ -122,7 +114,7 @@ def _iv_history(run: RunContext, symbols: list[str], first: date, last: date) ->
         [symbols, last, derived.iv_history_window(first)[0]],
     )
     return {symbol: dict(zip(rows.column(1).to_pylist(), rows.column(2).to_pylist(), strict=True))
-            for symbol, rows in _split(table, "symbol").items()}
+            for symbol, rows in split_sorted(table, "symbol").items()}
 
 
 def after_flow(event: RunFinished, bus: Bus) -> None:
