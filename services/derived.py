@@ -9,7 +9,12 @@ chain that day is `skipped`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from datetime import date
+from functools import partial
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -26,6 +31,7 @@ from services.snapshots import load_chains_many, read_plan, split_sorted
 DERIVED = job_of(ComputeDerived)
 CLOSES = 61  # closes up to a session that its realized vols use
 ASSET = DERIVED.asset_key
+T = TypeVar("T")
 
 
 def compute_derived(command: ComputeDerived, run: RunContext) -> None:
@@ -42,21 +48,47 @@ def compute_derived(command: ComputeDerived, run: RunContext) -> None:
     for group, chunks in read_plan(command.symbols, days):
         closes = _closes(run, group, days[0], days[-1])
         histories = _iv_history(run, group, days[0], days[-1])
-        for chunk in chunks:
-            stored = load_chains_many(run.query, group, chunk[0], chunk[-1], columns=derived.CHAIN_INPUTS)
-            rows: list[DerivedComputed] = []
-            for symbol in group:
-                chains = stored.get(symbol, {})
-                history = histories.setdefault(symbol, {})
-                for day in chunk:
-                    run.check_stop()
-                    done = _derive_session(run, symbol, day, chains.get(day), closes.get(symbol, _NO_CLOSES), history)
-                    if isinstance(done, DerivedComputed):
-                        rows.append(done)
-                    elif done is not None:
-                        failures.append((f"{symbol}|{day}", done))
-            run.emit_many(rows)
+        with closing(_read_ahead(partial(_chains, run, group), chunks)) as reads:  # closed: its thread is gone
+            for chunk, stored in reads:
+                rows: list[DerivedComputed] = []
+                for symbol in group:
+                    chains = stored.get(symbol, {})
+                    history = histories.setdefault(symbol, {})
+                    for day in chunk:
+                        run.check_stop()
+                        done = _derive_session(run, symbol, day, chains.get(day), closes.get(symbol, _NO_CLOSES),
+                                               history)
+                        if isinstance(done, DerivedComputed):
+                            rows.append(done)
+                        elif done is not None:
+                            failures.append((f"{symbol}|{day}", done))
+                run.emit_many(rows)
     raise_if_partitions_failed(failures, len(command.symbols) * len(days), "partitions")
+
+
+def _chains(run: RunContext, symbols: list[str], chunk: list[date]) -> dict[str, dict[date, pa.Table]]:
+    """The chains of `symbols` over the sessions of `chunk`, only the columns derived_row reads."""
+    return load_chains_many(run.query, symbols, chunk[0], chunk[-1], columns=derived.CHAIN_INPUTS)
+
+
+def _read_ahead(read: Callable[[list[date]], T], chunks: list[list[date]]) -> Iterator[tuple[list[date], T]]:
+    """Each chunk with what `read` gives for it, in order; the next chunk's read runs in a thread meanwhile, so
+    the ledger serves it while this process computes the chunk before.
+
+    Only the thread reads while the caller goes through a chunk (the caller emits, it does not query), and no
+    read is in flight once the last chunk is yielded, so the run's query socket is never used by two threads.
+    """
+    if len(chunks) < 2:
+        for chunk in chunks:
+            yield chunk, read(chunk)
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="derived-read-ahead") as pool:
+        ahead = pool.submit(read, chunks[0])
+        for i, chunk in enumerate(chunks):
+            stored = ahead.result()
+            if i + 1 < len(chunks):
+                ahead = pool.submit(read, chunks[i + 1])
+            yield chunk, stored
 
 
 Closes = tuple[np.ndarray, np.ndarray]
