@@ -4,7 +4,8 @@ windows (a multi-session window chains nothing: services/pipeline.py, CHAINS_ON)
 For each symbol and session it reads that session's chain, the closes up to it (candles_daily) and
 the IV history of earlier sessions only (derived_daily, strictly before the day), and calls
 `oh.domain.derived.derived_row`: recomputing an old day later gives the same numbers. A symbol without a
-chain that day is `skipped`.
+chain that day is `skipped`. A range is one run that reads in bulk and emits a chunk of sessions at a time
+(issue #14.1; `compute_derived`).
 """
 
 from __future__ import annotations
@@ -39,9 +40,13 @@ def compute_derived(command: ComputeDerived, run: RunContext) -> None:
 
     The closes, the IV history and the chains are read in bulk, per `services.snapshots.read_plan`: a
     group of symbols at once for a short range (the daily: a few reads for thousands of symbols), one
-    symbol with its chains a chunk of sessions at a time for a long one. A session's IV percentile and
-    rank see the stored rows before it with the rows this run computed for earlier sessions in their
-    place: exactly what one command per session, run in order, would see.
+    symbol with its chains a chunk of sessions at a time for a long one. Only the chain columns
+    derived_row reads are read (`derived.CHAIN_INPUTS`), the next chunk while this one is computed
+    (`_read_ahead`), and a chunk's rows are emitted at once (one frame, so the ledger commits them
+    together), each still its own DerivedComputed event and asset row; a session that fails records
+    its partition failed and the others go on. A session's IV percentile and rank see the stored rows
+    before it with the rows this run computed for earlier sessions in their place: exactly what one
+    command per session, run in order, would see.
     """
     days = command.days()
     failures: list[tuple[str, BaseException]] = []

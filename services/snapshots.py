@@ -1,9 +1,10 @@
 """Stored option chains read back through the ledger, for the jobs that compute on them (flow, derived).
 
 `load_chains` reads one symbol; `load_chains_many` reads a group of symbols in one query with the same
-answer for each (a symbol's rows, columns and order are exactly what `load_chains` gives it), so a
-job over thousands of symbols costs a few reads, not one per symbol: each read through the ledger has
-a fixed cost (a sandboxed read-only transaction) that dwarfs a small symbol's rows. `read_plan` says
+answer for each (a symbol's rows, columns and order are exactly what `load_chains` gives it, or only the
+columns a job asks for, in the same rows and order), so a job over thousands of symbols costs a few
+reads, not one per symbol: each read through the ledger has a fixed cost (a sandboxed read-only
+transaction) that dwarfs a small symbol's rows. `read_plan` says
 which symbols and sessions each read covers, keeping every job's partition order (symbol by symbol,
 oldest session first).
 """
