@@ -32,6 +32,8 @@ from services.snapshots import load_chains_many, read_plan, split_sorted
 DERIVED = job_of(ComputeDerived)
 CLOSES = 61  # closes up to a session that its realized vols use
 ASSET = DERIVED.asset_key
+EMIT_ROWS = 60  # rows emitted at once (after the chunk that reaches it): the ledger commits each batch in one
+# transaction whose fixed cost dwarfs 60 small rows, and the last batch, committed after the computing ends, stays short
 T = TypeVar("T")
 
 
@@ -42,33 +44,45 @@ def compute_derived(command: ComputeDerived, run: RunContext) -> None:
     group of symbols at once for a short range (the daily: a few reads for thousands of symbols), one
     symbol with its chains a chunk of sessions at a time for a long one. Only the chain columns
     derived_row reads are read (`derived.CHAIN_INPUTS`), the next chunk while this one is computed
-    (`_read_ahead`), and a chunk's rows are emitted at once (one frame, so the ledger commits them
-    together), each still its own DerivedComputed event and asset row; a session that fails records
+    (`_read_ahead`), and the rows are emitted EMIT_ROWS or so at once (one frame, so the ledger commits
+    them together), each still its own DerivedComputed event and asset row; a session that fails records
     its partition failed and the others go on. A session's IV percentile and rank see the stored rows
     before it with the rows this run computed for earlier sessions in their place: exactly what one
     command per session, run in order, would see.
     """
     days = command.days()
     failures: list[tuple[str, BaseException]] = []
-    for group, chunks in read_plan(command.symbols, days):
-        closes = _closes(run, group, days[0], days[-1])
-        histories = _iv_history(run, group, days[0], days[-1])
-        with closing(_read_ahead(partial(_chains, run, group), chunks)) as reads:  # closed: its thread is gone
-            for chunk, stored in reads:
-                rows: list[DerivedComputed] = []
-                for symbol in group:
-                    chains = stored.get(symbol, {})
-                    history = histories.setdefault(symbol, {})
-                    for day in chunk:
-                        run.check_stop()
-                        done = _derive_session(run, symbol, day, chains.get(day), closes.get(symbol, _NO_CLOSES),
-                                               history)
-                        if isinstance(done, DerivedComputed):
-                            rows.append(done)
-                        elif done is not None:
-                            failures.append((f"{symbol}|{day}", done))
-                run.emit_many(rows)
+    rows: list[DerivedComputed] = []
+    try:
+        for group, chunks in read_plan(command.symbols, days):
+            closes = _closes(run, group, days[0], days[-1])
+            histories = _iv_history(run, group, days[0], days[-1])
+            with closing(_read_ahead(partial(_chains, run, group), chunks)) as reads:  # closed: its thread is gone
+                for chunk, stored in reads:
+                    _derive_chunk(run, group, chunk, stored, closes, histories, rows, failures)
+                    if len(rows) >= EMIT_ROWS:
+                        run.emit_many(rows)
+                        rows = []
+    finally:  # what was computed is sent, whatever ends the run (a failed read, a stop)
+        run.emit_many(rows)
     raise_if_partitions_failed(failures, len(command.symbols) * len(days), "partitions")
+
+
+def _derive_chunk(run: RunContext, symbols: list[str], chunk: list[date], stored: dict[str, dict[date, pa.Table]],
+                  closes: dict[str, Closes], histories: dict[str, dict[date, float]], rows: list[DerivedComputed],
+                  failures: list[tuple[str, BaseException]]) -> None:
+    """Every symbol's sessions of `chunk`, oldest first: the rows to emit go to `rows`, the failed partitions
+    (already recorded) to `failures`."""
+    for symbol in symbols:
+        chains = stored.get(symbol, {})
+        history = histories.setdefault(symbol, {})
+        for day in chunk:
+            run.check_stop()
+            done = _derive_session(run, symbol, day, chains.get(day), closes.get(symbol, _NO_CLOSES), history)
+            if isinstance(done, DerivedComputed):
+                rows.append(done)
+            elif done is not None:
+                failures.append((f"{symbol}|{day}", done))
 
 
 def _chains(run: RunContext, symbols: list[str], chunk: list[date]) -> dict[str, dict[date, pa.Table]]:

@@ -4,12 +4,14 @@ session, reading every column, wrote, and keep every per-partition promise. Prot
 
 - `load_chains_many(..., columns=)` gives each symbol and session the wide read's rows and order, only
   those columns; an unknown column is refused naming it; `split_sorted` slices like a plain group-by;
-- a range over several chunks (CHUNK_SESSIONS made small) writes the per-session path's derived rows
-  and one asset row per partition (a session with no chain skipped);
+- a range over several chunks (CHUNK_SESSIONS made small), its rows emitted one at a time, a few chunks
+  at a time or all at the end (EMIT_ROWS), writes the per-session path's derived rows and one asset row
+  per partition (a session with no chain skipped);
 - a session whose computation fails fails only its own partition, the run ends failed naming it, and
   every other session writes what the per-session path with the same failure wrote;
-- a read that fails mid-range ends the run failed with its error, and a stop asked mid-range stops it
-  (Shutdown, the run resumes on restart); either way no read-ahead thread is left behind.
+- a read that fails mid-range ends the run failed with its error, the rows computed before it written,
+  and a stop asked mid-range stops it (Shutdown, the run resumes on restart); either way no read-ahead
+  thread is left behind.
 """
 
 from __future__ import annotations
@@ -85,11 +87,13 @@ def per_session(stack: InProcessStack) -> list[str | None]:
                 for day in DAYS]
 
 
-def ranged(stack: InProcessStack, chunk: int = 3) -> tuple[str | None, str]:
-    """One command over every session, read `chunk` sessions at a time; (status, run id)."""
+def ranged(stack: InProcessStack, chunk: int = 3, emit_rows: int = 4) -> tuple[str | None, str]:
+    """One command over every session, read `chunk` sessions at a time, rows emitted once `emit_rows` are
+    waiting; (status, run id)."""
     command = ComputeDerived(symbols=SYMBOLS, sessions=DAYS)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(snapshots, "CHUNK_SESSIONS", chunk)
+        mp.setattr(derived, "EMIT_ROWS", emit_rows)
         status = execute(stack, command, derived.compute_derived, "derived")
     return status, run_id_for(command.id, job_of(command).name)
 
@@ -167,10 +171,11 @@ def test_split_sorted_slices_like_a_group_by(values: list[Any]) -> None:
     assert list(got) == list(expected)
 
 
-def test_a_range_in_chunks_writes_what_one_command_per_session_wrote(new_stack: Any) -> None:
+@pytest.mark.parametrize("emit_rows", [1, 4, derived.EMIT_ROWS])  # every row alone; a few chunks; all at the end
+def test_a_range_in_chunks_writes_what_one_command_per_session_wrote(new_stack: Any, emit_rows: int) -> None:
     old, new = new_stack(), new_stack()
     assert set(per_session(old)) == {"success"}
-    status, run_id = ranged(new)
+    status, run_id = ranged(new, emit_rows=emit_rows)
     assert status == "success"
     assert rows(new) == rows(old) and len(rows(new)) == 2 * len(DAYS) - 1
     assert assets(new, run_id) == assets(old) and len(assets(new, run_id)) == 2 * len(DAYS)
@@ -206,7 +211,7 @@ def test_a_read_that_fails_mid_range_fails_the_run_with_its_error(new_stack: Any
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(derived, "load_chains_many", flaky)
-        status, run_id = ranged(stack)
+        status, run_id = ranged(stack, emit_rows=1000)  # nothing sent before the failure: all of it on the way out
     assert status == "failed"
     message = stack.query("SELECT error_message FROM meta.ingestion_runs WHERE run_id = ?", [run_id]).column(0)[0].as_py()
     assert "the third read broke" in message
