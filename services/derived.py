@@ -4,7 +4,7 @@ windows (a multi-session window chains nothing: services/pipeline.py, CHAINS_ON)
 For each symbol and session it reads that session's chain, the closes up to it (candles_daily) and
 the IV history of earlier sessions only (derived_daily, strictly before the day), and calls
 `oh.domain.derived.derived_row`: recomputing an old day later gives the same numbers. A symbol without a
-chain that day is `skipped`. A range is one run that reads in bulk and emits a chunk of sessions at a time
+chain that day is `skipped`. A range is one run that reads in bulk and emits its rows EMIT_ROWS at a time
 (issue #14.1; `compute_derived`).
 """
 
