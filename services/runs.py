@@ -104,6 +104,12 @@ class RunContext:
         """Send an event belonging to this run (kept until the ledger acknowledges it)."""
         self.bus.send([event])
 
+    def emit_many(self, events: Sequence[Message]) -> None:
+        """Send events belonging to this run at once: one frame, which the ledger journals and commits together
+        (a job with many small partitions sends each batch of them so, not one round of bookkeeping per event)."""
+        if events:
+            self.bus.send(events)
+
     def send_commands(self, commands: Sequence[Command]) -> None:
         """Send commands other workers run (a job that starts jobs), and wait until they are journaled."""
         self.bus.send(commands)

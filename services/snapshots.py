@@ -1,20 +1,22 @@
 """Stored option chains read back through the ledger, for the jobs that compute on them (flow, derived).
 
 `load_chains` reads one symbol; `load_chains_many` reads a group of symbols in one query with the same
-answer for each (a symbol's rows, columns and order are exactly what `load_chains` gives it), so a
-job over thousands of symbols costs a few reads, not one per symbol: each read through the ledger has
-a fixed cost (a sandboxed read-only transaction) that dwarfs a small symbol's rows. `read_plan` says
+answer for each (a symbol's rows, columns and order are exactly what `load_chains` gives it, or only the
+columns a job asks for, in the same rows and order), so a job over thousands of symbols costs a few
+reads, not one per symbol: each read through the ledger has a fixed cost (a sandboxed read-only
+transaction) that dwarfs a small symbol's rows. `read_plan` says
 which symbols and sessions each read covers, keeping every job's partition order (symbol by symbol,
 oldest session first).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date
+from typing import Any
 
-import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from services.pipeline import Read
 
@@ -27,8 +29,13 @@ FROM option_snapshots WHERE underlying = ? AND snapshot_date <= ? AND snapshot_d
         ORDER BY snapshot_date DESC LIMIT ?)), ?)
 ORDER BY snapshot_date, contract_symbol
 """
-# The same for each of a list of symbols: per symbol, the `before` latest sessions stored before `first`
-# (a window over its distinct sessions instead of ORDER BY ... LIMIT), then sorted by symbol.
+# What a stored chain row holds, as `load_chains` gives it (the provider's put_call is `right`).
+CHAIN_COLUMNS = ("contract_symbol", "underlying", "snapshot_date", "expiry", "right", "strike", "spot", "bid", "ask",
+                 "last", "mark", "volume", "open_interest", "iv", "delta", "gamma", "vega", "theta", "rho")
+_SQL_OF = {name: 's.put_call AS "right"' if name == "right" else f"s.{name}" for name in CHAIN_COLUMNS}
+# The same (or fewer columns: `{columns}`, select expressions of CHAIN_COLUMNS) for each of a list of symbols:
+# per symbol, the `before` latest sessions stored before `first` (a window over its distinct sessions instead
+# of ORDER BY ... LIMIT), then sorted by symbol.
 _MANY_CHAINS_SQL = """
 WITH wanted AS (SELECT DISTINCT unnest(?::VARCHAR[]) AS underlying),
 earlier AS (
@@ -38,10 +45,18 @@ earlier AS (
             WHERE s.snapshot_date < ?)
         QUALIFY row_number() OVER (PARTITION BY underlying ORDER BY snapshot_date DESC) <= ?)
     GROUP BY underlying)
-SELECT s.contract_symbol, s.underlying, s.snapshot_date, s.expiry, s.put_call AS "right", s.strike, s.spot, s.bid,
-       s.ask, s.last, s.mark, s.volume, s.open_interest, s.iv, s.delta, s.gamma, s.vega, s.theta, s.rho
+SELECT {columns}
 FROM option_snapshots s SEMI JOIN wanted w USING (underlying) LEFT JOIN earlier e USING (underlying)
 WHERE s.snapshot_date <= ? AND s.snapshot_date >= coalesce(e.since, ?)
+ORDER BY s.underlying, s.snapshot_date, s.contract_symbol
+"""
+# The same with no session before `first` (before = 0): without the window over every earlier session, which
+# costs more than the read itself (2-3x over a symbol's history; a derived backfill reads 13 such chunks).
+_MANY_CHAINS_IN_RANGE_SQL = """
+WITH wanted AS (SELECT DISTINCT unnest(?::VARCHAR[]) AS underlying)
+SELECT {columns}
+FROM option_snapshots s SEMI JOIN wanted w USING (underlying)
+WHERE s.snapshot_date <= ? AND s.snapshot_date >= ?
 ORDER BY s.underlying, s.snapshot_date, s.contract_symbol
 """
 CHUNK_SESSIONS = 20  # sessions of one symbol's chains read at once, for a long range
@@ -49,35 +64,48 @@ SYMBOL_SESSIONS_PER_READ = 400  # symbol-sessions of chains per read for a short
 # the ledger's query budget (OH_QUERY_BUDGET_SECONDS, 10 s) on a loaded box, and still a read per 200-400 symbols
 
 
-def _by_session(table: pa.Table) -> dict[date, pa.Table]:
-    """A table sorted by snapshot_date, sliced per session (zero-copy)."""
+def split_sorted(table: pa.Table, key: str) -> dict[Any, pa.Table]:
+    """A table sorted by `key`, sliced per value (zero-copy), keyed by the value as Python gives it.
+
+    The boundaries are found by Arrow's compute kernels on the column as it is: converting a string
+    column to numpy would import pandas (pyarrow's conversion path), a fixed cost of a few hundred ms.
+    """
     if not table.num_rows:
         return {}
-    dates = table.column("snapshot_date").to_numpy(zero_copy_only=False)
-    starts = [0, *(np.flatnonzero(dates[1:] != dates[:-1]) + 1).tolist()]
-    ends = [*starts[1:], len(dates)]
-    return {dates[s].astype(date): table.slice(s, e - s) for s, e in zip(starts, ends, strict=True)}
+    column = table.column(key).combine_chunks()
+    changed = pc.not_equal(column.slice(1), column.slice(0, len(column) - 1))
+    starts = [0, *(pc.indices_nonzero(changed).to_numpy() + 1).tolist()]
+    ends = [*starts[1:], len(column)]
+    return {column[s].as_py(): table.slice(s, e - s) for s, e in zip(starts, ends, strict=True)}
 
 
 def load_chains(read: Read, symbol: str, first: date, last: date, before: int = 0) -> dict[date, pa.Table]:
     """The stored chains of `symbol` on the sessions in [first, last] and on the `before` sessions before
     `first` (never after `last`), by session, in one read."""
-    return _by_session(read(_CHAINS_SQL, [symbol, last, symbol, first, before, first]))
+    return split_sorted(read(_CHAINS_SQL, [symbol, last, symbol, first, before, first]), "snapshot_date")
 
 
-def load_chains_many(read: Read, symbols: list[str], first: date, last: date,
-                     before: int = 0) -> dict[str, dict[date, pa.Table]]:
+def load_chains_many(read: Read, symbols: list[str], first: date, last: date, before: int = 0,
+                     columns: Sequence[str] = CHAIN_COLUMNS) -> dict[str, dict[date, pa.Table]]:
     """`load_chains` for each of `symbols` in one read: {symbol: {session: chain}} (a symbol with nothing
-    stored is absent). Each symbol's chains are slices of one result, equal to what `load_chains` returns."""
+    stored is absent). Each symbol's chains are slices of one result, equal to what `load_chains` returns.
+
+    `columns` (names of CHAIN_COLUMNS, in the order wanted; `underlying` and `snapshot_date` are always
+    read) narrows the read to what a job uses: the chains' rows and order stay the same, and the bytes
+    the ledger serializes and sends shrink (derived reads 12 of the 19 columns, no contract symbols).
+    """
+    unknown = sorted(set(columns) - set(CHAIN_COLUMNS))
+    if unknown:
+        raise ValueError(f"not a column of a stored chain: {', '.join(unknown)}")
     if not symbols:
         return {}
-    table: pa.Table = read(_MANY_CHAINS_SQL, [symbols, first, before, last, first])
-    if not table.num_rows:
-        return {}
-    names = table.column("underlying").to_numpy(zero_copy_only=False)  # sorted: a slice per symbol
-    starts = [0, *(np.flatnonzero(names[1:] != names[:-1]) + 1).tolist()]
-    ends = [*starts[1:], len(names)]
-    return {str(names[s]): _by_session(table.slice(s, e - s)) for s, e in zip(starts, ends, strict=True)}
+    wanted = [name for name in ("underlying", "snapshot_date") if name not in columns] + list(columns)
+    select = ", ".join(_SQL_OF[name] for name in wanted)
+    if before > 0:
+        table: pa.Table = read(_MANY_CHAINS_SQL.format(columns=select), [symbols, first, before, last, first])
+    else:
+        table = read(_MANY_CHAINS_IN_RANGE_SQL.format(columns=select), [symbols, last, first])
+    return {symbol: split_sorted(rows, "snapshot_date") for symbol, rows in split_sorted(table, "underlying").items()}
 
 
 def in_chunks(days: list[date], size: int) -> list[list[date]]:

@@ -44,6 +44,9 @@ CHAIN_METRICS = (
     "term_slope_pts", "atm_iv_30d", "max_pain", "net_gex",
 )
 
+# The columns of a chain that chain_metrics reads (any other is ignored): a job needs to read only these.
+CHAIN_INPUTS = ("expiry", "right", "strike", "spot", "mark", "volume", "open_interest", "iv", "delta", "gamma")
+
 DERIVED_SCHEMA = rows.DERIVED  # the wire schema of a derived row (contracts/rows.py)
 
 

@@ -54,8 +54,8 @@ def one_symbol_reads(symbols: list[str], days: list[date], extra: int = 0) -> An
         yield [symbol], [days]
 
 
-def old_load(read: Any, symbols: list[str], first: date, last: date, before: int = 0) -> dict[str, Any]:
-    """The old read: `load_chains` once per symbol."""
+def old_load(read: Any, symbols: list[str], first: date, last: date, before: int = 0, columns: Any = None) -> dict[str, Any]:
+    """The old read: `load_chains` once per symbol, every column (`columns`, the ones a job asks for, ignored)."""
     return {s: chains for s in symbols if (chains := snapshots.load_chains(read, s, first, last, before))}
 
 
