@@ -51,9 +51,17 @@ from oh.domain.live_plan import PROVIDERS, build_plan
 from oh.domain.marks import DEFAULT_STALE_AFTER
 from oh.domain.portfolio import Portfolio, PortfolioError
 from panel_app import live_marks, live_ticks
-from panel_app.components import Slot, html_pane, notice, sync_url
+from panel_app.components import CSS, Slot, html_pane, notice, sync_url
 from panel_app.live_marks import LiveMarks, MarkKey, Subscription
-from panel_app.live_tables import LEG_COLUMNS, POSITION_COLUMNS, PatchedTable, fills_html, health_html
+from panel_app.live_tables import (
+    CELL_CSS,
+    LEG_COLUMNS,
+    POSITION_COLUMNS,
+    LiveHTML,
+    PatchedTable,
+    fills_html,
+    health_html,
+)
 from panel_app.live_ticks import SILENT_AFTER
 from panel_app.page import Page
 
@@ -113,9 +121,10 @@ class LivePortfolioPage(Page):
         self.file_note = pn.Column(sizing_mode="stretch_width")
         self.banner = pn.Column(sizing_mode="stretch_width")
         self.limits = pn.Column(sizing_mode="stretch_width")
-        self.summary = html_pane("")
-        self.positions = PatchedTable(POSITION_COLUMNS, "oh-live-positions", before_send=self._show_summary)
-        self.legs = PatchedTable(LEG_COLUMNS, "oh-live-legs")
+        self.summary = LiveHTML(html="", role="summary", sizing_mode="stretch_width", stylesheets=[CSS])
+        self.health_view = LiveHTML(html="", sizing_mode="stretch_width", stylesheets=[CSS, CELL_CSS])
+        self.legs = PatchedTable(LEG_COLUMNS, "oh-live-legs", role="legs")
+        self.positions = PatchedTable(POSITION_COLUMNS, "oh-live-positions", riders=[self.legs, self.summary])
         self.positions_slot = Slot("Positions (live marks; structures at their net mark and net PnL)")
         self.legs_slot = Slot("Structure legs")
         self.health = Slot("Stream health")
@@ -223,6 +232,8 @@ class LivePortfolioPage(Page):
             return
         if self._subscription is None:
             self._subscription = self.marker.subscribe(self.doc, self._key(), self.portfolio, self.apply)
+            self._subscription.ready = lambda: not self.positions.blocked
+            self.positions.on_ready = lambda: self.marker.wake(dirty=False)
         else:
             self._subscription.change(self._key(), self.portfolio)
 
@@ -233,13 +244,12 @@ class LivePortfolioPage(Page):
         self.latest = result
         if self.legs_slot.panel.visible != bool(result.legs):
             self.legs_slot.panel.visible = bool(result.legs)
-        self.legs.update(result.legs)
-        self.positions.update(result.positions)  # the summary cards go with the positions' messages
+        if result.trace:
+            self.positions.trace = self.legs.trace = (*result.trace, time.time())
+        self.legs.update(result.legs)  # the legs and the summary cards ride in the positions' messages
+        self.summary.show(result.summary)
+        self.positions.update(result.positions)
         self.marks_applied += 1
-
-    def _show_summary(self) -> None:
-        if self.latest is not None:
-            self._set_text(self.summary, "summary", self.latest.summary)
 
     # ---------------------------------------------------------------- the slow check
     def tick(self) -> None:
@@ -275,7 +285,9 @@ class LivePortfolioPage(Page):
             if self.health._kind != "notice-error" or self.health._data != text:
                 self.health.notice("error", text)
         elif view.status is not None:
-            self.health.html(health_html(view.status, now, view.lost))
+            if self.health._pane is not self.health_view:
+                self.health._replace("live", self.health_view, None)
+            self.health_view.show(health_html(view.status, now, view.lost))
 
     def _buttons(self) -> None:
         start_off = self._sending or self.file_error is not None or self.portfolio is None
