@@ -12,6 +12,13 @@ Now one `LiveMarker` thread per server (per OH_HOME), next to the shared tick re
 - **Coalesced.** It marks at most once every `MARK_EVERY` (`OH_LIVE_MARK_MS`, default 25 ms).
   Quotes that arrive while it marks or waits are marked together the next time, so it never runs
   more often than that and never builds a backlog, however fast the feed.
+- **On demand.** Between clock ticks it marks only when something is new *and* some session can
+  send the result to its tab at once (`Subscription.wants`: no delivery pending, and the page's
+  `ready()`: its tab acknowledged the last message). A marking for tabs that all still wait would
+  only be kept until then and replaced, so it is skipped (`held` counts those wake-ups); the tab's
+  acknowledgement wakes the marker (`wake(dirty=False)`), which then marks the newest quotes. On a
+  busy machine this halved the `oh ui` process's CPU (bench/live_browser) and the marks sent are
+  the freshest at the moment the tab can take them.
 - **Once per distinct setting.** Sessions are grouped by their `MarkKey` (a digest of the
   portfolio they loaded, the provider, the stale threshold). Each group is marked once
   (`oh.domain.marks.mark_book`, on a MarkBook built once per portfolio and provider) and its
@@ -24,6 +31,10 @@ Now one `LiveMarker` thread per server (per OH_HOME), next to the shared tick re
   marks instead of queueing old ones, and never slows the marker or the other tabs.
 - A session's page closes its subscription when Bokeh destroys the session (tab closed); with no
   subscriptions the marker sleeps until the next one.
+- **Trace** (`OH_LIVE_TRACE=1`, set by bench/live_browser): each result carries the times of its hops
+  (newest feed stamp, live_stream's receipt, the feed's drain here, marking start and end, marking
+  CPU); the page adds its delivery, wait for the acknowledgement, diff CPU and send time to the
+  positions' messages, and the browser keeps them with its receive and apply times (window.__ohTrace).
 """
 
 from __future__ import annotations
@@ -159,6 +170,7 @@ class LiveMarker(threading.Thread):
         self.clock_every = clock_every
         self.markings = 0  # portfolio markings done (one per distinct key per round)
         self.rounds = 0  # wake-ups that marked something
+        self.held = 0  # wake-ups that marked nothing: no tab could take a marking (each awaits its acknowledgement)
         self._subscriptions: list[Subscription] = []
         self._books: dict[tuple[str, str], MarkBook] = {}
         self._lock = threading.Lock()
@@ -222,6 +234,7 @@ class LiveMarker(threading.Thread):
                     self._stopped.wait(pause)
                 self._signal.clear()  # from here on, new ticks call for another round
                 if not self._due(last):
+                    self.held += 1
                     continue
                 last = time.monotonic()
                 self._dirty = False  # ticks that come while it marks call for another round

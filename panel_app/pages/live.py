@@ -10,8 +10,9 @@ fills and stream health, all updating in place.
 - **Marks** come from the server's one live marker (panel_app.live_marks): it marks the portfolio
   once per batch of ticks (at most every OH_LIVE_MARK_MS, default 25 ms, and at least once a
   second, by the clock) for every session holding the same portfolio and stale threshold, and
-  hands the result to this session's document; the page then sends only the cells that changed
-  (panel_app.live_tables.PatchedTable). Mark, PnL $ and %, DTE, spread %, quote age, stale flag and
+  hands the result to this session's document when its tab can take it; the page then sends only the
+  cells that changed, of the positions, the legs and the summary cards, in one message
+  (panel_app.live_tables.PatchedTable and its riders). Mark, PnL $ and %, DTE, spread %, quote age, stale flag and
   warnings per position, net mark and net PnL per structure, per-leg detail, all in trader units;
   options named by underlying, expiry, strike and right. Ages are measured against the clock, so a
   feed that stalls completely turns every quote stale after the threshold (default 30 s, `?stale=`
