@@ -29,7 +29,7 @@ acknowledgement sends what changed since, in one message, and tells the marker (
 this tab can take a new marking (panel_app.live_marks marks only for a tab that can send it at
 once). So a tab that cannot keep up (a phone, a busy machine) gets fewer, larger patches of the
 newest marks instead of a growing queue of old ones in the websocket; a message unacknowledged for
-ACK_TIMEOUT is taken as lost and the next update goes out. The acknowledgement is handled in
+ACK_TIMEOUT after the newest lets one more go out (one per timeout, never a stream). The acknowledgement is handled in
 Bokeh's own handler of the incoming message (`_Direct`), and the next patch leaves in that same
 turn of the event loop. (bench/live_browser measured windows of 2 and 8 under load: slower, the
 extra messages only queue in front of a starved browser.)
@@ -73,7 +73,7 @@ QUOTE_STATES = {"live": "oh-q-ok", "stale": "oh-q-stale", "no quote": "oh-q-none
 NUMERIC_COLUMNS = ("qty", "mark", "value", "pnl", "pnl %", "dte", "spread", "age", "bid", "ask", "price")
 KIND_WORDS = {"iron_condor": "iron condor"}
 WINDOW = int(os.environ.get("OH_LIVE_WINDOW", "1"))  # messages a tab may have unacknowledged (bench: 2 and 8 were slower)
-ACK_TIMEOUT = 5.0  # seconds: a message not acknowledged by then is taken as lost, and the grid sends again
+ACK_TIMEOUT = 5.0  # seconds: with no acknowledgement that long after the newest message, one more goes out
 CELL_CSS = """
 .oh-q-ok { color:#1e7b34; } .oh-q-stale { color:#c62828; font-weight:600; } .oh-q-none { color:#777; }
 .oh-scroll { overflow-x:auto; max-width:100%; -webkit-overflow-scrolling:touch; contain:content; }
@@ -269,15 +269,19 @@ export function render({ model, el }) {
   const parts = (window.__ohLiveParts = window.__ohLiveParts || {});
   if (model.role) parts[model.role] = apply;  // a rider: its parts come inside another table's messages
   model.on('msg:custom', (msg) => {
+    try { receive(msg); } catch (error) {  // never stall the server's window: start again from the full rows
+      console.error(error); resyncing = true; model.send_msg({resync: seq}); return; }
+    model.send_msg({ack: seq});
+  });
+  const receive = (msg) => {  // applies one message
     if (msg.rows) { reset(msg.rows); resyncing = false; }
     else if (resyncing) return;  // the full rows are on their way
     else if (msg.seq !== seq + 1) { resyncing = true; model.send_msg({resync: seq}); return; }  // one came before we listened
     else { const received = Date.now(); patch(msg.cells);
       if (msg.tr) (window.__ohTrace = window.__ohTrace || []).push([...msg.tr, received, Date.now(), fields.length]); }
     if (msg.riders) for (const [role, part] of Object.entries(msg.riders)) { if (parts[role]) parts[role](part); }
-    seq = msg.seq;
-    model.send_msg({ack: seq});  // applied (this and every one before): the server may send the next one
-  });
+    seq = msg.seq;  // applied, this and every one before: the acknowledgement lets the server send the next one
+  };
   model.on('columns', () => { fields = model.columns; drawHead(); body.innerHTML = ''; });
   model.send_msg({resync: seq});  // (re)rendered: ask for the full rows once
 }
@@ -419,11 +423,15 @@ class PatchedTable:
 
     @property
     def blocked(self) -> bool:
-        """Whether `window` messages await their acknowledgement (and the oldest is not overdue: lost)."""
+        """Whether `window` messages await their acknowledgement, the newest sent less than `ack_timeout` ago.
+        Measured from the newest, not the oldest: a tab that stops acknowledging gets one message per
+        timeout, never a stream (from the oldest, every update after the first timeout would go out, the
+        queue in front of a slow tab would grow and its acknowledgements come later still: bench/live_browser
+        saw values 30 s old that way)."""
         if self.seq - self.acked < self.window:
             return False
-        oldest = self._sent_at.get(self.acked + 1)
-        return oldest is not None and time.monotonic() - oldest < self.ack_timeout
+        newest = self._sent_at.get(self.seq)
+        return newest is not None and time.monotonic() - newest < self.ack_timeout
 
     def update(self, rows: list[Row]) -> int:
         """Show `rows`: sent at once unless the window is full, else when an acknowledgement frees it (a rider

@@ -432,3 +432,19 @@ def test_an_acknowledgement_is_handled_in_bokehs_own_turn_not_scheduled() -> Non
     table.widget._server_event(doc, DataEvent(model=None, data={"ack": 1}))
     assert doc.callbacks == [] and table.acked == 1
     assert sent.messages[-1] == {"seq": 2, "cells": [[0, 1, "1.01"]]}
+
+
+def test_a_tab_that_stops_acknowledging_gets_one_message_per_timeout_never_a_stream() -> None:
+    """A message unacknowledged for the timeout lets one more go out, and then the table waits again (the
+    timeout counts from the newest message sent): a tab that cannot keep up never receives a stream of
+    updates that would queue in front of it, however many markings come."""
+    table = PatchedTable((("position", "Position"), ("mark", "Mark")), "t", window=1, ack_timeout=3600.0)
+    sent = Sent(table)
+    table.update([("a", "1.00")])
+    table._sent_at[1] -= 7200.0  # message 1 went two hours ago and was never acknowledged
+    assert table.update([("a", "1.01")]) == 1 and len(sent.messages) == 2
+    for i in range(2, 40):  # markings keep coming; the tab still acknowledges nothing
+        assert table.update([("a", f"1.{i:02d}")]) == 0
+    assert len(sent.messages) == 2 and table.blocked
+    table.widget._handle_msg({"ack": 2})
+    assert sent.messages[-1] == {"seq": 3, "cells": [[0, 1, "1.39"]]}
