@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import html
 import math
-import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
@@ -72,7 +71,7 @@ LEG_COLUMNS = (("position", "Position"), ("leg", "Leg"), ("qty", "Qty"), ("mark"
 QUOTE_STATES = {"live": "oh-q-ok", "stale": "oh-q-stale", "no quote": "oh-q-none"}  # "quote" cell text -> class
 NUMERIC_COLUMNS = ("qty", "mark", "value", "pnl", "pnl %", "dte", "spread", "age", "bid", "ask", "price")
 KIND_WORDS = {"iron_condor": "iron condor"}
-WINDOW = int(os.environ.get("OH_LIVE_WINDOW", "1"))  # messages a tab may have unacknowledged (bench: 2 and 8 were slower)
+WINDOW = 1  # messages a tab may have unacknowledged (bench/live_browser: 2 and 8 were slower under load)
 ACK_TIMEOUT = 5.0  # seconds: with no acknowledgement that long after the newest message, one more goes out
 CELL_CSS = """
 .oh-q-ok { color:#1e7b34; } .oh-q-stale { color:#c62828; font-weight:600; } .oh-q-none { color:#777; }
