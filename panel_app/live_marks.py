@@ -27,7 +27,7 @@ Now one `LiveMarker` thread per server (per OH_HOME), next to the shared tick re
   not yet delivered) and schedules at most one delivery at a time on its own document's event loop
   with `Document.add_next_tick_callback`, the one Document method that is safe to call from another
   thread. The delivery runs the page's handler with the document lock held; the page then sends
-  only the cells that changed (live_tables.PatchedTable). A slow tab therefore skips to the newest
+  only the cells that changed (live_grid.PatchedTable). A slow tab therefore skips to the newest
   marks instead of queueing old ones, and never slows the marker or the other tabs.
 - A session's page closes its subscription when Bokeh destroys the session (tab closed); with no
   subscriptions the marker sleeps until the next one.

@@ -12,8 +12,8 @@ fills and stream health, all updating in place.
   second, by the clock) for every session holding the same portfolio and stale threshold, and
   hands the result to this session's document when its tab can take it; the page then sends only the
   cells that changed, of the positions, the legs and the summary cards, in one message
-  (panel_app.live_tables.PatchedTable and its riders). Mark, PnL $ and %, DTE, spread %, quote age, stale flag and
-  warnings per position, net mark and net PnL per structure, per-leg detail, all in trader units;
+  (panel_app.live_grid.PatchedTable and its riders). Mark, PnL $ and %, DTE, spread %, quote age,
+  stale flag and warnings per position, net mark and net PnL per structure, per-leg detail, all in trader units;
   options named by underlying, expiry, strike and right. Ages are measured against the clock, so a
   feed that stalls completely turns every quote stale after the threshold (default 30 s, `?stale=`
   in the URL) and a banner says so.
@@ -53,16 +53,9 @@ from oh.domain.marks import DEFAULT_STALE_AFTER
 from oh.domain.portfolio import Portfolio, PortfolioError
 from panel_app import live_marks, live_ticks
 from panel_app.components import CSS, Slot, html_pane, notice, sync_url
+from panel_app.live_grid import LiveHTML, PatchedTable
 from panel_app.live_marks import LiveMarks, MarkKey, Subscription
-from panel_app.live_tables import (
-    CELL_CSS,
-    LEG_COLUMNS,
-    POSITION_COLUMNS,
-    LiveHTML,
-    PatchedTable,
-    fills_html,
-    health_html,
-)
+from panel_app.live_tables import CELL_CSS, LEG_COLUMNS, POSITION_COLUMNS, fills_html, health_html
 from panel_app.live_ticks import SILENT_AFTER
 from panel_app.page import Page
 

@@ -24,10 +24,9 @@ from contracts.live import TICKS_ENDPOINT, TOPIC_TICKS, Quote, TickBatch, encode
 from oh.domain.live_plan import option_symbol
 from oh.domain.marks import mark_portfolio
 from oh.domain.portfolio import Portfolio, from_data
+from panel_app.live_grid import LiveHTML, PatchedTable
 from panel_app.live_marks import LiveMarker, LiveMarks, MarkKey
 from panel_app.live_tables import (
-    LiveHTML,
-    PatchedTable,
     contract_text,
     fills_html,
     leg_rows,
