@@ -25,6 +25,7 @@ Judged by: p99 feed -> DOM over every tab / 100 ms (aim: below 1).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import threading
@@ -40,6 +41,7 @@ from contracts import StopLive
 from devtools.browser import CHROMIUM, Stack, browser
 from oh.adapters.portfolio_file import save
 from oh.adapters.sim.stream import sim_portfolio
+from panel_app.live_tables import POSITION_COLUMNS
 
 AIM_MS = 100.0
 FIND_JS = """const find = (root) => { const h = root.querySelector('.oh-live-positions'); if (h) return h;
@@ -60,7 +62,7 @@ WATCH_JS = """() => { """ + FIND_JS + """
   setInterval(() => { const now = Date.now();
     Object.values(window.__ohLast).forEach(ts => window.__ohAges.push(now - ts * 1000)); }, 50);
 }"""
-RESET_JS = "() => { window.__ohLat = []; window.__ohAges = []; window.__ohMutations = 0; }"
+RESET_JS = "() => { window.__ohLat = []; window.__ohAges = []; window.__ohMutations = 0; window.__ohTrace = []; }"
 MARKED_JS = """(n) => { """ + FIND_JS + """ const h = find(document);
   return !!h && !!h.shadowRoot && h.shadowRoot.querySelectorAll('[data-ts]:not([data-ts="0"])').length >= n; }"""
 
@@ -69,6 +71,40 @@ def summary(label: str, values: list[float]) -> str:
     """One line: median, p90, p99 and max of `values` (ms)."""
     return (f"   {label:34s} median {statistics.median(values):7.1f} ms   p90 {pct(values, 0.90):7.1f} ms   "
             f"p99 {pct(values, 0.99):7.1f} ms   max {max(values):7.1f} ms   (n={len(values):,})")
+
+
+HOPS = (  # (label, the hop's duration in ms from one traced message: see panel_app.live_tables, OH_LIVE_TRACE)
+    ("feed -> live_stream received", lambda t: 1000 * (t[1] - t[0])),
+    ("live_stream -> ui tick feed", lambda t: 1000 * (t[2] - t[1])),
+    ("ui feed -> marking starts (coalescing)", lambda t: 1000 * (t[3] - t[2])),
+    ("marking (wall)", lambda t: 1000 * (t[4] - t[3])),
+    ("marking (CPU)", lambda t: 1000 * t[5]),
+    ("marked -> session callback runs", lambda t: 1000 * (t[6] - t[4])),
+    ("callback -> message sent", lambda t: 1000 * (t[10] - t[6])),
+    ("  of which waiting for the ack slot", lambda t: 1000 * t[7]),
+    ("diff + send (CPU)", lambda t: 1000 * t[8]),
+    ("previous message's ack round trip", lambda t: 1000 * t[9]),
+    ("sent -> browser handler", lambda t: t[11] - 1000 * t[10]),
+    ("browser applies the cells", lambda t: t[12] - t[11]),
+    ("newest feed quote -> cells applied", lambda t: t[12] - 1000 * t[0]),
+)
+
+
+def hops(traces: list[list[list[float]]], position_columns: int) -> None:
+    """Where the time goes, hop by hop, for the positions table's traced messages (median and p99, per tab)."""
+    if not any(traces):
+        print("   (no hop trace: this code does not stamp its messages)", flush=True)
+        return
+    for index, trace in enumerate(traces, 1):
+        rows = [t for t in trace if int(t[13]) == position_columns]
+        print(f"   hops, tab {index} ({len(rows)} positions messages, "
+              f"{len(rows) / max(rows[-1][12] / 1000 - rows[0][12] / 1000, 1e-9) if len(rows) > 1 else 0:.1f}/s):",
+              flush=True)
+        for label, hop in HOPS:
+            values = [hop(t) for t in rows]
+            if values:
+                print(f"      {label:40s} median {statistics.median(values):7.1f} ms   p99 {pct(values, 0.99):7.1f} ms",
+                      flush=True)
 
 
 def send_stop(stack: Stack) -> None:
@@ -112,6 +148,7 @@ def measure(stack: Stack, args: argparse.Namespace) -> float:
         cpu_ui, cpu_live = cpu_seconds(stack.ui.pid) - cpu_ui0, cpu_seconds(live_pid) - cpu_live0
         status1 = read_status(stack.home)
         per_tab = [[float(v) for v in tab.evaluate("() => window.__ohLat")] for tab in tabs]
+        traces = [list(tab.evaluate("() => window.__ohTrace || []")) for tab in tabs]
         ages = [float(v) for tab in tabs for v in tab.evaluate("() => window.__ohAges")]
         mutations = sum(int(tab.evaluate("() => window.__ohMutations")) for tab in tabs)
         status = first.locator(".oh-live-health").first.inner_text()
@@ -132,6 +169,7 @@ def measure(stack: Stack, args: argparse.Namespace) -> float:
         print(summary(f"feed -> DOM, tab {index}", values), flush=True)
     print(summary("feed -> DOM, every tab", latencies), flush=True)
     print(summary("age of shown values (50 ms samples)", ages), flush=True)
+    hops(traces, len(POSITION_COLUMNS))
     print(f"   oh ui CPU: {cpu_ui:.2f}s over {wall:.1f}s = {100 * cpu_ui / wall:.1f}% of one core "
           f"(shared tick reader, marks, the sessions' patches, Bokeh/Tornado)", flush=True)
     print(f"   live_stream CPU: {cpu_live:.2f}s = {100 * cpu_live / wall:.1f}% of one core", flush=True)
@@ -154,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no chromium at {CHROMIUM}: install Debian's chromium (.ci/run does)")
         return 1
     load_line("before")
+    os.environ["OH_LIVE_TRACE"] = "1"  # the server stamps each hop into its messages (ignored by older code)
     with fresh_home("livebrowser") as home:
         save(home.config / "portfolio.json", sim_portfolio(SYMBOLS, args.positions))
         stack = Stack(home)

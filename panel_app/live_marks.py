@@ -12,6 +12,13 @@ Now one `LiveMarker` thread per server (per OH_HOME), next to the shared tick re
 - **Coalesced.** It marks at most once every `MARK_EVERY` (`OH_LIVE_MARK_MS`, default 25 ms).
   Quotes that arrive while it marks or waits are marked together the next time, so it never runs
   more often than that and never builds a backlog, however fast the feed.
+- **On demand.** Between clock ticks it marks only when something is new *and* some session can
+  send the result to its tab at once (`Subscription.wants`: no delivery pending, and the page's
+  `ready()`: its tab acknowledged the last message). A marking for tabs that all still wait would
+  only be kept until then and replaced, so it is skipped (`held` counts those wake-ups); the tab's
+  acknowledgement wakes the marker (`wake(dirty=False)`), which then marks the newest quotes. On a
+  busy machine this halved the `oh ui` process's CPU (bench/live_browser) and the marks sent are
+  the freshest at the moment the tab can take them.
 - **Once per distinct setting.** Sessions are grouped by their `MarkKey` (a digest of the
   portfolio they loaded, the provider, the stale threshold). Each group is marked once
   (`oh.domain.marks.mark_book`, on a MarkBook built once per portfolio and provider) and its
@@ -20,10 +27,14 @@ Now one `LiveMarker` thread per server (per OH_HOME), next to the shared tick re
   not yet delivered) and schedules at most one delivery at a time on its own document's event loop
   with `Document.add_next_tick_callback`, the one Document method that is safe to call from another
   thread. The delivery runs the page's handler with the document lock held; the page then sends
-  only the cells that changed (live_tables.PatchedTable). A slow tab therefore skips to the newest
+  only the cells that changed (live_grid.PatchedTable). A slow tab therefore skips to the newest
   marks instead of queueing old ones, and never slows the marker or the other tabs.
 - A session's page closes its subscription when Bokeh destroys the session (tab closed); with no
   subscriptions the marker sleeps until the next one.
+- **Trace** (`OH_LIVE_TRACE=1`, set by bench/live_browser): each result carries the times of its hops
+  (newest feed stamp, live_stream's receipt, the feed's drain here, marking start and end, marking
+  CPU); the page adds its delivery, wait for the acknowledgement, diff CPU and send time to the
+  positions' messages, and the browser keeps them with its receive and apply times (window.__ohTrace).
 """
 
 from __future__ import annotations
@@ -33,7 +44,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bus.home import Home
@@ -45,6 +56,7 @@ from panel_app.live_tables import Row, leg_rows, position_rows, summary_html
 
 log = logging.getLogger(__name__)
 
+TRACE = os.environ.get("OH_LIVE_TRACE") == "1"  # stamp each hop into the page's messages (bench/live_browser)
 MARK_EVERY = int(os.environ.get("OH_LIVE_MARK_MS", "25")) / 1000.0  # at most one marking per this many seconds
 CLOCK_EVERY = 1.0  # seconds: mark at least this often while anyone watches (ages move with the clock)
 
@@ -72,6 +84,7 @@ class LiveMarks:
     summary: str  # the cards' HTML
     quoted: int  # symbols with a quote
     breaches: tuple[Breach, ...]  # risk-profile limits broken at these marks
+    trace: tuple[float, ...] = ()  # with OH_LIVE_TRACE: (newest feed ts, newest recv ts, heard, mark start, mark end, mark cpu)
 
 
 Handler = Callable[[LiveMarks], None]
@@ -85,6 +98,7 @@ class Subscription:
         self.doc = doc
         self.setting = (key, portfolio)  # replaced whole (one assignment), so the marker never reads half of it
         self.handler = handler
+        self.ready: Callable[[], bool] = lambda: True  # the page: whether it can send marks to its tab right now
         self.offered = 0  # results handed over by the marker
         self.delivered = 0  # results the page applied (fewer when a newer one replaced one in waiting)
         self.closed = False
@@ -102,6 +116,10 @@ class Subscription:
         if key != self.setting[0]:
             self.setting = (key, portfolio)
             self.marker.wake()
+
+    def wants(self) -> bool:
+        """Whether a marking made now would go to the tab at once (no delivery pending, the page ready)."""
+        return not self._scheduled and not self.closed and self.ready()
 
     def offer(self, result: LiveMarks) -> None:
         """Hand over a result (marker thread): keep only the newest; schedule one delivery at most."""
@@ -152,12 +170,20 @@ class LiveMarker(threading.Thread):
         self.clock_every = clock_every
         self.markings = 0  # portfolio markings done (one per distinct key per round)
         self.rounds = 0  # wake-ups that marked something
+        self.held = 0  # wake-ups that marked nothing: no tab could take a marking (each awaits its acknowledgement)
         self._subscriptions: list[Subscription] = []
         self._books: dict[tuple[str, str], MarkBook] = {}
         self._lock = threading.Lock()
         self._signal = threading.Event()  # set by the feed after a drain, and by wake()
         self._stopped = threading.Event()
-        ticks.feed.add_listener(self._signal.set)
+        self.heard = 0.0  # when the feed last brought something (time.time())
+        self._dirty = True  # new ticks or a new setting since the last marking
+        ticks.feed.add_listener(self._heard)
+
+    def _heard(self) -> None:
+        self.heard = time.time()
+        self._dirty = True
+        self._signal.set()
 
     # ---------------------------------------------------------------- sessions
     def subscribe(self, doc: Any, key: MarkKey, portfolio: Portfolio, handler: Handler) -> Subscription:
@@ -180,8 +206,11 @@ class LiveMarker(threading.Thread):
         with self._lock:
             return len(self._subscriptions)
 
-    def wake(self) -> None:
-        """Mark now (a session subscribed or changed its settings), without waiting for ticks."""
+    def wake(self, dirty: bool = True) -> None:
+        """Mark now (a session subscribed or changed its settings), without waiting for ticks; `dirty=False`:
+        only look again whether a session can take what is new (its tab acknowledged)."""
+        if dirty:
+            self._dirty = True
         self._signal.set()
 
     def stop(self, timeout: float = 2.0) -> None:
@@ -204,11 +233,27 @@ class LiveMarker(threading.Thread):
                 if pause > 0:  # coalesce: what arrives meanwhile is marked in this round
                     self._stopped.wait(pause)
                 self._signal.clear()  # from here on, new ticks call for another round
+                if not self._due(last):
+                    self.held += 1
+                    continue
                 last = time.monotonic()
+                self._dirty = False  # ticks that come while it marks call for another round
                 self.mark_round()
             except Exception:
                 log.exception("live marker: a round failed; going on")
                 self._stopped.wait(0.5)
+
+    def _due(self, last: float) -> bool:
+        """Whether to mark now: once a CLOCK_EVERY in any case (ages move); otherwise when something is new and a
+        session can send it to its tab at once. A tab still waiting for its acknowledgement would only keep
+        the result until then, so marking for it would be wasted work: the acknowledgement wakes the marker."""
+        if time.monotonic() - last >= self.clock_every:
+            return True
+        if not self._dirty:
+            return False
+        with self._lock:
+            subscriptions = list(self._subscriptions)
+        return any(s.wants() for s in subscriptions)
 
     def mark_round(self, now: float | None = None) -> int:
         """Mark each distinct key once with the newest quotes and offer the results; returns the markings."""
@@ -216,6 +261,7 @@ class LiveMarker(threading.Thread):
             subscriptions = list(self._subscriptions)
         if not subscriptions:
             return 0
+        started, cpu0, heard = time.time(), time.thread_time(), self.heard
         view = self.ticks.view(now)
         clock = time.time() if now is None else now
         status_provider = view.status.provider if view.status is not None and view.status.provider else ""
@@ -240,6 +286,10 @@ class LiveMarker(threading.Thread):
                 breaches=tuple(breaches(marks, portfolio.risk_profile, cash=portfolio.cash,
                                         currency=portfolio.base_currency)),
             )
+            if TRACE:
+                newest = max((q.ts_feed for q in view.quotes.values()), default=0.0)
+                recv = max((q.ts_recv for q in view.quotes.values()), default=0.0)
+                result = replace(result, trace=(newest, recv, heard, started, time.time(), time.thread_time() - cpu0))
             for subscription in members:
                 subscription.offer(result)
         for stale_key in set(self._books) - used:

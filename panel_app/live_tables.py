@@ -1,4 +1,4 @@
-"""The live page's tables: marks in trader units, a grid patched cell by cell, stream health.
+"""The live page's tables: marks in trader units, the fills and stream health, as rows and HTML.
 
 Formatting only: every number comes from `oh.domain.marks` (positions, structures' net mark and PnL,
 legs) or from the worker's LiveStatus, and is written through `oh.domain.units` (money with
@@ -7,19 +7,7 @@ Options are named the way a trader reads them: `AAPL 18 Dec 26 250 call` (underl
 strike, right); a structure is `SPY put vertical 18 Dec 26 490/500`, its legs listed below it. A
 warning that names a contract's OCC symbol names it in those words instead.
 
-`PatchedTable` is what keeps the page still while numbers move: one `LiveGrid` widget per table,
-built once. Each update is compared with what that browser tab already shows, and only the cells
-whose text changed go over the websocket (a `{"seq", "cells": [[row, column, text], ...]}` message
-through ReactiveESM's `_send_msg`), where the grid rewrites just those cells. A different set of
-rows (the portfolio file changed) or a grid that (re)rendered and asked for a resync gets the full
-rows once. The grid numbers messages, so a patch that arrived before the grid listened is noticed
-and answered with the full rows: what the tab shows always converges on the newest marks.
-
-Flow control: the browser acknowledges each message once applied, and a table has at most WINDOW
-(1) message unacknowledged. Updates that come meanwhile only replace the newest rows; an
-acknowledgement sends what changed since, in one message. So a tab that cannot keep up (a phone, a busy machine)
-gets fewer, larger patches of the newest marks instead of a growing queue of old ones in the
-websocket; a message unacknowledged for ACK_TIMEOUT is taken as lost and the next update goes out.
+The grid that shows these rows in the browser, patched cell by cell, is panel_app.live_grid.
 
 Each row carries the feed time of the newest quote it was marked with, as `data-ts` on the
 "quote at" cell (seconds since the epoch): the browser benchmark reads it to measure how old a
@@ -30,20 +18,15 @@ from __future__ import annotations
 
 import html
 import math
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
-
-import param
-from panel.custom import JSComponent
 
 from contracts.live import LiveStatus, Quote
 from oh.domain import units
 from oh.domain.marks import LegMark, PortfolioMarks, PositionMark
 from oh.domain.osi import BadOptionSymbol, parse_osi
-from panel_app.components import CSS
 
 # (field, header): the field is the cell's data-field (what tests and the benchmark read), the header is shown.
 # What a trader reads first comes first (on a phone the first four or five fit, the rest scroll in the card).
@@ -56,8 +39,6 @@ LEG_COLUMNS = (("position", "Position"), ("leg", "Leg"), ("qty", "Qty"), ("mark"
 QUOTE_STATES = {"live": "oh-q-ok", "stale": "oh-q-stale", "no quote": "oh-q-none"}  # "quote" cell text -> class
 NUMERIC_COLUMNS = ("qty", "mark", "value", "pnl", "pnl %", "dte", "spread", "age", "bid", "ask", "price")
 KIND_WORDS = {"iron_condor": "iron condor"}
-WINDOW = 1  # messages a table may have unacknowledged (2 built a backlog of ~30 s in bench/live_browser: see docs/live.md)
-ACK_TIMEOUT = 2.0  # seconds: a message not acknowledged by then is taken as lost, and the grid sends again
 CELL_CSS = """
 .oh-q-ok { color:#1e7b34; } .oh-q-stale { color:#c62828; font-weight:600; } .oh-q-none { color:#777; }
 .oh-scroll { overflow-x:auto; max-width:100%; -webkit-overflow-scrolling:touch; contain:content; }
@@ -206,179 +187,6 @@ def summary_html(marks: PortfolioMarks, quoted: int, marking: int = 0) -> str:
     inner = "".join(f'<div class="oh-card"><div class="oh-card-k">{k}</div><div class="oh-card-v">{v}</div></div>'
                     for k, v in cards)
     return f'<div class="oh-cards oh-live-summary" data-marking="{marking}">{inner}</div>'
-
-
-# ---------------------------------------------------------------- the grid
-GRID_ESM = """
-export function render({ model, el }) {
-  const box = document.createElement('div'); box.className = 'oh-scroll';
-  const table = document.createElement('table'); table.className = 'oh-table oh-grid';
-  const head = document.createElement('thead'), body = document.createElement('tbody');
-  table.append(head, body); box.append(table); el.append(box);
-  const numeric = new Set(model.numeric_columns), states = model.quote_states;
-  let fields = model.columns, seq = 0;
-  const drawHead = () => {
-    head.innerHTML = '<tr>' + fields.map((c, j) =>
-      `<th data-field="${c}" class="${numeric.has(c) ? 'oh-num' : ''}">${model.headers[j] || c}</th>`).join('') + '</tr>'; };
-  const time = (value) => { const ts = parseFloat(value);
-    return ts > 0 ? new Date(ts * 1000).toISOString().slice(11, 19) : '\u2014'; };
-  const write = (td, j, value) => {  // text only (never HTML): cheap for the browser, nothing to escape
-    if (td.__v === value) return;
-    td.__v = value;
-    const field = fields[j];
-    if (field === 'quote at') {
-      td.dataset.ts = value; const shown = time(value); if (td.textContent !== shown) td.textContent = shown; return; }
-    td.textContent = value;
-    if (field === 'pnl' || field === 'pnl %') {
-      td.classList.toggle('oh-neg', value.startsWith('-')); td.classList.toggle('oh-pos', value.startsWith('+')); }
-    else if (field === 'quote') td.className = states[value] || '';
-  };
-  const reset = (rows) => {
-    while (body.rows.length > rows.length) body.deleteRow(-1);
-    rows.forEach((row, i) => {
-      let tr = body.rows[i];
-      if (!tr) { tr = body.insertRow(); tr.className = 'oh-row';
-        fields.forEach((c, j) => { const td = tr.insertCell(); td.dataset.field = c; td.__v = null;
-          if (numeric.has(c)) td.className = 'oh-num'; }); }
-      tr.dataset.key = row[0];
-      row.forEach((value, j) => write(tr.cells[j], j, value));
-    });
-  };
-  const patch = (cells) => {
-    for (const [i, j, value] of cells) { const tr = body.rows[i]; if (tr) write(tr.cells[j], j, value); }
-  };
-  drawHead(); reset(model.rows);
-  model.on('msg:custom', (msg) => {
-    if (msg.rows) reset(msg.rows);
-    else if (msg.seq !== seq + 1) { model.send_msg({resync: seq}); return; }  // a patch came before we listened
-    else patch(msg.cells);
-    seq = msg.seq;
-    model.send_msg({ack: seq});  // applied: the server may send the next one
-  });
-  model.on('columns', () => { fields = model.columns; drawHead(); body.innerHTML = ''; });
-  model.send_msg({resync: seq});  // (re)rendered: ask for the full rows once
-}
-"""
-
-
-class LiveGrid(JSComponent):
-    """A read-only table drawn by the browser, cell by cell (see the module docstring): `rows` is only the
-    first content; updates arrive as messages carrying just the changed cells, and the browser rewrites
-    only those cells (rows and cells are created once), so nothing is rebuilt and nothing flickers.
-
-    Why not Tabulator: Panel 1.9's Tabulator answers every `patch` with a full `setData` of all rows
-    in the browser (panel/models/tabulator.ts, updateOrAddData), which at four redraws a second on a
-    busy machine piled up a backlog of tens of seconds (bench/live_browser.py). Why messages and not a
-    `rows` parameter: a parameter is synced whole, so every tick would send every row to every tab."""
-
-    columns = param.List(default=[], doc="Column fields (each cell's data-field); the first is the row key.")
-    headers = param.List(default=[], doc="Column headers in words.")
-    quote_states = param.Dict(default=QUOTE_STATES, doc="Text of a 'quote' cell -> its CSS class.")
-    numeric_columns = param.List(default=[], doc="Columns aligned right (numbers).")
-    rows = param.List(default=[], doc="The first rows; later ones arrive as messages.")
-
-    _esm = GRID_ESM
-
-    def __init__(self, **params: Any) -> None:
-        super().__init__(**params)
-        self.resync_requests = 0
-        self.acks = 0
-        self.on_resync: Callable[[], None] | None = None
-        self.on_ack: Callable[[int], None] | None = None
-
-    def _handle_msg(self, data: Any) -> None:
-        """From the browser: `{"ack": seq}` (message seq applied) or `{"resync": seq}` (send the full rows:
-        the grid (re)rendered, or a patch came before it listened)."""
-        if not isinstance(data, dict):
-            return
-        if "ack" in data and self.on_ack is not None:
-            self.acks += 1
-            self.on_ack(int(data["ack"]))
-        elif "resync" in data:
-            self.resync_requests += 1
-            if self.on_resync is not None:
-                self.on_resync()
-
-
-class PatchedTable:
-    """A LiveGrid, what its browser tab shows and what it should show: sends only the cells that changed,
-    with at most `window` messages unacknowledged (see the module docstring)."""
-
-    def __init__(self, columns: Sequence[tuple[str, str]], css_class: str, window: int = WINDOW,
-                 ack_timeout: float = ACK_TIMEOUT, before_send: Callable[[], None] | None = None) -> None:
-        self.columns = [field for field, _ in columns]
-        self.rows: list[Row] = []  # the newest rows
-        self.shown: list[Row] = []  # the rows the browser has once it applied what was sent
-        self.seq = 0  # messages sent
-        self.acked = 0  # the newest message the browser acknowledged
-        self.patches = 0  # cells sent in patches
-        self.resets = 0  # full rows sent (first rows, a different set of rows, a resync)
-        self.window = window
-        self.ack_timeout = ack_timeout
-        self.before_send = before_send  # called right before each message (the page's summary rides along)
-        self._sent_at: dict[int, float] = {}  # unacknowledged message -> when it was sent (monotonic)
-        self.widget = LiveGrid(columns=self.columns, headers=[header for _, header in columns],
-                               numeric_columns=[c for c in NUMERIC_COLUMNS if c in self.columns],
-                               sizing_mode="stretch_width", stylesheets=[CSS, CELL_CSS], css_classes=[css_class])
-        self.widget.on_resync = self.resync
-        self.widget.on_ack = self.acknowledged
-
-    @property
-    def blocked(self) -> bool:
-        """Whether `window` messages await their acknowledgement (and the oldest is not overdue: lost)."""
-        if self.seq - self.acked < self.window:
-            return False
-        oldest = self._sent_at.get(self.acked + 1)
-        return oldest is not None and time.monotonic() - oldest < self.ack_timeout
-
-    def update(self, rows: list[Row]) -> int:
-        """Show `rows`: sent at once unless the window is full, else when an acknowledgement frees it.
-        Returns how many cells were sent now (0: nothing changed, or not yet)."""
-        self.rows = rows
-        return 0 if self.blocked else self.flush()
-
-    def flush(self) -> int:
-        """Send what the browser lacks: the changed cells, or the whole rows when the set of rows changed."""
-        rows = self.rows
-        if rows == self.shown and self.seq:
-            return 0
-        if self.before_send is not None:
-            self.before_send()
-        if not self.seq or len(rows) != len(self.shown) or any(
-                a[0] != b[0] for a, b in zip(rows, self.shown, strict=True)):
-            self._send_rows()
-            return len(rows) * len(self.columns)
-        cells = [[i, j, new] for i, (a, b) in enumerate(zip(rows, self.shown, strict=True)) if a != b
-                 for j, (new, old) in enumerate(zip(a, b, strict=True)) if new != old]
-        self.shown = rows
-        self.patches += len(cells)
-        self._send({"cells": cells})
-        return len(cells)
-
-    def acknowledged(self, seq: int) -> None:
-        """The browser applied message `seq` (and every one before it): send what changed since, if room."""
-        if seq <= self.acked:
-            return
-        self.acked = min(seq, self.seq)
-        self._sent_at = {s: at for s, at in self._sent_at.items() if s > self.acked}
-        if not self.blocked:
-            self.flush()
-
-    def resync(self) -> None:
-        """Send the full rows (the browser asked)."""
-        if self.before_send is not None:
-            self.before_send()
-        self._send_rows()
-
-    def _send_rows(self) -> None:
-        self.shown = self.rows
-        self.resets += 1
-        self._send({"rows": [list(r) for r in self.rows]})
-
-    def _send(self, message: dict[str, Any]) -> None:
-        self.seq += 1
-        self._sent_at[self.seq] = time.monotonic()
-        self.widget._send_msg({"seq": self.seq, **message})
 
 
 # ---------------------------------------------------------------- fills

@@ -10,9 +10,10 @@ fills and stream health, all updating in place.
 - **Marks** come from the server's one live marker (panel_app.live_marks): it marks the portfolio
   once per batch of ticks (at most every OH_LIVE_MARK_MS, default 25 ms, and at least once a
   second, by the clock) for every session holding the same portfolio and stale threshold, and
-  hands the result to this session's document; the page then sends only the cells that changed
-  (panel_app.live_tables.PatchedTable). Mark, PnL $ and %, DTE, spread %, quote age, stale flag and
-  warnings per position, net mark and net PnL per structure, per-leg detail, all in trader units;
+  hands the result to this session's document when its tab can take it; the page then sends only the
+  cells that changed, of the positions, the legs and the summary cards, in one message
+  (panel_app.live_grid.PatchedTable and its riders). Mark, PnL $ and %, DTE, spread %, quote age,
+  stale flag and warnings per position, net mark and net PnL per structure, per-leg detail, all in trader units;
   options named by underlying, expiry, strike and right. Ages are measured against the clock, so a
   feed that stalls completely turns every quote stale after the threshold (default 30 s, `?stale=`
   in the URL) and a banner says so.
@@ -51,9 +52,10 @@ from oh.domain.live_plan import PROVIDERS, build_plan
 from oh.domain.marks import DEFAULT_STALE_AFTER
 from oh.domain.portfolio import Portfolio, PortfolioError
 from panel_app import live_marks, live_ticks
-from panel_app.components import Slot, html_pane, notice, sync_url
+from panel_app.components import CSS, Slot, html_pane, notice, sync_url
+from panel_app.live_grid import LiveHTML, PatchedTable
 from panel_app.live_marks import LiveMarks, MarkKey, Subscription
-from panel_app.live_tables import LEG_COLUMNS, POSITION_COLUMNS, PatchedTable, fills_html, health_html
+from panel_app.live_tables import CELL_CSS, LEG_COLUMNS, POSITION_COLUMNS, fills_html, health_html
 from panel_app.live_ticks import SILENT_AFTER
 from panel_app.page import Page
 
@@ -113,9 +115,10 @@ class LivePortfolioPage(Page):
         self.file_note = pn.Column(sizing_mode="stretch_width")
         self.banner = pn.Column(sizing_mode="stretch_width")
         self.limits = pn.Column(sizing_mode="stretch_width")
-        self.summary = html_pane("")
-        self.positions = PatchedTable(POSITION_COLUMNS, "oh-live-positions", before_send=self._show_summary)
-        self.legs = PatchedTable(LEG_COLUMNS, "oh-live-legs")
+        self.summary = LiveHTML(html="", role="summary", sizing_mode="stretch_width", stylesheets=[CSS])
+        self.health_view = LiveHTML(html="", sizing_mode="stretch_width", stylesheets=[CSS, CELL_CSS])
+        self.legs = PatchedTable(LEG_COLUMNS, "oh-live-legs", role="legs")
+        self.positions = PatchedTable(POSITION_COLUMNS, "oh-live-positions", riders=[self.legs, self.summary])
         self.positions_slot = Slot("Positions (live marks; structures at their net mark and net PnL)")
         self.legs_slot = Slot("Structure legs")
         self.health = Slot("Stream health")
@@ -223,6 +226,8 @@ class LivePortfolioPage(Page):
             return
         if self._subscription is None:
             self._subscription = self.marker.subscribe(self.doc, self._key(), self.portfolio, self.apply)
+            self._subscription.ready = lambda: not self.positions.blocked
+            self.positions.on_ready = lambda: self.marker.wake(dirty=False)
         else:
             self._subscription.change(self._key(), self.portfolio)
 
@@ -233,13 +238,12 @@ class LivePortfolioPage(Page):
         self.latest = result
         if self.legs_slot.panel.visible != bool(result.legs):
             self.legs_slot.panel.visible = bool(result.legs)
-        self.legs.update(result.legs)
-        self.positions.update(result.positions)  # the summary cards go with the positions' messages
+        if result.trace:
+            self.positions.trace = self.legs.trace = (*result.trace, time.time())
+        self.legs.update(result.legs)  # the legs and the summary cards ride in the positions' messages
+        self.summary.show(result.summary)
+        self.positions.update(result.positions)
         self.marks_applied += 1
-
-    def _show_summary(self) -> None:
-        if self.latest is not None:
-            self._set_text(self.summary, "summary", self.latest.summary)
 
     # ---------------------------------------------------------------- the slow check
     def tick(self) -> None:
@@ -275,7 +279,9 @@ class LivePortfolioPage(Page):
             if self.health._kind != "notice-error" or self.health._data != text:
                 self.health.notice("error", text)
         elif view.status is not None:
-            self.health.html(health_html(view.status, now, view.lost))
+            if self.health._pane is not self.health_view:
+                self.health._replace("live", self.health_view, None)
+            self.health_view.show(health_html(view.status, now, view.lost))
 
     def _buttons(self) -> None:
         start_off = self._sending or self.file_error is not None or self.portfolio is None

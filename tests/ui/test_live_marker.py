@@ -17,14 +17,22 @@ from typing import Any
 
 import pytest
 import zmq
+from panel.models.esm import DataEvent
 
 from bus.home import Home
 from contracts.live import TICKS_ENDPOINT, TOPIC_TICKS, Quote, TickBatch, encode_live
 from oh.domain.live_plan import option_symbol
 from oh.domain.marks import mark_portfolio
 from oh.domain.portfolio import Portfolio, from_data
+from panel_app.live_grid import LiveHTML, PatchedTable
 from panel_app.live_marks import LiveMarker, LiveMarks, MarkKey
-from panel_app.live_tables import PatchedTable, contract_text, fills_html, leg_rows, position_rows, symbol_text
+from panel_app.live_tables import (
+    contract_text,
+    fills_html,
+    leg_rows,
+    position_rows,
+    symbol_text,
+)
 from panel_app.live_ticks import SharedTicks
 
 WAIT = 30.0  # seconds: generous, the machine is shared
@@ -340,3 +348,102 @@ def test_contracts_and_numbers_read_as_a_trader_reads_them() -> None:
     fills = fills_html([{"ts": None, "symbol": CALL, "event": "fill", "side": "buy", "qty": 2.0, "price": 4.1,
                          "order_id": "o1"}])
     assert "AAPL 18 Jan 30 252.5 call" in fills and ">2<" in fills and ">4.10<" in fills and "2.00" not in fills
+
+
+# ---------------------------------------------------------------- one message per marking, marked on demand
+def test_a_tab_awaiting_its_acknowledgement_is_not_marked_for_until_the_acknowledgement_wakes_the_marker(
+    ticks: SharedTicks, publisher: Publisher,
+) -> None:
+    """While the only tab cannot take marks (its last message is not acknowledged), new ticks mark nothing
+    (the result would only wait): the marker holds. The acknowledgement wakes it, and the tab then gets the
+    newest price at once, without waiting for another tick or the clock (an hour away)."""
+    feed_until(publisher, ticks, {"AAPL": (199.9, 200.1)})
+    marker = LiveMarker(ticks, mark_every=0.01, clock_every=3600.0)
+    marker.start()
+    try:
+        session = Session()
+        subscription = marker.subscribe(session.doc, key(), PORTFOLIO, session.handler)
+        session.wait_for(lambda r: mark_of(r, "aapl") == pytest.approx(200.0))
+        can_take = threading.Event()
+        subscription.ready = can_take.is_set
+        rounds, held = marker.rounds, marker.held
+        deadline = time.monotonic() + WAIT
+        while marker.held == held or ticks.feed.quotes["AAPL"].bid != 299.9:
+            assert time.monotonic() < deadline, "the marker never looked at the new ticks"
+            publisher.send({"AAPL": (299.9, 300.1)})
+            time.sleep(0.02)
+        assert marker.rounds == rounds and session.doc.run() == 0
+        can_take.set()
+        marker.wake(dirty=False)  # what the page's table does on an acknowledgement
+        session.wait_for(lambda r: mark_of(r, "aapl") == pytest.approx(300.0))
+        assert marker.rounds == rounds + 1
+    finally:
+        marker.stop()
+
+
+def test_the_legs_and_the_summary_ride_in_the_positions_message() -> None:
+    """One websocket message per update and tab: the legs table and the summary cards travel inside the
+    positions table's message (`riders`), only when they changed, and never send updates of their own. A
+    resync of the positions sends every rider whole; a rider's own component that (re)renders gets its full
+    content directly."""
+    legs = PatchedTable((("position", "Position"), ("leg", "Leg"), ("mark", "Mark")), "l", role="legs")
+    summary = LiveHTML(html="", role="summary")
+    positions = PatchedTable((("position", "Position"), ("mark", "Mark")), "p", riders=[legs, summary])
+    sent, legs_sent = Sent(positions), Sent(legs)
+    summary_sent: list[dict[str, Any]] = []
+    summary._send_msg = summary_sent.append  # type: ignore[method-assign]
+    browser = positions.widget._handle_msg
+
+    legs.update([("v", "v 500 put", "6.40")])
+    summary.show("<div>cards 1</div>")
+    assert positions.update([("v", "1.25")]) == 2
+    assert sent.messages[-1] == {"seq": 1, "rows": [["v", "1.25"]], "riders": {
+        "legs": {"rows": [["v", "v 500 put", "6.40"]]}, "summary": {"html": "<div>cards 1</div>"}}}
+    browser({"ack": 1})
+    legs.update([("v", "v 500 put", "6.45")])
+    assert positions.update([("v", "1.25")]) == 0  # only the legs changed: they still go, in a positions message
+    assert sent.messages[-1] == {"seq": 2, "cells": [], "riders": {"legs": {"cells": [[0, 2, "6.45"]]}}}
+    browser({"ack": 2})
+    summary.show("<div>cards 2</div>")
+    assert positions.update([("v", "1.30")]) == 1
+    assert sent.messages[-1] == {"seq": 3, "cells": [[0, 1, "1.30"]], "riders": {"summary": {"html": "<div>cards 2</div>"}}}
+    assert legs_sent.messages == [] and summary_sent == []
+    browser({"resync": 3})
+    assert sent.messages[-1] == {"seq": 4, "rows": [["v", "1.30"]], "riders": {
+        "legs": {"rows": [["v", "v 500 put", "6.45"]]}, "summary": {"html": "<div>cards 2</div>"}}}
+    legs.widget._handle_msg({"resync": 0})
+    summary._handle_msg({"resync": True})
+    assert legs_sent.messages == [{"seq": 1, "rows": [["v", "v 500 put", "6.45"]]}]
+    assert summary_sent == [{"html": "<div>cards 2</div>"}]
+
+
+def test_an_acknowledgement_is_handled_in_bokehs_own_turn_not_scheduled() -> None:
+    """The browser's acknowledgement reaches the table in the same turn of the event loop that received it
+    (Bokeh's handler, document locked), and the next patch leaves in that turn: nothing is scheduled on
+    the document for later (Panel would add a callback, then a coroutine, then a tick for the send)."""
+    table = PatchedTable((("position", "Position"), ("mark", "Mark")), "t")
+    sent = Sent(table)
+    table.update([("a", "1.00")])
+    table.update([("a", "1.01")])  # waits: message 1 is not acknowledged
+    assert len(sent.messages) == 1
+    doc = FakeDoc()
+    doc.session_context = object()  # a served document
+    table.widget._server_event(doc, DataEvent(model=None, data={"ack": 1}))
+    assert doc.callbacks == [] and table.acked == 1
+    assert sent.messages[-1] == {"seq": 2, "cells": [[0, 1, "1.01"]]}
+
+
+def test_a_tab_that_stops_acknowledging_gets_one_message_per_timeout_never_a_stream() -> None:
+    """A message unacknowledged for the timeout lets one more go out, and then the table waits again (the
+    timeout counts from the newest message sent): a tab that cannot keep up never receives a stream of
+    updates that would queue in front of it, however many markings come."""
+    table = PatchedTable((("position", "Position"), ("mark", "Mark")), "t", window=1, ack_timeout=3600.0)
+    sent = Sent(table)
+    table.update([("a", "1.00")])
+    table._sent_at[1] -= 7200.0  # message 1 went two hours ago and was never acknowledged
+    assert table.update([("a", "1.01")]) == 1 and len(sent.messages) == 2
+    for i in range(2, 40):  # markings keep coming; the tab still acknowledges nothing
+        assert table.update([("a", f"1.{i:02d}")]) == 0
+    assert len(sent.messages) == 2 and table.blocked
+    table.widget._handle_msg({"ack": 2})
+    assert sent.messages[-1] == {"seq": 3, "cells": [[0, 1, "1.39"]]}

@@ -233,7 +233,7 @@ def test_several_tabs_show_one_marking_and_receive_only_changed_cells(
     """Three tabs on the live page while quotes stream: each shows every position marked and moving; they
     show the same markings (the server marks once per batch of ticks for all of them, not once per tab),
     and what reaches each tab after its first rows is patches of the changed cells only, never the whole
-    rows list again."""
+    rows list again, with the summary cards inside the same messages (one message per update)."""
     ids = [p.id for p in portfolio.positions]
     tabs, frames = [], []
     try:
@@ -265,6 +265,8 @@ def test_several_tabs_show_one_marking_and_receive_only_changed_cells(
             patches = [f for f in seen if '"cells"' in f]
             assert patches, "no cell patches reached a tab"
             assert not [f for f in seen if '"rows"' in f], "a tab got the whole rows list again"
+            assert not [f for f in seen if "oh-live-summary" in f and '"cells"' not in f], \
+                "the summary cards travelled in a message of their own, not with the positions' cells"
     finally:
         for tab in tabs:
             tab.close()
