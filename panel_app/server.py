@@ -13,6 +13,12 @@ PANEL_OAUTH_* variables). Websocket connections are accepted only from the origi
 served at (`allow_websocket_origin`: exactly host:port, plus the names given with `--origin`), so a
 page on another site cannot drive a session even when the trader's browser can reach the server.
 
+Start-up objects are frozen (`gc.freeze()`, Python's own switch for long-running servers): the
+modules, classes and caches alive once the server is built (about 190,000 objects) move to a permanent
+generation that no garbage collection walks again. Panel runs a full `gc.collect()` after each closed
+session's document is destroyed, on the event loop every page shares; without the freeze each one took
+0.6-0.8 s at load 15-30 (it walked every object of pandas, pyarrow, Bokeh and Panel), with it a few ms.
+
 A browser tab that closes while the server writes to it makes Tornado fail that write with
 `WebSocketClosedError`; Panel cancels the document's pending writes without reading their result, so
 asyncio would log each as "Task exception was never retrieved" with a traceback. `quiet_closed_tabs`
@@ -22,6 +28,7 @@ to asyncio's default handler, traceback and all).
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import logging
 import os
@@ -211,6 +218,8 @@ def serve(home: Home, host: str = "127.0.0.1", port: int = 5006, *, password: st
     port = port or free_port(host)
     access = access_for(host, port, password, oauth_provider, extra_origins)
     server = build_server(home, host, port, access)  # binds now: a busy port fails here, before any heartbeat
+    gc.collect()
+    gc.freeze()  # see the module docstring: later collections walk only what sessions create
     quiet_closed_tabs(server.io_loop.asyncio_loop)
     heartbeat = Heartbeater(home, "ui")
     heartbeat.state = "serving"
