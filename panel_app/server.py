@@ -2,8 +2,8 @@
 
 The process heartbeats as service `ui` (so `oh up` and `oh status` see it like any worker), logs
 to `OH_HOME/logs/ui.log`, and stops cleanly on SIGTERM/SIGINT. It serves Bokeh/Panel resources
-itself (no CDN: it works offline), only the bundles the pages use (not Bokeh's WebGL and MathJax ones, nor
-the ES-module shim of Panel's ReactiveESM components), and the dashboard's own stylesheet at /oh-static/
+itself (no CDN: it works offline), only the bundles the pages use (not Bokeh's WebGL and MathJax ones; the
+ES-module shim stays: the Live page's JSComponents load through it), and the dashboard's own stylesheet at /oh-static/
 (panel_app/static; Tornado's StaticFileHandler: its versioned URL is cached by the browser for good).
 
 Who may connect (`access_for`): the dashboard binds 127.0.0.1 by default. Any other address is
@@ -147,12 +147,7 @@ def quiet_closed_tabs(loop: Any) -> None:
 
 
 def lean_resources(server: Any) -> None:
-    """Serve pages without Bokeh's WebGL and MathJax bundles (2 MB of JavaScript no page uses) nor the
-    es-module-shims polyfill Panel lists for its ReactiveESM components (none here: 38 KB the browser
-    would fetch, compile and run, ~65 ms of its CPU per cold load at load 12)."""
-    from panel.models.esm import ReactiveESM
-
-    ReactiveESM.__javascript_raw__ = []  # Panel collects every model class's scripts for every page
+    """Serve pages without Bokeh's WebGL and MathJax bundles (2 MB of JavaScript no page uses)."""
     app = getattr(server, "_tornado", None)  # the BokehTornado application behind the Panel server
     if app is None:
         return
