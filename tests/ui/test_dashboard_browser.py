@@ -89,7 +89,7 @@ def test_pages_fetch_only_what_they_use_and_one_cached_stylesheet(populated: Sta
     stylesheet model shared by every pane of the session instead of a copy of the CSS in each, and it is applied
     inside the panes' shadow DOMs (every table header gets its grey)."""
     responses: list[Any] = []
-    page.on("response", responses.append)
+    page.on("response", lambda response: responses.append(response))
     open_page(page, populated, "/health")
     urls = [r.url for r in responses]
     assert any("bokeh.min.js" in u for u in urls) and any("panel.min.js" in u for u in urls)
