@@ -13,14 +13,19 @@ browser context (cold: Bokeh's and Panel's bundles are fetched) and once more in
 
 - first paint: the browser's first-contentful-paint;
 - filled: when every section of the page has been filled from the ledger (the page's `.oh-ready`
-  marker; read as `performance.now()` as soon as playwright sees it; it polls every frame).
+  marker; read as `performance.now()` as soon as playwright sees it; it polls every frame);
+- cold loads also record two CPU figures, steadier than the wall-clock ones on a shared machine:
+  the browser's (chromium's TaskDuration up to "filled": the main thread's busy time, scripts,
+  style, layout, paint) and the server's (user + system CPU of the `oh ui` process from
+  /proc/PID/stat, from the navigation to "filled": the HTML, the static files, the fill).
 
 `--compare TREE` also starts the `oh ui` of another checkout (e.g. the code before a change, from
 `git worktree add /tmp/old <commit>`) on the same home and ledger, and alternates every load
 between the two servers, so both see the same data and the same load of this shared machine;
 both tables and their ratio are printed.
 
-Printed: the medians per page, cold and warm, and the load average. Judged by: the worst cold
+Printed: the medians per page, cold and warm (and the cold loads' browser and server CPU; with
+`--compare`, their sums over the judged pages for both servers), and the load average. Judged by: the worst cold
 "filled" median over the pages (the Live page is printed for information; it streams and has its
 own benchmark, `live_browser`) divided by the issue's budget of 1.5 s (aim < 1). Also printed: the
 worst cold first paint / 1 s.
@@ -52,7 +57,14 @@ WORKERS = ("ingest", "snapshot", "flow", "derived", "checks", "briefing", "sched
 FILLED_BUDGET_MS = 1500.0
 PAINT_BUDGET_MS = 1000.0
 FCP_JS = "() => (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime || null"
-KINDS = ("cold_fcp", "cold_filled", "warm_fcp", "warm_filled")
+KINDS = ("cold_fcp", "cold_filled", "warm_fcp", "warm_filled", "cold_browser_cpu", "cold_server_cpu")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_ms(pid: int) -> float:
+    """User + system CPU of a process so far, in ms (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return 1000.0 * (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def populate_demo(stack: Stack, years: int, sessions: int) -> dict[str, Any]:
@@ -122,19 +134,26 @@ def load(page: Any, url: str, timeout_ms: int = 120_000) -> tuple[float, float]:
     return (float("nan") if fcp is None else float(fcp)), filled
 
 
-def measure(chromium: Any, servers: dict[str, str], repeat: int) -> dict[str, dict[str, dict[str, list[float]]]]:
-    """server -> page -> kind -> samples; the servers take turns load by load."""
+def measure(chromium: Any, servers: dict[str, tuple[str, int]], repeat: int) -> dict[str, dict[str, dict[str, list[float]]]]:
+    """server -> page -> kind -> samples; the servers (name -> (url, pid)) take turns load by load."""
     out = {name: {slug: {k: [] for k in KINDS} for slug in PAGES} for name in servers}
     for slug in PAGES:
         for i in range(repeat):
             order = list(servers.items()) if i % 2 == 0 else list(reversed(servers.items()))
-            for name, base in order:
+            for name, (base, pid) in order:
                 context = chromium.new_context(viewport={"width": 1440, "height": 900})
                 page = context.new_page()
+                cdp = context.new_cdp_session(page)
+                cdp.send("Performance.enable")
                 for kind in ("cold", "warm"):
+                    server_cpu = process_cpu_ms(pid)
                     fcp, filled = load(page, f"{base}/{slug}")
                     out[name][slug][f"{kind}_fcp"].append(fcp)
                     out[name][slug][f"{kind}_filled"].append(filled)
+                    if kind == "cold":
+                        out[name][slug]["cold_server_cpu"].append(process_cpu_ms(pid) - server_cpu)
+                        metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+                        out[name][slug]["cold_browser_cpu"].append(1000.0 * metrics["TaskDuration"])
                 context.close()
     return out
 
@@ -143,12 +162,14 @@ def report(name: str, results: dict[str, dict[str, list[float]]], repeat: int) -
     """Print one server's medians; return them."""
     print(f"\n{name}: per page, ms from navigation start (median of {repeat}; cold = new browser context, "
           "warm = opened again in it):")
-    print(f"   {'page':<10} {'cold paint':>11} {'cold filled':>12} {'warm paint':>11} {'warm filled':>12}   cold filled samples")
+    print(f"   {'page':<10} {'cold paint':>11} {'cold filled':>12} {'warm paint':>11} {'warm filled':>12} "
+          f"{'browser CPU':>12} {'server CPU':>11}   cold filled samples")
     medians = {}
     for slug, samples in results.items():
         m = medians[slug] = {k: statistics.median(v) for k, v in samples.items()}
         print(f"   {slug:<10} {m['cold_fcp']:>11.0f} {m['cold_filled']:>12.0f} {m['warm_fcp']:>11.0f} "
-              f"{m['warm_filled']:>12.0f}   {', '.join(f'{v:.0f}' for v in samples['cold_filled'])}")
+              f"{m['warm_filled']:>12.0f} {m['cold_browser_cpu']:>12.0f} {m['cold_server_cpu']:>11.0f}   "
+              f"{', '.join(f'{v:.0f}' for v in samples['cold_filled'])}")
     worst = max(JUDGED, key=lambda s: medians[s]["cold_filled"])
     worst_paint = max(JUDGED, key=lambda s: medians[s]["cold_fcp"])
     print(f"   worst cold filled: {worst} {medians[worst]['cold_filled']:.0f} ms; worst cold first paint: "
@@ -195,14 +216,15 @@ def main(argv: list[str] | None = None) -> int:
             for worker in stack.workers:
                 stop_service(worker)  # the dashboard reads; nothing else needs to run while it is timed
         stack.start_ui()
-        servers = {"ours": stack.url}
+        assert stack.ui is not None
+        servers = {"ours": (stack.url, stack.ui.pid)}
         if args.compare is not None:
             other = OtherUi(home, args.compare.resolve())
             stack_of.callback(other.stop)
-            servers[f"compare ({args.compare})"] = other.url
+            servers[f"compare ({args.compare})"] = (other.url, other.proc.pid)
         load_line("before the loads")
         with browser() as chromium:
-            for name, base in servers.items():
+            for name, (base, _pid) in servers.items():
                 first = chromium.new_context(viewport={"width": 1440, "height": 900})
                 tab = first.new_page()
                 print(f"   {name}, first visit after start (untimed): " + ", ".join(
@@ -217,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{name} / ours, cold filled per page: " + ", ".join(
                 f"{s} {other[s]['cold_filled'] / ours[s]['cold_filled']:.2f}" for s in PAGES))
             print(f"   worst cold filled: {worst(other, 'cold_filled'):.0f} ms vs ours {worst(ours, 'cold_filled'):.0f} ms")
+            for kind in ("cold_browser_cpu", "cold_server_cpu"):
+                print(f"   {kind.replace('cold_', '').replace('_', ' ')}, sum over the pages: "
+                      f"{sum(other[s][kind] for s in JUDGED):.0f} ms vs ours {sum(ours[s][kind] for s in JUDGED):.0f} ms")
     print(f"\n   first paint / 1 s budget: {worst(ours, 'cold_fcp') / PAINT_BUDGET_MS:.3f}")
     ratio_line("page_fill worst cold filled / 1.5 s", worst(ours, "cold_filled") / FILLED_BUDGET_MS, "< 1")
     return 0

@@ -8,16 +8,29 @@ symbols of `oh.domain.units` written into their code, so a tick and a table cell
 unit test runs that code in node against `units.money` / `units.count`).
 
 Also here: `new_figure` (the dashboard's figure defaults: responsive width, a small auto-hiding
-toolbar, no logo), `legend_outside` (legends beside or under the plot, never over the data) and
-`set_axis` (a column's unit -> the axis formatter and label).
+toolbar, no logo), `legend_outside` (legends beside or under the plot, never over the data),
+`set_axis` (a column's unit -> the axis formatter and label), and the two passes every chart goes
+through before it is sent (`Slot.chart`): `drop_unused_glyphs` and `share_axis_parts`.
+
+`share_axis_parts`: an axis's ticker, tick formatter and label policy are stateless in BokehJS (each
+call gets the range it ticks), yet Bokeh gives every axis its own, and a date axis's ticker alone is
+13 models (a DatetimeTicker and its 12 sub-tickers) plus 2 formatters. Within one document (one
+browser session), axes whose parts are equal (same type, same properties, recursively) share one
+copy: fewer models to build on the server, serialize, send and build in the browser. Sharing is done
+once the figure is built (what the chart code set is part of the comparison); nothing mutates an
+axis's parts after that.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
+from weakref import WeakKeyDictionary
 
+from bokeh.document import Document
+from bokeh.model import Model
 from bokeh.models import (
+    Axis,
     CustomJS,
     CustomJSTickFormatter,
     DatetimeTickFormatter,
@@ -193,4 +206,40 @@ def drop_unused_glyphs(model: Any) -> Any:
     for renderer in model.select({"type": GlyphRenderer}):
         renderer.nonselection_glyph = None
         renderer.muted_glyph = None
+    return model
+
+
+SHARED_AXIS_PARTS = ("ticker", "formatter", "major_label_policy")
+_shared: WeakKeyDictionary[Document, dict[Any, Model]] = WeakKeyDictionary()
+
+
+def _identity(value: Any) -> Any:
+    """A hashable key equal for equal values: a model by its type and explicitly set properties (recursively)."""
+    if isinstance(value, Model):
+        props = value.properties_with_values(include_defaults=False)
+        return type(value).__name__, tuple(sorted((name, _identity(v)) for name, v in props.items()))
+    if isinstance(value, dict):
+        return tuple(sorted((str(k), _identity(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_identity(v) for v in value)
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value
+
+
+def share_axis_parts(model: Any, doc: Document | None) -> Any:
+    """Give every axis under `model` the ticker, formatter and label policy already used by an equal axis of
+    `doc` (see the module docstring); without a document (no browser session) nothing is shared. Returns `model`."""
+    if doc is None:
+        return model
+    pool = _shared.setdefault(doc, {})
+    for axis in model.select({"type": Axis}):
+        for attr in SHARED_AXIS_PARTS:
+            part = getattr(axis, attr, None)
+            if isinstance(part, Model):
+                shared = pool.setdefault(_identity(part), part)
+                if shared is not part:
+                    setattr(axis, attr, shared)
     return model

@@ -12,6 +12,7 @@ down when long) instead of running over the page. Long texts (errors, messages) 
 
 from __future__ import annotations
 
+import hashlib
 import html
 import math
 from collections.abc import Callable, Sequence
@@ -23,7 +24,7 @@ import panel as pn
 import pyarrow as pa
 
 from oh.domain import units
-from panel_app.axes import drop_unused_glyphs
+from panel_app.axes import drop_unused_glyphs, share_axis_parts
 
 NAV: tuple[tuple[str, str], ...] = (
     ("health", "Health"),
@@ -37,34 +38,13 @@ NAV: tuple[tuple[str, str], ...] = (
 BANNER = ("**Not financial advice.** A read-only view of your local data: this dashboard never places "
           "orders and never changes anything.")
 PHONE = 767.98  # px: at or below this width the sidebar starts collapsed and overlays the page
-CSS = """
-.oh-nav a { display:block; padding:6px 10px; margin:2px 0; border-radius:6px; color:#1f2d3d; text-decoration:none; }
-.oh-nav a:hover { background:#e9eef5; }
-.oh-nav a.active { background:#0d6efd; color:white; font-weight:600; }
-.oh-ledger { font-size:0.9em; padding:6px 10px; border-radius:6px; }
-.oh-ledger.up { background:#e6f4ea; color:#1e6b34; } .oh-ledger.down { background:#fde8e8; color:#a61b1b; }
-.oh-scroll { overflow:auto; max-width:100%; }
-.oh-scroll.oh-long { max-height:460px; }
-table.oh-table { border-collapse:collapse; width:100%; font-size:0.92em; }
-table.oh-table th, table.oh-table td { padding:4px 8px; border-bottom:1px solid #e3e6ea; text-align:left; white-space:nowrap; }
-table.oh-table th { background:#f5f7fa; position:sticky; top:0; z-index:1; }
-table.oh-table td.num, table.oh-table th.num { text-align:right; font-variant-numeric:tabular-nums; }
-table.oh-table td.oh-wrap { white-space:normal; min-width:14em; max-width:40em; overflow-wrap:anywhere; }
-table.oh-table tr.oh-bad td { color:#c62828; font-weight:600; }
-table.oh-table tr.oh-total td { font-weight:600; border-top:2px solid #c9d1db; }
-table.oh-table tr.oh-leg td { color:#4a5563; font-size:0.95em; }
-tr.oh-flow-building td { color:#1565c0; } tr.oh-flow-unwinding td { color:#c62828; }
-.oh-cards { display:flex; flex-wrap:wrap; gap:10px; margin:4px 0; }
-.oh-card { background:#f5f7fa; border-radius:8px; padding:8px 14px; min-width:120px; }
-.oh-card-k { font-size:0.8em; color:#5f6b7a; } .oh-card-v { font-size:1.15em; font-weight:600; color:#1f2d3d; }
-.oh-more { color:#777; font-size:0.85em; padding:4px 8px; }
-.oh-status-started { color:#0b63c5; font-weight:600; } .oh-status-success { color:#1e7b34; }
-.oh-status-failed, .oh-status-abandoned, .oh-stale, .oh-silent { color:#c62828; font-weight:600; }
-.oh-status-skipped, .oh-never { color:#777; }
-pre.oh-plan { background:#f5f7fa; padding:10px; border-radius:6px; white-space:pre-wrap; overflow-wrap:anywhere; font-size:0.9em; }
-.oh-h { font-weight:600; font-size:1.02em; color:#1f2d3d; }
-ul.oh-breaches { margin:0; padding-left:1.2em; } ul.oh-breaches li { margin:2px 0; }
-"""
+STATIC = Path(__file__).parent / "static"  # served by `oh ui` at /oh-static/ (panel_app/server.py)
+STATIC_ROUTE = "oh-static"
+CSS = (STATIC / "oh.css").read_text(encoding="utf-8")
+# The URL of that file, relative to the page like Panel's own stylesheets, versioned by its content (so a browser
+# keeps it cached for good, and a new version is fetched at once). Every HTML pane of a session shares one
+# stylesheet model: the document carries a 60-byte link per pane instead of a 2 KB copy of the CSS.
+CSS_URL = f"{STATIC_ROUTE}/oh.css?v={hashlib.sha256(CSS.encode()).hexdigest()[:16]}"
 # The page around the panes (the template's light DOM): phone layout and the sidebar's widgets.
 PAGE_CSS = f"""
 #content {{ position: relative; }}
@@ -86,8 +66,9 @@ WRAP = frozenset({"error", "error_message", "message", "last_message", "warnings
 
 
 def html_pane(text: str, **kwargs: Any) -> pn.pane.HTML:
-    """An HTML pane carrying the dashboard's CSS (Panel renders each pane in its own shadow DOM)."""
-    options = {"sizing_mode": "stretch_width", "stylesheets": [CSS]}
+    """An HTML pane carrying the dashboard's CSS (Panel renders each pane in its own shadow DOM; the CSS is
+    the one cached file at CSS_URL, one stylesheet model per session shared by every pane)."""
+    options = {"sizing_mode": "stretch_width", "stylesheets": [CSS_URL]}
     options.update(kwargs)
     return pn.pane.HTML(text, **options)
 
@@ -238,7 +219,7 @@ class Slot:
         built here, so a chart that cannot be drawn becomes a notice in its section (inside fill())."""
         if self._kind == "chart" and self._data[0] == key and self._data[1].equals(data):
             return
-        figure = drop_unused_glyphs(build(data))
+        figure = share_axis_parts(drop_unused_glyphs(build(data)), pn.state.curdoc)
         self._replace("chart", pn.pane.Bokeh(figure, sizing_mode="stretch_width"), (key, data))
 
     def html(self, text: str) -> None:

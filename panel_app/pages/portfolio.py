@@ -23,7 +23,7 @@ from oh.domain import calendar, units
 from oh.domain.analyze import PortfolioAnalysis, StressSpec, analyze_portfolio
 from oh.domain.limits import breaches
 from oh.domain.portfolio import Portfolio, PortfolioError
-from oh.read.quotes import latest_chains, latest_closes
+from oh.read.quotes import chains_by_day, closes_by_day, latest_chains, latest_closes
 from panel_app import book, charts
 from panel_app.components import Slot, empty_text, side_by_side, sync_url
 from panel_app.page import Page
@@ -171,11 +171,13 @@ class PortfolioPage(Page):
         """Net liq and PnL at each of the last snapshot sessions (the portfolio valued as of each)."""
         sessions = [r["day"] for r in self.read(SESSIONS, [day, symbols, PERFORMANCE_SESSIONS]).to_pylist()]
         flat = StressSpec((), (), 0)
+        chains = chains_by_day(self.read, symbols, sessions)  # one query for every session, not one per symbol
+        unquoted = sorted({s for session in sessions for s in symbols if s not in chains[session]})
+        closes = closes_by_day(self.read, unquoted, sessions)
         points = []
         for session in sorted(sessions):
-            chains = latest_chains(self.read, symbols, session)
-            closes = latest_closes(self.read, [s for s in symbols if s not in chains], session)
-            totals = analyze_portfolio(portfolio, chains, session, flat, spots=closes).totals
+            spots = {s: c for s, c in closes[session].items() if s not in chains[session]}
+            totals = analyze_portfolio(portfolio, chains[session], session, flat, spots=spots).totals
             if totals.valued == totals.positions:
                 points.append({"date": session, "value": totals.net_liq, "pnl": totals.pnl})
         return points

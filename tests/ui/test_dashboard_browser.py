@@ -74,6 +74,37 @@ def test_every_page_loads_with_sim_data(populated: Stack, page: Any, slug: str, 
         page.screenshot(path=str(screenshots / f"{slug}.png"), full_page=True)
 
 
+STYLE_COPIES = """() => { let copies = 0, links = new Set(); for (const doc of Bokeh.documents) for (const m of doc.all_models) {
+    if (m.url !== undefined && String(m.url).includes('oh-static/')) links.add(m.id);
+    for (const s of (m.stylesheets || [])) if (typeof s === 'string' && s.includes('table.oh-table')) copies++; }
+    return [copies, links.size]; }"""
+HEADER_BACKGROUNDS = """() => { const out = []; const walk = root => { for (const e of root.querySelectorAll('*')) if (e.shadowRoot)
+    walk(e.shadowRoot); for (const th of root.querySelectorAll('table.oh-table th')) out.push(getComputedStyle(th).backgroundColor); };
+    walk(document); return out; }"""
+
+
+def test_pages_fetch_only_what_they_use_and_one_cached_stylesheet(populated: Stack, page: Any) -> None:
+    """A page fetches Bokeh's and Panel's bundles but no script no page uses (Bokeh's WebGL and MathJax); the
+    dashboard's CSS is one file at a versioned URL the browser may keep for good, one
+    stylesheet model shared by every pane of the session instead of a copy of the CSS in each, and it is applied
+    inside the panes' shadow DOMs (every table header gets its grey)."""
+    responses: list[Any] = []
+    page.on("response", lambda response: responses.append(response))
+    open_page(page, populated, "/health")
+    urls = [r.url for r in responses]
+    assert any("bokeh.min.js" in u for u in urls) and any("panel.min.js" in u for u in urls)
+    for unused in ("bokeh-gl", "bokeh-mathjax"):
+        assert not [u for u in urls if unused in u], unused
+    sheets = [r for r in responses if re.search(r"/oh-static/oh\.css\?v=\w+$", r.url)]
+    assert len(sheets) == 1, [r.url for r in sheets]
+    age = re.search(r"max-age=(\d+)", sheets[0].headers.get("cache-control", ""))
+    assert age is not None and int(age.group(1)) >= 365 * 86400
+    assert page.evaluate(STYLE_COPIES) == [0, 1]
+    page.get_by_text("Latest run per job").first.wait_for(state="attached", timeout=WAIT)
+    backgrounds = page.evaluate(HEADER_BACKGROUNDS)
+    assert backgrounds and set(backgrounds) == {"rgb(245, 247, 250)"}
+
+
 def test_stale_data_shows_in_red(populated: Stack, page: Any) -> None:
     """QQQ stopped a week early: its freshness row is stale (red) and the planner offers the command."""
     open_page(page, populated, "/health")

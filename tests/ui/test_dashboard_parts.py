@@ -204,3 +204,40 @@ def test_charts_drop_tick_labels_that_would_overlap() -> None:
                              "state": ["present", "missing"]})
     heatmap = charts.coverage_heatmap(coverage).children[0]
     assert all(isinstance(axis.major_label_policy, NoOverlap) for axis in heatmap.xaxis)
+
+
+def test_equal_axis_parts_are_shared_within_a_document_only() -> None:
+    """Within one session's document, axes with equal tickers, formatters and label policies share one copy of
+    each (a date axis alone is 15 models); axes formatted differently keep their own; another document (another
+    browser session) gets its own copies; without a document nothing is shared."""
+    from bokeh.document import Document
+    from bokeh.models import DatetimeTicker
+
+    from panel_app.axes import new_figure, set_axis, share_axis_parts
+
+    def figures() -> list[Any]:
+        made = [new_figure(x_axis_type="datetime"), new_figure(x_axis_type="datetime"), new_figure()]
+        set_axis(made[0].yaxis, kind="money")
+        set_axis(made[1].yaxis, kind="money")
+        set_axis(made[2].yaxis, kind="fraction")
+        return made
+
+    doc, other = Document(), Document()
+    first, second, third = (share_axis_parts(f, doc) for f in figures())
+    assert first.xaxis[0].ticker is second.xaxis[0].ticker
+    assert isinstance(first.xaxis[0].ticker, DatetimeTicker)
+    assert first.xaxis[0].formatter is second.xaxis[0].formatter
+    assert first.yaxis[0].formatter is second.yaxis[0].formatter  # the same money formatter
+    assert third.yaxis[0].formatter is not first.yaxis[0].formatter  # a percent axis keeps its own
+    assert third.xaxis[0].ticker is not first.xaxis[0].ticker  # a number axis is not a date axis
+    assert first.xaxis[0].major_label_policy is third.yaxis[0].major_label_policy
+    for fig in (first, second, third):
+        doc.add_root(fig)
+    shared = share_axis_parts(figures()[0], other)
+    assert shared.xaxis[0].ticker is not first.xaxis[0].ticker  # never a model of another document
+    alone = [share_axis_parts(f, None) for f in figures()[:2]]
+    assert alone[0].xaxis[0].ticker is not alone[1].xaxis[0].ticker
+    plain = Document()
+    for fig in figures():
+        plain.add_root(fig)
+    assert len(doc.models) <= len(plain.models) - 13 - 2  # at least one date ticker and its two formatters fewer
