@@ -20,11 +20,16 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class Message(msgspec.Struct, tag=True, tag_field="type", kw_only=True, omit_defaults=False):
+class Message(msgspec.Struct, tag=True, tag_field="type", kw_only=True, omit_defaults=False, gc=False):
     """Base of every command and event: tagged by class name so one decoder reads the union.
 
     `id` is unique per message and is what the ledger de-duplicates on; a producer that
     resends keeps the id. `v` is the schema version of the message's own type.
+
+    `gc=False` (msgspec): Python's cycle collector does not track messages. A message holds only
+    values decoded from the wire (strings, numbers, dates, bytes, lists and dicts of them), so it can
+    never be part of a reference cycle; a group commit holds thousands of them at once, and tracking
+    them made the collector walk every one on each young collection.
     """
 
     id: str = msgspec.field(default_factory=new_id)
