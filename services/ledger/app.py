@@ -18,7 +18,8 @@ The ledger never exits for a fault it cannot fix by restarting (supervisord woul
   committed. The warehouse is kept exactly as it is (never rebuilt from a shorter journal); status
   and read-only queries are served; every event gets a `Nack(retry=True)` naming the fault and
   nothing is journaled until a person runs `oh journal repair` and restarts the ledger.
-- *stalled*: the disk is full (or DuckDB is out of memory: `OH_DUCKDB_MEMORY_LIMIT`). Nothing unstored
+- *stalled*: the disk is full (or DuckDB is out of memory: `OH_DUCKDB_MEMORY_LIMIT`, or hit a FATAL error,
+  which invalidates the database until it is reopened: the retry reopens it first). Nothing unstored
   is acknowledged; events get a `Nack(retry=True)` saying so; the ledger retries by itself and resumes
   when space returns.
 """
@@ -34,6 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import zmq
 
 from bus.codec import (
@@ -163,19 +165,24 @@ class Ledger:
         else:
             self.stall.needed = max(self.stall.needed, needed)
             self.stall.postpone()
+        self.stall.reopen = self.stall.reopen or isinstance(exc, duckdb.FatalException)
 
     def _retry_stall(self) -> None:
         """Every RETRY_SECONDS while stalled: fsync the journal, apply what it holds beyond the warehouse, check for room."""
         stall = self.stall
         if stall is None or not stall.due():
             return
-        before = self.warehouse.applied_seq
         try:
             self.journal.sync()
+            if stall.reopen:  # a FATAL error invalidated the database: only a new connection works again
+                self.warehouse.reopen()
+                stall.reopen = False
+            before = self.warehouse.applied_seq
             applied = self.warehouse.catch_up(self.journal)
         except Exception as exc:
             if not (isinstance(exc, OSError) or is_storage_failure(exc)):
                 raise
+            stall.reopen = stall.reopen or isinstance(exc, duckdb.FatalException)
             stall.postpone()
             return
         if applied:

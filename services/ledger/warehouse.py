@@ -159,6 +159,16 @@ class Warehouse:
                 target.unlink(missing_ok=True)
         return kept
 
+    def reopen(self) -> None:
+        """Close the connection and open the file again: after a DuckDB FATAL error the database is invalidated
+        (every statement fails) until it is reopened. What was committed is in the file and its WAL; the
+        journal's events beyond `applied_seq` are applied by the next `catch_up`."""
+        try:
+            self.con.close()
+        except duckdb.Error:
+            pass  # an invalidated connection may refuse even to close
+        self._open()
+
     def reader(self) -> duckdb.DuckDBPyConnection:
         """A cursor for another thread: reads run beside the writer without blocking it."""
         return self.con.cursor()
