@@ -29,6 +29,7 @@ from __future__ import annotations
 import atexit
 import gc
 import importlib
+import io
 import json
 import os
 import selectors
@@ -192,8 +193,12 @@ def run(argv: list[str], *, env: dict[str, str], cwd: str | Path = REPO,
         out_data = _read_until(out_file, proc, argv, timeout)
         err_thread.join(timeout)
     code = proc.wait(timeout)
-    return subprocess.CompletedProcess(argv, code, out_data.decode(errors="replace"),
-                                       getattr(err_thread, "data", b"").decode(errors="replace"))
+    return subprocess.CompletedProcess(argv, code, _text(out_data), _text(getattr(err_thread, "data", b"")))
+
+
+def _text(data: bytes) -> str:
+    """Bytes as `subprocess.run(text=True)` gives them: the locale's encoding, universal newlines."""
+    return io.TextIOWrapper(io.BytesIO(data)).read()
 
 
 def _read_until(out_file: Any, proc: ForkedProcess | subprocess.Popen[bytes], argv: list[str],

@@ -32,6 +32,9 @@ def main(argv: list[str]) -> None:
     if action == "sleep":
         time.sleep(120)
         return
+    if action == "crlf":
+        sys.stdout.buffer.write("caf\u00e9\r\nline\rend\n".encode())
+        return
     if action == "flood":
         count = int(argv[2])
         sys.stderr.write("e\n" * count)

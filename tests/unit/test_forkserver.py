@@ -119,6 +119,12 @@ def test_a_large_output_on_both_streams_is_read_whole() -> None:
     assert forked.stderr == execd.stderr and len(forked.stderr) == 200000 * 2
 
 
+def test_output_is_text_as_subprocess_gives_it() -> None:
+    """The locale's encoding and universal newlines, as `subprocess.run(text=True)`."""
+    forked, execd = _both("crlf")
+    assert forked.stdout == execd.stdout == "caf\u00e9\nline\nend\n"
+
+
 def test_the_oh_script_runs_with_its_usage_errors() -> None:
     env = dict(os.environ)
     forked = forkserver.run([forkserver.OH_SCRIPT, "no-such-command"], env=env, timeout=60)
