@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -379,21 +377,7 @@ def _writes(message: Message) -> frozenset[str]:
     return writes
 
 
-_new_ids: ContextVar[bool] = ContextVar("new_ids", default=False)
-
-
-@contextmanager
-def assuming_new_ids() -> Iterator[None]:
-    """Within the block, `apply_events` takes every event's id as never applied before, so fills are inserted
-    without a conflict check (`_apply_trade_updates`); a duplicate id then fails with duckdb.ConstraintException."""
-    token = _new_ids.set(True)
-    try:
-        yield
-    finally:
-        _new_ids.reset(token)
-
-
-def apply_events(con: duckdb.DuckDBPyConnection, events: Sequence[Applied]) -> None:
+def apply_events(con: duckdb.DuckDBPyConnection, events: Sequence[Applied], new_ids: bool = False) -> None:
     """Apply events in batches of one type (commands have no table).
 
     An event joins the latest batch of its type unless a batch after that one writes something it
@@ -401,7 +385,9 @@ def apply_events(con: duckdb.DuckDBPyConnection, events: Sequence[Applied]) -> N
     applied one by one), while deliveries interleaved from several workers (chains, bars, check
     results) still cost one upsert per type instead of one per event. The asset rows, watermarks and
     check results of all the batches are written at the end, one statement per table
-    (`bookkeeping.deferred`).
+    (`bookkeeping.deferred`). `new_ids`: the caller takes every event's id as never applied before, so
+    fills are inserted without a conflict check (`_apply_trade_updates`); a duplicate id then fails with
+    duckdb.ConstraintException.
     """
     batches: list[tuple[type[Message], list[Applied], set[str]]] = []
     last_kind: type[Message] | None = None
@@ -428,7 +414,6 @@ def apply_events(con: duckdb.DuckDBPyConnection, events: Sequence[Applied]) -> N
             target[1].append(item)
             target[2].update(writes)
         last_group = target[1]
-    new_ids = _new_ids.get()
     with deferred(con):  # the meta.* rows of every batch: one statement per table at the end
         for kind, group, _ in batches:
             applier = APPLIERS.get(kind)

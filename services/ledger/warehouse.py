@@ -237,11 +237,7 @@ class Warehouse:
     ) -> None:
         self.con.execute("BEGIN")
         try:
-            if new_ids:
-                with projections.assuming_new_ids():
-                    projections.apply_events(self.con, events)
-            else:
-                projections.apply_events(self.con, events)
+            projections.apply_events(self.con, events, new_ids=new_ids)
             projections.index_events(self.con, events, sizes)
             self._set_offset(events[-1][0])
             if before_commit is not None:

@@ -221,7 +221,7 @@ def test_running_out_of_memory_is_not_blamed_on_the_events(
     ledger.submit([run_started("r1", 0)])
     events = [chain("AAPL", D2, "r1", t=1), _checked("r1", "options_snapshot_file", f"AAPL|{D2}", 2)]
 
-    def starved(con: duckdb.DuckDBPyConnection, batch: object) -> None:
+    def starved(con: duckdb.DuckDBPyConnection, batch: object, new_ids: bool = False) -> None:
         raise error("Out of Memory Error: could not allocate block of size 256.0 KiB")
 
     payloads = [encode(ev) for ev in events]

@@ -32,7 +32,7 @@ def test_a_fatal_error_stalls_then_the_retry_reopens_and_applies_the_batch_once(
         seqs = ledger.journal.append(zip(types, payloads, strict=True))
         before = ledger.warehouse.applied_seq
 
-        def fatal(con: duckdb.DuckDBPyConnection, batch: object) -> None:
+        def fatal(con: duckdb.DuckDBPyConnection, batch: object, new_ids: bool = False) -> None:
             con.close()  # as DuckDB does: the connection is unusable from here on
             raise duckdb.FatalException("FATAL Error: Failed to create checkpoint because of error: could not pin")
 
@@ -63,7 +63,7 @@ def test_a_retry_that_fails_fatal_again_reopens_on_the_next_one(home: Home, monk
         types = [type(event).__name__ for event in events]
         seqs = ledger.journal.append(zip(types, payloads, strict=True))
 
-        def fatal(con: duckdb.DuckDBPyConnection, batch: object) -> None:
+        def fatal(con: duckdb.DuckDBPyConnection, batch: object, new_ids: bool = False) -> None:
             con.close()
             raise duckdb.FatalException("FATAL Error: could not write the WAL")
 

@@ -472,8 +472,8 @@ def test_a_full_disk_is_not_blamed_on_the_events(
     events = _scenario()[1:4]
     real = projections.apply_events
 
-    def full(con: duckdb.DuckDBPyConnection, batch: object) -> None:
-        real(con, batch)
+    def full(con: duckdb.DuckDBPyConnection, batch: object, new_ids: bool = False) -> None:
+        real(con, batch, new_ids=new_ids)
         if failure == "duckdb-no-space":
             raise duckdb.TransactionException(
                 'TransactionContext Error: Failed to commit: Could not write file "x.wal": No space left on device')
