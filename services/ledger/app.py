@@ -35,7 +35,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import zmq
 
 from bus.codec import (
@@ -165,24 +164,19 @@ class Ledger:
         else:
             self.stall.needed = max(self.stall.needed, needed)
             self.stall.postpone()
-        self.stall.reopen = self.stall.reopen or isinstance(exc, duckdb.FatalException)
 
     def _retry_stall(self) -> None:
         """Every RETRY_SECONDS while stalled: fsync the journal, apply what it holds beyond the warehouse, check for room."""
         stall = self.stall
         if stall is None or not stall.due():
             return
+        before = self.warehouse.applied_seq
         try:
             self.journal.sync()
-            if stall.reopen:  # a FATAL error invalidated the database: only a new connection works again
-                self.warehouse.reopen()
-                stall.reopen = False
-            before = self.warehouse.applied_seq
-            applied = self.warehouse.catch_up(self.journal)
+            applied = self.warehouse.catch_up(self.journal)  # reopens a warehouse a FATAL error invalidated
         except Exception as exc:
             if not (isinstance(exc, OSError) or is_storage_failure(exc)):
                 raise
-            stall.reopen = stall.reopen or isinstance(exc, duckdb.FatalException)
             stall.postpone()
             return
         if applied:

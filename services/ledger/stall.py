@@ -74,7 +74,6 @@ class Stall:
     since: float
     next_try: float
     full: bool = True
-    reopen: bool = False  # a DuckDB FATAL error: the warehouse must be reopened before it works again
 
     @classmethod
     def from_error(cls, exc: BaseException, default_path: Path, needed: int) -> Stall:

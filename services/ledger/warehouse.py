@@ -120,6 +120,7 @@ class Warehouse:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self.generation = 0
+        self.invalidated = False  # a DuckDB FATAL error ended a transaction: reopen before the next catch-up
         self._open()
 
     def _open(self) -> None:
@@ -168,6 +169,7 @@ class Warehouse:
         except duckdb.Error:
             pass  # an invalidated connection may refuse even to close
         self._open()
+        self.invalidated = False
 
     def reader(self) -> duckdb.DuckDBPyConnection:
         """A cursor for another thread: reads run beside the writer without blocking it."""
@@ -218,8 +220,8 @@ class Warehouse:
                     projections.index_events(self.con, events, sizes)
                     self._set_offset(seq)
                     self.con.execute("COMMIT")
-                except BaseException:
-                    self._rollback()
+                except BaseException as exc:
+                    self._rollback(exc)
                     raise
                 self.applied_seq = seq
                 return [(seq, message)]
@@ -246,12 +248,15 @@ class Warehouse:
                 except Exception as exc:
                     raise JournalNotDurable(f"the journal's fsync failed: {exc}") from exc
             self.con.execute("COMMIT")
-        except BaseException:
-            self._rollback()
+        except BaseException as exc:
+            self._rollback(exc)
             raise
         self.applied_seq = events[-1][0]
 
-    def _rollback(self) -> None:
+    def _rollback(self, failure: BaseException) -> None:
+        """End the transaction `failure` broke; a FATAL one leaves the database invalidated until reopened."""
+        if isinstance(failure, duckdb.FatalException):
+            self.invalidated = True
         try:
             self.con.execute("ROLLBACK")
         except duckdb.Error:
@@ -265,8 +270,11 @@ class Warehouse:
     def catch_up(self, journal: Journal) -> int:
         """Apply whatever the journal holds beyond the committed offset; return how many events.
 
-        Raises WarehouseAhead if the journal ends before the committed offset: the tables are kept.
+        Raises WarehouseAhead if the journal ends before the committed offset: the tables are kept. A warehouse
+        a FATAL error invalidated is reopened first (the ledger's stall retries land here).
         """
+        if self.invalidated:
+            self.reopen()
         self._refuse_shorter(journal)
         return self._replay(journal.read(self.applied_seq + 1))
 

@@ -39,7 +39,7 @@ def test_a_fatal_error_stalls_then_the_retry_reopens_and_applies_the_batch_once(
         monkeypatch.setattr(projections, "apply_events", fatal)
         ledger._commit(types, payloads, events, seqs)
         monkeypatch.undo()
-        assert ledger.stall is not None and ledger.stall.reopen
+        assert ledger.stall is not None and ledger.warehouse.invalidated
         assert ledger._refusal() is not None  # nothing new is acknowledged meanwhile
         assert ledger.warehouse.applied_seq == before
 
@@ -71,7 +71,7 @@ def test_a_retry_that_fails_fatal_again_reopens_on_the_next_one(home: Home, monk
         ledger._commit(types, payloads, events, seqs)
         ledger.stall.next_try = 0.0  # type: ignore[union-attr]
         ledger._retry_stall()  # reopens, then fails FATAL again in catch-up
-        assert ledger.stall is not None and ledger.stall.reopen
+        assert ledger.stall is not None and ledger.warehouse.invalidated
         monkeypatch.undo()
         ledger.stall.next_try = 0.0
         ledger._retry_stall()
