@@ -18,21 +18,17 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from oh.read.quotes import CHAIN_COLUMNS, chain_select
 from services.pipeline import Read
 
-_CHAINS_SQL = """
-SELECT contract_symbol, underlying, snapshot_date, expiry, put_call AS "right", strike, spot, bid, ask, last, mark,
-       volume, open_interest, iv, delta, gamma, vega, theta, rho
+_CHAINS_SQL = f"""
+SELECT {chain_select()}
 FROM option_snapshots WHERE underlying = ? AND snapshot_date <= ? AND snapshot_date >= coalesce((
     SELECT min(snapshot_date) FROM (
         SELECT DISTINCT snapshot_date FROM option_snapshots WHERE underlying = ? AND snapshot_date < ?
         ORDER BY snapshot_date DESC LIMIT ?)), ?)
 ORDER BY snapshot_date, contract_symbol
 """
-# What a stored chain row holds, as `load_chains` gives it (the provider's put_call is `right`).
-CHAIN_COLUMNS = ("contract_symbol", "underlying", "snapshot_date", "expiry", "right", "strike", "spot", "bid", "ask",
-                 "last", "mark", "volume", "open_interest", "iv", "delta", "gamma", "vega", "theta", "rho")
-_SQL_OF = {name: 's.put_call AS "right"' if name == "right" else f"s.{name}" for name in CHAIN_COLUMNS}
 # The same (or fewer columns: `{columns}`, select expressions of CHAIN_COLUMNS) for each of a list of symbols:
 # per symbol, the `before` latest sessions stored before `first` (a window over its distinct sessions instead
 # of ORDER BY ... LIMIT), then sorted by symbol.
@@ -100,7 +96,7 @@ def load_chains_many(read: Read, symbols: list[str], first: date, last: date, be
     if not symbols:
         return {}
     wanted = [name for name in ("underlying", "snapshot_date") if name not in columns] + list(columns)
-    select = ", ".join(_SQL_OF[name] for name in wanted)
+    select = chain_select(wanted, table="s")
     if before > 0:
         table: pa.Table = read(_MANY_CHAINS_SQL.format(columns=select), [symbols, first, before, last, first])
     else:

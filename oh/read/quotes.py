@@ -20,9 +20,19 @@ import pyarrow as pa
 
 Read = Callable[[str, list[Any]], pa.Table]
 
-LATEST_CHAIN_SQL = """
-SELECT contract_symbol, underlying, snapshot_date, expiry, put_call AS "right", strike, spot, bid, ask, last, mark,
-       volume, open_interest, iv, delta, gamma, vega, theta, rho
+# What a stored chain row holds as every reader gets it, in this order (the stored put_call is read as `right`).
+CHAIN_COLUMNS = ("contract_symbol", "underlying", "snapshot_date", "expiry", "right", "strike", "spot", "bid", "ask",
+                 "last", "mark", "volume", "open_interest", "iv", "delta", "gamma", "vega", "theta", "rho")
+
+
+def chain_select(columns: Sequence[str] = CHAIN_COLUMNS, table: str = "") -> str:
+    """The SELECT list reading `columns` (names of CHAIN_COLUMNS) of option_snapshots, aliased `table` if given."""
+    prefix = f"{table}." if table else ""
+    return ", ".join(f'{prefix}put_call AS "right"' if name == "right" else f"{prefix}{name}" for name in columns)
+
+
+LATEST_CHAIN_SQL = f"""
+SELECT {chain_select()}
 FROM option_snapshots WHERE underlying = ? AND snapshot_date = (
     SELECT max(snapshot_date) FROM option_snapshots WHERE underlying = ? AND snapshot_date <= ?)
 ORDER BY contract_symbol
@@ -32,15 +42,14 @@ LATEST_CLOSE_SQL = "SELECT close FROM candles_daily WHERE symbol = ? AND date <=
 
 # For each wanted day and symbol: the newest snapshot session on or before the day, then that session's chain
 # (the columns of LATEST_CHAIN_SQL after `as_of`, in its order within each day and symbol).
-CHAINS_BY_DAY_SQL = """
+CHAINS_BY_DAY_SQL = f"""
 WITH days AS (SELECT DISTINCT unnest(?::DATE[]) AS as_of),
 sessions AS (
     SELECT DISTINCT underlying, snapshot_date FROM option_snapshots WHERE underlying IN (SELECT unnest(?::VARCHAR[]))),
 picked AS (
     SELECT d.as_of, s.underlying, max(s.snapshot_date) AS snapshot_date
     FROM days d JOIN sessions s ON s.snapshot_date <= d.as_of GROUP BY d.as_of, s.underlying)
-SELECT p.as_of, o.contract_symbol, o.underlying, o.snapshot_date, o.expiry, o.put_call AS "right", o.strike, o.spot,
-       o.bid, o.ask, o.last, o.mark, o.volume, o.open_interest, o.iv, o.delta, o.gamma, o.vega, o.theta, o.rho
+SELECT p.as_of, {chain_select(table="o")}
 FROM picked p JOIN option_snapshots o ON o.underlying = p.underlying AND o.snapshot_date = p.snapshot_date
 ORDER BY p.as_of, o.underlying, o.contract_symbol
 """
