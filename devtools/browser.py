@@ -11,22 +11,20 @@ import os
 import re
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 from bus.control_client import ControlClient, LedgerUnavailable
 from bus.home import Home
 from devtools import forkserver
-from devtools.processes import REPO, Service, wait_for_heartbeat, wait_for_ledger
+from devtools.paths import OH, REPO
+from devtools.processes import Service, wait_for_heartbeat, wait_for_ledger
 from oh.domain import calendar
 
-OH = str(Path(sys.executable).parent / "oh")
 WORKERS = tuple(n for n in ("ingest", "snapshot", "flow", "derived", "checks") if (REPO / "services" / f"{n}.py").exists())
 CHAIN_SYMBOLS = ("SPY", "AAPL")
 CANDLE_SYMBOLS = ("SPY", "AAPL", "MSFT")

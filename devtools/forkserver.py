@@ -42,8 +42,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-OH_SCRIPT = str(Path(sys.executable).parent / "oh")
+from devtools.paths import OH, REPO
 
 # Third-party modules any oh process imports (measured: the import closure of every service and
 # `oh` command, minus the standard library and our packages). Nothing of ours: see the docstring.
@@ -219,7 +218,7 @@ def _kind(argv: list[str]) -> str | None:
     """'module' for `python -m X ...`, 'oh' for the oh console script, None for anything else."""
     if len(argv) >= 3 and argv[0] == sys.executable and argv[1] == "-m":
         return "module"
-    if argv and argv[0] == OH_SCRIPT:
+    if argv and argv[0] == OH:
         return "oh"
     return None
 

@@ -8,13 +8,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from bus.control_client import ControlClient, LedgerUnavailable
 from bus.home import Home
 from devtools import forkserver
-
-REPO = Path(__file__).resolve().parents[1]
+from devtools.paths import REPO
 
 
 class Service:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,9 +15,8 @@ import pytest
 from bus.control_client import ControlClient
 from bus.home import Home
 from devtools import forkserver
-from devtools.processes import REPO, Service, wait_for_heartbeat, wait_for_ledger
-
-OH = str(Path(sys.executable).parent / "oh")
+from devtools.paths import OH, REPO
+from devtools.processes import Service, wait_for_heartbeat, wait_for_ledger
 
 
 def run_oh(*args: str, timeout: float = 300.0) -> subprocess.CompletedProcess[str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from devtools import forkserver
-from devtools.processes import REPO
+from devtools.paths import OH, REPO
 
 PROBE = "tests.unit.forkserver_probe"
 
@@ -127,8 +127,8 @@ def test_output_is_text_as_subprocess_gives_it() -> None:
 
 def test_the_oh_script_runs_with_its_usage_errors() -> None:
     env = dict(os.environ)
-    forked = forkserver.run([forkserver.OH_SCRIPT, "no-such-command"], env=env, timeout=60)
-    execd = subprocess.run([forkserver.OH_SCRIPT, "no-such-command"], env=env, capture_output=True, text=True,
+    forked = forkserver.run([OH, "no-such-command"], env=env, timeout=60)
+    execd = subprocess.run([OH, "no-such-command"], env=env, capture_output=True, text=True,
                            timeout=60)
     assert forked.returncode == execd.returncode == 2
     assert forked.stderr == execd.stderr
