@@ -27,7 +27,7 @@ import typer
 
 from bus.home import Home
 from oh.cli.common import console, fail
-from oh.cli.services import start_supervisord, wait_ready
+from oh.cli.services import require_ready, start_supervisord
 from oh.domain.units import plural
 
 if TYPE_CHECKING:
@@ -64,13 +64,13 @@ def demo(
     last = calendar.last_closed_session(datetime.now(UTC))
     days = [day.astype(date) for day in calendar.last_sessions(last, sessions)]
     _demo_portfolio(home, days[-min(PORTFOLIO_AGE, len(days))])
-    _wait_for(home, ["ingest"])  # the ledger and the first step's worker: the others start meanwhile
+    require_ready(home, START_TIMEOUT, ["ingest"])  # the ledger and the first step's worker: the others start meanwhile
     stages.done("start")
     # candles first (derived metrics read them), then everything else at once
     candles = IngestCandles(symbols=symbols, start=last - timedelta(days=365 * years), end=last, provider="sim")
     follow_all([(candles, send(candles), len(symbols))], timeout=600.0)
     stages.done("candles")
-    _wait_for(home, PIPELINE_WORKERS)
+    require_ready(home, START_TIMEOUT, PIPELINE_WORKERS)
     parts = [SnapshotOptions(symbols=symbols, start=part[0], end=part[-1], provider="sim")
              for part in split_sessions(days[:-1], CHAIN_PARTS)]
     bar_days = days[-min(BAR_SESSIONS, len(days)):-1]
@@ -90,7 +90,7 @@ def demo(
     send(windowed)
     _follow_chain(home, windowed, f"{windowed.window}-session flow for the latest {plural(len(window_days), 'session')}")
     stages.done(f"{windowed.window}-session flow")
-    _wait_for(home, None)  # the dashboard, the live stream and notify too
+    require_ready(home, START_TIMEOUT)  # the dashboard, the live stream and notify too
     stages.done("every service up")
     console.print(
         f"\n[bold]Done[/] in {stages.total():.0f}s. {plural(years, 'year')} of candles, {len(days)} sessions of "
@@ -139,13 +139,6 @@ class _Stages:
     def summary(self) -> str:
         """`start 6.1s (load 3.2), candles 1.9s (load 3.4), ...`."""
         return ", ".join(f"{name} {seconds:.1f}s (load {load:.1f})" for name, seconds, load in self.stages)
-
-
-def _wait_for(home: Home, workers: tuple[str, ...] | list[str] | None) -> None:
-    """Wait until the ledger answers and `workers` (None: every service) have sent a heartbeat; exit 1 if not."""
-    missing = wait_ready(home, START_TIMEOUT, only=workers)
-    if missing:
-        fail(f"not ready after {START_TIMEOUT:g}s: {', '.join(missing)}; see the logs in {home.logs}")
 
 
 def _demo_portfolio(home: Home, opened: date) -> None:

@@ -118,13 +118,18 @@ def start_supervisord(home: Home) -> None:
             fail(f"supervisord did not start: {(result.stderr or result.stdout).strip()}")
 
 
+def require_ready(home: Home, timeout: float, only: Sequence[str] | None = None) -> None:
+    """`wait_ready`, ending the command (exit 1, one line naming who is missing) if some are not ready in time."""
+    missing = wait_ready(home, timeout, only)
+    if missing:
+        fail(f"not ready after {timeout:g}s: {', '.join(missing)}; see the logs in {home.logs}")
+
+
 def up(timeout: float = typer.Option(60.0, help="Seconds to wait for every service to be ready.")) -> None:
     """Start every service under supervisord (ledger first) and wait until all are ready."""
     home = Home.from_env().ensure()
     start_supervisord(home)
-    missing = wait_ready(home, timeout)
-    if missing:
-        fail(f"not ready after {timeout:g}s: {', '.join(missing)}; see the logs in {home.logs}")
+    require_ready(home, timeout)
     ledger = _ledger_status(home)
     if ledger is not None and (ledger.fault or ledger.stalled):
         fail(f"the services are up but the ledger is not storing events: {ledger.fault or ledger.stalled}")
