@@ -14,6 +14,7 @@ messages say what to do, with every credential redacted.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,6 +32,7 @@ from oh.adapters.errors import (
 from oh.adapters.retry import RetryPolicy, urllib3_retry
 from oh.adapters.settings import ProviderSettings
 
+_TOO_MANY = re.compile(r"too many (\d{3}) error responses")
 _ENTITLEMENT_WORDS = ("subscription", "sip", "opra", "feed", "agreement", "permit", "entitle")
 
 
@@ -118,7 +120,7 @@ def translate(exc: BaseException, settings: ProviderSettings, what: str, symbol:
         status = exc.status_code or 0
         error: ProviderError = _status_error(status, _alpaca_message(str(exc)), settings, what, symbol, feed)
     elif isinstance(exc, requests.exceptions.RetryError):
-        if "429" in str(exc):
+        if _exhausted_status(exc) == 429:
             error = RateLimited(f"alpaca: rate limited (HTTP 429) on {what} after {policy.attempts + 1} tries; "
                                 "wait a minute before the next run")
         else:
@@ -134,6 +136,18 @@ def translate(exc: BaseException, settings: ProviderSettings, what: str, symbol:
     else:
         return None
     return type(error)(settings.redact(str(error)))
+
+
+def _exhausted_status(exc: requests.exceptions.RetryError) -> int | None:
+    """The HTTP status whose retries ran out, from urllib3's "too many 503 error responses" reason.
+
+    Only the reason is read: the rest of the message holds the host, port and URL, where any
+    digits (a port such as 43429) may appear.
+    """
+    cause = exc.args[0] if exc.args else None
+    reason = getattr(cause, "reason", None)
+    found = _TOO_MANY.search(str(reason)) if reason is not None else None
+    return int(found.group(1)) if found else None
 
 
 def _host(exc: requests.exceptions.RequestException) -> str:

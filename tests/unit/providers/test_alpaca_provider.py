@@ -12,8 +12,10 @@ from datetime import date
 
 import numpy as np
 import pytest
+import requests
 
 from contracts import rows
+from oh.adapters.alpaca.http import translate
 from oh.adapters.alpaca.provider import AlpacaProvider
 from oh.adapters.base import UnknownSymbol
 from oh.adapters.errors import (
@@ -22,6 +24,7 @@ from oh.adapters.errors import (
     NotEntitled,
     ProviderTimeout,
     ProviderUnavailable,
+    RateLimited,
     SnapshotNotAvailable,
 )
 from oh.adapters.retry import RetryPolicy
@@ -205,3 +208,18 @@ def test_option_chain_feed_and_symbol_errors(settings: ProviderSettings) -> None
         AlpacaProvider(settings).option_chain("ZZNOPE", JUNE_6)
     with pytest.raises(UnknownSymbol, match="ZZNOPE"):
         AlpacaProvider(settings).option_contracts("ZZNOPE", JUNE_6, 30)
+
+
+@pytest.mark.parametrize(("status", "expected"), [(503, ProviderUnavailable), (429, RateLimited)])
+def test_retries_run_out_on_the_status_urllib3_names_not_on_digits_in_the_url(
+        settings: ProviderSettings, status: int, expected: type) -> None:
+    """Which status exhausted the retries is read from urllib3's reason only: a port or a query holding
+    "429" (127.0.0.1:43429 once made a persistent 503 read as a rate limit) does not change the error."""
+    from urllib3.exceptions import MaxRetryError, ResponseError
+
+    pool = type("Pool", (), {"__str__": lambda self: "HTTPConnectionPool(host='127.0.0.1', port=43429)"})()
+    reason = ResponseError(ResponseError.SPECIFIC_ERROR.format(status_code=status))
+    exc = requests.exceptions.RetryError(MaxRetryError(pool, "/v2/stocks/bars?limit=429", reason=reason))
+    assert "429" in str(exc)
+    error = translate(exc, settings, "daily stock bars", "TSLA")
+    assert type(error) is expected and "after 3 tries" in str(error)
