@@ -3,6 +3,7 @@
 Segment files `<first seq>.seg` hold checksummed frames (layout: `bus/journal_format.py`). One
 process writes a journal at a time: a writer holds the flock of `<journal>/LOCK`
 (`bus/journal_lock.py`); `read_only=True` opens without it and never changes a byte.
+A seq is a position in one journal: `identity` names it (`<journal>/IDENTITY`, `bus/journal_identity.py`).
 
 Opening checks everything and changes nothing it cannot prove is safe to change:
 
@@ -57,6 +58,7 @@ from bus.journal_format import (
     encode_frame,
     frame_crc,
 )
+from bus.journal_identity import ensure_identity, read_identity
 from bus.journal_lock import JournalLock, JournalLocked
 
 __all__ = ["FSYNC_POLICIES", "HEADER", "HOLE_TYPE", "Frame", "Journal", "JournalCorrupt", "JournalFault",
@@ -137,6 +139,7 @@ class Journal:
             self.directory.mkdir(parents=True, exist_ok=True)
             self.lock = (lock or JournalLock(directory, "journal")).acquire()
         try:
+            self.identity = read_identity(directory) if read_only else ensure_identity(directory)
             self._recover(committed_seq)
         except BaseException:
             self.close()

@@ -2,13 +2,19 @@
 
 The ledger publishes each run of consecutive events of one type as one message: [topic, seqs,
 payloads packed in one frame] for small events, [topic, seqs, payload, ...] for bulk ones; the
-head tick is [HEAD_TOPIC, seq, b""].
+head tick is [HEAD_TOPIC, seq, journal id].
 PUB/SUB drops messages under load and a process may join late or restart, so the subscriber
 never trusts the live stream alone: every committed event has a global seq, the ledger ticks its
 head once a second, and whenever the subscriber sees a seq (or a head) beyond the next one it
 expects, it fetches the missing range from the ledger's journal before going on. A catch-up the
 ledger refuses (a halted ledger whose journal is damaged in that range) is logged and retried a
 few seconds later, never raised: the events are delivered once the journal is repaired.
+
+Seqs count in one journal (`bus/journal_identity.py`). The head tick and every catch-up reply name the
+ledger's journal; a subscriber that was reading another one (the journal and warehouse were deleted to
+start over, the old worker offsets kept) starts over in the new one: from its first seq when it
+replays (`from_seq` given), from its head when it is live only. Without that, the old seqs would
+silently swallow the new journal's first events as already delivered.
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ class Subscriber:
     """Delivers committed events of the chosen types, in seq order, exactly once per subscriber.
 
     `from_seq=None` starts at whatever is published next (live only); `from_seq=N` first replays
-    everything from N out of the journal.
+    everything from N out of the journal. `journal_id` is the journal `from_seq` counts in (None: the
+    first one the ledger names); `journal_id` afterwards is the one being read.
     """
 
     def __init__(
@@ -43,9 +50,12 @@ class Subscriber:
         from_seq: int | None = None,
         ctx: zmq.Context | None = None,
         rcvhwm: int = 200_000,
+        journal_id: str | None = None,
     ) -> None:
         self.types = frozenset(types) if types is not None else None
         self.last_seq: int | None = None if from_seq is None else from_seq - 1
+        self.journal_id = journal_id
+        self._replays = from_seq is not None
         self.catch_ups = 0
         self.ctx = ctx or zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.SUB)
@@ -67,6 +77,11 @@ class Subscriber:
         while True:
             header, frames = self.control.catch_up(self.last_seq + 1, upto, types)
             self.catch_ups += 1
+            if not self._same_journal(header.journal_id, header.head_seq):
+                if not self._replays:
+                    return
+                upto = 0  # what was missing counted in the other journal: read this one to its head
+                continue
             for seq, _, payload in frames:
                 out.append((seq, decode_message(payload)))
             self.last_seq = max(self.last_seq, header.last_seq)
@@ -97,6 +112,10 @@ class Subscriber:
                 return out
             if topic == HEAD_TOPIC:
                 head = unpack_seq(seq_frame)
+                if payloads and not self._same_journal(payloads[0].decode("ascii", "replace"), head):
+                    if self._replays:
+                        self._repair(head, out)
+                    continue
                 if self.last_seq is None:
                     self.last_seq = head
                 elif head > self.last_seq:
@@ -112,6 +131,23 @@ class Subscriber:
                     continue
             for seq, payload in zip(seqs, payloads, strict=True):
                 self._deliver(seq, payload, wanted, out)
+
+    def _same_journal(self, journal_id: str, head: int) -> bool:
+        """Whether the ledger's journal `journal_id` is the one being read; if not, start over in it.
+
+        "" (a ledger from before journal ids) and the first id heard of count as the same. Starting
+        over: a replaying subscriber goes back to before seq 1; a live one to the new journal's `head`.
+        """
+        if not journal_id or journal_id == self.journal_id:
+            return True
+        if self.journal_id is None:
+            self.journal_id = journal_id
+            return True
+        log.warning("the ledger's journal changed (%s -> %s): its seqs start over, so this subscriber reads it "
+                    "from %s", self.journal_id, journal_id, "seq 1" if self._replays else f"its head, seq {head}")
+        self.journal_id = journal_id
+        self.last_seq = 0 if self._replays else head
+        return False
 
     def _deliver(self, seq: int, payload: bytes, wanted: bool, out: list[tuple[int, Message]]) -> None:
         """One published event: in order after the last one, else the gap repaired from the journal first."""

@@ -116,6 +116,7 @@ class StatusReply(msgspec.Struct, tag=True, tag_field="type"):
     fault: str | None = None  # halted: the journal is damaged (or shorter than the warehouse) until repaired
     stalled: str | None = None  # not accepting events for now (disk full); ends by itself when space returns
     tcp: str | None = None  # the bus also listens here (CURVE; bus.toml), None: ipc only
+    journal_id: str = ""  # which journal head_seq counts in (bus/journal_identity.py); "": a ledger before ids
 
 
 class CatchUpReply(msgspec.Struct, tag=True, tag_field="type"):
@@ -124,6 +125,7 @@ class CatchUpReply(msgspec.Struct, tag=True, tag_field="type"):
     count: int
     last_seq: int
     head_seq: int
+    journal_id: str = ""  # which journal these seqs belong to; "": a ledger before ids
 
 
 class ExportTable(msgspec.Struct):

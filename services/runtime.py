@@ -4,8 +4,10 @@ A worker is a set of handlers (command type -> job handler, services/runs.py) an
 (committed event type -> function). This module gives them the ZeroMQ bus (`SocketBus`: the
 producer and the ledger's query endpoint) and runs each command through `runs.execute`.
 
-A worker keeps its place in the command stream in `OH_HOME/state/<name>.offset`. On start it
-catches up from there through the ledger's journal, so a command sent while the worker was down
+A worker keeps its place in the command stream in `OH_HOME/state/<name>.offset`: the seq of the
+last message it handled and the id of the journal that seq counts in ("<seq> <journal id>"; a file
+from before journal ids holds the seq alone). On start it catches up from there through the ledger's
+journal (from seq 1 of a different journal: `bus/subscriber.py`), so a command sent while the worker was down
 or restarting is still run. A command whose run already finished is skipped (the claim check),
 so a redelivered command never runs twice; a run left `started` by a crash is run again, which
 is safe because every job is idempotent.
@@ -19,6 +21,7 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import zmq
@@ -124,6 +127,28 @@ class SocketBus:
         self.producer.close()
 
 
+def read_offset(path: Path, name: str) -> tuple[int, str | None]:
+    """A worker's last handled seq and the id of its journal (None: not recorded) from `path`; (0, None) when
+    there is no file (a first start reads the journal from seq 1)."""
+    try:
+        fields = path.read_text().split()
+    except FileNotFoundError:
+        return 0, None
+    try:
+        seq = int(fields[0]) if fields else 0
+    except ValueError:
+        raise HomeError(f"{path} does not hold a seq ({' '.join(fields)[:60]!r}): delete it to let {name} "
+                        "catch up from the journal's start (finished runs are not run again)") from None
+    return seq, (fields[1] if len(fields) > 1 else None)
+
+
+def write_offset(path: Path, seq: int, journal_id: str | None) -> None:
+    """Record "<seq> <journal id>" (the seq alone when the journal has no id) atomically."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(f"{seq} {journal_id}" if journal_id else str(seq))
+    os.replace(tmp, path)
+
+
 class Worker:
     """A long-lived process that runs the jobs for a set of command types and reacts to events.
 
@@ -145,21 +170,13 @@ class Worker:
         self.reactions = reactions or {}
         self.bus = SocketBus(self.home)
         self.offset_path = home.state / f"{name}.offset"
-        start = self._load_offset() + 1
+        last, journal_id = read_offset(self.offset_path, name)
         types = [cls.__name__ for cls in (*handlers, *self.reactions)]
-        self.subscriber = Subscriber(home, types=types, from_seq=start)
+        self.subscriber = Subscriber(home, types=types, from_seq=last + 1, journal_id=journal_id)
         self.heartbeat = Heartbeater(home, name)
 
-    def _load_offset(self) -> int:
-        try:
-            return int(self.offset_path.read_text().strip() or 0)
-        except FileNotFoundError:
-            return 0
-
     def _save_offset(self, seq: int) -> None:
-        tmp = self.offset_path.with_suffix(".tmp")
-        tmp.write_text(str(seq))
-        os.replace(tmp, self.offset_path)
+        write_offset(self.offset_path, seq, self.subscriber.journal_id)
 
     @property
     def stopping(self) -> bool:

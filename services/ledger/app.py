@@ -210,6 +210,7 @@ class Ledger:
             fault=self.fault,
             stalled=self.stall.describe() if self.stall else None,
             tcp=self.tcp.describe() if self.tcp else None,
+            journal_id=self.journal.identity,
         )
 
     def _refusal(self) -> str | None:
@@ -256,7 +257,8 @@ class Ledger:
                 now = time.monotonic()
                 if now - self._last_tick >= HEAD_TICK_SECONDS:
                     self._last_tick = now
-                    self.publisher.send_multipart([HEAD_TOPIC, pack_seq(self.warehouse.applied_seq), b""])
+                    self.publisher.send_multipart([HEAD_TOPIC, pack_seq(self.warehouse.applied_seq),
+                                                  self.journal.identity.encode("ascii")])
                     if self._refusal() is None:
                         abandoned = self.watchdog.abandoned(self.heartbeats, time.time())
                         if abandoned:

@@ -233,7 +233,8 @@ class ControlServer(threading.Thread):
         else:
             last_seq = max(last_seq, last)
         self.ledger.count("catch_ups")
-        header = CatchUpReply(count=len(frames) // 3, last_seq=last_seq, head_seq=committed)
+        header = CatchUpReply(count=len(frames) // 3, last_seq=last_seq, head_seq=committed,
+                              journal_id=self.ledger.journal.identity)
         return [encode(header), *frames]
 
     # -- rebuilds ----------------------------------------------------------------------------

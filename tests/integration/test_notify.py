@@ -107,7 +107,7 @@ def _caught_up(stack: Stack) -> None:
     offset after each), so a notification it wrongly ran would be there by now."""
     last = stack.scalar("SELECT max(seq) FROM ledger.events WHERE type IN ('RunFinished', 'AssetChecked')") or 0
     offset = stack.home.state / "notify.offset"
-    _wait_for(lambda: offset.exists() and int(offset.read_text() or 0) >= last, "the notify worker fell behind")
+    _wait_for(lambda: offset.exists() and int((offset.read_text().split() or ["0"])[0]) >= last, "the notify worker fell behind")
 
 
 def _fail_a_run() -> str:
