@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import panel as pn
@@ -159,6 +160,16 @@ class Page:
             return
         self._finish()
 
+    @contextmanager
+    def _one_patch(self) -> Iterator[None]:
+        """One section's changes as one message to the browser and one walk of the model graph: Panel's
+        `hold` combines the document's events into a single patch (BokehJS lays the page out again per
+        patch it applies; a section was up to 7: picker options, its value, the URL, the pane), and
+        Bokeh's `models.freeze()` recomputes the document's set of models once, when the section is done
+        (each pane replaced inside it was one recompute, a walk over every model of the page)."""
+        with pn.io.hold(self.doc, policy="combine"), self.doc.models.freeze():
+            yield
+
     def _drain(self) -> None:
         """Fill the next queued section; schedule the one after (each is sent to the browser on its own)."""
         if not self._tasks:
@@ -168,7 +179,8 @@ class Page:
         slot, fill, where = self._tasks.pop(0)
         self._updating = True
         try:
-            self._run_fill(slot, fill, where)
+            with self._one_patch():
+                self._run_fill(slot, fill, where)
         except LedgerDown as exc:
             self._tasks = []
             self.show_down(str(exc))
