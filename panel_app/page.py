@@ -6,13 +6,6 @@ page runs one section per turn of the document's event loop, so each section goe
 as soon as it is drawn instead of the whole page waiting for its slowest part. The `.oh-ready`
 marker (what tests and benchmarks wait for) is set once every section of the first fill is done.
 
-Each section's changes go out as one patch under one freeze of the document's model graph (Panel's
-`hold`, Bokeh's `models.freeze()`). A page with `detached_fill` builds its first fill's sections off
-the document (the page paints with its banner, title and sidebar) and adds them in one patch once all
-are filled: BokehJS lays a root out again for every container whose children change (8 layouts of the
-Symbol explorer instead of 12), and the server walks the model graph once. Later refreshes update the
-sections in place, one patch per section.
-
 Controls the page changes itself while filling (options of a picker, a default value) never trigger
 a refresh of their own: only a user's change does (`control()`), so one refresh draws each section
 once. Live events that concern the page (`relevant`) schedule a refresh, throttled to one per
@@ -46,8 +39,6 @@ class Page:
     title = ""
     watch: frozenset[str] = frozenset()  # committed event types that may change what the page shows
     min_interval = 1.0  # seconds between two refreshes caused by live events
-    # Build the first fill's sections off the document and add them to the page in one patch (below)
-    detached_fill = False
 
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
@@ -66,8 +57,6 @@ class Page:
         self._draining = False
         self._ready = False
         self._created = time.monotonic()
-        self._body: pn.Column | None = None
-        self._holder: pn.Column | None = None
 
     # ---------------------------------------------------------------- to implement
     def controls(self) -> list[Any]:
@@ -104,12 +93,7 @@ class Page:
 
     def view(self) -> pn.template.BaseTemplate:
         """Build the session's template; fill it once the browser has it (so the page paints at once)."""
-        sections = self.layout()
-        if self.detached_fill and self._in_session:
-            self._body = pn.Column(*sections, sizing_mode="stretch_width")
-            self._holder = pn.Column(sizing_mode="stretch_width")
-            sections = [self._holder]
-        template = shell(self.slug, self.title, [self.alert, *sections], self.controls(), self.badge,
+        template = shell(self.slug, self.title, [self.alert, *self.layout()], self.controls(), self.badge,
                          self.ready)
         if self.doc is not None and self.doc.session_context is not None:
             pn.state.onload(self.first_fill)
@@ -122,20 +106,10 @@ class Page:
         self.refresh()
 
     def _mark_ready(self) -> None:
-        if self._ready:
-            return
-        self._ready = True
-        if self._body is not None and self._holder is not None:
-            with self._one_patch():
-                self._holder.objects = [self._body]
-            if self._in_session:  # the marker after the sections' own patch, never before it
-                self.doc.add_next_tick_callback(self._set_marker)
-                return
-        self._set_marker()
-
-    def _set_marker(self) -> None:
-        log.info("%s filled in %.0f ms", self.slug, 1000 * (time.monotonic() - self._created))
-        self.ready.object = f'<span class="oh-ready" data-page="{self.slug}"></span>'
+        if not self._ready:
+            self._ready = True
+            log.info("%s filled in %.0f ms", self.slug, 1000 * (time.monotonic() - self._created))
+            self.ready.object = f'<span class="oh-ready" data-page="{self.slug}"></span>'
 
     def fill(self, slot: Slot, fill: Callable[[], None], where: str = "This section") -> None:
         """Fill one section (in a session: queued, to run on its own turn of the event loop); a failed
@@ -193,9 +167,6 @@ class Page:
         patch it applies; a section was up to 7: picker options, its value, the URL, the pane), and
         Bokeh's `models.freeze()` recomputes the document's set of models once, when the section is done
         (each pane replaced inside it was one recompute, a walk over every model of the page)."""
-        if not self._in_session:
-            yield
-            return
         with pn.io.hold(self.doc, policy="combine"), self.doc.models.freeze():
             yield
 

@@ -51,7 +51,6 @@ class ExplorerPage(Page):
 
     slug = "explorer"
     title = "Data explorer"
-    detached_fill = True
     watch = frozenset()  # any committed event may change a count: see relevant()
     min_interval = 3.0
 

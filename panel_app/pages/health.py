@@ -71,7 +71,6 @@ class HealthPage(Page):
 
     slug = "health"
     title = "Health"
-    detached_fill = True
     watch = frozenset({"RunStarted", "RunFinished", "AssetFailed", "AssetChecked", "CandlesIngested",
                        "ChainSnapshotted", "OptionBarsIngested", "FlowComputed", "DerivedComputed", "BriefingBuilt"})
     min_interval = 2.0
