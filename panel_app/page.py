@@ -5,6 +5,7 @@ session the sections fill independently: `update()` only lists each section's `f
 page runs one section per turn of the document's event loop, so each section goes to the browser
 as soon as it is drawn instead of the whole page waiting for its slowest part. The `.oh-ready`
 marker (what tests and benchmarks wait for) is set once every section of the first fill is done.
+Each section's changes go to the browser as one patch, under one freeze of the document's model graph.
 
 Controls the page changes itself while filling (options of a picker, a default value) never trigger
 a refresh of their own: only a user's change does (`control()`), so one refresh draws each section
@@ -163,10 +164,10 @@ class Page:
     @contextmanager
     def _one_patch(self) -> Iterator[None]:
         """One section's changes as one message to the browser and one walk of the model graph: Panel's
-        `hold` combines the document's events into a single patch (BokehJS lays the page out again per
-        patch it applies; a section was up to 7: picker options, its value, the URL, the pane), and
-        Bokeh's `models.freeze()` recomputes the document's set of models once, when the section is done
-        (each pane replaced inside it was one recompute, a walk over every model of the page)."""
+        `hold` combines the document's events into a single patch (the chain section was 7 messages:
+        the picker's options, its value, the URL twice, the panes), and Bokeh's `models.freeze()`
+        recomputes the document's set of models once, when the section is done (each pane replaced
+        inside it was one recompute, a walk over every property of every model of the page)."""
         with pn.io.hold(self.doc, policy="combine"), self.doc.models.freeze():
             yield
 
