@@ -5,6 +5,7 @@ session the sections fill independently: `update()` only lists each section's `f
 page runs one section per turn of the document's event loop, so each section goes to the browser
 as soon as it is drawn instead of the whole page waiting for its slowest part. The `.oh-ready`
 marker (what tests and benchmarks wait for) is set once every section of the first fill is done.
+Each section's changes go to the browser as one patch, under one freeze of the document's model graph.
 
 Controls the page changes itself while filling (options of a picker, a default value) never trigger
 a refresh of their own: only a user's change does (`control()`), so one refresh draws each section
@@ -17,7 +18,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import panel as pn
@@ -159,6 +161,16 @@ class Page:
             return
         self._finish()
 
+    @contextmanager
+    def _one_patch(self) -> Iterator[None]:
+        """One section's changes as one message to the browser and one walk of the model graph: Panel's
+        `hold` combines the document's events into a single patch (the chain section was 7 messages:
+        the picker's options, its value, the URL twice, the panes), and Bokeh's `models.freeze()`
+        recomputes the document's set of models once, when the section is done (each pane replaced
+        inside it was one recompute, a walk over every property of every model of the page)."""
+        with pn.io.hold(self.doc, policy="combine"), self.doc.models.freeze():
+            yield
+
     def _drain(self) -> None:
         """Fill the next queued section; schedule the one after (each is sent to the browser on its own)."""
         if not self._tasks:
@@ -168,7 +180,8 @@ class Page:
         slot, fill, where = self._tasks.pop(0)
         self._updating = True
         try:
-            self._run_fill(slot, fill, where)
+            with self._one_patch():
+                self._run_fill(slot, fill, where)
         except LedgerDown as exc:
             self._tasks = []
             self.show_down(str(exc))
