@@ -151,17 +151,18 @@ class Channel:
             else:  # the write's end or the tab's acknowledgement sends the newest rows
                 outlet.held_since = outlet.held_since or offered_at
 
-    def _send(self, outlet: Outlet) -> None:
-        """Write what this socket lacks, if anything."""
+    def _send(self, outlet: Outlet) -> bool:
+        """Write what this socket lacks, if anything (True: a frame went)."""
         cpu0 = time.thread_time()
         frame = self.positions.frame(outlet.sent)
         if frame is None:
-            return
+            return False
         if self._trace and "cells" in frame[self.positions.role]:
             waited = time.time() - outlet.held_since if outlet.held_since else 0.0
             frame["tr"] = [*self._trace, waited, time.thread_time() - cpu0, outlet.ack_rtt, time.time()]
         outlet.held_since = 0.0
         self._write(outlet, frame)
+        return True
 
     def resync(self, socket: Any) -> None:
         """Send this socket the full rows of every table (a new socket; the browser asked)."""
@@ -208,11 +209,13 @@ class Channel:
         return True
 
     def _next(self, outlet: Outlet) -> None:
-        """A write ended or an acknowledgement came: send what was marked meanwhile, then let the marker go on."""
+        """A write ended or an acknowledgement came: send what was marked meanwhile; with nothing to send and room
+        in the window, wake the marker."""
         if self.closed or self.outlets.get(outlet.socket) is not outlet or not outlet.can_send():
             return
-        self._send(outlet)
-        if self.on_ready is not None and outlet.can_send():
+        if self._send(outlet):
+            return  # the end of this frame's write comes back here
+        if self.on_ready is not None:
             self.on_ready()
 
     def bind(self, socket: Any) -> None:
