@@ -7,9 +7,10 @@ gated the next one: that round trip alone was ~100 ms median and 340-430 ms p99 
 issue #14.3). Here the marker hands each marking to the session's `Channel` from its own thread; the
 server's event loop diffs it against what each of the tab's sockets was sent and writes one compact
 JSON frame. No document, no lock. Flow control, so that a starved browser never builds a queue of old
-frames (measured without it: 1-2 s behind within 10 s at load 30): the browser acknowledges, once per
-animation frame, the newest frame it applied (`{"ack": n}`), and a socket may have WINDOW (2) frames
-unacknowledged and one write under way; meanwhile markings only replace the newest rows, and the next
+frames (measured without it: 1-2 s behind within 10 s at load 30): the browser acknowledges each frame
+once written (`{"ack": n}`), and a socket may have WINDOW (2) frames unacknowledged and one write
+under way, so the next frame is already on its way while the browser writes one (with one, as through
+Bokeh, every frame waited for the previous one's round trip); meanwhile markings only replace the newest rows, and the next
 frame carries every cell that changed since, with its newest text. The marker marks only for a session
 with a socket that can take a frame at once (`ready`); a write's end or an acknowledgement wakes it.
 With no acknowledgement for ACK_TIMEOUT after the newest frame one more goes (never a stream).
@@ -18,8 +19,8 @@ The Bokeh model still carries the layout and the page's slower parts.
 Frames (server -> browser), JSON: `{"seq": n, "positions": part, "legs": part, "summary": {"html": ...},
 "tr": [...]}` where a table's part is `{"rows": [[...], ...]}` (the full rows: the first frame of a
 socket, a different set of rows, a resync) or `{"cells": [[row, column, text], ...]}`. The browser
-queues frames into the newest text per cell and writes them in one animation frame (a stale text never
-reaches the DOM); a gap in `seq` makes it ask for the full rows. The only frames a browser may send are
+writes a frame's cells as it arrives (text only) and acknowledges it; a gap in `seq` makes it ask for
+the full rows. The only frames a browser may send are
 `{"resync": n}` (give me the full rows) and `{"ack": n}` (n: a frame it was sent): anything else, or a
 frame over MAX_CLIENT_FRAME bytes (Tornado's own `max_message_size` check), closes that socket and
 nothing else.
@@ -66,7 +67,7 @@ CLOSE_BAD_FRAME = 4400  # a frame that is not `{"resync": n}` or `{"ack": n}` (n
 CLOSE_REPLACED = 4000  # a page's MAX_SOCKETS + 1st socket opened: the oldest closes (a reconnect before
 # the server noticed the old one was gone)
 MAX_SOCKETS = 4  # sockets open at once per page session
-WINDOW = 2  # frames a socket may have unacknowledged (the browser acknowledges once per animation frame)
+WINDOW = 2  # frames a socket may have unacknowledged (the browser acknowledges each once written)
 ACK_TIMEOUT = 5.0  # seconds: with no acknowledgement that long after the newest frame, one more goes out
 CLOSE_SESSION_GONE = 4001  # the page's session ended: the token is dead
 

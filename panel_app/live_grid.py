@@ -8,12 +8,13 @@ cells. A different set of rows (the portfolio file changed) or a new socket gets
 The marks travel through the page's own websocket (panel_app.live_channel), not through Bokeh: one
 frame per marking and tab carries the positions table's part and its *riders'* (the legs table and
 the summary cards, a `LiveHTML`): `{"seq", "positions": ..., "legs": ..., "summary": {"html": ...}}`.
-The positions grid opens the socket with the token its session put in its `channel` property, and
-hands each part to the component registered under that role (`window.__ohLive.parts`). A grid queues
-what arrives as the newest text per cell and writes it in the next animation frame (at once in a
-hidden tab), so a frame that a newer one overtook never reaches the DOM and a busy browser writes
-each cell once per frame however many frames came; then it acknowledges the newest frame applied
-(`{"ack": n}`: the server's window, see live_channel). A gap in the frames' numbers, or a grid that
+The positions grid opens the socket with the token its session put in its `token` property, and
+hands each part to the component registered under that role (`window.__ohLive.parts`). The grids
+write a frame's cells as it arrives (text only; the browser lays out and paints once per frame
+anyway), then the carrier acknowledges it (`{"ack": n}`: the server's window of two frames, see
+live_channel). Writing in a requestAnimationFrame instead was measured slower on a starved machine:
+the animation frame itself waits, and the acknowledgement with it (bench/live_browser: p99 2.9-3.0 s
+against 1.9 s at load 25-30). A gap in the frames' numbers, or a grid that
 (re)rendered, asks for the full rows (`{"resync": n}` on the socket). The socket reconnects by
 itself (backing off to 10 s) unless its session ended.
 
@@ -77,7 +78,7 @@ export function render({ model, el }) {
     });
   };
   drawHead(); reset(model.rows);
-  let pending = null;  // what arrived since the last animation frame: {rows or null, cells: newest text per cell}
+  let pending = null;  // a frame's part for this table: {rows or null, cells: newest text per cell}
   const queue = (part) => {
     if (part.rows) { pending = {rows: part.rows, cells: new Map()}; return; }
     if (!pending) pending = {rows: null, cells: new Map()};
@@ -93,9 +94,8 @@ export function render({ model, el }) {
   shared.parts[model.role] = {queue, flush};
   model.on('columns', () => { fields = model.columns; drawHead(); body.innerHTML = ''; shared.resync(); });
   if (!model.carrier) { shared.resync(); return; }  // a rider: its parts come in the carrier's frames
-  let ws = null, seq = 0, resyncing = true, scheduled = false, backoff = 500, gone = false, traced = [];
-  const flushAll = () => {  // writes what came, then acknowledges the newest frame applied (one per animation frame)
-    scheduled = false;
+  let ws = null, seq = 0, resyncing = true, backoff = 500, gone = false, traced = [];
+  const flushAll = () => {  // writes what came, then acknowledges the frame applied
     for (const part of Object.values(shared.parts)) part.flush();
     if (ws && ws.readyState === 1) ws.send(JSON.stringify({ack: seq}));
     if (traced.length) { const applied = Date.now(), trace = (window.__ohTrace = window.__ohTrace || []);
@@ -109,8 +109,7 @@ export function render({ model, el }) {
     seq = msg.seq; resyncing = false;
     for (const role of ['positions', 'legs', 'summary']) { if (msg[role] && shared.parts[role]) shared.parts[role].queue(msg[role]); }
     if (msg.tr) traced.push([...msg.tr, received]);
-    if (document.hidden) flushAll();
-    else if (!scheduled) { scheduled = true; requestAnimationFrame(flushAll); }
+    flushAll();
   };
   const connect = () => {
     if (gone || !model.token || ws) return;
@@ -189,7 +188,7 @@ class LiveHTML(_Direct):
 export function render({ model, el }) {
   const box = document.createElement('div'); box.style.contain = 'content'; box.innerHTML = model.html; el.append(box);
   const show = (part) => { if (typeof part.html === 'string' && box.innerHTML !== part.html) box.innerHTML = part.html; };
-  if (model.role) {  // a rider: queued with the grids, written in their animation frame
+  if (model.role) {  // a rider: queued with the grids, written with the carrier's frame
     let pending = null; const shared = live();
     shared.parts[model.role] = {queue: (part) => { pending = part; }, flush: () => { if (pending) show(pending); pending = null; }};
     shared.resync();
