@@ -8,9 +8,9 @@ issue #14.3). Here the marker hands each marking to the session's `Channel` from
 server's event loop diffs it against what each of the tab's sockets was sent and writes one compact
 JSON frame. No document, no lock. Flow control, so that a starved browser never builds a queue of old
 frames (measured without it: 1-2 s behind within 10 s at load 30): the browser acknowledges each frame
-once written (`{"ack": n}`), and a socket may have WINDOW (2) frames unacknowledged and one write
-under way, so the next frame is already on its way while the browser writes one (with one, as through
-Bokeh, every frame waited for the previous one's round trip); meanwhile markings only replace the newest rows, and the next
+once written (`{"ack": n}`), and a socket may have WINDOW (`OH_LIVE_WINDOW`, default 1) frames
+unacknowledged and one write under way (a second frame in flight only queued behind the first in a
+starved browser: sent -> received 180 ms median against 40-80 ms with one, bench/live_browser); meanwhile markings only replace the newest rows, and the next
 frame carries every cell that changed since, with its newest text. The marker marks only for a session
 with a socket that can take a frame at once (`ready`); a write's end or an acknowledgement wakes it.
 With no acknowledgement for ACK_TIMEOUT after the newest frame one more goes (never a stream).
@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import threading
 import time
@@ -67,7 +68,8 @@ CLOSE_BAD_FRAME = 4400  # a frame that is not `{"resync": n}` or `{"ack": n}` (n
 CLOSE_REPLACED = 4000  # a page's MAX_SOCKETS + 1st socket opened: the oldest closes (a reconnect before
 # the server noticed the old one was gone)
 MAX_SOCKETS = 4  # sockets open at once per page session
-WINDOW = 2  # frames a socket may have unacknowledged (the browser acknowledges each once written)
+WINDOW = int(os.environ.get("OH_LIVE_WINDOW", "1"))  # frames a socket may have unacknowledged (each is
+# acknowledged once written); bench/live_browser at load 25-31: 1 gave p99 1.5-2.6 s, 2 gave 3.6 s
 ACK_TIMEOUT = 5.0  # seconds: with no acknowledgement that long after the newest frame, one more goes out
 CLOSE_SESSION_GONE = 4001  # the page's session ended: the token is dead
 

@@ -11,8 +11,7 @@ the summary cards, a `LiveHTML`): `{"seq", "positions": ..., "legs": ..., "summa
 The positions grid opens the socket with the token its session put in its `token` property, and
 hands each part to the component registered under that role (`window.__ohLive.parts`). The grids
 write a frame's cells as it arrives (text only; the browser lays out and paints once per frame
-anyway), then the carrier acknowledges it (`{"ack": n}`: the server's window of two frames, see
-live_channel). Writing in a requestAnimationFrame instead was measured slower on a starved machine:
+anyway), then the carrier acknowledges it (`{"ack": n}`: the server's window, see live_channel). Writing in a requestAnimationFrame instead was measured slower on a starved machine:
 the animation frame itself waits, and the acknowledgement with it (bench/live_browser: p99 2.9-3.0 s
 against 1.9 s at load 25-30). A gap in the frames' numbers, or a grid that
 (re)rendered, asks for the full rows (`{"resync": n}` on the socket). The socket reconnects by
