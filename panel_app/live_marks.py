@@ -14,27 +14,31 @@ Now one `LiveMarker` thread per server (per OH_HOME), next to the shared tick re
   more often than that and never builds a backlog, however fast the feed.
 - **On demand.** Between clock ticks it marks only when something is new *and* some session can
   send the result to its tab at once (`Subscription.wants`: no delivery pending, and the page's
-  `ready()`: its tab acknowledged the last message). A marking for tabs that all still wait would
-  only be kept until then and replaced, so it is skipped (`held` counts those wake-ups); the tab's
-  acknowledgement wakes the marker (`wake(dirty=False)`), which then marks the newest quotes. On a
+  `ready()`: its channel's socket is not still writing the last frame). A marking for tabs that all
+  still wait would only be kept until then and replaced, so it is skipped (`held` counts those
+  wake-ups); the end of the write wakes the marker (`wake(dirty=False)`), which then marks the newest quotes. On a
   busy machine this halved the `oh ui` process's CPU (bench/live_browser) and the marks sent are
   the freshest at the moment the tab can take them.
 - **Once per distinct setting.** Sessions are grouped by their `MarkKey` (a digest of the
   portfolio they loaded, the provider, the stale threshold). Each group is marked once
   (`oh.domain.marks.mark_book`, on a MarkBook built once per portfolio and provider) and its
   display rows are formatted once (panel_app.live_tables).
-- **Fan-out.** Each session's `Subscription` keeps only the newest result (a newer one replaces one
-  not yet delivered) and schedules at most one delivery at a time on its own document's event loop
-  with `Document.add_next_tick_callback`, the one Document method that is safe to call from another
-  thread. The delivery runs the page's handler with the document lock held; the page then sends
-  only the cells that changed (live_grid.PatchedTable). A slow tab therefore skips to the newest
-  marks instead of queueing old ones, and never slows the marker or the other tabs.
+- **Fan-out.** Each session's `Subscription` hands the result to its page. A page with a marks
+  channel (the live page: panel_app.live_channel) takes it right here, in the marker's thread
+  (`direct`): its channel keeps only the newest result and has the server's event loop write the
+  changed cells to the tab's socket, without the session's document or its lock. Otherwise the
+  subscription keeps only the newest result (a newer one replaces one not yet delivered) and
+  schedules at most one delivery at a time on its own document's event loop with
+  `Document.add_next_tick_callback`, the one Document method that is safe to call from another
+  thread; the delivery runs the page's handler with the document lock held. Either way a slow tab
+  skips to the newest marks instead of queueing old ones, and never slows the marker or the other tabs.
 - A session's page closes its subscription when Bokeh destroys the session (tab closed); with no
   subscriptions the marker sleeps until the next one.
 - **Trace** (`OH_LIVE_TRACE=1`, set by bench/live_browser): each result carries the times of its hops
   (newest feed stamp, live_stream's receipt, the feed's drain here, marking start and end, marking
-  CPU); the page adds its delivery, wait for the acknowledgement, diff CPU and send time to the
-  positions' messages, and the browser keeps them with its receive and apply times (window.__ohTrace).
+  CPU); the channel adds when it was handed the result, how long it waited for the previous frame's
+  write, the diff's CPU, how long the previous write took and the send time to the positions' frames, and
+  the browser keeps them with its receive and apply times (window.__ohTrace).
 """
 
 from __future__ import annotations
@@ -93,8 +97,10 @@ Handler = Callable[[LiveMarks], None]
 class Subscription:
     """One session's place at the marker: its key and portfolio, and the way into its document."""
 
-    def __init__(self, marker: LiveMarker, doc: Any, key: MarkKey, portfolio: Portfolio, handler: Handler) -> None:
+    def __init__(self, marker: LiveMarker, doc: Any, key: MarkKey, portfolio: Portfolio, handler: Handler,
+                 direct: bool = False) -> None:
         self.marker = marker
+        self.direct = direct  # the handler takes results in the marker's thread (it must be quick and thread-safe)
         self.doc = doc
         self.setting = (key, portfolio)  # replaced whole (one assignment), so the marker never reads half of it
         self.handler = handler
@@ -127,10 +133,18 @@ class Subscription:
             if self.closed:
                 return
             self.offered += 1
-            self._latest = result
-            if self._scheduled:
-                return
-            self._scheduled = True
+            if not self.direct:
+                self._latest = result
+                if self._scheduled:
+                    return
+                self._scheduled = True
+        if self.direct:
+            try:
+                self.handler(result)
+                self.delivered += 1
+            except Exception:
+                log.exception("live marks: a page failed to take its marks")
+            return
         try:
             self.doc.add_next_tick_callback(self._deliver)
         except Exception:  # the document is gone (session destroyed between two checks)
@@ -170,7 +184,7 @@ class LiveMarker(threading.Thread):
         self.clock_every = clock_every
         self.markings = 0  # portfolio markings done (one per distinct key per round)
         self.rounds = 0  # wake-ups that marked something
-        self.held = 0  # wake-ups that marked nothing: no tab could take a marking (each awaits its acknowledgement)
+        self.held = 0  # wake-ups that marked nothing: no tab could take a marking (each still writes its last frame)
         self._subscriptions: list[Subscription] = []
         self._books: dict[tuple[str, str], MarkBook] = {}
         self._lock = threading.Lock()
@@ -186,9 +200,11 @@ class LiveMarker(threading.Thread):
         self._signal.set()
 
     # ---------------------------------------------------------------- sessions
-    def subscribe(self, doc: Any, key: MarkKey, portfolio: Portfolio, handler: Handler) -> Subscription:
-        """Register a session; it gets its first marks at once, then after every new batch of ticks."""
-        subscription = Subscription(self, doc, key, portfolio, handler)
+    def subscribe(self, doc: Any, key: MarkKey, portfolio: Portfolio, handler: Handler,
+                  direct: bool = False) -> Subscription:
+        """Register a session; it gets its first marks at once, then after every new batch of ticks (`direct`: the
+        handler is called in the marker's thread, see Subscription)."""
+        subscription = Subscription(self, doc, key, portfolio, handler, direct)
         with self._lock:
             self._subscriptions.append(subscription)
         self.wake()
@@ -208,7 +224,7 @@ class LiveMarker(threading.Thread):
 
     def wake(self, dirty: bool = True) -> None:
         """Mark now (a session subscribed or changed its settings), without waiting for ticks; `dirty=False`:
-        only look again whether a session can take what is new (its tab acknowledged)."""
+        only look again whether a session can take what is new (its socket finished a write)."""
         if dirty:
             self._dirty = True
         self._signal.set()
@@ -245,8 +261,8 @@ class LiveMarker(threading.Thread):
 
     def _due(self, last: float) -> bool:
         """Whether to mark now: once a CLOCK_EVERY in any case (ages move); otherwise when something is new and a
-        session can send it to its tab at once. A tab still waiting for its acknowledgement would only keep
-        the result until then, so marking for it would be wasted work: the acknowledgement wakes the marker."""
+        session can send it to its tab at once. A tab whose socket still writes the last frame would only keep
+        the result until then, so marking for it would be wasted work: the write's end wakes the marker."""
         if time.monotonic() - last >= self.clock_every:
             return True
         if not self._dirty:

@@ -12,6 +12,9 @@ a file or the environment, never the command line) or OAuth (Panel's providers, 
 PANEL_OAUTH_* variables). Websocket connections are accepted only from the origins the dashboard is
 served at (`allow_websocket_origin`: exactly host:port, plus the names given with `--origin`), so a
 page on another site cannot drive a session even when the trader's browser can reach the server.
+The Live page's marks channel (`/oh-live`, panel_app.live_channel) is a second websocket door under
+the same rule: those origins, the same login cookie, and a token that only a live page session of
+this server hands out (dead when the session ends).
 
 Start-up objects are frozen (`gc.freeze()`, Python's own switch for long-running servers): the
 modules, classes and caches alive once the server is built (about 190,000 objects) move to a permanent
@@ -168,6 +171,8 @@ def build_server(home: Home, host: str, port: int, access: Access | None = None)
     from panel_app import context
     from panel_app.app import routes
     from panel_app.components import STATIC, STATIC_ROUTE
+    from panel_app.live_channel import ROUTE as LIVE_CHANNEL
+    from panel_app.live_channel import LiveSocket
 
     access = access or access_for(host, port)
     pn.extension(notifications=False)
@@ -184,7 +189,7 @@ def build_server(home: Home, host: str, port: int, access: Access | None = None)
     server = pn.serve(
         routes(), port=port, address=host, show=False, start=False, title="options-helper",
         websocket_origin=list(access.origins), verbose=False,
-        extra_patterns=[(r"/", RedirectHandler, {"url": "/health"})], static_dirs={STATIC_ROUTE: str(STATIC)},
+        extra_patterns=[(r"/", RedirectHandler, {"url": "/health"}), (LIVE_CHANNEL, LiveSocket)], static_dirs={STATIC_ROUTE: str(STATIC)},
         check_unused_sessions_milliseconds=5000, unused_session_lifetime_milliseconds=5000, **login,
     )
     lean_resources(server)

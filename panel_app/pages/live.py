@@ -10,9 +10,9 @@ fills and stream health, all updating in place.
 - **Marks** come from the server's one live marker (panel_app.live_marks): it marks the portfolio
   once per batch of ticks (at most every OH_LIVE_MARK_MS, default 25 ms, and at least once a
   second, by the clock) for every session holding the same portfolio and stale threshold, and
-  hands the result to this session's document when its tab can take it; the page then sends only the
-  cells that changed, of the positions, the legs and the summary cards, in one message
-  (panel_app.live_grid.PatchedTable and its riders). Mark, PnL $ and %, DTE, spread %, quote age,
+  hands the result to this session's marks channel when its tab can take it; the channel then writes
+  only the cells that changed, of the positions, the legs and the summary cards, in one frame on the
+  tab's own websocket (panel_app.live_channel; panel_app.live_grid.PatchedTable and its riders). Mark, PnL $ and %, DTE, spread %, quote age,
   stale flag and warnings per position, net mark and net PnL per structure, per-leg detail, all in trader units;
   options named by underlying, expiry, strike and right. Ages are measured against the clock, so a
   feed that stalls completely turns every quote stale after the threshold (default 30 s, `?stale=`
@@ -51,7 +51,7 @@ from oh.domain.limits import Breach
 from oh.domain.live_plan import PROVIDERS, build_plan
 from oh.domain.marks import DEFAULT_STALE_AFTER
 from oh.domain.portfolio import Portfolio, PortfolioError
-from panel_app import live_marks, live_ticks
+from panel_app import live_channel, live_marks, live_ticks
 from panel_app.components import CSS, Slot, html_pane, notice, sync_url
 from panel_app.live_grid import LiveHTML, PatchedTable
 from panel_app.live_marks import LiveMarks, MarkKey, Subscription
@@ -117,7 +117,7 @@ class LivePortfolioPage(Page):
         self.limits = pn.Column(sizing_mode="stretch_width")
         self.summary = LiveHTML(html="", role="summary", sizing_mode="stretch_width", stylesheets=[CSS])
         self.health_view = LiveHTML(html="", sizing_mode="stretch_width", stylesheets=[CSS, CELL_CSS])
-        self.legs = PatchedTable(LEG_COLUMNS, "oh-live-legs", role="legs")
+        self.legs = PatchedTable(LEG_COLUMNS, "oh-live-legs", role="legs", carrier=False)
         self.positions = PatchedTable(POSITION_COLUMNS, "oh-live-positions", riders=[self.legs, self.summary])
         self.positions_slot = Slot("Positions (live marks; structures at their net mark and net PnL)")
         self.legs_slot = Slot("Structure legs")
@@ -136,6 +136,7 @@ class LivePortfolioPage(Page):
         self._callback: Any = None
         self._attached = False
         self._subscription: Subscription | None = None
+        self.channel: live_channel.Channel | None = None  # the tab's marks channel, from the first fill on
         self.latest: LiveMarks | None = None  # the newest marks this session applied
         self.ticks_done = 0  # slow checks done
         self.marks_applied = 0
@@ -156,13 +157,19 @@ class LivePortfolioPage(Page):
         self.tick()
         super().first_fill()
         if self.doc is not None and self.doc.session_context is not None and self._callback is None:
+            from tornado.ioloop import IOLoop
+
             self.ticks.attach()
             self._attached = True
+            self.channel = live_channel.open_channel(IOLoop.current(), self.positions, self._fill_tables)
+            self.positions.widget.token = self.channel.token
             self._subscribe()
             self._callback = pn.state.add_periodic_callback(self.tick, period=REFRESH_MS)
             self.doc.on_session_destroyed(self._destroyed)
 
     def _destroyed(self, _session_context: Any) -> None:
+        if self.channel is not None:
+            self.channel.close()  # the token dies with the session, and the tab's socket closes
         if self._subscription is not None:
             self._subscription.close()
             self._subscription = None
@@ -222,28 +229,38 @@ class LivePortfolioPage(Page):
 
     def _subscribe(self) -> None:
         """Join the live marker with this session's portfolio and settings, or tell it they changed."""
-        if self.portfolio is None or self.doc is None or self.doc.session_context is None:
+        if self.portfolio is None or self.doc is None or self.doc.session_context is None or self.channel is None:
             return
         if self._subscription is None:
-            self._subscription = self.marker.subscribe(self.doc, self._key(), self.portfolio, self.apply)
-            self._subscription.ready = lambda: not self.positions.blocked
-            self.positions.on_ready = lambda: self.marker.wake(dirty=False)
+            self._subscription = self.marker.subscribe(self.doc, self._key(), self.portfolio, self.apply, direct=True)
+            self._subscription.ready = self.channel.ready
+            self.channel.on_ready = lambda: self.marker.wake(dirty=False)
         else:
             self._subscription.change(self._key(), self.portfolio)
 
     def apply(self, result: LiveMarks) -> None:
-        """Show a marking (on this session's event loop, document locked): only changed cells are sent."""
-        if result.key.portfolio != self.portfolio_version:
+        """Take a marking (in the marker's thread): kept for the slow check's banners, handed to the channel."""
+        if result.key.portfolio != self.portfolio_version or self.channel is None:
             return  # marks of the previous portfolio, delivered before the marker saw the change
         self.latest = result
-        if self.legs_slot.panel.visible != bool(result.legs):
-            self.legs_slot.panel.visible = bool(result.legs)
-        if result.trace:
-            self.positions.trace = self.legs.trace = (*result.trace, time.time())
-        self.legs.update(result.legs)  # the legs and the summary cards ride in the positions' messages
+        if self.legs_slot.panel.visible != bool(result.legs) and self.doc is not None:
+            self.doc.add_next_tick_callback(self._show_legs)
+        self.channel.offer(result)
+        self.marks_applied += 1
+
+    def _show_legs(self) -> None:
+        """Show the legs' section only when a structure has legs (on this session's event loop)."""
+        latest = self.latest
+        if latest is not None and self.legs_slot.panel.visible != bool(latest.legs):
+            self.legs_slot.panel.visible = bool(latest.legs)
+
+    def _fill_tables(self, result: LiveMarks) -> None:
+        """Put a marking's rows into the tables (on the server's event loop, for the channel's next frame)."""
+        if result.key.portfolio != self.portfolio_version:
+            return
+        self.legs.update(result.legs)  # the legs and the summary cards ride in the positions' frames
         self.summary.show(result.summary)
         self.positions.update(result.positions)
-        self.marks_applied += 1
 
     # ---------------------------------------------------------------- the slow check
     def tick(self) -> None:

@@ -1,29 +1,33 @@
 """The live page's moving parts without a browser: the one server-wide marker (once per batch of ticks,
 once per distinct setting, woken by ticks, aged by the clock, coalesced), its fan-out into sessions (one
 pending delivery per session, a slow session skips to the newest marks, closed sessions dropped), the
-grid that sends only changed cells, and the trader words of the tables.
+marks channel that sends each tab only the changed cells (its window, its riders, its token's end), and
+the trader words of the tables.
 
 The ticks are real: a ZeroMQ PUB socket bound at the home's tick endpoint sends `TickBatch`es in the
-tick channel's wire format to a real `bus.ticks.TickFeed`. Only the Bokeh document is a stand-in
-(next-tick callbacks collected and run when the test says). Waits are for conditions, never for time."""
+tick channel's wire format to a real `bus.ticks.TickFeed`. Only the Bokeh document, Tornado's event loop
+and the tab's socket are stand-ins (callbacks collected and run when the test says; frames recorded). Waits are for conditions, never for time."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 import pytest
 import zmq
-from panel.models.esm import DataEvent
 
 from bus.home import Home
 from contracts.live import TICKS_ENDPOINT, TOPIC_TICKS, Quote, TickBatch, encode_live
 from oh.domain.live_plan import option_symbol
 from oh.domain.marks import mark_portfolio
 from oh.domain.portfolio import Portfolio, from_data
+from panel_app.live_channel import ACK_TIMEOUT, CLOSE_SESSION_GONE, WINDOW, Channel, channel_for, open_channel
 from panel_app.live_grid import LiveHTML, PatchedTable
 from panel_app.live_marks import LiveMarker, LiveMarks, MarkKey
 from panel_app.live_tables import (
@@ -270,56 +274,253 @@ def test_a_burst_of_ticks_is_coalesced_into_few_markings(ticks: SharedTicks, pub
         marker.stop()
 
 
-# ---------------------------------------------------------------- the grid sends only what changed
-class Sent:
-    def __init__(self, table: PatchedTable) -> None:
-        self.messages: list[dict[str, Any]] = []
-        table.widget._send_msg = self.messages.append  # type: ignore[method-assign]
+# ---------------------------------------------------------------- the channel sends only what changed
+class FakeLoop:
+    """Tornado's IOLoop stand-in: callbacks (added from any thread) run when the test says."""
+
+    def __init__(self) -> None:
+        self.callbacks: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
+
+    def add_callback(self, callback: Callable[..., None], *args: Any) -> None:
+        self.callbacks.append((callback, args))
+
+    def run(self) -> int:
+        callbacks, self.callbacks = self.callbacks, []
+        for callback, args in callbacks:
+            callback(*args)
+        return len(callbacks)
 
 
-def test_the_grid_sends_only_the_cells_that_changed() -> None:
-    """The first rows go whole; then only changed cells travel ([row, column, text]); an unchanged update
-    sends nothing; a different set of rows (new portfolio) or the browser's resync sends the rows again;
-    message numbers follow each other so the browser can tell a missed one."""
+class FakeSocket:
+    """A tab's socket as the channel sees it: the frames written (decoded), the close; `slow`: writes stay
+    under way until `drain()` (the kernel's buffer is full)."""
+
+    def __init__(self, slow: bool = False) -> None:
+        self.frames: list[dict[str, Any]] = []
+        self.closed: int | None = None
+        self.slow = slow
+        self.pending: list[Future[None]] = []
+
+    def write_message(self, text: str) -> Future[None]:
+        self.frames.append(json.loads(text))
+        future: Future[None] = Future()
+        if self.slow:
+            self.pending.append(future)
+        else:
+            future.set_result(None)
+        return future
+
+    def drain(self) -> None:
+        pending, self.pending = self.pending, []
+        for future in pending:
+            future.set_result(None)
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        self.closed = code
+
+
+@dataclass
+class Marking:
+    """A marking as the channel's page takes it: rows per table (and no trace)."""
+
+    positions: list[tuple[str, ...]]
+    legs: list[tuple[str, ...]] = field(default_factory=list)
+    summary: str = ""
+    trace: tuple[float, ...] = ()
+
+
+def channel_of(positions: PatchedTable, legs: PatchedTable | None = None,
+               summary: LiveHTML | None = None) -> tuple[Channel, FakeLoop]:
+    loop = FakeLoop()
+
+    def apply(marking: Marking) -> None:
+        if legs is not None:
+            legs.update(marking.legs)
+        if summary is not None:
+            summary.show(marking.summary)
+        positions.update(marking.positions)
+
+    channel = open_channel(loop, positions, apply)  # type: ignore[arg-type]
+    return channel, loop
+
+
+def offer(channel: Channel, loop: FakeLoop, marking: Marking) -> None:
+    """The marker hands a marking over; the event loop runs the flush."""
+    channel.offer(marking)  # type: ignore[arg-type]
+    loop.run()
+
+
+def test_the_channel_sends_only_the_cells_that_changed() -> None:
+    """A new socket gets the full rows; then only changed cells travel ([row, column, text]); an unchanged
+    marking sends nothing; a different set of rows (new portfolio) or the browser's resync sends the rows
+    again; frame numbers follow each other so the browser can tell a missed one."""
     table = PatchedTable((("position", "Position"), ("mark", "Mark"), ("pnl", "PnL")), "t")
-    sent = Sent(table)
-    browser = table.widget._handle_msg  # what the grid's JavaScript sends back
+    channel, loop = channel_of(table)
+    socket = FakeSocket()
     rows = [("a", "1.00", "+$1.00"), ("b", "2.00", "-$2.00")]
-    assert table.update(rows) == 6
-    assert sent.messages[-1] == {"seq": 1, "rows": [list(r) for r in rows]}
-    browser({"ack": 1})
-    assert table.update([("a", "1.05", "+$1.00"), ("b", "2.00", "-$2.50")]) == 2
-    assert sent.messages[-1] == {"seq": 2, "cells": [[0, 1, "1.05"], [1, 2, "-$2.50"]]}
-    browser({"ack": 2})
-    assert table.update([("a", "1.05", "+$1.00"), ("b", "2.00", "-$2.50")]) == 0 and len(sent.messages) == 2
-    assert table.update([("a", "1.05", "+$1.00")]) == 3 and sent.messages[-1]["rows"] == [["a", "1.05", "+$1.00"]]
-    browser({"resync": 3})
-    assert sent.messages[-1] == {"seq": 4, "rows": [["a", "1.05", "+$1.00"]]} and table.widget.resync_requests == 1
+    offer(channel, loop, Marking(rows))  # no socket yet: kept
+    assert socket.frames == []
+    channel.bind(socket)
+    assert socket.frames[-1] == {"seq": 1, "positions": {"rows": [list(r) for r in rows]}}
+    assert channel.acknowledged(socket, 1)
+    offer(channel, loop, Marking([("a", "1.05", "+$1.00"), ("b", "2.00", "-$2.50")]))
+    assert socket.frames[-1] == {"seq": 2, "positions": {"cells": [[0, 1, "1.05"], [1, 2, "-$2.50"]]}}
+    assert channel.acknowledged(socket, 2)
+    offer(channel, loop, Marking([("a", "1.05", "+$1.00"), ("b", "2.00", "-$2.50")]))
+    assert len(socket.frames) == 2
+    offer(channel, loop, Marking([("a", "1.05", "+$1.00")]))
+    assert socket.frames[-1] == {"seq": 3, "positions": {"rows": [["a", "1.05", "+$1.00"]]}}
+    channel.resync(socket)
+    assert socket.frames[-1] == {"seq": 4, "positions": {"rows": [["a", "1.05", "+$1.00"]]}}
+    assert not channel.acknowledged(socket, 5)  # a frame it was never sent: the socket is closed for it
+    channel.close()
 
 
-@pytest.mark.parametrize("window", [1, 2])
-def test_a_bounded_window_so_a_slow_tab_gets_the_newest_cells_not_a_queue(window: int) -> None:
-    """While `window` messages await the browser's acknowledgement, updates only replace the newest rows
-    (nothing is sent); an acknowledgement sends, in one message, the cells that differ from what the browser
-    will have, with their newest text. A message never acknowledged is taken as lost after the timeout."""
-    table = PatchedTable((("position", "Position"), ("mark", "Mark")), "t", window=window, ack_timeout=3600.0)
-    sent = Sent(table)
-    browser = table.widget._handle_msg
-    table.update([("a", "1.00"), ("b", "2.00")])
-    browser({"ack": 1})
-    for i in range(1, window + 1):  # fill the window
-        assert table.update([("a", f"1.0{i}"), ("b", "2.00")]) == 1
+@pytest.mark.parametrize("slow_write", [False, True])
+def test_a_slow_tab_gets_the_newest_cells_in_one_frame_not_a_queue(slow_write: bool) -> None:
+    """While the tab has WINDOW frames unacknowledged (or, `slow_write`, while a write is still under way),
+    markings only replace the newest rows and the marker is told not to mark for it (`ready`); the
+    acknowledgement (or the write's end) sends, in one frame, the cells that differ from what the tab has,
+    with their newest text. Once there is room again and nothing left to send, the marker is woken. An old
+    acknowledgement releases nothing."""
+    table = PatchedTable((("position", "Position"), ("mark", "Mark")), "t")
+    channel, loop = channel_of(table)
+    woken: list[bool] = []
+    socket = FakeSocket(slow=slow_write)
+    offer(channel, loop, Marking([("a", "1.00"), ("b", "2.00")]))
+    channel.bind(socket)  # the full rows: frame 1
+    channel.on_ready = lambda: woken.append(True)
+    if slow_write:
+        assert channel.acknowledged(socket, 1)  # the tab has it, but its write has not ended here yet
+        assert not channel.ready()  # frame 1 is still being written
+    else:
+        for i in range(1, WINDOW):  # fill the window
+            offer(channel, loop, Marking([("a", f"1.0{i}"), ("b", "2.00")]))
+        assert len(socket.frames) == WINDOW and not channel.ready()
+    sent = len(socket.frames)
     for i in range(10, 50):  # the browser is busy: 40 markings arrive meanwhile
-        assert table.update([("a", f"1.{i:02d}"), ("b", "2.00" if i < 40 else "2.50")]) == 0
-    assert len(sent.messages) == 1 + window
-    browser({"ack": 2})
-    assert sent.messages[-1] == {"seq": 2 + window, "cells": [[0, 1, "1.49"], [1, 1, "2.50"]]}
-    browser({"ack": 1})  # an old acknowledgement releases nothing: the window is full again
-    assert table.update([("a", "9.99"), ("b", "2.50")]) == 0 and len(sent.messages) == 2 + window
-    lossy = PatchedTable((("position", "Position"), ("mark", "Mark")), "t", window=1, ack_timeout=0.0)
-    lost = Sent(lossy)
-    lossy.update([("a", "1.00")])
-    assert lossy.update([("a", "1.01")]) == 1 and len(lost.messages) == 2
+        offer(channel, loop, Marking([("a", f"1.{i:02d}"), ("b", "2.00" if i < 40 else "2.50")]))
+    assert len(socket.frames) == sent and woken == []
+    if slow_write:
+        socket.drain()
+    else:
+        assert channel.acknowledged(socket, 1)
+    assert len(socket.frames) == sent + 1
+    assert socket.frames[-1]["positions"]["cells"] == [[0, 1, "1.49"], [1, 1, "2.50"]]
+    assert woken == [] and not channel.ready()  # the catch-up frame fills the window (is being written) again
+    if not slow_write:
+        assert channel.acknowledged(socket, 1)  # old: releases nothing
+        offer(channel, loop, Marking([("a", "9.99"), ("b", "2.50")]))
+        assert len(socket.frames) == sent + 1
+        while socket.frames[-1]["seq"] > channel.outlets[socket].acked:  # the tab catches up
+            assert channel.acknowledged(socket, socket.frames[-1]["seq"])
+        assert socket.frames[-1]["positions"]["cells"] == [[0, 1, "9.99"]]
+    else:
+        socket.drain()  # the catch-up frame is written, and the tab acknowledges it
+        assert channel.acknowledged(socket, sent + 1)
+    assert woken and channel.ready()  # room, nothing left to send: the marker may mark again
+    channel.close()
+
+
+def test_a_tab_that_stops_acknowledging_gets_one_frame_per_timeout_never_a_stream() -> None:
+    """A window unacknowledged for ACK_TIMEOUT after its newest frame lets one more go out, and then the channel
+    waits again (the timeout counts from the newest frame): a tab that cannot keep up never receives a stream
+    of frames that would queue in front of it, however many markings come."""
+    table = PatchedTable((("position", "Position"), ("mark", "Mark")), "t")
+    channel, loop = channel_of(table)
+    socket = FakeSocket()
+    channel.bind(socket)
+    for i in range(WINDOW):
+        offer(channel, loop, Marking([("a", f"1.0{i}")]))
+    outlet = channel.outlets[socket]
+    assert len(socket.frames) == WINDOW
+    outlet.sent_at[outlet.seq] -= 2 * ACK_TIMEOUT  # the newest frame went long ago, never acknowledged
+    offer(channel, loop, Marking([("a", "1.50")]))
+    assert len(socket.frames) == WINDOW + 1
+    for i in range(2, 40):
+        offer(channel, loop, Marking([("a", f"1.{i + 50:02d}")]))
+    assert len(socket.frames) == WINDOW + 1 and not channel.ready()
+    assert channel.acknowledged(socket, WINDOW + 1)
+    assert socket.frames[-1]["positions"] == {"cells": [[0, 1, "1.89"]]}
+    channel.close()
+
+
+def test_the_legs_and_the_summary_ride_in_the_positions_frame() -> None:
+    """One frame per marking and tab: the legs table and the summary cards travel inside it under their roles,
+    only when they changed; a resync (or a new socket) sends every part whole. Each socket of a session is
+    diffed against what it was sent."""
+    legs = PatchedTable((("position", "Position"), ("leg", "Leg"), ("mark", "Mark")), "l", role="legs", carrier=False)
+    summary = LiveHTML(html="", role="summary")
+    positions = PatchedTable((("position", "Position"), ("mark", "Mark")), "p", riders=[legs, summary])
+    channel, loop = channel_of(positions, legs, summary)
+    first, second = FakeSocket(), FakeSocket()
+    channel.bind(first)
+    channel.acknowledged(first, 1)
+    offer(channel, loop, Marking([("v", "1.25")], [("v", "v 500 put", "6.40")], "<div>cards 1</div>"))
+    assert first.frames[-1] == {"seq": 2, "positions": {"rows": [["v", "1.25"]]},
+                                "legs": {"rows": [["v", "v 500 put", "6.40"]]}, "summary": {"html": "<div>cards 1</div>"}}
+    channel.acknowledged(first, 2)
+    offer(channel, loop, Marking([("v", "1.25")], [("v", "v 500 put", "6.45")], "<div>cards 1</div>"))
+    assert first.frames[-1] == {"seq": 3, "positions": {"cells": []}, "legs": {"cells": [[0, 2, "6.45"]]}}
+    channel.acknowledged(first, 3)
+    channel.bind(second)  # another socket of the session (a reconnect): everything, whole
+    assert second.frames[-1] == {"seq": 1, "positions": {"rows": [["v", "1.25"]]},
+                                 "legs": {"rows": [["v", "v 500 put", "6.45"]]}, "summary": {"html": "<div>cards 1</div>"}}
+    channel.acknowledged(second, 1)
+    offer(channel, loop, Marking([("v", "1.30")], [("v", "v 500 put", "6.45")], "<div>cards 2</div>"))
+    for socket, seq in ((first, 4), (second, 2)):
+        assert socket.frames[-1] == {"seq": seq, "positions": {"cells": [[0, 1, "1.30"]]},
+                                     "summary": {"html": "<div>cards 2</div>"}}
+    channel.resync(first)
+    assert first.frames[-1] == {"seq": 5, "positions": {"rows": [["v", "1.30"]]},
+                                "legs": {"rows": [["v", "v 500 put", "6.45"]]}, "summary": {"html": "<div>cards 2</div>"}}
+    channel.close()
+
+
+def test_an_acknowledgement_sends_the_next_frame_in_its_own_turn() -> None:
+    """The tab's acknowledgement reaches the channel in the socket's handler, and the frame waiting for it leaves
+    in that same turn of the event loop: nothing is scheduled for later."""
+    table = PatchedTable((("position", "Position"), ("mark", "Mark")), "t")
+    channel, loop = channel_of(table)
+    socket = FakeSocket()
+    offer(channel, loop, Marking([("a", "1.00")]))
+    channel.bind(socket)
+    assert channel.acknowledged(socket, 1)
+    for i in range(1, WINDOW + 2):  # fills the window; the last one waits
+        offer(channel, loop, Marking([("a", f"1.0{i}")]))
+    assert len(socket.frames) == 1 + WINDOW
+    assert channel.acknowledged(socket, 1 + WINDOW) and loop.callbacks == []
+    assert socket.frames[-1] == {"seq": WINDOW + 2, "positions": {"cells": [[0, 1, f"1.0{WINDOW + 1}"]]}}
+    channel.close()
+
+
+def test_a_closed_session_kills_its_token_and_closes_its_sockets() -> None:
+    """The session ended: its token no longer names a channel, its sockets are closed (4001), and a marking that
+    was on its way sends nothing."""
+    table = PatchedTable((("position", "Position"), ("mark", "Mark")), "t")
+    channel, loop = channel_of(table)
+    socket = FakeSocket()
+    channel.bind(socket)
+    assert channel_for(channel.token) is channel
+    channel.offer(Marking([("a", "1.00")]))  # type: ignore[arg-type]
+    channel.close()
+    loop.run()
+    assert channel_for(channel.token) is None and socket.closed == CLOSE_SESSION_GONE and len(socket.frames) == 1
+    channel.close()  # twice is fine
+
+
+def test_a_direct_subscription_is_handed_its_marks_in_the_markers_thread(ticks: SharedTicks) -> None:
+    """A page with a marks channel takes each result in the marker's own round, without its document: nothing
+    is scheduled on the document, and the page's `ready` (its socket can take a frame) decides whether the
+    marker marks for it."""
+    marker = LiveMarker(ticks)
+    session = Session()
+    subscription = marker.subscribe(session.doc, key(), PORTFOLIO, session.handler, direct=True)
+    marker.mark_round()
+    assert len(session.applied) == 1 and session.doc.callbacks == [] and subscription.delivered == 1
+    subscription.ready = lambda: False
+    assert not subscription.wants()
+    subscription.close()
 
 
 # ---------------------------------------------------------------- trader words
@@ -351,12 +552,12 @@ def test_contracts_and_numbers_read_as_a_trader_reads_them() -> None:
 
 
 # ---------------------------------------------------------------- one message per marking, marked on demand
-def test_a_tab_awaiting_its_acknowledgement_is_not_marked_for_until_the_acknowledgement_wakes_the_marker(
+def test_a_tab_that_cannot_take_a_frame_is_not_marked_for_until_its_socket_wakes_the_marker(
     ticks: SharedTicks, publisher: Publisher,
 ) -> None:
-    """While the only tab cannot take marks (its last message is not acknowledged), new ticks mark nothing
-    (the result would only wait): the marker holds. The acknowledgement wakes it, and the tab then gets the
-    newest price at once, without waiting for another tick or the clock (an hour away)."""
+    """While the only tab cannot take marks (its socket's window is full), new ticks mark nothing (the result
+    would only wait): the marker holds. The acknowledgement wakes it, and the tab then gets the newest price
+    at once, without waiting for another tick or the clock (an hour away)."""
     feed_until(publisher, ticks, {"AAPL": (199.9, 200.1)})
     marker = LiveMarker(ticks, mark_every=0.01, clock_every=3600.0)
     marker.start()
@@ -374,76 +575,8 @@ def test_a_tab_awaiting_its_acknowledgement_is_not_marked_for_until_the_acknowle
             time.sleep(0.02)
         assert marker.rounds == rounds and session.doc.run() == 0
         can_take.set()
-        marker.wake(dirty=False)  # what the page's table does on an acknowledgement
+        marker.wake(dirty=False)  # what the page's channel does on an acknowledgement
         session.wait_for(lambda r: mark_of(r, "aapl") == pytest.approx(300.0))
         assert marker.rounds == rounds + 1
     finally:
         marker.stop()
-
-
-def test_the_legs_and_the_summary_ride_in_the_positions_message() -> None:
-    """One websocket message per update and tab: the legs table and the summary cards travel inside the
-    positions table's message (`riders`), only when they changed, and never send updates of their own. A
-    resync of the positions sends every rider whole; a rider's own component that (re)renders gets its full
-    content directly."""
-    legs = PatchedTable((("position", "Position"), ("leg", "Leg"), ("mark", "Mark")), "l", role="legs")
-    summary = LiveHTML(html="", role="summary")
-    positions = PatchedTable((("position", "Position"), ("mark", "Mark")), "p", riders=[legs, summary])
-    sent, legs_sent = Sent(positions), Sent(legs)
-    summary_sent: list[dict[str, Any]] = []
-    summary._send_msg = summary_sent.append  # type: ignore[method-assign]
-    browser = positions.widget._handle_msg
-
-    legs.update([("v", "v 500 put", "6.40")])
-    summary.show("<div>cards 1</div>")
-    assert positions.update([("v", "1.25")]) == 2
-    assert sent.messages[-1] == {"seq": 1, "rows": [["v", "1.25"]], "riders": {
-        "legs": {"rows": [["v", "v 500 put", "6.40"]]}, "summary": {"html": "<div>cards 1</div>"}}}
-    browser({"ack": 1})
-    legs.update([("v", "v 500 put", "6.45")])
-    assert positions.update([("v", "1.25")]) == 0  # only the legs changed: they still go, in a positions message
-    assert sent.messages[-1] == {"seq": 2, "cells": [], "riders": {"legs": {"cells": [[0, 2, "6.45"]]}}}
-    browser({"ack": 2})
-    summary.show("<div>cards 2</div>")
-    assert positions.update([("v", "1.30")]) == 1
-    assert sent.messages[-1] == {"seq": 3, "cells": [[0, 1, "1.30"]], "riders": {"summary": {"html": "<div>cards 2</div>"}}}
-    assert legs_sent.messages == [] and summary_sent == []
-    browser({"resync": 3})
-    assert sent.messages[-1] == {"seq": 4, "rows": [["v", "1.30"]], "riders": {
-        "legs": {"rows": [["v", "v 500 put", "6.45"]]}, "summary": {"html": "<div>cards 2</div>"}}}
-    legs.widget._handle_msg({"resync": 0})
-    summary._handle_msg({"resync": True})
-    assert legs_sent.messages == [{"seq": 1, "rows": [["v", "v 500 put", "6.45"]]}]
-    assert summary_sent == [{"html": "<div>cards 2</div>"}]
-
-
-def test_an_acknowledgement_is_handled_in_bokehs_own_turn_not_scheduled() -> None:
-    """The browser's acknowledgement reaches the table in the same turn of the event loop that received it
-    (Bokeh's handler, document locked), and the next patch leaves in that turn: nothing is scheduled on
-    the document for later (Panel would add a callback, then a coroutine, then a tick for the send)."""
-    table = PatchedTable((("position", "Position"), ("mark", "Mark")), "t")
-    sent = Sent(table)
-    table.update([("a", "1.00")])
-    table.update([("a", "1.01")])  # waits: message 1 is not acknowledged
-    assert len(sent.messages) == 1
-    doc = FakeDoc()
-    doc.session_context = object()  # a served document
-    table.widget._server_event(doc, DataEvent(model=None, data={"ack": 1}))
-    assert doc.callbacks == [] and table.acked == 1
-    assert sent.messages[-1] == {"seq": 2, "cells": [[0, 1, "1.01"]]}
-
-
-def test_a_tab_that_stops_acknowledging_gets_one_message_per_timeout_never_a_stream() -> None:
-    """A message unacknowledged for the timeout lets one more go out, and then the table waits again (the
-    timeout counts from the newest message sent): a tab that cannot keep up never receives a stream of
-    updates that would queue in front of it, however many markings come."""
-    table = PatchedTable((("position", "Position"), ("mark", "Mark")), "t", window=1, ack_timeout=3600.0)
-    sent = Sent(table)
-    table.update([("a", "1.00")])
-    table._sent_at[1] -= 7200.0  # message 1 went two hours ago and was never acknowledged
-    assert table.update([("a", "1.01")]) == 1 and len(sent.messages) == 2
-    for i in range(2, 40):  # markings keep coming; the tab still acknowledges nothing
-        assert table.update([("a", f"1.{i:02d}")]) == 0
-    assert len(sent.messages) == 2 and table.blocked
-    table.widget._handle_msg({"ack": 2})
-    assert sent.messages[-1] == {"seq": 3, "cells": [[0, 1, "1.39"]]}
