@@ -23,10 +23,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import subprocess
-import sys
 import time
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 
@@ -37,11 +35,10 @@ from bus.producer import Producer
 from bus.subscriber import Subscriber
 from contracts import ComputeDerived, IngestCandles, RunFinished, SnapshotOptions, run_id_for
 from contracts.catalog import job_of
+from devtools.paths import OH
 from devtools.processes import Service, wait_for_heartbeat
 from oh.domain import calendar, derived
 from services.snapshots import load_chains
-
-OH = str(Path(sys.executable).parent / "oh")
 
 
 def send_and_wait(home: Home, client: ControlClient, commands: list, timeout: float = 1800.0) -> float:  # type: ignore[type-arg]

@@ -27,17 +27,16 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 from bench._common import REPO, fresh_home, header, load_line, ratio_line, running_ledger, stop_service
 from bus.control_client import ControlClient
 from bus.producer import Producer
 from bus.subscriber import Subscriber
 from contracts import ComputeFlow, RunFinished, RunStarted, run_id_for
+from devtools.paths import OH
 from devtools.processes import Service, wait_for_heartbeat
 from oh.domain import calendar
 
-OH = str(Path(sys.executable).parent / "oh")
 SYMBOL = "ZZZZ"  # nothing stored for it: the partition is skipped, the run succeeds
 
 

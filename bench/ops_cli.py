@@ -23,15 +23,14 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from bench._common import REPO, fresh_home, header, load_line, ratio_line, running_ledger
 from bus.home import Home
+from devtools.paths import OH
 
-OH = str(Path(sys.executable).parent / "oh")
 OLD_DOWN = """
 import os, subprocess, sys, time
 import oh.cli.main  # the same imports as `oh down`

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,11 +12,11 @@ from typer.testing import CliRunner
 
 from bus.home import Home
 from devtools import forkserver
+from devtools.paths import OH
 from oh.adapters.portfolio_file import load
 from oh.cli.portfolio import portfolio_app
 from oh.domain.portfolio import Structure, option_legs
 
-OH = str(Path(sys.executable).parent / "oh")
 runner = CliRunner()
 
 IC_LEGS = [
