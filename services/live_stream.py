@@ -29,7 +29,7 @@ from contracts import Message, StartLive, StopLive, utc_now
 from services import logs
 from services.live.manager import LiveManager
 from services.runs import COMMAND_TTL_SECONDS, Bus
-from services.runtime import Worker
+from services.runtime import Worker, read_offset
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,7 @@ class LiveWorker:
             while True:
                 try:
                     commands = live_commands(control)
+                    journal_id = control.status().journal_id
                     break
                 except LedgerUnavailable:
                     if self.worker.stopping:
@@ -114,7 +115,10 @@ class LiveWorker:
                     time.sleep(0.5)
         finally:
             control.close()
-        resume, self.superseded = resume_plan(commands, self.worker._load_offset())
+        handled, handled_in = read_offset(self.worker.offset_path, NAME)
+        if handled_in and journal_id and handled_in != journal_id:
+            handled = 0  # its offset counts in another journal (the data was started over): nothing here was handled
+        resume, self.superseded = resume_plan(commands, handled)
         if resume is not None:
             self.manager.start(resume, resumed=True)
             self.worker.state("running" if self.manager.session else "idle")
