@@ -3,6 +3,15 @@
 Mark: `browser` (registered here). Run only these with `pytest -m browser tests/ui`; the unit tests
 of the dashboard's parts in this folder need no browser. Screenshots of every page go to
 docs/screenshots/ when OH_SCREENSHOTS=1 (see docs/dashboard.md).
+
+Two ways to get a page, by what the test checks:
+- `page`: a fresh browser context (cold cache, no cookies): for what a first load does (what it fetches), a
+  reload, a login, a page whose state the test changes in ways another test could see;
+- `tabs` (`Tabs.show(url)`): the one tab of a context shared by the module, loaded with a URL once for a run
+  of tests that read it, or change only what no other test reads (their own watchers, a query in the SQL
+  box); a test that changes what others read says so (`Tabs.discard`), the next one loads the URL afresh.
+  Tests that read the same URL come one after the other in their module. A page load costs
+  chromium 1-3 CPU-s (a fresh context about one more) and `oh ui` 0.5-1.5 (a Bokeh session).
 """
 
 from __future__ import annotations
@@ -65,6 +74,44 @@ def page(chromium: Any) -> Iterator[Any]:
     context = chromium.new_context(viewport={"width": 1400, "height": 2000})
     tab = context.new_page()
     yield tab
+    context.close()
+
+
+class Tabs:
+    """The one tab of a browser context, shared by tests that read the same URL: `show(url)` loads `url` in it
+    (and waits for its first fill, the `.oh-ready` marker) unless it shows `url` already, as the last test left
+    it. One tab, not one per URL: every open page of the dashboard gets the ledger's state each second and
+    playwright hears of every websocket frame, so tabs left open in the background cost CPU all along."""
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+        self.tab = context.new_page()
+        self.url: str | None = None  # what the tab shows, as loaded by `show`
+        self.loaded: set[str] = set()  # every URL loaded in the tab (by this `oh ui`: one session each)
+
+    def show(self, url: str) -> Any:
+        """The tab, showing `url` (loaded unless it shows it already)."""
+        if self.url != url:
+            self.url = None
+            self.tab.goto(url)
+            self.tab.wait_for_selector(".oh-ready", state="attached", timeout=READY_WAIT)
+            self.url = url
+            self.loaded.add(url)
+        return self.tab
+
+    def discard(self) -> None:
+        """Forget what the tab shows (a test changed what other tests read): the next `show` loads afresh."""
+        self.url = None
+
+
+READY_WAIT = 60_000  # ms
+
+
+@pytest.fixture(scope="module")
+def tabs(chromium: Any) -> Iterator[Tabs]:
+    """The tab shared by the tests of one module that read a page (the same viewport as `page`)."""
+    context = chromium.new_context(viewport={"width": 1400, "height": 2000})
+    yield Tabs(context)
     context.close()
 
 

@@ -1,5 +1,9 @@
 """The dashboard in a real browser: Debian's chromium (playwright) against a real `oh ui` process
-serving a populated OH_HOME through the real ledger. Waits are for conditions, never for time."""
+serving a populated OH_HOME through the real ledger. Waits are for conditions, never for time.
+
+Tests that read a page share the module's tab (`tabs`, tests/ui/conftest.py) and come one after the other:
+Health is loaded once for every test that reads it, as is the explorer. What a first load fetches gets a fresh
+browser context of its own."""
 
 from __future__ import annotations
 
@@ -13,10 +17,12 @@ import pytest
 from bus.producer import Producer
 from contracts import AssetFailed, RunFinished, RunStarted, utc_now
 from devtools.browser import Stack, emitted_run_id, run_oh
+from tests.ui.conftest import Tabs
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 WAIT = 60_000  # ms: generous, the machine is shared
+POLL = 50  # ms between two checks of a waited-for page function (playwright's default is every frame)
 BANNER = "Not financial advice"
 
 # slug -> (minimum Bokeh canvases, minimum tables, texts that must show); titles and labels in words (oh.domain.units)
@@ -52,11 +58,12 @@ def body_text(page: Any) -> str:
     return deep_text(page.locator("body"))
 
 
-@pytest.mark.parametrize("slug", list(PAGES))
-def test_every_page_loads_with_sim_data(populated: Stack, page: Any, slug: str, screenshots: Path | None) -> None:
-    """Each page paints its banner, charts (Bokeh canvases) and tables from the ledger, and never a traceback."""
+@pytest.mark.parametrize("slug", [slug for slug in PAGES if slug != "health"] + ["health"])
+def test_every_page_loads_with_sim_data(populated: Stack, tabs: Tabs, slug: str, screenshots: Path | None) -> None:
+    """Each page paints its banner, charts (Bokeh canvases) and tables from the ledger, and never a traceback.
+    (Health comes last: the tests below read it in the same tab.)"""
     canvases, tables, texts = PAGES[slug]
-    open_page(page, populated, f"/{slug}")
+    page = tabs.show(f"{populated.url}/{slug}")
     assert page.get_by_text(BANNER).first.is_visible()
     for text in texts:
         page.get_by_text(text).first.wait_for(state="attached", timeout=WAIT)
@@ -64,7 +71,7 @@ def test_every_page_loads_with_sim_data(populated: Stack, page: Any, slug: str, 
         page.wait_for_function(f"document.querySelectorAll('*').length && {canvases} <= "
                                "(function count(root){let n=root.querySelectorAll('canvas').length;"
                                "root.querySelectorAll('*').forEach(e=>{if(e.shadowRoot)n+=count(e.shadowRoot)});return n})(document)",
-                               timeout=WAIT)
+                               timeout=WAIT, polling=POLL)
     assert page.locator("table.oh-table").count() >= tables
     text = body_text(page)
     assert "Traceback" not in text and "could not be loaded" not in text
@@ -105,9 +112,9 @@ def test_pages_fetch_only_what_they_use_and_one_cached_stylesheet(populated: Sta
     assert backgrounds and set(backgrounds) == {"rgb(245, 247, 250)"}
 
 
-def test_stale_data_shows_in_red(populated: Stack, page: Any) -> None:
+def test_stale_data_shows_in_red(populated: Stack, tabs: Tabs) -> None:
     """QQQ stopped a week early: its freshness row is stale (red) and the planner offers the command."""
-    open_page(page, populated, "/health")
+    page = tabs.show(f"{populated.url}/health")
     row = page.locator("tr.oh-stale-row", has_text="QQQ").first
     row.wait_for(timeout=WAIT)
     assert "rgb(198, 40, 40)" in row.locator("td").first.evaluate("e => getComputedStyle(e).color")
@@ -115,17 +122,29 @@ def test_stale_data_shows_in_red(populated: Stack, page: Any) -> None:
 
 
 def _watch_statuses(page: Any) -> None:
-    """Record every status each run row shows (MutationObserver), and mark the page to detect reloads."""
+    """Record every status each run row shows, and mark the page to detect reloads. A MutationObserver on the
+    document and on every shadow root (Panel renders each pane in one; roots that appear later are observed
+    from the scan after the change that added them) re-reads the rows after each change: every state the rows
+    are in between two changes is seen, with no polling. Installed once per page; later calls only re-mark."""
     page.evaluate("""() => {
-        window.__ohNoReload = true; window.__ohStatuses = {};
+        window.__ohNoReload = true;
+        if (window.__ohStatuses) return;
+        window.__ohStatuses = {};
         const seen = (root) => root.querySelectorAll('tr.oh-run').forEach(tr => {
             const id = tr.dataset.runId, st = tr.dataset.status;
             (window.__ohStatuses[id] = window.__ohStatuses[id] || []);
             if (!window.__ohStatuses[id].includes(st)) window.__ohStatuses[id].push(st);
         });
-        const scan = () => { const walk = (root) => { seen(root);
+        const observed = new WeakSet();
+        const observer = new MutationObserver(() => scan());
+        const scan = () => { const walk = (root) => {
+            if (!observed.has(root)) {
+                observed.add(root);
+                observer.observe(root, {subtree: true, childList: true, attributes: true, characterData: true});
+            }
+            seen(root);
             root.querySelectorAll('*').forEach(e => { if (e.shadowRoot) walk(e.shadowRoot); }); }; walk(document); };
-        setInterval(scan, 20); scan();
+        scan();
     }""")
 
 
@@ -133,9 +152,9 @@ def _statuses(page: Any, run_id: str) -> list[str]:
     return list(page.evaluate(f"() => window.__ohStatuses['{run_id}'] || []"))
 
 
-def test_health_shows_a_new_run_appear_and_finish_without_reload(populated: Stack, page: Any) -> None:
+def test_health_shows_a_new_run_appear_and_finish_without_reload(populated: Stack, tabs: Tabs) -> None:
     """`oh emit ingest-candles` (no --wait): the run's row appears and then shows success, no reload."""
-    open_page(page, populated, "/health")
+    page = tabs.show(f"{populated.url}/health")
     _watch_statuses(page)
     symbols = ",".join(f"S{i:04d}" for i in range(40))
     result = run_oh(populated.home, "emit", "ingest-candles", "--symbols", symbols, "--start", "2020-01-02",
@@ -148,10 +167,10 @@ def test_health_shows_a_new_run_appear_and_finish_without_reload(populated: Stac
     assert "40 done" in deep_text(page.locator(f'tr.oh-run[data-run-id="{run_id}"]'))
 
 
-def test_health_shows_start_progress_and_failure_live(populated: Stack, page: Any) -> None:
+def test_health_shows_start_progress_and_failure_live(populated: Stack, tabs: Tabs) -> None:
     """Events sent the way a worker sends them: started, then a failed partition, then failed, each shown
     live; the recurring failures table picks the failure up without a reload."""
-    open_page(page, populated, "/health")
+    page = tabs.show(f"{populated.url}/health")
     _watch_statuses(page)
     producer = Producer(populated.home)
     run_id = f"ui-live-{os.getpid()}"
@@ -177,10 +196,10 @@ def test_health_shows_start_progress_and_failure_live(populated: Stack, page: An
     assert page.evaluate("() => window.__ohNoReload") is True
 
 
-def test_sql_box_refuses_delete(populated: Stack, page: Any) -> None:
+def test_sql_box_refuses_delete(populated: Stack, tabs: Tabs) -> None:
     """A DELETE in the SQL box is refused with a clear message and changes nothing; a SELECT answers."""
     before = populated.query("SELECT count(*) AS n FROM candles_daily")[0]["n"]
-    open_page(page, populated, "/explorer")
+    page = tabs.show(f"{populated.url}/explorer")
     box = page.locator(".oh-sql textarea")
     box.fill("DELETE FROM candles_daily")
     page.get_by_role("button", name="Run query").click()
@@ -196,8 +215,8 @@ def test_sql_box_refuses_delete(populated: Stack, page: Any) -> None:
     assert "sql=" in page.url  # the query is part of the shareable URL
 
 
-def test_a_query_error_is_a_message_not_a_traceback(populated: Stack, page: Any) -> None:
-    open_page(page, populated, "/explorer")
+def test_a_query_error_is_a_message_not_a_traceback(populated: Stack, tabs: Tabs) -> None:
+    page = tabs.show(f"{populated.url}/explorer")
     page.locator(".oh-sql textarea").fill("SELECT * FROM no_such_table")
     page.get_by_role("button", name="Run query").click()
     error = page.locator(".oh-notice-error")
@@ -205,8 +224,10 @@ def test_a_query_error_is_a_message_not_a_traceback(populated: Stack, page: Any)
     assert "no_such_table" in deep_text(error) and "Traceback" not in body_text(page)
 
 
-def test_page_state_lives_in_the_url(populated: Stack, page: Any) -> None:
+def test_page_state_lives_in_the_url(populated: Stack, tabs: Tabs) -> None:
     """A shared URL opens the same view; changing a control updates the URL; a reload keeps it."""
+    page = tabs.tab
+    tabs.discard()  # it goes to pages of its own
     open_page(page, populated, "/symbol?symbol=MSFT")
     page.get_by_text("Daily candles and volume").first.wait_for(timeout=WAIT)
     assert page.locator("select").first.input_value() == "MSFT"
@@ -220,10 +241,12 @@ def test_page_state_lives_in_the_url(populated: Stack, page: Any) -> None:
     page.get_by_text("ΔOI (contracts) by expiry").first.wait_for(timeout=WAIT)
 
 
-def test_the_dashboard_never_opens_the_warehouse(populated: Stack, page: Any) -> None:
-    """After every page has loaded, the `oh ui` process holds no file descriptor on the DuckDB file."""
+def test_the_dashboard_never_opens_the_warehouse(populated: Stack, tabs: Tabs) -> None:
+    """After every page has loaded (each once in this module, by the tests before or here), the `oh ui` process
+    holds no file descriptor on the DuckDB file."""
     for slug in PAGES:
-        open_page(page, populated, f"/{slug}")
+        if f"{populated.url}/{slug}" not in tabs.loaded:
+            tabs.show(f"{populated.url}/{slug}")
     assert populated.ui is not None
     fds = Path(f"/proc/{populated.ui.pid}/fd")
     targets = [os.readlink(fd) for fd in fds.iterdir() if fd.is_symlink()]

@@ -11,22 +11,27 @@ Per page and width, once its sections are filled (`.oh-ready`) and its charts dr
 - Health's coverage heatmap has its colour legend.
 
 With OH_SCREENSHOTS=1 each page is saved as docs/screenshots/<page>-<width>.png (full page).
-Waits are for conditions, never for time; no timing is asserted.
+Waits are for conditions, never for time; no timing is asserted. The pages of one width are loaded one
+after the other in the one tab of that width's browser context (`Tabs`); the legend's test reads the page the
+last layout test left there.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from devtools.browser import Stack
+from tests.ui.conftest import Tabs
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 WAIT = 60_000
-PAGES = ("health", "portfolio", "symbol", "flow", "derived", "explorer")
+POLL = 50  # ms between two checks of a waited-for page function (playwright's default is every frame)
+PAGES = ("portfolio", "symbol", "flow", "derived", "explorer", "health")  # Health last: the legend's test reads it next
 WIDTHS = {390: 844, 1440: 900}  # width -> height of the viewport (an iPhone 14's and a laptop's)
 
 # The layout in numbers, measured in the page (through shadow roots: Panel renders each pane in one).
@@ -79,33 +84,30 @@ CANVASES = ("(function count(root){let n=root.querySelectorAll('canvas').length;
 
 
 @pytest.fixture(scope="module", params=list(WIDTHS), ids=lambda w: f"{w}px")
-def tab(request: pytest.FixtureRequest, chromium: Any) -> Any:
-    """One browser context per width for the module (pages are opened one after another in its tab)."""
+def sized(request: pytest.FixtureRequest, chromium: Any) -> Iterator[Tabs]:
+    """One browser context per width for the module, and its tab."""
     width = int(request.param)
     context = chromium.new_context(viewport={"width": width, "height": WIDTHS[width]})
-    page = context.new_page()
-    page.oh_width = width  # type: ignore[attr-defined]
-    yield page
+    yield Tabs(context)
     context.close()
 
 
-def laid_out(tab: Any, stack: Stack, slug: str) -> dict[str, Any]:
-    """Open a page, wait for its sections and its charts, return MEASURE's figures."""
-    tab.goto(f"{stack.url}/{slug}")
-    tab.wait_for_selector(".oh-ready", state="attached", timeout=WAIT)
+def laid_out(sized: Tabs, stack: Stack, slug: str) -> tuple[Any, dict[str, Any]]:
+    """A page's tab at this width, once its sections are filled and its charts drawn, and MEASURE's figures."""
+    tab = sized.show(f"{stack.url}/{slug}")
     if slug not in ("explorer",):  # every other page draws at least one chart
-        tab.wait_for_function(f"{CANVASES} > 0", timeout=WAIT)
+        tab.wait_for_function(f"{CANVASES} > 0", timeout=WAIT, polling=POLL)
     # Bokeh sizes a chart on the frame after it draws; measure once two frames show the same layout
     tab.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
-    return dict(tab.evaluate(MEASURE))
+    return tab, dict(tab.evaluate(MEASURE))
 
 
 @pytest.mark.parametrize("slug", PAGES)
-def test_every_page_fits_its_width(populated: Stack, tab: Any, slug: str, screenshots: Path | None) -> None:
+def test_every_page_fits_its_width(populated: Stack, sized: Tabs, slug: str, screenshots: Path | None) -> None:
     """No horizontal page scroll, no section over another, nothing spilling out of its section or the sidebar;
     on a phone the sidebar starts collapsed."""
-    width = tab.oh_width
-    figures = laid_out(tab, populated, slug)
+    tab, figures = laid_out(sized, populated, slug)
+    width = tab.viewport_size["width"]
     assert figures["slots"] >= 1
     assert figures["scroll"] <= figures["width"], f"{slug} at {width}px scrolls sideways: {figures}"
     assert not figures["overlaps"], f"{slug} at {width}px: sections overlap: {figures['overlaps']}"
@@ -126,21 +128,24 @@ def whole_page_picture(tab: Any, width: int, path: Path) -> None:
     tab.set_viewport_size({"width": width, "height": WIDTHS[width]})
 
 
-def test_the_coverage_heatmap_has_a_colour_legend(populated: Stack, tab: Any) -> None:
+def test_the_coverage_heatmap_has_a_colour_legend(populated: Stack, sized: Tabs) -> None:
     """Each colour of Health's coverage heatmap is named under it, in words."""
-    laid_out(tab, populated, "health")
+    tab, _ = laid_out(sized, populated, "health")
     for words in ("present", "missing", "before the symbol's first session"):
         tab.locator(".oh-swatch", has_text=words).first.wait_for(state="attached", timeout=WAIT)
 
 
-def test_flows_group_by_shows_all_four_choices(populated: Stack, tab: Any) -> None:
+def test_flows_group_by_shows_all_four_choices(populated: Stack, sized: Tabs) -> None:
     """Every "Group by" choice in Flow's sidebar can be seen and picked (a clipped choice cannot be clicked:
     playwright clicks only what receives the click at its place). At 390 px the sidebar is opened first."""
-    laid_out(tab, populated, "flow")
-    if tab.oh_width < 768:
-        tab.locator("#sidebar-toggle").click()
-    for choice in ("Strike", "Expiry", "Expiry x strike", "Contract"):
-        option = tab.get_by_label(choice, exact=True)
-        option.scroll_into_view_if_needed(timeout=WAIT)
-        option.check(timeout=WAIT)
-        assert option.is_checked()
+    tab, _ = laid_out(sized, populated, "flow")
+    try:
+        if tab.viewport_size["width"] < 768:
+            tab.locator("#sidebar-toggle").click()
+        for choice in ("Strike", "Expiry", "Expiry x strike", "Contract"):
+            option = tab.get_by_label(choice, exact=True)
+            option.scroll_into_view_if_needed(timeout=WAIT)
+            option.check(timeout=WAIT)
+            assert option.is_checked()
+    finally:
+        sized.discard()  # the sidebar is open, another grouping picked
