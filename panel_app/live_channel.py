@@ -47,7 +47,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlparse
 
 from bokeh.server.util import check_allowlist
@@ -56,7 +56,6 @@ from tornado.web import HTTPError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 if TYPE_CHECKING:
-    from panel_app.live_grid import PatchedTable, Sent
     from panel_app.live_marks import LiveMarks
 
 log = logging.getLogger(__name__)
@@ -74,13 +73,27 @@ ACK_TIMEOUT = 5.0  # seconds: with no acknowledgement that long after the newest
 CLOSE_SESSION_GONE = 4001  # the page's session ended: the token is dead
 
 
+Sent = dict[str, Any]  # what one socket was sent, per role: a table's rows, a LiveHTML's text
+
+
+class Carrier(Protocol):
+    """The table whose frames carry a marking (panel_app.live_grid.PatchedTable): its role names its part of a
+    frame; `frame` is what a socket lacks (None: nothing), `full_frame` every row, each given what it was sent."""
+
+    role: str
+
+    def frame(self, sent: Sent) -> dict[str, Any] | None: ...
+
+    def full_frame(self, sent: Sent) -> dict[str, Any]: ...
+
+
 class Outlet:
     """One socket's side of a channel: what it was sent, its frame numbers and whether a write is under way.
     `socket` is anything with Tornado's `write_message` and `close` (LiveSocket; a stand-in in tests)."""
 
     def __init__(self, socket: Any) -> None:
         self.socket = socket
-        self.sent: Sent = {}  # per role, what this socket was sent (panel_app.live_grid)
+        self.sent: Sent = {}  # per role, what this socket was sent (Sent)
         self.seq = 0  # frames written
         self.acked = 0  # the newest frame the tab applied
         self.writing = False  # a frame is being written (its future is not done)
@@ -105,7 +118,7 @@ class Channel:
     `offer` may be called from any thread; everything else runs on the server's event loop (`loop`:
     Tornado's IOLoop, whose `add_callback` is its one thread-safe method)."""
 
-    def __init__(self, loop: Any, positions: PatchedTable, apply: Callable[[LiveMarks], None]) -> None:
+    def __init__(self, loop: Any, positions: Carrier, apply: Callable[[LiveMarks], None]) -> None:
         self.token = secrets.token_urlsafe(32)
         self.loop = loop
         self.positions = positions  # the carrier: its riders (legs, summary) travel in its frames
@@ -250,7 +263,7 @@ _channels: dict[str, Channel] = {}
 _lock = threading.Lock()
 
 
-def open_channel(loop: Any, positions: PatchedTable, apply: Callable[[LiveMarks], None]) -> Channel:
+def open_channel(loop: Any, positions: Carrier, apply: Callable[[LiveMarks], None]) -> Channel:
     """A new channel for one page session, its token valid until `Channel.close`."""
     channel = Channel(loop, positions, apply)
     with _lock:

@@ -32,10 +32,8 @@ from panel.io.state import set_curdoc
 from panel.models.esm import DataEvent
 
 from panel_app.components import CSS
-from panel_app.live_channel import CLOSE_SESSION_GONE, PROTOCOL, ROUTE
+from panel_app.live_channel import CLOSE_SESSION_GONE, PROTOCOL, ROUTE, Sent
 from panel_app.live_tables import CELL_CSS, NUMERIC_COLUMNS, QUOTE_STATES, Row
-
-Sent = dict[str, Any]  # what one socket was sent, per role: a table's rows, a LiveHTML's text
 
 LIVE_JS = """
 const live = () => (window.__ohLive = window.__ohLive || {parts: {}, resync: () => {}});
