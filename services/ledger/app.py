@@ -108,6 +108,10 @@ class Ledger:
         self.control = ControlServer(self, home.ipc_endpoint("control"), tcp=self.tcp)
         self.watchdog = RunWatchdog(self.started_at, ABANDON_SECONDS)
         self.watchdog.load(self.warehouse.open_runs(), time.time())
+        # When the ledger last found its ingress empty: every heartbeat sent before then has been read. The
+        # watchdog judges silence as of then, not as of now: a drain that took longer than the timeout (a wide
+        # day's commit on a loaded box) left the beats sent meanwhile unread, and they were taken for silence.
+        self._caught_up_at = time.time()
         self._last_tick = 0.0
         self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-fsync")
         self._reject_logs = 0
@@ -252,6 +256,8 @@ class Ledger:
             while not self.stopping.is_set():
                 if poller.poll(100):
                     self._drain()
+                else:
+                    self._caught_up_at = time.time()
                 self._serve_rebuilds()
                 self._retry_stall()
                 now = time.monotonic()
@@ -260,7 +266,7 @@ class Ledger:
                     self.publisher.send_multipart([HEAD_TOPIC, pack_seq(self.warehouse.applied_seq),
                                                   self.journal.identity.encode("ascii")])
                     if self._refusal() is None:
-                        abandoned = self.watchdog.abandoned(self.heartbeats, time.time())
+                        abandoned = self.watchdog.abandoned(self.heartbeats, self._caught_up_at)
                         if abandoned:
                             self._journal_own(abandoned)
         finally:
@@ -297,6 +303,7 @@ class Ledger:
             try:
                 parts = self.ingress.recv_multipart(zmq.NOBLOCK, copy=True)
             except zmq.Again:
+                self._caught_up_at = time.time()  # read to the end: the beats sent until now are admitted
                 # group commit sized by time and bytes: a small group waits briefly for more to arrive
                 left = linger_until - time.monotonic()
                 if not intake.messages or group.full(len(intake.messages), intake.size) or left <= 0:
