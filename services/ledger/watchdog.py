@@ -9,6 +9,9 @@ journals itself, when for `timeout` seconds either
 - its service is alive but is not executing it (`RunLost`): the worker restarted and its command
   was lost, or the journal lost the tail that held the command or the RunFinished.
 
+`now` is when the ledger last read its ingress to the end (`Ledger._caught_up_at`): beats sent after
+that may be waiting unread behind a long commit, so they cannot count as silence.
+
 A heartbeat without a run id (a worker from before run ids) in state `running` counts as executing
 the run, so an old worker is never wrongly abandoned; it is judged by the first rule only. If the
 worker comes back with the command, it runs it again (the run is started anew).
