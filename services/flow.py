@@ -44,7 +44,8 @@ def compute_flow(command: ComputeFlow, run: RunContext) -> None:
     failures: list[tuple[str, BaseException]] = []
     for group, chunks in read_plan(command.symbols, days, command.window):
         for chunk in chunks:
-            stored = load_chains_many(run.query, group, chunk[0], chunk[-1], before=command.window)
+            stored = load_chains_many(run.query, group, chunk[0], chunk[-1], before=command.window,
+                                      columns=flow.CHAIN_INPUTS)  # the ledger sends 11 of the 19 columns
             for day in chunk:
                 batches: dict[tuple[tuple[date, date], ...], list[str]] = {}
                 for symbol in group:

@@ -52,6 +52,10 @@ CONTRACT_FLOW_SCHEMA = pa.schema(
     ]
 )
 
+# The columns of a stored chain (oh.read.quotes.CHAIN_COLUMNS) contract_flow reads: a job reads only these.
+CHAIN_INPUTS = ("contract_symbol", "underlying", "snapshot_date", "expiry", "right", "strike", "spot", "mark", "volume",
+                "open_interest", "delta")
+
 _SUMMED = ("oi_before", "oi_today", "d_oi", "d_oi_notional", "volume", "volume_notional", "delta_notional")
 
 GROUP_FLOW_SCHEMA = rows.FLOW  # the wire schema of flow rows (contracts/rows.py)

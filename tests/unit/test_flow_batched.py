@@ -92,3 +92,13 @@ def test_a_bad_chain_in_the_batch_raises() -> None:
 def test_no_symbols_no_rows() -> None:
     """An empty batch is an empty answer."""
     assert flow.flow_rows_many({}, [(SESSIONS[0], SESSIONS[1])], 1) == {}
+
+
+def test_the_chain_inputs_are_all_flow_reads() -> None:
+    """Flow from chains narrowed to CHAIN_INPUTS (what the worker now reads) equals flow from the whole chains."""
+    chains = _chains(SYMBOLS[:6])
+    pairs = flow.window_pairs(SESSIONS, SESSIONS[-1], 2)
+    narrow = {s: {d: t.select(list(flow.CHAIN_INPUTS)) for d, t in by_day.items()} for s, by_day in chains.items()}
+    wide = flow.flow_rows_many(chains, pairs, 2)
+    for symbol, rows in flow.flow_rows_many(narrow, pairs, 2).items():
+        assert rows.equals(wide[symbol])
