@@ -27,52 +27,80 @@ FLOW = job_of(ComputeFlow)
 ASSET = FLOW.asset_key
 
 
+BATCH_PARTITIONS = 64  # partitions whose flow is computed together and sent in one frame (emit_many)
+
+
 def compute_flow(command: ComputeFlow, run: RunContext) -> None:
     """Flow of each symbol for each session (the window ending there), every grouping, one FlowComputed each.
 
     The chains are read per `services.snapshots.read_plan` (with the `window` sessions before each
     read): a daily over thousands of symbols costs a read per few hundred symbols, a long range a
-    read per symbol and chunk of sessions. Partitions go symbol by symbol, oldest session first.
+    read per symbol and chunk of sessions. Within a read, session by session (oldest first), the
+    symbols whose windows span the same sessions are computed together (`oh.domain.flow.flow_rows_many`,
+    BATCH_PARTITIONS at a time, the same rows as one by one) and their events sent in one frame; each
+    symbol and session is still its own partition: one event, or one skipped or failed asset.
     """
     days = command.days()
     failures: list[tuple[str, BaseException]] = []
     for group, chunks in read_plan(command.symbols, days, command.window):
         for chunk in chunks:
-            stored = load_chains_many(run.query, group, chunk[0], chunk[-1], before=command.window)
-            for symbol in group:
-                chains = stored.get(symbol, {})
-                for day in chunk:
-                    run.check_stop()
-                    error = _flow_of_session(run, command, symbol, day, chains)
-                    if error is not None:
-                        failures.append((f"{symbol}|{day}", error))
+            stored = load_chains_many(run.query, group, chunk[0], chunk[-1], before=command.window,
+                                      columns=flow.CHAIN_INPUTS)  # the ledger sends 11 of the 19 columns
+            for day in chunk:
+                batches: dict[tuple[tuple[date, date], ...], list[str]] = {}
+                for symbol in group:
+                    pairs = _pairs(run, command, symbol, day, stored.get(symbol, {}))
+                    if pairs is not None:
+                        batches.setdefault(tuple(pairs), []).append(symbol)
+                for pairs, symbols in batches.items():
+                    for start in range(0, len(symbols), BATCH_PARTITIONS):
+                        batch = symbols[start:start + BATCH_PARTITIONS]
+                        failures += _flow_of_batch(run, command, day, list(pairs), {s: stored[s] for s in batch})
     raise_if_partitions_failed(failures, len(command.symbols) * len(days), "partitions")
 
 
-def _flow_of_session(run: RunContext, command: ComputeFlow, symbol: str, day: date,
-                     chains: dict[date, pa.Table]) -> BaseException | None:
-    """Emit one session's flow (or record it skipped); the error if it failed."""
-    started = utc_now()
-    partition = f"{symbol}|{day}"
+def _pairs(run: RunContext, command: ComputeFlow, symbol: str, day: date,
+           chains: dict[date, pa.Table]) -> list[tuple[date, date]] | None:
+    """The session pairs of `symbol`'s window ending at `day`; None (the partition recorded skipped) without one."""
     window = [d for d in sorted(chains) if d <= day][-(command.window + 1):]
     if len(window) < 2 or window[-1] != day:
-        run.asset_skipped(ASSET, partition, f"flow needs a snapshot on {day} and one before it; "
-                          f"stored up to then: {', '.join(map(str, window)) or 'none'}", started)
+        run.asset_skipped(ASSET, f"{symbol}|{day}", f"flow needs a snapshot on {day} and one before it; "
+                          f"stored up to then: {', '.join(map(str, window)) or 'none'}", utc_now())
         return None
+    return flow.window_pairs(window, day, command.window)
+
+
+def _flow_of_batch(run: RunContext, command: ComputeFlow, day: date, pairs: list[tuple[date, date]],
+                   chains: dict[str, dict[date, pa.Table]]) -> list[tuple[str, BaseException]]:
+    """Emit the flow of each symbol of `chains` on `day` over `pairs`, in one frame; the partitions that failed.
+
+    Computed for the whole batch at once; if that raises, one symbol at a time, so the partitions that fail
+    are recorded each with its own error and the others still land."""
+    run.check_stop()
+    started = utc_now()
     try:
-        pairs = flow.window_pairs(window, day, command.window)  # the contract join once, every grouping
-        contracts = pa.concat_tables([flow.contract_flow(chains[a], chains[b]) for a, b in pairs])
-        rows = pa.concat_tables([flow.group_flow(contracts, g, command.window) for g in flow.GROUP_BYS])
-    except Exception as exc:  # one partition's failure never stops the others
-        run.asset_failed(ASSET, partition, exc, started)
-        return exc
-    run.emit(
-        FlowComputed(
+        rows_of = flow.flow_rows_many(chains, pairs, command.window)
+    except Exception:  # some symbol's chains are bad: find which, one by one
+        rows_of = {}
+    failures: list[tuple[str, BaseException]] = []
+    events: list[FlowComputed] = []
+    for symbol, symbol_chains in chains.items():
+        rows = rows_of.get(symbol)
+        if rows is None:
+            run.check_stop()
+            started = utc_now()
+            try:
+                rows = flow.flow_rows(symbol_chains, pairs, command.window)
+            except Exception as exc:  # one partition's failure never stops the others
+                run.asset_failed(ASSET, f"{symbol}|{day}", exc, started)
+                failures.append((f"{symbol}|{day}", exc))
+                continue
+        events.append(FlowComputed(
             run_id=run.run_id, symbol=symbol, as_of=day, window=command.window,
             row_count=rows.num_rows, rows=to_ipc(rows), started_at=started, ended_at=utc_now(),
-        )
-    )
-    return None
+        ))
+    run.emit_many(events)
+    return failures
 
 
 def after_snapshots(event: RunFinished, bus: Bus) -> None:

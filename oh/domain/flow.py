@@ -52,6 +52,10 @@ CONTRACT_FLOW_SCHEMA = pa.schema(
     ]
 )
 
+# The columns of a stored chain (oh.read.quotes.CHAIN_COLUMNS) contract_flow reads: a job reads only these.
+CHAIN_INPUTS = ("contract_symbol", "underlying", "snapshot_date", "expiry", "right", "strike", "spot", "mark", "volume",
+                "open_interest", "delta")
+
 _SUMMED = ("oi_before", "oi_today", "d_oi", "d_oi_notional", "volume", "volume_notional", "delta_notional")
 
 GROUP_FLOW_SCHEMA = rows.FLOW  # the wire schema of flow rows (contracts/rows.py)
@@ -276,6 +280,49 @@ def window_pairs(sessions: list[date], as_of: date, window: int) -> list[tuple[d
             f"flow needs two snapshot sessions on or before {as_of}; found {len(usable)}"
         )
     return list(itertools.pairwise(usable))
+
+
+def flow_rows(chains: dict[date, pa.Table], pairs: list[tuple[date, date]], window: int) -> pa.Table:
+    """One symbol's flow over `pairs` (window_pairs), every grouping of GROUP_BYS one after the other: the rows
+    a flow partition stores (the contract join once, then each grouping)."""
+    contracts = pa.concat_tables([contract_flow(chains[a], chains[b]) for a, b in pairs])
+    return pa.concat_tables([group_flow(contracts, g, window) for g in GROUP_BYS])
+
+
+def flow_rows_many(chains: dict[str, dict[date, pa.Table]], pairs: list[tuple[date, date]],
+                   window: int) -> dict[str, pa.Table]:
+    """`flow_rows` of each symbol of `chains` over the same `pairs`, computed for all of them at once: {symbol: rows}.
+
+    Each symbol's rows are exactly `flow_rows(chains[symbol], pairs, window)`: the chains of every symbol are
+    joined in one `contract_flow` per pair (a contract symbol names its root, so contracts of different
+    symbols never meet; rows stay sorted by contract symbol, so each symbol's rows keep their order) and summed
+    in one `group_flow` per grouping, whose groups are already per symbol and which sorts by symbol first. Many
+    small symbols so cost a few Arrow calls instead of ~60 each. Raises what any symbol's chains raise; the
+    caller then computes them one by one to say which.
+    """
+    symbols = list(chains)
+    if not symbols:
+        return {}
+    contracts = pa.concat_tables([
+        contract_flow(pa.concat_tables([chains[s][a] for s in symbols]), pa.concat_tables([chains[s][b] for s in symbols]))
+        for a, b in pairs
+    ])
+    per_grouping = [_split_by_symbol(group_flow(contracts, g, window)) for g in GROUP_BYS]
+    missing = [s for s in symbols if any(s not in rows for rows in per_grouping)]
+    if missing:
+        raise ValueError(f"no flow rows for {', '.join(missing[:5])} in a batch: computed one by one instead")
+    return {s: pa.concat_tables([rows[s] for rows in per_grouping]) for s in symbols}
+
+
+def _split_by_symbol(table: pa.Table) -> dict[str, pa.Table]:
+    """Slices of a table sorted by `symbol`, one per symbol (zero-copy)."""
+    if not table.num_rows:
+        return {}
+    column = table.column("symbol").combine_chunks()
+    changed = pc.not_equal(column.slice(1), column.slice(0, len(column) - 1))
+    starts = [0, *(pc.indices_nonzero(changed).to_numpy() + 1).tolist()]
+    ends = [*starts[1:], len(column)]
+    return {column[a].as_py(): table.slice(a, b - a) for a, b in zip(starts, ends, strict=True)}
 
 
 def compute_flow(chains: dict[date, pa.Table], as_of: date, window: int, group_by: str) -> pa.Table:

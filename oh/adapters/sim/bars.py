@@ -10,7 +10,8 @@ real feed. Everything derives from oh.adapters.sim.options, so bars agree with t
 from __future__ import annotations
 
 import hashlib
-from datetime import date, timedelta
+import re
+from datetime import date
 
 import numpy as np
 import pyarrow as pa
@@ -24,7 +25,7 @@ from oh.adapters.sim.market import (
     symbol_seed,
     uniform,
 )
-from oh.adapters.sim.options import option_chain, quote_contracts
+from oh.adapters.sim.options import listed_contracts, quote_prices
 from oh.domain import calendar
 from oh.domain.osi import BadOptionSymbol
 
@@ -32,31 +33,43 @@ _S_HIGH, _S_LOW, _S_VWAP, _S_TRADES = (np.uint64(0xB0A5 + i) for i in range(4))
 
 
 def option_contracts(symbol: str, day: date, max_dte: int, market_seed: int = DEFAULT_SEED) -> list[str]:
-    """OCC compact symbols of `symbol`'s contracts listed on session `day` expiring within `max_dte` days."""
-    chain = option_chain(symbol, day, market_seed)
-    within = pc.less_equal(chain["expiry"], pa.scalar(day + timedelta(days=max_dte), pa.date32()))
-    return chain.filter(within).column("contract_symbol").to_pylist()
+    """OCC compact symbols of `symbol`'s contracts listed on session `day` expiring within `max_dte` days
+    (the chain's `contract_symbol`s, in its order, from the listing: no contract is priced)."""
+    return listed_contracts(symbol, day, max_dte, market_seed)
 
 
 def _parse(symbol: str, contracts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Expiry (datetime64[D]), is-call and strike arrays of compact symbols on root `symbol`."""
-    expiry, call, strike = [], [], []
-    for text in contracts:
-        tail = text[len(symbol):]
-        if not text.startswith(symbol) or len(tail) != 15 or tail[6] not in "CP" or not tail[7:].isdigit():
-            raise BadOptionSymbol(f"{text!r} is not a compact option symbol on {symbol}")
-        expiry.append(f"20{tail[0:2]}-{tail[2:4]}-{tail[4:6]}")
-        call.append(tail[6] == "C")
-        strike.append(int(tail[7:]) / 1000.0)
-    return np.array(expiry, dtype="datetime64[D]"), np.array(call, dtype=bool), np.array(strike, dtype=np.float64)
+    """Expiry (datetime64[D]), is-call and strike arrays of compact symbols on root `symbol` (Arrow's string
+    kernels over the whole list: no per-contract Python)."""
+    if not contracts:
+        return np.array([], dtype="datetime64[D]"), np.array([], dtype=bool), np.array([], dtype=np.float64)
+    text = pa.array(contracts, pa.string())
+    valid = pc.match_substring_regex(text, f"^{re.escape(symbol)}\\d{{6}}[CP]\\d{{8}}$")
+    if not pc.all(valid).as_py():
+        bad = text[pc.index(valid, False).as_py()].as_py()
+        raise BadOptionSymbol(f"{bad!r} is not a compact option symbol on {symbol}")
+    tail = pc.utf8_slice_codeunits(text, len(symbol))
+    yyyymmdd = pc.utf8_replace_slice(pc.utf8_slice_codeunits(tail, 0, 6), 0, 0, "20")
+    try:
+        expiry = pc.cast(pc.strptime(yyyymmdd, format="%Y%m%d", unit="s"), pa.date32())
+    except pa.ArrowInvalid as exc:
+        raise BadOptionSymbol(f"a contract of {symbol} has no valid expiry date: {exc}") from None
+    call = pc.equal(pc.utf8_slice_codeunits(tail, 6, 7), "C")
+    strike = pc.cast(pc.utf8_slice_codeunits(tail, 7, 15), pa.int64()).to_numpy() / 1000.0
+    days = pc.cast(expiry, pa.int32()).to_numpy().astype(np.int64)  # numpy's own dates: no pandas import
+    return days.astype("datetime64[D]"), call.to_numpy(zero_copy_only=False), strike
 
 
-def _hash_uniform(symbol: str, contracts: np.ndarray, session: int, salt: np.uint64, market_seed: int) -> np.ndarray:
-    base = np.uint64(symbol_seed(f"bars:{symbol}", market_seed))
-    keys = np.array(
+def _contract_hashes(contracts: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each contract's symbol (blake2b: stable across processes and machines)."""
+    return np.array(
         [int.from_bytes(hashlib.blake2b(c.encode(), digest_size=8).digest(), "little") for c in contracts], np.uint64
     )
-    return uniform(mix(mix(keys ^ base) ^ np.uint64(session) ^ salt))
+
+
+def _hash_uniform(mixed: np.ndarray, session: int, salt: np.uint64) -> np.ndarray:
+    """A (0, 1) draw per contract and session for stream `salt`; `mixed` is mix(contract hash ^ the symbol's base)."""
+    return uniform(mix(mixed ^ np.uint64(session) ^ salt))
 
 
 def option_bars(symbol: str, contracts: list[str], start: date, end: date, market_seed: int = DEFAULT_SEED) -> pa.Table:
@@ -64,6 +77,8 @@ def option_bars(symbol: str, contracts: list[str], start: date, end: date, marke
     require_listed(symbol)
     expiry, call, strike = _parse(symbol, contracts)
     names = np.array(contracts, dtype=object)
+    base = np.uint64(symbol_seed(f"bars:{symbol}", market_seed))
+    mixed = mix(_contract_hashes(names) ^ base)
     tables = []
     for day64 in calendar.sessions(start, end):
         day = day64.astype(object)
@@ -71,19 +86,20 @@ def option_bars(symbol: str, contracts: list[str], start: date, end: date, marke
         if not live.any():
             continue
         session = calendar.session_index(day)
-        today = quote_contracts(symbol, day, expiry[live], call[live], strike[live], market_seed)
-        close = today.column("last").to_numpy()
-        volume = today.column("volume").to_numpy()
-        spread = today.column("ask").to_numpy() - today.column("bid").to_numpy()
+        today = quote_prices(symbol, day, expiry[live], call[live], strike[live], market_seed)
+        close = today["last"]
+        volume = today["volume"]
+        spread = today["ask"] - today["bid"]
         if session > 0:
             before = calendar.all_sessions()[session - 1].astype(object)
-            open_ = quote_contracts(symbol, before, expiry[live], call[live], strike[live], market_seed).column("last").to_numpy()
+            open_ = quote_prices(symbol, before, expiry[live], call[live], strike[live], market_seed,
+                                 with_volume=False)["last"]
         else:
             open_ = close
         traded = volume > 0
         ids = names[live]
         u_high, u_low, u_vwap, u_trades = (
-            _hash_uniform(symbol, ids, session, salt, market_seed) for salt in (_S_HIGH, _S_LOW, _S_VWAP, _S_TRADES)
+            _hash_uniform(mixed[live], session, salt) for salt in (_S_HIGH, _S_LOW, _S_VWAP, _S_TRADES)
         )
         high = np.round(np.maximum(open_, close) + u_high * spread * 0.5, 2)
         low = np.round(np.maximum(np.minimum(open_, close) - u_low * spread * 0.5, 0.01), 2)

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -243,24 +244,42 @@ def _open_interest(
     OI_SPOT_WINDOW sessions, not on today's close: positions are sticky, a 2% move does not
     close them.
     """
-    ref = float(np.mean(closes[max(session - OI_SPOT_WINDOW + 1, 0) : session + 1]))
-    day = calendar.all_sessions()[session]
-    tau = (expiry_days - (day - _EPOCH).astype(np.int64)).astype(np.float64)  # calendar days left
-    t = np.maximum(tau, 1.0) / 365.0
+    return _open_interests(keys, strike, expiry_days, is_call, (session,), closes, base_vol)[0]
+
+
+def _open_interests(
+    keys: npt.NDArray[np.uint64], strike: npt.NDArray[np.float64], expiry_days: npt.NDArray[np.int64],
+    is_call: npt.NDArray[np.bool_], sessions: tuple[int, ...], closes: npt.NDArray[np.float64], base_vol: float,
+) -> list[npt.NDArray[np.float64]]:
+    """`_open_interest` as of each of `sessions`, the same numbers, with the per-contract draws that do not
+    depend on the session (base, period, phase) and each session's hashed shock made once, not per session
+    (a quote needs today's and yesterday's open interest: their AR(1) sums share 11 of their 12 shocks)."""
     base = np.exp(7.0 + 0.8 * _normal(_stream(keys, _S_BASE)))
-    m = np.log(strike / ref) / (base_vol * np.sqrt(np.maximum(t, 30 / 365)))
-    otm = np.where(is_call, m > 0, m < 0)
-    interest = np.exp(-0.5 * (m / 2.0) ** 2) * np.where(otm, 1.3, 0.8)
     round_strike = np.where(np.round(strike * 1000).astype(np.int64) % 5000 == 0, 1.5, 1.0)
-    life = (1.0 - np.exp(-np.maximum(MONTHLY_DAYS + 30 - tau, 0.0) / 120.0)) * (0.4 + 0.6 * (1 - np.exp(-tau / 4.0)))
-    term = 1.0 / (1.0 + 1.5 * t)
     period = 20.0 + 70.0 * uniform(_stream(keys, _S_PERIOD))
     phase = 2 * np.pi * uniform(_stream(keys, _S_PHASE))
-    cycle = 0.45 * np.sin(2 * np.pi * session / period + phase)  # building and unwinding periods
-    ar = np.zeros(keys.shape)
-    for lag in range(OI_AR_LAGS):  # a loop over lags, each a whole-chain vector op
-        ar += OI_AR_PHI**lag * _normal(_stream(keys, _S_SHOCK, session - lag))
-    return base * interest * round_strike * life * term * np.exp(cycle + OI_SHOCK_SD * ar)
+    shocked = _stream(keys, _S_SHOCK)
+    shocks: dict[int, npt.NDArray[np.float64]] = {}
+    out = []
+    for session in sessions:
+        ref = float(np.mean(closes[max(session - OI_SPOT_WINDOW + 1, 0) : session + 1]))
+        day = calendar.all_sessions()[session]
+        tau = (expiry_days - (day - _EPOCH).astype(np.int64)).astype(np.float64)  # calendar days left
+        t = np.maximum(tau, 1.0) / 365.0
+        m = np.log(strike / ref) / (base_vol * np.sqrt(np.maximum(t, 30 / 365)))
+        otm = np.where(is_call, m > 0, m < 0)
+        interest = np.exp(-0.5 * (m / 2.0) ** 2) * np.where(otm, 1.3, 0.8)
+        life = (1.0 - np.exp(-np.maximum(MONTHLY_DAYS + 30 - tau, 0.0) / 120.0)) * (0.4 + 0.6 * (1 - np.exp(-tau / 4.0)))
+        term = 1.0 / (1.0 + 1.5 * t)
+        cycle = 0.45 * np.sin(2 * np.pi * session / period + phase)  # building and unwinding periods
+        ar = np.zeros(keys.shape)
+        for lag in range(OI_AR_LAGS):  # a loop over lags, each a whole-chain vector op
+            s = session - lag
+            if s not in shocks:
+                shocks[s] = _normal(mix(shocked ^ _U64(s & 0xFFFFFFFFFFFFFFFF)))  # = _stream(keys, _S_SHOCK, s)
+            ar += OI_AR_PHI**lag * shocks[s]
+        out.append(base * interest * round_strike * life * term * np.exp(cycle + OI_SHOCK_SD * ar))
+    return out
 
 
 # ---------------------------------------------------------------- quotes
@@ -275,6 +294,20 @@ def _spot(symbol: str, day: date, market_seed: int) -> tuple[int, float]:
     return s, float(spot_path(symbol, market_seed)[3][s])
 
 
+def _contracts(
+    day: date, expiry: npt.ArrayLike, is_call: npt.ArrayLike, strike: npt.ArrayLike,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
+    """(expiry as days since epoch, is_call, strike in mills) of arbitrary contracts; every expiry after `day`."""
+    exp_days = (np.asarray(expiry, dtype="datetime64[D]") - _EPOCH).astype(np.int64)
+    call = np.asarray(is_call, dtype=bool)
+    mills = np.round(np.asarray(strike, dtype=np.float64) * 1000).astype(np.int64)
+    exp_days, call, mills = (np.ascontiguousarray(a) for a in np.broadcast_arrays(exp_days, call, mills))
+    day_num = int((np.datetime64(day, "D") - _EPOCH).astype(np.int64))
+    if (exp_days <= day_num).any():
+        raise ValueError("every expiry must be after the snapshot day")
+    return exp_days, call, mills
+
+
 def quote_contracts(
     symbol: str, day: date, expiry: npt.ArrayLike, is_call: npt.ArrayLike, strike: npt.ArrayLike,
     market_seed: int = DEFAULT_SEED,
@@ -285,29 +318,51 @@ def quote_contracts(
     3 decimals. option_chain calls this on the listed contracts; it also serves other listings.
     """
     session, spot = _spot(symbol, day, market_seed)
-    exp_days = (np.asarray(expiry, dtype="datetime64[D]") - _EPOCH).astype(np.int64)
-    call = np.asarray(is_call, dtype=bool)
-    mills = np.round(np.asarray(strike, dtype=np.float64) * 1000).astype(np.int64)
-    exp_days, call, mills = (np.ascontiguousarray(a) for a in np.broadcast_arrays(exp_days, call, mills))
-    day_num = int((np.datetime64(day, "D") - _EPOCH).astype(np.int64))
-    if (exp_days <= day_num).any():
-        raise ValueError("every expiry must be after the snapshot day")
+    exp_days, call, mills = _contracts(day, expiry, is_call, strike)
     return _quote(symbol, day, session, spot, exp_days, call, mills, market_seed)
 
 
-def _quote(
+def quote_prices(
+    symbol: str, day: date, expiry: npt.ArrayLike, is_call: npt.ArrayLike, strike: npt.ArrayLike,
+    market_seed: int = DEFAULT_SEED, with_volume: bool = True,
+) -> dict[str, npt.NDArray[Any]]:
+    """The columns `bid`, `ask`, `last` (and `volume` unless `with_volume` is False) of `quote_contracts`,
+    the same numbers, without the greeks, marks, contract symbols and (without volume) open interest it
+    also computes: what a daily bar is made of (oh.adapters.sim.bars)."""
+    session, spot = _spot(symbol, day, market_seed)
+    exp_days, call, mills = _contracts(day, expiry, is_call, strike)
+    prices = _prices(symbol, day, session, spot, exp_days, call, mills, market_seed)
+    out: dict[str, npt.NDArray[Any]] = {"bid": prices.bid, "ask": prices.ask, "last": prices.last}
+    if with_volume:
+        out["volume"] = _volume_oi(symbol, session, prices, exp_days, call, market_seed)[0]
+    return out
+
+
+@dataclass(frozen=True)
+class _Prices:
+    """A session's model prices of some contracts: what a quote, a bar and a contract list are made of."""
+
+    strike: npt.NDArray[np.float64]
+    t: npt.NDArray[np.float64]  # years to expiry
+    iv: npt.NDArray[np.float64]
+    theo: npt.NDArray[np.float64]
+    bid: npt.NDArray[np.float64]
+    ask: npt.NDArray[np.float64]
+    last: npt.NDArray[np.float64]
+    keys: npt.NDArray[np.uint64]  # _contract_keys
+
+
+def _prices(
     symbol: str, day: date, session: int, spot: float, exp_days: npt.NDArray[np.int64],
     call: npt.NDArray[np.bool_], mills: npt.NDArray[np.int64], market_seed: int,
-) -> pa.Table:
-    p = _symbol_params(symbol, market_seed)
-    q = p["dividend"]
-    n = mills.size
+) -> _Prices:
+    """Theoretical value, bid, ask and last trade of each contract on `day` (no greeks, no open interest)."""
+    q = _symbol_params(symbol, market_seed)["dividend"]
     strike = mills / 1000.0
     day_num = int((np.datetime64(day, "D") - _EPOCH).astype(np.int64))
     t = (exp_days - day_num) / 365.0
     iv = surface_iv(symbol, day, spot, strike, t, market_seed)
     theo = pricing.bsm_price(spot, strike, t, iv, RATE, q, call)
-    greeks = pricing.bsm_greeks(spot, strike, t, iv, RATE, q, call)
 
     # Quotes: a half-spread that grows with distance from the money (in standard deviations),
     # with maturity, and has an absolute floor that makes cheap options relatively wide.
@@ -321,24 +376,49 @@ def _quote(
     keys = _contract_keys(_seed_of(symbol, market_seed), exp_days, call, mills)
     u_last = uniform(_stream(keys, _S_LAST, session))
     last = np.round(np.clip(theo + (u_last - 0.5) * (ask - bid), np.maximum(bid, TICK), ask), 2)
-    mark = pricing.mark_price(bid, ask, last)
+    return _Prices(strike, t, iv, theo, bid, ask, last, keys)
 
+
+def _volume_oi(
+    symbol: str, session: int, prices: _Prices, exp_days: npt.NDArray[np.int64], call: npt.NDArray[np.bool_],
+    market_seed: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """(volume, open interest) of each contract on `session`."""
     closes = spot_path(symbol, market_seed)[3]
-    oi_now = _open_interest(keys, strike, exp_days, call, session, closes, p["base_vol"])
-    oi_prev = _open_interest(keys, strike, exp_days, call, max(session - 1, 0), closes, p["base_vol"])
+    keys = prices.keys
+    oi_now, oi_prev = _open_interests(keys, prices.strike, exp_days, call, (session, max(session - 1, 0)), closes,
+                                      _symbol_params(symbol, market_seed)["base_vol"])
     oi = np.floor(oi_now).astype(np.int64)
     d_oi = np.abs(oi - np.floor(oi_prev).astype(np.int64))
     churn = np.floor(0.04 * oi_now * np.exp(0.7 * _normal(_stream(keys, _S_CHURN, session)) - 0.245))
     volume = d_oi + churn.astype(np.int64)  # every opened or closed contract traded: volume >= |dOI|
+    return volume, oi
 
-    # Contract symbols via oh.domain.osi: one OptionSymbol per (expiry, right) for the prefix, then the
-    # 8 strike digits, so the text is exactly OptionSymbol(...).compact without a per-contract loop.
+
+def _contract_symbols(symbol: str, exp_days: npt.NDArray[np.int64], call: npt.NDArray[np.bool_],
+                      mills: npt.NDArray[np.int64]) -> npt.NDArray[np.str_]:
+    """OCC compact symbols via oh.domain.osi: one OptionSymbol per (expiry, right) for the prefix, then the
+    8 strike digits, so the text is exactly OptionSymbol(...).compact without a per-contract loop."""
     pairs, inverse = np.unique(exp_days * 2 + call, return_inverse=True)
     prefixes = np.array([
         OptionSymbol(symbol, date(1970, 1, 1) + timedelta(days=int(v // 2)), "C" if v % 2 else "P", 1).compact[:-8]
         for v in pairs
     ])
-    contract = np.char.add(prefixes[inverse.reshape(-1)], np.char.zfill(mills.astype(str), 8))
+    return np.char.add(prefixes[inverse.reshape(-1)], np.char.zfill(mills.astype(str), 8))
+
+
+def _quote(
+    symbol: str, day: date, session: int, spot: float, exp_days: npt.NDArray[np.int64],
+    call: npt.NDArray[np.bool_], mills: npt.NDArray[np.int64], market_seed: int,
+) -> pa.Table:
+    q = _symbol_params(symbol, market_seed)["dividend"]
+    n = mills.size
+    prices = _prices(symbol, day, session, spot, exp_days, call, mills, market_seed)
+    strike, iv, bid, ask, last = prices.strike, prices.iv, prices.bid, prices.ask, prices.last
+    greeks = pricing.bsm_greeks(spot, strike, prices.t, iv, RATE, q, call)
+    mark = pricing.mark_price(bid, ask, last)
+    volume, oi = _volume_oi(symbol, session, prices, exp_days, call, market_seed)
+    contract = _contract_symbols(symbol, exp_days, call, mills)
 
     expiry_col = (exp_days.astype("datetime64[D]"))
     columns = [
@@ -362,3 +442,14 @@ def option_chain(symbol: str, day: date, market_seed: int = DEFAULT_SEED) -> pa.
     session, spot = _spot(symbol, day, market_seed)
     exp_days, call, mills = _listing(day, spot, listing_depth(symbol, market_seed))
     return _quote(symbol, day, session, spot, exp_days, call, mills, market_seed)
+
+
+def listed_contracts(symbol: str, day: date, max_dte: int, market_seed: int = DEFAULT_SEED) -> list[str]:
+    """The `contract_symbol`s of `option_chain(symbol, day)` expiring within `max_dte` calendar days, in the
+    chain's order, from the listing alone (no contract is priced)."""
+    _, spot = _spot(symbol, day, market_seed)
+    exp_days, call, mills = _listing(day, spot, listing_depth(symbol, market_seed))
+    within = exp_days <= int((np.datetime64(day + timedelta(days=max_dte), "D") - _EPOCH).astype(np.int64))
+    if not within.any():
+        return []
+    return _contract_symbols(symbol, exp_days[within], call[within], mills[within]).tolist()
