@@ -21,13 +21,16 @@ from oh.domain import flow
 from services.pipeline import send_next_step
 from services.runs import Bus, RunContext, raise_if_partitions_failed
 from services.runtime import main
+from services.settings import env_int
 from services.snapshots import load_chains_many, read_plan
 
 FLOW = job_of(ComputeFlow)
 ASSET = FLOW.asset_key
 
 
-BATCH_PARTITIONS = 64  # partitions whose flow is computed together and sent in one frame (emit_many)
+# partitions whose flow is computed together and sent in one frame (emit_many): fewer, smaller frames cost
+# the ledger less memory per frame and more per event
+BATCH_PARTITIONS = env_int("OH_FLOW_BATCH_PARTITIONS", 64, 1)
 
 
 def compute_flow(command: ComputeFlow, run: RunContext) -> None:

@@ -14,33 +14,20 @@ supervisord rotates its own files the same way (`*_maxbytes`, `*_backups` in sup
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from logging.handlers import RotatingFileHandler
 
 from bus.home import Home
+from services.settings import env_int
 
 FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_BACKUPS = 5
 
 
-def _setting(name: str, default: int, least: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = least - 1
-    if value < least:
-        raise SystemExit(f"{name} must be a whole number of at least {least} (got {raw!r})")
-    return value
-
-
 def rotation() -> tuple[int, int]:
     """(max bytes per file, backups kept) from OH_LOG_MAX_BYTES and OH_LOG_BACKUPS; SystemExit if malformed."""
-    return _setting("OH_LOG_MAX_BYTES", DEFAULT_MAX_BYTES, 1), _setting("OH_LOG_BACKUPS", DEFAULT_BACKUPS, 1)
+    return env_int("OH_LOG_MAX_BYTES", DEFAULT_MAX_BYTES, 1), env_int("OH_LOG_BACKUPS", DEFAULT_BACKUPS, 1)
 
 
 def configure(name: str, home: Home) -> None:

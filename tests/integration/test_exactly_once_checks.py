@@ -60,8 +60,10 @@ def test_kill_9_of_the_flow_worker_mid_run_leaves_one_check_row_per_result(
     snap = run_oh("emit", "snapshot-options", "--symbols", ",".join(SYMBOLS), "--start", "2025-06-02",
                   "--end", "2025-06-03", "--wait")
     assert snap.returncode == 0, snap.stderr
-    flow = Service(home, "flow").start()  # catches up: the finished snapshot run chains one compute_flow run
-    # over both sessions (a ranged command; services/pipeline.py)
+    # The flow worker catches up: the finished snapshot run chains one compute_flow run over both sessions (a
+    # ranged command; services/pipeline.py). One symbol per frame: by default its 20 symbols go in one frame and
+    # land at once, leaving no "mid-run" to kill it in (the restarted worker below batches as by default).
+    flow = Service(home, "flow", env={"OH_FLOW_BATCH_PARTITIONS": "1"}).start()
     workers["flow"] = flow
     deadline = time.monotonic() + 120
     while True:

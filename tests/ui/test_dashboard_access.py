@@ -18,6 +18,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -83,18 +84,21 @@ def test_a_closed_tabs_write_is_one_quiet_line(caplog: pytest.LogCaptureFixture)
     async def broken() -> None:
         raise ValueError("a real bug")
 
-    loop = asyncio.new_event_loop()
-    try:
-        quiet_closed_tabs(loop)
-        with caplog.at_level(logging.DEBUG):
+    def on_a_thread_of_its_own() -> None:  # the session's playwright keeps an event loop running on this thread
+        loop = asyncio.new_event_loop()
+        try:
+            quiet_closed_tabs(loop)
             for coro in (closed(), broken()):
                 task = loop.create_task(coro)
                 loop.run_until_complete(asyncio.sleep(0))
                 assert task.done()
                 del task
                 gc.collect()
-    finally:
-        loop.close()
+        finally:
+            loop.close()
+
+    with caplog.at_level(logging.DEBUG), ThreadPoolExecutor(1) as thread:
+        thread.submit(on_a_thread_of_its_own).result(30)  # its failures raise here
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and "Task exception was never retrieved" in errors[0] and "a real bug" in errors[0]
     assert "WebSocketClosedError" not in caplog.text.replace("(WebSocketClosedError)", "")
