@@ -76,7 +76,17 @@ def _contract_keys(
 
 def _stream(keys: npt.NDArray[np.uint64], salt: np.uint64, session: int | None = None) -> npt.NDArray[np.uint64]:
     x = mix(keys ^ salt)
-    return x if session is None else mix(x ^ _U64(session & 0xFFFFFFFFFFFFFFFF))
+    return x if session is None else _in_session(x, session)
+
+
+def _in_session(stream: npt.NDArray[np.uint64], session: int) -> npt.NDArray[np.uint64]:
+    """A per-contract stream (`_stream` without a session) drawn again for `session`."""
+    return mix(stream ^ _U64(session & 0xFFFFFFFFFFFFFFFF))
+
+
+def _day_number(day: date) -> int:
+    """Days from the epoch to `day` (how expiries are held here)."""
+    return int((np.datetime64(day, "D") - _EPOCH).astype(np.int64))
 
 
 # ---------------------------------------------------------------- per-symbol parameters
@@ -276,7 +286,7 @@ def _open_interests(
         for lag in range(OI_AR_LAGS):  # a loop over lags, each a whole-chain vector op
             s = session - lag
             if s not in shocks:
-                shocks[s] = _normal(mix(shocked ^ _U64(s & 0xFFFFFFFFFFFFFFFF)))  # = _stream(keys, _S_SHOCK, s)
+                shocks[s] = _normal(_in_session(shocked, s))  # = _stream(keys, _S_SHOCK, s)
             ar += OI_AR_PHI**lag * shocks[s]
         out.append(base * interest * round_strike * life * term * np.exp(cycle + OI_SHOCK_SD * ar))
     return out
@@ -302,7 +312,7 @@ def _contracts(
     call = np.asarray(is_call, dtype=bool)
     mills = np.round(np.asarray(strike, dtype=np.float64) * 1000).astype(np.int64)
     exp_days, call, mills = (np.ascontiguousarray(a) for a in np.broadcast_arrays(exp_days, call, mills))
-    day_num = int((np.datetime64(day, "D") - _EPOCH).astype(np.int64))
+    day_num = _day_number(day)
     if (exp_days <= day_num).any():
         raise ValueError("every expiry must be after the snapshot day")
     return exp_days, call, mills
@@ -359,7 +369,7 @@ def _prices(
     """Theoretical value, bid, ask and last trade of each contract on `day` (no greeks, no open interest)."""
     q = _symbol_params(symbol, market_seed)["dividend"]
     strike = mills / 1000.0
-    day_num = int((np.datetime64(day, "D") - _EPOCH).astype(np.int64))
+    day_num = _day_number(day)
     t = (exp_days - day_num) / 365.0
     iv = surface_iv(symbol, day, spot, strike, t, market_seed)
     theo = pricing.bsm_price(spot, strike, t, iv, RATE, q, call)
@@ -449,7 +459,7 @@ def listed_contracts(symbol: str, day: date, max_dte: int, market_seed: int = DE
     chain's order, from the listing alone (no contract is priced)."""
     _, spot = _spot(symbol, day, market_seed)
     exp_days, call, mills = _listing(day, spot, listing_depth(symbol, market_seed))
-    within = exp_days <= int((np.datetime64(day + timedelta(days=max_dte), "D") - _EPOCH).astype(np.int64))
+    within = exp_days <= _day_number(day + timedelta(days=max_dte))
     if not within.any():
         return []
     return _contract_symbols(symbol, exp_days[within], call[within], mills[within]).tolist()
