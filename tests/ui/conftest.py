@@ -26,6 +26,8 @@ import pytest
 
 from bus.home import Home
 from devtools.browser import CHROMIUM, Stack, browser
+from oh.adapters.portfolio_file import save
+from oh.domain.portfolio import Portfolio
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -43,6 +45,21 @@ def _home(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Home]
     yield home
     if home.sockets.parent != home.root:
         shutil.rmtree(home.sockets, ignore_errors=True)
+
+
+def live_stack(tmp_path_factory: pytest.TempPathFactory, name: str, portfolio: Portfolio) -> Iterator[Stack]:
+    """The real ledger, live_stream and `oh ui` (no login, loopback) on a temp OH_HOME holding `portfolio`, stopped
+    after (a module-scoped fixture yields from it)."""
+    _needs_browser()
+    home = Home(tmp_path_factory.mktemp(name) / "oh_home").ensure()
+    save(home.config / "portfolio.json", portfolio)
+    stack = Stack(home)
+    try:
+        stack.start_services(("live_stream",))
+        stack.start_ui()
+        yield stack
+    finally:
+        stack.stop()
 
 
 @pytest.fixture(scope="session")

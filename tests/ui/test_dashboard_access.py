@@ -166,7 +166,11 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ui]:
     """`oh ui --password-file` on a fresh home (no ledger: the pages say so once in)."""
     _needs_browser()
     root = tmp_path_factory.mktemp("ui-access")
-    home = Home(root / "oh_home").ensure()
+    yield from password_ui(Home(root / "oh_home").ensure(), root)
+
+
+def password_ui(home: Home, root: Path) -> Iterator[Ui]:
+    """`oh ui --password-file` on `home` with its password file in `root`, stopped after (a fixture yields from it)."""
     password = root / "password"
     password.write_text("correct horse battery staple\n")
     os.chmod(password, 0o600)

@@ -22,8 +22,8 @@ from devtools.browser import Stack
 from oh.adapters.portfolio_file import save
 from oh.adapters.sim.stream import sim_portfolio
 from panel_app.live_channel import CLOSE_BAD_FRAME, CLOSE_SESSION_GONE, MAX_CLIENT_FRAME, PROTOCOL, ROUTE
-from tests.ui.conftest import _needs_browser
-from tests.ui.test_dashboard_access import Ui, _signed_in
+from tests.ui.conftest import _needs_browser, live_stack
+from tests.ui.test_dashboard_access import Ui, _signed_in, password_ui
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -86,16 +86,7 @@ def token_of(page: Any) -> str:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The real ledger, live_stream and `oh ui` (no login, loopback) on a temp home with a small portfolio."""
-    _needs_browser()
-    home = Home(tmp_path_factory.mktemp("ui-live-channel") / "oh_home").ensure()
-    save(home.config / "portfolio.json", sim_portfolio(["AAPL", "SPY"], 6))
-    stack = Stack(home)
-    try:
-        stack.start_services(("live_stream",))
-        stack.start_ui()
-        yield stack
-    finally:
-        stack.stop()
+    yield from live_stack(tmp_path_factory, "ui-live-channel", sim_portfolio(["AAPL", "SPY"], 6))
 
 
 def open_live(chromium: Any, stack: Stack, query: str = "") -> tuple[Any, Any]:
@@ -235,14 +226,7 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ui]:
     root = tmp_path_factory.mktemp("ui-live-channel-login")
     home = Home(root / "oh_home").ensure()
     save(home.config / "portfolio.json", sim_portfolio(["AAPL"], 3))
-    password = root / "password"
-    password.write_text("correct horse battery staple\n")
-    os.chmod(password, 0o600)
-    ui = Ui(home, password)
-    try:
-        yield ui
-    finally:
-        ui.stop()
+    yield from password_ui(home, root)
 
 
 def test_with_a_login_a_socket_without_the_login_cookie_is_refused(guarded: Ui, chromium: Any) -> None:

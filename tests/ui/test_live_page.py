@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 
-from bus.home import Home
 from devtools.browser import Stack
 from devtools.processes import Service, wait_for_heartbeat
 from oh.adapters.portfolio_file import save
@@ -72,18 +71,9 @@ def portfolio() -> Portfolio:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory, portfolio: Portfolio) -> Iterator[Stack]:
     """The real ledger, the real live_stream worker and `oh ui` on a temp OH_HOME holding `portfolio`."""
-    from tests.ui.conftest import _needs_browser
+    from tests.ui.conftest import live_stack
 
-    _needs_browser()
-    home = Home(tmp_path_factory.mktemp("ui-live") / "oh_home").ensure()
-    save(home.config / "portfolio.json", portfolio)
-    stack = Stack(home)
-    try:
-        stack.start_services(("live_stream",))
-        stack.start_ui()
-        yield stack
-    finally:
-        stack.stop()
+    yield from live_stack(tmp_path_factory, "ui-live", portfolio)
 
 
 def open_live(page: Any, stack: Stack, query: str = "") -> None:
