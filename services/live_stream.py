@@ -29,7 +29,7 @@ from contracts import Message, StartLive, StopLive, utc_now
 from services import logs
 from services.live.manager import LiveManager
 from services.runs import COMMAND_TTL_SECONDS, Bus
-from services.runtime import Worker, read_offset
+from services.runtime import Worker
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class LiveWorker:
                     time.sleep(0.5)
         finally:
             control.close()
-        handled, handled_in = read_offset(self.worker.offset_path, NAME)
+        handled, handled_in = self.worker.started_after
         if handled_in and journal_id and handled_in != journal_id:
             handled = 0  # its offset counts in another journal (the data was started over): nothing here was handled
         resume, self.superseded = resume_plan(commands, handled)

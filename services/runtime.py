@@ -170,7 +170,8 @@ class Worker:
         self.reactions = reactions or {}
         self.bus = SocketBus(self.home)
         self.offset_path = home.state / f"{name}.offset"
-        last, journal_id = read_offset(self.offset_path, name)
+        self.started_after = read_offset(self.offset_path, name)  # (the last seq handled, its journal's id)
+        last, journal_id = self.started_after
         types = [cls.__name__ for cls in (*handlers, *self.reactions)]
         self.subscriber = Subscriber(home, types=types, from_seq=last + 1, journal_id=journal_id)
         self.heartbeat = Heartbeater(home, name)
