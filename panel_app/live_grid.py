@@ -52,13 +52,17 @@ export function render({ model, el }) {
       `<th data-field="${c}" class="${numeric.has(c) ? 'oh-num' : ''}">${model.headers[j] || c}</th>`).join('') + '</tr>'; };
   const time = (value) => { const ts = parseFloat(value);
     return ts > 0 ? new Date(ts * 1000).toISOString().slice(11, 19) : '\u2014'; };
+  const put = (td, text) => {  // the cell's one text node changed in place: no node, no layout object made anew
+    const node = td.firstChild;
+    if (node && node.nodeType === 3 && !node.nextSibling) { if (node.data !== text) node.data = text; }
+    else td.textContent = text;
+  };
   const write = (td, j, value) => {  // text only (never HTML): cheap for the browser, nothing to escape
     if (td.__v === value) return;
     td.__v = value;
     const field = fields[j];
-    if (field === 'quote at') {
-      td.dataset.ts = value; const shown = time(value); if (td.textContent !== shown) td.textContent = shown; return; }
-    td.textContent = value;
+    if (field === 'quote at') { td.dataset.ts = value; put(td, time(value)); return; }
+    put(td, value);
     if (field === 'pnl' || field === 'pnl %') {
       td.classList.toggle('oh-neg', value.startsWith('-')); td.classList.toggle('oh-pos', value.startsWith('+')); }
     else if (field === 'quote') td.className = states[value] || '';
@@ -104,7 +108,7 @@ export function render({ model, el }) {
       if (msg.seq !== seq + 1) { seq = msg.seq; shared.resync(); return; }
     }
     seq = msg.seq; resyncing = false;
-    for (const role of ['positions', 'legs', 'summary']) { if (msg[role] && shared.parts[role]) shared.parts[role].queue(msg[role]); }
+    for (const role in shared.parts) { if (msg[role]) shared.parts[role].queue(msg[role]); }
     if (msg.tr) traced.push([...msg.tr, received]);
     flushAll();
   };

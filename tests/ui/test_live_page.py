@@ -326,6 +326,44 @@ def test_a_position_over_the_risk_limit_is_flagged_with_the_limit_in_words(
     assert not [p for p in others if f"{p} is " in text]
 
 
+LIMITS_WATCH_JS = """() => { const host = (""" + HOST_JS + """)('oh-live-limits'); window.__ohLimits = [];
+  const seen = () => { const text = host.textContent; if (window.__ohLimits[window.__ohLimits.length - 1] !== text)
+    window.__ohLimits.push(text); };
+  seen(); new MutationObserver(seen).observe(host, {childList: true, subtree: true, characterData: true}); }"""
+
+
+def test_the_limits_banner_moves_with_the_marks_without_a_change_to_the_pages_bokeh_document(
+    live: Stack, chromium: Any,
+) -> None:
+    """The limits banner's amounts move with every marking. They ride in the marks channel's frames (like the
+    summary cards), so while marks stream the page's Bokeh socket never carries the banner's text: before,
+    the slow check replaced a Markdown pane's text twice a second, a Bokeh document change that re-rendered
+    the pane on every tab while the cells were being written. The banner shows newer amounts several times
+    meanwhile, all of them arrived on the marks channel."""
+    tab = chromium.new_page()
+    bokeh: list[str] = []
+    channel: list[str] = []
+    tab.on("websocket", lambda ws: ws.on("framereceived", lambda payload: (
+        channel if "/oh-live" in ws.url else bokeh).append(payload if isinstance(payload, str) else "")))
+    try:
+        open_live(tab, live)
+        if tab.locator('.oh-live-health[data-state="streaming"]').count() == 0:
+            start(tab)
+        wait_marked(tab, live, [BIG])
+        tab.locator(".oh-live-limits").first.wait_for(timeout=WAIT)
+        bokeh.clear()
+        channel.clear()
+        tab.evaluate(LIMITS_WATCH_JS)
+        tab.wait_for_function("() => window.__ohLimits.length >= 4", timeout=WAIT)  # three changes of its text
+        shown = tab.evaluate("() => window.__ohLimits")
+        assert all(BIG in text and "of net liq" in text for text in shown)
+        assert not [f for f in bokeh if "Risk limits" in f or "of net liq" in f], \
+            "the limits banner's text travelled as a Bokeh document change"
+        assert [f for f in channel if '"limits"' in f and "of net liq" in f], "no limits banner in the channel's frames"
+    finally:
+        tab.close()
+
+
 # ---------------------------------------------------------------- layout at a phone's and a desktop's width
 LAYOUT_JS = """() => {
   const deep = (root, out) => { for (const e of root.querySelectorAll('*')) { out.push(e); if (e.shadowRoot) deep(e.shadowRoot, out); }
