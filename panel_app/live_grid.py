@@ -6,12 +6,13 @@ text changed travel (`{"cells": [[row, column, text], ...]}`), where the grid re
 cells. A different set of rows (the portfolio file changed) or a new socket gets the full rows once.
 
 The marks travel through the page's own websocket (panel_app.live_channel), not through Bokeh: one
-frame per marking and tab carries the positions table's part and its *riders'* (the legs table and
-the summary cards, a `LiveHTML`): `{"seq", "positions": ..., "legs": ..., "summary": {"html": ...}}`.
+frame per marking and tab carries the positions table's part and its *riders'* (the legs table, and
+the summary cards and the risk-limits banner, each a `LiveHTML`): `{"seq", "positions": ..., "legs": ...,
+"summary": {"html": ...}, "limits": {"html": ...}}`; every role registered in the page gets its part.
 The positions grid opens the socket with the token its session put in its `token` property, and
 hands each part to the component registered under that role (`window.__ohLive.parts`). The grids
-write a frame's cells as it arrives (text only; the browser lays out and paints once per frame
-anyway), then the carrier acknowledges it (`{"ack": n}`: the server's window, see live_channel). Writing in a requestAnimationFrame instead was measured slower on a starved machine:
+write a frame's cells as it arrives (text only, into the cell's one text node in place: no new node
+and layout object per write; the browser lays out and paints once per frame anyway), then the carrier acknowledges it (`{"ack": n}`: the server's window, see live_channel). Writing in a requestAnimationFrame instead was measured slower on a starved machine:
 the animation frame itself waits, and the acknowledgement with it (bench/live_browser: p99 2.9-3.0 s
 against 1.9 s at load 25-30). A gap in the frames' numbers, or a grid that
 (re)rendered, asks for the full rows (`{"resync": n}` on the socket). The socket reconnects by

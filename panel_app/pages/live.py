@@ -119,7 +119,7 @@ class LivePortfolioPage(Page):
         # The risk-limit banner's numbers move with every marking: it rides in the marks channel's frames (a
         # LiveHTML rider) instead of a Bokeh text change every slow check, which re-rendered a Markdown pane
         # on the page while marks flowed; only its showing and hiding go through Bokeh.
-        self.limits = LiveHTML(html="", role="limits", visible=False, sizing_mode="stretch_width",
+        self.limits = LiveHTML(html="", role="limits", visible=False, sizing_mode="stretch_width", margin=(5, 10),
                                stylesheets=[*pn.pane.Alert._stylesheets, CSS],
                                css_classes=["alert", "alert-warning", "oh-notice", "oh-live-limits"])
         self.summary = LiveHTML(html="", role="summary", sizing_mode="stretch_width", stylesheets=[CSS])
