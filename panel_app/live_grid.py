@@ -12,9 +12,15 @@ the summary cards and the risk-limits banner, each a `LiveHTML`): `{"seq", "posi
 The positions grid opens the socket with the token its session put in its `token` property, and
 hands each part to the component registered under that role (`window.__ohLive.parts`). The grids
 write a frame's cells as it arrives (text only, into the cell's one text node in place: no new node
-and layout object per write; the browser lays out and paints once per frame anyway), then the carrier acknowledges it (`{"ack": n}`: the server's window, see live_channel). Writing in a requestAnimationFrame instead was measured slower on a starved machine:
-the animation frame itself waits, and the acknowledgement with it (bench/live_browser: p99 2.9-3.0 s
-against 1.9 s at load 25-30). A gap in the frames' numbers, or a grid that
+and layout object per write), then the carrier acknowledges it (`{"ack": n}`: the server's window, see
+live_channel) once the browser has laid it out and painted it: in the first task after the next animation
+frame (a MessageChannel message posted from requestAnimationFrame). Acknowledged as soon as written, the
+next frame came while the browser was still laying out and painting the last one and waited behind it,
+its quotes ageing (bench/live_browser, issue #14.3, three pairs at load 15-21: sent -> received p99
+60-630 ms against 410-2,340 ms, feed -> DOM p99 0.39-1.10 s against 0.70-2.88 s). A hidden tab (no
+animation frames) acknowledges as it writes. Writing the cells in a requestAnimationFrame was measured
+slower on a starved machine: the animation frame itself waits (p99 2.9-3.0 s against 1.9 s at load
+25-30); here the writes stay at once and only the acknowledgement waits. A gap in the frames' numbers, or a grid that
 (re)rendered, asks for the full rows (`{"resync": n}` on the socket). The socket reconnects by
 itself (backing off to 10 s) unless its session ended.
 
@@ -97,9 +103,13 @@ export function render({ model, el }) {
   model.on('columns', () => { fields = model.columns; drawHead(); body.innerHTML = ''; shared.resync(); });
   if (!model.carrier) { shared.resync(); return; }  // a rider: its parts come in the carrier's frames
   let ws = null, seq = 0, resyncing = true, backoff = 500, gone = false, traced = [];
-  const flushAll = () => {  // writes what came, then acknowledges the frame applied
+  let acking = false;
+  const ack = () => { acking = false; if (ws && ws.readyState === 1) ws.send(JSON.stringify({ack: seq})); };
+  const painted = new MessageChannel(); painted.port1.onmessage = ack;
+  const flushAll = () => {  // writes what came, then acknowledges the frame once the browser has painted it
     for (const part of Object.values(shared.parts)) part.flush();
-    if (ws && ws.readyState === 1) ws.send(JSON.stringify({ack: seq}));
+    if (document.hidden) ack();  // no animation frames in a hidden tab: acknowledged at once, as written
+    else if (!acking) { acking = true; requestAnimationFrame(() => painted.port2.postMessage(0)); }
     if (traced.length) { const applied = Date.now(), trace = (window.__ohTrace = window.__ohTrace || []);
       for (const t of traced) trace.push([...t, applied, fields.length]); traced = []; }
   };
