@@ -15,7 +15,10 @@ server's shared TickFeed -> marking and the fan-out to the sessions' marks chann
 cells over the tab's channel websocket -> the changed cells in the DOM. A quote superseded before it is marked never reaches the
 DOM (conflation by design) and is not counted. Also reported: the age of what the tables show,
 sampled every 50 ms in every tab whatever happens, and the CPU of the `oh ui` and live_stream
-processes over the window (from /proc).
+processes over the window (from /proc). And where the browser's time goes: each tab's renderer main
+thread, busy share of the wall clock with its script, style and layout (CDP Performance.getMetrics),
+against the CPU chromium's processes got per type (renderer, gpu-process, browser) and renderer CPU per
+frame: a main thread busy most of the wall clock on a small share of a core is a tab waiting for a core.
 
 Judged by: p99 feed -> DOM over every tab / 100 ms (aim: below 1).
 
