@@ -15,7 +15,10 @@ server's shared TickFeed -> marking and the fan-out to the sessions' marks chann
 cells over the tab's channel websocket -> the changed cells in the DOM. A quote superseded before it is marked never reaches the
 DOM (conflation by design) and is not counted. Also reported: the age of what the tables show,
 sampled every 50 ms in every tab whatever happens, and the CPU of the `oh ui` and live_stream
-processes over the window (from /proc).
+processes over the window (from /proc). And where the browser's time goes: each tab's renderer main
+thread, busy share of the wall clock with its script, style and layout (CDP Performance.getMetrics),
+against the CPU chromium's processes got per type (renderer, gpu-process, browser) and renderer CPU per
+frame: a main thread busy most of the wall clock on a small share of a core is a tab waiting for a core.
 
 Judged by: p99 feed -> DOM over every tab / 100 ms (aim: below 1).
 
@@ -107,6 +110,70 @@ def hops(traces: list[list[list[float]]], position_columns: int) -> None:
                       flush=True)
 
 
+def chromium_pids() -> dict[int, str]:
+    """This process's chromium processes (its descendants), pid -> type ("browser", "renderer", "gpu-process", ...)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    found: dict[int, str] = {}
+    for pid in parents:
+        ancestor = parents.get(pid)
+        while ancestor and ancestor != os.getpid():
+            ancestor = parents.get(ancestor)
+        if ancestor != os.getpid():
+            continue
+        try:  # chromium rewrites its children's command lines into one space-separated string
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").split()
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            continue
+        if "chrom" in name or (args and "chrom" in Path(args[0]).name):
+            found[pid] = next((a.split("=", 1)[1] for a in args if a.startswith("--type=")), "browser")
+    return found
+
+
+def chromium_cpu(pids: dict[int, str]) -> dict[str, float]:
+    """CPU seconds so far of the chromium processes, per type (a process gone since counts 0)."""
+    seconds: dict[str, float] = {}
+    for pid, kind in pids.items():
+        try:
+            seconds[kind] = seconds.get(kind, 0.0) + cpu_seconds(pid)
+        except (OSError, IndexError, ValueError):
+            continue
+    return seconds
+
+
+MAIN_THREAD = ("TaskDuration", "LayoutDuration", "RecalcStyleDuration", "ScriptDuration", "LayoutCount")
+
+
+def main_thread(cdp: Any) -> dict[str, float]:
+    """The tab's renderer main thread so far (CDP Performance.getMetrics: wall seconds busy in tasks, layout,
+    style, script; layouts done)."""
+    metrics = {m["name"]: float(m["value"]) for m in cdp.send("Performance.getMetrics")["metrics"]}
+    return {name: metrics.get(name, 0.0) for name in MAIN_THREAD}
+
+
+def browser_lines(wall: float, frames: int, before: list[dict[str, float]], after: list[dict[str, float]],
+                  cpu: dict[str, float]) -> None:
+    """Where the browser's time went: each tab's main thread busy (wall) against the CPU its processes got."""
+    for index, (b, a) in enumerate(zip(before, after, strict=True), 1):
+        d = {k: a[k] - b[k] for k in MAIN_THREAD}
+        layouts = max(d["LayoutCount"], 1.0)
+        print(f"   tab {index} main thread busy {100 * d['TaskDuration'] / wall:5.1f}% of the wall clock "
+              f"(script {100 * d['ScriptDuration'] / wall:4.1f}%, style {100 * d['RecalcStyleDuration'] / wall:4.1f}%, "
+              f"layout {100 * d['LayoutDuration'] / wall:4.1f}%: {d['LayoutCount'] / wall:.1f} layouts/s, "
+              f"{1000 * d['LayoutDuration'] / layouts:.1f} ms each)", flush=True)
+    total = sum(cpu.values())
+    parts = ", ".join(f"{kind} {100 * value / wall:.1f}%" for kind, value in sorted(cpu.items(), key=lambda kv: -kv[1]))
+    print(f"   chromium CPU: {100 * total / wall:.1f}% of one core ({parts}); "
+          f"{1000 * cpu.get('renderer', 0.0) / max(frames, 1):.1f} ms of renderer CPU per frame received "
+          f"({frames:,} frames). Busy wall time far above the renderers' CPU = the tabs wait for a core", flush=True)
+
+
 def send_stop(stack: Stack) -> None:
     """StopLive, as the page's Stop button (and `oh live stop`) sends it."""
     producer = Producer(stack.home)
@@ -141,11 +208,20 @@ def measure(stack: Stack, args: argparse.Namespace) -> float:
         time.sleep(args.warmup)
         for tab in tabs:
             tab.evaluate(RESET_JS)
+        cdps = [tab.context.new_cdp_session(tab) for tab in tabs]
+        for cdp in cdps:
+            cdp.send("Performance.enable")
+        pids = chromium_pids()
         status0 = read_status(stack.home)
+        threads0 = [main_thread(cdp) for cdp in cdps]
+        chromium0 = chromium_cpu(pids)
         cpu_ui0, cpu_live0, wall0 = cpu_seconds(stack.ui.pid), cpu_seconds(live_pid), time.monotonic()
         threading.Event().wait(args.seconds)
         wall = time.monotonic() - wall0
         cpu_ui, cpu_live = cpu_seconds(stack.ui.pid) - cpu_ui0, cpu_seconds(live_pid) - cpu_live0
+        chromium1 = chromium_cpu(pids)
+        threads1 = [main_thread(cdp) for cdp in cdps]
+        chromium_used = {kind: chromium1.get(kind, 0.0) - chromium0.get(kind, 0.0) for kind in chromium1}
         status1 = read_status(stack.home)
         per_tab = [[float(v) for v in tab.evaluate("() => window.__ohLat")] for tab in tabs]
         traces = [list(tab.evaluate("() => window.__ohTrace || []")) for tab in tabs]
@@ -170,6 +246,7 @@ def measure(stack: Stack, args: argparse.Namespace) -> float:
     print(summary("feed -> DOM, every tab", latencies), flush=True)
     print(summary("age of shown values (50 ms samples)", ages), flush=True)
     hops(traces, len(POSITION_COLUMNS))
+    browser_lines(wall, sum(len(t) for t in traces) or mutations, threads0, threads1, chromium_used)
     print(f"   oh ui CPU: {cpu_ui:.2f}s over {wall:.1f}s = {100 * cpu_ui / wall:.1f}% of one core "
           f"(shared tick reader, marks, the sessions' patches, Bokeh/Tornado)", flush=True)
     print(f"   live_stream CPU: {cpu_live:.2f}s = {100 * cpu_live / wall:.1f}% of one core", flush=True)

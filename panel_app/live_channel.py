@@ -8,7 +8,7 @@ issue #14.3). Here the marker hands each marking to the session's `Channel` from
 server's event loop diffs it against what each of the tab's sockets was sent and writes one compact
 JSON frame. No document, no lock. Flow control, so that a starved browser never builds a queue of old
 frames (measured without it: 1-2 s behind within 10 s at load 30): the browser acknowledges each frame
-once written (`{"ack": n}`), and a socket may have WINDOW (`OH_LIVE_WINDOW`, default 1) frames
+once written and painted (`{"ack": n}`, panel_app.live_grid), and a socket may have WINDOW (`OH_LIVE_WINDOW`, default 1) frames
 unacknowledged and one write under way (a second frame in flight only queued behind the first in a
 starved browser: sent -> received 180 ms median against 40-80 ms with one, bench/live_browser); meanwhile markings only replace the newest rows, and the next
 frame carries every cell that changed since, with its newest text. The marker marks only for a session

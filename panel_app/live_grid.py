@@ -6,14 +6,21 @@ text changed travel (`{"cells": [[row, column, text], ...]}`), where the grid re
 cells. A different set of rows (the portfolio file changed) or a new socket gets the full rows once.
 
 The marks travel through the page's own websocket (panel_app.live_channel), not through Bokeh: one
-frame per marking and tab carries the positions table's part and its *riders'* (the legs table and
-the summary cards, a `LiveHTML`): `{"seq", "positions": ..., "legs": ..., "summary": {"html": ...}}`.
+frame per marking and tab carries the positions table's part and its *riders'* (the legs table, and
+the summary cards and the risk-limits banner, each a `LiveHTML`): `{"seq", "positions": ..., "legs": ...,
+"summary": {"html": ...}, "limits": {"html": ...}}`; every role registered in the page gets its part.
 The positions grid opens the socket with the token its session put in its `token` property, and
 hands each part to the component registered under that role (`window.__ohLive.parts`). The grids
-write a frame's cells as it arrives (text only; the browser lays out and paints once per frame
-anyway), then the carrier acknowledges it (`{"ack": n}`: the server's window, see live_channel). Writing in a requestAnimationFrame instead was measured slower on a starved machine:
-the animation frame itself waits, and the acknowledgement with it (bench/live_browser: p99 2.9-3.0 s
-against 1.9 s at load 25-30). A gap in the frames' numbers, or a grid that
+write a frame's cells as it arrives (text only, into the cell's one text node in place: no new node
+and layout object per write), then the carrier acknowledges it (`{"ack": n}`: the server's window, see
+live_channel) once the browser has laid it out and painted it: in the first task after the next animation
+frame (a MessageChannel message posted from requestAnimationFrame). Acknowledged as soon as written, the
+next frame came while the browser was still laying out and painting the last one and waited behind it,
+its quotes ageing (bench/live_browser, issue #14.3, three pairs at load 15-21: sent -> received p99
+60-630 ms against 410-2,340 ms, feed -> DOM p99 0.39-1.10 s against 0.70-2.88 s). A hidden tab (no
+animation frames) acknowledges as it writes. Writing the cells in a requestAnimationFrame was measured
+slower on a starved machine: the animation frame itself waits (p99 2.9-3.0 s against 1.9 s at load
+25-30); here the writes stay at once and only the acknowledgement waits. A gap in the frames' numbers, or a grid that
 (re)rendered, asks for the full rows (`{"resync": n}` on the socket). The socket reconnects by
 itself (backing off to 10 s) unless its session ended.
 
@@ -52,13 +59,17 @@ export function render({ model, el }) {
       `<th data-field="${c}" class="${numeric.has(c) ? 'oh-num' : ''}">${model.headers[j] || c}</th>`).join('') + '</tr>'; };
   const time = (value) => { const ts = parseFloat(value);
     return ts > 0 ? new Date(ts * 1000).toISOString().slice(11, 19) : '\u2014'; };
+  const put = (td, text) => {  // the cell's one text node changed in place: no node, no layout object made anew
+    const node = td.firstChild;
+    if (node && node.nodeType === 3 && !node.nextSibling) { if (node.data !== text) node.data = text; }
+    else td.textContent = text;
+  };
   const write = (td, j, value) => {  // text only (never HTML): cheap for the browser, nothing to escape
     if (td.__v === value) return;
     td.__v = value;
     const field = fields[j];
-    if (field === 'quote at') {
-      td.dataset.ts = value; const shown = time(value); if (td.textContent !== shown) td.textContent = shown; return; }
-    td.textContent = value;
+    if (field === 'quote at') { td.dataset.ts = value; put(td, time(value)); return; }
+    put(td, value);
     if (field === 'pnl' || field === 'pnl %') {
       td.classList.toggle('oh-neg', value.startsWith('-')); td.classList.toggle('oh-pos', value.startsWith('+')); }
     else if (field === 'quote') td.className = states[value] || '';
@@ -92,9 +103,13 @@ export function render({ model, el }) {
   model.on('columns', () => { fields = model.columns; drawHead(); body.innerHTML = ''; shared.resync(); });
   if (!model.carrier) { shared.resync(); return; }  // a rider: its parts come in the carrier's frames
   let ws = null, seq = 0, resyncing = true, backoff = 500, gone = false, traced = [];
-  const flushAll = () => {  // writes what came, then acknowledges the frame applied
+  let acking = false;
+  const ack = () => { acking = false; if (ws && ws.readyState === 1) ws.send(JSON.stringify({ack: seq})); };
+  const painted = new MessageChannel(); painted.port1.onmessage = ack;
+  const flushAll = () => {  // writes what came, then acknowledges the frame once the browser has painted it
     for (const part of Object.values(shared.parts)) part.flush();
-    if (ws && ws.readyState === 1) ws.send(JSON.stringify({ack: seq}));
+    if (document.hidden) ack();  // no animation frames in a hidden tab: acknowledged at once, as written
+    else if (!acking) { acking = true; requestAnimationFrame(() => painted.port2.postMessage(0)); }
     if (traced.length) { const applied = Date.now(), trace = (window.__ohTrace = window.__ohTrace || []);
       for (const t of traced) trace.push([...t, applied, fields.length]); traced = []; }
   };
@@ -104,7 +119,7 @@ export function render({ model, el }) {
       if (msg.seq !== seq + 1) { seq = msg.seq; shared.resync(); return; }
     }
     seq = msg.seq; resyncing = false;
-    for (const role of ['positions', 'legs', 'summary']) { if (msg[role] && shared.parts[role]) shared.parts[role].queue(msg[role]); }
+    for (const role in shared.parts) { if (msg[role]) shared.parts[role].queue(msg[role]); }
     if (msg.tr) traced.push([...msg.tr, received]);
     flushAll();
   };

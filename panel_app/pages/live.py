@@ -21,7 +21,9 @@ fills and stream health, all updating in place.
   (oh.domain.limits.breaches: each position's size in % of net liq); a banner names each breach,
   its size and the limit in words.
 - **The slow check** (each session, every OH_LIVE_REFRESH_MS, default 500 ms): the portfolio file,
-  the command's outcome, the stale and limit banners, stream health.
+  the command's outcome, the stale banner, stream health. The limits banner's numbers move with the marks:
+  its content rides in the marks channel's frames like the summary cards (no Bokeh change of the page while
+  marks flow); Bokeh only shows or hides it.
 - **Stream health** is the worker's LiveStatus (state, last event age, reconnects, last error in
   words per stream). No status for 2 s means "live_stream not answering".
 - **Recent fills** are read from `trade_updates` through the ledger's query endpoint; the cached
@@ -114,11 +116,17 @@ class LivePortfolioPage(Page):
                                       styles={"flex": "1 1 220px"})
         self.file_note = pn.Column(sizing_mode="stretch_width")
         self.banner = pn.Column(sizing_mode="stretch_width")
-        self.limits = pn.Column(sizing_mode="stretch_width")
+        # The risk-limit banner's numbers move with every marking: it rides in the marks channel's frames (a
+        # LiveHTML rider) instead of a Bokeh text change every slow check, which re-rendered a Markdown pane
+        # on the page while marks flowed; only its showing and hiding go through Bokeh.
+        self.limits = LiveHTML(html="", role="limits", visible=False, sizing_mode="stretch_width", margin=(5, 10),
+                               stylesheets=[*pn.pane.Alert._stylesheets, CSS],
+                               css_classes=["alert", "alert-warning", "oh-notice", "oh-live-limits"])
         self.summary = LiveHTML(html="", role="summary", sizing_mode="stretch_width", stylesheets=[CSS])
         self.health_view = LiveHTML(html="", sizing_mode="stretch_width", stylesheets=[CSS, CELL_CSS])
         self.legs = PatchedTable(LEG_COLUMNS, "oh-live-legs", role="legs", carrier=False)
-        self.positions = PatchedTable(POSITION_COLUMNS, "oh-live-positions", riders=[self.legs, self.summary])
+        self.positions = PatchedTable(POSITION_COLUMNS, "oh-live-positions",
+                                      riders=[self.legs, self.summary, self.limits])
         self.positions_slot = Slot("Positions (live marks; structures at their net mark and net PnL)")
         self.legs_slot = Slot("Structure legs")
         self.health = Slot("Stream health")
@@ -243,23 +251,28 @@ class LivePortfolioPage(Page):
         if result.key.portfolio != self.portfolio_version or self.channel is None:
             return  # marks of the previous portfolio, delivered before the marker saw the change
         self.latest = result
-        if self.legs_slot.panel.visible != bool(result.legs) and self.doc is not None:
+        if self.doc is not None and (self.legs_slot.panel.visible != bool(result.legs)
+                                     or self.limits.visible != bool(result.breaches)):
             self.doc.add_next_tick_callback(self._show_legs)
         self.channel.offer(result)
         self.marks_applied += 1
 
     def _show_legs(self) -> None:
-        """Show the legs' section only when a structure has legs (on this session's event loop)."""
+        """Show the legs' section only when a structure has legs, the limits banner only when a limit is broken
+        (on this session's event loop)."""
         latest = self.latest
         if latest is not None and self.legs_slot.panel.visible != bool(latest.legs):
             self.legs_slot.panel.visible = bool(latest.legs)
+        if latest is not None and self.limits.visible != bool(latest.breaches):
+            self.limits.visible = bool(latest.breaches)
 
     def _fill_tables(self, result: LiveMarks) -> None:
         """Put a marking's rows into the tables (on the server's event loop, for the channel's next frame)."""
         if result.key.portfolio != self.portfolio_version:
             return
-        self.legs.update(result.legs)  # the legs and the summary cards ride in the positions' frames
+        self.legs.update(result.legs)  # the legs, the summary cards and the limits ride in the positions' frames
         self.summary.show(result.summary)
+        self.limits.show(_limits_html(result.breaches))
         self.positions.update(result.positions)
 
     # ---------------------------------------------------------------- the slow check
@@ -289,8 +302,6 @@ class LivePortfolioPage(Page):
             stale_banner = (f"**Stale quotes:** {latest.marks.stale} of {units.plural(total, 'position')} have a "
                             f"quote older than {stale_after:g} s; their marks are not live.")
         self._set_alert(self.banner, "stale", stale_banner, "oh-live-stale")
-        self._set_alert(self.limits, "limits", _limits_text(latest.breaches) if latest is not None else None,
-                        "oh-live-limits")
         if not view.answering:
             text = _not_answering(view)
             if self.health._kind != "notice-error" or self.health._data != text:
@@ -374,15 +385,15 @@ class LivePortfolioPage(Page):
                                          sizing_mode="stretch_width")] if text else []
 
 
-def _limits_text(found: tuple[Breach, ...]) -> str | None:
-    """The risk-limit banner: each breach in words (None: none). Its numbers move with the marks, so the
-    slow check redraws it."""
+def _limits_html(found: tuple[Breach, ...]) -> str:
+    """The risk-limit banner's content: each breach in words ("": none). Its numbers move with the marks, so
+    it rides in every frame that changes it."""
     if not found:
-        return None
-    lines = [f"**Risk limits: {units.plural(len(found), 'breach', 'breaches')}** (the portfolio's risk_profile, "
-             "judged on these live marks; net delta is judged on the Portfolio page, live marks carry no Greeks)"]
-    lines += [f"- {b.label}: {html.escape(b.text)}" for b in found]
-    return "\n".join(lines)
+        return ""
+    items = "".join(f"<li>{html.escape(b.label)}: {html.escape(b.text)}</li>" for b in found)
+    return (f"<p><strong>Risk limits: {units.plural(len(found), 'breach', 'breaches')}</strong> (the portfolio's "
+            "risk_profile, judged on these live marks; net delta is judged on the Portfolio page, live marks carry no "
+            f"Greeks)</p><ul>{items}</ul>")
 
 
 def _not_answering(view: live_ticks.TickView) -> str:

@@ -24,6 +24,7 @@ from devtools.processes import Service, wait_for_heartbeat
 from oh.adapters.portfolio_file import save
 from oh.adapters.sim.stream import sim_portfolio
 from oh.domain.portfolio import OptionPosition, Portfolio, StockPosition, Structure
+from panel_app.live_channel import ACK_TIMEOUT
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -324,6 +325,89 @@ def test_a_position_over_the_risk_limit_is_flagged_with_the_limit_in_words(
     assert "Position size" in text and "$" in text
     others = [p.id for p in portfolio.positions if p.id != BIG and isinstance(p, StockPosition)]
     assert not [p for p in others if f"{p} is " in text]
+
+
+LIMITS_WATCH_JS = """() => { const host = (""" + HOST_JS + """)('oh-live-limits'); window.__ohLimits = [];
+  const seen = () => { const text = host.textContent; if (window.__ohLimits[window.__ohLimits.length - 1] !== text)
+    window.__ohLimits.push(text); };
+  seen(); new MutationObserver(seen).observe(host, {childList: true, subtree: true, characterData: true}); }"""
+
+
+def test_the_limits_banner_moves_with_the_marks_without_a_change_to_the_pages_bokeh_document(
+    live: Stack, chromium: Any,
+) -> None:
+    """The limits banner's amounts move with every marking. They ride in the marks channel's frames (like the
+    summary cards), so while marks stream the page's Bokeh socket never carries the banner's text: before,
+    the slow check replaced a Markdown pane's text twice a second, a Bokeh document change that re-rendered
+    the pane on every tab while the cells were being written. The banner shows newer amounts several times
+    meanwhile, all of them arrived on the marks channel."""
+    tab = chromium.new_page()
+    bokeh: list[str] = []
+    channel: list[str] = []
+    tab.on("websocket", lambda ws: ws.on("framereceived", lambda payload: (
+        channel if "/oh-live" in ws.url else bokeh).append(payload if isinstance(payload, str) else "")))
+    try:
+        open_live(tab, live)
+        if tab.locator('.oh-live-health[data-state="streaming"]').count() == 0:
+            start(tab)
+        wait_marked(tab, live, [BIG])
+        tab.locator(".oh-live-limits").first.wait_for(timeout=WAIT)
+        bokeh.clear()
+        channel.clear()
+        tab.evaluate(LIMITS_WATCH_JS)
+        tab.wait_for_function("() => window.__ohLimits.length >= 4", timeout=WAIT)  # three changes of its text
+        shown = tab.evaluate("() => window.__ohLimits")
+        assert all(BIG in text and "of net liq" in text for text in shown)
+        assert not [f for f in bokeh if "Risk limits" in f or "of net liq" in f], \
+            "the limits banner's text travelled as a Bokeh document change"
+        assert [f for f in channel if '"limits"' in f and "of net liq" in f], "no limits banner in the channel's frames"
+    finally:
+        tab.close()
+
+
+HOLD_FRAMES_JS = """() => { window.__ohHeld = []; window.__ohRaf = window.requestAnimationFrame;
+  window.requestAnimationFrame = (cb) => { window.__ohHeld.push(cb); return 0; }; }"""
+RELEASE_FRAMES_JS = """() => { window.requestAnimationFrame = window.__ohRaf; const held = window.__ohHeld; window.__ohHeld = [];
+  held.forEach(cb => cb(performance.now())); return held.length; }"""
+
+
+def test_a_tab_acknowledges_a_frame_only_after_the_browser_has_painted_it(live: Stack, chromium: Any) -> None:
+    """The tab writes a frame's cells at once but acknowledges the frame only after its next animation frame
+    (laid out and painted), so the server's next marking is made when the tab can show it instead of
+    arriving while the last one is still being laid out. With the page's animation frames held, the tab
+    writes what it gets and sends no acknowledgement, so no stream of frames follows (one more per the
+    channel's ACK_TIMEOUT at most); released, it acknowledges and the frames flow again. Before, it
+    acknowledged as it wrote, and the frames went on while the browser could not paint them."""
+    tab = chromium.new_page()
+    received: list[str] = []
+    acks: list[str] = []
+
+    def watch(ws: Any) -> None:
+        if "/oh-live" in ws.url:
+            ws.on("framereceived", lambda payload: received.append(payload if isinstance(payload, str) else ""))
+            ws.on("framesent", lambda payload: acks.append(payload if isinstance(payload, str) else ""))
+
+    tab.on("websocket", watch)
+    try:
+        open_live(tab, live)
+        if tab.locator('.oh-live-health[data-state="streaming"]').count() == 0:
+            start(tab)
+        wait_marked(tab, live, [BIG])
+        tab.evaluate(HOLD_FRAMES_JS)
+        tab.wait_for_function("() => window.__ohHeld.length > 0", timeout=WAIT)  # a frame came and was written
+        received.clear()
+        acks.clear()
+        tab.wait_for_timeout(2 * 1000 * ACK_TIMEOUT)  # two of the channel's timeouts: frames every few ms before
+        # (one acknowledgement may have been on its way from before the hold, and the frame it let go)
+        assert len([a for a in acks if '"ack"' in a]) <= 1, acks
+        assert len(received) <= 3, f"{len(received)} frames while the tab could not paint"
+        assert tab.evaluate(RELEASE_FRAMES_JS) > 0
+        deadline = time.monotonic() + WAIT / 1000
+        while not ([a for a in acks if '"ack"' in a] and len(received) >= 5):
+            assert time.monotonic() < deadline, "the frames did not flow again once the tab painted"
+            tab.wait_for_timeout(100)
+    finally:
+        tab.close()
 
 
 # ---------------------------------------------------------------- layout at a phone's and a desktop's width
