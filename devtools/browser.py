@@ -29,7 +29,7 @@ WORKERS = tuple(n for n in ("ingest", "snapshot", "flow", "derived", "checks") i
 CHAIN_SYMBOLS = ("SPY", "AAPL")
 CANDLE_SYMBOLS = ("SPY", "AAPL", "MSFT")
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-gpu-compositing", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 

@@ -22,6 +22,10 @@ Contract:
   exit status (a negative signal number when killed, as Popen does) on that child's own socket.
 - One server per client process, started on first use; it exits when the client goes away, and
   children outlive it as Popen's children outlive their parent.
+- With `OH_TEST_CPU_LOG=<dir>` in the server's environment, it appends one tab-separated line per
+  reaped child to `<dir>/forkserver-<pid>.tsv`: kind (the module, or `oh` and its subcommand), the
+  test that started it (the child's `PYTEST_CURRENT_TEST`), CPU seconds (user + system, from
+  `os.wait4`, its own reaped children included) and wall seconds. `devtools/cpu_report.py` sums them.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -45,11 +50,14 @@ from typing import Any
 from devtools.paths import OH, REPO
 
 # Third-party modules any oh process imports (measured: the import closure of every service and
-# `oh` command, minus the standard library and our packages). Nothing of ours: see the docstring.
+# `oh` command, minus our packages). Nothing of ours: see the docstring. `typer._adapters` is what typer
+# imports when it parses a command line (it pulls in pydantic): ~0.1 CPU-s of every `oh` call, measured
+# with OH_TEST_CPU_LOG. `zmq.auth.thread` (and asyncio with it) is the ledger's tcp listener's import.
 PRELOAD = (
     "numpy", "pyarrow", "pyarrow.compute", "pyarrow.ipc", "pyarrow.parquet", "duckdb", "zmq", "msgspec",
-    "typer", "rich.console", "rich.table", "rich.text", "scipy.special", "scipy.stats", "croniter",
-    "dateutil.parser", "charset_normalizer", "pandas", "exchange_calendars",
+    "typer", "typer._adapters", "rich.console", "rich.table", "rich.text", "scipy.special", "scipy.stats",
+    "croniter", "dateutil.parser", "charset_normalizer", "pandas", "exchange_calendars", "zmq.auth.thread",
+    "zmq.utils.monitor", "logging", "tomllib", "glob",
 )
 
 _enabled = False
@@ -233,7 +241,9 @@ def _serve(sock: socket.socket) -> dict[str, Any] | None:
     os.set_blocking(wake_w, False)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.set_wakeup_fd(wake_w)
-    children: dict[int, socket.socket] = {}
+    children: dict[int, _Child] = {}
+    log_dir = os.environ.get("OH_TEST_CPU_LOG")
+    log = open(Path(log_dir) / f"forkserver-{os.getpid()}.tsv", "a", buffering=1) if log_dir else None  # noqa: SIM115
     selector = selectors.DefaultSelector()
     selector.register(sock, selectors.EVENT_READ)
     selector.register(wake_r, selectors.EVENT_READ)
@@ -252,8 +262,10 @@ def _serve(sock: socket.socket) -> dict[str, Any] | None:
                     signal.set_wakeup_fd(-1)
                     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                     selector.close()
+                    if log is not None:
+                        log.close()
                     for fd in (wake_r, wake_w, sock.fileno(), status.fileno(),
-                               *(child.fileno() for child in children.values())):
+                               *(child.status.fileno() for child in children.values())):
                         os.close(fd)
                     for target, fd in enumerate(fds[1:]):
                         os.dup2(fd, target)
@@ -264,7 +276,7 @@ def _serve(sock: socket.socket) -> dict[str, Any] | None:
                 for fd in fds[1:]:
                     os.close(fd)
                 status.send(f"pid {pid}".encode())
-                children[pid] = status
+                children[pid] = _Child(status, request, time.monotonic())
             else:
                 while True:
                     try:
@@ -272,25 +284,51 @@ def _serve(sock: socket.socket) -> dict[str, Any] | None:
                             break
                     except BlockingIOError:
                         break
-                _reap(children)
+                _reap(children, log)
 
 
-def _reap(children: dict[int, socket.socket]) -> None:
-    """Report the exit status of every ended child on its own socket."""
+class _Child:
+    """A running child: its status socket, and what the CPU log says about it."""
+
+    def __init__(self, status: socket.socket, request: dict[str, Any], started: float) -> None:
+        self.status = status
+        self.kind = _label(request["argv"])
+        self.test = request["env"].get("PYTEST_CURRENT_TEST", "")
+        self.started = started
+
+
+def _label(argv: list[str]) -> str:
+    """What a child is, for the CPU log: `services.ledger`, `oh status`, `oh db health`."""
+    if len(argv) >= 3 and argv[1] == "-m":
+        return argv[2]
+    words = [arg for arg in argv[1:] if not arg.startswith("-")][:2]
+    return " ".join(["oh", *(words if words and words[0] in _GROUPS else words[:1])])
+
+
+# `oh` subcommands that are groups (oh/cli/main.py's add_typer): the log names the group and its command.
+_GROUPS = {"emit", "db", "journal", "portfolio", "live", "watchlists", "symbols", "keys", "notify"}
+
+
+def _reap(children: dict[int, _Child], log: Any = None) -> None:
+    """Report the exit status of every ended child on its own socket (and log its CPU when asked)."""
     while True:
         try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
+            pid, status, usage = os.wait4(-1, os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
             return
-        channel = children.pop(pid, None)
-        if channel is not None:
+        child = children.pop(pid, None)
+        if child is not None:
+            if log is not None:
+                cpu = usage.ru_utime + usage.ru_stime
+                test = child.test.rsplit(" (", 1)[0]
+                log.write(f"{child.kind}\t{test}\t{cpu:.3f}\t{time.monotonic() - child.started:.3f}\n")
             try:
-                channel.send(f"exit {os.waitstatus_to_exitcode(status)}".encode())
+                child.status.send(f"exit {os.waitstatus_to_exitcode(status)}".encode())
             except OSError:
                 pass  # the client went away
-            channel.close()
+            child.status.close()
 
 
 def _run_child(request: dict[str, Any]) -> None:

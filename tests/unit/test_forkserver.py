@@ -132,3 +132,28 @@ def test_the_oh_script_runs_with_its_usage_errors() -> None:
                            timeout=60)
     assert forked.returncode == execd.returncode == 2
     assert forked.stderr == execd.stderr
+
+
+def test_the_cpu_log_names_each_child_its_test_and_its_cpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With OH_TEST_CPU_LOG, a server logs one line per reaped child: its kind (module, or `oh` and its
+    subcommand), the test that started it, its CPU seconds and wall seconds; `devtools.cpu_report` sums them
+    by kind and by module (how the suite's CPU is attributed; README, "make test")."""
+    from devtools.cpu_report import _report
+
+    monkeypatch.setenv("OH_TEST_CPU_LOG", str(tmp_path))
+    monkeypatch.setattr(forkserver, "_server", None)  # a server of this test's own, started with the log on
+    try:
+        assert forkserver.run([sys.executable, "-m", PROBE, "exit", "3"], env=dict(os.environ), timeout=60).returncode == 3
+        assert forkserver.run([OH, "portfolio", "--help"], env=dict(os.environ), timeout=60).returncode == 0
+    finally:
+        server = forkserver._server
+        assert server is not None
+        server.sock.close()  # the server exits at EOF
+        server.proc.wait(30)
+    [log] = tmp_path.glob("forkserver-*.tsv")
+    rows = [line.split("\t") for line in log.read_text().splitlines()]
+    this_test = os.environ["PYTEST_CURRENT_TEST"].rsplit(" (", 1)[0]
+    assert [(kind, test) for kind, test, _, _ in rows] == [(PROBE, this_test), ("oh portfolio", this_test)]
+    assert all(float(cpu) > 0 and float(wall) > 0 for _, _, cpu, wall in rows)
+    report = _report(tmp_path)
+    assert "oh portfolio" in report and PROBE in report and "tests/unit/test_forkserver.py" in report

@@ -169,27 +169,52 @@ def test_offline_connection_is_locked_down_too(ledger: MiniLedger, tmp_path: Pat
         con.close()
 
 
+def _started(turn: threading.Condition, state: dict[str, int]) -> bool:
+    """A reader tells the ledger it has begun this commit's statement."""
+    with turn:
+        state["started"] += 1
+        turn.notify_all()
+    return True
+
+
 READER_STATEMENTS = ["CHECKPOINT", "FORCE CHECKPOINT", "SELECT * FROM checkpoint()", "SELECT * FROM force_checkpoint()",
                      "VACUUM", "ANALYZE", "VACUUM ANALYZE candles_daily", "PRAGMA database_size",
                      "SELECT count(*) FROM candles_daily"]
 
 
 def test_group_commits_never_fail_while_readers_checkpoint_vacuum_and_analyze(ledger: MiniLedger) -> None:
-    """Readers with the friendly check bypassed hammer CHECKPOINT, FORCE CHECKPOINT, checkpoint(), VACUUM and
-    ANALYZE on fresh cursors in READ ONLY transactions while the ledger commits 120 group commits: not one
-    of the ledger's transactions fails (each is run directly, so a failure would raise, not be retried)."""
+    """Readers with the friendly check bypassed run CHECKPOINT, FORCE CHECKPOINT, checkpoint(), VACUUM and
+    ANALYZE on fresh cursors in READ ONLY transactions against each of 120 group commits: not one of the
+    ledger's transactions fails (each is run directly, so a failure would raise, not be retried).
+
+    Each commit is attacked where it is weakest: with its rows written and its transaction still open, the
+    ledger lets every reader start one statement and waits until each has begun it (its READ ONLY
+    transaction open, the statement sent next), then commits while they run. So all nine statements race
+    every one of the 120 COMMITs, which readers spinning freely only did by chance (and at ~25 CPU-s of
+    spinning a run)."""
     warehouse = ledger.warehouse
     stop = threading.Event()
     attempts: dict[str, int] = {}
+    turn = threading.Condition()
+    state = {"commit": 0, "started": 0}
 
     def reader(sql: str) -> None:
-        while not stop.is_set():
+        done = 0
+        while True:
+            with turn:
+                turn.wait_for(lambda done=done: stop.is_set() or state["commit"] > done)
+                if state["commit"] == done:
+                    return
+                done = state["commit"]
             cursor = warehouse.reader()
+            began = False
             try:
                 cursor.execute("BEGIN TRANSACTION READ ONLY")
+                began = _started(turn, state)
                 cursor.execute(sql).fetchall()
             except duckdb.Error:
-                pass
+                if not began:
+                    _started(turn, state)  # BEGIN itself refused: still this commit's attempt
             finally:
                 try:
                     cursor.execute("ROLLBACK")
@@ -197,6 +222,13 @@ def test_group_commits_never_fail_while_readers_checkpoint_vacuum_and_analyze(le
                     pass
                 cursor.close()
             attempts[sql] = attempts.get(sql, 0) + 1
+
+    def let_readers_in(commit: int) -> None:
+        """Inside the ledger's open transaction: every reader begins one statement before the COMMIT."""
+        with turn:
+            state["commit"], state["started"] = commit, 0
+            turn.notify_all()
+            assert turn.wait_for(lambda: state["started"] >= len(READER_STATEMENTS), timeout=120), state
 
     threads = [threading.Thread(target=reader, args=(sql,)) for sql in READER_STATEMENTS]
     for thread in threads:
@@ -206,13 +238,16 @@ def test_group_commits_never_fail_while_readers_checkpoint_vacuum_and_analyze(le
         for i in range(120):
             events = [trade(f"g{i}-{j}", 100.0 + i) for j in range(20)]
             batch = [(seq + k + 1, ev) for k, ev in enumerate(events)]
-            warehouse._transaction(batch, [100] * len(batch))  # raises on any failure; commit() would retry
+            # raises on any failure; commit() would retry
+            warehouse._transaction(batch, [100] * len(batch), before_commit=lambda i=i: let_readers_in(i + 1))
             seq += len(batch)
     finally:
         stop.set()
+        with turn:
+            turn.notify_all()
         for thread in threads:
             thread.join()
-    assert all(attempts.get(sql, 0) > 0 for sql in READER_STATEMENTS), attempts
+    assert attempts == dict.fromkeys(READER_STATEMENTS, 120), attempts
     assert warehouse.con.execute("SELECT count(*) FROM trade_updates").fetchall() == [(5 + 120 * 20,)]
     assert warehouse.con.execute("SELECT seq FROM ledger.offsets").fetchall() == [(seq,)]
 
