@@ -64,7 +64,10 @@ from services.ledger.watchdog import RunWatchdog
 log = logging.getLogger("ledger")
 
 MAX_DRAIN_MESSAGES = 20_000
-MAX_DRAIN_BYTES = 128 * 1024 * 1024
+# A drain's bytes bound its transient memory (payloads, decoded events, the concatenated Arrow rows, DuckDB's
+# uncommitted rows: ~4x them) and, behind a backlog, every drain reaches it; 128 MB gave the full-market
+# day's peak RSS growing with the width (bench/README.md). Smaller groups cost no measurable CPU.
+MAX_DRAIN_BYTES = 32 * 1024 * 1024
 HEAD_TICK_SECONDS = 1.0
 PUBLISH_RUN = 1000  # events of one type published as one message, at most
 _RUN_TYPES = (RunStarted, RunFinished)  # what the run watchdog follows
