@@ -10,7 +10,8 @@ timed from the send until a query through the ledger sees the `daily` run ended.
 
 Printed for the timed day: every stage of the chain (start and end offsets from the send, so pipeline
 overlap shows, duration, rows, rows/s); the CPU seconds each process spent; the ledger's RSS before
-and its peak during the day (VmHWM after resetting it, and sampled every 0.2 s), each worker's peak;
+and its peak during the day (VmHWM after resetting it, and sampled every 0.2 s: the peak of each tenth of the
+day too), each worker's peak;
 DuckDB's own memory in the ledger by tag (`duckdb_memory()`) and its `memory_limit` (OH_DUCKDB_MEMORY_LIMIT);
 the journal bytes the day added, per contract snapshotted and per event type; when the checks of
 every delivery were committed.
@@ -33,6 +34,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 
 import pyarrow as pa
 
@@ -106,16 +108,27 @@ class RssSampler(threading.Thread):
         super().__init__(daemon=True)
         self.pids, self.interval = pids, interval
         self.peak = dict.fromkeys(pids, 0)
+        self.series: dict[str, list[int]] = {name: [] for name in pids}  # every sample (kB), for the timeline
         self.done = threading.Event()
 
     def run(self) -> None:
         while not self.done.is_set():
             for name, pid in self.pids.items():
                 try:
-                    self.peak[name] = max(self.peak[name], proc_status(pid)["VmRSS"])
+                    rss = proc_status(pid)["VmRSS"]
                 except (OSError, KeyError):
-                    pass
+                    continue
+                self.peak[name] = max(self.peak[name], rss)
+                self.series[name].append(rss)
             self.done.wait(self.interval)
+
+    def timeline(self, name: str, parts: int = 10) -> str:
+        """`name`'s RSS (MB) at the end of each tenth of the sampled time, and the peak of each tenth."""
+        samples = self.series[name]
+        if not samples:
+            return "no samples"
+        cuts = [round(len(samples) * i / parts) for i in range(parts + 1)]
+        return " ".join(f"{max(samples[a:b]) / 1024:,.0f}" for a, b in pairwise(cuts) if b > a)
 
 
 @contextmanager
@@ -309,6 +322,7 @@ def bench(n_symbols: int, candle_days: int, rebuild: bool) -> None:
                       f"{(ledger_hwm if hwm_reset else sampler.peak['ledger']) / 1024:,.0f} MB "
                       f"({'VmHWM after reset' if hwm_reset else 'sampled'}; sampled peak "
                       f"{sampler.peak['ledger'] / 1024:,.0f} MB)")
+                print(f"   ledger RSS peak in each tenth of the timed daily (MB): {sampler.timeline('ledger')}")
                 print_duckdb_memory(control)
                 print("   workers' sampled peak RSS (MB): " + ", ".join(
                     f"{name} {sampler.peak[name] / 1024:,.0f}" for name in pids if name != "ledger"))

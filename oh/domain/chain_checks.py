@@ -85,8 +85,10 @@ def iv_quote_check(chain: pa.Table) -> CheckResult:
     high = np.full(n, np.inf)
     if rows.size:
         t = days[rows] / pricing.DAYS_PER_YEAR
-        implied_bid = pricing.implied_vol(bid[rows], spot[rows], strike[rows], t, RATE, 0.0, call[rows])
-        implied_ask = pricing.implied_vol(ask[rows], spot[rows], strike[rows], t, RATE, 0.0, call[rows])
+        # bid and ask in one solve (it is elementwise): half the fixed cost of its numpy calls per chain
+        both = pricing.implied_vol(np.concatenate([bid[rows], ask[rows]]), np.tile(spot[rows], 2),
+                                   np.tile(strike[rows], 2), np.tile(t, 2), RATE, 0.0, np.tile(call[rows], 2))
+        implied_bid, implied_ask = both[:rows.size], both[rows.size:]
         low[rows] = np.where(np.isfinite(implied_bid), implied_bid, 0.0)  # bid at or below intrinsic: no floor
         high[rows] = np.where(np.isfinite(implied_ask), implied_ask, np.inf)  # ask beyond any vol: no cap
     with np.errstate(invalid="ignore"):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -133,6 +134,19 @@ def candle_gap_check(present: np.ndarray, expected: np.ndarray) -> CheckResult:
 _COMPACT = r"^[A-Z0-9]{1,6}[0-9]{6}[CP][0-9]{8}$"
 
 
+@lru_cache(maxsize=1 << 16)
+def _prefix_parses(prefix: str) -> bool:
+    """Whether `prefix` (root, YYMMDD, C/P of a compact symbol) parses with a valid strike after it. Remembered:
+    a symbol's chain, bars and flow of a day, and its chains of other days, list the same few dozen prefixes."""
+    from oh.domain.osi import BadOptionSymbol, parse_osi
+
+    try:
+        parse_osi(prefix + "00001000")
+    except BadOptionSymbol:
+        return False
+    return True
+
+
 def unparseable_symbols(symbols: pa.ChunkedArray | pa.Array) -> list[str]:
     """One `[index] reason` per contract symbol oh.domain.osi cannot parse, in row order.
 
@@ -156,11 +170,9 @@ def unparseable_symbols(symbols: pa.ChunkedArray | pa.Array) -> list[str]:
             errors.append((int(index), f"[{index}] {exc}"))
     fast_rows = np.flatnonzero(fast)
     for prefix in {t[:-8] for t in texts[fast_rows]}:
-        try:
-            parse_osi(prefix + "00001000")
-            prefix_ok[prefix] = True
-        except BadOptionSymbol:
-            prefix_ok[prefix] = False
+        prefix_ok[prefix] = _prefix_parses(prefix)
+    if all(prefix_ok.values()):  # the usual chain: no fast row needs a look of its own
+        return [message for _, message in sorted(errors)]
     for index in fast_rows:
         if not prefix_ok[texts[index][:-8]]:
             try:

@@ -434,8 +434,4 @@ def index_events(con: duckdb.DuckDBPyConnection, events: Sequence[Applied], size
             "bytes": pa.array(sizes, pa.int64()),
         }
     )
-    con.register("_index", table)
-    try:
-        con.execute("INSERT INTO ledger.events SELECT * FROM _index")
-    finally:
-        con.unregister("_index")
+    con.from_arrow(table).insert_into("ledger.events")  # no view to `register`: half the statement's CPU

@@ -142,6 +142,17 @@ class _Counting:
             self.writes.append(found.group(1))
         return self.con.execute(sql, *args)
 
+    def from_arrow(self, table: Any) -> Any:
+        """A relation whose `insert_into` (a plain insert without SQL text) counts as a write of its table."""
+        relation, writes = self.con.from_arrow(table), self.writes
+
+        class _Relation:
+            def insert_into(self, name: str) -> None:
+                writes.append(name)
+                relation.insert_into(name)
+
+        return _Relation()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.con, name)
 
