@@ -233,6 +233,17 @@ def drop_unused_glyphs(model: Any) -> Any:
     return model
 
 
+def one_way(model: Any) -> Any:
+    """Mark every model of a chart not to sync its browser-side changes back to the server (Bokeh's
+    `syncable=False`): BokehJS reports each figure's computed ranges, sizes and legend columns as it lays a
+    chart out (about eight messages per chart section), which the server would parse and apply between the
+    sections it is filling, and nothing on the server reads them. Changes made on the server still go to the
+    browser; JavaScript callbacks still run. Returns `model`."""
+    for part in model.references():
+        part.syncable = False
+    return model
+
+
 # (model type, attribute): the stateless parts shared within a document (see the module docstring)
 SHARED_PARTS: tuple[tuple[type[Model], str], ...] = (
     (Axis, "ticker"), (Axis, "formatter"), (Axis, "major_label_policy"),

@@ -312,3 +312,21 @@ def test_charts_carry_no_model_they_do_not_draw() -> None:
     assert [data[lines[1].glyph.x][i] for i in range(2)] == [95.0, 105.0] and math.isnan(data[lines[1].glyph.x][2])
     assert [item.label.value for item in fig.legend[0].items] == ["2026-07-01", "2026-08-01"]
     assert not any(isinstance(m, Plot) and m.title is not None for m in fig.references())
+
+
+def test_a_chart_shown_in_a_slot_does_not_sync_back() -> None:
+    """A chart a Slot shows is one-way (Bokeh's `syncable=False` on each of its models): the browser does not
+    send back the ranges, sizes and legend columns it computes while laying the chart out (messages the server
+    would parse between the sections it fills, and that nothing reads); the page's widgets still sync."""
+    import pandas as pd
+
+    from panel_app import charts
+    from panel_app.components import Slot
+
+    slot = Slot("Open interest")
+    oi = pd.DataFrame({"strike": [100.0, 105.0], "put_call": ["C", "P"], "open_interest": [10, 20]})
+    slot.chart(oi, charts.oi_by_strike, key="x")
+    figure = slot.box.objects[0].object
+    models = list(figure.references())
+    assert len(models) > 20 and not any(m.syncable for m in models)
+    assert slot.box.get_root().syncable  # the layout around it is not affected
