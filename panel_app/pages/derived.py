@@ -41,6 +41,7 @@ class DerivedPage(Page):
 
     slug = "derived"
     title = "Derived history"
+    rehearse = True
     watch = frozenset({"DerivedComputed"})
 
     def __init__(self, ctx: Any) -> None:

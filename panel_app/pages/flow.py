@@ -50,6 +50,7 @@ class FlowPage(Page):
 
     slug = "flow"
     title = "Flow"
+    rehearse = True
     watch = frozenset({"FlowComputed"})
 
     def __init__(self, ctx: Any) -> None:

@@ -52,6 +52,7 @@ class PortfolioPage(Page):
 
     slug = "portfolio"
     title = "Portfolio"
+    rehearse = True
     watch = frozenset({"ChainSnapshotted", "CandlesIngested"})
 
     def __init__(self, ctx: Any) -> None:
