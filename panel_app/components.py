@@ -219,7 +219,6 @@ class Slot:
     def _replace(self, kind: str, pane: Any, data: Any) -> None:
         if REHEARSAL.get():
             return
-        self._rehearsed = None  # a chart kept for content the section no longer shows
         self._kind, self._pane, self._data = kind, pane, data
         self.box.objects = [pane]
 
