@@ -16,7 +16,6 @@ import hashlib
 import html
 import math
 from collections.abc import Callable, Sequence
-from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +63,6 @@ PAGE_CSS = f"""
 WRAPPED_LABEL = "label { white-space: normal; overflow-wrap: anywhere; }"
 TEMPLATE = Path(__file__).parent / "templates" / "oh.html"
 WRAP = frozenset({"error", "error_message", "message", "last_message", "warnings"})
-# True while a page rehearses its first fill (panel_app/page.py): Slots then build their charts and keep them for
-# the real fill, and change nothing on the page
-REHEARSAL: ContextVar[bool] = ContextVar("oh_rehearsal", default=False)
 
 
 def html_pane(text: str, **kwargs: Any) -> pn.pane.HTML:
@@ -194,10 +190,7 @@ def _heading(title: str) -> str:
 
 
 class Slot:
-    """A named place on a page whose content is replaced in place (see the module docstring).
-
-    During a rehearsal (`REHEARSAL`, see panel_app/page.py) a Slot changes nothing: `chart` builds the figure
-    and keeps it, and the real fill that follows shows that figure when its data and key are equal."""
+    """A named place on a page whose content is replaced in place (see the module docstring)."""
 
     def __init__(self, title: str | None = None, min_height: int | None = None, page_size: int = 500) -> None:
         self.page_size = page_size  # rows shown of a table (it scrolls inside its card)
@@ -207,18 +200,13 @@ class Slot:
         self._kind = ""
         self._data: Any = None
         self._pane: Any = None
-        self._rehearsed: tuple[Any, pd.DataFrame, Any] | None = None  # (key, data, figure) built ahead
 
     def set_title(self, title: str) -> None:
         """Change the section's heading."""
-        if REHEARSAL.get():
-            return
         self.title.object = _heading(title)
         self.title.visible = True
 
     def _replace(self, kind: str, pane: Any, data: Any) -> None:
-        if REHEARSAL.get():
-            return
         self._kind, self._pane, self._data = kind, pane, data
         self.box.objects = [pane]
 
@@ -231,20 +219,11 @@ class Slot:
         built here, so a chart that cannot be drawn becomes a notice in its section (inside fill())."""
         if self._kind == "chart" and self._data[0] == key and self._data[1].equals(data):
             return
-        ahead, self._rehearsed = self._rehearsed, None
-        if ahead is not None and ahead[0] == key and ahead[1].equals(data):
-            figure = ahead[2]
-        else:
-            figure = one_way(share_stateless_parts(drop_unused_glyphs(build(data)), pn.state.curdoc))
-        if REHEARSAL.get():
-            self._rehearsed = (key, data, figure)
-            return
+        figure = one_way(share_stateless_parts(drop_unused_glyphs(build(data)), pn.state.curdoc))
         self._replace("chart", pn.pane.Bokeh(figure, sizing_mode="stretch_width"), (key, data))
 
     def html(self, text: str) -> None:
         """Show raw HTML (tables, cards); updated in place."""
-        if REHEARSAL.get():
-            return
         if self._kind == "html":
             if self._data != text:
                 self._pane.object = text
@@ -268,8 +247,6 @@ class Slot:
 
     def show(self, *objects: Any) -> None:
         """Show arbitrary Panel objects (replaces whatever was there)."""
-        if REHEARSAL.get():
-            return
         self._kind, self._data, self._pane = "custom", None, None
         self.box.objects = list(objects)
 

@@ -12,14 +12,6 @@ a refresh of their own: only a user's change does (`control()`), so one refresh 
 once. Live events that concern the page (`relevant`) schedule a refresh, throttled to one per
 `min_interval` so a burst of events costs one re-read. When the ledger stops answering, the page
 says so (and what to run) and refreshes when it is back.
-
-Rehearsal (pages with `rehearse = True`, those with charts): the browser spends a second or more fetching and
-compiling the scripts between the page's HTML and its "loaded" message, when the first fill may start (Panel
-drops changes made to a document before then), and the server sat idle. So a session's page runs its first
-fill once ahead, one section per event-loop turn as the real fill does, changing nothing: Slots only build
-their charts and keep them (`panel_app.components.REHEARSAL`), the page's widgets are changed without events
-and put back, and so are the page's attributes. The real fill then shows each kept chart whose data and key
-are equal instead of building it again; a section whose data changed in between is built as before.
 """
 
 from __future__ import annotations
@@ -27,58 +19,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from typing import Any
 
 import panel as pn
-import param
 
 from bus.control_client import QueryError
-from panel_app.components import REHEARSAL, Slot, down_text, error_text, html_pane, notice, shell
+from panel_app.components import Slot, down_text, error_text, html_pane, notice, shell
 from panel_app.context import AppContext
 from panel_app.data import LedgerDown
 from panel_app.live import LedgerState, LiveEvent
 
 log = logging.getLogger(__name__)
-
-
-WIDGET_STATE = ("options", "value")  # what a fill may set on a page's widgets (pickers' choices, defaults)
-
-
-class _Rehearsal:
-    """The state a rehearsal of a page's first fill must leave as it found it (see the module docstring)."""
-
-    def __init__(self, page: Page) -> None:
-        self.widgets = [(w, {name: getattr(w, name) for name in WIDGET_STATE if name in w.param})
-                        for w in page.controls() if isinstance(w, param.Parameterized)]
-        self.tasks: list[tuple[Any, Callable[[], None], str]] | None = None  # None: update() has not run yet
-
-    @contextmanager
-    def quiet(self, page: Page) -> Iterator[None]:
-        """One step: Slots build without showing, the widgets change without events (nothing reaches the
-        document), and the page's attributes are put back after it (a fill may set some: the Health plan's
-        last text, the portfolio file's mtime)."""
-        attributes = dict(vars(page))
-        token = REHEARSAL.set(True)
-        try:
-            with ExitStack() as stack:
-                for widget, _ in self.widgets:
-                    stack.enter_context(param.parameterized.discard_events(widget))
-                yield
-        finally:
-            REHEARSAL.reset(token)
-            vars(page).clear()
-            vars(page).update(attributes)
-
-    def restore(self) -> None:
-        """Put the widgets' values back, without events (the browser never saw the rehearsal's)."""
-        with ExitStack() as stack:
-            for widget, _ in self.widgets:
-                stack.enter_context(param.parameterized.discard_events(widget))
-            for widget, values in self.widgets:
-                changed = {name: value for name, value in values.items() if getattr(widget, name) is not value}
-                if changed:
-                    widget.param.update(**changed)
 
 
 class Page:
@@ -88,7 +40,6 @@ class Page:
     title = ""
     watch: frozenset[str] = frozenset()  # committed event types that may change what the page shows
     min_interval = 1.0  # seconds between two refreshes caused by live events
-    rehearse = False  # build the first fill's charts while the browser loads the scripts (module docstring)
 
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
@@ -107,7 +58,6 @@ class Page:
         self._draining = False
         self._ready = False
         self._created = time.monotonic()
-        self._rehearsal: _Rehearsal | None = None
 
     # ---------------------------------------------------------------- to implement
     def controls(self) -> list[Any]:
@@ -148,9 +98,6 @@ class Page:
                          self.ready)
         if self.doc is not None and self.doc.session_context is not None:
             pn.state.onload(self.first_fill)
-            if self.rehearse:
-                self._rehearsal = _Rehearsal(self)
-                self.doc.add_next_tick_callback(self._rehearse)
         else:
             self.first_fill()
         return template
@@ -158,33 +105,6 @@ class Page:
     def first_fill(self) -> None:
         """The first refresh; the `.oh-ready` marker follows once all its sections are filled."""
         self.refresh()
-
-    def _rehearse(self) -> None:
-        """One turn of the rehearsal: update() (queues the sections), then one section per turn."""
-        rehearsal = self._rehearsal
-        if rehearsal is None:
-            return  # the real fill began
-        try:
-            with rehearsal.quiet(self):
-                self._updating = True
-                if rehearsal.tasks is None:
-                    self._tasks, self._staging = [], True
-                    self.update()
-                    rehearsal.tasks = self._tasks
-                elif rehearsal.tasks:
-                    rehearsal.tasks.pop(0)[1]()
-        except Exception:  # the ledger down, a failed query: the real fill says so
-            log.debug("%s: rehearsal stopped", self.slug, exc_info=True)
-            rehearsal.tasks = []
-        if rehearsal.tasks:
-            self.doc.add_next_tick_callback(self._rehearse)
-        else:
-            self._end_rehearsal()
-
-    def _end_rehearsal(self) -> None:
-        rehearsal, self._rehearsal = self._rehearsal, None
-        if rehearsal is not None:
-            rehearsal.restore()
 
     def _mark_ready(self) -> None:
         if not self._ready:
@@ -214,7 +134,6 @@ class Page:
     def refresh(self) -> None:
         """Re-read everything (cached queries make this cheap when nothing changed); in a session the
         sections are then filled one per event-loop turn (a refresh during that replaces the rest)."""
-        self._end_rehearsal()  # the widgets back as the browser has them, before update() reads them
         self._last_refresh = time.monotonic()
         self.refreshes += 1
         staged = self._in_session

@@ -41,7 +41,6 @@ class DerivedPage(Page):
 
     slug = "derived"
     title = "Derived history"
-    rehearse = True
     watch = frozenset({"DerivedComputed"})
 
     def __init__(self, ctx: Any) -> None:

@@ -50,7 +50,6 @@ class FlowPage(Page):
 
     slug = "flow"
     title = "Flow"
-    rehearse = True
     watch = frozenset({"FlowComputed"})
 
     def __init__(self, ctx: Any) -> None:

@@ -72,7 +72,6 @@ class HealthPage(Page):
 
     slug = "health"
     title = "Health"
-    rehearse = True
     watch = frozenset({"RunStarted", "RunFinished", "AssetFailed", "AssetChecked", "CandlesIngested",
                        "ChainSnapshotted", "OptionBarsIngested", "FlowComputed", "DerivedComputed", "BriefingBuilt"})
     min_interval = 2.0

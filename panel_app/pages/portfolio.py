@@ -52,7 +52,6 @@ class PortfolioPage(Page):
 
     slug = "portfolio"
     title = "Portfolio"
-    rehearse = True
     watch = frozenset({"ChainSnapshotted", "CandlesIngested"})
 
     def __init__(self, ctx: Any) -> None:

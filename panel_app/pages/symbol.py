@@ -41,7 +41,6 @@ class SymbolPage(Page):
 
     slug = "symbol"
     title = "Symbol explorer"
-    rehearse = True
     watch = frozenset({"CandlesIngested", "ChainSnapshotted", "DerivedComputed"})
 
     def __init__(self, ctx: Any) -> None:
