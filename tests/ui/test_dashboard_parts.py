@@ -306,7 +306,7 @@ def test_charts_carry_no_model_they_do_not_draw() -> None:
     smile = pd.DataFrame({"expiry": [date(2026, 7, 1)] * 3 + [date(2026, 8, 1)] * 2,
                           "strike": [90.0, 100.0, 110.0, 95.0, 105.0], "iv": [0.3, 0.25, 0.28, 0.27, 0.26]})
     fig = charts.iv_smile(smile)
-    lines = list(fig.select({"type": GlyphRenderer}))
+    lines = list(fig.renderers)  # in expiry order
     assert len(lines) == 2 and len({id(r.data_source) for r in lines}) == 1
     data = lines[0].data_source.data
     assert [data[lines[1].glyph.x][i] for i in range(2)] == [95.0, 105.0] and math.isnan(data[lines[1].glyph.x][2])
