@@ -279,11 +279,12 @@ def share_stateless_parts(model: Any, doc: Document | None) -> Any:
     if doc is None:
         return model
     pool = _shared.setdefault(doc, {})
-    for owner_type, attr in SHARED_PARTS:
-        for owner in model.select({"type": owner_type}):
-            part = getattr(owner, attr, None)
-            if isinstance(part, SHAREABLE):
-                shared = pool.setdefault(_identity(part), part)
-                if shared is not part:
-                    setattr(owner, attr, shared)
+    for owner in list(model.references()):  # one walk of the chart's graph (each select() is another)
+        for owner_type, attr in SHARED_PARTS:
+            if isinstance(owner, owner_type):
+                part = getattr(owner, attr, None)
+                if isinstance(part, SHAREABLE):
+                    shared = pool.setdefault(_identity(part), part)
+                    if shared is not part:
+                        setattr(owner, attr, shared)
     return model
