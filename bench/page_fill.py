@@ -17,7 +17,8 @@ browser context (cold: Bokeh's and Panel's bundles are fetched) and once more in
 - cold loads also record two CPU figures, steadier than the wall-clock ones on a shared machine:
   the browser's (chromium's TaskDuration up to "filled": the main thread's busy time, scripts,
   style, layout, paint) and the server's (user + system CPU of the `oh ui` process from
-  /proc/PID/stat, from the navigation to "filled": the HTML, the static files, the fill).
+  /proc/PID/stat, from the navigation to "filled": the HTML, the static files, the fill);
+- and the Bokeh models of the page's document in the browser once filled (independent of the load).
 
 `--compare TREE` also starts the `oh ui` of another checkout (e.g. the code before a change, from
 `git worktree add /tmp/old <commit>`) on the same home and ledger, and alternates every load
@@ -57,7 +58,8 @@ WORKERS = ("ingest", "snapshot", "flow", "derived", "checks", "briefing", "sched
 FILLED_BUDGET_MS = 1500.0
 PAINT_BUDGET_MS = 1000.0
 FCP_JS = "() => (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime || null"
-KINDS = ("cold_fcp", "cold_filled", "warm_fcp", "warm_filled", "cold_browser_cpu", "cold_server_cpu")
+KINDS = ("cold_fcp", "cold_filled", "warm_fcp", "warm_filled", "cold_browser_cpu", "cold_server_cpu", "models")
+MODELS_JS = "() => (window.Bokeh && Bokeh.documents.length) ? Bokeh.documents[0]._all_models.size : null"
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -154,6 +156,7 @@ def measure(chromium: Any, servers: dict[str, tuple[str, int]], repeat: int) -> 
                         out[name][slug]["cold_server_cpu"].append(process_cpu_ms(pid) - server_cpu)
                         metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
                         out[name][slug]["cold_browser_cpu"].append(1000.0 * metrics["TaskDuration"])
+                        out[name][slug]["models"].append(float(page.evaluate(MODELS_JS) or "nan"))
                 context.close()
     return out
 
@@ -163,12 +166,13 @@ def report(name: str, results: dict[str, dict[str, list[float]]], repeat: int) -
     print(f"\n{name}: per page, ms from navigation start (median of {repeat}; cold = new browser context, "
           "warm = opened again in it):")
     print(f"   {'page':<10} {'cold paint':>11} {'cold filled':>12} {'warm paint':>11} {'warm filled':>12} "
-          f"{'browser CPU':>12} {'server CPU':>11}   cold filled samples")
+          f"{'browser CPU':>12} {'server CPU':>11} {'models':>7}   cold filled samples")
     medians = {}
     for slug, samples in results.items():
         m = medians[slug] = {k: statistics.median(v) for k, v in samples.items()}
         print(f"   {slug:<10} {m['cold_fcp']:>11.0f} {m['cold_filled']:>12.0f} {m['warm_fcp']:>11.0f} "
-              f"{m['warm_filled']:>12.0f} {m['cold_browser_cpu']:>12.0f} {m['cold_server_cpu']:>11.0f}   "
+              f"{m['warm_filled']:>12.0f} {m['cold_browser_cpu']:>12.0f} {m['cold_server_cpu']:>11.0f} "
+              f"{m['models']:>7.0f}   "
               f"{', '.join(f'{v:.0f}' for v in samples['cold_filled'])}")
     worst = max(JUDGED, key=lambda s: medians[s]["cold_filled"])
     worst_paint = max(JUDGED, key=lambda s: medians[s]["cold_fcp"])
@@ -236,7 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     ours = medians["ours"]
     for name, other in medians.items():
         if name != "ours":
-            print(f"\n{name} / ours, cold filled per page: " + ", ".join(
+            print(f"\nmodels per page, {name} -> ours: " + ", ".join(
+                f"{s} {other[s]['models']:.0f} -> {ours[s]['models']:.0f}" for s in PAGES))
+            print(f"{name} / ours, cold filled per page: " + ", ".join(
                 f"{s} {other[s]['cold_filled'] / ours[s]['cold_filled']:.2f}" for s in PAGES))
             print(f"   worst cold filled: {worst(other, 'cold_filled'):.0f} ms vs ours {worst(ours, 'cold_filled'):.0f} ms")
             for kind in ("cold_browser_cpu", "cold_server_cpu"):

@@ -10,15 +10,19 @@ unit test runs that code in node against `units.money` / `units.count`).
 Also here: `new_figure` (the dashboard's figure defaults: responsive width, a small auto-hiding
 toolbar, no logo), `legend_outside` (legends beside or under the plot, never over the data),
 `set_axis` (a column's unit -> the axis formatter and label), and the two passes every chart goes
-through before it is sent (`Slot.chart`): `drop_unused_glyphs` and `share_axis_parts`.
+through before it is sent (`Slot.chart`): `drop_unused_glyphs` and `share_stateless_parts`.
 
-`share_axis_parts`: an axis's ticker, tick formatter and label policy are stateless in BokehJS (each
-call gets the range it ticks), yet Bokeh gives every axis its own, and a date axis's ticker alone is
-13 models (a DatetimeTicker and its 12 sub-tickers) plus 2 formatters. Within one document (one
-browser session), axes whose parts are equal (same type, same properties, recursively) share one
-copy: fewer models to build on the server, serialize, send and build in the browser. Sharing is done
-once the figure is built (what the chart code set is part of the comparison); nothing mutates an
-axis's parts after that.
+`share_stateless_parts`: some models of a figure are stateless in BokehJS, yet Bokeh gives every axis,
+plot, renderer and source its own: an axis's ticker, tick formatter and label policy (each call gets the
+range it ticks; a date axis's ticker alone is 13 models, a DatetimeTicker and its 12 sub-tickers, plus 2
+formatters), a plot's x and y scales (templates: each plot view clones them and sets the clone's ranges),
+a renderer's `AllIndices` filter (a function of the source it is given), a source's `UnionRenderers`
+selection policy (a function of the renderers it is given) and a box-zoom overlay's handle styling
+(`BoxInteractionHandles` and its `AreaVisuals`: colours only). Within one document (one browser session),
+equal parts (same type, same properties, recursively) share one copy: fewer models to build on the
+server, serialize, send and build in the browser. Stateful parts (ranges, sources, their selections,
+CDS views, overlays, tools) are never shared. Sharing is done once the figure is built (what the chart
+code set is part of the comparison); nothing mutates these parts after that.
 """
 
 from __future__ import annotations
@@ -30,15 +34,25 @@ from weakref import WeakKeyDictionary
 from bokeh.document import Document
 from bokeh.model import Model
 from bokeh.models import (
+    AllIndices,
     Axis,
+    BoxAnnotation,
+    BoxInteractionHandles,
+    CDSView,
+    ColumnDataSource,
     CustomJS,
     CustomJSTickFormatter,
     DatetimeTickFormatter,
     GlyphRenderer,
+    LabelingPolicy,
     Legend,
     NoOverlap,
     NumeralTickFormatter,
+    Plot,
+    Scale,
+    Ticker,
     TickFormatter,
+    UnionRenderers,
 )
 from bokeh.plotting import figure
 
@@ -131,9 +145,12 @@ def set_axis(axis: Any, column: str | None = None, *, kind: str | None = None, t
 
 def new_figure(height: int = 300, *, x_axis_type: str = "auto", tools: str = "pan,wheel_zoom,box_zoom,reset,save",
                **kwargs: Any) -> Any:
-    """A figure with the dashboard's defaults: full width, fixed height, quiet grid, a toolbar that hides."""
+    """A figure with the dashboard's defaults: full width, fixed height, quiet grid, a toolbar that hides, no
+    title model (each section has its heading above the chart; an empty Bokeh title is one model more that
+    draws nothing). `tools=""` gives a figure without a toolbar."""
     options: dict[str, Any] = {"height": height, "sizing_mode": "stretch_width", "x_axis_type": x_axis_type,
-                               "tools": tools, "toolbar_location": "above", "min_border_left": 10,
+                               "title": None,
+                               "tools": tools, "toolbar_location": "above" if tools else None, "min_border_left": 10,
                                "min_border_right": 10, "background_fill_color": "white"}
     options.update(kwargs)
     fig = figure(**options)
@@ -200,16 +217,42 @@ def _label_text(item: Any) -> str:
 
 
 def drop_unused_glyphs(model: Any) -> Any:
-    """Remove the selection-state and muted copies Bokeh gives every glyph renderer: no dashboard chart has a
-    selection tool and legends hide (never mute) a series, so those copies are never drawn, yet each is one
-    more model to send and for the browser to build (two of every renderer's nine). Returns `model`."""
+    """Remove what Bokeh gives every glyph renderer that no dashboard chart uses: the selection-state and muted
+    copies of its glyph (no chart has a selection tool and legends hide, never mute, a series: two of every
+    renderer's nine models, never drawn), and a CDS view of its own when another renderer draws the same source
+    through an equal filter (a view's indices are a function of its source and filter: the renderers of one
+    source share one). Returns `model`."""
+    views: dict[Any, CDSView] = {}
     for renderer in model.select({"type": GlyphRenderer}):
         renderer.nonselection_glyph = None
         renderer.muted_glyph = None
+        key = (renderer.data_source.id, _identity(renderer.view.filter))
+        view = views.setdefault(key, renderer.view)
+        if view is not renderer.view:
+            renderer.view = view
     return model
 
 
-SHARED_AXIS_PARTS = ("ticker", "formatter", "major_label_policy")
+def one_way(model: Any) -> Any:
+    """Mark every model of a chart not to sync its browser-side changes back to the server (Bokeh's
+    `syncable=False`): BokehJS reports each figure's computed ranges, sizes and legend columns as it lays a
+    chart out (about eight messages per chart section), which the server would parse and apply between the
+    sections it is filling, and nothing on the server reads them. Changes made on the server still go to the
+    browser; JavaScript callbacks still run. Returns `model`."""
+    for part in model.references():
+        part.syncable = False
+    return model
+
+
+# (model type, attribute): the stateless parts shared within a document (see the module docstring)
+SHARED_PARTS: tuple[tuple[type[Model], str], ...] = (
+    (Axis, "ticker"), (Axis, "formatter"), (Axis, "major_label_policy"),
+    (Plot, "x_scale"), (Plot, "y_scale"),
+    (CDSView, "filter"),
+    (ColumnDataSource, "selection_policy"),
+    (BoxAnnotation, "handles"),
+)
+SHAREABLE = (TickFormatter, Ticker, LabelingPolicy, Scale, AllIndices, UnionRenderers, BoxInteractionHandles)
 _shared: WeakKeyDictionary[Document, dict[Any, Model]] = WeakKeyDictionary()
 
 
@@ -229,17 +272,19 @@ def _identity(value: Any) -> Any:
     return value
 
 
-def share_axis_parts(model: Any, doc: Document | None) -> Any:
-    """Give every axis under `model` the ticker, formatter and label policy already used by an equal axis of
-    `doc` (see the module docstring); without a document (no browser session) nothing is shared. Returns `model`."""
+def share_stateless_parts(model: Any, doc: Document | None) -> Any:
+    """Give every axis, plot, renderer view, source and box overlay under `model` the stateless parts (see the
+    module docstring) already used by an equal one of `doc`; without a document (no browser session) nothing
+    is shared. Returns `model`."""
     if doc is None:
         return model
     pool = _shared.setdefault(doc, {})
-    for axis in model.select({"type": Axis}):
-        for attr in SHARED_AXIS_PARTS:
-            part = getattr(axis, attr, None)
-            if isinstance(part, Model):
-                shared = pool.setdefault(_identity(part), part)
-                if shared is not part:
-                    setattr(axis, attr, shared)
+    for owner in list(model.references()):  # one walk of the chart's graph (each select() is another)
+        for owner_type, attr in SHARED_PARTS:
+            if isinstance(owner, owner_type):
+                part = getattr(owner, attr, None)
+                if isinstance(part, SHAREABLE):
+                    shared = pool.setdefault(_identity(part), part)
+                    if shared is not part:
+                        setattr(owner, attr, shared)
     return model

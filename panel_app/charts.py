@@ -185,7 +185,7 @@ def candles(df: pd.DataFrame) -> Any:
                       source=source)
     set_axis(price.yaxis, kind="price", title="Price")
     _hover(price, [("", "@date{%F}"), ("", "@ohlc"), ("volume", "@volume_text")], [bars], ("date",))
-    volume = new_figure(130, x_axis_type="datetime", x_range=price.x_range, tools="xpan,reset")
+    volume = new_figure(130, x_axis_type="datetime", x_range=price.x_range, tools="")  # the price chart pans both
     volume.vbar(x="date", width=0.7 * DAY_MS, top="volume", color="#90a4ae", source=source)
     set_axis(volume.yaxis, "volume")
     volume.yaxis.ticker.desired_num_ticks = 3
@@ -197,8 +197,18 @@ def iv_smile(df: pd.DataFrame) -> Any:
     """Implied volatility (in %) by strike, one line per expiry (out-of-the-money side of each strike)."""
     data = plain(df)
     fig = new_figure(300)
-    for i, (expiry, part) in enumerate(data.groupby("expiry", sort=True)):
-        fig.line(x=list(part["strike"]), y=list(part["iv"]), color=PALETTE[i % len(PALETTE)], line_width=2,
+    expiries = list(data.groupby("expiry", sort=True))
+    # one source for every line (columns x0, y0, x1, ...; a shorter expiry padded with NaN, where a line just
+    # ends): a source with its selection per line was two models more per expiry, each drawn the same
+    longest = max((len(part) for _, part in expiries), default=0)
+    columns: dict[str, list[float]] = {}
+    for i, (_, part) in enumerate(expiries):
+        pad = [math.nan] * (longest - len(part))
+        columns[f"x{i}"] = [float(v) for v in part["strike"]] + pad
+        columns[f"y{i}"] = [float(v) for v in part["iv"]] + pad
+    source = ColumnDataSource(columns)
+    for i, (expiry, _) in enumerate(expiries):
+        fig.line(x=f"x{i}", y=f"y{i}", source=source, color=PALETTE[i % len(PALETTE)], line_width=2,
                  legend_label=str(expiry))
     set_axis(fig.xaxis, "strike")
     set_axis(fig.yaxis, "iv")

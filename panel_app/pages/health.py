@@ -19,6 +19,7 @@ from oh.adapters import supervisor
 from oh.domain import units
 from oh.read.health import HealthOptions, health_report
 from panel_app import charts
+from panel_app.axes import drop_unused_glyphs, one_way, share_stateless_parts
 from panel_app.components import Slot, empty_text, frame, html_pane, side_by_side, sync_url
 from panel_app.live import LedgerState, LiveEvent
 from panel_app.page import Page
@@ -161,7 +162,8 @@ class HealthPage(Page):
             return
         self.timeline_chart.update(runs)
         if self.timeline._kind != "timeline":
-            self.timeline._replace("timeline", pn.pane.Bokeh(self.timeline_chart.figure, sizing_mode="stretch_width"), None)
+            figure = one_way(share_stateless_parts(drop_unused_glyphs(self.timeline_chart.figure), pn.state.curdoc))
+            self.timeline._replace("timeline", pn.pane.Bokeh(figure, sizing_mode="stretch_width"), None)
 
     def _fill_coverage(self, report: dict[str, Any]) -> None:
         rows = report.get("coverage", {}).get(self.asset.value) or []

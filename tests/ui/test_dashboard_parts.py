@@ -213,7 +213,7 @@ def test_equal_axis_parts_are_shared_within_a_document_only() -> None:
     from bokeh.document import Document
     from bokeh.models import DatetimeTicker
 
-    from panel_app.axes import new_figure, set_axis, share_axis_parts
+    from panel_app.axes import new_figure, set_axis, share_stateless_parts
 
     def figures() -> list[Any]:
         made = [new_figure(x_axis_type="datetime"), new_figure(x_axis_type="datetime"), new_figure()]
@@ -223,7 +223,7 @@ def test_equal_axis_parts_are_shared_within_a_document_only() -> None:
         return made
 
     doc, other = Document(), Document()
-    first, second, third = (share_axis_parts(f, doc) for f in figures())
+    first, second, third = (share_stateless_parts(f, doc) for f in figures())
     assert first.xaxis[0].ticker is second.xaxis[0].ticker
     assert isinstance(first.xaxis[0].ticker, DatetimeTicker)
     assert first.xaxis[0].formatter is second.xaxis[0].formatter
@@ -233,11 +233,100 @@ def test_equal_axis_parts_are_shared_within_a_document_only() -> None:
     assert first.xaxis[0].major_label_policy is third.yaxis[0].major_label_policy
     for fig in (first, second, third):
         doc.add_root(fig)
-    shared = share_axis_parts(figures()[0], other)
+    shared = share_stateless_parts(figures()[0], other)
     assert shared.xaxis[0].ticker is not first.xaxis[0].ticker  # never a model of another document
-    alone = [share_axis_parts(f, None) for f in figures()[:2]]
+    alone = [share_stateless_parts(f, None) for f in figures()[:2]]
     assert alone[0].xaxis[0].ticker is not alone[1].xaxis[0].ticker
     plain = Document()
     for fig in figures():
         plain.add_root(fig)
     assert len(doc.models) <= len(plain.models) - 13 - 2  # at least one date ticker and its two formatters fewer
+
+
+def test_stateless_parts_are_shared_and_stateful_ones_are_not() -> None:
+    """Within one document, two charts share their scales, their renderers' AllIndices filter, their sources'
+    selection policy and their box-zoom overlays' handle styling (stateless in BokehJS: templates cloned per
+    plot, or functions of what they are given); their ranges, sources, selections, views, overlays and tools
+    stay their own (a shared range or selection would link charts the trader did not link)."""
+    import pandas as pd
+    from bokeh.document import Document
+    from bokeh.models import BoxZoomTool
+
+    from panel_app import charts
+    from panel_app.axes import drop_unused_glyphs, share_stateless_parts
+
+    oi = pd.DataFrame({"strike": [100.0, 100.0, 105.0, 105.0], "put_call": ["C", "P", "C", "P"],
+                       "open_interest": [10, 20, 30, 40]})
+    doc = Document()
+    first, second = (share_stateless_parts(drop_unused_glyphs(charts.oi_by_strike(oi)), doc) for _ in range(2))
+    assert first.x_scale is second.x_scale and first.y_scale is first.x_scale  # two LinearScales, one model
+    filters = {id(r.view.filter) for fig in (first, second) for r in fig.renderers}
+    policies = {id(r.data_source.selection_policy) for fig in (first, second) for r in fig.renderers}
+    assert len(filters) == 1 and len(policies) == 1
+    zooms = [next(t for t in fig.toolbar.tools if isinstance(t, BoxZoomTool)) for fig in (first, second)]
+    assert zooms[0].overlay is not zooms[1].overlay and zooms[0].overlay.handles is zooms[1].overlay.handles
+    assert first.x_range is not second.x_range and first.y_range is not second.y_range
+    sources = [r.data_source for fig in (first, second) for r in fig.renderers]
+    assert len({id(s) for s in sources}) == len(sources)
+    assert len({id(s.selected) for s in sources}) == len(sources)
+    assert len({id(r.view) for fig in (first, second) for r in fig.renderers}) == len(sources)
+    assert zooms[0] is not zooms[1] and first.toolbar is not second.toolbar
+    for fig in (first, second):
+        doc.add_root(fig)
+    unshared = Document()
+    for fig in (charts.oi_by_strike(oi), charts.oi_by_strike(oi)):
+        unshared.add_root(drop_unused_glyphs(fig))
+    assert len(doc.models) < len(unshared.models)
+
+
+def test_charts_carry_no_model_they_do_not_draw() -> None:
+    """Models no chart draws are not built: no empty Bokeh title (each section has its heading), one CDS view
+    per source and filter (the candles' three renderers of one source share one), one source for all the IV
+    smile's lines (a shorter expiry is padded with NaN, where its line ends: each expiry keeps its line, colour
+    and legend entry), and no toolbar on the volume chart (the price chart above pans and zooms both)."""
+    import math
+    from datetime import date
+
+    import pandas as pd
+    from bokeh.models import GlyphRenderer, Plot
+
+    from panel_app import charts
+    from panel_app.axes import drop_unused_glyphs
+
+    days = [date(2026, 6, d) for d in range(1, 6)]
+    candles = pd.DataFrame({"date": days, "open": [1.0] * 5, "high": [2.0] * 5, "low": [0.5] * 5,
+                            "close": [1.5] * 5, "volume": [100] * 5})
+    layout = drop_unused_glyphs(charts.candles(candles))
+    price, volume = layout.children
+    assert all(fig.title is None for fig in (price, volume))
+    renderers = list(layout.select({"type": GlyphRenderer}))
+    assert len(renderers) == 3 and len({id(r.view) for r in renderers}) == 1
+    assert volume.toolbar_location is None and not volume.toolbar.tools
+    assert volume.x_range is price.x_range and price.toolbar.tools
+    smile = pd.DataFrame({"expiry": [date(2026, 7, 1)] * 3 + [date(2026, 8, 1)] * 2,
+                          "strike": [90.0, 100.0, 110.0, 95.0, 105.0], "iv": [0.3, 0.25, 0.28, 0.27, 0.26]})
+    fig = charts.iv_smile(smile)
+    lines = list(fig.renderers)  # in expiry order
+    assert len(lines) == 2 and len({id(r.data_source) for r in lines}) == 1
+    data = lines[0].data_source.data
+    assert [data[lines[1].glyph.x][i] for i in range(2)] == [95.0, 105.0] and math.isnan(data[lines[1].glyph.x][2])
+    assert [item.label.value for item in fig.legend[0].items] == ["2026-07-01", "2026-08-01"]
+    assert not any(isinstance(m, Plot) and m.title is not None for m in fig.references())
+
+
+def test_a_chart_shown_in_a_slot_does_not_sync_back() -> None:
+    """A chart a Slot shows is one-way (Bokeh's `syncable=False` on each of its models): the browser does not
+    send back the ranges, sizes and legend columns it computes while laying the chart out (messages the server
+    would parse between the sections it fills, and that nothing reads); the page's widgets still sync."""
+    import pandas as pd
+
+    from panel_app import charts
+    from panel_app.components import Slot
+
+    slot = Slot("Open interest")
+    oi = pd.DataFrame({"strike": [100.0, 105.0], "put_call": ["C", "P"], "open_interest": [10, 20]})
+    slot.chart(oi, charts.oi_by_strike, key="x")
+    figure = slot.box.objects[0].object
+    models = list(figure.references())
+    assert len(models) > 20 and not any(m.syncable for m in models)
+    assert slot.box.get_root().syncable  # the layout around it is not affected
