@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import zlib
 from collections.abc import Iterator
@@ -31,6 +32,26 @@ def calendar_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ.pop("OH_CALENDAR_CACHE", None)
     else:
         os.environ["OH_CALENDAR_CACHE"] = previous
+
+
+@pytest.fixture(autouse=True)
+def no_browser_event_loop(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that does not drive the browser runs with no asyncio loop marked running on its thread.
+
+    Playwright's sync API (tests/ui: the session's `chromium`) leaves its own loop marked running on the main
+    thread for the rest of the xdist worker's life, so any later test in that worker that calls `asyncio.run`
+    (Dagster's automation evaluation, our own code) failed with "cannot be called from a running event loop",
+    depending only on which modules the worker had run before. The browser's loop is hidden for such a test
+    and put back after it."""
+    loop = asyncio.events._get_running_loop()
+    if loop is None or "chromium" in request.fixturenames:
+        yield
+        return
+    asyncio.events._set_running_loop(None)
+    try:
+        yield
+    finally:
+        asyncio.events._set_running_loop(loop)
 
 
 @pytest.fixture
