@@ -14,7 +14,7 @@ Contract:
   seconds by test module (the tests' own plus their forked children's), largest first.
 
 Only the CPU of processes someone reaped is counted: a daemon nobody waits for (supervisord's
-children under `oh up`) is not; `/work/notes/s19/cgcpu.sh`-style cgroup totals catch those.
+children under `oh up`) is not; a cgroup's CPU total (cpuacct) of the whole run catches those.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ unit test runs that code in node against `units.money` / `units.count`).
 Also here: `new_figure` (the dashboard's figure defaults: responsive width, a small auto-hiding
 toolbar, no logo), `legend_outside` (legends beside or under the plot, never over the data),
 `set_axis` (a column's unit -> the axis formatter and label), and the two passes every chart goes
-through before it is sent (`Slot.chart`): `drop_unused_glyphs` and `share_stateless_parts`.
+through before it is sent (`prepared`, used by `Slot.chart` and the Health timeline): `drop_unused_glyphs`,
+`share_stateless_parts` and `one_way`.
 
 `share_stateless_parts`: some models of a figure are stateless in BokehJS, yet Bokeh gives every axis,
 plot, renderer and source its own: an axis's ticker, tick formatter and label policy (each call gets the
@@ -288,3 +289,9 @@ def share_stateless_parts(model: Any, doc: Document | None) -> Any:
                     if shared is not part:
                         setattr(owner, attr, shared)
     return model
+
+
+def prepared(figure: Any, doc: Document | None) -> Any:
+    """`figure` as every dashboard chart is sent: unused glyphs dropped, stateless parts shared within `doc`,
+    one-way. Returns `figure`."""
+    return one_way(share_stateless_parts(drop_unused_glyphs(figure), doc))

@@ -24,7 +24,7 @@ import panel as pn
 import pyarrow as pa
 
 from oh.domain import units
-from panel_app.axes import drop_unused_glyphs, one_way, share_stateless_parts
+from panel_app.axes import prepared
 
 NAV: tuple[tuple[str, str], ...] = (
     ("health", "Health"),
@@ -219,7 +219,7 @@ class Slot:
         built here, so a chart that cannot be drawn becomes a notice in its section (inside fill())."""
         if self._kind == "chart" and self._data[0] == key and self._data[1].equals(data):
             return
-        figure = one_way(share_stateless_parts(drop_unused_glyphs(build(data)), pn.state.curdoc))
+        figure = prepared(build(data), pn.state.curdoc)
         self._replace("chart", pn.pane.Bokeh(figure, sizing_mode="stretch_width"), (key, data))
 
     def html(self, text: str) -> None:

@@ -19,7 +19,7 @@ from oh.adapters import supervisor
 from oh.domain import units
 from oh.read.health import HealthOptions, health_report
 from panel_app import charts
-from panel_app.axes import drop_unused_glyphs, one_way, share_stateless_parts
+from panel_app.axes import prepared
 from panel_app.components import Slot, empty_text, frame, html_pane, side_by_side, sync_url
 from panel_app.live import LedgerState, LiveEvent
 from panel_app.page import Page
@@ -162,7 +162,7 @@ class HealthPage(Page):
             return
         self.timeline_chart.update(runs)
         if self.timeline._kind != "timeline":
-            figure = one_way(share_stateless_parts(drop_unused_glyphs(self.timeline_chart.figure), pn.state.curdoc))
+            figure = prepared(self.timeline_chart.figure, pn.state.curdoc)
             self.timeline._replace("timeline", pn.pane.Bokeh(figure, sizing_mode="stretch_width"), None)
 
     def _fill_coverage(self, report: dict[str, Any]) -> None:

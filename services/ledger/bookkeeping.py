@@ -229,6 +229,7 @@ class Pending:
 # Check ids asked about per existence query: DuckDB answers `list_contains(?, check_id)` from the primary key's
 # ART index (an index scan) for up to `index_scan_max_count` (2048) values; above that it scans the table.
 CHECK_PROBE = 1000
+CHECK_EXISTS_SQL = "SELECT 1 FROM meta.asset_checks WHERE list_contains(?, check_id) LIMIT 1"
 
 
 def any_check_stored(con: duckdb.DuckDBPyConnection, check_ids: Sequence[str]) -> bool:
@@ -243,12 +244,9 @@ def any_check_stored(con: duckdb.DuckDBPyConnection, check_ids: Sequence[str]) -
     )
 
 
-CHECK_EXISTS_SQL = "SELECT 1 FROM meta.asset_checks WHERE list_contains(?, check_id) LIMIT 1"
-
-
 def _insert_or_upsert(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table, stored: str, insert: str,
                       upsert: str) -> None:
-    """A plain INSERT when no key of `table` is stored yet (the usual case: a run's new partitions and checks),
+    """A plain INSERT when no key of `table` is stored yet (the usual case: a run's new partitions),
     else the upsert: DuckDB's conflict handling costs more CPU than the existence query and the INSERT together."""
     con.register(name, table)
     try:
