@@ -365,6 +365,42 @@ def test_the_limits_banner_moves_with_the_marks_without_a_change_to_the_pages_bo
         tab.close()
 
 
+ANIMATIONS_JS = """() => { const out = []; const walk = (root) => {
+  for (const a of root.getAnimations()) out.push(a.animationName || a.transitionProperty || a.constructor.name);
+  for (const e of root.querySelectorAll('*')) { if (e.shadowRoot) walk(e.shadowRoot); } }; walk(document); return out; }"""
+
+
+def test_while_marks_stream_the_page_runs_no_animation_and_no_busy_spinner(live: Stack, chromium: Any) -> None:
+    """While marks stream, nothing on the Live page animates and its Bokeh socket carries no busy spinner.
+    Before, Panel's header spinner followed the server's one busy flag (true while any session runs a
+    callback): it was switched on and off many times a second in every tab, each a Bokeh change, and while
+    on, its CSS animation made the browser composite and draw the tab at 60 frames a second (about half a
+    core for three tabs in bench/live_browser, against a few draws a second for the marks themselves)."""
+    tab = chromium.new_page()
+    bokeh: list[str] = []
+    channel: list[str] = []
+    tab.on("websocket", lambda ws: ws.on("framereceived", lambda payload: (
+        channel if "/oh-live" in ws.url else bokeh).append(payload if isinstance(payload, str) else "")))
+    try:
+        open_live(tab, live)
+        if tab.locator('.oh-live-health[data-state="streaming"]').count() == 0:
+            start(tab)
+        wait_marked(tab, live, [BIG])
+        bokeh.clear()
+        channel.clear()
+        deadline = time.monotonic() + WAIT / 1000
+        for _ in range(20):  # twenty frames of marks, each written and painted, and the slow checks meanwhile
+            count = len(channel)
+            while len(channel) == count:
+                assert time.monotonic() < deadline, "the marks stopped coming"
+                tab.wait_for_timeout(50)
+            assert tab.evaluate(ANIMATIONS_JS) == [], "something animates on the Live page while marks stream"
+        assert not [f for f in bokeh if '"spin"' in f or "loader" in f], "the busy spinner travelled on the Bokeh socket"
+        assert tab.locator(".pn-busy-container .loader").count() == 0
+    finally:
+        tab.close()
+
+
 HOLD_FRAMES_JS = """() => { window.__ohHeld = []; window.__ohRaf = window.requestAnimationFrame;
   window.requestAnimationFrame = (cb) => { window.__ohHeld.push(cb); return 0; }; }"""
 RELEASE_FRAMES_JS = """() => { window.requestAnimationFrame = window.__ohRaf; const held = window.__ohHeld; window.__ohHeld = [];
