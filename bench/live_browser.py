@@ -147,6 +147,53 @@ def chromium_cpu(pids: dict[int, str]) -> dict[str, float]:
     return seconds
 
 
+TRACE_CATEGORIES = ["devtools.timeline", "disabled-by-default-devtools.timeline", "toplevel", "viz"]
+RENDER_STEPS = ("UpdateLayoutTree", "Layout", "PrePaint", "Paint", "Layerize", "Commit")
+
+
+def render_trace(raw: bytes, frames: int, seconds: float) -> None:
+    """What one render costs, from a devtools timeline trace of every tab (`--trace` seconds after the window):
+    per renderer main thread the layouts, their dirty and total layout objects (median), and the CPU (thread
+    time) of each rendering step per frame; then the CPU per frame of the renderers' other threads (compositor,
+    raster) and of the gpu-process. Thread time, not wall time: it depends far less on the load than the wall."""
+    import json
+
+    if os.environ.get("OH_BENCH_TRACE_FILE"):  # the whole trace, for chrome://tracing or Perfetto
+        Path(os.environ["OH_BENCH_TRACE_FILE"]).write_bytes(raw)
+    events = json.loads(raw)
+    events = events.get("traceEvents", events) if isinstance(events, dict) else events
+    names = {(e["pid"], e["tid"]): e["args"]["name"] for e in events if e.get("ph") == "M" and e.get("name") == "thread_name"}
+    kinds = {e["pid"]: e["args"]["name"] for e in events if e.get("ph") == "M" and e.get("name") == "process_name"}
+    mains = sorted(k for k, v in names.items() if v == "CrRendererMain")
+    per_frame = max(frames, 1)
+    print(f"   render trace, {seconds:.0f} s, {frames} frames over the tabs:", flush=True)
+    for key in mains:
+        mine = [e for e in events if (e.get("pid"), e.get("tid")) == key and e.get("ph") == "X"]
+        layouts = [e for e in mine if e.get("name") == "Layout"]
+        dirty = [float(e["args"]["beginData"].get("dirtyObjects", 0)) for e in layouts if "beginData" in e.get("args", {})]
+        total = [float(e["args"]["beginData"].get("totalObjects", 0)) for e in layouts if "beginData" in e.get("args", {})]
+        if not layouts:
+            continue
+        steps = ", ".join(f"{step} {sum(e.get('tdur', 0) for e in mine if e.get('name') == step) / 1000 / max(len(layouts), 1):.1f}"
+                          for step in RENDER_STEPS)
+        busy = sum(e.get("tdur", 0) for e in mine if e.get("name") == "RunTask") / 1000
+        print(f"      renderer {key[0]} main: {len(layouts)} layouts, dirty objects median "
+              f"{statistics.median(dirty) if dirty else 0:,.0f} of {statistics.median(total) if total else 0:,.0f}; "
+              f"CPU ms per layout: {steps}; main thread CPU {busy / seconds / 10:.1f}% of a core", flush=True)
+    others: dict[str, float] = {}
+    for e in events:
+        if e.get("ph") != "X" or e.get("name") not in ("RunTask", "ThreadControllerImpl::RunTask"):
+            continue
+        thread = names.get((e.get("pid"), e.get("tid")), "?")
+        if thread == "CrRendererMain":
+            continue
+        kind = kinds.get(e.get("pid"), "?")
+        label = f"{kind}/{thread.rstrip('0123456789/')}"
+        others[label] = others.get(label, 0.0) + e.get("tdur", 0) / 1000
+    for label, ms in sorted(others.items(), key=lambda kv: -kv[1])[:6]:
+        print(f"      {label:40s} {ms / per_frame:6.1f} ms CPU per frame ({ms / seconds / 10:.1f}% of a core)", flush=True)
+
+
 MAIN_THREAD = ("TaskDuration", "LayoutDuration", "RecalcStyleDuration", "ScriptDuration", "LayoutCount")
 
 
@@ -228,6 +275,12 @@ def measure(stack: Stack, args: argparse.Namespace) -> float:
         ages = [float(v) for tab in tabs for v in tab.evaluate("() => window.__ohAges")]
         mutations = sum(int(tab.evaluate("() => window.__ohMutations")) for tab in tabs)
         status = first.locator(".oh-live-health").first.inner_text()
+        if args.trace > 0:  # after the window: tracing costs the renderers CPU
+            chromium.start_tracing(categories=TRACE_CATEGORIES)
+            before = sum(len(t.evaluate("() => window.__ohTrace || []")) for t in tabs)
+            threading.Event().wait(args.trace)
+            traced = sum(len(t.evaluate("() => window.__ohTrace || []")) for t in tabs) - before
+            raw = chromium.stop_tracing()
         for tab in tabs:
             tab.close()
     latencies = [v for values in per_tab for v in values]
@@ -252,6 +305,8 @@ def measure(stack: Stack, args: argparse.Namespace) -> float:
     print(f"   live_stream CPU: {cpu_live:.2f}s = {100 * cpu_live / wall:.1f}% of one core", flush=True)
     send_stop(stack)
     print("   worker status at the end: " + " ".join(status.split())[:400], flush=True)
+    if args.trace > 0:
+        render_trace(raw, traced, args.trace)
     return pct(latencies, 0.99)
 
 
@@ -261,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--positions", type=int, default=50, help="portfolio positions")
     parser.add_argument("--tabs", type=int, default=3, help="browser tabs on the live page (one session each)")
     parser.add_argument("--seconds", type=float, default=20.0, help="measuring window")
+    parser.add_argument("--trace", type=float, default=4.0,
+                        help="seconds of a devtools timeline trace after the window (layout objects, CPU per render step); 0: none")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds streamed before measuring")
     args = parser.parse_args(argv)
     header(f"live browser: sim feed {args.rate:,.0f} quotes/s, {args.positions} positions, {args.tabs} tabs, "
