@@ -19,10 +19,15 @@ processes over the window (from /proc). And where the browser's time goes: each 
 thread, busy share of the wall clock with its script, style and layout (CDP Performance.getMetrics),
 against the CPU chromium's processes got per type (renderer, gpu-process, browser) and renderer CPU per
 frame: a main thread busy most of the wall clock on a small share of a core is a tab waiting for a core.
+After the window (so it does not weigh on the figures above), `--trace` seconds of a devtools timeline
+trace of every tab: per renderer main thread the layouts, their dirty and total layout objects, and the CPU
+(thread time, which depends far less on the load than wall time) of each render step per layout; then the
+CPU per frame of the other threads (the renderers' compositor, the gpu-process's compositor).
+OH_BENCH_TRACE_FILE=PATH keeps the raw trace (chrome://tracing, Perfetto).
 
 Judged by: p99 feed -> DOM over every tab / 100 ms (aim: below 1).
 
-    python -m bench.live_browser [--rate 2000] [--positions 50] [--tabs 3] [--seconds 20] [--warmup 3]
+    python -m bench.live_browser [--rate 2000] [--positions 50] [--tabs 3] [--seconds 20] [--warmup 3] [--trace 4]
 """
 
 from __future__ import annotations
@@ -167,6 +172,7 @@ def render_trace(raw: bytes, frames: int, seconds: float) -> None:
     mains = sorted(k for k, v in names.items() if v == "CrRendererMain")
     per_frame = max(frames, 1)
     print(f"   render trace, {seconds:.0f} s, {frames} frames over the tabs:", flush=True)
+    shown = 0
     for key in mains:
         mine = [e for e in events if (e.get("pid"), e.get("tid")) == key and e.get("ph") == "X"]
         layouts = [e for e in mine if e.get("name") == "Layout"]
@@ -180,6 +186,9 @@ def render_trace(raw: bytes, frames: int, seconds: float) -> None:
         print(f"      renderer {key[0]} main: {len(layouts)} layouts, dirty objects median "
               f"{statistics.median(dirty) if dirty else 0:,.0f} of {statistics.median(total) if total else 0:,.0f}; "
               f"CPU ms per layout: {steps}; main thread CPU {busy / seconds / 10:.1f}% of a core", flush=True)
+        shown += 1
+    if not shown:  # seen now and then: chromium's trace came without the renderers' main threads
+        print("      (no layout on a renderer main thread in this trace)", flush=True)
     others: dict[str, float] = {}
     for e in events:
         if e.get("ph") != "X" or e.get("name") not in ("RunTask", "ThreadControllerImpl::RunTask"):
