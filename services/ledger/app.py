@@ -256,7 +256,7 @@ class Ledger:
             f", bus also on {self.tcp.describe()} (CURVE)" if self.tcp else "",
         )
         threading.Thread(target=warm_up, name="duckdb-warm-up", daemon=True).start()  # while no event waits
-        self._memlog = memlog.start(self.warehouse.con)  # OH_LEDGER_MEMLOG: a debug sampler of who holds the memory
+        self._memlog = memlog.start(lambda: self.warehouse.con)  # OH_LEDGER_MEMLOG: a debug sampler of who holds the memory
         poller = zmq.Poller()
         poller.register(self.ingress, zmq.POLLIN)
         try:

@@ -14,7 +14,10 @@ Off unless `OH_LEDGER_MEMLOG` names a file. Then a daemon thread appends one tab
   own allocations and CPython's large objects come from here; free arena bytes are fragmentation kept.
 
 What RSS holds beyond the sum of the accounted parts is allocators' retained pages (mimalloc's, glibc's free
-lists) or untracked allocations. The sampler reads DuckDB through its own cursor; it never writes.
+lists) or untracked allocations. The sampler reads DuckDB through a cursor of the ledger's current connection,
+opened and closed for each sample (a cursor kept open would keep a closed connection's database alive across
+the ledger's reopen or rebuild); it never writes. A debug switch: a sample may fail during a rebuild (its DuckDB
+figures are then empty).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import ctypes.util
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -62,43 +66,53 @@ def _rss_mb() -> float:
 class Sampler(threading.Thread):
     """The sampling thread; `stop` ends it (the ledger stops it before closing the warehouse it reads)."""
 
-    def __init__(self, path: Path, cursor: duckdb.DuckDBPyConnection, interval: float) -> None:
+    def __init__(self, path: Path, connection: Callable[[], duckdb.DuckDBPyConnection], interval: float) -> None:
         super().__init__(name="memlog", daemon=True)
-        self.path, self.cursor, self.interval = path, cursor, interval
+        self.path, self.connection, self.interval = path, connection, interval
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        _sample(self.path, self.cursor, self.interval, self.stopped)
+        _sample(self.path, self.connection, self.interval, self.stopped)
 
     def stop(self) -> None:
         self.stopped.set()
         self.join(5)
 
 
-def start(con: duckdb.DuckDBPyConnection) -> Sampler | None:
-    """Start the sampler on a cursor of `con` if `OH_LEDGER_MEMLOG` is set; None when off."""
+def start(connection: Callable[[], duckdb.DuckDBPyConnection]) -> Sampler | None:
+    """Start the sampler if `OH_LEDGER_MEMLOG` is set (`connection()`: the ledger's current connection); None when off."""
     path = os.environ.get(ENV, "").strip()
     if not path:
         return None
-    sampler = Sampler(Path(path), con.cursor(), float(os.environ.get(INTERVAL_ENV, "0.25") or 0.25))
+    sampler = Sampler(Path(path), connection, float(os.environ.get(INTERVAL_ENV, "0.25") or 0.25))
     sampler.start()
     return sampler
 
 
-def _sample(path: Path, cursor: duckdb.DuckDBPyConnection, interval: float, stopped: threading.Event) -> None:
+def _duckdb_tags(connection: Callable[[], duckdb.DuckDBPyConnection]) -> list[tuple[str, int]]:
+    try:
+        cursor = connection().cursor()
+    except duckdb.Error:
+        return []
+    try:
+        return cursor.execute(
+            "SELECT tag, memory_usage_bytes FROM duckdb_memory() WHERE memory_usage_bytes > 0").fetchall()
+    except duckdb.Error:
+        return []
+    finally:
+        cursor.close()
+
+
+def _sample(path: Path, connection: Callable[[], duckdb.DuckDBPyConnection], interval: float,
+            stopped: threading.Event) -> None:
     started = time.monotonic()
     with path.open("a") as out:
         out.write(HEADER)
         while not stopped.is_set():
-            try:
-                tags = cursor.execute(
-                    "SELECT tag, memory_usage_bytes FROM duckdb_memory() WHERE memory_usage_bytes > 0").fetchall()
-            except duckdb.Error:
-                tags = []
+            tags = _duckdb_tags(connection)
             used, free, mapped = _mallinfo2()
             by_tag = ",".join(f"{tag}={size / 1e6:.0f}" for tag, size in tags)
             out.write(f"{time.monotonic() - started:.2f}\t{_rss_mb():.0f}\t{sum(s for _, s in tags) / 1e6:.0f}\t"
                       f"{by_tag}\t{pa.total_allocated_bytes() / 1e6:.0f}\t{used:.0f}\t{free:.0f}\t{mapped:.0f}\n")
             out.flush()
             stopped.wait(interval)
-    cursor.close()

@@ -54,7 +54,7 @@ def test_the_real_trim_is_glibcs_and_runs() -> None:
 
 def test_the_sampler_is_off_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(memlog.ENV, raising=False)
-    assert memlog.start(duckdb.connect()) is None
+    assert memlog.start(duckdb.connect) is None
 
 
 def test_the_sampler_writes_rss_duckdb_and_malloc_figures_until_stopped(tmp_path: Path,
@@ -64,7 +64,7 @@ def test_the_sampler_writes_rss_duckdb_and_malloc_figures_until_stopped(tmp_path
     monkeypatch.setenv(memlog.INTERVAL_ENV, "0.01")
     con = duckdb.connect()
     con.execute("CREATE TABLE t AS SELECT range AS x FROM range(100000)")
-    sampler = memlog.start(con)
+    sampler = memlog.start(lambda: con)
     assert sampler is not None
     deadline = time.monotonic() + 30
     while (not log.exists() or len(log.read_text().splitlines()) < 3) and time.monotonic() < deadline:
