@@ -266,6 +266,7 @@ class Ledger:
                     self._heap.after(self._drain())
                 else:
                     self._caught_up_at = time.time()
+                    self._heap.idle()  # quiet: what the last drains freed goes back to the OS
                 self._serve_rebuilds()
                 self._retry_stall()
                 now = time.monotonic()

@@ -6,7 +6,9 @@ the top of the main heap; with long-lived small objects among the freed big buff
 Measured (`OH_LEDGER_MEMLOG`, services/ledger/memlog.py) on a 1,000-symbol day: ~300 MB free inside glibc's
 arenas at the end, more than DuckDB's whole buffer pool, and it grew with the width of the day. So once
 the drains since the last trim reach `OH_LEDGER_TRIM_MB` of payloads, the ledger calls glibc's
-`malloc_trim(0)`, which returns every free page of every arena (`madvise`), a few milliseconds. Off where
+`malloc_trim(0)`, which returns every free page of every arena (`madvise`), a few milliseconds; and once more
+when the ingress goes quiet after at least a sixteenth of that (1 MB) (a burst's backlog, freed as it is applied: ~1 GB at the end of a
+5,000-symbol day's flow, otherwise kept until the next 16 MB arrived). Off where
 the C library has no `malloc_trim` (not glibc).
 
 Why not `MALLOC_MMAP_THRESHOLD_` (big buffers in their own mappings): it must be set before the process
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 
 ENV = "OH_LEDGER_TRIM_MB"
 DEFAULT_MB = 16.0
+IDLE_FRACTION = 16  # a quiet ingress trims once this fraction of `every` was drained since the last trim
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
@@ -67,6 +70,18 @@ class HeapTrim:
         self.pending += drained
         if self.pending < self.every:
             return False
+        return self._trim()
+
+    def idle(self) -> bool:
+        """The ingress is empty: trim now if a sixteenth of `every` or more was drained since the last trim (a
+        burst's buffers, freed as its backlog was applied, go back at once, not after the next 16 MB). Return
+        whether it trimmed."""
+        if self.every <= 0 or self.trim is None or self.pending < self.every // IDLE_FRACTION:
+            return False  # heartbeats and lone commands: not worth a trim every time the ingress idles
+        return self._trim()
+
+    def _trim(self) -> bool:
+        assert self.trim is not None
         self.pending = 0
         self.trims += 1
         self.trim(0)

@@ -25,6 +25,23 @@ def test_the_heap_is_trimmed_once_the_drains_reach_the_size() -> None:
     assert calls == [0, 0] and trim.trims == 2
 
 
+def test_a_quiet_ingress_trims_what_was_drained_since_the_last_trim_once() -> None:
+    """Idle after 3 MB of drains: one trim; idle again with nothing drained, or after heartbeats only (under
+    1 MB): none; 0 MB: never."""
+    calls: list[int] = []
+    trim = heap.HeapTrim(every=16 * 1024 * 1024, trim=lambda pad: calls.append(pad) or 1)
+    assert not trim.idle()
+    for _ in range(100):
+        trim.after(300)
+        assert not trim.idle()
+    trim.after(3 * 1024 * 1024)
+    assert trim.idle() and not trim.idle()
+    assert calls == [0]
+    off = heap.HeapTrim(every=0, trim=lambda pad: calls.append(pad) or 1)
+    off.after(1 << 30)
+    assert not off.idle() and calls == [0]
+
+
 def test_zero_never_trims_and_neither_does_a_c_library_without_malloc_trim() -> None:
     calls: list[int] = []
     off = heap.HeapTrim(every=0, trim=lambda pad: calls.append(pad) or 1)
