@@ -52,6 +52,7 @@ from bus.journal import Journal, JournalCorrupt
 from bus.journal_lock import JournalLock
 from contracts import MESSAGE_TYPES, Message, RunFinished, RunStarted
 from contracts.control import Ack, Nack, RebuildReply, StatusReply
+from services.ledger import heap, memlog
 from services.ledger.control import ControlServer
 from services.ledger.dedup import RecentIds
 from services.ledger.group_commit import GroupCommit
@@ -119,6 +120,8 @@ class Ledger:
         self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-fsync")
         self._reject_logs = 0
         self.group_commit = GroupCommit.from_env()
+        self._memlog: memlog.Sampler | None = None
+        self._heap = heap.HeapTrim.from_env()
 
     # -- opening ---------------------------------------------------------------------------
     def _open_warehouse(self, home: Home) -> Warehouse:
@@ -253,14 +256,17 @@ class Ledger:
             f", bus also on {self.tcp.describe()} (CURVE)" if self.tcp else "",
         )
         threading.Thread(target=warm_up, name="duckdb-warm-up", daemon=True).start()  # while no event waits
+        self._memlog = memlog.start(lambda: self.warehouse.con)  # OH_LEDGER_MEMLOG: a debug sampler of who holds the memory
         poller = zmq.Poller()
         poller.register(self.ingress, zmq.POLLIN)
         try:
             while not self.stopping.is_set():
                 if poller.poll(100):
-                    self._drain()
+                    # once its events are dropped, what a drain freed goes back to the OS (services/ledger/heap.py)
+                    self._heap.after(self._drain())
                 else:
                     self._caught_up_at = time.time()
+                    self._heap.idle()  # quiet: what the last drains freed goes back to the OS
                 self._serve_rebuilds()
                 self._retry_stall()
                 now = time.monotonic()
@@ -285,6 +291,8 @@ class Ledger:
         if self.control.is_alive():
             self.control.join(5)
         self._syncer.shutdown(wait=True)
+        if self._memlog is not None:
+            self._memlog.stop()
         self.journal.close()
         try:
             self.warehouse.close()
@@ -298,7 +306,8 @@ class Ledger:
             self.tcp.close()
         log.info("ledger stopped at seq %d", self.journal.head_seq)
 
-    def _drain(self) -> None:
+    def _drain(self) -> int:
+        """Gather one group commit from the ingress, journal, acknowledge, project and publish it; return its bytes."""
         intake = Intake(self.seen, self.heartbeats, self._refusal(), self._reject, self._refuse, self.count)
         group = self.group_commit
         linger_until = group.deadline(time.monotonic())
@@ -337,6 +346,7 @@ class Ledger:
         self._acknowledge(intake, seqs)
         if intake.messages:
             self._commit(intake.types, intake.payloads, intake.messages, seqs)
+        return intake.size
 
     def _acknowledge(self, intake: Intake, seqs: list[int]) -> None:
         """Answer every producer once for this drain: one Ack with the ids and seqs of all it sent."""
