@@ -21,6 +21,13 @@ bench/producer_resends).
    it is halted on a damaged journal): the event is kept and resent after a backoff (`resend_after`,
    doubling per send, up to 16 s), and `refusal` holds the ledger's reason, so a waiting client can
    say why instead of hanging (`flush(give_up_on_refusal=True)` raises LedgerRefused with it).
+
+How far ahead a producer may run. `send` blocks while `max_pending` events or `max_pending_bytes` of
+payloads are unacknowledged, until half of that is acknowledged. The ledger's ingress queue is unbounded
+(it must never drop), so without a bound in bytes a fast worker's output waits in the ledger's memory
+instead of in the worker: at 5,000 symbols flow's 564 MB of FlowComputed sat there at the end of the
+run (~1 GB of the ledger's heap for ~40 s, issue #14.4). 32 MB is one of the ledger's drains
+(MAX_DRAIN_BYTES), so a producer still keeps a whole drain waiting for it.
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ class LedgerRefused(RuntimeError):
 
 
 MAX_BACKOFF = 16.0
+MAX_PENDING_BYTES = 32 * 1024 * 1024  # payload bytes unacknowledged before `send` waits (see the docstring)
 
 
 @dataclass
@@ -70,9 +78,12 @@ class Producer:
         resend_after: float = 2.0,
         max_pending: int = 20_000,
         ctx: zmq.Context | None = None,
+        max_pending_bytes: int = MAX_PENDING_BYTES,
     ) -> None:
         self.resend_after = resend_after
         self.max_pending = max_pending
+        self.max_pending_bytes = max_pending_bytes
+        self.pending_bytes = 0  # the payload bytes of `pending`
         self.pending: OrderedDict[str, _Pending] = OrderedDict()
         self.rejected: list[tuple[str, str]] = []
         self.acked = 0
@@ -109,17 +120,20 @@ class Producer:
                 order += 1
                 pending[event_id] = _Pending(payload, now, 1, order)
             self._sends = order
+            self.pending_bytes += sum(map(len, payloads))
         else:
             for event_id, payload in zip(ids, payloads, strict=True):
                 self.pending[event_id] = _Pending(payload)
+            self.pending_bytes += sum(map(len, payloads))
             self._unsent += len(ids)
             if self._unsent > len(ids):
                 self._resend_due()  # earlier messages are still waiting: keep the order, send them first
             elif payloads and self._send_frames(payloads):
                 self._mark_sent([self.pending[event_id] for event_id in ids], time.monotonic())
         self._read_replies(0)
-        if len(self.pending) >= self.max_pending:
-            self._wait_until(lambda: len(self.pending) < self.max_pending // 2, None)
+        if len(self.pending) >= self.max_pending or self.pending_bytes >= self.max_pending_bytes:
+            self._wait_until(lambda: len(self.pending) < self.max_pending // 2
+                             and self.pending_bytes < self.max_pending_bytes // 2, None)
         return ids
 
     def _mark_sent(self, items: list[_Pending], now: float) -> None:
@@ -141,7 +155,10 @@ class Producer:
     # -- acknowledgements ------------------------------------------------------------------
     def _forget(self, event_id: str) -> _Pending | None:
         item = self.pending.pop(event_id, None)
-        if item is not None and item.sent_at == 0.0:
+        if item is None:
+            return None
+        self.pending_bytes -= len(item.payload)
+        if item.sent_at == 0.0:
             self._unsent -= 1  # answered after its connection dropped: no need to send it again
         return item
 
@@ -177,10 +194,12 @@ class Producer:
     def _acknowledged(self, ack: Ack) -> None:
         """Forget every acknowledged event (one Ack answers a whole drain of the ledger: thousands of ids)."""
         pop, acked, last_seq, acked_order, unsent = self.pending.pop, 0, self.last_acked_seq, self._acked_order, 0
+        freed = 0
         for event_id, seq in zip(ack.ids, ack.seqs, strict=True):
             item = pop(event_id, None)
             if item is None:
                 continue
+            freed += len(item.payload)
             if item.sent_at == 0.0:
                 unsent += 1  # answered after its connection dropped: no need to send it again
             acked += 1
@@ -189,6 +208,7 @@ class Producer:
             if item.order > acked_order:
                 acked_order = item.order
         self.acked += acked
+        self.pending_bytes -= freed
         self._unsent -= unsent
         self.last_acked_seq, self._acked_order = last_seq, acked_order
 

@@ -239,3 +239,32 @@ def test_an_event_the_ledger_could_not_store_is_kept_and_resent_after_its_backof
     until(lambda: not producer.pending, producer, "acknowledged")
     assert producer.refusal is None
     producer.close()
+
+
+def test_a_producer_never_runs_more_than_its_byte_bound_ahead_of_the_ledger(home: Home, peer: Peer) -> None:
+    """The ledger's ingress never drops, so whatever a producer sends unacknowledged waits in the ledger's
+    memory (issue #14.4: flow's 564 MB sat there at 5,000 symbols). `send` blocks once `max_pending_bytes`
+    of payloads are unacknowledged, until half are: the ledger never holds more than the bound (plus the
+    event that crossed it) from one producer, and every event still arrives once, in order."""
+    import threading
+
+    events = _events(100)
+    size = max(len(encode(event)) for event in events)
+    bound = 10 * size
+    producer = Producer(home, resend_after=3600.0, max_pending_bytes=bound)
+    sender = threading.Thread(target=lambda: [producer.send(event) for event in events], daemon=True)
+    sender.start()
+    deadline = time.monotonic() + 30
+    while sender.is_alive() or len(peer.received) < len(events):
+        assert time.monotonic() < deadline, f"only {len(peer.received)} of {len(events)} events arrived"
+        unacked = peer.receive()
+        while peer.sock.poll(50):  # whatever the producer could send before it waits for acks
+            unacked += peer.receive()
+        assert len(unacked) * size <= bound + size, f"{len(unacked)} events ({len(unacked) * size} B) unacknowledged"
+        if unacked:
+            peer.ack(unacked)
+    sender.join(5)
+    assert peer.received == [event.id for event in events]
+    producer.flush(timeout=10)
+    assert producer.pending_bytes == 0
+    producer.close()
