@@ -1,0 +1,208 @@
+"""The CPU of a process's children that nobody else logs, charged to what the process was doing meanwhile.
+
+devtools/cpu_report.py uses it to charge each test the CPU of the processes its pytest worker started other
+than through the fork server: chromium (browser, renderers, GPU process; session-scoped, so alive across
+many tests), playwright's driver, supervisord and the fresh interpreters it starts under `oh up` (a daemon:
+it leaves its parent, so no exit status of it reaches us), Dagster's step processes, pip.
+
+Contract:
+- `ChildCpu(exclude)` marks this process's environment (`OH_TEST_CPU_OWNER=<pid>`, inherited by every
+  child that keeps its parent's environment) and takes a baseline. Ours are: the descendants of this
+  process, and any process carrying our mark (a daemon that left its parent) with its descendants; never
+  the tree of the pid `exclude()` returns (the fork server, which logs its own children), though that
+  pid's own CPU counts (kind `forkserver`).
+- `sample()` reads /proc/PID/stat of ours and charges each one's CPU growth since the last sample (user +
+  system, its own plus its reaped children's) to `(current label, kind)`. A process that ended was reaped
+  by its parent: what we had counted of it is taken off its parent's growth (which now holds all of it);
+  if the parent is this process, off the growth of `RUSAGE_CHILDREN`, which `boundary()` charges as kind
+  `reaped` (children that ended before any sample saw them).
+- `boundary(label)` samples, charges the reaped CPU, and charges everything from now on to `label`.
+  A thread samples once a second in between (`start()`), so a daemon that starts and ends inside one
+  label is seen; what it spends after its last sample is lost (nothing of ours reaps it).
+- `charged()` is CPU seconds by (label, kind).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+
+MARK = "OH_TEST_CPU_OWNER"
+_TICK = os.sysconf("SC_CLK_TCK")
+_Key = tuple[int, int]  # (pid, start time in ticks): a pid is reused, the pair is not
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _scan() -> dict[int, tuple[int, int, float, float]]:
+    """pid -> (ppid, start, own CPU, own + reaped children's CPU) of every process we can read."""
+    procs: dict[int, tuple[int, int, float, float]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as stat:
+                text = stat.read()
+        except OSError:
+            continue
+        fields = text[text.rindex(b")") + 2:].split()
+        own = (int(fields[11]) + int(fields[12])) / _TICK
+        reaped = (int(fields[13]) + int(fields[14])) / _TICK
+        procs[int(name)] = (int(fields[1]), int(fields[19]), own, own + reaped)
+    return procs
+
+
+def _marked(pid: int, mark: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as environ:
+            return mark in environ.read().split(b"\0")
+    except OSError:
+        return False
+
+
+def _kind(pid: int) -> str:
+    """What a process is, from its command line: chromium's process type, a module, a program's name."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            argv = [part.decode(errors="replace") for part in cmdline.read().split(b"\0") if part]
+    except OSError:
+        return "?"
+    if not argv:
+        return "?"
+    program = os.path.basename(argv[0])
+    if "chrom" in program or "headless_shell" in program:
+        kind = next((arg.split("=", 1)[1] for arg in argv if arg.startswith("--type=")), "browser")
+        return f"chromium {kind}"
+    if program == "node" or program.startswith("node "):
+        return "playwright driver"
+    if any("supervisord" in os.path.basename(arg) for arg in argv[:3]):
+        return "supervisord"
+    if program.startswith("python"):
+        if "-m" in argv[:-1]:
+            module, rest = argv[argv.index("-m") + 1], argv[argv.index("-m") + 2:]
+            if module == "devtools.forkserver":
+                return "forkserver"
+            if module == "oh.cli" and rest:
+                return f"oh {rest[0]} (fresh)"
+            return f"{module} (fresh)"
+        script = next((os.path.basename(arg) for arg in argv[1:] if not arg.startswith("-")), "")
+        return f"python {script}".strip()
+    return program
+
+
+class ChildCpu:
+    """CPU seconds of our other children by (label, kind); see the module docstring."""
+
+    def __init__(self, exclude: Callable[[], int | None]) -> None:
+        self._me = os.getpid()
+        self._mark = f"{MARK}={self._me}".encode()
+        os.environ[MARK] = str(self._me)
+        self._exclude = exclude
+        self._lock = threading.Lock()
+        self._label = ""
+        self._last: dict[_Key, float] = {}
+        self._parent: dict[_Key, _Key | None] = {}  # None: this process
+        self._foreign_marked: dict[_Key, bool] = {}
+        self._charged: defaultdict[tuple[str, str], float] = defaultdict(float)
+        self._reaped_counted = 0.0  # what was counted live of children this process reaped
+        self._reaped_mark = _children_cpu()
+        self._stop = threading.Event()
+        self._sample()
+        self._charged.clear()  # the baseline: what ours had spent before is nobody's
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name="child-cpu", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            with self._lock:
+                self._sample()
+
+    def boundary(self, label: str) -> None:
+        with self._lock:
+            self._sample()
+            now = _children_cpu()
+            self._charged[(self._label, "reaped")] += max(0.0, now - self._reaped_mark - self._reaped_counted)
+            self._reaped_mark, self._reaped_counted = now, 0.0
+            self._label = label
+
+    def charged(self) -> dict[tuple[str, str], float]:
+        with self._lock:
+            return {key: cpu for key, cpu in self._charged.items() if cpu > 0}
+
+    def _ours(self, procs: dict[int, tuple[int, int, float, float]]) -> tuple[set[int], int | None]:
+        children: defaultdict[int, list[int]] = defaultdict(list)
+        for pid, (ppid, *_rest) in procs.items():
+            children[ppid].append(pid)
+        excluded = self._exclude()
+
+        def tree(root: int) -> set[int]:
+            found, todo = set(), [root]
+            while todo:
+                pid = todo.pop()
+                if pid in found or pid == excluded:
+                    continue
+                found.add(pid)
+                todo.extend(children.get(pid, ()))
+            return found
+
+        ours = tree(self._me) - {self._me}
+        skip = set() if excluded is None else _tree_of(excluded, children)
+        for pid, (_ppid, start, *_rest) in procs.items():
+            if pid in ours or pid in skip or pid == self._me:
+                continue
+            key = (pid, start)
+            if key not in self._foreign_marked:
+                self._foreign_marked[key] = _marked(pid, self._mark)
+            if self._foreign_marked[key]:
+                ours |= tree(pid)
+        return ours, excluded
+
+    def _sample(self) -> None:
+        procs = _scan()
+        ours, excluded = self._ours(procs)
+        keys = {pid: (pid, procs[pid][1]) for pid in procs}
+        pending: defaultdict[_Key, float] = defaultdict(float)  # to take off a parent: its reaped child's count
+        for key in sorted(set(self._last) - {keys.get(pid) for pid in ours | {excluded or -1}},
+                          key=lambda key: -self._parent_depth(key)):
+            counted = self._last.pop(key) + pending.pop(key, 0.0)
+            parent = self._parent.pop(key, None)
+            if parent is None:
+                self._reaped_counted += counted
+            elif parent in self._last:
+                pending[parent] += counted
+        for pid in ours | ({excluded} if excluded in procs else set()):
+            ppid, start, own, total = procs[pid]
+            key = (pid, start)
+            kind, cpu = ("forkserver", own) if pid == excluded else (_kind(pid), total)
+            self._parent[key] = None if ppid == self._me else keys.get(ppid)
+            growth = cpu - self._last.get(key, 0.0) - pending.pop(key, 0.0)
+            self._last[key] = cpu
+            if growth > 0:
+                self._charged[(self._label, kind)] += growth
+
+    def _parent_depth(self, key: _Key) -> int:
+        depth, parent = 0, self._parent.get(key)
+        while parent is not None and depth < 64:
+            depth, parent = depth + 1, self._parent.get(parent)
+        return depth
+
+
+def _tree_of(root: int, children: dict[int, list[int]]) -> set[int]:
+    """root and every descendant of it."""
+    found, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo.extend(children.get(pid, ()))
+    return found
