@@ -16,9 +16,11 @@ Contract:
   by its parent: what we had counted of it is taken off its parent's growth (which now holds all of it);
   if the parent is this process, off the growth of `RUSAGE_CHILDREN`, which `boundary()` charges as kind
   `reaped` (children that ended before any sample saw them).
-- `boundary(label)` samples, charges the reaped CPU, and charges everything from now on to `label`.
-  A thread samples once a second in between (`start()`), so a daemon that starts and ends inside one
-  label is seen; what it spends after its last sample is lost (nothing of ours reaps it).
+- `boundary(label, sample)` charges everything from now on to `label`; with `sample` it first samples
+  and charges the reaped CPU to the label before. A thread samples once a second (`start()`), so a
+  daemon that starts and ends inside one label is seen; what it spends after its last sample is lost
+  (nothing of ours reaps it). A sample reads /proc/PID/stat of ours only (a process found foreign is
+  not read again), about a millisecond.
 - `charged()` is CPU seconds by (label, kind).
 """
 
@@ -32,6 +34,7 @@ from collections.abc import Callable
 
 MARK = "OH_TEST_CPU_OWNER"
 _TICK = os.sysconf("SC_CLK_TCK")
+_EVERY = 1.0  # seconds between samples
 _Key = tuple[int, int]  # (pid, start time in ticks): a pid is reused, the pair is not
 
 
@@ -40,22 +43,17 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _scan() -> dict[int, tuple[int, int, float, float]]:
-    """pid -> (ppid, start, own CPU, own + reaped children's CPU) of every process we can read."""
-    procs: dict[int, tuple[int, int, float, float]] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as stat:
-                text = stat.read()
-        except OSError:
-            continue
-        fields = text[text.rindex(b")") + 2:].split()
-        own = (int(fields[11]) + int(fields[12])) / _TICK
-        reaped = (int(fields[13]) + int(fields[14])) / _TICK
-        procs[int(name)] = (int(fields[1]), int(fields[19]), own, own + reaped)
-    return procs
+def _stat(pid: int) -> tuple[int, int, float, float] | None:
+    """(ppid, start, own CPU, own + reaped children's CPU) of a process, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            text = stat.read()
+    except OSError:
+        return None
+    fields = text[text.rindex(b")") + 2:].split()
+    own = (int(fields[11]) + int(fields[12])) / _TICK
+    reaped = (int(fields[13]) + int(fields[14])) / _TICK
+    return int(fields[1]), int(fields[19]), own, own + reaped
 
 
 def _marked(pid: int, mark: bytes) -> bool:
@@ -91,6 +89,8 @@ def _kind(pid: int) -> str:
             if module == "oh.cli" and rest:
                 return f"oh {rest[0]} (fresh)"
             return f"{module} (fresh)"
+        if "-c" in argv:
+            return "python -c"
         script = next((os.path.basename(arg) for arg in argv[1:] if not arg.startswith("-")), "")
         return f"python {script}".strip()
     return program
@@ -108,7 +108,9 @@ class ChildCpu:
         self._label = ""
         self._last: dict[_Key, float] = {}
         self._parent: dict[_Key, _Key | None] = {}  # None: this process
-        self._foreign_marked: dict[_Key, bool] = {}
+        self._marked: dict[_Key, bool] = {}
+        self._foreign: set[int] = set()
+        self._kinds: dict[_Key, str] = {}
         self._charged: defaultdict[tuple[str, str], float] = defaultdict(float)
         self._reaped_counted = 0.0  # what was counted live of children this process reaped
         self._reaped_mark = _children_cpu()
@@ -123,52 +125,58 @@ class ChildCpu:
         self._stop.set()
 
     def _run(self) -> None:
-        while not self._stop.wait(1.0):
+        while not self._stop.wait(_EVERY):
             with self._lock:
                 self._sample()
 
-    def boundary(self, label: str) -> None:
+    def boundary(self, label: str, sample: bool = True) -> None:
+        """Charge everything from now on to `label`. With `sample`, first charge what ours spent so far (and
+        what this process reaped) to the current label; without, that goes to `label` at the next sample."""
         with self._lock:
-            self._sample()
-            now = _children_cpu()
-            self._charged[(self._label, "reaped")] += max(0.0, now - self._reaped_mark - self._reaped_counted)
-            self._reaped_mark, self._reaped_counted = now, 0.0
+            if sample:
+                self._sample()
+                now = _children_cpu()
+                self._charged[(self._label, "reaped")] += max(0.0, now - self._reaped_mark - self._reaped_counted)
+                self._reaped_mark, self._reaped_counted = now, 0.0
             self._label = label
 
     def charged(self) -> dict[tuple[str, str], float]:
         with self._lock:
             return {key: cpu for key, cpu in self._charged.items() if cpu > 0}
 
+    def _read(self) -> dict[int, tuple[int, int, float, float]]:
+        """The stat of every process that is, or may become, ours; a process once found foreign (neither in
+        our trees nor marked) is remembered by pid and not read again while it lives."""
+        pids = {int(name) for name in os.listdir("/proc") if name.isdigit()}
+        self._foreign &= pids
+        procs = {}
+        for pid in pids - self._foreign:
+            stat = _stat(pid)
+            if stat is not None:
+                procs[pid] = stat
+        return procs
+
     def _ours(self, procs: dict[int, tuple[int, int, float, float]]) -> tuple[set[int], int | None]:
         children: defaultdict[int, list[int]] = defaultdict(list)
         for pid, (ppid, *_rest) in procs.items():
             children[ppid].append(pid)
         excluded = self._exclude()
-
-        def tree(root: int) -> set[int]:
-            found, todo = set(), [root]
-            while todo:
-                pid = todo.pop()
-                if pid in found or pid == excluded:
-                    continue
-                found.add(pid)
-                todo.extend(children.get(pid, ()))
-            return found
-
-        ours = tree(self._me) - {self._me}
-        skip = set() if excluded is None else _tree_of(excluded, children)
+        ours = _tree_of(self._me, children, excluded) - {self._me}
+        skip = set() if excluded is None else _tree_of(excluded, children, None)
         for pid, (_ppid, start, *_rest) in procs.items():
             if pid in ours or pid in skip or pid == self._me:
                 continue
             key = (pid, start)
-            if key not in self._foreign_marked:
-                self._foreign_marked[key] = _marked(pid, self._mark)
-            if self._foreign_marked[key]:
-                ours |= tree(pid)
+            if key not in self._marked:
+                self._marked[key] = _marked(pid, self._mark)
+            if self._marked[key]:
+                ours |= _tree_of(pid, children, excluded)
+            else:
+                self._foreign.add(pid)
         return ours, excluded
 
     def _sample(self) -> None:
-        procs = _scan()
+        procs = self._read()
         ours, excluded = self._ours(procs)
         keys = {pid: (pid, procs[pid][1]) for pid in procs}
         pending: defaultdict[_Key, float] = defaultdict(float)  # to take off a parent: its reaped child's count
@@ -183,12 +191,21 @@ class ChildCpu:
         for pid in ours | ({excluded} if excluded in procs else set()):
             ppid, start, own, total = procs[pid]
             key = (pid, start)
-            kind, cpu = ("forkserver", own) if pid == excluded else (_kind(pid), total)
+            kind, cpu = ("forkserver", own) if pid == excluded else (self._kind(key), total)
             self._parent[key] = None if ppid == self._me else keys.get(ppid)
             growth = cpu - self._last.get(key, 0.0) - pending.pop(key, 0.0)
             self._last[key] = cpu
             if growth > 0:
                 self._charged[(self._label, kind)] += growth
+
+    def _kind(self, key: _Key) -> str:
+        """A process's kind, named again while it runs as python (a fork may yet exec something else)."""
+        kind = self._kinds.get(key)
+        if kind is None:
+            kind = _kind(key[0])
+            if not kind.startswith("python"):
+                self._kinds[key] = kind
+        return kind
 
     def _parent_depth(self, key: _Key) -> int:
         depth, parent = 0, self._parent.get(key)
@@ -197,12 +214,12 @@ class ChildCpu:
         return depth
 
 
-def _tree_of(root: int, children: dict[int, list[int]]) -> set[int]:
-    """root and every descendant of it."""
+def _tree_of(root: int, children: dict[int, list[int]], excluded: int | None) -> set[int]:
+    """root and every descendant of it, but not `excluded` nor below it."""
     found, todo = set(), [root]
     while todo:
         pid = todo.pop()
-        if pid not in found:
+        if pid not in found and pid != excluded:
             found.add(pid)
             todo.extend(children.get(pid, ()))
     return found

@@ -16,8 +16,10 @@ Contract:
   the pytest process, or of a process that left its parent (a daemon: supervisord) and carries this
   process's mark in its environment (`OH_TEST_CPU_OWNER`); never the fork server's tree (the server
   logs those itself). So a session-scoped chromium is charged to the tests that used it, as they
-  used it. CPU spent between tests is charged to the test id "" (outside a test). What is lost: the
-  last second of a daemon's CPU when it ends and nothing of ours reaps it.
+  used it. Exact at module boundaries (sampled at each module's first test), within a module to
+  about a second (between samples, a test's children's CPU may land on the next test of its module);
+  what follows the last test is charged to "" (outside a test). What is lost: the last second of a
+  daemon's CPU when it ends and nothing of ours reaps it. The sampling costs about 1 ms a second.
 - The fork server (devtools/forkserver.py) writes the same columns per forked child, the child's
   kind (module or `oh` subcommand) first, in `<dir>/forkserver-<pid>.tsv`.
 - Report (`python -m devtools.cpu_report DIR`): CPU seconds, count and wall by kind, and CPU
@@ -44,6 +46,11 @@ from devtools.child_cpu import ChildCpu
 _rows: list[tuple[str, str, float, float]] = []
 _first_test_cpu: list[float] = []
 _children: list[ChildCpu] = []
+_last_test = [""]
+
+
+def _module(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
 
 
 def _fork_server_pid() -> int | None:
@@ -67,11 +74,10 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     cpu, wall = _self_cpu(), time.monotonic()
     if not _first_test_cpu:
         _first_test_cpu.append(cpu)
-    for children in _children:
-        children.boundary(item.nodeid)
+    for children in _children:  # a sample at each module's first test: the report is by module
+        children.boundary(item.nodeid, sample=_module(item.nodeid) != _module(_last_test[0]))
+    _last_test[0] = item.nodeid
     yield
-    for children in _children:
-        children.boundary("")
     _rows.append(("pytest", item.nodeid, _self_cpu() - cpu, time.monotonic() - wall))
 
 
