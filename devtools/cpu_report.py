@@ -93,6 +93,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         rows += [(f"child {kind}", test, cpu, 0.0) for (test, kind), cpu in children.charged().items()]
     with (Path(out) / f"pytest-{worker}.tsv").open("w") as log:
         for kind, test, cpu, wall in rows:
+            kind, test = (" ".join(text.split()) for text in (kind, test))  # one line, no stray tab
             log.write(f"{kind}\t{test}\t{cpu:.3f}\t{wall:.3f}\n")
 
 
