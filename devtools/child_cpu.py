@@ -6,11 +6,12 @@ many tests), playwright's driver, supervisord and the fresh interpreters it star
 it leaves its parent, so no exit status of it reaches us), Dagster's step processes, pip.
 
 Contract:
-- `ChildCpu(exclude)` marks this process's environment (`OH_TEST_CPU_OWNER=<pid>`, inherited by every
-  child that keeps its parent's environment) and takes a baseline. Ours are: the descendants of this
-  process, and any process carrying our mark (a daemon that left its parent) with its descendants; never
-  the tree of the pid `exclude()` returns (the fork server, which logs its own children), though that
-  pid's own CPU counts (kind `forkserver`).
+- `ChildCpu()` marks this process's environment (`OH_TEST_CPU_OWNER=<pid>`, inherited by every child
+  that keeps its parent's environment) and takes a baseline. Ours are: the descendants of this process,
+  and any process carrying our mark (a daemon that left its parent) with its descendants; never the tree
+  below a fork server (`python -m devtools.forkserver`, which logs its own children; its forked children
+  keep its command line), though a server's own CPU counts (kind `forkserver`). Use it in the process that
+  runs the tests, not in xdist's controller (its descendants are the workers, each counting its own).
 - `sample()` reads /proc/PID/stat of ours and charges each one's CPU growth since the last sample (user +
   system, its own plus its reaped children's) to `(current label, kind)`. A process that ended was reaped
   by its parent: what we had counted of it is taken off its parent's growth (which now holds all of it);
@@ -30,7 +31,6 @@ import os
 import resource
 import threading
 from collections import defaultdict
-from collections.abc import Callable
 
 MARK = "OH_TEST_CPU_OWNER"
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -99,11 +99,10 @@ def _kind(pid: int) -> str:
 class ChildCpu:
     """CPU seconds of our other children by (label, kind); see the module docstring."""
 
-    def __init__(self, exclude: Callable[[], int | None]) -> None:
+    def __init__(self) -> None:
         self._me = os.getpid()
         self._mark = f"{MARK}={self._me}".encode()
         os.environ[MARK] = str(self._me)
-        self._exclude = exclude
         self._lock = threading.Lock()
         self._label = ""
         self._last: dict[_Key, float] = {}
@@ -156,31 +155,50 @@ class ChildCpu:
                 procs[pid] = stat
         return procs
 
-    def _ours(self, procs: dict[int, tuple[int, int, float, float]]) -> tuple[set[int], int | None]:
+    def _ours(self, procs: dict[int, tuple[int, int, float, float]]) -> tuple[set[int], set[int]]:
+        """Ours (own CPU and reaped children's), and the fork servers among them (own CPU only: a server logs
+        its children itself, and its forked children keep its command line, so its whole tree is left out)."""
         children: defaultdict[int, list[int]] = defaultdict(list)
         for pid, (ppid, *_rest) in procs.items():
             children[ppid].append(pid)
-        excluded = self._exclude()
-        ours = _tree_of(self._me, children, excluded) - {self._me}
-        skip = set() if excluded is None else _tree_of(excluded, children, None)
+        ours: set[int] = set()
+        servers: set[int] = set()
+
+        def walk(root: int) -> None:
+            todo = [root]
+            while todo:
+                pid = todo.pop()
+                if pid in ours or pid in servers:
+                    continue
+                if self._kind((pid, procs[pid][1])) == "forkserver":
+                    servers.add(pid)
+                    continue
+                ours.add(pid)
+                todo.extend(children.get(pid, ()))
+
+        walk(self._me)
+        ours.discard(self._me)
+        below_servers = set().union(*(_tree_of(pid, children) for pid in servers)) if servers else set()
         for pid, (_ppid, start, *_rest) in procs.items():
-            if pid in ours or pid in skip or pid == self._me:
+            if pid in ours or pid in below_servers or pid == self._me:
                 continue
             key = (pid, start)
             if key not in self._marked:
                 self._marked[key] = _marked(pid, self._mark)
-            if self._marked[key]:
-                ours |= _tree_of(pid, children, excluded)
-            else:
+            if self._marked[key] and self._kind(key) != "forkserver":
+                walk(pid)
+        for pid, (_ppid, start, *_rest) in procs.items():  # after every walk: a daemon's child is ours, marked or not
+            if pid not in ours and pid not in servers and pid not in below_servers and pid != self._me \
+                    and not self._marked.get((pid, start), True):
                 self._foreign.add(pid)
-        return ours, excluded
+        return ours, servers
 
     def _sample(self) -> None:
         procs = self._read()
-        ours, excluded = self._ours(procs)
+        ours, servers = self._ours(procs)
         keys = {pid: (pid, procs[pid][1]) for pid in procs}
         pending: defaultdict[_Key, float] = defaultdict(float)  # to take off a parent: its reaped child's count
-        for key in sorted(set(self._last) - {keys.get(pid) for pid in ours | {excluded or -1}},
+        for key in sorted(set(self._last) - {keys[pid] for pid in ours | servers},
                           key=lambda key: -self._parent_depth(key)):
             counted = self._last.pop(key) + pending.pop(key, 0.0)
             parent = self._parent.pop(key, None)
@@ -188,10 +206,10 @@ class ChildCpu:
                 self._reaped_counted += counted
             elif parent in self._last:
                 pending[parent] += counted
-        for pid in ours | ({excluded} if excluded in procs else set()):
+        for pid in ours | servers:
             ppid, start, own, total = procs[pid]
             key = (pid, start)
-            kind, cpu = ("forkserver", own) if pid == excluded else (self._kind(key), total)
+            kind, cpu = ("forkserver", own) if pid in servers else (self._kind(key), total)
             self._parent[key] = None if ppid == self._me else keys.get(ppid)
             growth = cpu - self._last.get(key, 0.0) - pending.pop(key, 0.0)
             self._last[key] = cpu
@@ -214,12 +232,12 @@ class ChildCpu:
         return depth
 
 
-def _tree_of(root: int, children: dict[int, list[int]], excluded: int | None) -> set[int]:
-    """root and every descendant of it, but not `excluded` nor below it."""
+def _tree_of(root: int, children: dict[int, list[int]]) -> set[int]:
+    """root and every descendant of it."""
     found, todo = set(), [root]
     while todo:
         pid = todo.pop()
-        if pid not in found and pid != excluded:
+        if pid not in found:
             found.add(pid)
             todo.extend(children.get(pid, ()))
     return found

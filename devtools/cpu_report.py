@@ -40,7 +40,6 @@ from pathlib import Path
 
 import pytest
 
-from devtools import forkserver
 from devtools.child_cpu import ChildCpu
 
 _rows: list[tuple[str, str, float, float]] = []
@@ -53,14 +52,10 @@ def _module(nodeid: str) -> str:
     return nodeid.split("::", 1)[0]
 
 
-def _fork_server_pid() -> int | None:
-    server = forkserver._server
-    return None if server is None else server.proc.pid
-
-
 def pytest_configure(config: pytest.Config) -> None:
-    if os.environ.get("OH_TEST_CPU_LOG") and not _children:
-        _children.append(ChildCpu(_fork_server_pid))
+    controller = not hasattr(config, "workerinput") and bool(getattr(config.option, "numprocesses", None))
+    if os.environ.get("OH_TEST_CPU_LOG") and not _children and not controller:  # the workers count their own
+        _children.append(ChildCpu())
         _children[0].start()
 
 

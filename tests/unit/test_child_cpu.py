@@ -38,7 +38,7 @@ def test_a_reaped_child_and_a_daemon_are_charged_once_to_the_label_they_ran_unde
     still charged (it carries the mark), by its kind; the label before gets none of either."""
     (tmp_path / "child.py").write_text(CHILD)
     (tmp_path / "daemon.py").write_text(DAEMON)
-    children = ChildCpu(lambda: None)
+    children = ChildCpu()
     try:
         assert os.environ[MARK] == str(os.getpid())
         children.boundary("before")
