@@ -217,11 +217,12 @@ class ChildCpu:
                 self._charged[(self._label, kind)] += growth
 
     def _kind(self, key: _Key) -> str:
-        """A process's kind, named again while it runs as python (a fork may yet exec something else)."""
+        """A process's kind, named again while it runs as python (a fork may yet exec something else) or as
+        chromium's browser (a renderer forked from chromium rewrites its command line after the fork)."""
         kind = self._kinds.get(key)
         if kind is None:
             kind = _kind(key[0])
-            if not kind.startswith("python"):
+            if not kind.startswith(("python", "chromium browser")):
                 self._kinds[key] = kind
         return kind
 
