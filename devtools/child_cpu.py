@@ -73,6 +73,8 @@ def _kind(pid: int) -> str:
         return "?"
     if not argv:
         return "?"
+    if len(argv) == 1 and " " in argv[0]:  # a process that set its title (chromium's children): one string
+        argv = argv[0].split()
     program = os.path.basename(argv[0])
     if "chrom" in program or "headless_shell" in program:
         kind = next((arg.split("=", 1)[1] for arg in argv if arg.startswith("--type=")), "browser")
@@ -217,12 +219,11 @@ class ChildCpu:
                 self._charged[(self._label, kind)] += growth
 
     def _kind(self, key: _Key) -> str:
-        """A process's kind, named again while it runs as python (a fork may yet exec something else) or as
-        chromium's browser (a renderer forked from chromium rewrites its command line after the fork)."""
+        """A process's kind, named again while it runs as python (a fork may yet exec something else)."""
         kind = self._kinds.get(key)
         if kind is None:
             kind = _kind(key[0])
-            if not kind.startswith(("python", "chromium browser")):
+            if not kind.startswith("python"):
                 self._kinds[key] = kind
         return kind
 
