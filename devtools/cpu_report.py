@@ -5,16 +5,28 @@ Contract:
   each pytest process (each xdist worker, and the controller) writes `<dir>/pytest-<worker>.tsv`,
   one line per test: `pytest`, the test id, the process's own CPU seconds in that test (user +
   system: setup, call and teardown), and the wall seconds; then one line `pytest-collect` for the
-  CPU the process spent before its first test (start-up, imports, collection) and one
-  `pytest-reaped` for the CPU of the children it reaped itself (chromium, plain subprocesses, its
-  fork server), over the whole session.
+  CPU the process spent before its first test (start-up, imports, collection).
+- The same file charges each test the CPU of the processes the pytest process started other than
+  through the fork server (chromium and its renderers, playwright's driver, supervisord and the
+  services it starts under `oh up`, Dagster's step processes, pip), one line per kind
+  (`child <kind>`): the growth, while the test ran, of each such live process's CPU (its own plus
+  that of the children it reaped, /proc/PID/stat), sampled at the test's start and end and once a
+  second in between, plus the growth of this process's own reaped children's CPU
+  (`RUSAGE_CHILDREN`) less what was already counted of them. "Such a process" is a descendant of
+  the pytest process, or of a process that left its parent (a daemon: supervisord) and carries this
+  process's mark in its environment (`OH_TEST_CPU_OWNER`); never the fork server's tree (the server
+  logs those itself). So a session-scoped chromium is charged to the tests that used it, as they
+  used it. Exact at module boundaries (sampled at each module's first test), within a module to
+  about a second (between samples, a test's children's CPU may land on the next test of its module);
+  what follows the last test is charged to "" (outside a test). What is lost: the last second of a
+  daemon's CPU when it ends and nothing of ours reaps it. The sampling costs about 1 ms a second.
 - The fork server (devtools/forkserver.py) writes the same columns per forked child, the child's
   kind (module or `oh` subcommand) first, in `<dir>/forkserver-<pid>.tsv`.
 - Report (`python -m devtools.cpu_report DIR`): CPU seconds, count and wall by kind, and CPU
-  seconds by test module (the tests' own plus their forked children's), largest first.
+  seconds by test module (the tests' own plus their children's), largest first.
 
-Only the CPU of processes someone reaped is counted: a daemon nobody waits for (supervisord's
-children under `oh up`) is not; a cgroup's CPU total (cpuacct) of the whole run catches those.
+A cgroup's CPU total (cpuacct, `cgcpu.sh`) of the whole run is the check: what it has beyond the
+report's total is CPU nothing here saw.
 """
 
 from __future__ import annotations
@@ -28,8 +40,23 @@ from pathlib import Path
 
 import pytest
 
+from devtools.child_cpu import ChildCpu
+
 _rows: list[tuple[str, str, float, float]] = []
 _first_test_cpu: list[float] = []
+_children: list[ChildCpu] = []
+_last_test = [""]
+
+
+def _module(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    controller = not hasattr(config, "workerinput") and bool(getattr(config.option, "numprocesses", None))
+    if os.environ.get("OH_TEST_CPU_LOG") and not _children and not controller:  # the workers count their own
+        _children.append(ChildCpu())
+        _children[0].start()
 
 
 def _self_cpu() -> float:
@@ -42,6 +69,9 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     cpu, wall = _self_cpu(), time.monotonic()
     if not _first_test_cpu:
         _first_test_cpu.append(cpu)
+    for children in _children:  # a sample at each module's first test: the report is by module
+        children.boundary(item.nodeid, sample=_module(item.nodeid) != _module(_last_test[0]))
+    _last_test[0] = item.nodeid
     yield
     _rows.append(("pytest", item.nodeid, _self_cpu() - cpu, time.monotonic() - wall))
 
@@ -51,11 +81,14 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if not out:
         return
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    rows = [*_rows, ("pytest-collect", "", _first_test_cpu[0] if _first_test_cpu else _self_cpu(), 0.0),
-            ("pytest-reaped", "", children.ru_utime + children.ru_stime, 0.0)]
+    rows = [*_rows, ("pytest-collect", "", _first_test_cpu[0] if _first_test_cpu else _self_cpu(), 0.0)]
+    for children in _children:
+        children.boundary("")
+        children.stop()
+        rows += [(f"child {kind}", test, cpu, 0.0) for (test, kind), cpu in children.charged().items()]
     with (Path(out) / f"pytest-{worker}.tsv").open("w") as log:
         for kind, test, cpu, wall in rows:
+            kind, test = (" ".join(text.split()) for text in (kind, test))  # one line, no stray tab
             log.write(f"{kind}\t{test}\t{cpu:.3f}\t{wall:.3f}\n")
 
 
@@ -83,6 +116,14 @@ def _report(directory: Path, top: int = 40) -> str:
         kinds = sorted(by_module_kind[module].items(), key=lambda pair: -pair[1])[:3]
         detail = ", ".join(f"{kind} {value:.1f}" for kind, value in kinds)
         lines.append(f"{module:<62}{cpu:>8.1f}  {detail}")
+    children = {module: {kind: cpu for kind, cpu in kinds.items() if kind.startswith("child ")}
+                for module, kinds in by_module_kind.items()}
+    lines += ["", f"{'children not forked by the fork server, by module':<62}{'CPU-s':>8}  largest kinds"]
+    for module, kinds in sorted(children.items(), key=lambda pair: -sum(pair[1].values()))[:top]:
+        if kinds:
+            largest = sorted(kinds.items(), key=lambda pair: -pair[1])[:4]
+            detail = ", ".join(f"{kind[6:]} {value:.1f}" for kind, value in largest)
+            lines.append(f"{module:<62}{sum(kinds.values()):>8.1f}  {detail}")
     return "\n".join(lines)
 
 
