@@ -60,7 +60,6 @@ PAGE_CSS = f"""
   #main {{ padding: 6px 6px 12px 6px; }}
 }}
 """
-BOOTSTRAP_CSS = "/bootstrap5/css/bootstrap.min.css"  # Panel's copy, linked by the template without a version
 WRAPPED_LABEL = "label { white-space: normal; overflow-wrap: anywhere; }"
 TEMPLATE = Path(__file__).parent / "templates" / "oh.html"
 WRAP = frozenset({"error", "error_message", "message", "last_message", "warnings"})
@@ -276,19 +275,6 @@ class OhTemplate(pn.template.BootstrapTemplate):
     scripts after the page's frame so the header and sidebar paint while they load."""
 
     _template = TEMPLATE
-
-    def resolve_resources(self, cdn: Any = "auto", extras: dict[str, dict[str, str]] | None = None) -> Any:
-        """The template's resources, Bootstrap's stylesheet with Panel's `?v=` suffix: it is then at the URL the
-        panes' shadow roots link, so a browser fetches and parses its 220 KB once instead of twice (the page's
-        copy had no version: a second URL), and it is cached for good (a versioned URL is served with a
-        ten-year max-age) instead of by the browser's heuristic."""
-        from panel.io.resources import JS_VERSION
-
-        resources = super().resolve_resources(cdn=cdn, extras=extras)
-        for name, url in list(resources["css"].items()):
-            if isinstance(url, str) and url.endswith(BOOTSTRAP_CSS):
-                resources["css"][name] = f"{url}?v={JS_VERSION}"
-        return resources
 
     def server_doc(self, doc: Any = None, title: str | None = None, location: Any = True) -> Any:
         """Add the template's roots to the session's document under one freeze of its model graph: Bokeh
