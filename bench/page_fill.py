@@ -17,7 +17,7 @@ browser context (cold: Bokeh's and Panel's bundles are fetched) and once more in
 - filled in the DOM (cold, printed for information): when the marker was inserted, recorded in the page
   by a MutationObserver on the document and on every shadow root (Panel renders each pane in one). The
   difference from "filled" is the measurement's own lag: playwright's polling and its round trip through
-  a busy machine (about 0.1-0.2 s under load);
+  a busy machine (0.15-0.7 s at load 20-35);
 - cold loads also record two CPU figures, steadier than the wall-clock ones on a shared machine:
   the browser's (chromium's TaskDuration up to "filled": the main thread's busy time, scripts,
   style, layout, paint) and the server's (user + system CPU of the `oh ui` process from

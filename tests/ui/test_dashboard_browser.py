@@ -112,20 +112,6 @@ def test_pages_fetch_only_what_they_use_and_one_cached_stylesheet(populated: Sta
     assert backgrounds and set(backgrounds) == {"rgb(245, 247, 250)"}
 
 
-def test_bootstrap_stylesheet_is_fetched_once_and_kept(populated: Stack, page: Any) -> None:
-    """Bootstrap's stylesheet (220 KB) is linked by the page and by every pane's shadow root at one URL, so a
-    first load fetches (and parses) it once, not twice, and that URL is versioned and may be kept for good."""
-    responses: list[Any] = []
-    page.on("response", lambda response: responses.append(response))
-    open_page(page, populated, "/explorer")
-    page.get_by_text("Run query").first.wait_for(state="attached", timeout=WAIT)
-    sheets = [r for r in responses if "/bootstrap5/css/bootstrap.min.css" in r.url]
-    assert len(sheets) == 1, [r.url for r in sheets]
-    assert re.search(r"\?v=[\w.]+$", sheets[0].url), sheets[0].url
-    age = re.search(r"max-age=(\d+)", sheets[0].headers.get("cache-control", ""))
-    assert age is not None and int(age.group(1)) >= 365 * 86400
-
-
 def test_the_ready_marker_comes_with_the_last_section(populated: Stack, page: Any) -> None:
     """The first fill's `.oh-ready` marker reaches the browser in the same message as the page's last section
     (the Data explorer's preview), not in a message of its own that the browser would apply after it."""
