@@ -4,7 +4,8 @@ A page lays out its `Slot`s once, then `update()` fills them from cached queries
 session the sections fill independently: `update()` only lists each section's `fill(...)`, and the
 page runs one section per turn of the document's event loop, so each section goes to the browser
 as soon as it is drawn instead of the whole page waiting for its slowest part. The `.oh-ready`
-marker (what tests and benchmarks wait for) is set once every section of the first fill is done.
+marker (what tests and benchmarks wait for) is set once every section of the first fill is done, in the
+same patch as the last section (a message of its own cost the browser one more patch to apply).
 Each section's changes go to the browser as one patch, under one freeze of the document's model graph.
 
 Controls the page changes itself while filling (options of a picker, a default value) never trigger
@@ -182,6 +183,9 @@ class Page:
         try:
             with self._one_patch():
                 self._run_fill(slot, fill, where)
+                if not self._tasks:  # the last section: the ledger's state and the ready marker go in its patch
+                    self._draining = False
+                    self._finish()
         except LedgerDown as exc:
             self._tasks = []
             self.show_down(str(exc))
@@ -190,8 +194,9 @@ class Page:
         if self._tasks:
             self.doc.add_next_tick_callback(self._drain)
             return
-        self._draining = False
-        self._finish()
+        if self._draining:  # LedgerDown: the rest was dropped
+            self._draining = False
+            self._finish()
 
     def _finish(self) -> None:
         """After every section of a refresh: the ledger's state on top, then the ready marker."""

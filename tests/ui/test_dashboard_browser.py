@@ -112,6 +112,17 @@ def test_pages_fetch_only_what_they_use_and_one_cached_stylesheet(populated: Sta
     assert backgrounds and set(backgrounds) == {"rgb(245, 247, 250)"}
 
 
+def test_the_ready_marker_comes_with_the_last_section(populated: Stack, page: Any) -> None:
+    """The first fill's `.oh-ready` marker reaches the browser in the same message as the page's last section
+    (the Data explorer's preview), not in a message of its own that the browser would apply after it."""
+    frames: list[str] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda data: frames.append(data if isinstance(data, str) else "")))
+    open_page(page, populated, "/explorer")
+    with_marker = [f for f in frames if "oh-ready" in f]
+    assert len(with_marker) == 1, len(with_marker)
+    assert "Preview of main.candles_daily" in with_marker[0]
+
+
 def test_stale_data_shows_in_red(populated: Stack, tabs: Tabs) -> None:
     """QQQ stopped a week early: its freshness row is stale (red) and the planner offers the command."""
     page = tabs.show(f"{populated.url}/health")
