@@ -294,9 +294,14 @@ def shell(slug: str, title: str, main: list[Any], sidebar: list[Any], ledger_bad
         f'<a class="oh-nav-link{" active" if s == slug else ""}" href="/{s}" data-page="{s}">{html.escape(t)}</a>'
         for s, t in NAV
     )
+    # No busy spinner: Panel's busy flag is one for the whole server (`pn.state.busy`, true while any session
+    # of any tab runs a callback), so the header's spinner said nothing about this page, and while it spun its
+    # CSS animation made the browser composite and draw the tab at 60 frames a second (bench/live_browser's
+    # trace: ~190 draws a second for three Live tabs, an idle page's tab spinning with them). Each section
+    # shows its own state instead (a notice, a placeholder, the `.oh-ready` marker once filled).
     template = OhTemplate(
         title=f"options-helper · {title}", header_background="#1f2d3d", sidebar_width=260,
-        meta_viewport="width=device-width, initial-scale=1",
+        meta_viewport="width=device-width, initial-scale=1", busy_indicator=None,
     )
     template.config.raw_css.append(PAGE_CSS)
     for widget in sidebar:

@@ -43,7 +43,6 @@ from typing import Any
 
 import msgspec
 import panel as pn
-import param
 from panel.custom import JSComponent
 
 from bus.producer import Producer
@@ -159,19 +158,6 @@ class LivePortfolioPage(Page):
                              align_items="center", sizing_mode="stretch_width", css_classes=["oh-live-buttons"])
         return [PhoneSidebar(height=0, width=0, margin=0), buttons, self.file_note, self.banner, self.limits,
                 self.summary, self.positions_slot.panel, self.legs_slot.panel, self.health.panel, self.fills.panel]
-
-    def view(self) -> pn.template.BaseTemplate:
-        """The page's template without Panel's busy spinner. Panel's busy flag is one for the whole server
-        (`pn.state.busy`: true while any session runs a callback), so with marks flowing the header's spinner
-        was turned on and off many times a second in every tab (a Bokeh change each time), and while on its CSS
-        animation made the browser composite and draw the tab at 60 frames a second (bench/live_browser's
-        trace, issue #14.3: ~190 draws a second in the gpu-process for three tabs, half a core). The marks come
-        on the page's own channel, not through Bokeh callbacks, so the spinner said nothing about them."""
-        template = super().view()
-        with param.edit_constant(template):
-            template.busy_indicator = None
-        template._update_busy()  # Panel does not watch busy_indicator: drop it from what the template renders
-        return template
 
     def first_fill(self) -> None:
         """Fill once, subscribe to the live marker, start this session's slow check (all stopped when the

@@ -60,7 +60,9 @@ def body_text(page: Any) -> str:
 
 @pytest.mark.parametrize("slug", [slug for slug in PAGES if slug != "health"] + ["health"])
 def test_every_page_loads_with_sim_data(populated: Stack, tabs: Tabs, slug: str, screenshots: Path | None) -> None:
-    """Each page paints its banner, charts (Bokeh canvases) and tables from the ledger, and never a traceback.
+    """Each page paints its banner, charts (Bokeh canvases) and tables from the ledger, and never a traceback,
+    and carries no busy spinner (Panel's follows one flag for the whole server: it spun in every tab whenever
+    any tab ran a callback, its animation drawing the tab at 60 frames a second; panel_app/components.shell).
     (Health comes last: the tests below read it in the same tab.)"""
     canvases, tables, texts = PAGES[slug]
     page = tabs.show(f"{populated.url}/{slug}")
@@ -76,6 +78,7 @@ def test_every_page_loads_with_sim_data(populated: Stack, tabs: Tabs, slug: str,
     text = body_text(page)
     assert "Traceback" not in text and "could not be loaded" not in text
     assert page.locator(f'.oh-nav a.active[data-page="{slug}"]').count() == 1
+    assert page.locator(".pn-busy-container .loader").count() == 0, "a busy spinner in the header"
     if screenshots is not None and slug == "live":  # the other pages: test_dashboard_layout.py, at 390 and 1440 px
         page.wait_for_timeout(1500)  # let Bokeh finish drawing before the picture (not an assertion)
         page.screenshot(path=str(screenshots / f"{slug}.png"), full_page=True)
