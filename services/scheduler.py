@@ -6,11 +6,9 @@ edit needs no restart) and, at each fire time, sends a RunDaily command with
 scheduler restarted right after firing sends a duplicate the ledger drops. A fire time missed
 while the scheduler was down is not made up: the planner in `oh db health` shows the gap.
 
-The scheduler's worker subscribes to its commands' topics and the ledger's head tick only (`subscribe_only`),
-not to every committed event: while it runs a daily (hours of a wide day's bulk rows published meanwhile) its
-loop reads nothing, and a subscription to everything queued every published payload in its socket (1.1 GB at
-5,000 symbols). The seqs it does not receive read as gaps, which the subscriber fills from the journal with a
-catch-up filtered to its types (the ledger seeks past the other frames): same commands, same order, once.
+Its worker subscribes to its command's topic and the head tick only, as every worker that reacts to no stream of
+events does (services/runtime.py): while it runs a daily its loop reads nothing, and subscribed to everything its
+socket queued every payload published meanwhile (1.1 GB at 5,000 symbols).
 """
 
 from __future__ import annotations
@@ -18,15 +16,10 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Iterable
 from datetime import UTC, datetime
 
-import zmq
-
-from bus.codec import HEAD_TOPIC, topic_of
 from bus.home import Home
 from bus.producer import Producer
-from bus.subscriber import Subscriber
 from contracts import RunDaily
 from oh.adapters.schedule import DailySchedule, ScheduleError, load_schedule
 from oh.domain import calendar
@@ -90,14 +83,6 @@ class DailyTimer(threading.Thread):
             producer.close()
 
 
-def subscribe_only(subscriber: Subscriber, types: Iterable[type]) -> None:
-    """Narrow `subscriber`'s socket to the topics of `types` and the head tick (subscribed before the catch-all
-    is dropped, so no message of theirs is missed in between; one missed would be repaired as a gap anyway)."""
-    for topic in (HEAD_TOPIC, *(topic_of(t.__name__) for t in types)):
-        subscriber.sock.setsockopt(zmq.SUBSCRIBE, topic)
-    subscriber.sock.setsockopt(zmq.UNSUBSCRIBE, b"")
-
-
 HANDLERS = {RunDaily: daily.daily}
 
 if __name__ == "__main__":
@@ -107,8 +92,6 @@ if __name__ == "__main__":
     timer = DailyTimer(home)
     timer.start()
     try:
-        worker = Worker("scheduler", home, HANDLERS)
-        subscribe_only(worker.subscriber, HANDLERS)
-        worker.serve()
+        Worker("scheduler", home, HANDLERS).serve()
     finally:
         timer.stopped.set()

@@ -333,14 +333,9 @@ LIMITS_WATCH_JS = """() => { const host = (""" + HOST_JS + """)('oh-live-limits'
   seen(); new MutationObserver(seen).observe(host, {childList: true, subtree: true, characterData: true}); }"""
 
 
-def test_the_limits_banner_moves_with_the_marks_without_a_change_to_the_pages_bokeh_document(
-    live: Stack, chromium: Any,
-) -> None:
-    """The limits banner's amounts move with every marking. They ride in the marks channel's frames (like the
-    summary cards), so while marks stream the page's Bokeh socket never carries the banner's text: before,
-    the slow check replaced a Markdown pane's text twice a second, a Bokeh document change that re-rendered
-    the pane on every tab while the cells were being written. The banner shows newer amounts several times
-    meanwhile, all of them arrived on the marks channel."""
+def streaming_tab(live: Stack, chromium: Any) -> tuple[Any, list[str], list[str]]:
+    """A new tab on the Live page with marks streaming and BIG marked, and the text frames it receives from
+    then on: (tab, the Bokeh socket's, the marks channel's). The caller closes the tab."""
     tab = chromium.new_page()
     bokeh: list[str] = []
     channel: list[str] = []
@@ -351,6 +346,22 @@ def test_the_limits_banner_moves_with_the_marks_without_a_change_to_the_pages_bo
         if tab.locator('.oh-live-health[data-state="streaming"]').count() == 0:
             start(tab)
         wait_marked(tab, live, [BIG])
+    except BaseException:
+        tab.close()
+        raise
+    return tab, bokeh, channel
+
+
+def test_the_limits_banner_moves_with_the_marks_without_a_change_to_the_pages_bokeh_document(
+    live: Stack, chromium: Any,
+) -> None:
+    """The limits banner's amounts move with every marking. They ride in the marks channel's frames (like the
+    summary cards), so while marks stream the page's Bokeh socket never carries the banner's text: before,
+    the slow check replaced a Markdown pane's text twice a second, a Bokeh document change that re-rendered
+    the pane on every tab while the cells were being written. The banner shows newer amounts several times
+    meanwhile, all of them arrived on the marks channel."""
+    tab, bokeh, channel = streaming_tab(live, chromium)
+    try:
         tab.locator(".oh-live-limits").first.wait_for(timeout=WAIT)
         bokeh.clear()
         channel.clear()
@@ -365,27 +376,23 @@ def test_the_limits_banner_moves_with_the_marks_without_a_change_to_the_pages_bo
         tab.close()
 
 
+# CSS animations and anything that repeats for ever (a spinner's); not a CSS transition, which runs once for
+# 0.15 s when a control changes state (the Stop button enabled, a badge recoloured) and then stops.
 ANIMATIONS_JS = """() => { const out = []; const walk = (root) => {
-  for (const a of root.getAnimations()) out.push(a.animationName || a.transitionProperty || a.constructor.name);
+  for (const a of root.getAnimations()) { const timing = a.effect ? a.effect.getComputedTiming() : {};
+    if (a.animationName || timing.iterations === Infinity) out.push(a.animationName || a.constructor.name); }
   for (const e of root.querySelectorAll('*')) { if (e.shadowRoot) walk(e.shadowRoot); } }; walk(document); return out; }"""
 
 
 def test_while_marks_stream_the_page_runs_no_animation_and_no_busy_spinner(live: Stack, chromium: Any) -> None:
-    """While marks stream, nothing on the Live page animates and its Bokeh socket carries no busy spinner.
+    """While marks stream, nothing on the Live page keeps animating (a CSS animation or an endless one; a
+    control's one-off transition when it changes state is not) and its Bokeh socket carries no busy spinner.
     Before, Panel's header spinner followed the server's one busy flag (true while any session runs a
     callback): it was switched on and off many times a second in every tab, each a Bokeh change, and while
     on, its CSS animation made the browser composite and draw the tab at 60 frames a second (about half a
     core for three tabs in bench/live_browser, against a few draws a second for the marks themselves)."""
-    tab = chromium.new_page()
-    bokeh: list[str] = []
-    channel: list[str] = []
-    tab.on("websocket", lambda ws: ws.on("framereceived", lambda payload: (
-        channel if "/oh-live" in ws.url else bokeh).append(payload if isinstance(payload, str) else "")))
+    tab, bokeh, channel = streaming_tab(live, chromium)
     try:
-        open_live(tab, live)
-        if tab.locator('.oh-live-health[data-state="streaming"]').count() == 0:
-            start(tab)
-        wait_marked(tab, live, [BIG])
         bokeh.clear()
         channel.clear()
         deadline = time.monotonic() + WAIT / 1000
@@ -394,7 +401,7 @@ def test_while_marks_stream_the_page_runs_no_animation_and_no_busy_spinner(live:
             while len(channel) == count:
                 assert time.monotonic() < deadline, "the marks stopped coming"
                 tab.wait_for_timeout(50)
-            assert tab.evaluate(ANIMATIONS_JS) == [], "something animates on the Live page while marks stream"
+            assert tab.evaluate(ANIMATIONS_JS) == [], "something keeps animating on the Live page while marks stream"
         assert not [f for f in bokeh if '"spin"' in f or "loader" in f], "the busy spinner travelled on the Bokeh socket"
         assert tab.locator(".pn-busy-container .loader").count() == 0
     finally:
