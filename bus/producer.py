@@ -113,6 +113,7 @@ class Producer:
         batch = list(messages)
         ids = [message.id for message in batch]
         payloads = [encode(message) for message in batch]
+        self.pending_bytes += sum(map(len, payloads))
         if self._unsent == 0 and payloads and self._send_frames(payloads):
             # the usual case: nothing older is waiting to be sent, and this batch went out now
             now, order, pending = time.monotonic(), self._sends, self.pending
@@ -120,11 +121,9 @@ class Producer:
                 order += 1
                 pending[event_id] = _Pending(payload, now, 1, order)
             self._sends = order
-            self.pending_bytes += sum(map(len, payloads))
         else:
             for event_id, payload in zip(ids, payloads, strict=True):
                 self.pending[event_id] = _Pending(payload)
-            self.pending_bytes += sum(map(len, payloads))
             self._unsent += len(ids)
             if self._unsent > len(ids):
                 self._resend_due()  # earlier messages are still waiting: keep the order, send them first

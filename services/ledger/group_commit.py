@@ -18,21 +18,9 @@ A group that reaches either bound is committed at once; the linger never holds b
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SystemExit(f"{name}={raw!r} is not a number") from None
-    if value < 0:
-        raise SystemExit(f"{name}={raw!r} must not be negative")
-    return value
+from services.settings import env_float
 
 
 @dataclass
@@ -50,10 +38,10 @@ class GroupCommit:
         """The bounds from OH_GROUP_COMMIT_MS, OH_GROUP_COMMIT_BUSY_MS, OH_GROUP_COMMIT_EVENTS, OH_GROUP_COMMIT_BYTES."""
         defaults = cls()
         return cls(
-            linger=_env_float("OH_GROUP_COMMIT_MS", defaults.linger * 1000) / 1000,
-            busy_linger=_env_float("OH_GROUP_COMMIT_BUSY_MS", defaults.busy_linger * 1000) / 1000,
-            events=max(1, int(_env_float("OH_GROUP_COMMIT_EVENTS", defaults.events))),
-            max_bytes=max(1, int(_env_float("OH_GROUP_COMMIT_BYTES", defaults.max_bytes))),
+            linger=env_float("OH_GROUP_COMMIT_MS", defaults.linger * 1000) / 1000,
+            busy_linger=env_float("OH_GROUP_COMMIT_BUSY_MS", defaults.busy_linger * 1000) / 1000,
+            events=max(1, int(env_float("OH_GROUP_COMMIT_EVENTS", defaults.events))),
+            max_bytes=max(1, int(env_float("OH_GROUP_COMMIT_BYTES", defaults.max_bytes))),
         )
 
     def deadline(self, started: float) -> float:

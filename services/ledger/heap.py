@@ -21,9 +21,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from services.settings import env_float
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +55,7 @@ class HeapTrim:
 
     @classmethod
     def from_env(cls) -> HeapTrim:
-        raw = os.environ.get(ENV, "").strip()
-        try:
-            mb = float(raw) if raw else DEFAULT_MB
-        except ValueError:
-            raise SystemExit(f"{ENV}={raw!r} is not a number of MB (0: never trim)") from None
-        if mb < 0:
-            raise SystemExit(f"{ENV}={raw!r} must not be negative (0: never trim)")
-        return cls(every=int(mb * 1024 * 1024))
+        return cls(every=int(env_float(ENV, DEFAULT_MB, "MB; 0: never trim") * 1024 * 1024))
 
     def after(self, drained: int) -> bool:
         """Note a drain of `drained` bytes (its buffers already dropped); trim if due. Return whether it trimmed."""
