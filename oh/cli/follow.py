@@ -147,6 +147,40 @@ class _Root:
         return f"{self.job}: {now}" if now else self.job
 
 
+class _Board:
+    """The followed runs: which root each run id descends from, and the roots still running. `apply` takes one
+    event and returns the root whose line it changed, or None. A root's line stays as its run ended: the runs it
+    chained go on after it (a snapshot's flow, derived metrics and briefing), and counting their partitions on
+    it would run its bar past its total (250/80); a `daily` root, which ends after its chain, counts them all."""
+
+    def __init__(self, roots: list[_Root]) -> None:
+        self.root_of = {root.run_id: root for root in roots}  # every followed run id -> the root it descends from
+        self.waiting = list(roots)
+
+    def apply(self, event: object) -> _Root | None:
+        from contracts import RunFinished, RunStarted
+
+        if isinstance(event, RunStarted) and event.parent_run_id in self.root_of:
+            self.root_of[event.run_id] = self.root_of[event.parent_run_id]
+            self.root_of[event.run_id].runs[event.run_id] = event.job_name
+        root = self.root_of.get(getattr(event, "run_id", None))  # type: ignore[arg-type]
+        if root is None or root not in self.waiting:
+            return None
+        if isinstance(event, RunStarted):
+            root.running[event.run_id] = event.job_name
+        elif isinstance(event, RunFinished):
+            root.running.pop(event.run_id, None)
+            if event.run_id == root.run_id:
+                root.finished = event
+                self.waiting.remove(root)
+        else:
+            root.rows += getattr(event, "row_count", 0)
+            root.partitions.add((root.runs[event.run_id], _partition(event)))  # type: ignore[attr-defined]
+            if type(event).__name__ == "AssetChecked":
+                root.checks.add(event)  # type: ignore[arg-type]
+        return root
+
+
 def _follow(home: Home, roots: list[_Root], from_seq: int, timeout: float) -> None:
     """Show progress of each root run and of every run it starts (a `daily` run chains the others) until all end."""
     from rich.progress import (
@@ -158,11 +192,10 @@ def _follow(home: Home, roots: list[_Root], from_seq: int, timeout: float) -> No
     )
 
     from bus.subscriber import Subscriber
-    from contracts import RunFinished, RunStarted
 
     subscriber = Subscriber(home, types=["RunStarted", "RunFinished", *_DATA_EVENTS], from_seq=from_seq)
     ledger = _LedgerWatch(home)
-    root_of = {root.run_id: root for root in roots}  # every followed run id -> the root it descends from
+    board = _Board(roots)
     started = time.monotonic()
     warned = False
     with Progress(
@@ -170,37 +203,20 @@ def _follow(home: Home, roots: list[_Root], from_seq: int, timeout: float) -> No
         console=err_console, transient=False,
     ) as progress:
         tasks = {root.run_id: progress.add_task(root.description(), total=root.total or None) for root in roots}
-        waiting = list(roots)
-        while waiting:
+        while board.waiting:
             if time.monotonic() - started > timeout:
-                fail(f"the run {waiting[0].run_id} did not finish within {timeout:g}s; it may still be running "
+                fail(f"the run {board.waiting[0].run_id} did not finish within {timeout:g}s; it may still be running "
                      "(`oh status`)")
-            ledger.check(waiting[0].run_id)
+            ledger.check(board.waiting[0].run_id)
             for _, event in subscriber.poll(200):
-                if isinstance(event, RunStarted) and event.parent_run_id in root_of:
-                    root_of[event.run_id] = root_of[event.parent_run_id]
-                    root_of[event.run_id].runs[event.run_id] = event.job_name
-                root = root_of.get(getattr(event, "run_id", None))  # type: ignore[arg-type]
+                root = board.apply(event)
                 if root is None:
                     continue
-                if isinstance(event, RunStarted):
-                    root.running[event.run_id] = event.job_name
-                elif isinstance(event, RunFinished):
-                    root.running.pop(event.run_id, None)
-                    if event.run_id == root.run_id:
-                        root.finished = event
-                        progress.update(tasks[root.run_id], description=root.description())
-                        _finished(root)  # exits 1 if it failed
-                        waiting.remove(root)
-                        continue
-                else:
-                    root.rows += getattr(event, "row_count", 0)
-                    root.partitions.add((root.runs[event.run_id], _partition(event)))  # type: ignore[attr-defined]
-                    if type(event).__name__ == "AssetChecked":
-                        root.checks.add(event)  # type: ignore[arg-type]
                 progress.update(tasks[root.run_id], completed=len(root.partitions), description=root.description())
-            idle = all(not r.running and not r.partitions for r in waiting)
-            if not warned and waiting and idle and time.monotonic() - started > NO_WORKER_WARNING_SECONDS:
+                if root.finished is not None:
+                    _finished(root)  # exits 1 if it failed
+            idle = all(not r.running and not r.partitions for r in board.waiting)
+            if not warned and board.waiting and idle and time.monotonic() - started > NO_WORKER_WARNING_SECONDS:
                 warned = True
                 err_console.print("no worker has picked the command up yet: is the worker running? (`oh status`)")
     subscriber.close()
