@@ -121,9 +121,12 @@ def _numeric(value: Any) -> bool:
 def html_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]],
                row_attrs: Callable[[dict[str, Any]], str] | None = None,
                cell_class: Callable[[str, dict[str, Any]], str] | None = None,
-               numeric: Sequence[str] | None = None) -> str:
+               numeric: Sequence[str] | None = None,
+               detail: Callable[[dict[str, Any]], str] | None = None) -> str:
     """A small static HTML table in a scrolling box: (key, header) columns, cells in their units
-    (`units.show(key, value)`), numbers right-aligned, optional per-row attributes and cell classes."""
+    (`units.show(key, value)`), numbers right-aligned, optional per-row attributes and cell classes.
+    `detail` gives a row's note (a run's error, say), shown under it across the whole table, wrapped, so a
+    long text never widens a column past its card; none for an empty one."""
     numeric_keys = set(numeric) if numeric is not None else {
         key for key, _ in columns if any(_numeric(row.get(key)) for row in rows)}
     head = "".join(f'<th class="num">{html.escape(title)}</th>' if key in numeric_keys else f"<th>{html.escape(title)}</th>"
@@ -138,6 +141,9 @@ def html_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]
             css = f' class="{" ".join(classes)}"' if classes else ""
             cells.append(f"<td{css}>{cell(key, row.get(key))}</td>")
         body.append(f"<tr {attrs}>{''.join(cells)}</tr>" if attrs else f"<tr>{''.join(cells)}</tr>")
+        note = detail(row) if detail else ""
+        if note:
+            body.append(f'<tr class="oh-detail"><td colspan="{len(columns)}"><div>{html.escape(note)}</div></td></tr>')
     long = " oh-long" if len(rows) > 15 else ""
     return (f'<div class="oh-scroll{long}"><table class="oh-table"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table></div>')

@@ -5,7 +5,8 @@ forward by live events, so a run that starts, delivers partitions or fails shows
 event is committed, before any query runs again. Progress is kept as sets of partition keys, the
 same keys the ledger records in `meta.ingestion_run_assets`, so an event that a reload already
 counted is not counted twice. A later reload from the warehouse replaces the board (the warehouse
-is the truth; events are only the fast path).
+is the truth; events are only the fast path). A failed run's error is a line of its own under the run, across
+the table, so it reads whole at any width instead of stretching a column past the card.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ ORDER BY r.started_at DESC, r.run_id
 DELIVERIES = frozenset({"CandlesIngested", "ChainSnapshotted", "OptionBarsIngested", "FlowComputed",
                         "DerivedComputed", "BriefingBuilt"})
 SILENT_AFTER = 10.0  # seconds without a heartbeat before a service shows as silent
+ERROR_CHARS = 400  # of a failed run's error, on a line of its own under the run (cut with '…' past it)
 
 
 @dataclass
@@ -64,7 +66,7 @@ class BoardRun:
         return {"job": self.job_name, "status": self.status, "run_id": self.run_id[:8],
                 "started": f"{self.started_at:%m-%d %H:%M:%S}" if self.started_at else "",
                 "duration": duration, "progress": self.progress, "by": self.triggered_by or "",
-                "error": (self.error or "")[:120], "_id": self.run_id}
+                "_error": self.error or "", "_id": self.run_id}
 
 
 class RunBoard:
@@ -116,10 +118,15 @@ class RunBoard:
         return html_table(
             [r.row() for r in runs],
             [("job", "job"), ("status", "status"), ("progress", "progress"), ("started", "started (UTC)"),
-             ("duration", "took"), ("by", "by"), ("run_id", "run"), ("error", "error")],
+             ("duration", "took"), ("by", "by"), ("run_id", "run")],
             row_attrs=lambda row: f'class="oh-run" data-run-id="{row["_id"]}" data-status="{row["status"]}"',
             cell_class=lambda key, row: f"oh-status-{row['status']}" if key == "status" else "",
+            detail=lambda row: _cut(row["_error"], ERROR_CHARS),
         )
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _naive(value: datetime | None) -> datetime | None:

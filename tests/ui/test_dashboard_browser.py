@@ -205,6 +205,9 @@ def test_health_shows_start_progress_and_failure_live(populated: Stack, tabs: Ta
     finally:
         producer.close()
     page.locator(f'tr.oh-run[data-run-id="{run_id}"][data-status="failed"]').wait_for(timeout=WAIT)
+    # its error on the line under it, across the board
+    error_line = page.locator(f'tr.oh-run[data-run-id="{run_id}"] + tr.oh-detail')
+    assert deep_text(error_line).strip() == "1 of 1 symbols failed: NOPE"
     page.get_by_text("BrowserTestFailure").first.wait_for(timeout=WAIT)  # the failure groups re-read
     assert _statuses(page, run_id) == ["started", "failed"]
     assert page.evaluate("() => window.__ohNoReload") is True

@@ -176,7 +176,15 @@ def test_run_board_follows_events() -> None:
     board.apply([summarize(5, RunFinished(run_id="run-1", status="failed", ended_at=NOW, duration_ms=5,
                                           error_message="1 of 2 symbols failed"))])
     html = board.html()
-    assert 'data-status="failed"' in html and "1 of 2 symbols failed" in html and "oh-status-failed" in html
+    assert 'data-status="failed"' in html and "oh-status-failed" in html
+    # the error is a row of its own under the run, across every column, so it reads whole at any width
+    assert '<tr class="oh-detail"><td colspan="7"><div>1 of 2 symbols failed</div></td></tr>' in html
+    assert html.index('data-run-id="run-1"') < html.index("1 of 2 symbols failed")
+    board.apply([summarize(6, RunStarted(run_id="run-2", job_name="ingest_candles", started_at=NOW)),
+                 summarize(7, RunFinished(run_id="run-2", status="failed", ended_at=NOW, duration_ms=5,
+                                          error_message="<b>" + "x" * 1000))])
+    long = board.html()
+    assert "&lt;b&gt;" + "x" * 100 in long and "x" * 1000 not in long and "…" in long
     assert summarize(1, start).symbols == ("A", "B")
 
 
