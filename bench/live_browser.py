@@ -191,7 +191,8 @@ def render_trace(raw: bytes, frames: int, seconds: float) -> None:
         print("      (no layout on a renderer main thread in this trace)", flush=True)
     others: dict[str, float] = {}
     for e in events:
-        if e.get("ph") != "X" or e.get("name") not in ("RunTask", "ThreadControllerImpl::RunTask"):
+        if e.get("ph") != "X" or e.get("name") not in ("RunTask", "ThreadPool_RunTask"):  # (RunTask holds a
+            # ThreadControllerImpl::RunTask of the same task: counting both counted each task twice)
             continue
         thread = names.get((e.get("pid"), e.get("tid")), "?")
         if thread == "CrRendererMain":
