@@ -222,12 +222,14 @@ class LiveMarker(threading.Thread):
         with self._lock:
             return len(self._subscriptions)
 
-    def wake(self, dirty: bool = True) -> None:
+    def wake(self, dirty: bool = True) -> bool:
         """Mark now (a session subscribed or changed its settings), without waiting for ticks; `dirty=False`:
-        only look again whether a session can take what is new (its socket finished a write)."""
+        only look again whether a session can take what is new (its socket finished a write, its turn came).
+        Returns whether there is something new to mark (a marking is coming if a session can take it)."""
         if dirty:
             self._dirty = True
         self._signal.set()
+        return self._dirty
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop the thread."""
@@ -237,7 +239,8 @@ class LiveMarker(threading.Thread):
 
     # ---------------------------------------------------------------- the loop
     def run(self) -> None:
-        last = 0.0
+        last = -float("inf")  # no marking yet (not 0.0: time.monotonic() counts from the boot, and on a machine up
+        # for less than clock_every the first round waited for the clock although a session's wake had come)
         while not self._stopped.is_set():
             try:
                 if not self.sessions:
