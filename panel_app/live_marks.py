@@ -14,7 +14,8 @@ Now one `LiveMarker` thread per server (per OH_HOME), next to the shared tick re
   more often than that and never builds a backlog, however fast the feed.
 - **On demand.** Between clock ticks it marks only when something is new *and* some session can
   send the result to its tab at once (`Subscription.wants`: no delivery pending, and the page's
-  `ready()`: its channel's socket is not still writing the last frame). A marking for tabs that all
+  `ready()`: its channel's socket is not still writing the last frame, has room in its window and its
+  turn in the cadence has come). A marking for tabs that all
   still wait would only be kept until then and replaced, so it is skipped (`held` counts those
   wake-ups); the end of the write wakes the marker (`wake(dirty=False)`), which then marks the newest quotes. On a
   busy machine this halved the `oh ui` process's CPU (bench/live_browser) and the marks sent are
