@@ -159,7 +159,8 @@ class Channel:
 
     # ---------------------------------------------------------------- the marker's side (any thread)
     def ready(self) -> bool:
-        """Whether a marking made now would leave at once: a socket is open and not writing, nothing waits."""
+        """Whether a marking made now would leave at once: a socket is open and may take a frame now (no write under
+        way, room in its window, its turn in the cadence come), no flush waits."""
         return not self.closed and not self._scheduled and any(self.can_send(o) for o in list(self.outlets.values()))
 
     def can_send(self, outlet: Outlet) -> bool:
