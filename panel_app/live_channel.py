@@ -16,6 +16,16 @@ with a socket that can take a frame at once (`ready`); a write's end or an ackno
 With no acknowledgement for ACK_TIMEOUT after the newest frame one more goes (never a stream).
 The Bokeh model still carries the layout and the page's slower parts.
 
+A cadence (`OH_LIVE_FRAME_MS`, FRAME_EVERY): a socket's frames also start at least that far apart. The
+browser's cost of a frame hardly depends on how much changed since the last one (at 2,000 quotes/s nearly
+every row moves between any two frames: ~600 cells, ~35 ms of renderer CPU and ~10 ms of the gpu-process's
+compositor on the benchmark's screen, bench/live_browser), so a tab that takes frames as fast as it
+acknowledges them spends whatever CPU the machine gives it; the cadence bounds that. It costs the values
+nothing in age: when a socket's turn comes (its timeout, an acknowledgement, a write's end) the newest
+marking goes only if it is younger than FRESH (the marker's own interval); an older one, made for another
+tab, is replaced by a marking made then (`on_ready` wakes the marker and says whether it has new quotes to
+mark; if not, the newest one goes).
+
 Frames (server -> browser), JSON: `{"seq": n, "positions": part, "legs": part, "summary": {"html": ...},
 "tr": [...]}` where a table's part is `{"rows": [[...], ...]}` (the full rows: the first frame of a
 socket, a different set of rows, a resync) or `{"cells": [[row, column, text], ...]}`. The browser
@@ -70,6 +80,10 @@ MAX_SOCKETS = 4  # sockets open at once per page session
 WINDOW = int(os.environ.get("OH_LIVE_WINDOW", "1"))  # frames a socket may have unacknowledged (each is
 # acknowledged once written); bench/live_browser at load 25-31: 1 gave p99 1.5-2.6 s, 2 gave 3.6 s
 ACK_TIMEOUT = 5.0  # seconds: with no acknowledgement that long after the newest frame, one more goes out
+FRAME_EVERY = int(os.environ.get("OH_LIVE_FRAME_MS", "200")) / 1000.0  # seconds: a socket's frames start at
+# least this far apart (its cadence; 0: as fast as the tab acknowledges); see the module docstring
+FRESH = int(os.environ.get("OH_LIVE_MARK_MS", "25")) / 1000.0  # seconds: a marking younger than this goes as it
+# is when a socket's turn comes; an older one waits for a fresh marking (the marker's coalescing interval)
 CLOSE_SESSION_GONE = 4001  # the page's session ended: the token is dead
 
 
@@ -100,16 +114,21 @@ class Outlet:
         self.sent_at: dict[int, float] = {}  # unacknowledged frame -> when it was written (monotonic)
         self.ack_rtt = 0.0  # seconds from writing the last acknowledged frame to its acknowledgement
         self.held_since = 0.0  # when new rows first waited for this socket (time.time(); 0: none wait)
+        self.written_at = -1e9  # when the newest frame was written (monotonic)
+        self.timer: Any = None  # the event loop's timeout that opens this socket's next turn, if one is set
 
-    def can_send(self) -> bool:
-        """Whether a frame may go now: no write under way, and fewer than WINDOW frames unacknowledged (or
-        none acknowledged for ACK_TIMEOUT since the newest: one more goes, never a stream)."""
+    def wait(self, every: float) -> float | None:
+        """Seconds until a frame may go (0.0: now), with frames at least `every` apart; None: not before an event
+        (a write under way, or WINDOW frames unacknowledged: the write's end or the acknowledgement comes; with
+        none acknowledged for ACK_TIMEOUT after the newest, one more may go, never a stream)."""
         if self.writing:
-            return False
-        if self.seq - self.acked < WINDOW:
-            return True
-        newest = self.sent_at.get(self.seq)
-        return newest is None or time.monotonic() - newest >= ACK_TIMEOUT
+            return None
+        now = time.monotonic()
+        if self.seq - self.acked >= WINDOW:
+            newest = self.sent_at.get(self.seq)
+            if newest is not None and now - newest < ACK_TIMEOUT:
+                return None
+        return max(self.written_at + every - now, 0.0)
 
 
 class Channel:
@@ -123,21 +142,30 @@ class Channel:
         self.loop = loop
         self.positions = positions  # the carrier: its riders (legs, summary) travel in its frames
         self.apply = apply  # puts a marking's rows into the tables (on the event loop)
-        self.on_ready: Callable[[], None] | None = None  # called when a socket can take a frame again
+        self.on_ready: Callable[[], bool] | None = None  # called when a socket can take a frame again; True: a
+        # fresh marking is on its way (the marker has new quotes to mark)
+        self.frame_every = FRAME_EVERY  # seconds between the starts of a socket's frames, at least
+        self.fresh = FRESH  # seconds: a marking this young goes as it is when a socket's turn comes
         self.outlets: dict[Any, Outlet] = {}  # socket -> its state, oldest first
         self.closed = False
         self.frames = 0  # frames written, every socket
         self.resets = 0  # full frames written
         self._latest: LiveMarks | None = None
         self._offered_at = 0.0
+        self._applied_at = -1e9  # when the tables took the newest marking (monotonic)
         self._trace: tuple[float, ...] = ()
         self._scheduled = False
         self._lock = threading.Lock()
 
     # ---------------------------------------------------------------- the marker's side (any thread)
     def ready(self) -> bool:
-        """Whether a marking made now would leave at once: a socket is open and not writing, nothing waits."""
-        return not self.closed and not self._scheduled and any(o.can_send() for o in list(self.outlets.values()))
+        """Whether a marking made now would leave at once: a socket is open and may take a frame now (no write under
+        way, room in its window, its turn in the cadence come), no flush waits."""
+        return not self.closed and not self._scheduled and any(self.can_send(o) for o in list(self.outlets.values()))
+
+    def can_send(self, outlet: Outlet) -> bool:
+        """Whether a frame may go to this socket now (its window, its write, its cadence)."""
+        return outlet.wait(self.frame_every) == 0.0
 
     def offer(self, result: LiveMarks) -> None:
         """Keep `result` as the newest marking and have the event loop send it (one pending flush at most)."""
@@ -160,11 +188,12 @@ class Channel:
         if self.closed or result is None:
             return
         self.apply(result)
+        self._applied_at = time.monotonic()
         self._trace = (*result.trace, offered_at) if result.trace else ()
         for outlet in list(self.outlets.values()):
-            if outlet.can_send():
+            if self.can_send(outlet):
                 self._send(outlet)
-            else:  # the write's end or the tab's acknowledgement sends the newest rows
+            else:  # the write's end, the acknowledgement or the socket's turn sends the newest rows
                 outlet.held_since = outlet.held_since or offered_at
 
     def _send(self, outlet: Outlet) -> bool:
@@ -193,7 +222,7 @@ class Channel:
         self.frames += 1
         frame["seq"] = outlet.seq
         outlet.writing = True
-        outlet.sent_at[outlet.seq] = time.monotonic()
+        outlet.written_at = outlet.sent_at[outlet.seq] = time.monotonic()
         try:
             future = outlet.socket.write_message(json.dumps(frame, separators=(",", ":")))
         except WebSocketClosedError:
@@ -225,14 +254,27 @@ class Channel:
         return True
 
     def _next(self, outlet: Outlet) -> None:
-        """A write ended or an acknowledgement came: send what was marked meanwhile; with nothing to send and room
-        in the window, wake the marker."""
-        if self.closed or self.outlets.get(outlet.socket) is not outlet or not outlet.can_send():
+        """A write ended, an acknowledgement came or the socket's turn opened: send the newest marking if it is
+        fresh; else have the marker make one (it comes through `_flush`), or send what there is when the marker
+        has nothing newer. Not yet the socket's turn: a timeout brings it back here when it is."""
+        if self.closed or self.outlets.get(outlet.socket) is not outlet:
             return
-        if self._send(outlet):
+        wait = outlet.wait(self.frame_every)
+        if wait is None:
+            return
+        if wait > 0:
+            if outlet.timer is None:
+                outlet.timer = self.loop.call_later(wait, self._turn, outlet)
+            return
+        if time.monotonic() - self._applied_at < self.fresh and self._send(outlet):
             return  # the end of this frame's write comes back here
-        if self.on_ready is not None:
-            self.on_ready()
+        if self.on_ready is not None and self.on_ready():
+            return  # a fresh marking comes (`_flush`)
+        self._send(outlet)
+
+    def _turn(self, outlet: Outlet) -> None:
+        outlet.timer = None
+        self._next(outlet)
 
     def bind(self, socket: Any) -> None:
         """A tab's socket opened with this token: it gets the full rows. Beyond MAX_SOCKETS the oldest closes."""

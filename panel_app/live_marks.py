@@ -14,7 +14,8 @@ Now one `LiveMarker` thread per server (per OH_HOME), next to the shared tick re
   more often than that and never builds a backlog, however fast the feed.
 - **On demand.** Between clock ticks it marks only when something is new *and* some session can
   send the result to its tab at once (`Subscription.wants`: no delivery pending, and the page's
-  `ready()`: its channel's socket is not still writing the last frame). A marking for tabs that all
+  `ready()`: its channel's socket is not still writing the last frame, has room in its window and its
+  turn in the cadence has come). A marking for tabs that all
   still wait would only be kept until then and replaced, so it is skipped (`held` counts those
   wake-ups); the end of the write wakes the marker (`wake(dirty=False)`), which then marks the newest quotes. On a
   busy machine this halved the `oh ui` process's CPU (bench/live_browser) and the marks sent are
@@ -222,12 +223,14 @@ class LiveMarker(threading.Thread):
         with self._lock:
             return len(self._subscriptions)
 
-    def wake(self, dirty: bool = True) -> None:
+    def wake(self, dirty: bool = True) -> bool:
         """Mark now (a session subscribed or changed its settings), without waiting for ticks; `dirty=False`:
-        only look again whether a session can take what is new (its socket finished a write)."""
+        only look again whether a session can take what is new (its socket finished a write, its turn came).
+        Returns whether there is something new to mark (a marking is coming if a session can take it)."""
         if dirty:
             self._dirty = True
         self._signal.set()
+        return self._dirty
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop the thread."""
@@ -237,7 +240,8 @@ class LiveMarker(threading.Thread):
 
     # ---------------------------------------------------------------- the loop
     def run(self) -> None:
-        last = 0.0
+        last = -float("inf")  # no marking yet (not 0.0: time.monotonic() counts from the boot, and on a machine up
+        # for less than clock_every the first round waited for the clock although a session's wake had come)
         while not self._stopped.is_set():
             try:
                 if not self.sessions:

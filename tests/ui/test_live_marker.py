@@ -280,9 +280,21 @@ class FakeLoop:
 
     def __init__(self) -> None:
         self.callbacks: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
+        self.timers: list[tuple[float, Callable[..., None], tuple[Any, ...]]] = []  # (delay, callback, args)
 
     def add_callback(self, callback: Callable[..., None], *args: Any) -> None:
         self.callbacks.append((callback, args))
+
+    def call_later(self, delay: float, callback: Callable[..., None], *args: Any) -> object:
+        self.timers.append((delay, callback, args))
+        return object()
+
+    def fire(self) -> int:
+        """Run the timeouts set so far (as if their time had come)."""
+        timers, self.timers = self.timers, []
+        for _, callback, args in timers:
+            callback(*args)
+        return len(timers)
 
     def run(self) -> int:
         callbacks, self.callbacks = self.callbacks, []
@@ -341,6 +353,8 @@ def channel_of(positions: PatchedTable, legs: PatchedTable | None = None,
         positions.update(marking.positions)
 
     channel = open_channel(loop, positions, apply)  # type: ignore[arg-type]
+    channel.frame_every = 0.0  # no cadence, and every marking fresh: the tests below that are about the window
+    channel.fresh = float("inf")  # (the cadence's and the freshness's own tests set them)
     return channel, loop
 
 
@@ -442,6 +456,56 @@ def test_a_tab_that_stops_acknowledging_gets_one_frame_per_timeout_never_a_strea
     assert len(socket.frames) == WINDOW + 1 and not channel.ready()
     assert channel.acknowledged(socket, WINDOW + 1)
     assert socket.frames[-1]["positions"] == {"cells": [[0, 1, "1.89"]]}
+    channel.close()
+
+
+def test_a_socket_gets_its_frames_at_its_cadence_and_the_newest_cells_when_its_turn_comes() -> None:
+    """Frames to one socket start at least `frame_every` apart (OH_LIVE_FRAME_MS), however fast the markings and
+    the acknowledgements come: a marking inside the interval waits (and the marker is told the tab cannot take
+    one, `ready`); the socket's turn (a timeout set when its acknowledgement came early) sends the newest cells in
+    one frame. A new socket's full rows do not wait."""
+    table = PatchedTable((("position", "Position"), ("mark", "Mark")), "t")
+    channel, loop = channel_of(table)
+    channel.frame_every = 0.2
+    socket = FakeSocket()
+    offer(channel, loop, Marking([("a", "1.00")]))
+    channel.bind(socket)
+    assert socket.frames == [{"seq": 1, "positions": {"rows": [["a", "1.00"]]}}]
+    assert channel.acknowledged(socket, 1)  # acknowledged within the interval: its turn is set for later
+    assert [delay for delay, _, _ in loop.timers] == [pytest.approx(0.2, abs=0.1)]
+    for i in range(1, 30):  # markings meanwhile: none goes, and the marker is told this tab cannot take one
+        offer(channel, loop, Marking([("a", f"1.{i:02d}")]))
+        assert not channel.ready()
+    assert len(socket.frames) == 1
+    channel.outlets[socket].written_at -= 0.2  # its time has come
+    assert loop.fire() == 1
+    assert socket.frames[-1] == {"seq": 2, "positions": {"cells": [[0, 1, "1.29"]]}}
+    assert channel.acknowledged(socket, 2) and len(loop.timers) == 1  # the next turn
+    channel.close()
+
+
+@pytest.mark.parametrize("marker_has_news", [True, False])
+def test_a_turn_asks_the_marker_for_fresh_marks_rather_than_sending_old_ones(marker_has_news: bool) -> None:
+    """When a socket's turn comes (here: its acknowledgement) and the newest marking is older than `fresh`
+    (OH_LIVE_MARK_MS), the marker is asked for a fresh one, which then goes at once; only when the marker has
+    nothing newer to mark does the old marking go. (Sending the held one, its quotes had aged by up to a frame.)"""
+    table = PatchedTable((("position", "Position"), ("mark", "Mark")), "t")
+    channel, loop = channel_of(table)
+    socket = FakeSocket()
+    channel.bind(socket)
+    offer(channel, loop, Marking([("a", "1.00")]))  # the window is full: held
+    assert len(socket.frames) == 1
+    channel.fresh = 0.0  # every marking is old by now
+    asked: list[bool] = []
+    channel.on_ready = lambda: asked.append(True) or marker_has_news
+    assert channel.acknowledged(socket, 1)
+    assert asked == [True]
+    if marker_has_news:
+        assert len(socket.frames) == 1 and channel.ready()  # nothing old went; the marker's marking goes at once:
+        offer(channel, loop, Marking([("a", "1.07")]))
+        assert socket.frames[-1] == {"seq": 2, "positions": {"rows": [["a", "1.07"]]}}
+    else:
+        assert socket.frames[-1] == {"seq": 2, "positions": {"rows": [["a", "1.00"]]}}
     channel.close()
 
 
