@@ -60,6 +60,11 @@ PAGE_CSS = f"""
   #main {{ padding: 6px 6px 12px 6px; }}
 }}
 """
+# Panel's icon at a versioned static URL (cached for good, like the scripts); its default, /favicon.ico, is sent
+# without caching headers, so every page load fetched its 15 KB again from the server's one event loop. (The
+# version ends in ".ico": Panel's template reads the icon's type from the URL's end.)
+FAVICON = f"static/extensions/panel/images/favicon.ico?v={pn.__version__}.ico"
+BOOTSTRAP_CSS = frozenset(pn.theme.Bootstrap._resources["css"].values())
 WRAPPED_LABEL = "label { white-space: normal; overflow-wrap: anywhere; }"
 TEMPLATE = Path(__file__).parent / "templates" / "oh.html"
 WRAP = frozenset({"error", "error_message", "message", "last_message", "warnings"})
@@ -275,6 +280,23 @@ def sync_url(widget: Any, name: str, parameter: str = "value") -> None:
     location.sync(widget, {parameter: name}, on_error=lambda _values: None)
 
 
+class OhDesign(pn.theme.Bootstrap):
+    """Panel's Bootstrap design without Bootstrap's own 220 KB stylesheet in the components' shadow DOMs.
+
+    The page's head links it (the header, the sidebar and the collapse toggle use it), and its custom
+    properties reach every shadow DOM from there; Panel's design also linked it in each root's shadow DOM
+    and in that of every component rendered after the page was built (each filled section's panes): ~2,600
+    more rules in each of those style scopes. The components keep Panel's Bootstrap theme
+    (`theme/bootstrap.css`, 23 KB), which is what styles them: the pages look the same."""
+
+    @classmethod
+    def _get_modifiers(cls, viewable: Any, theme: Any = None, isolated: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+        modifiers, children = super()._get_modifiers(viewable, theme, isolated)
+        if "stylesheets" in modifiers:
+            modifiers["stylesheets"] = [s for s in modifiers["stylesheets"] if s not in BOOTSTRAP_CSS]
+        return modifiers, children
+
+
 class OhTemplate(pn.template.BootstrapTemplate):
     """Panel's Bootstrap template with the dashboard's page shell (panel_app/templates/oh.html): the
     viewport meta for phones, the sidebar collapsed on a narrow screen before the first paint, and the
@@ -307,7 +329,7 @@ def shell(slug: str, title: str, main: list[Any], sidebar: list[Any], ledger_bad
     # shows its own state instead (a notice, a placeholder, the `.oh-ready` marker once filled).
     template = OhTemplate(
         title=f"options-helper · {title}", header_background="#1f2d3d", sidebar_width=260,
-        meta_viewport="width=device-width, initial-scale=1", busy_indicator=None,
+        meta_viewport="width=device-width, initial-scale=1", busy_indicator=None, design=OhDesign, favicon=FAVICON,
     )
     template.config.raw_css.append(PAGE_CSS)
     for widget in sidebar:

@@ -9,6 +9,7 @@ from typing import Any
 
 import panel as pn
 from bokeh.document import Document
+from panel.io.state import set_curdoc
 
 from panel_app.components import Slot, html_pane, shell
 
@@ -40,3 +41,44 @@ def test_the_template_joins_its_document_with_one_recompute_of_its_models() -> N
     for root in roots:
         for model in root.references():
             assert doc.get_model_by_id(model.id) is model
+
+
+def _stylesheet_urls(doc: Document) -> set[str]:
+    urls = set()
+    for model in doc.models:
+        for sheet in getattr(model, "stylesheets", None) or []:
+            url = getattr(sheet, "url", None)
+            if url:
+                urls.add(url)
+    return urls
+
+
+def test_bootstrap_is_the_pages_stylesheet_not_every_components() -> None:
+    """Bootstrap's 220 KB stylesheet styles the page's frame (header, sidebar) from the page's head; the
+    components' shadow DOMs do not link it again (Panel's Bootstrap design adds it to each root's shadow DOM;
+    and to every component rendered after it; `OhDesign` leaves it out), while they keep Panel's Bootstrap theme and the dashboard's own stylesheet."""
+    slots = [Slot(f"Section {i}") for i in range(3)]
+    template = shell("health", "Health", [pn.Column(), *(s.panel for s in slots)],
+                     [pn.widgets.Select(options=["SPY", "QQQ"])], html_pane(""), html_pane(""))
+    doc = Document()
+    template.server_doc(doc)
+    with set_curdoc(doc):  # sections filled after the page was built: their panes are rendered then
+        slots[0].html("<b>filled</b>")
+        slots[1].notice("info", "filled")
+        slots[2].show(pn.widgets.Select(options=["a", "b"]))
+    urls = _stylesheet_urls(doc)
+    assert not [u for u in urls if "bootstrap.min.css" in u]
+    assert [u for u in urls if u.endswith("theme/bootstrap.css") or "theme/bootstrap.css?" in u]
+    assert [u for u in urls if "oh.css" in u]
+    head = doc._template_variables["template_resources"]["css"]
+    assert [u for u in head.values() if "bootstrap5/css/bootstrap.min.css" in u]
+
+
+def test_the_favicon_is_a_versioned_static_file() -> None:
+    """The page's icon comes from a URL with `?v=` (sent with a ten-year max-age, so a second visit asks for
+    nothing), not Bokeh's /favicon.ico (sent without caching headers: fetched again on every page load)."""
+    template = shell("explorer", "Data explorer", [pn.Column()], [], html_pane(""), html_pane(""))
+    doc = Document()
+    template.server_doc(doc)
+    favicon = doc._template_variables["app_favicon"]
+    assert favicon.startswith("static/") and "?v=" in favicon, favicon
