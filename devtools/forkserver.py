@@ -159,6 +159,16 @@ def _client() -> _Client | None:
         return _server if _server.ready else None
 
 
+def service_python() -> dict[str, str]:
+    """The environment that makes a process manager's `$OH_PYTHON -m services.X` (the Procfile under honcho) fork
+    each service through the shim (devtools/service_shim.py), or run this interpreter when the server is off."""
+    client = _client() if _enabled else None
+    if client is None:
+        return {"OH_PYTHON": sys.executable}
+    directory = Path(client.directory)
+    return {"OH_PYTHON": str(directory / "python"), SHIM_SOCKET_ENV: str(directory / SOCKET_NAME)}
+
+
 def _fd(stream: Any, mode: str) -> tuple[int, Any]:
     """A file descriptor for a Popen-style stream argument, and what to close after the fork."""
     if stream is None:
