@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -219,3 +220,39 @@ def test_a_killed_shim_takes_its_module_with_it() -> None:
     while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not os.path.exists(f"/proc/{pid}")
+
+
+def test_oh_up_forks_every_service_through_the_shim(home: Any) -> None:
+    """`oh up` forked from the server runs each supervisord program as the shim, its service a child of the server
+    (else every `oh up` of the suite pays every service's imports again), and `oh down` stops them all cleanly
+    through it: supervisord logs each program's exit status 0."""
+    from oh.adapters import supervisor
+
+    if os.environ.get("OH_TEST_SERVICE_FORK") == "0":
+        pytest.skip("the suite runs supervisord's services as fresh interpreters")
+    client = forkserver._client()
+    assert client is not None
+    up = forkserver.run([OH, "up"], env=dict(os.environ), cwd=REPO, timeout=300)
+    try:
+        assert up.returncode == 0, up.stderr
+        programs = supervisor.programs(home)
+        shim = str(Path(client.directory) / "python")
+        for program in programs.values():
+            assert shim in Path(f"/proc/{program.pid}/cmdline").read_text(), program
+        served = [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if _child_in(pid, client.proc.pid, home)]
+        assert len(served) == len(programs) == len(supervisor.program_names())
+    finally:
+        down = forkserver.run([OH, "down"], env=dict(os.environ), cwd=REPO, timeout=300)
+    assert down.returncode == 0, down.stderr
+    log = (home.logs / "supervisord.log").read_text()
+    assert all(f"stopped: {name} (exit status 0)" in log for name in supervisor.program_names()), log[-3000:]
+
+
+def _child_in(pid: int, parent: int, home: Any) -> bool:
+    """True if `pid` is a child of `parent` working in `home` (supervisord runs every program in OH_HOME)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        cwd = Path(f"/proc/{pid}/cwd").resolve()
+    except OSError:
+        return False
+    return f"PPid:\t{parent}\n" in status and cwd == home.root.resolve()
