@@ -2,7 +2,7 @@
 
 devtools/cpu_report.py uses it to charge each test the CPU of the processes its pytest worker started other
 than through the fork server: chromium (browser, renderers, GPU process; session-scoped, so alive across
-many tests), playwright's driver, supervisord and the fresh interpreters it starts under `oh up` (a daemon:
+many tests), playwright's driver, supervisord and what it starts under `oh up` (a daemon:
 it leaves its parent, so no exit status of it reaches us), Dagster's step processes, pip.
 
 Contract:
@@ -88,9 +88,10 @@ def _kind(pid: int) -> str:
             module, rest = argv[argv.index("-m") + 1], argv[argv.index("-m") + 2:]
             if module == "devtools.forkserver":
                 return "forkserver"
-            if module == "oh.cli" and rest:
-                return f"oh {rest[0]} (fresh)"
-            return f"{module} (fresh)"
+            name = f"oh {rest[0]}" if module == "oh.cli" and rest else module
+            if argv[1:2] == ["-S"] and "oh-fork-" in argv[2]:  # devtools/service_shim.py: the service is forked
+                return f"shim {name}"
+            return f"{name} (fresh)"
         if "-c" in argv:
             return "python -c"
         script = next((os.path.basename(arg) for arg in argv[1:] if not arg.startswith("-")), "")

@@ -8,7 +8,8 @@ Contract:
   CPU the process spent before its first test (start-up, imports, collection).
 - The same file charges each test the CPU of the processes the pytest process started other than
   through the fork server (chromium and its renderers, playwright's driver, supervisord and the
-  services it starts under `oh up`, Dagster's step processes, pip), one line per kind
+  shims it starts under `oh up` (devtools/service_shim.py; the services themselves are forked), Dagster's
+  step processes, pip), one line per kind
   (`child <kind>`): the growth, while the test ran, of each such live process's CPU (its own plus
   that of the children it reaped, /proc/PID/stat), sampled at the test's start and end and once a
   second in between, plus the growth of this process's own reaped children's CPU

@@ -22,6 +22,12 @@ Contract:
   exit status (a negative signal number when killed, as Popen does) on that child's own socket.
 - One server per client process, started on first use; it exits when the client goes away, and
   children outlive it as Popen's children outlive their parent.
+- The server also listens on a unix socket of its own (a private temp dir) for `devtools/service_shim.py`,
+  the interpreter supervisord runs under an `oh` command forked here (`oh up`, `oh demo`): each `oh`
+  child gets that program as `sys.executable` and the socket's path in OH_TEST_FORKSERVER_SOCKET (unless
+  its environment has OH_TEST_SERVICE_FORK=0), so supervisord's services are forked too. A shim's request
+  is tethered: when the shim's end of the status socket closes before the child has ended (the shim was
+  killed), the server kills the child.
 - With `OH_TEST_CPU_LOG=<dir>` in the server's environment, it appends one tab-separated line per
   reaped child to `<dir>/forkserver-<pid>.tsv`: kind (the module, or `oh` and its subcommand), the
   test that started it (the child's `PYTEST_CURRENT_TEST`), CPU seconds (user + system, from
@@ -37,10 +43,12 @@ import io
 import json
 import os
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -125,8 +133,9 @@ class _Client:
 
     def __init__(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.directory = tempfile.mkdtemp(prefix="oh-fork-")  # the shims' socket and program (`_listen`)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "devtools.forkserver", str(theirs.fileno())], pass_fds=[theirs.fileno()],
+            [sys.executable, "-m", "devtools.forkserver", str(theirs.fileno()), self.directory], pass_fds=[theirs.fileno()],
             cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=None,
         )
         theirs.close()
@@ -148,6 +157,16 @@ def _client() -> _Client | None:
         if _server is None or _server.proc.poll() is not None:
             _server = _Client()
         return _server if _server.ready else None
+
+
+def service_python() -> dict[str, str]:
+    """The environment that makes a process manager's `$OH_PYTHON -m services.X` (the Procfile under honcho) fork
+    each service through the shim (devtools/service_shim.py), or run this interpreter when the server is off."""
+    client = _client() if _enabled else None
+    if client is None:
+        return {"OH_PYTHON": sys.executable}
+    directory = Path(client.directory)
+    return {"OH_PYTHON": str(directory / "python"), SHIM_SOCKET_ENV: str(directory / SOCKET_NAME)}
 
 
 def _fd(stream: Any, mode: str) -> tuple[int, Any]:
@@ -234,8 +253,9 @@ def _kind(argv: list[str]) -> str | None:
 # ---- the server side ----------------------------------------------------------------------------
 
 
-def _serve(sock: socket.socket) -> dict[str, Any] | None:
-    """Fork a child per request; returns the request in the child, None in the server at EOF."""
+def _serve(sock: socket.socket, listener: socket.socket) -> dict[str, Any] | None:
+    """Fork a child per request (from the client or a shim on `listener`); returns the request in the child,
+    None in the server at the client's EOF."""
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)
@@ -245,14 +265,21 @@ def _serve(sock: socket.socket) -> dict[str, Any] | None:
     log_dir = os.environ.get("OH_TEST_CPU_LOG")
     log = open(Path(log_dir) / f"forkserver-{os.getpid()}.tsv", "a", buffering=1) if log_dir else None  # noqa: SIM115
     selector = selectors.DefaultSelector()
-    selector.register(sock, selectors.EVENT_READ)
-    selector.register(wake_r, selectors.EVENT_READ)
+    selector.register(sock, selectors.EVENT_READ, "request")
+    selector.register(listener, selectors.EVENT_READ, "accept")
+    selector.register(wake_r, selectors.EVENT_READ, "reap")
     while True:
         for key, _ in selector.select():
-            if key.fileobj is sock:
-                message, fds, _, _ = socket.recv_fds(sock, 1 << 20, 4)
+            if key.data == "accept":
+                selector.register(listener.accept()[0], selectors.EVENT_READ, "request")
+            elif key.data == "request":
+                message, fds, _, _ = socket.recv_fds(key.fileobj, 1 << 20, 4)  # type: ignore[arg-type]
                 if not message:
-                    return None
+                    if key.fileobj is sock:
+                        return None
+                    selector.unregister(key.fileobj)
+                    key.fileobj.close()  # type: ignore[union-attr]
+                    continue
                 request = json.loads(message)
                 status = socket.socket(fileno=fds[0])
                 sys.stdout.flush()
@@ -261,12 +288,16 @@ def _serve(sock: socket.socket) -> dict[str, Any] | None:
                 if pid == 0:
                     signal.set_wakeup_fd(-1)
                     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    for open_key in list(selector.get_map().values()):
+                        os.close(open_key.fd)  # the client's, shims' and tethered status sockets, the wake pipe
                     selector.close()
                     if log is not None:
                         log.close()
-                    for fd in (wake_r, wake_w, sock.fileno(), status.fileno(),
-                               *(child.status.fileno() for child in children.values())):
-                        os.close(fd)
+                    for fd in (wake_w, status.fileno(), *(child.status.fileno() for child in children.values())):
+                        try:
+                            os.close(fd)
+                        except OSError:
+                            pass  # a tethered status socket: closed above
                     for target, fd in enumerate(fds[1:]):
                         os.dup2(fd, target)
                     for fd in set(fds[1:]):
@@ -277,14 +308,23 @@ def _serve(sock: socket.socket) -> dict[str, Any] | None:
                     os.close(fd)
                 status.send(f"pid {pid}".encode())
                 children[pid] = _Child(status, request, time.monotonic())
-            else:
+                if request.get("tether"):
+                    selector.register(status, selectors.EVENT_READ, pid)
+            elif key.data == "reap":
                 while True:
                     try:
                         if not os.read(wake_r, 512):
                             break
                     except BlockingIOError:
                         break
-                _reap(children, log)
+                _reap(children, selector, log)
+            else:  # a tethered status socket readable: its shim is gone (a shim never writes to it)
+                selector.unregister(key.fileobj)
+                if key.data in children:
+                    try:
+                        os.kill(key.data, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
 
 
 class _Child:
@@ -309,7 +349,7 @@ def _label(argv: list[str]) -> str:
 _GROUPS = {"emit", "db", "journal", "portfolio", "live", "watchlists", "symbols", "keys", "notify"}
 
 
-def _reap(children: dict[int, _Child], log: Any = None) -> None:
+def _reap(children: dict[int, _Child], selector: selectors.BaseSelector, log: Any = None) -> None:
     """Report the exit status of every ended child on its own socket (and log its CPU when asked)."""
     while True:
         try:
@@ -324,6 +364,8 @@ def _reap(children: dict[int, _Child], log: Any = None) -> None:
                 cpu = usage.ru_utime + usage.ru_stime
                 test = child.test.rsplit(" (", 1)[0]
                 log.write(f"{child.kind}\t{test}\t{cpu:.3f}\t{time.monotonic() - child.started:.3f}\n")
+            if child.status in (key.fileobj for key in selector.get_map().values()):
+                selector.unregister(child.status)
             try:
                 child.status.send(f"exit {os.waitstatus_to_exitcode(status)}".encode())
             except OSError:
@@ -398,6 +440,10 @@ def _become(request: dict[str, Any]) -> None:
         runpy.run_module(argv[2], run_name="__main__", alter_sys=True)
         return
     sys.argv = [argv[0], *argv[1:]]
+    if _shim is not None and request["env"].get("OH_TEST_SERVICE_FORK", "1") != "0":
+        # what supervisord runs as OH_PYTHON under `oh up` (oh/adapters/supervisor.py): the services forked here
+        sys.executable = str(_shim)
+        os.environ[SHIM_SOCKET_ENV] = str(_shim.with_name(SOCKET_NAME))
     from oh.cli.main import main
 
     sys.exit(main())
@@ -412,8 +458,28 @@ def _threads() -> list[str]:
     return [name for name in names[1:] if name != "jemalloc_bg_thd"]
 
 
+SHIM_SOCKET_ENV = "OH_TEST_FORKSERVER_SOCKET"
+SOCKET_NAME = "server.sock"
+_shim: Path | None = None  # the service shim, in the server and its children
+
+
+def _listen(directory: Path) -> socket.socket:
+    """The shims' socket, and the shim program beside it: devtools/service_shim.py under a shebang naming this
+    interpreter with -S (the standard library only: its start costs a few milliseconds, not the imports)."""
+    global _shim
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    listener.bind(str(directory / SOCKET_NAME))
+    listener.listen(64)
+    shim = directory / "python"
+    shim.write_text(f"#!{sys.executable} -S\n" + (REPO / "devtools" / "service_shim.py").read_text())
+    shim.chmod(0o700)
+    _shim = shim
+    return listener
+
+
 def _main() -> None:
     sock = socket.socket(fileno=int(sys.argv[1]))
+    directory = Path(sys.argv[2])  # private: tempfile.mkdtemp's 0700
     # OpenBLAS (numpy's, scipy's) would start a thread pool at import; one thread keeps the fork
     # safe. Only BLAS's parallelism differs in a child (our processes make no BLAS calls worth one).
     os.environ["OPENBLAS_NUM_THREADS"] = "1"
@@ -427,10 +493,12 @@ def _main() -> None:
         sock.send(f"threads {threads} after the imports: not forking".encode())
         return
     gc.freeze()  # the preloaded objects stay out of every child's collections (no copy-on-write for them)
+    listener = _listen(directory)
     sock.send(b"ready")
-    request = _serve(sock)
+    request = _serve(sock, listener)
     if request is not None:
         _run_child(request)
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import pytest
 
 import oh
 from bus.home import Home
+from devtools import forkserver
 from devtools.processes import REPO, Service, wait_for_heartbeat
 from oh.adapters import supervisor
 from oh.domain import calendar
@@ -111,7 +112,7 @@ def test_status_reports_services_started_by_honcho(home: Home) -> None:
     (exit 0, JSON managed_by `heartbeat`); after honcho stops them, every one is not running (exit 3)."""
     honcho = subprocess.Popen(
         [str(Path(sys.executable).parent / "honcho"), "-f", str(REPO / "Procfile"), "-d", str(REPO), "start"],
-        env={**os.environ, "OH_PYTHON": sys.executable}, stdout=(home.logs / "honcho.log").open("wb"),
+        env={**os.environ, **forkserver.service_python()}, stdout=(home.logs / "honcho.log").open("wb"),
         stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:

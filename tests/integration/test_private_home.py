@@ -28,6 +28,7 @@ import pytest
 
 from bus.control_client import ControlClient
 from bus.home import Home
+from devtools import forkserver
 from devtools.processes import REPO, Service, wait_for_ledger
 from tests.integration.conftest import run_oh
 
@@ -181,8 +182,12 @@ def test_another_user_cannot_connect_even_if_we_started_with_umask_000(
     home: Home = request.getfixturevalue("deep_open_home" if deep else "open_home")
     home.ensure()
     log = (home.logs / "ledger.out.log").open("ab")
-    ledger = subprocess.Popen([sys.executable, "-m", "services.ledger"], cwd=REPO, env=dict(os.environ),
-                              stdout=log, stderr=log, preexec_fn=lambda: os.umask(0))
+    shell_umask = os.umask(0)  # the fork server gives its child the umask of the process that asks
+    try:
+        ledger = forkserver.spawn([sys.executable, "-m", "services.ledger"], cwd=REPO, env=dict(os.environ),
+                                  stdout=log, stderr=log)
+    finally:
+        os.umask(shell_umask)
     try:
         wait_for_ledger(home)
         sockets = sorted(str(p) for p in home.sockets.iterdir() if stat.S_ISSOCK(os.lstat(p).st_mode))
@@ -307,8 +312,7 @@ def test_the_ledger_refuses_a_socket_dir_owned_by_someone_else(open_home: Home, 
     made = as_nobody("import os, sys; os.mkdir(sys.argv[1], 0o777); os.chmod(sys.argv[1], 0o777)", str(folder))
     assert made.returncode == 0, made.stderr
     monkeypatch.setenv("OH_SOCKET_DIR", str(folder))
-    ledger = subprocess.run([sys.executable, "-m", "services.ledger"], cwd=REPO, env=dict(os.environ),
-                            capture_output=True, text=True, timeout=60)
+    ledger = forkserver.run([sys.executable, "-m", "services.ledger"], cwd=REPO, env=dict(os.environ), timeout=60)
     assert ledger.returncode != 0
     assert f"refusing the socket directory {folder}" in ledger.stderr
     assert list(folder.iterdir()) == []

@@ -30,6 +30,7 @@ from bus.home import Home
 from bus.network import PORT_OFFSETS, TcpAddress
 from contracts import IngestCandles
 from contracts.control import QueryRequest, StatusRequest
+from devtools import forkserver
 from devtools.ports import free_port_block
 from devtools.processes import REPO, Service, wait_for_heartbeat, wait_for_ledger
 from oh.adapters.sim.provider import SimProvider
@@ -45,7 +46,7 @@ FIRST, LAST = date(2025, 6, 2), date(2025, 6, 27)
 def oh_on(home: Home, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """The real `oh` command as a process of `home` (its OH_HOME and OH_BUS)."""
     environment = {**os.environ, "OH_HOME": str(home.root), "OH_BUS": home.bus, **env}
-    return subprocess.run([OH, *args], capture_output=True, text=True, timeout=300, cwd=REPO, env=environment)
+    return forkserver.run([OH, *args], timeout=300, cwd=REPO, env=environment)
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:

@@ -32,6 +32,13 @@ def main(argv: list[str]) -> None:
     if action == "sleep":
         time.sleep(120)
         return
+    if action == "pid-sleep":  # says its pid, exits 7 on SIGTERM (a service's stop), else sleeps
+        import signal
+
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(7))
+        print(f"pid {os.getpid()} parent {os.getppid()}", flush=True)
+        time.sleep(120)
+        return
     if action == "crlf":
         sys.stdout.buffer.write("caf\u00e9\r\nline\rend\n".encode())
         return

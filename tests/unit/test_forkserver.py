@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -157,3 +158,101 @@ def test_the_cpu_log_names_each_child_its_test_and_its_cpu(tmp_path: Path, monke
     assert all(float(cpu) > 0 and float(wall) > 0 for _, _, cpu, wall in rows)
     report = _report(tmp_path)
     assert "oh portfolio" in report and PROBE in report and "tests/unit/test_forkserver.py" in report
+
+
+# ---- the service shim (devtools/service_shim.py): what supervisord runs under the tests' `oh up` ----------------
+
+
+def _shim(*args: str, env: dict[str, str] | None = None, **popen: object) -> subprocess.Popen[str]:
+    """The shim of this process's server, started as supervisord starts a program (exec'd, its own pid)."""
+    client = forkserver._client()
+    assert client is not None
+    directory = Path(client.directory)
+    full_env = {**os.environ, forkserver.SHIM_SOCKET_ENV: str(directory / forkserver.SOCKET_NAME), **(env or {})}
+    return subprocess.Popen([str(directory / "python"), "-m", PROBE, *args], env=full_env, cwd=REPO, text=True,
+                            **popen)  # type: ignore[call-overload]
+
+
+def test_through_the_shim_a_module_sees_what_a_fresh_interpreter_would(tmp_path: Path) -> None:
+    """Environment, directory, argv, umask, output and exit code as exec'd, and it is the server's child, not the
+    shim itself (else the suite's `oh up` stacks would be fresh interpreters again)."""
+    old = os.umask(0o027)
+    try:
+        shimmed = _shim("describe", "a b", env={"OH_PROBE_VALUE": "seen"}, stdout=subprocess.PIPE)
+        out, _ = shimmed.communicate(timeout=60)
+        execd = subprocess.run([sys.executable, "-m", PROBE, "describe", "a b"], env={**os.environ, "OH_PROBE_VALUE": "seen"},
+                               cwd=REPO, capture_output=True, text=True, timeout=60)
+    finally:
+        os.umask(old)
+    assert shimmed.returncode == execd.returncode == 0
+    assert out == execd.stdout and "OH_PROBE_VALUE=seen" in out and "umask=0o27" in out
+    assert _shim("exit", "3").wait(60) == 3
+    forked = _shim("pid-sleep", stdout=subprocess.PIPE)
+    try:
+        pid, parent = (int(word) for word in forked.stdout.readline().split()[1::2])  # type: ignore[union-attr]
+        assert pid != forked.pid and parent == forkserver._client().proc.pid  # type: ignore[union-attr]
+    finally:
+        forked.terminate()
+        forked.wait(60)
+
+
+def test_a_signal_to_the_shim_reaches_the_module_and_its_status_comes_back() -> None:
+    """supervisord stops a program by SIGTERM to its pid (the shim's) and reads its exit status: the module's
+    handler runs (exit 7); a module killed by a signal leaves the shim killed by the same one (as supervisord
+    reports a crash)."""
+    stopped = _shim("pid-sleep", stdout=subprocess.PIPE)
+    stopped.stdout.readline()  # type: ignore[union-attr]
+    stopped.send_signal(signal.SIGTERM)
+    assert stopped.wait(60) == 7
+    crashed = _shim("pid-sleep", stdout=subprocess.PIPE)
+    pid = int(crashed.stdout.readline().split()[1])  # type: ignore[union-attr]
+    os.kill(pid, signal.SIGKILL)
+    assert crashed.wait(60) == -signal.SIGKILL
+
+
+def test_a_killed_shim_takes_its_module_with_it() -> None:
+    """Past stopwaitsecs supervisord SIGKILLs the shim, which cannot forward that: the server kills the module."""
+    shimmed = _shim("pid-sleep", stdout=subprocess.PIPE)
+    pid = int(shimmed.stdout.readline().split()[1])  # type: ignore[union-attr]
+    shimmed.kill()
+    shimmed.wait(60)
+    deadline = time.monotonic() + 60
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{pid}")
+
+
+def test_oh_up_forks_every_service_through_the_shim(home: Any) -> None:
+    """`oh up` forked from the server runs each supervisord program as the shim, its service a child of the server
+    (else every `oh up` of the suite pays every service's imports again), and `oh down` stops them all cleanly
+    through it: supervisord logs each program's exit status 0."""
+    from oh.adapters import supervisor
+
+    if os.environ.get("OH_TEST_SERVICE_FORK") == "0":
+        pytest.skip("the suite runs supervisord's services as fresh interpreters")
+    client = forkserver._client()
+    assert client is not None
+    up = forkserver.run([OH, "up"], env=dict(os.environ), cwd=REPO, timeout=300)
+    try:
+        assert up.returncode == 0, up.stderr
+        programs = supervisor.programs(home)
+        shim = str(Path(client.directory) / "python")
+        for program in programs.values():
+            assert shim in Path(f"/proc/{program.pid}/cmdline").read_text(), program
+        served = [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if _child_in(pid, client.proc.pid, home)]
+        assert len(served) == len(programs) == len(supervisor.program_names())
+    finally:
+        down = forkserver.run([OH, "down"], env=dict(os.environ), cwd=REPO, timeout=300)
+    assert down.returncode == 0, down.stderr
+    log = (home.logs / "supervisord.log").read_text()
+    assert all(f"stopped: {name} (exit status 0)" in log for name in supervisor.program_names()), log[-3000:]
+
+
+def _child_in(pid: int, parent: int, home: Any) -> bool:
+    """True if `pid` is a child of `parent` working in `home` (supervisord runs every program in OH_HOME)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        cwd = Path(f"/proc/{pid}/cwd").resolve()
+    except OSError:
+        return False
+    return f"PPid:\t{parent}\n" in status and cwd == home.root.resolve()
