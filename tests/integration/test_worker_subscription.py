@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bus.codec import HEAD_TOPIC, unpack_seqs
+from bus.codec import HEAD_TOPIC, unpack_seq, unpack_seqs
 from bus.home import Home
 from bus.producer import Producer
 from bus.subscriber import Subscriber
@@ -33,12 +33,14 @@ def ledger(home: Home) -> Iterator[Service]:
     service.stop()
 
 
-def _send(home: Home, messages: list[object]) -> None:
+def _send(home: Home, messages: list[object]) -> int:
+    """Journal the messages through the ledger; the seq of the last one."""
     producer = Producer(home)
     try:
         for message in messages:
             producer.send(message)  # type: ignore[arg-type]
         producer.flush(timeout=60)
+        return producer.last_acked_seq
     finally:
         producer.close()
 
@@ -72,18 +74,22 @@ def _joined(subscriber: Subscriber) -> None:
             return
 
 
-def _queued(subscriber: Subscriber) -> int:
+def _queued(subscriber: Subscriber, through: int) -> int:
     """Events other than head ticks that reached the subscriber's socket (read raw, without the subscriber's
-    logic; a message carries a run of events, one seq each), until none has come for 3 s."""
+    logic; a message carries a run of events, one seq each) before a head tick at or past seq `through`. The
+    ledger publishes committed events before any later tick (one thread, one PUB socket, in order), so by that
+    tick every event up to `through` that the subscription lets through has arrived: no quiet period to guess."""
     count = 0
-    quiet_from = time.monotonic()
-    while time.monotonic() - quiet_from < 3.0:
+    deadline = time.monotonic() + 60
+    while True:
+        assert time.monotonic() < deadline, f"no head tick at or past seq {through} reached the subscriber"
         if subscriber.sock.poll(200):
             topic, seqs, *_ = subscriber.sock.recv_multipart()
-            if topic != HEAD_TOPIC:
+            if topic == HEAD_TOPIC:
+                if unpack_seq(seqs) >= through:
+                    return count
+            else:
                 count += len(unpack_seqs(seqs))
-                quiet_from = time.monotonic()
-    return count
 
 
 def _collect(subscriber: Subscriber, want: int, timeout: float = 60.0) -> list[str]:
@@ -116,9 +122,8 @@ def test_a_busy_scheduler_does_not_queue_the_other_events(home: Home, ledger: Se
     try:
         _joined(subscriber)
         messages, _ = _mixed(10)
-        _send(home, messages)
-        queued = _queued(subscriber)
-        assert queued <= 10, f"{queued} events besides head ticks reached the scheduler's socket for 10 commands"
+        queued = _queued(subscriber, _send(home, messages))
+        assert queued == 10, f"{queued} events besides head ticks reached the scheduler's socket for 10 commands"
     finally:
         subscriber.close()
 
@@ -140,8 +145,7 @@ def test_each_worker_queues_only_what_it_handles_unless_it_reacts_to_a_stream(
     try:
         _joined(worker.subscriber)
         messages, _ = _mixed(10)
-        _send(home, [m for m in messages if not isinstance(m, RunDaily)])
-        queued = _queued(worker.subscriber)
+        queued = _queued(worker.subscriber, _send(home, [m for m in messages if not isinstance(m, RunDaily)]))
         if NARROWED[name]:
             assert queued == 0, f"{queued} events of types {name} does not handle reached its socket"
         else:
