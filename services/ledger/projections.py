@@ -417,8 +417,8 @@ def apply_events(con: duckdb.DuckDBPyConnection, events: Sequence[Applied], new_
     results) still cost one upsert per type instead of one per event. The asset rows, watermarks and
     check results of all the batches are written at the end, one statement per table
     (`bookkeeping.deferred`). `new_ids`: the caller takes every event's id as never applied before, so
-    fills are inserted without a conflict check (`_apply_trade_updates`); a duplicate id then fails with
-    duckdb.ConstraintException.
+    fills are inserted without a conflict check (`_apply_trade_updates`), and check results without asking
+    which are stored (`bookkeeping.deferred`); a duplicate then fails with duckdb.ConstraintException.
     """
     batches: list[tuple[type[Message], list[Applied], set[str]]] = []
     last_kind: type[Message] | None = None
@@ -445,7 +445,7 @@ def apply_events(con: duckdb.DuckDBPyConnection, events: Sequence[Applied], new_
             target[1].append(item)
             target[2].update(writes)
         last_group = target[1]
-    with deferred(con):  # the meta.* rows of every batch: one statement per table at the end
+    with deferred(con, new_ids):  # the meta.* rows of every batch: one statement per table at the end
         for kind, group, _ in batches:
             applier = APPLIERS.get(kind)
             if applier is _apply_trade_updates and new_ids:

@@ -188,8 +188,8 @@ class Warehouse:
     ) -> list[tuple[int, str]]:
         """Apply events and advance the offset in one transaction; return (seq, error) of any rejected.
 
-        The first attempt takes every id as new (fills by a plain INSERT: `projections.apply_events`); if it
-        fails, the batch runs again checking each id against those stored. If that fails too, each event is
+        The first attempt takes every id as new (fills and check results by a plain INSERT:
+        `projections.apply_events`); if it fails, the batch runs again checking each id against those stored. If that fails too, each event is
         retried alone so that one poisonous event is recorded in `ledger.rejected` (deterministically, replay
         gives the same result) instead of blocking the ledger. `before_commit` runs just before COMMIT (the
         ledger waits there for the journal's fsync, which overlaps the projection work).
