@@ -43,6 +43,7 @@ REPLAY_CHUNK_FRAMES = 2000
 REPLAY_CHUNK_BYTES = 64 * 1024 * 1024
 MEMORY_LIMIT_ENV = "OH_DUCKDB_MEMORY_LIMIT"
 DEFAULT_MEMORY_LIMIT = "1GB"
+THREADS_ENV = "OH_DUCKDB_THREADS"
 
 
 # Applied to every opening of the warehouse, in this order, after the ledger's own settings: from
@@ -86,6 +87,7 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
             return con  # this process has the file open already (DuckDB shares the instance): locked down
         con.execute("SET TimeZone = 'UTC'")
         _set_memory_limit(con)
+        _set_threads(con)
         for setting in SANDBOX_SETTINGS:
             con.execute(setting)
     except BaseException:
@@ -102,6 +104,21 @@ def _set_memory_limit(con: duckdb.DuckDBPyConnection) -> None:
     except duckdb.Error as exc:
         raise SystemExit(f"{MEMORY_LIMIT_ENV}={value!r} is not a memory size DuckDB accepts (e.g. 512MB, 2GB): "
                          f"{str(exc).splitlines()[0]}") from None
+
+
+def _set_threads(con: duckdb.DuckDBPyConnection) -> None:
+    """DuckDB's worker threads from `OH_DUCKDB_THREADS` (a positive integer; unset: DuckDB's default, one per core).
+
+    The ledger's writes are many small statements: on a busy 2-core box, handing their work to a second thread
+    costs more in scheduling than it saves (inserting 840,000 chain rows in 20-chain transactions: 4.4 CPU-s with
+    1 thread, 5.1-5.3 with 2; bench/README.md). The setting is the database's: the query endpoint's reads run on
+    as many threads."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if not value:
+        return
+    if not value.isdigit() or int(value) < 1:
+        raise SystemExit(f"{THREADS_ENV}={value!r} is not a positive number of threads")
+    con.execute(f"SET threads = {int(value)}")
 
 
 def is_storage_failure(exc: BaseException) -> bool:

@@ -248,3 +248,23 @@ def test_running_out_of_memory_is_not_blamed_on_the_events(
     assert ledger.warehouse.catch_up(ledger.journal) == 2  # after a FATAL one, on a reopened connection
     assert len(table_rows(ledger.warehouse.con, "meta.asset_checks")) == 2
     ledger.close()
+
+
+def test_the_warehouse_threads_come_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """OH_DUCKDB_THREADS sets DuckDB's threads on every opening (unset: DuckDB's own default); anything but a
+    positive integer is a one-line error naming the variable."""
+    from services.ledger.warehouse import connect
+
+    monkeypatch.setenv("OH_DUCKDB_THREADS", "1")
+    con = connect(tmp_path / "a.duckdb")
+    assert con.execute("SELECT current_setting('threads')").fetchall() == [(1,)]
+    con.close()
+    monkeypatch.delenv("OH_DUCKDB_THREADS")
+    con = connect(tmp_path / "b.duckdb")
+    default = con.execute("SELECT current_setting('threads')").fetchall()
+    con.close()
+    assert default == duckdb.connect().execute("SELECT current_setting('threads')").fetchall()
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("OH_DUCKDB_THREADS", bad)
+        with pytest.raises(SystemExit, match=f"OH_DUCKDB_THREADS='{bad}' is not a positive number of threads"):
+            connect(tmp_path / "c.duckdb")
