@@ -44,6 +44,7 @@ REPLAY_CHUNK_BYTES = 64 * 1024 * 1024
 MEMORY_LIMIT_ENV = "OH_DUCKDB_MEMORY_LIMIT"
 DEFAULT_MEMORY_LIMIT = "1GB"
 THREADS_ENV = "OH_DUCKDB_THREADS"
+LEDGER_THREADS = 1  # the ledger's warehouse, unless OH_DUCKDB_THREADS says otherwise (see `_set_threads`)
 
 
 # Applied to every opening of the warehouse, in this order, after the ledger's own settings: from
@@ -76,8 +77,10 @@ class WarehouseAhead(RuntimeError):
     """The warehouse committed seqs the journal does not hold: rebuilding from it would lose them."""
 
 
-def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse with UTC as its time zone, then lock it down (see SANDBOX_SETTINGS)."""
+def connect(path: Path, read_only: bool = False, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse with UTC as its time zone, then lock it down (see SANDBOX_SETTINGS).
+
+    `threads`: DuckDB's threads unless `OH_DUCKDB_THREADS` says otherwise (None: DuckDB's default)."""
     con = duckdb.connect(str(path), read_only=read_only)
     try:
         [(locked, external)] = con.execute(
@@ -87,7 +90,7 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
             return con  # this process has the file open already (DuckDB shares the instance): locked down
         con.execute("SET TimeZone = 'UTC'")
         _set_memory_limit(con)
-        _set_threads(con)
+        _set_threads(con, threads)
         for setting in SANDBOX_SETTINGS:
             con.execute(setting)
     except BaseException:
@@ -106,19 +109,20 @@ def _set_memory_limit(con: duckdb.DuckDBPyConnection) -> None:
                          f"{str(exc).splitlines()[0]}") from None
 
 
-def _set_threads(con: duckdb.DuckDBPyConnection) -> None:
-    """DuckDB's worker threads from `OH_DUCKDB_THREADS` (a positive integer; unset: DuckDB's default, one per core).
+def _set_threads(con: duckdb.DuckDBPyConnection, default: int | None) -> None:
+    """DuckDB's worker threads: `OH_DUCKDB_THREADS` (a positive integer) if set, else `default` (None: DuckDB's own,
+    one per core). The ledger opens its warehouse with LEDGER_THREADS.
 
     The ledger's writes are many small statements: on a busy 2-core box, handing their work to a second thread
     costs more in scheduling than it saves (inserting 840,000 chain rows in 20-chain transactions: 4.4 CPU-s with
-    1 thread, 5.1-5.3 with 2; bench/README.md). The setting is the database's: the query endpoint's reads run on
-    as many threads."""
+    1 thread, 5.1-5.3 with 2; the full-market day: bench/README.md). The setting is the database's: the query
+    endpoint's reads run on as many threads."""
     value = os.environ.get(THREADS_ENV, "").strip()
-    if not value:
-        return
-    if not value.isdigit() or int(value) < 1:
+    if value and (not value.isdigit() or int(value) < 1):
         raise SystemExit(f"{THREADS_ENV}={value!r} is not a positive number of threads")
-    con.execute(f"SET threads = {int(value)}")
+    chosen = int(value) if value else default
+    if chosen is not None:
+        con.execute(f"SET threads = {chosen}")
 
 
 def is_storage_failure(exc: BaseException) -> bool:
@@ -161,7 +165,7 @@ class Warehouse:
 
     def _connect(self) -> None:
         try:
-            self.con = connect(self.path)
+            self.con = connect(self.path, threads=LEDGER_THREADS)
         except duckdb.IOException as exc:
             if is_disk_full(exc):
                 raise  # the ledger waits for space instead of exiting into a restart loop

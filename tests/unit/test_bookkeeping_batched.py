@@ -251,19 +251,26 @@ def test_running_out_of_memory_is_not_blamed_on_the_events(
 
 
 def test_the_warehouse_threads_come_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """OH_DUCKDB_THREADS sets DuckDB's threads on every opening (unset: DuckDB's own default); anything but a
-    positive integer is a one-line error naming the variable."""
-    from services.ledger.warehouse import connect
+    """The ledger's warehouse runs DuckDB on LEDGER_THREADS (1) threads, other openings on DuckDB's default;
+    OH_DUCKDB_THREADS overrides both; anything but a positive integer is a one-line error naming the variable."""
+    from services.ledger.warehouse import LEDGER_THREADS, connect
 
-    monkeypatch.setenv("OH_DUCKDB_THREADS", "1")
-    con = connect(tmp_path / "a.duckdb")
-    assert con.execute("SELECT current_setting('threads')").fetchall() == [(1,)]
+    def threads(con: duckdb.DuckDBPyConnection) -> int:
+        [(value,)] = con.execute("SELECT current_setting('threads')").fetchall()
+        return int(value)
+
+    monkeypatch.delenv("OH_DUCKDB_THREADS", raising=False)
+    default = threads(duckdb.connect())
+    ledger = Warehouse(tmp_path / "oh.duckdb")
+    assert threads(ledger.con) == LEDGER_THREADS == 1
+    ledger.close()
+    con = connect(tmp_path / "tool.duckdb")
+    assert threads(con) == default
     con.close()
-    monkeypatch.delenv("OH_DUCKDB_THREADS")
-    con = connect(tmp_path / "b.duckdb")
-    default = con.execute("SELECT current_setting('threads')").fetchall()
-    con.close()
-    assert default == duckdb.connect().execute("SELECT current_setting('threads')").fetchall()
+    monkeypatch.setenv("OH_DUCKDB_THREADS", "2")
+    ledger = Warehouse(tmp_path / "oh2.duckdb")
+    assert threads(ledger.con) == 2
+    ledger.close()
     for bad in ("0", "two", "-1"):
         monkeypatch.setenv("OH_DUCKDB_THREADS", bad)
         with pytest.raises(SystemExit, match=f"OH_DUCKDB_THREADS='{bad}' is not a positive number of threads"):
