@@ -15,7 +15,8 @@ DuckDB's buffer pool is capped by `OH_DUCKDB_MEMORY_LIMIT` (default `1GB`; any s
 settings: without it DuckDB keeps up to 80% of the machine's RAM of what it touched, so the ledger's
 resident size grew with the width of the market it stored. Past the cap DuckDB evicts or spills to its
 temporary directory; what cannot be (a transaction's own working set) is an out-of-memory error, which
-stalls the ledger (retried) and never rejects an event.
+stalls the ledger (retried) and never rejects an event. The ledger's opening runs DuckDB on one thread
+(`LEDGER_THREADS`, `OH_DUCKDB_THREADS` overrides): its many small writes cost less CPU so on a 2-core box.
 """
 
 from __future__ import annotations
