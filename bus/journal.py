@@ -35,8 +35,10 @@ the same batch can be appended later. The fsync policy decides durability:
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
+import threading
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -74,15 +76,19 @@ class JournalCorrupt(RuntimeError):
     """The journal failed a check: a person has to look at it (`oh journal check`, `oh journal repair`)."""
 
 
-def _scan(path: Path, types: frozenset[str] | None = None) -> Iterator[tuple[int, Frame]]:
+def _scan(path: Path, types: frozenset[str] | None = None, start: int = 0,
+          after_seq: int = 0) -> Iterator[tuple[int, Frame]]:
     """Yield (end offset, frame) for each valid frame; stop silently at the first invalid one.
 
     With `types`, frames of other types are skipped by seeking past them (not checksummed, and
     yielded with an empty payload), which keeps a filtered catch-up cheap on a journal of bulk rows.
+    `start` is the byte offset of a frame boundary to begin at (whose frame's seq is above `after_seq`).
     """
     with path.open("rb") as fh:
-        offset = 0
-        last_seq = 0
+        offset = start
+        last_seq = after_seq
+        if start:
+            fh.seek(start)
         while True:
             header = fh.read(HEADER.size)
             if len(header) < HEADER.size:
@@ -104,6 +110,62 @@ def _scan(path: Path, types: frozenset[str] | None = None) -> Iterator[tuple[int
             offset += HEADER.size + type_len + length
             last_seq = seq
             yield offset, Frame(seq, type_name, payload)
+
+
+class _ReadMarks:
+    """Where frames start in the segments read lately: (seq, byte offset) every MARK_FRAMES frames or MARK_BYTES
+    bytes a read passed, per segment, for the MARK_SEGMENTS segments read last.
+
+    A read from seq N begins at the last mark at or before N instead of the segment's first byte. The ledger
+    answers each narrowed subscriber's catch-up (every head tick, from where it stopped) with a read of the
+    newest segment: walked from its start, that was a header read and a seek per frame up to 128 MiB back,
+    each second, per subscriber. Marks are taken only from frames at or below the head the read saw, which
+    nothing rewrites while this journal object is open (a rolled-back append truncates beyond the head only;
+    cutting a torn tail and repairs happen before opening or in another process holding the lock)."""
+
+    MARK_FRAMES = 64
+    MARK_BYTES = 1 << 20
+    MARK_SEGMENTS = 16
+
+    def __init__(self) -> None:
+        self._marks: dict[Path, tuple[list[int], list[int]]] = {}  # path -> (seqs, offsets), ascending
+        self._lock = threading.Lock()
+
+    def start(self, path: Path, first: int, from_seq: int) -> tuple[int, int]:
+        """(seq, offset) of the frame to begin a read of `path` (first seq `first`) for `from_seq` at."""
+        with self._lock:
+            marks = self._marks.get(path)
+            if marks is None:
+                return first, 0
+            seqs, offsets = marks
+            index = bisect.bisect_right(seqs, from_seq) - 1
+            return (first, 0) if index < 0 else (seqs[index], offsets[index])
+
+    def add(self, path: Path, found: list[tuple[int, int]]) -> None:
+        """Remember (seq, offset) pairs a read passed, keeping them at least MARK_FRAMES / MARK_BYTES apart."""
+        if not found:
+            return
+        with self._lock:
+            marks = self._marks.pop(path, None)
+            if marks is None:
+                while len(self._marks) >= self.MARK_SEGMENTS:
+                    del self._marks[next(iter(self._marks))]  # the segment read longest ago
+                marks = ([], [])
+            self._marks[path] = marks  # now the most recently read
+            seqs, offsets = marks
+            for seq, offset in found:
+                index = bisect.bisect_right(seqs, seq)
+                if index and (seqs[index - 1] > seq - self.MARK_FRAMES and offsets[index - 1] > offset - self.MARK_BYTES):
+                    continue  # a mark close enough before it
+                if index < len(seqs) and seqs[index] < seq + self.MARK_FRAMES and offsets[index] < offset + self.MARK_BYTES:
+                    continue  # one close enough after it
+                seqs.insert(index, seq)
+                offsets.insert(index, offset)
+
+    def forget(self) -> None:
+        """Drop every mark (the segments' bytes changed: a rolled-back append)."""
+        with self._lock:
+            self._marks.clear()
 
 
 class Journal:
@@ -134,6 +196,7 @@ class Journal:
         self._segment_size = 0
         self._crc: int | None = 0  # crc32 of the open segment so far; None: computed from the file when it is sealed
         self._dirty = False
+        self._read_marks = _ReadMarks()
         self.lock: JournalLock | None = None
         if not read_only:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -304,6 +367,7 @@ class Journal:
 
     def _roll_back(self, path: Path | None, first: int, size: int, crc: int | None) -> None:
         """Undo a failed append: delete segments it opened, unseal and truncate the one it started in."""
+        self._read_marks.forget()
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -358,15 +422,24 @@ class Journal:
                 continue
             if first > last:
                 return
-            expected = first
-            for _, frame in _scan(path, types):
-                if frame.seq != expected:
-                    raise JournalCorrupt(f"{path.name}: expected seq {expected}, found {frame.seq}")
-                expected += 1
-                if frame.seq > last:
-                    return
-                if frame.seq >= from_seq and frame.type != HOLE_TYPE and (types is None or frame.type in types):
-                    yield frame
+            expected, offset = self._read_marks.start(path, first, from_seq)
+            passed: list[tuple[int, int]] = []  # (seq, offset) of frames walked past, for the next read's start
+            marked = offset
+            try:
+                for end, frame in _scan(path, types, offset, expected - 1):
+                    if frame.seq != expected:
+                        raise JournalCorrupt(f"{path.name}: expected seq {expected}, found {frame.seq}")
+                    expected += 1
+                    if frame.seq > last:
+                        return
+                    if not (frame.seq - first) % _ReadMarks.MARK_FRAMES or offset - marked >= _ReadMarks.MARK_BYTES:
+                        passed.append((frame.seq, offset))
+                        marked = offset
+                    offset = end
+                    if frame.seq >= from_seq and frame.type != HOLE_TYPE and (types is None or frame.type in types):
+                        yield frame
+            finally:
+                self._read_marks.add(path, passed)
             if next_first is not None and expected != next_first:
                 raise JournalCorrupt(f"{path.name} ends at seq {expected - 1} but the next segment starts at {next_first}")
             if next_first is None and expected <= last:

@@ -57,6 +57,7 @@ from services.ledger.control import ControlServer
 from services.ledger.dedup import RecentIds
 from services.ledger.group_commit import GroupCommit
 from services.ledger.intake import Intake
+from services.ledger.projections import decoded_rows
 from services.ledger.stall import Stall, is_disk_full
 from services.ledger.tcp import open_listener
 from services.ledger.warehouse import Warehouse, WarehouseAhead, is_storage_failure, warm_up
@@ -345,7 +346,8 @@ class Ledger:
                 self.seen.add_many([m.id for m in intake.messages], seqs)  # before the acks: a resend is a duplicate
         self._acknowledge(intake, seqs)
         if intake.messages:
-            self._commit(intake.types, intake.payloads, intake.messages, seqs)
+            with decoded_rows(intake.decoded):  # the rows validated at the door are not decoded again
+                self._commit(intake.types, intake.payloads, intake.messages, seqs)
         return intake.size
 
     def _acknowledge(self, intake: Intake, seqs: list[int]) -> None:

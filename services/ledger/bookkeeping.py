@@ -132,7 +132,8 @@ class Pending:
     """The `meta.*` rows of one transaction: asset rows, watermarks and check results, folded in seq order as
     they come, then written by `flush` with one statement per table."""
 
-    def __init__(self) -> None:
+    def __init__(self, new_ids: bool = False) -> None:
+        self.new_ids = new_ids  # check results are inserted unchecked (see `deferred`)
         self.assets: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.marks: dict[tuple[str, str], tuple[datetime, datetime | None, str]] = {}
         self.checks: dict[str, tuple[Any, ...]] = {}
@@ -219,7 +220,7 @@ class Pending:
         rows = list(self.checks.values())
         table = pa.table({f: pa.array([r[i] for r in rows], _CHECK_SCHEMA.field(f).type)
                           for i, f in enumerate(_CHECK_FIELDS)})
-        if any_check_stored(con, [row[0] for row in rows]):
+        if not self.new_ids and any_check_stored(con, [row[0] for row in rows]):
             _run_registered(con, "_checks", table,
                             f"INSERT OR REPLACE INTO meta.asset_checks SELECT {', '.join(_CHECK_FIELDS)} FROM _checks")
         else:  # the usual case; a relation's insert skips the view `register` makes (half the statement's CPU)
@@ -268,9 +269,15 @@ _pending: ContextVar[Pending | None] = ContextVar("pending_bookkeeping", default
 
 
 @contextmanager
-def deferred(con: duckdb.DuckDBPyConnection) -> Iterator[Pending]:
-    """Collect the bookkeeping of the block and write it once when the block ends without an error."""
-    pending = Pending()
+def deferred(con: duckdb.DuckDBPyConnection, new_ids: bool = False) -> Iterator[Pending]:
+    """Collect the bookkeeping of the block and write it once when the block ends without an error.
+
+    `new_ids`: the caller takes every check result as new (its first attempt at a transaction), so they are
+    inserted without asking the index which are stored (~5% of the ledger's CPU at width: a probe per group
+    commit); a result stored before (a redone run's check of a partition checked before) then fails the
+    INSERT with duckdb.ConstraintException, and the caller applies the transaction again without `new_ids`
+    (`Warehouse.commit`), which replaces it."""
+    pending = Pending(new_ids)
     token = _pending.set(pending)
     try:
         yield pending

@@ -4,7 +4,8 @@
 encoded messages, or one message) and sorts every message in it into exactly one of:
 
 - *fresh*: a new, valid, storable event, to be journaled in arrival order (`types`, `payloads`,
-  `messages`, `identities`: parallel lists, one entry per event);
+  `messages`, `identities`: parallel lists, one entry per event; `decoded`: the Arrow rows `validate`
+  decoded, which the projection of this drain uses instead of decoding them again);
 - a *duplicate* of an event journaled before (`seen` knows its seq): acknowledged with that seq, never
   journaled again;
 - a *late duplicate*: the same id earlier in this drain; acknowledged with the seq the first gets;
@@ -30,7 +31,7 @@ import msgspec
 from bus.codec import MAX_FRAME_BYTES, FrameError, decode_message, split_messages
 from contracts import EPHEMERAL_TYPES, MESSAGE_TYPES, AnyMessage, Heartbeat, Message
 from services.ledger.dedup import RecentIds
-from services.ledger.projections import VALIDATED_TYPES, validate
+from services.ledger.projections import VALIDATED_TYPES, Decoded, validate
 
 _batch_decoder = msgspec.msgpack.Decoder(list[AnyMessage])  # type: ignore[valid-type]
 _EPHEMERAL = frozenset(MESSAGE_TYPES[name] for name in EPHEMERAL_TYPES)
@@ -60,6 +61,7 @@ class Intake:
         self.duplicates: list[tuple[bytes, str, int]] = []  # (identity, id, seq journaled before)
         self.late_duplicates: list[tuple[bytes, str, int]] = []  # (identity, id, index into the fresh lists)
         self.size = 0  # bytes received in this drain
+        self.decoded: Decoded = {}  # the fresh events' rows as `validate` decoded them (projections.decoded_rows)
         self._in_batch: dict[str, int] = {}
         self._seen = seen
         self._heartbeats = heartbeats
@@ -124,10 +126,12 @@ class Intake:
             return
         if kind in VALIDATED_TYPES:
             try:
-                validate(message)
+                table = validate(message)
             except FrameError as exc:
                 self._reject(identity, str(exc), "invalid_payload", event_id)
                 return
+            rows = message.rows  # type: ignore[attr-defined]
+            self.decoded[id(rows)] = (rows, table)  # type: ignore[assignment]
         self._in_batch[event_id] = len(self.messages)
         self.types.append(kind.__name__)
         self.payloads.append(payload)
@@ -138,3 +142,4 @@ class Intake:
         """Forget the fresh events (they could not be journaled and were refused)."""
         self.types, self.payloads, self.messages, self.identities = [], [], [], []
         self.late_duplicates = []
+        self.decoded = {}

@@ -15,7 +15,8 @@ DuckDB's buffer pool is capped by `OH_DUCKDB_MEMORY_LIMIT` (default `1GB`; any s
 settings: without it DuckDB keeps up to 80% of the machine's RAM of what it touched, so the ledger's
 resident size grew with the width of the market it stored. Past the cap DuckDB evicts or spills to its
 temporary directory; what cannot be (a transaction's own working set) is an out-of-memory error, which
-stalls the ledger (retried) and never rejects an event.
+stalls the ledger (retried) and never rejects an event. The ledger's opening runs DuckDB on one thread
+(`LEDGER_THREADS`, `OH_DUCKDB_THREADS` overrides): its many small writes cost less CPU so on a 2-core box.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ REPLAY_CHUNK_FRAMES = 2000
 REPLAY_CHUNK_BYTES = 64 * 1024 * 1024
 MEMORY_LIMIT_ENV = "OH_DUCKDB_MEMORY_LIMIT"
 DEFAULT_MEMORY_LIMIT = "1GB"
+THREADS_ENV = "OH_DUCKDB_THREADS"
+LEDGER_THREADS = 1  # the ledger's warehouse, unless OH_DUCKDB_THREADS says otherwise (see `_set_threads`)
 
 
 # Applied to every opening of the warehouse, in this order, after the ledger's own settings: from
@@ -75,8 +78,10 @@ class WarehouseAhead(RuntimeError):
     """The warehouse committed seqs the journal does not hold: rebuilding from it would lose them."""
 
 
-def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse with UTC as its time zone, then lock it down (see SANDBOX_SETTINGS)."""
+def connect(path: Path, read_only: bool = False, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse with UTC as its time zone, then lock it down (see SANDBOX_SETTINGS).
+
+    `threads`: DuckDB's threads unless `OH_DUCKDB_THREADS` says otherwise (None: DuckDB's default)."""
     con = duckdb.connect(str(path), read_only=read_only)
     try:
         [(locked, external)] = con.execute(
@@ -86,6 +91,7 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
             return con  # this process has the file open already (DuckDB shares the instance): locked down
         con.execute("SET TimeZone = 'UTC'")
         _set_memory_limit(con)
+        _set_threads(con, threads)
         for setting in SANDBOX_SETTINGS:
             con.execute(setting)
     except BaseException:
@@ -102,6 +108,22 @@ def _set_memory_limit(con: duckdb.DuckDBPyConnection) -> None:
     except duckdb.Error as exc:
         raise SystemExit(f"{MEMORY_LIMIT_ENV}={value!r} is not a memory size DuckDB accepts (e.g. 512MB, 2GB): "
                          f"{str(exc).splitlines()[0]}") from None
+
+
+def _set_threads(con: duckdb.DuckDBPyConnection, default: int | None) -> None:
+    """DuckDB's worker threads: `OH_DUCKDB_THREADS` (a positive integer) if set, else `default` (None: DuckDB's own,
+    one per core). The ledger opens its warehouse with LEDGER_THREADS.
+
+    The ledger's writes are many small statements: on a busy 2-core box, handing their work to a second thread
+    costs more in scheduling than it saves (inserting 840,000 chain rows in 20-chain transactions: 4.4 CPU-s with
+    1 thread, 5.1-5.3 with 2; the full-market day: bench/README.md). The setting is the database's: the query
+    endpoint's reads run on as many threads."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if value and (not value.isdigit() or int(value) < 1):
+        raise SystemExit(f"{THREADS_ENV}={value!r} is not a positive number of threads")
+    chosen = int(value) if value else default
+    if chosen is not None:
+        con.execute(f"SET threads = {chosen}")
 
 
 def is_storage_failure(exc: BaseException) -> bool:
@@ -144,7 +166,7 @@ class Warehouse:
 
     def _connect(self) -> None:
         try:
-            self.con = connect(self.path)
+            self.con = connect(self.path, threads=LEDGER_THREADS)
         except duckdb.IOException as exc:
             if is_disk_full(exc):
                 raise  # the ledger waits for space instead of exiting into a restart loop
@@ -188,8 +210,8 @@ class Warehouse:
     ) -> list[tuple[int, str]]:
         """Apply events and advance the offset in one transaction; return (seq, error) of any rejected.
 
-        The first attempt takes every id as new (fills by a plain INSERT: `projections.apply_events`); if it
-        fails, the batch runs again checking each id against those stored. If that fails too, each event is
+        The first attempt takes every id as new (fills and check results by a plain INSERT:
+        `projections.apply_events`); if it fails, the batch runs again checking each id against those stored. If that fails too, each event is
         retried alone so that one poisonous event is recorded in `ledger.rejected` (deterministically, replay
         gives the same result) instead of blocking the ledger. `before_commit` runs just before COMMIT (the
         ledger waits there for the journal's fsync, which overlaps the projection work).

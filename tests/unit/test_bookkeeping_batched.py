@@ -248,3 +248,30 @@ def test_running_out_of_memory_is_not_blamed_on_the_events(
     assert ledger.warehouse.catch_up(ledger.journal) == 2  # after a FATAL one, on a reopened connection
     assert len(table_rows(ledger.warehouse.con, "meta.asset_checks")) == 2
     ledger.close()
+
+
+def test_the_warehouse_threads_come_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ledger's warehouse runs DuckDB on LEDGER_THREADS (1) threads, other openings on DuckDB's default;
+    OH_DUCKDB_THREADS overrides both; anything but a positive integer is a one-line error naming the variable."""
+    from services.ledger.warehouse import LEDGER_THREADS, connect
+
+    def threads(con: duckdb.DuckDBPyConnection) -> int:
+        [(value,)] = con.execute("SELECT current_setting('threads')").fetchall()
+        return int(value)
+
+    monkeypatch.delenv("OH_DUCKDB_THREADS", raising=False)
+    default = threads(duckdb.connect())
+    ledger = Warehouse(tmp_path / "oh.duckdb")
+    assert threads(ledger.con) == LEDGER_THREADS == 1
+    ledger.close()
+    con = connect(tmp_path / "tool.duckdb")
+    assert threads(con) == default
+    con.close()
+    monkeypatch.setenv("OH_DUCKDB_THREADS", "2")
+    ledger = Warehouse(tmp_path / "oh2.duckdb")
+    assert threads(ledger.con) == 2
+    ledger.close()
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("OH_DUCKDB_THREADS", bad)
+        with pytest.raises(SystemExit, match=f"OH_DUCKDB_THREADS='{bad}' is not a positive number of threads"):
+            connect(tmp_path / "c.duckdb")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -78,3 +79,45 @@ def test_a_first_write_inserts_every_field(con: duckdb.DuckDBPyConnection) -> No
     row = con.execute("SELECT * FROM meta.asset_checks").fetchone()
     assert row == ("only-id", "options_flow", "S0001|2026-12-04", "flow_values_consistent", "error", "fail",
                    datetime(2026, 12, 4, 21, 0), "{}", "ok", "run-1")
+
+
+def test_a_first_attempt_inserts_without_asking_the_index(con: duckdb.DuckDBPyConnection,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """`new_ids` (a transaction's first attempt): no existence probe, a plain insert; a result stored before then
+    fails the insert (the caller applies the transaction again without `new_ids`)."""
+    def no_probe(*args: object) -> bool:
+        raise AssertionError("the first attempt must not probe the index")
+
+    monkeypatch.setattr(bookkeeping, "any_check_stored", no_probe)
+    first = bookkeeping.Pending(new_ids=True)
+    first.add_checks([_row("id-1"), _row("id-2", partition="S0002|2026-12-04")])
+    first.flush(con)
+    assert con.execute("SELECT count(*) FROM meta.asset_checks").fetchall() == [(2,)]
+    again = bookkeeping.Pending(new_ids=True)
+    again.add_checks([_row("id-3", partition="S0003|2026-12-04"), _row("id-1", status="fail")])
+    with pytest.raises(duckdb.ConstraintException):
+        again.flush(con)
+
+
+def test_a_redone_runs_result_in_a_group_commit_replaces_its_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the warehouse: a group commit holding a check result stored by an earlier commit (same run, asset,
+    partition, check: a redone run) fails its unchecked first attempt, commits on the checked retry (one probe),
+    the later result wins, nothing is rejected and the offset moves past the batch."""
+    from contracts import AssetChecked, CheckRecord
+    from services.ledger.warehouse import Warehouse
+    from tests.unit.factories import at, run_started
+
+    def checked(partition: str, status: str, t: float) -> AssetChecked:
+        return AssetChecked(run_id="r1", asset_key="options_flow", partition_key=partition, checked_at=at(t), ts=at(t),
+                            results=[CheckRecord("flow_values_consistent", "error", status, f"{status} at {t}")])
+
+    probes: list[int] = []
+    real = bookkeeping.any_check_stored
+    monkeypatch.setattr(bookkeeping, "any_check_stored", lambda c, ids: probes.append(len(ids)) or real(c, ids))
+    warehouse = Warehouse(tmp_path / "oh.duckdb")
+    warehouse.commit([(1, run_started("r1", 0)), (2, checked("S1|d", "fail", 1))], [1, 1])
+    assert probes == []  # the first attempt of a commit of new results asks nothing
+    rejected = warehouse.commit([(3, checked("S2|d", "pass", 2)), (4, checked("S1|d", "pass", 3))], [1, 1])
+    assert rejected == [] and probes == [2] and warehouse.applied_seq == 4
+    rows = dict(warehouse.con.execute("SELECT partition_key, status FROM meta.asset_checks").fetchall())
+    assert rows == {"S1|d": "pass", "S2|d": "pass"}
