@@ -15,8 +15,9 @@ DuckDB's buffer pool is capped by `OH_DUCKDB_MEMORY_LIMIT` (default `1GB`; any s
 settings: without it DuckDB keeps up to 80% of the machine's RAM of what it touched, so the ledger's
 resident size grew with the width of the market it stored. Past the cap DuckDB evicts or spills to its
 temporary directory; what cannot be (a transaction's own working set) is an out-of-memory error, which
-stalls the ledger (retried) and never rejects an event. The ledger's opening runs DuckDB on one thread
-(`LEDGER_THREADS`, `OH_DUCKDB_THREADS` overrides): its many small writes cost less CPU so on a 2-core box.
+stalls the ledger (retried) and never rejects an event. The ledger's opening runs DuckDB on half the cores
+(`LEDGER_THREADS`, `OH_DUCKDB_THREADS` overrides): one on a 2-core box, where its many small writes cost less
+CPU so.
 """
 
 from __future__ import annotations
@@ -45,7 +46,16 @@ REPLAY_CHUNK_BYTES = 64 * 1024 * 1024
 MEMORY_LIMIT_ENV = "OH_DUCKDB_MEMORY_LIMIT"
 DEFAULT_MEMORY_LIMIT = "1GB"
 THREADS_ENV = "OH_DUCKDB_THREADS"
-LEDGER_THREADS = 1  # the ledger's warehouse, unless OH_DUCKDB_THREADS says otherwise (see `_set_threads`)
+
+
+def ledger_threads(cpus: int | None) -> int:
+    """DuckDB's threads in the ledger's warehouse on a machine of `cpus` cores (unless OH_DUCKDB_THREADS says
+    otherwise, see `_set_threads`): half of them, at least one. The ledger shares the machine with a dozen
+    processes, and most of its statements are small writes; on a 2-core box that is one thread."""
+    return max(1, (cpus or 1) // 2)
+
+
+LEDGER_THREADS = ledger_threads(os.cpu_count())
 
 
 # Applied to every opening of the warehouse, in this order, after the ledger's own settings: from

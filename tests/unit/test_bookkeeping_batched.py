@@ -251,9 +251,12 @@ def test_running_out_of_memory_is_not_blamed_on_the_events(
 
 
 def test_the_warehouse_threads_come_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The ledger's warehouse runs DuckDB on LEDGER_THREADS (1) threads, other openings on DuckDB's default;
-    OH_DUCKDB_THREADS overrides both; anything but a positive integer is a one-line error naming the variable."""
-    from services.ledger.warehouse import LEDGER_THREADS, connect
+    """The ledger's warehouse runs DuckDB on LEDGER_THREADS threads (half the cores, at least one: one on a 2-core
+    box), other openings on DuckDB's default; OH_DUCKDB_THREADS overrides both; anything but a positive integer is
+    a one-line error naming the variable."""
+    from services.ledger.warehouse import LEDGER_THREADS, connect, ledger_threads
+
+    assert [ledger_threads(n) for n in (None, 1, 2, 3, 8)] == [1, 1, 1, 1, 4]
 
     def threads(con: duckdb.DuckDBPyConnection) -> int:
         [(value,)] = con.execute("SELECT current_setting('threads')").fetchall()
@@ -262,7 +265,7 @@ def test_the_warehouse_threads_come_from_the_environment(tmp_path: Path, monkeyp
     monkeypatch.delenv("OH_DUCKDB_THREADS", raising=False)
     default = threads(duckdb.connect())
     ledger = Warehouse(tmp_path / "oh.duckdb")
-    assert threads(ledger.con) == LEDGER_THREADS == 1
+    assert threads(ledger.con) == LEDGER_THREADS
     ledger.close()
     con = connect(tmp_path / "tool.duckdb")
     assert threads(con) == default
