@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -105,13 +106,32 @@ class Tabs:
         self.tab = context.new_page()
         self.url: str | None = None  # what the tab shows, as loaded by `show`
         self.loaded: set[str] = set()  # every URL loaded in the tab (by this `oh ui`: one session each)
+        self.said: list[str] = []  # the page's console errors and warnings, and uncaught errors, since the last load
+        self.tab.on("console", lambda msg: self.said.append(f"{msg.type}: {msg.text}")
+                    if msg.type in ("error", "warning") else None)
+        self.tab.on("pageerror", lambda exc: self.said.append(f"uncaught: {exc}"))
+        self.frames: deque[str] = deque(maxlen=200)  # the page's websocket frames since the last load, in short
+        self.tab.on("websocket", self._watch)
+
+    def _watch(self, socket: Any) -> None:
+        def note(way: str, payload: Any) -> None:
+            text = payload if isinstance(payload, str) else f"<{len(payload)} bytes>"
+            self.frames.append(f"{way} {len(text)}{' oh-ready' if 'oh-ready' in text else ''}: {text[:80]}")
+        socket.on("framereceived", lambda payload: note("in", payload))
+        socket.on("framesent", lambda payload: note("out", payload))
 
     def show(self, url: str) -> Any:
         """The tab, showing `url` (loaded unless it shows it already)."""
         if self.url != url:
             self.url = None
+            self.said = []
+            self.frames.clear()
             self.tab.goto(url)
-            self.tab.wait_for_selector(".oh-ready", state="attached", timeout=READY_WAIT)
+            try:
+                self.tab.wait_for_selector(".oh-ready", state="attached", timeout=READY_WAIT)
+            except Exception as exc:  # say what the page said, not only that it never got ready
+                raise AssertionError(f"{url} never showed .oh-ready; the page said: {self.said[-20:]}; its websocket "
+                                     f"frames, the last: {list(self.frames)[-40:]}") from exc
             self.url = url
             self.loaded.add(url)
         return self.tab
