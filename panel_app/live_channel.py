@@ -80,7 +80,7 @@ MAX_SOCKETS = 4  # sockets open at once per page session
 WINDOW = int(os.environ.get("OH_LIVE_WINDOW", "1"))  # frames a socket may have unacknowledged (each is
 # acknowledged once written); bench/live_browser at load 25-31: 1 gave p99 1.5-2.6 s, 2 gave 3.6 s
 ACK_TIMEOUT = 5.0  # seconds: with no acknowledgement that long after the newest frame, one more goes out
-FRAME_EVERY = int(os.environ.get("OH_LIVE_FRAME_MS", "200")) / 1000.0  # seconds: a socket's frames start at
+FRAME_EVERY = int(os.environ.get("OH_LIVE_FRAME_MS", "100")) / 1000.0  # seconds: a socket's frames start at
 # least this far apart (its cadence; 0: as fast as the tab acknowledges); see the module docstring
 FRESH = int(os.environ.get("OH_LIVE_MARK_MS", "25")) / 1000.0  # seconds: a marking younger than this goes as it
 # is when a socket's turn comes; an older one waits for a fresh marking (the marker's coalescing interval)
