@@ -38,6 +38,7 @@ from bus.journal import Frame, Journal, JournalCorrupt
 from contracts import Message
 from services.ledger import projections, schema
 from services.ledger.stall import JournalNotDurable, is_disk_full
+from services.settings import env_int
 
 log = logging.getLogger(__name__)
 
@@ -121,17 +122,14 @@ def _set_memory_limit(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _set_threads(con: duckdb.DuckDBPyConnection, default: int | None) -> None:
-    """DuckDB's worker threads: `OH_DUCKDB_THREADS` (a positive integer) if set, else `default` (None: DuckDB's own,
+    """DuckDB's worker threads: `OH_DUCKDB_THREADS` (a whole number of at least 1) if set, else `default` (None: DuckDB's own,
     one per core). The ledger opens its warehouse with LEDGER_THREADS.
 
     The ledger's writes are many small statements: on a busy 2-core box, handing their work to a second thread
     costs more in scheduling than it saves (inserting 840,000 chain rows in 20-chain transactions: 4.4 CPU-s with
     1 thread, 5.1-5.3 with 2; the full-market day: bench/README.md). The setting is the database's: the query
     endpoint's reads run on as many threads."""
-    value = os.environ.get(THREADS_ENV, "").strip()
-    if value and (not value.isdigit() or int(value) < 1):
-        raise SystemExit(f"{THREADS_ENV}={value!r} is not a positive number of threads")
-    chosen = int(value) if value else default
+    chosen = env_int(THREADS_ENV, 0, 1) or default  # 0: unset
     if chosen is not None:
         con.execute(f"SET threads = {chosen}")
 
