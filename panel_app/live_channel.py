@@ -22,7 +22,7 @@ every row moves between any two frames: ~600 cells, ~35 ms of renderer CPU and ~
 compositor on the benchmark's screen, bench/live_browser), so a tab that takes frames as fast as it
 acknowledges them spends whatever CPU the machine gives it; the cadence bounds that. It costs the values
 nothing in age: when a socket's turn comes (its timeout, an acknowledgement, a write's end) the newest
-marking goes only if it is younger than FRESH (the marker's own interval); an older one, made for another
+marking goes only if it is younger than `fresh` (the marker's own interval); an older one, made for another
 tab, is replaced by a marking made then (`on_ready` wakes the marker and says whether it has new quotes to
 mark; if not, the newest one goes).
 
@@ -82,8 +82,6 @@ WINDOW = int(os.environ.get("OH_LIVE_WINDOW", "1"))  # frames a socket may have 
 ACK_TIMEOUT = 5.0  # seconds: with no acknowledgement that long after the newest frame, one more goes out
 FRAME_EVERY = int(os.environ.get("OH_LIVE_FRAME_MS", "100")) / 1000.0  # seconds: a socket's frames start at
 # least this far apart (its cadence; 0: as fast as the tab acknowledges); see the module docstring
-FRESH = int(os.environ.get("OH_LIVE_MARK_MS", "25")) / 1000.0  # seconds: a marking younger than this goes as it
-# is when a socket's turn comes; an older one waits for a fresh marking (the marker's coalescing interval)
 CLOSE_SESSION_GONE = 4001  # the page's session ended: the token is dead
 
 
@@ -145,7 +143,9 @@ class Channel:
         self.on_ready: Callable[[], bool] | None = None  # called when a socket can take a frame again; True: a
         # fresh marking is on its way (the marker has new quotes to mark)
         self.frame_every = FRAME_EVERY  # seconds between the starts of a socket's frames, at least
-        self.fresh = FRESH  # seconds: a marking this young goes as it is when a socket's turn comes
+        self.fresh = 0.0  # seconds: a marking this young goes as it is when a socket's turn comes; an older one waits
+        # for a fresh marking. The interval of the marker that feeds the channel (LiveMarker.mark_every): its page
+        # sets it when it wires `on_ready`
         self.outlets: dict[Any, Outlet] = {}  # socket -> its state, oldest first
         self.closed = False
         self.frames = 0  # frames written, every socket

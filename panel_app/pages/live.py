@@ -243,6 +243,7 @@ class LivePortfolioPage(Page):
             self._subscription = self.marker.subscribe(self.doc, self._key(), self.portfolio, self.apply, direct=True)
             self._subscription.ready = self.channel.ready
             self.channel.on_ready = lambda: self.marker.wake(dirty=False)
+            self.channel.fresh = self.marker.mark_every
         else:
             self._subscription.change(self._key(), self.portfolio)
 
