@@ -39,6 +39,7 @@ import statistics
 import sys
 import threading
 import time
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -59,19 +60,22 @@ FIND_JS = """const find = (root) => { const h = root.querySelector('.oh-live-pos
 WATCH_JS = """() => { """ + FIND_JS + """
   const host = find(document); const root = host.shadowRoot || host;
   window.__ohLat = []; window.__ohLast = {}; window.__ohMutations = 0;
+  window.__ohSplit = [];
   const record = () => { const now = Date.now(); window.__ohMutations++;
+    const frames = window.__ohTrace || [], t = frames.length ? frames[frames.length - 1] : null;  // the frame just written
     root.querySelectorAll('tr.oh-row').forEach(row => {
       const id = row.querySelector('td[data-field="position"]');
       const span = row.querySelector('[data-ts]'); if (!id || !span) return;
       const key = row.dataset.key || id.textContent, ts = parseFloat(span.dataset.ts);
-      if (ts > 0 && window.__ohLast[key] !== ts) { window.__ohLast[key] = ts; window.__ohLat.push(now - ts * 1000); }
+      if (ts > 0 && window.__ohLast[key] !== ts) { window.__ohLast[key] = ts; window.__ohLat.push(now - ts * 1000);
+        if (t) window.__ohSplit.push([now - ts * 1000, 1000 * (t[3] - ts), 1000 * (t[10] - t[3]), now - 1000 * t[10]]); }
     }); };
   new MutationObserver(record).observe(root, {childList: true, subtree: true, characterData: true, attributes: true});
   window.__ohAges = [];
   setInterval(() => { const now = Date.now();
     Object.values(window.__ohLast).forEach(ts => window.__ohAges.push(now - ts * 1000)); }, 50);
 }"""
-RESET_JS = "() => { window.__ohLat = []; window.__ohAges = []; window.__ohMutations = 0; window.__ohTrace = []; }"
+RESET_JS = "() => { window.__ohLat = []; window.__ohAges = []; window.__ohMutations = 0; window.__ohTrace = []; window.__ohSplit = []; }"
 MARKED_JS = """(n) => { """ + FIND_JS + """ const h = find(document);
   return !!h && !!h.shadowRoot && h.shadowRoot.querySelectorAll('[data-ts]:not([data-ts="0"])').length >= n; }"""
 
@@ -114,6 +118,31 @@ def hops(traces: list[list[list[float]]], position_columns: int) -> None:
             if values:
                 print(f"      {label:40s} median {statistics.median(values):7.1f} ms   p99 {pct(values, 0.99):7.1f} ms",
                       flush=True)
+
+
+SPLIT = ("quote -> its marking starts", "marking starts -> frame sent", "frame sent -> cells written")
+
+
+def split(samples: list[list[float]], traces: list[list[list[float]]], position_columns: int) -> None:
+    """Feed -> DOM per row value, cut in three at the frame that carried it: the quote waiting for a marking (the
+    live_stream -> ui hop, the marker's wait for a tab's turn), the server (marking, the channel's send) and the
+    socket plus the browser until the cells are written; at the median and p99, and the mean of each leg over the
+    values slower than the p99 (where the tail goes). Then the gaps between a tab's frames: a quote that arrives
+    just after a marking waits for the next one."""
+    if not samples:
+        print("   (no split: this code does not stamp its frames)", flush=True)
+        return
+    total = [s[0] for s in samples]
+    tail = [s for s in samples if s[0] >= pct(total, 0.99)]
+    for index, label in enumerate(SPLIT, 1):
+        values = [s[index] for s in samples]
+        print(f"   {label:34s} median {statistics.median(values):7.1f} ms   p99 {pct(values, 0.99):7.1f} ms   "
+              f"mean over the slowest 1% {statistics.fmean(s[index] for s in tail):7.1f} ms", flush=True)
+    frames = [[t for t in trace if int(t[13]) == position_columns] for trace in traces]
+    gaps = [1000 * (b[3] - a[3]) for tab in frames for a, b in pairwise(tab)]
+    if gaps:
+        print(f"   {'markings of a tab apart':34s} median {statistics.median(gaps):7.1f} ms   p99 {pct(gaps, 0.99):7.1f} ms",
+              flush=True)
 
 
 def chromium_pids() -> dict[int, str]:
@@ -285,6 +314,7 @@ def measure(stack: Stack, args: argparse.Namespace) -> float:
         per_tab = [[float(v) for v in tab.evaluate("() => window.__ohLat")] for tab in tabs]
         traces = [list(tab.evaluate("() => window.__ohTrace || []")) for tab in tabs]
         ages = [float(v) for tab in tabs for v in tab.evaluate("() => window.__ohAges")]
+        splits = [list(map(float, v)) for tab in tabs for v in tab.evaluate("() => window.__ohSplit || []")]
         mutations = sum(int(tab.evaluate("() => window.__ohMutations")) for tab in tabs)
         status = first.locator(".oh-live-health").first.inner_text()
         if args.trace > 0:  # after the window: tracing costs the renderers CPU
@@ -311,6 +341,7 @@ def measure(stack: Stack, args: argparse.Namespace) -> float:
     print(summary("feed -> DOM, every tab", latencies), flush=True)
     print(summary("age of shown values (50 ms samples)", ages), flush=True)
     hops(traces, len(POSITION_COLUMNS))
+    split(splits, traces, len(POSITION_COLUMNS))
     browser_lines(wall, sum(len(t) for t in traces) or mutations, threads0, threads1, chromium_used)
     print(f"   oh ui CPU: {cpu_ui:.2f}s over {wall:.1f}s = {100 * cpu_ui / wall:.1f}% of one core "
           f"(shared tick reader, marks, the sessions' patches, Bokeh/Tornado)", flush=True)
