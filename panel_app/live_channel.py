@@ -118,8 +118,8 @@ class Outlet:
         self.due = -1e9  # when this socket's next turn in the cadence opens (monotonic; see `wrote`)
         self.timer: Any = None  # the event loop's timeout that opens this socket's next turn, if one is set
 
-    def wait(self, every: float) -> float | None:
-        """Seconds until a frame may go (0.0: now), with frames at least `every` apart; None: not before an event
+    def wait(self) -> float | None:
+        """Seconds until a frame may go (0.0: now): its turn in the cadence (`wrote`); None: not before an event
         (a write under way, or WINDOW frames unacknowledged: the write's end or the acknowledgement comes; with
         none acknowledged for ACK_TIMEOUT after the newest, one more may go, never a stream)."""
         if self.writing:
@@ -177,7 +177,7 @@ class Channel:
 
     def can_send(self, outlet: Outlet) -> bool:
         """Whether a frame may go to this socket now (its window, its write, its cadence)."""
-        return outlet.wait(self.frame_every) == 0.0
+        return outlet.wait() == 0.0
 
     def offer(self, result: LiveMarks) -> None:
         """Keep `result` as the newest marking and have the event loop send it (one pending flush at most)."""
@@ -272,7 +272,7 @@ class Channel:
         has nothing newer. Not yet the socket's turn: a timeout brings it back here when it is."""
         if self.closed or self.outlets.get(outlet.socket) is not outlet:
             return
-        wait = outlet.wait(self.frame_every)
+        wait = outlet.wait()
         if wait is None:
             return
         if wait > 0:
