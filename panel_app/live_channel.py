@@ -16,7 +16,10 @@ with a socket that can take a frame at once (`ready`); a write's end or an ackno
 With no acknowledgement for ACK_TIMEOUT after the newest frame one more goes (never a stream).
 The Bokeh model still carries the layout and the page's slower parts.
 
-A cadence (`OH_LIVE_FRAME_MS`, FRAME_EVERY): a socket's frames also start at least that far apart. The
+A cadence (`OH_LIVE_FRAME_MS`, FRAME_EVERY): a socket's turns also come that far apart, on a grid (`Outlet.wrote`:
+the next turn is one cadence after the last turn, not after the last write, so the few ms a turn takes before its
+frame goes do not add up into longer gaps; a frame that went off its turn starts the grid anew), so at most one
+frame per cadence. The
 browser's cost of a frame hardly depends on how much changed since the last one (at 2,000 quotes/s nearly
 every row moves between any two frames: ~600 cells, ~35 ms of renderer CPU and ~10 ms of the gpu-process's
 compositor on the benchmark's screen, bench/live_browser), so a tab that takes frames as fast as it
@@ -112,11 +115,11 @@ class Outlet:
         self.sent_at: dict[int, float] = {}  # unacknowledged frame -> when it was written (monotonic)
         self.ack_rtt = 0.0  # seconds from writing the last acknowledged frame to its acknowledgement
         self.held_since = 0.0  # when new rows first waited for this socket (time.time(); 0: none wait)
-        self.written_at = -1e9  # when the newest frame was written (monotonic)
+        self.due = -1e9  # when this socket's next turn in the cadence opens (monotonic; see `wrote`)
         self.timer: Any = None  # the event loop's timeout that opens this socket's next turn, if one is set
 
-    def wait(self, every: float) -> float | None:
-        """Seconds until a frame may go (0.0: now), with frames at least `every` apart; None: not before an event
+    def wait(self) -> float | None:
+        """Seconds until a frame may go (0.0: now): its turn in the cadence (`wrote`); None: not before an event
         (a write under way, or WINDOW frames unacknowledged: the write's end or the acknowledgement comes; with
         none acknowledged for ACK_TIMEOUT after the newest, one more may go, never a stream)."""
         if self.writing:
@@ -126,7 +129,16 @@ class Outlet:
             newest = self.sent_at.get(self.seq)
             if newest is not None and now - newest < ACK_TIMEOUT:
                 return None
-        return max(self.written_at + every - now, 0.0)
+        return max(self.due - now, 0.0)
+
+    def wrote(self, now: float, every: float) -> None:
+        """A frame went at `now` (monotonic): the next turn opens `every` after this one's, on the cadence's grid, when
+        this frame went in its turn (within half a cadence of it); otherwise (a late acknowledgement, a write that
+        took long, a resync) `every` after this frame. Counted from each write instead, every gap between a tab's
+        frames grew by what a turn takes before its frame goes (waking the marker, a marking, the event loop's turn:
+        5-30 ms), and a quote waits for its tab's next marking up to a whole gap (bench/live_browser, the split)."""
+        on_grid = 0.0 <= now - self.due < every / 2
+        self.due = (self.due if on_grid else now) + every
 
 
 class Channel:
@@ -165,7 +177,7 @@ class Channel:
 
     def can_send(self, outlet: Outlet) -> bool:
         """Whether a frame may go to this socket now (its window, its write, its cadence)."""
-        return outlet.wait(self.frame_every) == 0.0
+        return outlet.wait() == 0.0
 
     def offer(self, result: LiveMarks) -> None:
         """Keep `result` as the newest marking and have the event loop send it (one pending flush at most)."""
@@ -222,7 +234,8 @@ class Channel:
         self.frames += 1
         frame["seq"] = outlet.seq
         outlet.writing = True
-        outlet.written_at = outlet.sent_at[outlet.seq] = time.monotonic()
+        outlet.sent_at[outlet.seq] = now = time.monotonic()
+        outlet.wrote(now, self.frame_every)
         try:
             future = outlet.socket.write_message(json.dumps(frame, separators=(",", ":")))
         except WebSocketClosedError:
@@ -259,7 +272,7 @@ class Channel:
         has nothing newer. Not yet the socket's turn: a timeout brings it back here when it is."""
         if self.closed or self.outlets.get(outlet.socket) is not outlet:
             return
-        wait = outlet.wait(self.frame_every)
+        wait = outlet.wait()
         if wait is None:
             return
         if wait > 0:

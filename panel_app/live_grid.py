@@ -44,6 +44,23 @@ from panel_app.live_tables import CELL_CSS, NUMERIC_COLUMNS, QUOTE_STATES, Row
 
 LIVE_JS = """
 const live = () => (window.__ohLive = window.__ohLive || {parts: {}, resync: () => {}});
+const alikeKids = (a, b) => a.childNodes.length === b.childNodes.length
+  && [...a.childNodes].every((child, i) => alike(child, b.childNodes[i]));
+const alike = (a, b) => a.nodeType === b.nodeType && a.nodeName === b.nodeName && alikeKids(a, b);
+const patchKids = (a, b) => a.childNodes.forEach((child, i) => patch(child, b.childNodes[i]));
+const patch = (a, b) => {  // b's text and attributes into a, node by node (the two alike)
+  if (a.nodeType === 3 || a.nodeType === 8) { if (a.data !== b.data) a.data = b.data; return; }
+  if (a.nodeType === 1) {
+    for (const {name, value} of b.attributes) if (a.getAttribute(name) !== value) a.setAttribute(name, value);
+    for (const {name} of [...a.attributes]) if (!b.hasAttribute(name)) a.removeAttribute(name);
+  }
+  patchKids(a, b);
+};
+const morph = (box, html) => {  // the new HTML into box: when it has the same nodes, only their changed text and
+  // attributes are written (no node made anew, no layout object); otherwise the whole content is replaced
+  const next = document.createElement('template'); next.innerHTML = html;
+  if (alikeKids(box, next.content)) patchKids(box, next.content); else box.replaceChildren(...next.content.childNodes);
+};
 """
 
 GRID_ESM = LIVE_JS + """
@@ -189,9 +206,11 @@ class LiveHTML(_Direct):
     """HTML that the server replaces often (the summary cards, stream health): `html` is the first content.
     With a `role` (the summary cards) later content rides in the marks channel's frames under that name;
     without (the stream health) each arrives as a Panel message (`{"html": ...}`). Either way the browser
-    writes it into this component's own element. Why not an HTML pane: a pane's text is a Bokeh property,
-    and every change of it makes the browser lay out the whole page again; here only this element's content
-    changes (its box is `contain: content`)."""
+    writes it into this component's own element, and when the new HTML has the same nodes as what is shown (the
+    cards each marking: only their numbers and the `data-marking` move) only the changed text and attributes are
+    written, into the nodes already there (`morph`): no node and layout object made anew each frame. Why not an
+    HTML pane: a pane's text is a Bokeh property, and every change of it makes the browser lay out the whole page
+    again; here only this element's content changes (its box is `contain: content`)."""
 
     html = param.String(default="", doc="The first content; later ones arrive as messages or frames.")
     role = param.String(default="", doc="Set: the content rides in the marks channel's frames under this name.")
@@ -199,7 +218,8 @@ class LiveHTML(_Direct):
     _esm = LIVE_JS + """
 export function render({ model, el }) {
   const box = document.createElement('div'); box.style.contain = 'content'; box.innerHTML = model.html; el.append(box);
-  const show = (part) => { if (typeof part.html === 'string' && box.innerHTML !== part.html) box.innerHTML = part.html; };
+  let shown = model.html;
+  const show = (part) => { if (typeof part.html === 'string' && part.html !== shown) { shown = part.html; morph(box, shown); } };
   if (model.role) {  // a rider: queued with the grids, written with the carrier's frame
     let pending = null; const shared = live();
     shared.parts[model.role] = {queue: (part) => { pending = part; }, flush: () => { if (pending) show(pending); pending = null; }};

@@ -27,7 +27,7 @@ from contracts.live import TICKS_ENDPOINT, TOPIC_TICKS, Quote, TickBatch, encode
 from oh.domain.live_plan import option_symbol
 from oh.domain.marks import mark_portfolio
 from oh.domain.portfolio import Portfolio, from_data
-from panel_app.live_channel import ACK_TIMEOUT, CLOSE_SESSION_GONE, WINDOW, Channel, channel_for, open_channel
+from panel_app.live_channel import ACK_TIMEOUT, CLOSE_SESSION_GONE, WINDOW, Channel, Outlet, channel_for, open_channel
 from panel_app.live_grid import LiveHTML, PatchedTable
 from panel_app.live_marks import LiveMarker, LiveMarks, MarkKey
 from panel_app.live_tables import (
@@ -477,7 +477,7 @@ def test_a_socket_gets_its_frames_at_its_cadence_and_the_newest_cells_when_its_t
         offer(channel, loop, Marking([("a", f"1.{i:02d}")]))
         assert not channel.ready()
     assert len(socket.frames) == 1
-    channel.outlets[socket].written_at -= 0.2  # its time has come
+    channel.outlets[socket].due -= 0.2  # its time has come
     assert loop.fire() == 1
     assert socket.frames[-1] == {"seq": 2, "positions": {"cells": [[0, 1, "1.29"]]}}
     assert channel.acknowledged(socket, 2) and len(loop.timers) == 1  # the next turn
@@ -644,3 +644,20 @@ def test_a_tab_that_cannot_take_a_frame_is_not_marked_for_until_its_socket_wakes
         assert marker.rounds == rounds + 1
     finally:
         marker.stop()
+
+
+def test_a_socket_s_turns_keep_to_the_cadence_s_grid() -> None:
+    """A turn opens one cadence after the last turn, not after the last write: the marking and the send that
+    follow a turn take a few ms, and counted from each write every gap between a tab's frames grew by that (a quote
+    waits up to a whole gap for its tab's next marking). A frame that went off its turn (late by half a cadence or
+    more: a slow acknowledgement; or before it: a resync) starts the grid anew, one cadence after it, so frames
+    never come faster than the cadence on average and never closer than half of it."""
+    outlet = Outlet(FakeSocket())
+    outlet.wrote(10.0, 0.1)  # the first frame (a resync): the grid starts here
+    assert outlet.due == pytest.approx(10.1)
+    outlet.wrote(10.13, 0.1)  # went 30 ms into its turn (marking, send)
+    assert outlet.due == pytest.approx(10.2)  # on the grid; counted from the write it would open at 10.23
+    outlet.wrote(10.26, 0.1)  # 60 ms late (at least half a cadence: an acknowledgement came late)
+    assert outlet.due == pytest.approx(10.36)
+    outlet.wrote(10.30, 0.1)  # before its turn (the browser asked for the full rows)
+    assert outlet.due == pytest.approx(10.40)

@@ -210,6 +210,11 @@ MARKINGS_JS = """() => {
   setInterval(scan, 20); }"""
 
 
+SUMMARY_JS = """() => { const deep = (root) => { const el = root.querySelector('.oh-live-summary'); if (el) return el;
+    for (const e of root.querySelectorAll('*')) { if (e.shadowRoot) { const f = deep(e.shadowRoot); if (f) return f; } }
+    return null; }; return deep(document); }"""
+
+
 def frames_of(tab: Any) -> list[str]:
     """Every websocket text frame the tab receives from now on (the Bokeh protocol's JSON)."""
     frames: list[str] = []
@@ -224,7 +229,8 @@ def test_several_tabs_show_one_marking_and_receive_only_changed_cells(
     """Three tabs on the live page while quotes stream: each shows every position marked and moving; they
     show the same markings (the server marks once per batch of ticks for all of them, not once per tab),
     and what reaches each tab after its first rows is patches of the changed cells only, never the whole
-    rows list again, with the summary cards inside the same messages (one message per update)."""
+    rows list again, with the summary cards inside the same messages (one message per update), written into the
+    cards' own elements and text nodes (not made anew)."""
     ids = [p.id for p in portfolio.positions]
     tabs, frames = [], []
     try:
@@ -252,6 +258,15 @@ def test_several_tabs_show_one_marking_and_receive_only_changed_cells(
             assert time.monotonic() < deadline, "each tab was marked on its own"
             tabs[0].wait_for_timeout(200)
         assert common
+        # The summary cards change in place: the next marking's cards are written into the same elements and text
+        # nodes (only what changed), never as new nodes (a new card box is laid out anew, and so is what follows it).
+        tabs[0].evaluate(f"""() => {{ const box = ({SUMMARY_JS})();
+            window.__ohCards = {{box, value: box.querySelector('.oh-card-v').firstChild, text: box.textContent,
+                                marking: box.dataset.marking}}; }}""")
+        tabs[0].wait_for_function(f"""() => {{ const c = window.__ohCards, box = ({SUMMARY_JS})();
+            return box.dataset.marking !== c.marking && box.textContent !== c.text; }}""", timeout=WAIT)
+        assert tabs[0].evaluate(f"""() => {{ const c = window.__ohCards;
+            return c.box === ({SUMMARY_JS})() && c.value.isConnected; }}"""), "the summary cards were made anew"
         for seen in frames:
             patches = [f for f in seen if '"cells"' in f]
             assert patches, "no cell patches reached a tab"
