@@ -94,7 +94,8 @@ HEADER_BACKGROUNDS = """() => { const out = []; const walk = root => { for (cons
 
 
 def test_pages_fetch_only_what_they_use_and_one_cached_stylesheet(populated: Stack, page: Any) -> None:
-    """A page fetches Bokeh's and Panel's bundles but no script no page uses (Bokeh's WebGL and MathJax); the
+    """A page fetches Bokeh's and Panel's bundles but no script it does not use (Bokeh's WebGL and MathJax; the
+    ES-module shim, which only the Live page's components need); the
     dashboard's CSS is one file at a versioned URL the browser may keep for good, one
     stylesheet model shared by every pane of the session instead of a copy of the CSS in each, and it is applied
     inside the panes' shadow DOMs (every table header gets its grey)."""
@@ -103,7 +104,7 @@ def test_pages_fetch_only_what_they_use_and_one_cached_stylesheet(populated: Sta
     open_page(page, populated, "/health")
     urls = [r.url for r in responses]
     assert any("bokeh.min.js" in u for u in urls) and any("panel.min.js" in u for u in urls)
-    for unused in ("bokeh-gl", "bokeh-mathjax"):
+    for unused in ("bokeh-gl", "bokeh-mathjax", "es-module-shims"):
         assert not [u for u in urls if unused in u], unused
     sheets = [r for r in responses if re.search(r"/oh-static/oh\.css\?v=\w+$", r.url)]
     assert len(sheets) == 1, [r.url for r in sheets]
