@@ -208,6 +208,7 @@ def build_server(home: Home, host: str, port: int, access: Access | None = None)
     access = access or access_for(host, port)
     pn.extension(notifications=False)
     pn.config.design = None
+    pn.config.browser_info = False  # nothing reads it; it was 7 messages from each page (and 7 answers) before its fill
     context.start(home)
     login: dict[str, Any] = {}
     if access.password is not None:
