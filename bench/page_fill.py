@@ -178,7 +178,11 @@ def measure(chromium: Any, servers: dict[str, tuple[str, int]], repeat: int) -> 
                 cdp.send("Performance.enable")
                 for kind in LOADS:
                     server_cpu, browser_cpu = process_cpu_ms(pid), chromium_cpu_ms(system)
-                    fcp, filled, dom = load(page, f"{base}/{slug}")
+                    try:
+                        fcp, filled, dom = load(page, f"{base}/{slug}")
+                    except Exception:
+                        print(f"   {name}: {slug}, {kind} load {i + 1} did not fill (load {os.getloadavg()[0]:.0f})", flush=True)
+                        raise
                     out[name][slug][f"{kind}_fcp"].append(fcp)
                     out[name][slug][f"{kind}_filled"].append(filled)
                     if f"{kind}_chromium_cpu" in out[name][slug]:

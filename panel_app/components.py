@@ -196,30 +196,49 @@ def error_text(message: str, where: str = "This section") -> str:
 # ---------------------------------------------------------------- slots
 
 
+HEADING_PX = 25  # a section heading's height in the browser: its pane's 8 px top margin and one line of .oh-h (17 px)
+
+
 def _heading(title: str) -> str:
     return f'<div class="oh-h">{html.escape(title)}</div>'
 
 
 class Slot:
-    """A named place on a page whose content is replaced in place (see the module docstring)."""
+    """A named place on a page whose content is replaced in place (see the module docstring).
+
+    Two Bokeh models before its content: one column holding the heading and then the content (no inner
+    box: a Slot was three, the column, the heading and a box for the content, and a page has 4-9 of them).
+    `min_height` reserves room for the content under the heading, before the fill and while the content is
+    shorter (the column's own minimum: the content's plus the heading's height, HEADING_PX)."""
 
     def __init__(self, title: str | None = None, min_height: int | None = None, page_size: int = 500) -> None:
         self.page_size = page_size  # rows shown of a table (it scrolls inside its card)
-        self.box = pn.Column(sizing_mode="stretch_width", min_height=min_height)
+        self.min_height = min_height
         self.title = html_pane(_heading(title or ""), margin=(8, 5, 0, 5), visible=bool(title))
-        self.panel = pn.Column(self.title, self.box, sizing_mode="stretch_width", css_classes=["oh-slot"])
+        self.panel = pn.Column(self.title, sizing_mode="stretch_width", css_classes=["oh-slot"],
+                               min_height=self._reserved(bool(title)))
         self._kind = ""
         self._data: Any = None
         self._pane: Any = None
 
+    def _reserved(self, titled: bool) -> int | None:
+        return None if self.min_height is None else self.min_height + (HEADING_PX if titled else 0)
+
+    @property
+    def content(self) -> list[Any]:
+        """What the section shows under its heading (empty before its first fill)."""
+        return list(self.panel.objects[1:])
+
     def set_title(self, title: str) -> None:
         """Change the section's heading."""
         self.title.object = _heading(title)
-        self.title.visible = True
+        if not self.title.visible:
+            self.title.visible = True
+            self.panel.min_height = self._reserved(True)
 
     def _replace(self, kind: str, pane: Any, data: Any) -> None:
         self._kind, self._pane, self._data = kind, pane, data
-        self.box.objects = [pane]
+        self.panel.objects = [self.title, pane]
 
     def table(self, df: pd.DataFrame, row_class: Callable[[dict[str, Any]], str] | None = None) -> None:
         """Show a DataFrame as an HTML table in trader units (updated in place when it changed)."""
@@ -259,7 +278,7 @@ class Slot:
     def show(self, *objects: Any) -> None:
         """Show arbitrary Panel objects (replaces whatever was there)."""
         self._kind, self._data, self._pane = "custom", None, None
-        self.box.objects = list(objects)
+        self.panel.objects = [self.title, *objects]
 
 
 def side_by_side(*panels: Any, basis: int = 420, grow: tuple[int, ...] = ()) -> pn.FlexBox:

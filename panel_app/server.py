@@ -3,8 +3,9 @@
 The process heartbeats as service `ui` (so `oh up` and `oh status` see it like any worker), logs
 to `OH_HOME/logs/ui.log`, and stops cleanly on SIGTERM/SIGINT. It serves Bokeh/Panel resources
 itself (no CDN: it works offline), only the bundles the pages use (not Bokeh's WebGL and MathJax ones; the
-ES-module shim stays: the Live page's JSComponents load through it), and the dashboard's own stylesheet at /oh-static/
-(panel_app/static; Tornado's StaticFileHandler: its versioned URL is cached by the browser for good).
+ES-module shim, 38 KB, only on a page whose document holds an ES-module component: the Live page's JSComponents
+load through it, no other page has one), and the dashboard's own stylesheet at /oh-static/ (panel_app/static;
+Tornado's StaticFileHandler: its versioned URL is cached by the browser for good).
 
 Who may connect (`access_for`): the dashboard binds 127.0.0.1 by default. Any other address is
 refused unless a login is on: a password (Panel's own basic-auth login page; the password comes from
@@ -38,6 +39,7 @@ import os
 import secrets
 import signal
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,7 @@ log = logging.getLogger(__name__)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 WILDCARD = ("0.0.0.0", "::", "")
 LEAN_COMPONENTS_DROPPED = ("bokeh-gl", "bokeh-mathjax")  # no page draws with WebGL or typesets math
+ESM_EXTENSION, ESM_MODULE = "oh-esm", "panel.models.esm"  # the ES-module components' models (and their shim)
 LOGIN_USER = "trader"  # the login page's hidden user name: the login is the password alone
 LOGIN_TEMPLATE = Path(__file__).parent / "templates" / "login.html"
 OAUTH_PROVIDERS = ("auth0", "azure", "bitbucket", "generic", "github", "gitlab", "google", "okta")
@@ -149,14 +152,42 @@ def quiet_closed_tabs(loop: Any) -> None:
     loop.set_exception_handler(handler)
 
 
+def esm_where_used(doc: Any) -> None:
+    """Link the ES-module shim only if `doc` holds an ES-module component (a JSComponent's model).
+
+    Panel links a model's `__javascript__` on every page once the model's module is imported (the Live page's
+    JSComponents import `panel.models.esm`, whose files are the shim), unless the module is one of Panel's
+    extensions and the document did not load that extension. So `panel.models.esm` is registered as an
+    extension, and each document lists it only when one of its models is an ES-module component; every other
+    extension module already imported stays listed, as it was linked before."""
+    import panel as pn
+    from panel.config import panel_extension
+    from panel.models.esm import ReactiveESM
+
+    panel_extension._imports.setdefault(ESM_EXTENSION, ESM_MODULE)
+    loaded = pn.state._extensions_.get(doc)
+    if loaded is None:
+        loaded = pn.state._extensions_[doc] = [ext for ext, module in panel_extension._imports.items()
+                                               if module in sys.modules and ext != ESM_EXTENSION]
+    if ESM_EXTENSION not in loaded and any(isinstance(model, ReactiveESM) for model in doc.models):
+        loaded.append(ESM_EXTENSION)
+
+
 def lean_resources(server: Any) -> None:
-    """Serve pages without Bokeh's WebGL and MathJax bundles (2 MB of JavaScript no page uses)."""
+    """Serve pages without Bokeh's WebGL and MathJax bundles (2 MB of JavaScript no page uses), and the
+    ES-module shim only on pages that use it (`esm_where_used`)."""
+    import panel as pn
+
     app = getattr(server, "_tornado", None)  # the BokehTornado application behind the Panel server
     if app is None:
         return
     full = app.resources
 
     def resources(absolute_url: Any = None) -> Any:
+        # Panel asks for the resources with the session's document current, before it lists the page's files
+        doc = pn.state.curdoc
+        if doc is not None and doc.session_context is not None:
+            esm_where_used(doc)
         bundle = full(absolute_url)
         return bundle.clone(components=[c for c in bundle.components if c not in LEAN_COMPONENTS_DROPPED])
 
@@ -177,6 +208,7 @@ def build_server(home: Home, host: str, port: int, access: Access | None = None)
     access = access or access_for(host, port)
     pn.extension(notifications=False)
     pn.config.design = None
+    pn.config.browser_info = False  # nothing reads it; it was 7 messages from each page (and 7 answers) before its fill
     context.start(home)
     login: dict[str, Any] = {}
     if access.password is not None:

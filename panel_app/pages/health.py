@@ -127,7 +127,7 @@ class HealthPage(Page):
         report = _Lazy(lambda: self.ctx.queries.memo(("health_report", options), None,
                                                      lambda: health_report(self.read, options)))
         self.fill(self.runs_slot, self._fill_runs, "The run board")
-        if not self.services_slot.box.objects:
+        if not self.services_slot.content:
             self.services_slot.html(liveness_html(self.ctx.hub.state if self.ctx.hub.state.checked else None,
                                                   self.programs))
         first_run = "oh emit ingest-candles --symbols SPY --start 2025-01-02 --end 2025-03-31 --wait"

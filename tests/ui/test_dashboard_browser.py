@@ -94,7 +94,8 @@ HEADER_BACKGROUNDS = """() => { const out = []; const walk = root => { for (cons
 
 
 def test_pages_fetch_only_what_they_use_and_one_cached_stylesheet(populated: Stack, page: Any) -> None:
-    """A page fetches Bokeh's and Panel's bundles but no script no page uses (Bokeh's WebGL and MathJax); the
+    """A page fetches Bokeh's and Panel's bundles but no script it does not use (Bokeh's WebGL and MathJax; the
+    ES-module shim, which only the Live page's components need); the
     dashboard's CSS is one file at a versioned URL the browser may keep for good, one
     stylesheet model shared by every pane of the session instead of a copy of the CSS in each, and it is applied
     inside the panes' shadow DOMs (every table header gets its grey)."""
@@ -103,7 +104,7 @@ def test_pages_fetch_only_what_they_use_and_one_cached_stylesheet(populated: Sta
     open_page(page, populated, "/health")
     urls = [r.url for r in responses]
     assert any("bokeh.min.js" in u for u in urls) and any("panel.min.js" in u for u in urls)
-    for unused in ("bokeh-gl", "bokeh-mathjax"):
+    for unused in ("bokeh-gl", "bokeh-mathjax", "es-module-shims"):
         assert not [u for u in urls if unused in u], unused
     sheets = [r for r in responses if re.search(r"/oh-static/oh\.css\?v=\w+$", r.url)]
     assert len(sheets) == 1, [r.url for r in sheets]
@@ -117,13 +118,23 @@ def test_pages_fetch_only_what_they_use_and_one_cached_stylesheet(populated: Sta
 
 def test_the_ready_marker_comes_with_the_last_section(populated: Stack, page: Any) -> None:
     """The first fill's `.oh-ready` marker reaches the browser in the same message as the page's last section
-    (the Data explorer's preview), not in a message of its own that the browser would apply after it."""
+    (the Data explorer's preview), not in a message of its own that the browser would apply after it. The
+    browser sends no browser information (dark mode, pixel ratio, language, time zone...: Panel's BrowserInfo,
+    which nothing reads, was 7 messages to the server and 7 answers before each page's first fill)."""
     frames: list[str] = []
-    page.on("websocket", lambda ws: ws.on("framereceived", lambda data: frames.append(data if isinstance(data, str) else "")))
+    sent: list[str] = []
+
+    def watch(ws: Any) -> None:
+        ws.on("framereceived", lambda data: frames.append(data if isinstance(data, str) else ""))
+        ws.on("framesent", lambda data: sent.append(data if isinstance(data, str) else ""))
+
+    page.on("websocket", watch)
     open_page(page, populated, "/explorer")
     with_marker = [f for f in frames if "oh-ready" in f]
     assert len(with_marker) == 1, len(with_marker)
     assert "Preview of main.candles_daily" in with_marker[0]
+    assert any("PULL-DOC-REQ" in f for f in sent)  # what the browser sends is seen
+    assert not [f for f in sent if '"attr":"device_pixel_ratio"' in f or '"attr":"timezone"' in f], sent
 
 
 def test_stale_data_shows_in_red(populated: Stack, tabs: Tabs) -> None:

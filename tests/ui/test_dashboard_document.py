@@ -9,9 +9,11 @@ from typing import Any
 
 import panel as pn
 from bokeh.document import Document
+from panel.custom import JSComponent
 from panel.io.state import set_curdoc
 
 from panel_app.components import Slot, html_pane, shell
+from panel_app.server import esm_where_used
 
 
 def _counting_recomputes(doc: Document) -> list[int]:
@@ -82,3 +84,31 @@ def test_the_favicon_is_a_versioned_static_file() -> None:
     template.server_doc(doc)
     favicon = doc._template_variables["app_favicon"]
     assert favicon.startswith("static/") and "?v=" in favicon, favicon
+
+
+class _EsmProbe(JSComponent):
+    _esm = "export function render({ model }) { return document.createElement('div') }"
+
+
+def _page_scripts(objects: list[Any]) -> list[str]:
+    """The script URLs Panel links in the page of a session document holding `objects`."""
+    from bokeh.resources import Resources as BokehResources
+    from panel.io.resources import Resources, bundle_resources
+
+    doc = Document()
+    with set_curdoc(doc):
+        pn.Column(*objects).server_doc(doc)
+        esm_where_used(doc)
+        bundle = bundle_resources(doc.roots, Resources.from_bokeh(BokehResources(mode="server")))
+    return [str(url) for url in bundle.js_files]
+
+
+def test_the_es_module_shim_is_linked_only_on_pages_with_an_es_module_component() -> None:
+    """The ES-module shim (38 KB, parsed and run on every cold load) goes only to a page whose document holds an
+    ES-module component (the Live page's JSComponents load through it); once any page imported one, Panel linked
+    it on every page. The other scripts stay the same."""
+    plain = _page_scripts([html_pane("a table")])
+    with_esm = _page_scripts([html_pane("a table"), _EsmProbe()])
+    assert not [url for url in plain if "es-module-shims" in url], plain
+    assert [url for url in with_esm if "es-module-shims" in url], with_esm
+    assert [url for url in with_esm if "es-module-shims" not in url] == plain

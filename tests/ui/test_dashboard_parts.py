@@ -334,7 +334,7 @@ def test_a_chart_shown_in_a_slot_does_not_sync_back() -> None:
     slot = Slot("Open interest")
     oi = pd.DataFrame({"strike": [100.0, 105.0], "put_call": ["C", "P"], "open_interest": [10, 20]})
     slot.chart(oi, charts.oi_by_strike, key="x")
-    figure = slot.box.objects[0].object
+    figure = slot.content[0].object
     models = list(figure.references())
     assert len(models) > 20 and not any(m.syncable for m in models)
-    assert slot.box.get_root().syncable  # the layout around it is not affected
+    assert slot.panel.get_root().syncable  # the layout around it is not affected
