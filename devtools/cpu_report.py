@@ -23,6 +23,9 @@ Contract:
   daemon's CPU when it ends and nothing of ours reaps it. The sampling costs about 1 ms a second.
 - The fork server (devtools/forkserver.py) writes the same columns per forked child, the child's
   kind (module or `oh` subcommand) first, in `<dir>/forkserver-<pid>.tsv`.
+- The same plugin writes `<dir>/timeline-<worker>.tsv`: per test, its id and its start and end (epoch
+  seconds), so the schedule (which module ran when, on which worker, and which ran last, alone) can be
+  drawn (`devtools/schedule_report.py`).
 - Report (`python -m devtools.cpu_report DIR`): CPU seconds, count and wall by kind, and CPU
   seconds by test module (the tests' own plus their children's), largest first.
 
@@ -47,6 +50,7 @@ _rows: list[tuple[str, str, float, float]] = []
 _first_test_cpu: list[float] = []
 _children: list[ChildCpu] = []
 _last_test = [""]
+_timeline: list[tuple[str, float, float]] = []
 
 
 def _module(nodeid: str) -> str:
@@ -67,7 +71,7 @@ def _self_cpu() -> float:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> object:
-    cpu, wall = _self_cpu(), time.monotonic()
+    cpu, wall, start = _self_cpu(), time.monotonic(), time.time()
     if not _first_test_cpu:
         _first_test_cpu.append(cpu)
     for children in _children:  # a sample at each module's first test: the report is by module
@@ -75,6 +79,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     _last_test[0] = item.nodeid
     yield
     _rows.append(("pytest", item.nodeid, _self_cpu() - cpu, time.monotonic() - wall))
+    _timeline.append((item.nodeid, start, time.time()))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -91,6 +96,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         for kind, test, cpu, wall in rows:
             kind, test = (" ".join(text.split()) for text in (kind, test))  # one line, no stray tab
             log.write(f"{kind}\t{test}\t{cpu:.3f}\t{wall:.3f}\n")
+    if _timeline:
+        with (Path(out) / f"timeline-{worker}.tsv").open("w") as log:
+            for test, start, end in _timeline:
+                log.write(f"{' '.join(test.split())}\t{start:.3f}\t{end:.3f}\n")
 
 
 def _report(directory: Path, top: int = 40) -> str:
@@ -98,6 +107,8 @@ def _report(directory: Path, top: int = 40) -> str:
     by_module: dict[str, float] = defaultdict(float)
     by_module_kind: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for path in sorted(directory.glob("*.tsv")):
+        if path.name.startswith("timeline-"):
+            continue
         for line in path.read_text().splitlines():
             kind, test, cpu_text, wall_text = line.split("\t")
             cpu, wall = float(cpu_text), float(wall_text)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import zlib
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,41 +71,49 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
 
 # Scheduling only (pytest-xdist hands out modules in collection order): the modules that take longest
 # start first, so no worker is left running one of them alone at the end (longest-processing-time-first).
-# Measured: each module's summed test wall time in a full run (devtools/cpu_report.py's log, `wall-s`),
-# largest first; a module missing here only starts later (most tests first), nothing else changes.
+# Measured: each module's summed test wall time in a full run (devtools/cpu_report.py's log, `wall-s`; the
+# run's schedule: devtools/schedule_report.py), largest first, down to about 1/100 of the run's; a module
+# missing here only starts later (most tests first), nothing else changes. From a run at load 25-44 (27 min):
+# read_path_attack 367 s, inline_backfill 363, wheel 330, the two `populated` modules 267 together, ...
 LONGEST_FIRST = (
-    "tests/integration/test_read_path_attack.py",  # two units (SPLIT_MODULES)
-    "tests/integration/test_wheel.py",
-    "tests/dagster/test_bus_mode.py",
+    "tests/integration/test_read_path_attack.py",
     "tests/dagster/test_inline_backfill.py",
+    "tests/integration/test_wheel.py",
     "tests/ui/test_dashboard_browser.py",  # with test_dashboard_layout: one unit (SHARED_UNITS)
     "tests/ui/test_dashboard_layout.py",
+    "tests/ui/test_live_page.py",
+    "tests/integration/test_demo.py",
+    "tests/ui/test_live_channel.py",
+    "tests/unit/test_warehouse.py",
+    "tests/scenarios/test_jobs.py",
+    "tests/integration/test_worker_subscription.py",
+    "tests/integration/test_replay_backfill.py",
+    "tests/dagster/test_bus_mode.py",
+    "tests/dagster/test_definitions.py",
+    "tests/unit/test_sandbox.py",
+    "tests/integration/test_providers_real_sdk.py",
+    "tests/scenarios/test_ranged_derived.py",
     "tests/integration/test_ops_cli.py",
     "tests/scenarios/test_grouped_reads.py",
-    "tests/dagster/test_definitions.py",
-    "tests/integration/test_providers_real_sdk.py",
-    "tests/ui/test_live_channel.py",
-    "tests/integration/test_data_truth.py",
-    "tests/scenarios/test_ranged_derived.py",
-    "tests/integration/test_tcp_bus.py",
-    "tests/integration/test_journal_faults.py",
-    "tests/unit/test_sandbox.py",
-    "tests/unit/test_warehouse.py",
-    "tests/ui/test_live_page.py",
-    "tests/integration/test_query_budget.py",
-    "tests/scenarios/test_jobs.py",
-    "tests/integration/test_private_home.py",
-    "tests/integration/test_crash_and_recovery.py",
-    "tests/integration/test_control_plane.py",
-    "tests/ui/test_dashboard_access.py",
-    "tests/integration/test_daily_pipeline.py",
-    "tests/ui/test_dashboard_states.py",
-    "tests/integration/test_disk_full.py",
-    "tests/integration/test_runs_end.py",
-    "tests/integration/test_demo.py",
-    "tests/dagster/test_inline_tcp.py",
     "tests/integration/test_live_stream.py",
-    "tests/integration/test_replay_backfill.py",
+    "tests/integration/test_tcp_bus.py",
+    "tests/integration/test_disk_full.py",
+    "tests/integration/test_daily_pipeline.py",
+    "tests/integration/test_journal_faults.py",
+    "tests/ui/test_dashboard_states.py",
+    "tests/integration/test_data_truth.py",
+    "tests/integration/test_query_budget.py",
+    "tests/integration/test_private_home.py",
+    "tests/integration/test_journal_identity.py",
+    "tests/ui/test_dashboard_access.py",
+    "tests/dagster/test_inline_tcp.py",
+    "tests/unit/test_forkserver.py",
+    "tests/integration/test_exactly_once_checks.py",
+    "tests/unit/test_codec.py",
+    "tests/scenarios/test_ranged.py",
+    "tests/integration/test_schema_version.py",
+    "tests/integration/test_runs_end.py",
+    "tests/integration/test_candles_end_to_end.py",
 )
 
 
@@ -122,15 +129,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=order)  # stable: tests keep their order within a module
 
 
-# Modules too long for one worker, split into this many work units (by a hash of the test id); each unit
-# builds the module's shared fixtures once in its own worker. Everything else keeps --dist loadscope's
-# grouping: a module (or class) per unit, so its module-scoped stack starts once.
-SPLIT_MODULES = {
-    "tests/integration/test_read_path_attack.py": 2,
-}
-# Modules that share a session-scoped stack: one work unit, so one worker builds it once, not one per
-# worker that happens to get one of them (tests/ui/conftest.py's `populated`: services, 26 sessions of
-# sim data and `oh ui`, about half a minute of CPU each time).
+# Every module is one work unit, so its module-scoped stack starts once, on one worker. xdist's own loadscope
+# takes a test id's scope as what precedes its last "::", so a test whose parameter holds one (an IPv6 address:
+# `[::1]`, `fe80::1`) was a unit of its own, and built its module's stack (and a chromium) again wherever it
+# landed (seen: test_live_channel's `[http://[::1]:{port}]` alone on a worker, ~7 CPU-s). No module is split
+# on purpose either: test_read_path_attack was, in two parts each seeding its own homes (~12 CPU-s each), for
+# a module that ends long before the suite does when it starts first. Modules that share a session-scoped
+# stack: one work unit, so one worker builds it once, not one per worker that happens to get one of them
+# (tests/ui/conftest.py's `populated`: services, 26 sessions of sim data and `oh ui`, about half a minute of
+# CPU each time).
 SHARED_UNITS = {
     "tests/ui/test_dashboard_browser.py": "tests/ui::populated",
     "tests/ui/test_dashboard_layout.py": "tests/ui::populated",
@@ -146,14 +153,15 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     config.option.loadscopereorder = False
     from xdist.scheduler import LoadScopeScheduling
 
-    class SplitLongModules(LoadScopeScheduling):  # type: ignore[misc]
+    class ModuleUnits(LoadScopeScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
-            module = nodeid.split("::", 1)[0]
-            if module in SHARED_UNITS:
-                return SHARED_UNITS[module]
-            parts = SPLIT_MODULES.get(module)
-            if parts is None:
-                return str(super()._split_scope(nodeid))
-            return f"{module}::part{zlib.crc32(nodeid.encode()) % parts}"
+            return work_unit(nodeid)
 
-    return SplitLongModules(config, log)
+    return ModuleUnits(config, log)
+
+
+def work_unit(nodeid: str) -> str:
+    """The work unit of a test under --dist loadscope: its module (a parameter's "::" is no boundary), or the
+    unit it shares with other modules (SHARED_UNITS)."""
+    module = nodeid.split("::", 1)[0]
+    return SHARED_UNITS.get(module, module)

@@ -28,6 +28,9 @@ SYMBOLS = ["AAPL", "SPY"]
 DAYS = [d.astype(date) for d in calendar.last_sessions(date(2025, 6, 25), 8)]  # 6-13 .. 6-25, across Juneteenth
 
 
+# A hang guard, not a time limit: the default 300 s was crossed at load 30-62 (312 s; 279 s at load 25-44), when
+# the dagster backfill, then the CLI's of the same range, each run 6 jobs' steps on a starved box.
+@pytest.mark.timeout(900)
 def test_an_inline_backfill_over_the_multiprocess_executor_leaves_the_cli_backfill_tables(
         home: Home, instance: dg.DagsterInstance, tmp_path: Path) -> None:
     """Every step ran in a process of its own (the multiprocess executor), every run was executed by Dagster

@@ -29,9 +29,9 @@ uncommitted outlives it). After the suite the ledger's counters show no rejected
 ledger is still running.
 
 The homes are module-scoped (one seeded warehouse, each in its own temp OH_HOME, never ./data):
-seeding through the real ingest worker once keeps ~1,000 cases affordable. Under `make test` the cases
-run in four parts on four workers (tests/conftest.py, SPLIT_MODULES), each part seeding its own homes
-once, so `test_zz_...` checks the ledger of the part it lands in; every case checks its own ledger.
+seeding through the real ingest worker once keeps ~1,000 cases affordable. Under `make test` the module
+is one work unit (tests/conftest.py), started first, so it seeds its homes once and `test_zz_...` checks
+the ledger every case ran against.
 """
 
 from __future__ import annotations
