@@ -19,6 +19,7 @@ import zmq
 
 from bus.codec import decode_control_reply, encode, unpack_seq
 from bus.home import Home
+from bus.journal_lock import live_holder
 from contracts.control import (
     CatchUpReply,
     CatchUpRequest,
@@ -90,11 +91,20 @@ class ControlClient:
         return sock.recv_multipart()
 
     def answers(self, timeout: float = 1.0) -> bool:
-        """True if a ledger answers a status request; False at once when its socket does not exist."""
+        """True if a ledger answers a status request. False at once when its socket does not exist, and when
+        nothing answers within `timeout`, unless the journal's writer lock names a live ledger on this host: that
+        one is busy, not down (a loaded machine, a long commit), and is given the rest of the client's timeout
+        before a caller is told the ledger is not running."""
         if self.endpoint.startswith("ipc://") and not Path(self.endpoint[len("ipc://"):]).exists():
             return False
         try:
             self.status(timeout=timeout)
+            return True
+        except LedgerUnavailable:
+            if self.timeout <= timeout or live_holder(self.home.journal) != "ledger":
+                return False
+        try:
+            self.status(timeout=self.timeout - timeout)
             return True
         except LedgerUnavailable:
             return False

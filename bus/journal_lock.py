@@ -11,12 +11,14 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 import time
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 LOCK_NAME = "LOCK"
+_HOLDER = re.compile(r"pid (\d+) \((.+)\)")
 
 
 class JournalLocked(RuntimeError):
@@ -83,3 +85,23 @@ class JournalLock:
                 pass  # a full disk cannot stop a release
             os.close(self._fd)
             self._fd = None
+
+
+def live_holder(directory: Path) -> str | None:
+    """What holds `directory`'s writer lock by its own account (`ledger`, `oh journal repair`, ...), when the pid it
+    wrote is a live process of this host; None when the lock names nobody, or a process that has exited (a holder
+    killed with -9 leaves its line behind: the kernel drops the lock, not the text). Takes no lock itself: a
+    probe that briefly held the lock could make a starting ledger's `acquire` fail."""
+    try:
+        found = _HOLDER.fullmatch((directory / LOCK_NAME).read_text().strip())
+    except OSError:
+        return None
+    if found is None:
+        return None
+    try:
+        os.kill(int(found[1]), 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    return found[2]
