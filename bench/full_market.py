@@ -52,7 +52,7 @@ from oh.domain import calendar
 from services.ledger import schema
 from services.ledger.warehouse import connect
 
-WORKERS = ("ingest", "snapshot", "flow", "derived", "briefing", "checks", "scheduler")
+WORKERS = ("ingest", "options_bars", "snapshot", "flow", "derived", "briefing", "checks", "scheduler")
 # The rows a daily for `symbols` on `day` writes, per table (params: symbols, first candle day, day).
 DAY_ROWS = {
     "candles_daily": "SELECT * FROM candles_daily WHERE list_contains(?, symbol) AND date BETWEEN ? AND ?",
