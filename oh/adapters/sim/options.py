@@ -186,6 +186,12 @@ def expiries(day: date, weekly_weeks: int = WEEKLY_WEEKS, monthly_days: int = MO
 
     A Friday that is not an NYSE session (a holiday) expires on the session before it.
     """
+    return list(_expiries(day, weekly_weeks, monthly_days))
+
+
+@lru_cache(maxsize=256)
+def _expiries(day: date, weekly_weeks: int, monthly_days: int) -> tuple[date, ...]:
+    """`expiries`, once per (day, depth): every symbol of a listing tier has the same (a wide day asks ~10,000 times)."""
     fridays: set[date] = set()
     first_friday = day + timedelta(days=(4 - day.weekday()) % 7 or 7)
     fridays.update(first_friday + timedelta(weeks=i) for i in range(weekly_weeks))
@@ -202,7 +208,7 @@ def expiries(day: date, weekly_weeks: int = WEEKLY_WEEKS, monthly_days: int = MO
     last = days[-1].astype(date)
     wanted = np.array(sorted(f for f in fridays if f <= last), dtype="datetime64[D]")
     adjusted = days[np.searchsorted(days, wanted, side="right") - 1]  # the Friday, or the session before
-    return [d for d in np.unique(adjusted).astype(date).tolist() if d > day]
+    return tuple(d for d in np.unique(adjusted).astype(date).tolist() if d > day)
 
 
 def _strike_step_mills(spot: float, t: float) -> int:
