@@ -54,9 +54,10 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 log = logging.getLogger(__name__)
-# A reaction's offset is written once per batch of committed events (and at most this often within a long one),
-# not after each event: a restart handles again what came after it, which reactions and commands allow (the
-# module docstring). Writing it per event cost the checks worker ~12% of its CPU on a wide day.
+# A reaction's offset is written at most this often while committed events keep coming, and at the first poll
+# that brings none, not after each event or each batch (a worker keeping up gets batches of one): a restart
+# handles again what came after it, which reactions and commands allow (the module docstring). Writing it per
+# event cost the checks worker ~12% of its CPU on a wide day.
 OFFSET_SECONDS = 1.0
 
 HELD_MAX = 256  # reactions' messages held for one frame (see the module docstring)
@@ -242,7 +243,8 @@ class Worker:
         try:
             while not self.stopping:
                 self.bus.producer.pump()  # what a reaction sent and the ledger lost goes again, unflushed
-                for seq, message in self.subscriber.poll(200):
+                batch = self.subscriber.poll(200)
+                for seq, message in batch:
                     if self.stopping:
                         break
                     if isinstance(message, Command):
@@ -258,9 +260,9 @@ class Worker:
                     if isinstance(message, Command) or time.monotonic() >= self._offset_due:
                         self._save_offset(seq)
                         unsaved = None
-                if unsaved is not None:  # once per batch of committed events, not per event
-                    self._save_offset(unsaved)
-                    unsaved = None
+                if unsaved is not None and (not batch or time.monotonic() >= self._offset_due):
+                    self._save_offset(unsaved)  # at most every OFFSET_SECONDS while events keep coming, and
+                    unsaved = None  # at the first poll that brings none (a worker keeping up gets batches of one)
                 self.bus.release()
         finally:
             self.bus.release()

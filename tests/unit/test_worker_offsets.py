@@ -1,7 +1,8 @@
 """When a worker records its place (`OH_HOME/state/<name>.offset`, services/runtime.py `Worker.serve`).
 
-Reactions' offsets are written once per batch of committed events the subscriber hands over (not once per
-event: ~12% of the checks worker's CPU on a wide day), after every command at once, and on the way out; the
+Reactions' offsets are written at most every OFFSET_SECONDS while committed events keep coming and at the first
+poll that brings none (not once per event, nor per batch: a worker keeping up gets batches of one; ~12% of the
+checks worker's CPU on a wide day), after every command at once, and on the way out; the
 file never names a seq the worker has not handled, and never lags the last handled one once `serve` returns.
 What reactions send is held for the batch and handed to the producer as one frame (at most HELD_MAX messages)
 before the offset is written and before a command runs.
@@ -260,3 +261,23 @@ def test_a_command_s_messages_follow_what_the_reactions_before_it_sent(tmp_path:
     worker.serve()
     frames = worker.bus.producer.frames  # type: ignore[attr-defined]
     assert [[m.symbols[0] for m in frame] for frame in frames] == [["R1", "R2", "R3"], ["RUN"], ["R5", "R6", "R7"]]
+
+
+def test_a_worker_keeping_up_writes_on_time_and_when_the_events_stop(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """50 batches of one event (a worker keeping up), then a poll with none: the offset is written for the first
+    (its time was due) and at the empty poll, not 50 times; the file then names the last event."""
+    written = _counting_writes(monkeypatch)
+    monkeypatch.setattr(runtime, "OFFSET_SECONDS", 3600.0)
+    worker = _worker(tmp_path, [_events(seq, 1) for seq in range(1, 51)], lambda m, b: None)
+    polls = worker.subscriber.poll
+
+    def poll(timeout_ms: int = 100) -> list[tuple[int, Message]]:
+        batch = polls(timeout_ms)
+        if not batch:
+            worker.bus.stop_requested = True  # after this empty poll's write
+        return batch
+
+    worker.subscriber.poll = poll  # type: ignore[method-assign]
+    worker.serve()
+    assert written == [1, 50], written
+    assert read_offset(worker.offset_path, "checks") == (50, JOURNAL_ID)
