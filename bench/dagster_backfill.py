@@ -47,7 +47,7 @@ from devtools.processes import Service, wait_for_heartbeat
 from oh.domain import calendar
 from services.pipeline import Step, follow_chain
 
-WORKERS = ("ingest", "snapshot", "flow", "derived", "briefing", "checks", "scheduler")
+WORKERS = ("ingest", "options_bars", "snapshot", "flow", "derived", "briefing", "checks", "scheduler")
 SYMBOLS = ("AAPL", "SPY", "MSFT", "QQQ", "NVDA", "AMZN", "META", "TSLA")
 TABLES = ("candles_daily", "options_bars", "option_snapshots", "options_flow", "derived_daily", "briefings")
 CHECKED = ("candles_daily", "options_bars", "options_snapshot_file", "options_flow", "derived_metrics")

@@ -49,7 +49,7 @@ from contracts import RunDaily, run_id_for
 from devtools.processes import Service, wait_for_heartbeat
 from oh.domain import calendar
 
-WORKERS = ("ingest", "snapshot", "flow", "derived", "briefing", "checks", "scheduler")
+WORKERS = ("ingest", "options_bars", "snapshot", "flow", "derived", "briefing", "checks", "scheduler")
 TABLES = ("candles_daily", "options_bars", "option_snapshots", "options_flow", "derived_daily", "briefings",
           "meta.asset_checks", "meta.ingestion_run_assets", "meta.ingestion_runs")
 CHECKED_ASSETS = ("candles_daily", "options_bars", "options_snapshot_file", "options_flow", "derived_metrics")

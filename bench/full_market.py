@@ -1,6 +1,6 @@
 """The full market: `daily` for 5,000 sim underlyings (~1.45M contracts) through every worker, against a direct insert.
 
-Ours: a fresh home, the real ledger and workers (ingest, snapshot, flow, derived, briefing, checks,
+Ours: a fresh home, the real ledger and workers (ingest, options_bars, snapshot, flow, derived, briefing, checks,
 scheduler; `python -m services.NAME`) with `OH_SIM_SYNTHETIC` large enough to list S0000..S{N-1}. The
 numbered sim names list the market's long tail (docs/sim_market.md: ~290 contracts on average), so
 5,000 of them are about the whole US options market's daily listing. A first `RunDaily` for the
@@ -52,7 +52,7 @@ from oh.domain import calendar
 from services.ledger import schema
 from services.ledger.warehouse import connect
 
-WORKERS = ("ingest", "snapshot", "flow", "derived", "briefing", "checks", "scheduler")
+WORKERS = ("ingest", "options_bars", "snapshot", "flow", "derived", "briefing", "checks", "scheduler")
 # The rows a daily for `symbols` on `day` writes, per table (params: symbols, first candle day, day).
 DAY_ROWS = {
     "candles_daily": "SELECT * FROM candles_daily WHERE list_contains(?, symbol) AND date BETWEEN ? AND ?",
@@ -316,7 +316,7 @@ def bench(n_symbols: int, candle_days: int, rebuild: bool) -> None:
                 rows = report_stages(control, run_id, sent)
                 contracts = rows.get("options_snapshot_file", 0)
                 report_journal(control, first_seq, journal_bytes(home) - journal_before, contracts)
-                print("   CPU seconds during the timed daily: " + ", ".join(
+                print(f"   CPU seconds during the timed daily: all processes {sum(cpu.values()):.1f}: " + ", ".join(
                     f"{name} {cpu[name]:.1f}" for name in sorted(cpu, key=cpu.get, reverse=True)))  # type: ignore[arg-type]
                 print(f"   ledger RSS: {rss_before / 1024:,.0f} MB before the timed daily, peak during it "
                       f"{(ledger_hwm if hwm_reset else sampler.peak['ledger']) / 1024:,.0f} MB "

@@ -62,7 +62,7 @@ from oh.domain import calendar
 
 PAGES = ("health", "portfolio", "symbol", "flow", "derived", "explorer", "live")
 JUDGED = tuple(p for p in PAGES if p != "live")
-WORKERS = ("ingest", "snapshot", "flow", "derived", "checks", "briefing", "scheduler")
+WORKERS = ("ingest", "options_bars", "snapshot", "flow", "derived", "checks", "briefing", "scheduler")
 FILLED_BUDGET_MS = 1500.0
 PAINT_BUDGET_MS = 1000.0
 FCP_JS = "() => (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime || null"

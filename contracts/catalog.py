@@ -70,7 +70,7 @@ class Job:
 JOBS: tuple[Job, ...] = (  # upstream first
     Job("ingest_candles", IngestCandles, "ingest", "ingest-candles", CandlesIngested, "candles_daily",
         "candles_daily", Coverage("symbol", "date")),
-    Job("ingest_options_bars", IngestOptionsBars, "ingest", "ingest-options-bars", OptionBarsIngested, "options_bars",
+    Job("ingest_options_bars", IngestOptionsBars, "options_bars", "ingest-options-bars", OptionBarsIngested, "options_bars",
         "options_bars", Coverage("underlying", "date")),
     Job("snapshot_options", SnapshotOptions, "snapshot", "snapshot-options", ChainSnapshotted, "options_snapshot_file",
         "option_snapshots", Coverage("underlying", "snapshot_date")),

@@ -28,7 +28,7 @@ from oh.domain import analyze, briefing, calendar, limits
 from oh.domain.portfolio import Portfolio, PortfolioError, option_legs
 from oh.read import quotes
 from oh.read.health import HealthOptions, health_report
-from services.pipeline import send_next_step
+from services.pipeline import Read, send_next_step
 from services.runs import Bus, RunContext, raise_if_partitions_failed
 from services.runtime import main
 
@@ -37,10 +37,17 @@ log = logging.getLogger(__name__)
 BRIEFING = job_of(BuildBriefing)
 ASSET = BRIEFING.asset_key
 
-FLOW_SQL = """
-SELECT symbol, row_key, put_call, expiry, strike, d_oi, d_oi_notional, volume, label FROM options_flow
-WHERE list_contains(?::VARCHAR[], symbol) AND to_date = ? AND window_sessions = 1 AND group_by = 'contract'
-  AND (label IN ('building', 'unwinding') OR list_contains(?::VARCHAR[], row_key))
+_FLOW_COLUMNS = "symbol, row_key, put_call, expiry, strike, d_oi, d_oi_notional, volume, label"
+_FLOW_DAY = "list_contains(?::VARCHAR[], symbol) AND to_date = ? AND window_sessions = 1 AND group_by = 'contract'"
+# Per read, only the rows `briefing.flow_highlights` can show: the read's FLOW_ROWS largest building/unwinding
+# changes (the largest of all are among each read's largest: same order, ties by symbol then contract) and the held
+# contracts. Reading every building/unwinding row (~700,000 at 5,000 symbols, as dicts) grew the worker with the width.
+FLOW_SQL = f"""
+SELECT * FROM (
+  (SELECT {_FLOW_COLUMNS} FROM options_flow WHERE {_FLOW_DAY} AND label IN ('building', 'unwinding')
+     AND isfinite(d_oi_notional) ORDER BY abs(d_oi_notional) DESC, symbol, row_key LIMIT ?)
+  UNION
+  (SELECT {_FLOW_COLUMNS} FROM options_flow WHERE {_FLOW_DAY} AND list_contains(?::VARCHAR[], row_key)))
 ORDER BY symbol, row_key
 """
 DERIVED_SQL = "SELECT * FROM derived_daily WHERE list_contains(?::VARCHAR[], symbol) AND session_date = ? ORDER BY symbol"
@@ -82,6 +89,16 @@ def _rows(run: RunContext, sql: str, symbols: list[str], as_of: date, *extra: An
     return rows
 
 
+def flow_candidates(read: Read, symbols: list[str], as_of: date, held: list[str]) -> list[dict[str, Any]]:
+    """The flow rows of `symbols` on `as_of` that `briefing.flow_highlights` can show (FLOW_SQL), SYMBOLS_PER_READ
+    symbols per query: the highlights of these rows are those of every row of the day."""
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(symbols), SYMBOLS_PER_READ):
+        part = symbols[start:start + SYMBOLS_PER_READ]
+        rows += read(FLOW_SQL, [part, as_of, briefing.FLOW_ROWS, part, as_of, held]).to_pylist()
+    return rows
+
+
 class BriefingRefused(ValueError):
     """The briefing would describe what cannot be known, or leave out what was asked for; nothing is written."""
 
@@ -107,7 +124,7 @@ def gather(command: BuildBriefing, run: RunContext, day: date) -> briefing.Brief
         found = limits.breaches(analysis, portfolio.risk_profile, currency=portfolio.base_currency)
     contracts = {sym.compact for _, sym, _ in option_legs(portfolio)} if portfolio else set()
     # only the rows flow_highlights can show: building/unwinding, and the held contracts (not all ~100k)
-    flow_rows = _rows(run, FLOW_SQL, symbols, day, sorted(contracts))
+    flow_rows = flow_candidates(run.query, symbols, day, sorted(contracts))
     notable, mine = briefing.flow_highlights(flow_rows, contracts)
     now = datetime.combine(day, time(23, 59, 59), tzinfo=UTC)  # staleness relative to D, not the clock
     report = health_report(run.query, HealthOptions(now=now))

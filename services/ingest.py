@@ -1,4 +1,5 @@
-"""The ingest worker: jobs `ingest_candles` (asset `candles_daily`) and `ingest_options_bars` (services/options_bars.py).
+"""The ingest worker: job `ingest_candles` (asset `candles_daily`); option bars have a worker of their own
+(services/options_bars.py), so a daily's bars run beside its candles from the start.
 
 One run per command; per symbol, the provider's candles go out as one CandlesIngested event per
 chunk of at most CHUNK_ROWS rows. A symbol that fails is recorded as a failed asset and the
@@ -11,7 +12,6 @@ from bus.arrow_ipc import to_ipc
 from contracts import CandlesIngested, IngestCandles, utc_now
 from contracts.catalog import job_of
 from oh.adapters.registry import get_provider, served_by
-from services import options_bars
 from services.runs import RunContext, raise_if_partitions_failed
 from services.runtime import main
 
@@ -47,7 +47,7 @@ def ingest_candles(command: IngestCandles, run: RunContext) -> None:
     raise_if_partitions_failed(failures, len(command.symbols), "symbols")
 
 
-HANDLERS = {IngestCandles: ingest_candles, **options_bars.HANDLERS}
+HANDLERS = {IngestCandles: ingest_candles}
 
 if __name__ == "__main__":
     from oh.domain import calendar

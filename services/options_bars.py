@@ -1,4 +1,8 @@
-"""Job `ingest_options_bars` (asset `options_bars`), run by the ingest worker.
+"""The options_bars worker: job `ingest_options_bars` (asset `options_bars`).
+
+A worker of its own, not the ingest worker's second job: a daily sends candles and bars at once, and
+the bars (the longer of the two at width) then run beside the candles and the snapshots instead of
+after the candles, so they are in before flow needs the ledger.
 
 For each symbol and each NYSE session in the range, the provider lists the contracts trading that
 day that expire within `max_dte` days and returns their daily bars; they go out as one
@@ -18,6 +22,7 @@ from contracts.catalog import job_of
 from oh.adapters.registry import get_provider, served_by
 from oh.domain import calendar
 from services.runs import RunContext, each_symbol_session
+from services.runtime import main
 
 ASSET = job_of(IngestOptionsBars).asset_key
 
@@ -42,3 +47,7 @@ def ingest_options_bars(command: IngestOptionsBars, run: RunContext) -> None:
 
 
 HANDLERS = {IngestOptionsBars: ingest_options_bars}
+
+if __name__ == "__main__":
+    calendar.all_sessions()  # load the exchange calendar before the first command, not during it
+    main("options_bars", HANDLERS)

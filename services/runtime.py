@@ -18,6 +18,12 @@ bus/subscriber.py): while a long job runs its loop reads nothing, and subscribed
 every payload published meanwhile (ingest 1.3 GB, flow 0.8 GB, the scheduler 1.1 GB at 5,000 symbols). A worker
 that reacts to a stream of events (checks, notify) keeps the whole stream: narrowed, each of its messages would
 follow a gap and cost a catch-up round trip.
+
+What reactions send is held while the worker goes through one batch of committed events and goes to the ledger
+as one frame (at most HELD_MAX messages) when the batch ends, before a command runs and before the offset is
+recorded: so the offset never says handled for an event whose reaction's messages were not yet handed to the
+producer (the same guarantee as sending each at once), and a wide day's ~25,000 check results cost the checks
+worker and the ledger a few hundred frames, not 25,000.
 """
 
 from __future__ import annotations
@@ -48,10 +54,13 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 log = logging.getLogger(__name__)
-# A reaction's offset is written once per batch of committed events (and at most this often within a long one),
-# not after each event: a restart handles again what came after it, which reactions and commands allow (the
-# module docstring). Writing it per event cost the checks worker ~12% of its CPU on a wide day.
+# A reaction's offset is written at most this often while committed events keep coming, and at the first poll
+# that brings none, not after each event or each batch (a worker keeping up gets batches of one): a restart
+# handles again what came after it, which reactions and commands allow (the module docstring). Writing it per
+# event cost the checks worker ~12% of its CPU on a wide day.
 OFFSET_SECONDS = 1.0
+
+HELD_MAX = 256  # reactions' messages held for one frame (see the module docstring)
 
 HEARTBEAT_SECONDS = 2.0
 RETRY_FIRST_SECONDS = 0.02  # a beat refused before the connection is up goes again this soon (doubling)
@@ -103,13 +112,31 @@ class SocketBus:
         self.producer = Producer(home)
         self.control = ControlClient(home)
         self.stop_requested = False
+        self.held: list[Message] | None = None  # while holding (`hold`): what `send` was given, not yet sent
 
     @property
     def rejected(self) -> list[tuple[str, str]]:
         return self.producer.rejected
 
     def send(self, messages: Sequence[Message]) -> None:
-        self.producer.send_many(messages)
+        if self.held is None:
+            self.producer.send_many(messages)
+            return
+        self.held.extend(messages)
+        if len(self.held) >= HELD_MAX:
+            self.producer.send_many(self.held)
+            self.held = []
+
+    def hold(self) -> None:
+        """Hold what `send` is given from now until `release` (the runtime's batch of reactions)."""
+        if self.held is None:
+            self.held = []
+
+    def release(self) -> None:
+        """Send what was held, as one frame, and send at once again."""
+        held, self.held = self.held, None
+        if held:
+            self.producer.send_many(held)
 
     def flush(self) -> None:
         self.producer.flush()
@@ -190,8 +217,10 @@ class Worker:
         self._offset_due = 0.0
 
     def _save_offset(self, seq: int) -> None:
-        """Record `seq` as handled. Called after each command, after each batch the subscriber hands
-        over, at most every OFFSET_SECONDS within a long batch, and on the way out (see `serve`)."""
+        """Record `seq` as handled, once what the reactions sent until now is handed to the producer. Called after
+        each command, after each batch the subscriber hands over, at most every OFFSET_SECONDS within a long batch,
+        and on the way out (see `serve`)."""
+        self.bus.release()
         write_offset(self.offset_path, seq, self.subscriber.journal_id)
         self._offset_due = time.monotonic() + OFFSET_SECONDS
 
@@ -214,9 +243,14 @@ class Worker:
         try:
             while not self.stopping:
                 self.bus.producer.pump()  # what a reaction sent and the ledger lost goes again, unflushed
-                for seq, message in self.subscriber.poll(200):
+                batch = self.subscriber.poll(200)
+                for seq, message in batch:
                     if self.stopping:
                         break
+                    if isinstance(message, Command):
+                        self.bus.release()  # a run's messages follow what the reactions before it sent
+                    else:
+                        self.bus.hold()
                     try:
                         self.handle(message)
                     except Shutdown:
@@ -226,10 +260,12 @@ class Worker:
                     if isinstance(message, Command) or time.monotonic() >= self._offset_due:
                         self._save_offset(seq)
                         unsaved = None
-                if unsaved is not None:  # once per batch of committed events, not per event
-                    self._save_offset(unsaved)
-                    unsaved = None
+                if unsaved is not None and (not batch or time.monotonic() >= self._offset_due):
+                    self._save_offset(unsaved)  # at most every OFFSET_SECONDS while events keep coming, and
+                    unsaved = None  # at the first poll that brings none (a worker keeping up gets batches of one)
+                self.bus.release()
         finally:
+            self.bus.release()
             if unsaved is not None:
                 self._save_offset(unsaved)
             self.heartbeat.stopped.set()

@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from bus.home import Home
 from contracts import Command, Message
-from services import briefing, checks, derived, flow, ingest, scheduler, snapshot
+from services import briefing, checks, derived, flow, ingest, options_bars, scheduler, snapshot
 from services.ledger.inprocess import InProcessLedger
 from services.runs import Handler, Reaction, execute
 
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 # The worker of each job and reaction, as `python -m services.<name>` would serve them.
 WORKERS: dict[str, tuple[dict[Any, Handler], dict[Any, Reaction]]] = {
     "ingest": (ingest.HANDLERS, {}),
+    "options_bars": (options_bars.HANDLERS, {}),
     "snapshot": (snapshot.HANDLERS, {}),
     "flow": (flow.HANDLERS, flow.REACTIONS),
     "derived": (derived.HANDLERS, derived.REACTIONS),

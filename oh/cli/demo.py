@@ -41,7 +41,7 @@ CHAIN_PARTS = 3  # the snapshot range goes down the chain in this many parts, ea
 # while the stage before it works on the next (more parts: more overlap, and more runs of fixed cost each)
 DAILY_CANDLE_DAYS = 7  # the daily's candles: the last week again (the backfill wrote the years before just now)
 START_TIMEOUT = 90.0  # seconds for the services to start
-PIPELINE_WORKERS = ("snapshot", "flow", "derived", "briefing", "checks", "scheduler")
+PIPELINE_WORKERS = ("options_bars", "snapshot", "flow", "derived", "briefing", "checks", "scheduler")
 
 
 def demo(

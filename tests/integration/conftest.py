@@ -25,12 +25,13 @@ def run_oh(*args: str, timeout: float = 300.0) -> subprocess.CompletedProcess[st
 
 
 class Stack:
-    """The ledger plus the ingest worker, started as plain processes."""
+    """The ledger plus the ingest workers (candles: `ingest`, option bars: `options_bars`), started as plain processes."""
 
     def __init__(self, home: Home, ledger_env: dict[str, str] | None = None) -> None:
         self.home = home
         self.ledger = Service(home, "ledger", env=ledger_env)
         self.ingest = Service(home, "ingest")
+        self.options_bars = Service(home, "options_bars")
         self.workers: dict[str, Service] = {}
         self.client = ControlClient(home, timeout=30)
 
@@ -39,8 +40,11 @@ class Stack:
         wait_for_ledger(self.home)
 
     def start_ingest(self) -> None:
+        """Start the candles' and the option bars' workers (a daily sends both at once) and wait for both."""
         self.ingest.start()
+        self.options_bars.start()
         wait_for_heartbeat(self.home, "ingest")
+        wait_for_heartbeat(self.home, "options_bars")
 
     def start_workers(self, *names: str) -> None:
         """Start these workers (`python -m services.NAME`) and wait for a heartbeat from each; `stop` stops them."""
@@ -53,7 +57,7 @@ class Stack:
         return self.client.query(sql, params).column(0)[0].as_py()
 
     def stop(self) -> None:
-        for service in (*self.workers.values(), self.ingest, self.ledger):
+        for service in (*self.workers.values(), self.ingest, self.options_bars, self.ledger):
             if service.proc is not None and service.proc.poll() is None:
                 service.stop()
         self.client.close()
@@ -61,7 +65,7 @@ class Stack:
 
 @pytest.fixture
 def stack(home: Home) -> Iterator[Stack]:
-    """Ledger and ingest worker running for this test's OH_HOME."""
+    """Ledger and the ingest workers (candles, option bars) running for this test's OH_HOME."""
     services = Stack(home)
     services.start_ledger()
     services.start_ingest()

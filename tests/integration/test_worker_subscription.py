@@ -20,7 +20,7 @@ from bus.producer import Producer
 from bus.subscriber import Subscriber
 from contracts import RunDaily, SymbolsForgotten, SymbolsRemembered
 from devtools.processes import Service, wait_for_ledger
-from services import briefing, checks, derived, flow, ingest, notify, snapshot
+from services import briefing, checks, derived, flow, ingest, notify, options_bars, snapshot
 from services.runtime import Worker
 from services.scheduler import HANDLERS
 
@@ -128,7 +128,7 @@ def test_a_busy_scheduler_does_not_queue_the_other_events(home: Home, ledger: Se
         subscriber.close()
 
 
-NARROWED = {"ingest": True, "snapshot": True, "flow": True, "derived": True, "briefing": True, "checks": False,
+NARROWED = {"ingest": True, "options_bars": True, "snapshot": True, "flow": True, "derived": True, "briefing": True, "checks": False,
             "notify": False}
 
 
@@ -139,7 +139,7 @@ def test_each_worker_queues_only_what_it_handles_unless_it_reacts_to_a_stream(
     """The real worker's subscription (built, not served: like a worker busy in a job): 500 events of types no
     worker handles are committed. A worker reacting to RunFinished at most does not have them queued in its
     socket; checks and notify, which react to streams of events, still receive the stream."""
-    module = {"ingest": ingest, "snapshot": snapshot, "flow": flow, "derived": derived, "briefing": briefing,
+    module = {"ingest": ingest, "options_bars": options_bars, "snapshot": snapshot, "flow": flow, "derived": derived, "briefing": briefing,
               "checks": checks, "notify": notify}[name]
     worker = Worker(name, home, module.HANDLERS, getattr(module, "REACTIONS", None))
     try:

@@ -19,9 +19,9 @@ import pyarrow.compute as pc
 import pytest
 
 from contracts import rows
-from oh.adapters.sim import options
+from oh.adapters.sim import bars, options
 from oh.adapters.sim.bars import _S_HIGH, _S_LOW, _S_TRADES, _S_VWAP, option_bars, option_contracts
-from oh.adapters.sim.market import DEFAULT_SEED, mix, symbol_seed, uniform
+from oh.adapters.sim.market import DEFAULT_SEED, close_path, mix, spot_path, symbol_seed, uniform
 from oh.adapters.sim.options import option_chain, quote_contracts, quote_prices
 from oh.adapters.sim.universe import SYNTHETIC_ENV
 from oh.domain import calendar
@@ -156,7 +156,7 @@ def test_open_interest_of_two_sessions_at_once_is_each_alone(session_of: object)
     call = pc.equal(chain["right"], "C").to_numpy(zero_copy_only=False)
     mills = np.round(chain["strike"].to_numpy() * 1000).astype(np.int64)
     keys = options._contract_keys(options._seed_of("SPY", DEFAULT_SEED), exp_days, call, mills)
-    closes = options.spot_path("SPY", DEFAULT_SEED)[3]
+    closes = spot_path("SPY", DEFAULT_SEED)[3]
     session = session_of(calendar.session_index(DAYS[1]))  # type: ignore[operator]
     strike = mills / 1000.0
     pair = options._open_interests(keys, strike, exp_days, call, (session, max(session - 1, 0)), closes, 0.3)
@@ -185,3 +185,29 @@ def test_an_impossible_expiry_is_bad_option_symbol() -> None:
     """Digits that are no date (month 13) are a BadOptionSymbol too."""
     with pytest.raises(BadOptionSymbol, match="AAPL"):
         option_bars("AAPL", ["AAPL251320C00200000"], DAYS[1], DAYS[1])
+
+
+# ---------------------------------------------------------------- what the bars no longer recompute
+
+
+@pytest.mark.parametrize("symbol", [*SYMBOLS, "S0999", "QQQ"])
+def test_the_close_path_is_the_spot_path_s_close(symbol: str) -> None:
+    """close_path (what chains and bars price from: the path's first draws only) is spot_path's close, bit for bit."""
+    assert np.array_equal(close_path(symbol, DEFAULT_SEED), spot_path(symbol, DEFAULT_SEED)[3])
+    assert np.array_equal(close_path(symbol, 7), spot_path(symbol, 7)[3])
+
+
+@pytest.mark.parametrize("symbol", SYMBOLS)
+def test_bars_of_the_list_just_listed_equal_the_parsed_list_s(symbol: str) -> None:
+    """option_bars of the list option_contracts gave out last (its fields from the memo, not parsed back) is the
+    same table as of an equal list parsed, and of the old code; a changed list is parsed, not taken from the memo."""
+    for day in DAYS:
+        listed = option_contracts(symbol, day, 45)
+        assert bars._last_listed.get(symbol, ([],))[0] == listed  # the memo is what the next call uses
+        memo = option_bars(symbol, listed, day, day)
+        bars._last_listed.clear()
+        assert memo.equals(option_bars(symbol, listed, day, day))
+        assert memo.equals(_old_bars(symbol, listed, day, day))
+        listed = option_contracts(symbol, day, 45)
+        listed[::2] = listed[::2][::-1]  # the caller's list changed after listing: not the memo's fields
+        assert option_bars(symbol, listed, day, day).equals(_old_bars(symbol, listed, day, day))

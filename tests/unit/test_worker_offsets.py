@@ -1,8 +1,11 @@
 """When a worker records its place (`OH_HOME/state/<name>.offset`, services/runtime.py `Worker.serve`).
 
-Reactions' offsets are written once per batch of committed events the subscriber hands over (not once per
-event: ~12% of the checks worker's CPU on a wide day), after every command at once, and on the way out; the
+Reactions' offsets are written at most every OFFSET_SECONDS while committed events keep coming and at the first
+poll that brings none (not once per event, nor per batch: a worker keeping up gets batches of one; ~12% of the
+checks worker's CPU on a wide day), after every command at once, and on the way out; the
 file never names a seq the worker has not handled, and never lags the last handled one once `serve` returns.
+What reactions send is held for the batch and handed to the producer as one frame (at most HELD_MAX messages)
+before the offset is written and before a command runs.
 """
 
 from __future__ import annotations
@@ -33,13 +36,30 @@ class _Subscriber:
         pass
 
 
-class _Bus:
-    stop_requested = False
+class _Producer:
+    """Records each frame (`send_many`) it is given."""
 
-    class producer:
-        @staticmethod
-        def pump() -> None:
-            pass
+    def __init__(self) -> None:
+        self.frames: list[list[Message]] = []
+
+    def pump(self) -> None:
+        pass
+
+    def send_many(self, messages: list[Message]) -> None:
+        self.frames.append(list(messages))
+
+
+class _Bus:
+    """The real SocketBus's send, hold and release on a recording producer."""
+
+    stop_requested = False
+    send = runtime.SocketBus.send
+    hold = runtime.SocketBus.hold
+    release = runtime.SocketBus.release
+
+    def __init__(self) -> None:
+        self.producer = _Producer()
+        self.held: list[Message] | None = None
 
     def close(self, name: str) -> None:
         pass
@@ -167,3 +187,97 @@ def test_stopping_mid_batch_records_the_last_event_handled(tmp_path: Path, monke
     worker = _worker(other, [batch], lambda m, b: None, handlers={RunChecks: lambda c, r: None})
     worker.serve()
     assert read_offset(worker.offset_path, "checks")[0] == 105
+
+
+def _sent(bus: object) -> list[str]:
+    return [m.symbols[0] for frame in bus.producer.frames for m in frame]  # type: ignore[attr-defined]
+
+
+def test_what_a_batch_of_reactions_sends_goes_as_one_frame_at_most_held_max(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """600 committed events in one batch, each reaction sending one message: frames of HELD_MAX, HELD_MAX and the
+    rest, in order; a second batch of 3 is a frame of its own (a batch's messages never wait for the next batch)."""
+    monkeypatch.setattr(runtime, "OFFSET_SECONDS", 3600.0)
+    worker = _worker(tmp_path, [_events(1, 600), _events(601, 3)], lambda m, b: None)
+    worker._offset_due = float("inf")  # no write on time within a batch
+
+    def echo(message: Message, bus: runtime.SocketBus) -> None:
+        bus.send([SymbolsRemembered(symbols=[f"R{message.symbols[0][1:]}"])])  # type: ignore[attr-defined]
+        if message.symbols == ["S603"]:  # type: ignore[attr-defined]
+            worker.bus.stop_requested = True
+
+    worker.reactions = {SymbolsRemembered: echo}
+    worker.serve()
+    frames = worker.bus.producer.frames  # type: ignore[attr-defined]
+    assert [len(f) for f in frames] == [runtime.HELD_MAX, runtime.HELD_MAX, 600 - 2 * runtime.HELD_MAX, 3]
+    assert _sent(worker.bus) == [f"R{seq}" for seq in range(1, 604)]
+
+
+def test_the_offset_is_written_only_after_the_reactions_messages_left(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Whenever the offset file is written (after every event here: the strictest timing, and on the way out after
+    a stop mid-batch), every message the reactions up to that seq sent has been handed to the producer."""
+    monkeypatch.setattr(runtime, "OFFSET_SECONDS", 0.0)
+    worker = _worker(tmp_path, [_events(1, 50)], lambda m, b: None)
+    behind: list[tuple[int, int]] = []
+    real = runtime.write_offset
+
+    def write(path: Path, seq: int, journal_id: str | None) -> None:
+        if len(_sent(worker.bus)) < seq:
+            behind.append((seq, len(_sent(worker.bus))))
+        real(path, seq, journal_id)
+
+    monkeypatch.setattr(runtime, "write_offset", write)
+
+    def echo(message: Message, bus: runtime.SocketBus) -> None:
+        bus.send([SymbolsRemembered(symbols=[f"R{message.symbols[0][1:]}"])])  # type: ignore[attr-defined]
+        if message.symbols == ["S30"]:  # type: ignore[attr-defined]
+            worker.bus.stop_requested = True
+
+    worker.reactions = {SymbolsRemembered: echo}
+    worker.serve()
+    assert behind == []
+    assert read_offset(worker.offset_path, "checks")[0] == 30 and len(_sent(worker.bus)) == 30
+
+
+def test_a_command_s_messages_follow_what_the_reactions_before_it_sent(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Reactions, a command, reactions in one batch: the command's run sends at once (nothing held while it runs),
+    after the messages of the reactions before it; the reactions after it are held again for the batch's end."""
+    monkeypatch.setattr(runtime, "OFFSET_SECONDS", 3600.0)
+
+    def run(bus: runtime.SocketBus, message: Message, handler: object, name: str) -> None:
+        assert bus.held is None
+        bus.send([SymbolsRemembered(symbols=["RUN"])])
+
+    monkeypatch.setattr(runtime, "execute", run)
+    batch: list[tuple[int, Message]] = [*_events(1, 3), (4, RunChecks()), *_events(5, 3)]
+    worker = _worker(tmp_path, [batch], lambda m, b: None, handlers={RunChecks: lambda c, r: None})
+    worker._offset_due = float("inf")  # no write on time within the batch (the command's own still releases)
+
+    def echo(message: Message, bus: runtime.SocketBus) -> None:
+        bus.send([SymbolsRemembered(symbols=[f"R{message.symbols[0][1:]}"])])  # type: ignore[attr-defined]
+        if message.symbols == ["S7"]:  # type: ignore[attr-defined]
+            worker.bus.stop_requested = True
+
+    worker.reactions = {SymbolsRemembered: echo}
+    worker.serve()
+    frames = worker.bus.producer.frames  # type: ignore[attr-defined]
+    assert [[m.symbols[0] for m in frame] for frame in frames] == [["R1", "R2", "R3"], ["RUN"], ["R5", "R6", "R7"]]
+
+
+def test_a_worker_keeping_up_writes_on_time_and_when_the_events_stop(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """50 batches of one event (a worker keeping up), then a poll with none: the offset is written for the first
+    (its time was due) and at the empty poll, not 50 times; the file then names the last event."""
+    written = _counting_writes(monkeypatch)
+    monkeypatch.setattr(runtime, "OFFSET_SECONDS", 3600.0)
+    worker = _worker(tmp_path, [_events(seq, 1) for seq in range(1, 51)], lambda m, b: None)
+    polls = worker.subscriber.poll
+
+    def poll(timeout_ms: int = 100) -> list[tuple[int, Message]]:
+        batch = polls(timeout_ms)
+        if not batch:
+            worker.bus.stop_requested = True  # after this empty poll's write
+        return batch
+
+    worker.subscriber.poll = poll  # type: ignore[method-assign]
+    worker.serve()
+    assert written == [1, 50], written
+    assert read_offset(worker.offset_path, "checks") == (50, JOURNAL_ID)

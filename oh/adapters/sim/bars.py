@@ -25,17 +25,34 @@ from oh.adapters.sim.market import (
     symbol_seed,
     uniform,
 )
-from oh.adapters.sim.options import listed_contracts, quote_prices
+from oh.adapters.sim.options import listing_within, quote_prices
 from oh.domain import calendar
 from oh.domain.osi import BadOptionSymbol
 
 _S_HIGH, _S_LOW, _S_VWAP, _S_TRADES = (np.uint64(0xB0A5 + i) for i in range(4))
 
 
+# The last contract list `option_contracts` gave out, with what its symbols say: `option_bars` is usually
+# called with that very list next (services/options_bars.py), and then skips parsing it back. One entry.
+_last_listed: dict[str, tuple[list[str], np.ndarray, np.ndarray, np.ndarray]] = {}
+
+
 def option_contracts(symbol: str, day: date, max_dte: int, market_seed: int = DEFAULT_SEED) -> list[str]:
     """OCC compact symbols of `symbol`'s contracts listed on session `day` expiring within `max_dte` days
     (the chain's `contract_symbol`s, in its order, from the listing: no contract is priced)."""
-    return listed_contracts(symbol, day, max_dte, market_seed)
+    contracts, exp_days, call, mills = listing_within(symbol, day, max_dte, market_seed)
+    _last_listed.clear()
+    _last_listed[symbol] = (contracts, exp_days.astype("datetime64[D]"), call, mills / 1000.0)
+    return list(contracts)  # the caller's own list: what it does with it never changes the memo
+
+
+def _contract_fields(symbol: str, contracts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`_parse(symbol, contracts)`: from the memo of `option_contracts` when `contracts` is what it listed
+    last (the same strings in the same order), else parsed."""
+    listed = _last_listed.get(symbol)
+    if listed is not None and listed[0] == contracts:
+        return listed[1], listed[2], listed[3]
+    return _parse(symbol, contracts)
 
 
 def _parse(symbol: str, contracts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -75,7 +92,7 @@ def _hash_uniform(mixed: np.ndarray, session: int, salt: np.uint64) -> np.ndarra
 def option_bars(symbol: str, contracts: list[str], start: date, end: date, market_seed: int = DEFAULT_SEED) -> pa.Table:
     """Daily bars of `contracts` on each session in [start, end] (schema contracts.rows.OPTION_BARS)."""
     require_listed(symbol)
-    expiry, call, strike = _parse(symbol, contracts)
+    expiry, call, strike = _contract_fields(symbol, contracts)
     names = np.array(contracts, dtype=object)
     base = np.uint64(symbol_seed(f"bars:{symbol}", market_seed))
     mixed = mix(_contract_hashes(names) ^ base)

@@ -45,9 +45,15 @@ def symbol_seed(symbol: str, market_seed: int = DEFAULT_SEED) -> int:
     return int.from_bytes(digest[:8], "little")
 
 
-@lru_cache(maxsize=512)
-def spot_path(symbol: str, market_seed: int) -> tuple[np.ndarray, ...]:
-    rng = np.random.Generator(np.random.PCG64(symbol_seed(symbol, market_seed)))
+# A path is 5 columns of ~11,600 sessions (~460 KB): a worker going through thousands of symbols keeps this many.
+PATHS_CACHED = 64
+CLOSES_CACHED = 512  # a close path is one column (~93 KB)
+_FLOOR = 0.01  # a long decline must not round a price to zero; raising all four keeps their order
+
+
+def _start(rng: np.random.Generator) -> tuple[float, float, npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The first draws of a symbol's path, in order: (daily vol, base volume, log returns, close before
+    rounding). `spot_path` goes on drawing from `rng` after them; `close_path` stops here."""
     n = len(calendar.all_sessions())
     start_price = float(rng.uniform(20, 400))
     annual_vol = float(rng.uniform(0.15, 0.55))
@@ -59,6 +65,19 @@ def spot_path(symbol: str, market_seed: int) -> tuple[np.ndarray, ...]:
     cumulative = np.cumsum(log_returns)
     anchor = calendar.session_index(ANCHOR)  # the price is start_price here, so decades of drift never
     close = start_price * np.exp(cumulative - cumulative[anchor])  # push today's prices to absurd levels
+    return daily_vol, base_volume, log_returns, close
+
+
+def _rng(symbol: str, market_seed: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(symbol_seed(symbol, market_seed)))
+
+
+@lru_cache(maxsize=PATHS_CACHED)
+def spot_path(symbol: str, market_seed: int) -> tuple[np.ndarray, ...]:
+    """(open, high, low, close, volume) of `symbol` on every session of the calendar."""
+    rng = _rng(symbol, market_seed)
+    daily_vol, base_volume, log_returns, close = _start(rng)
+    n = close.size
     gap = rng.standard_normal(n) * daily_vol * 0.3
     previous = np.concatenate(([close[0] * np.exp(-log_returns[0])], close[:-1]))
     open_ = previous * np.exp(gap)
@@ -67,13 +86,19 @@ def spot_path(symbol: str, market_seed: int) -> tuple[np.ndarray, ...]:
     high = np.maximum(open_, close) * np.exp(wick_high)
     low = np.minimum(open_, close) * np.exp(-wick_low)
     volume = base_volume * np.exp(0.35 * rng.standard_normal(n)) * (1 + 8 * np.abs(log_returns))
-    floor = 0.01  # a long decline must not round a price to zero; raising all four keeps their order
     return (
-        np.maximum(np.round(open_, 4), floor), np.maximum(np.round(high, 4), floor),
-        np.maximum(np.round(low, 4), floor), np.maximum(np.round(close, 4), floor),
+        np.maximum(np.round(open_, 4), _FLOOR), np.maximum(np.round(high, 4), _FLOOR),
+        np.maximum(np.round(low, 4), _FLOOR), np.maximum(np.round(close, 4), _FLOOR),
         volume.astype(np.int64),
     )
 
+
+@lru_cache(maxsize=CLOSES_CACHED)
+def close_path(symbol: str, market_seed: int) -> npt.NDArray[np.float64]:
+    """`spot_path(symbol, market_seed)[3]`, the same numbers, without drawing and computing the other four
+    columns (a fifth of the work): what the option chains and bars price from."""
+    close = _start(_rng(symbol, market_seed))[3]
+    return np.maximum(np.round(close, 4), _FLOOR)
 
 
 def mix(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:

@@ -30,9 +30,9 @@ from scipy.special import ndtri
 from contracts import rows
 from oh.adapters.sim.market import (
     DEFAULT_SEED,
+    close_path,
     mix,
     require_listed,
-    spot_path,
     symbol_seed,
     uniform,
 )
@@ -95,7 +95,7 @@ def _day_number(day: date) -> int:
 @lru_cache(maxsize=512)
 def _symbol_params(symbol: str, market_seed: int) -> dict[str, float]:
     """Surface and dividend parameters of a symbol: stable draws plus its path's realized vol."""
-    close = spot_path(symbol, market_seed)[3]
+    close = close_path(symbol, market_seed)
     realized = float(np.std(np.diff(np.log(close))) * np.sqrt(252.0))
     rng = np.random.Generator(np.random.PCG64(symbol_seed(f"options:{symbol}", market_seed)))
     u = rng.uniform(size=12)
@@ -186,6 +186,12 @@ def expiries(day: date, weekly_weeks: int = WEEKLY_WEEKS, monthly_days: int = MO
 
     A Friday that is not an NYSE session (a holiday) expires on the session before it.
     """
+    return list(_expiries(day, weekly_weeks, monthly_days))
+
+
+@lru_cache(maxsize=256)
+def _expiries(day: date, weekly_weeks: int, monthly_days: int) -> tuple[date, ...]:
+    """`expiries`, once per (day, depth): every symbol of a listing tier has the same (a wide day asks ~10,000 times)."""
     fridays: set[date] = set()
     first_friday = day + timedelta(days=(4 - day.weekday()) % 7 or 7)
     fridays.update(first_friday + timedelta(weeks=i) for i in range(weekly_weeks))
@@ -202,7 +208,7 @@ def expiries(day: date, weekly_weeks: int = WEEKLY_WEEKS, monthly_days: int = MO
     last = days[-1].astype(date)
     wanted = np.array(sorted(f for f in fridays if f <= last), dtype="datetime64[D]")
     adjusted = days[np.searchsorted(days, wanted, side="right") - 1]  # the Friday, or the session before
-    return [d for d in np.unique(adjusted).astype(date).tolist() if d > day]
+    return tuple(d for d in np.unique(adjusted).astype(date).tolist() if d > day)
 
 
 def _strike_step_mills(spot: float, t: float) -> int:
@@ -301,7 +307,7 @@ def _spot(symbol: str, day: date, market_seed: int) -> tuple[int, float]:
     days = calendar.all_sessions()
     if s >= len(days) or days[s] != np.datetime64(day, "D"):
         raise ValueError(f"{day} is not an NYSE session: the sim market has no chain that day")
-    return s, float(spot_path(symbol, market_seed)[3][s])
+    return s, float(close_path(symbol, market_seed)[s])
 
 
 def _contracts(
@@ -394,7 +400,7 @@ def _volume_oi(
     market_seed: int,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """(volume, open interest) of each contract on `session`."""
-    closes = spot_path(symbol, market_seed)[3]
+    closes = close_path(symbol, market_seed)
     keys = prices.keys
     oi_now, oi_prev = _open_interests(keys, prices.strike, exp_days, call, (session, max(session - 1, 0)), closes,
                                       _symbol_params(symbol, market_seed)["base_vol"])
@@ -457,9 +463,18 @@ def option_chain(symbol: str, day: date, market_seed: int = DEFAULT_SEED) -> pa.
 def listed_contracts(symbol: str, day: date, max_dte: int, market_seed: int = DEFAULT_SEED) -> list[str]:
     """The `contract_symbol`s of `option_chain(symbol, day)` expiring within `max_dte` calendar days, in the
     chain's order, from the listing alone (no contract is priced)."""
+    return listing_within(symbol, day, max_dte, market_seed)[0]
+
+
+def listing_within(
+    symbol: str, day: date, max_dte: int, market_seed: int = DEFAULT_SEED,
+) -> tuple[list[str], npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
+    """`listed_contracts` and, for the same contracts, (expiry as days since epoch, is_call, strike in mills):
+    what their symbols say, without parsing them back (oh.adapters.sim.bars)."""
     _, spot = _spot(symbol, day, market_seed)
     exp_days, call, mills = _listing(day, spot, listing_depth(symbol, market_seed))
     within = exp_days <= _day_number(day + timedelta(days=max_dte))
     if not within.any():
-        return []
-    return _contract_symbols(symbol, exp_days[within], call[within], mills[within]).tolist()
+        return [], exp_days[:0], call[:0], mills[:0]
+    exp_days, call, mills = exp_days[within], call[within], mills[within]
+    return _contract_symbols(symbol, exp_days, call, mills).tolist(), exp_days, call, mills
