@@ -7,6 +7,8 @@ as soon as it is drawn instead of the whole page waiting for its slowest part. T
 marker (what tests and benchmarks wait for) is set once every section of the first fill is done, in the
 same patch as the last section (a message of its own cost the browser one more patch to apply).
 Each section's changes go to the browser as one patch, under one freeze of the document's model graph.
+Panel's queue of websocket writes is corrected on import (`panel_app.ws_writes.install()`): Panel's own
+could leave a queued patch unsent for good (under load, the Flow page's last section and its marker).
 
 Controls the page changes itself while filling (options of a picker, a default value) never trigger
 a refresh of their own: only a user's change does (`control()`), so one refresh draws each section
@@ -30,8 +32,10 @@ from panel_app.components import Slot, down_text, error_text, html_pane, notice,
 from panel_app.context import AppContext
 from panel_app.data import LedgerDown
 from panel_app.live import LedgerState, LiveEvent
+from panel_app.ws_writes import install as install_ws_writes
 
 log = logging.getLogger(__name__)
+install_ws_writes()  # every page's patches go through Panel's write queue: never leave one queued unsent
 
 
 class Page:
