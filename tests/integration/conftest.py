@@ -40,9 +40,12 @@ class Stack:
         wait_for_ledger(self.home)
 
     def start_ingest(self) -> None:
-        """Start the candles' and the option bars' workers (a daily sends both at once) and wait for both."""
+        """Start the candles' worker and, unless it still runs, the option bars' (a daily sends both at once), and
+        wait for both. Tests restart `ingest` alone after stopping or killing it; a second `options_bars` beside a
+        running one would outlive the test (`stop` knows only the newest)."""
         self.ingest.start()
-        self.options_bars.start()
+        if self.options_bars.proc is None or self.options_bars.proc.poll() is not None:
+            self.options_bars.start()
         wait_for_heartbeat(self.home, "ingest")
         wait_for_heartbeat(self.home, "options_bars")
 

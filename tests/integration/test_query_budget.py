@@ -67,7 +67,7 @@ def _oh_with(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
 
 def _stop(stack: Stack) -> None:
     """Stop what the test started; kill a process that does not stop in time (a runaway must not outlive us)."""
-    for service in (stack.ingest, stack.ledger):
+    for service in (stack.ingest, stack.options_bars, stack.ledger):
         if service.proc is not None and service.proc.poll() is None:
             try:
                 service.stop()

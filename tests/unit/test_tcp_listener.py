@@ -61,7 +61,11 @@ class Rig:
         return sock
 
     def ask(self, sock: zmq.Socket, wait_s: float) -> bytes | None:  # type: ignore[type-arg]
-        """Send `ping` on a REQ socket; serve the router meanwhile; return the reply or None."""
+        """Send `ping` on a REQ socket; serve the router meanwhile; return the reply or None. A refused client may
+        have no pipe left to send on (its connection torn down after the handshake failed): a REQ socket's send
+        would then block for good, so it counts as no reply (it got nothing) once `wait_s` passes unsent."""
+        if not sock.poll(int(wait_s * 1000), zmq.POLLOUT):
+            return None
         sock.send(b"ping")
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
