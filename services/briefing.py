@@ -38,16 +38,17 @@ BRIEFING = job_of(BuildBriefing)
 ASSET = BRIEFING.asset_key
 
 _FLOW_COLUMNS = "symbol, row_key, put_call, expiry, strike, d_oi, d_oi_notional, volume, label"
-_FLOW_DAY = "list_contains(?::VARCHAR[], symbol) AND to_date = ? AND window_sessions = 1 AND group_by = 'contract'"
-# Per read, only the rows `briefing.flow_highlights` can show: the read's FLOW_ROWS largest building/unwinding
+_FLOW_DAY = "list_contains($1::VARCHAR[], symbol) AND to_date = $2 AND window_sessions = 1 AND group_by = 'contract'"
+# Per read, only the rows `briefing.flow_highlights` can show: the read's FLOW_ROWS ($3) largest building/unwinding
 # changes (the largest of all are among each read's largest: same order, ties by symbol then contract) and the held
-# contracts. Reading every building/unwinding row (~700,000 at 5,000 symbols, as dicts) grew the worker with the width.
+# contracts ($4). Reading every building/unwinding row (~700,000 at 5,000 symbols, as dicts) grew the worker with the
+# width. Numbered parameters: both halves read the same symbols ($1) and day ($2).
 FLOW_SQL = f"""
 SELECT * FROM (
   (SELECT {_FLOW_COLUMNS} FROM options_flow WHERE {_FLOW_DAY} AND label IN ('building', 'unwinding')
-     AND isfinite(d_oi_notional) ORDER BY abs(d_oi_notional) DESC, symbol, row_key LIMIT ?)
+     AND isfinite(d_oi_notional) ORDER BY abs(d_oi_notional) DESC, symbol, row_key LIMIT $3)
   UNION
-  (SELECT {_FLOW_COLUMNS} FROM options_flow WHERE {_FLOW_DAY} AND list_contains(?::VARCHAR[], row_key)))
+  (SELECT {_FLOW_COLUMNS} FROM options_flow WHERE {_FLOW_DAY} AND list_contains($4::VARCHAR[], row_key)))
 ORDER BY symbol, row_key
 """
 DERIVED_SQL = "SELECT * FROM derived_daily WHERE list_contains(?::VARCHAR[], symbol) AND session_date = ? ORDER BY symbol"
@@ -81,22 +82,18 @@ def _portfolio(path: Path) -> tuple[Portfolio | None, str | None]:
         return None, f"The portfolio file could not be read, so it is not analyzed: {exc}"
 
 
-def _rows(run: RunContext, sql: str, symbols: list[str], as_of: date, *extra: Any) -> list[dict[str, Any]]:
+def _rows(read: Read, sql: str, symbols: list[str], as_of: date, *extra: Any) -> list[dict[str, Any]]:
     """The rows of `sql` for `symbols` (sorted), symbol by symbol, SYMBOLS_PER_READ symbols per query."""
     rows: list[dict[str, Any]] = []
     for start in range(0, len(symbols), SYMBOLS_PER_READ):
-        rows += run.query(sql, [symbols[start:start + SYMBOLS_PER_READ], as_of, *extra]).to_pylist()
+        rows += read(sql, [symbols[start:start + SYMBOLS_PER_READ], as_of, *extra]).to_pylist()
     return rows
 
 
 def flow_candidates(read: Read, symbols: list[str], as_of: date, held: list[str]) -> list[dict[str, Any]]:
     """The flow rows of `symbols` on `as_of` that `briefing.flow_highlights` can show (FLOW_SQL), SYMBOLS_PER_READ
     symbols per query: the highlights of these rows are those of every row of the day."""
-    rows: list[dict[str, Any]] = []
-    for start in range(0, len(symbols), SYMBOLS_PER_READ):
-        part = symbols[start:start + SYMBOLS_PER_READ]
-        rows += read(FLOW_SQL, [part, as_of, briefing.FLOW_ROWS, part, as_of, held]).to_pylist()
-    return rows
+    return _rows(read, FLOW_SQL, symbols, as_of, briefing.FLOW_ROWS, held)
 
 
 class BriefingRefused(ValueError):
@@ -131,7 +128,7 @@ def gather(command: BuildBriefing, run: RunContext, day: date) -> briefing.Brief
     return briefing.BriefingInput(
         as_of=day, symbols=tuple(symbols), portfolio_path=str(path), analysis=analysis,
         portfolio_note=note, currency=portfolio.base_currency if portfolio else "USD",
-        derived=tuple(_rows(run, DERIVED_SQL, symbols, day)), flow=notable, held_flow=mine,
+        derived=tuple(_rows(run.query, DERIVED_SQL, symbols, day)), flow=notable, held_flow=mine,
         health=briefing.health_summary(report, symbols),
         risk_profile=portfolio.risk_profile if portfolio else None, breaches=tuple(found),
     )
