@@ -218,8 +218,8 @@ class Worker:
 
     def _save_offset(self, seq: int) -> None:
         """Record `seq` as handled, once what the reactions sent until now is handed to the producer. Called after
-        each command, after each batch the subscriber hands over, at most every OFFSET_SECONDS within a long batch,
-        and on the way out (see `serve`)."""
+        each command, at most every OFFSET_SECONDS while committed events keep coming, at the first poll that
+        brings none, and on the way out (see `serve`)."""
         self.bus.release()
         write_offset(self.offset_path, seq, self.subscriber.journal_id)
         self._offset_due = time.monotonic() + OFFSET_SECONDS

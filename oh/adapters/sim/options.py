@@ -460,17 +460,12 @@ def option_chain(symbol: str, day: date, market_seed: int = DEFAULT_SEED) -> pa.
     return _quote(symbol, day, session, spot, exp_days, call, mills, market_seed)
 
 
-def listed_contracts(symbol: str, day: date, max_dte: int, market_seed: int = DEFAULT_SEED) -> list[str]:
-    """The `contract_symbol`s of `option_chain(symbol, day)` expiring within `max_dte` calendar days, in the
-    chain's order, from the listing alone (no contract is priced)."""
-    return listing_within(symbol, day, max_dte, market_seed)[0]
-
-
 def listing_within(
     symbol: str, day: date, max_dte: int, market_seed: int = DEFAULT_SEED,
 ) -> tuple[list[str], npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
-    """`listed_contracts` and, for the same contracts, (expiry as days since epoch, is_call, strike in mills):
-    what their symbols say, without parsing them back (oh.adapters.sim.bars)."""
+    """The `contract_symbol`s of `option_chain(symbol, day)` expiring within `max_dte` calendar days, in the
+    chain's order, from the listing alone (no contract is priced); and, for the same contracts, (expiry as days
+    since epoch, is_call, strike in mills): what their symbols say, without parsing them back (oh.adapters.sim.bars)."""
     _, spot = _spot(symbol, day, market_seed)
     exp_days, call, mills = _listing(day, spot, listing_depth(symbol, market_seed))
     within = exp_days <= _day_number(day + timedelta(days=max_dte))
