@@ -11,6 +11,7 @@ before the offset is written and before a command runs.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from contracts import RunChecks, SymbolsRemembered
@@ -193,6 +194,16 @@ def _sent(bus: object) -> list[str]:
     return [m.symbols[0] for frame in bus.producer.frames for m in frame]  # type: ignore[attr-defined]
 
 
+def _echo_until(worker: Worker, last: str) -> Callable[[Message, runtime.SocketBus], None]:
+    """A reaction that sends one message per event (`R<seq>` for event `S<seq>`) and stops the worker at `last`."""
+    def echo(message: Message, bus: runtime.SocketBus) -> None:
+        bus.send([SymbolsRemembered(symbols=[f"R{message.symbols[0][1:]}"])])  # type: ignore[attr-defined]
+        if message.symbols == [last]:  # type: ignore[attr-defined]
+            worker.bus.stop_requested = True
+
+    return echo
+
+
 def test_what_a_batch_of_reactions_sends_goes_as_one_frame_at_most_held_max(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """600 committed events in one batch, each reaction sending one message: frames of HELD_MAX, HELD_MAX and the
     rest, in order; a second batch of 3 is a frame of its own (a batch's messages never wait for the next batch)."""
@@ -200,12 +211,7 @@ def test_what_a_batch_of_reactions_sends_goes_as_one_frame_at_most_held_max(tmp_
     worker = _worker(tmp_path, [_events(1, 600), _events(601, 3)], lambda m, b: None)
     worker._offset_due = float("inf")  # no write on time within a batch
 
-    def echo(message: Message, bus: runtime.SocketBus) -> None:
-        bus.send([SymbolsRemembered(symbols=[f"R{message.symbols[0][1:]}"])])  # type: ignore[attr-defined]
-        if message.symbols == ["S603"]:  # type: ignore[attr-defined]
-            worker.bus.stop_requested = True
-
-    worker.reactions = {SymbolsRemembered: echo}
+    worker.reactions = {SymbolsRemembered: _echo_until(worker, "S603")}
     worker.serve()
     frames = worker.bus.producer.frames  # type: ignore[attr-defined]
     assert [len(f) for f in frames] == [runtime.HELD_MAX, runtime.HELD_MAX, 600 - 2 * runtime.HELD_MAX, 3]
@@ -227,12 +233,7 @@ def test_the_offset_is_written_only_after_the_reactions_messages_left(tmp_path: 
 
     monkeypatch.setattr(runtime, "write_offset", write)
 
-    def echo(message: Message, bus: runtime.SocketBus) -> None:
-        bus.send([SymbolsRemembered(symbols=[f"R{message.symbols[0][1:]}"])])  # type: ignore[attr-defined]
-        if message.symbols == ["S30"]:  # type: ignore[attr-defined]
-            worker.bus.stop_requested = True
-
-    worker.reactions = {SymbolsRemembered: echo}
+    worker.reactions = {SymbolsRemembered: _echo_until(worker, "S30")}
     worker.serve()
     assert behind == []
     assert read_offset(worker.offset_path, "checks")[0] == 30 and len(_sent(worker.bus)) == 30
@@ -252,12 +253,7 @@ def test_a_command_s_messages_follow_what_the_reactions_before_it_sent(tmp_path:
     worker = _worker(tmp_path, [batch], lambda m, b: None, handlers={RunChecks: lambda c, r: None})
     worker._offset_due = float("inf")  # no write on time within the batch (the command's own still releases)
 
-    def echo(message: Message, bus: runtime.SocketBus) -> None:
-        bus.send([SymbolsRemembered(symbols=[f"R{message.symbols[0][1:]}"])])  # type: ignore[attr-defined]
-        if message.symbols == ["S7"]:  # type: ignore[attr-defined]
-            worker.bus.stop_requested = True
-
-    worker.reactions = {SymbolsRemembered: echo}
+    worker.reactions = {SymbolsRemembered: _echo_until(worker, "S7")}
     worker.serve()
     frames = worker.bus.producer.frames  # type: ignore[attr-defined]
     assert [[m.symbols[0] for m in frame] for frame in frames] == [["R1", "R2", "R3"], ["RUN"], ["R5", "R6", "R7"]]
