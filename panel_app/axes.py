@@ -45,6 +45,7 @@ from bokeh.models import (
     CustomJSTickFormatter,
     DatetimeTickFormatter,
     GlyphRenderer,
+    Grid,
     LabelingPolicy,
     Legend,
     NoOverlap,
@@ -63,6 +64,24 @@ AXIS_DIGITS = 2  # decimals of a compact tick at most: 1.25M stays 1.25M
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 GRID = "#e8ecf1"
 TEXT = "#3b4654"
+# A chart's tools. Over time (candles, histories, timelines): pan, zoom by wheel (one click to arm it: the page
+# scrolls) or box, reset, save. Across strikes or expiries (IV smile, open interest, flow): box zoom, reset and save
+# only: a cross-section of a chain is read by hovering and zoomed into by a box (the strikes near the money); pan
+# and wheel zoom were two models more per chart that added nothing a box zoom and reset do not.
+TIME_TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
+STRIKE_TOOLS = "box_zoom,reset,save"
+# The legend's columns follow the plot's width (a phone gets fewer): one callback per browser session, shared by
+# every legend under a plot (it reads the legend's item width and most columns from the legend's `tags`)
+LEGEND_COLUMNS_JS = """
+for (const legend of [...cb_obj.above, ...cb_obj.below]) {
+  if (legend.type !== "Legend" || legend.tags.length < 2) { continue; }
+  const [item_px, most] = legend.tags;
+  const n = legend.items.length || 1;
+  const fit = Math.max(1, Math.floor(cb_obj.inner_width / item_px));
+  const ncols = Math.min(n, most, fit);
+  if (legend.ncols !== ncols) { legend.ncols = ncols; }
+}
+"""
 
 # The compact scaling of oh.domain.units._scaled, in JavaScript: the thresholds come from units.SUFFIXES.
 _SCALED_JS = """
@@ -144,11 +163,12 @@ def set_axis(axis: Any, column: str | None = None, *, kind: str | None = None, t
         axis.axis_label = label
 
 
-def new_figure(height: int = 300, *, x_axis_type: str = "auto", tools: str = "pan,wheel_zoom,box_zoom,reset,save",
+def new_figure(height: int = 300, *, x_axis_type: str = "auto", tools: str = TIME_TOOLS, grid: bool = True,
                **kwargs: Any) -> Any:
     """A figure with the dashboard's defaults: full width, fixed height, quiet grid, a toolbar that hides, no
     title model (each section has its heading above the chart; an empty Bokeh title is one model more that
-    draws nothing). `tools=""` gives a figure without a toolbar."""
+    draws nothing). `tools=""` gives a figure without a toolbar; `grid=False` one without grid lines (a heatmap's
+    cells cover them: no Grid models at all rather than two hidden ones)."""
     options: dict[str, Any] = {"height": height, "sizing_mode": "stretch_width", "x_axis_type": x_axis_type,
                                "title": None,
                                "tools": tools, "toolbar_location": "above" if tools else None, "min_border_left": 10,
@@ -159,8 +179,11 @@ def new_figure(height: int = 300, *, x_axis_type: str = "auto", tools: str = "pa
     fig.toolbar.autohide = True
     if tools and "wheel_zoom" in tools:
         fig.toolbar.active_scroll = None  # the page scrolls; zoom is one click away
-    for grid in (fig.xgrid, fig.ygrid):
-        grid.grid_line_color = GRID
+    if grid:
+        for lines in (fig.xgrid, fig.ygrid):
+            lines.grid_line_color = GRID
+    else:
+        fig.center = [r for r in fig.center if not isinstance(r, Grid)]
     for axis in (*fig.xaxis, *fig.yaxis):
         axis.axis_label_text_font_style = "normal"
         axis.axis_label_text_font = FONT
@@ -201,13 +224,8 @@ def legend_outside(fig: Any, place: str = "below", columns: int | None = None) -
     if place in ("above", "below"):
         # as many columns as fit the plot's width (a phone gets fewer), never wider than the figure
         labels = [_label_text(item) for item in legend.items]
-        item_px = max((len(text) for text in labels), default=8) * 7 + 40
-        fig.js_on_change("inner_width", CustomJS(args={"legend": legend, "item_px": item_px, "most": columns or 99}, code="""
-            const n = legend.items.length || 1;
-            const fit = Math.max(1, Math.floor(cb_obj.inner_width / item_px));
-            const ncols = Math.min(n, most, fit);
-            if (legend.ncols !== ncols) { legend.ncols = ncols; }
-        """))
+        legend.tags = [max((len(text) for text in labels), default=8) * 7 + 40, columns or 99]  # item px, most columns
+        fig.js_on_change("inner_width", CustomJS(code=LEGEND_COLUMNS_JS))  # one per session: share_stateless_parts
 
 
 def _label_text(item: Any) -> str:
@@ -283,6 +301,8 @@ def share_stateless_parts(model: Any, doc: Document | None, parts: list[Model] |
         return model
     pool = _shared.setdefault(doc, {})
     for owner in list(model.references()) if parts is None else parts:  # one walk of the graph (each select() is another)
+        if isinstance(owner, Plot) and owner.js_property_callbacks:
+            _share_callbacks(owner, pool)
         for owner_type, attr in SHARED_PARTS:
             if isinstance(owner, owner_type):
                 part = getattr(owner, attr, None)
@@ -291,6 +311,15 @@ def share_stateless_parts(model: Any, doc: Document | None, parts: list[Model] |
                     if shared is not part:
                         setattr(owner, attr, shared)
     return model
+
+
+def _share_callbacks(plot: Plot, pool: dict[Any, Model]) -> None:
+    """A plot's JavaScript callbacks without arguments (the legend's columns) are one model per document."""
+    callbacks = plot.js_property_callbacks
+    shared = {event: [pool.setdefault(_identity(cb), cb) if isinstance(cb, CustomJS) and not cb.args else cb
+                      for cb in listed] for event, listed in callbacks.items()}
+    if any(a is not b for event in callbacks for a, b in zip(callbacks[event], shared[event], strict=True)):
+        plot.js_property_callbacks = shared
 
 
 def prepared(figure: Any, doc: Document | None) -> Any:

@@ -322,6 +322,49 @@ def test_charts_carry_no_model_they_do_not_draw() -> None:
     assert not any(isinstance(m, Plot) and m.title is not None for m in fig.references())
 
 
+def test_lighter_charts_keep_what_they_show() -> None:
+    """Heatmaps carry no grid models (their cells cover the lines; hiding them still sent two models); the coverage
+    heatmap is one renderer whose cells keep their state's colour and words; charts across strikes keep box zoom,
+    reset, save and hover but no pan or wheel zoom; every legend under a plot of one document shares one callback
+    that sets its columns from the plot's width (its item width and most columns ride on the legend's tags)."""
+    from datetime import date
+
+    import pandas as pd
+    from bokeh.document import Document
+    from bokeh.models import BoxZoomTool, CustomJS, GlyphRenderer, Grid, HoverTool, PanTool, WheelZoomTool
+
+    from panel_app import charts
+    from panel_app.axes import prepared
+
+    coverage = pd.DataFrame({"symbol": ["SPY", "SPY", "AAPL"], "session": ["2026-12-03", "2026-12-04", "2026-12-04"],
+                             "state": ["before_start", "missing", "present"]})
+    heatmap = charts.coverage_heatmap(coverage).children[0]
+    renderers = list(heatmap.select({"type": GlyphRenderer}))
+    assert len(renderers) == 1 and not list(heatmap.select({"type": Grid}))
+    data = renderers[0].data_source.data
+    cells = {(sy, se): (c, w) for sy, se, c, w in zip(data["symbol"], data["session"], data["color"], data["state"], strict=True)}
+    assert cells == {("AAPL", "2026-12-04"): ("#43a047", "present"), ("SPY", "2026-12-04"): ("#e53935", "missing"),
+                     ("SPY", "2026-12-03"): ("#d5d9de", "before the symbol's first session")}
+    assert renderers[0].glyph.fill_color == "color"
+    stress = charts.stress_heatmap(pd.DataFrame({"spot_shock": [-0.1, 0.1], "vol_shock": [0.0, 0.0], "pnl": [-5.0, 7.0]}))
+    assert not list(stress.select({"type": Grid}))
+    flow = pd.DataFrame({"expiry": [date(2026, 12, 18)] * 2, "strike": [100.0, 105.0], "d_oi": [10, -5]})
+    assert not list(charts.flow_heatmap(flow, "d_oi").select({"type": Grid}))
+    oi = pd.DataFrame({"strike": [100.0, 105.0], "put_call": ["C", "P"], "open_interest": [10, 20]})
+    smile = pd.DataFrame({"expiry": [date(2026, 7, 1)] * 2, "strike": [90.0, 110.0], "iv": [0.3, 0.28]})
+    doc = Document()
+    figures = [prepared(charts.oi_by_strike(oi), doc), prepared(charts.iv_smile(smile), doc)]
+    for fig in figures:
+        kinds = {type(t) for t in fig.toolbar.tools}
+        assert {BoxZoomTool, HoverTool} <= kinds and not kinds & {PanTool, WheelZoomTool}
+        assert fig.xgrid and fig.ygrid  # a chart with lines keeps its grid
+    callbacks = [cb for fig in figures for cb in fig.js_property_callbacks["change:inner_width"]]
+    assert len(callbacks) == 2 and callbacks[0] is callbacks[1] and isinstance(callbacks[0], CustomJS)
+    assert [fig.legend[0].tags[1] for fig in figures] == [2, 3]  # most columns: 2 for calls/puts, 3 for expiries
+    other = prepared(charts.oi_by_strike(oi), Document())
+    assert other.js_property_callbacks["change:inner_width"][0] is not callbacks[0]  # never another session's
+
+
 def test_a_chart_shown_in_a_slot_does_not_sync_back() -> None:
     """A chart a Slot shows is one-way (Bokeh's `syncable=False` on each of its models): the browser does not
     send back the ranges, sizes and legend columns it computes while laying the chart out (messages the server
