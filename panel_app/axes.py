@@ -185,19 +185,24 @@ def new_figure(height: int = 300, *, x_axis_type: str = "auto", tools: str = TIM
     else:
         fig.center = [r for r in fig.center if not isinstance(r, Grid)]
     for axis in (*fig.xaxis, *fig.yaxis):
-        axis.axis_label_text_font_style = "normal"
-        axis.axis_label_text_font = FONT
-        axis.major_label_text_font = FONT
-        axis.axis_label_text_color = TEXT
-        axis.major_label_text_color = TEXT
-        axis.axis_line_color = "#c9d1db"
-        # Bokeh's own policy: a tick label that would overlap its neighbour is not drawn (a phone's narrow
-        # chart keeps every other session or time instead of a smear of labels)
-        axis.major_label_policy = NoOverlap(min_distance=4)
+        style_axis(axis)
     fig.outline_line_color = None
     if x_axis_type == "datetime":
         fig.xaxis.formatter = dates()
     return fig
+
+
+def style_axis(axis: Axis) -> None:
+    """The dashboard's axis style (every axis of `new_figure`; an axis added later, e.g. a second y axis, too)."""
+    axis.axis_label_text_font_style = "normal"
+    axis.axis_label_text_font = FONT
+    axis.major_label_text_font = FONT
+    axis.axis_label_text_color = TEXT
+    axis.major_label_text_color = TEXT
+    axis.axis_line_color = "#c9d1db"
+    # Bokeh's own policy: a tick label that would overlap its neighbour is not drawn (a phone's narrow
+    # chart keeps every other session or time instead of a smear of labels)
+    axis.major_label_policy = NoOverlap(min_distance=4)
 
 
 def legend_outside(fig: Any, place: str = "below", columns: int | None = None) -> None:

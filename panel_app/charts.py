@@ -28,13 +28,14 @@ from bokeh.models import (
     HoverTool,
     Legend,
     LegendItem,
+    LinearAxis,
     LinearColorMapper,
     Range1d,
 )
 from bokeh.palettes import Category10_10, RdBu11, RdYlGn11
 
 from oh.domain import units
-from panel_app.axes import FONT, STRIKE_TOOLS, legend_outside, new_figure, set_axis, tick_formatter
+from panel_app.axes import FONT, STRIKE_TOOLS, legend_outside, new_figure, set_axis, style_axis, tick_formatter
 
 STATUS_COLORS = {"success": "#2e7d32", "failed": "#c62828", "abandoned": "#8e24aa", "started": "#1565c0",
                  "skipped": "#9e9e9e"}
@@ -42,6 +43,7 @@ COVERAGE = (("present", "#43a047", "present"), ("missing", "#e53935", "missing")
             ("before_start", "#d5d9de", "before the symbol's first session"))
 CALLS, PUTS = "#1e88e5", "#e53935"
 DAY_MS = 24 * 3600 * 1000
+VOLUME, VOLUME_SHARE = "volume", 0.25  # the candles' volume range, and the share of the plot's height its bars take
 PALETTE = Category10_10
 
 
@@ -172,7 +174,9 @@ def swatches(items: list[tuple[str, str]]) -> Div:
 
 
 def candles(df: pd.DataFrame) -> Any:
-    """Candlesticks (green up, red down) over volume, sharing the date axis."""
+    """Candlesticks (green up, red down) with volume under them, in one figure: the prices on the left axis over the
+    top of the plot, the volume bars on their own axis (right) over its bottom quarter, one date axis. (Two figures
+    sharing a date range were twice a figure's models, axes, layout and drawing for what a trader reads together.)"""
     data = _dates(df, "date")
     up = data["close"] >= data["open"]
     source = ColumnDataSource({
@@ -183,18 +187,28 @@ def candles(df: pd.DataFrame) -> Any:
                  for o, h, lo, c in zip(data["open"], data["high"], data["low"], data["close"], strict=True)],
         "volume_text": _texts(data["volume"], "volume"),
     })
-    price = new_figure(320, x_axis_type="datetime")
-    price.segment(x0="date", y0="high", x1="date", y1="low", color="color", source=source)
-    bars = price.vbar(x="date", width=0.7 * DAY_MS, top="top", bottom="bottom", fill_color="color", line_color="color",
-                      source=source)
-    set_axis(price.yaxis, kind="price", title="Price")
-    _hover(price, [("", "@date{%F}"), ("", "@ohlc"), ("volume", "@volume_text")], [bars], ("date",))
-    volume = new_figure(130, x_axis_type="datetime", x_range=price.x_range, tools="")  # the price chart pans both
-    volume.vbar(x="date", width=0.7 * DAY_MS, top="volume", color="#90a4ae", source=source)
-    set_axis(volume.yaxis, "volume")
-    volume.yaxis.ticker.desired_num_ticks = 3
-    volume.y_range.start = 0
-    return column(price, volume, sizing_mode="stretch_width")
+    low, high = float(data["low"].min()), float(data["high"].max())
+    span = (high - low) or max(abs(high), 1.0) * 0.02
+    most = float(data["volume"].max()) if len(data) else 0.0
+    most = most if most > 0 else 1.0
+    # the prices keep the top ~70% of the plot (the range runs below their low), the volume bars the bottom 25%
+    fig = new_figure(450, x_axis_type="datetime", y_range=Range1d(low - 0.45 * span, high + 0.05 * span),
+                     extra_y_ranges={VOLUME: Range1d(0, most / VOLUME_SHARE)})
+    fig.vbar(x="date", width=0.7 * DAY_MS, top="volume", color="#90a4ae", source=source, y_range_name=VOLUME)
+    fig.segment(x0="date", y0="high", x1="date", y1="low", color="color", source=source)
+    bars = fig.vbar(x="date", width=0.7 * DAY_MS, top="top", bottom="bottom", fill_color="color", line_color="color",
+                    source=source)
+    # each axis only along its own part of the plot (a price tick beside the volume bars would read as theirs); the
+    # volume axis needs no title beside its bars (the section is "Daily candles and volume", hover says "volume")
+    set_axis(fig.yaxis, kind="price", title="Price")
+    fig.yaxis.bounds = (low - 0.05 * span, high + 0.05 * span)
+    volume = LinearAxis(y_range_name=VOLUME, bounds=(0, most))
+    fig.add_layout(volume, "right")
+    style_axis(volume)
+    set_axis(volume, "volume", title="")
+    volume.ticker.desired_num_ticks = 3
+    _hover(fig, [("", "@date{%F}"), ("", "@ohlc"), ("volume", "@volume_text")], [bars], ("date",))
+    return fig
 
 
 def iv_smile(df: pd.DataFrame) -> Any:

@@ -291,7 +291,8 @@ def test_charts_carry_no_model_they_do_not_draw() -> None:
     """Models no chart draws are not built: no empty Bokeh title (each section has its heading), one CDS view
     per source and filter (the candles' three renderers of one source share one), one source for all the IV
     smile's lines (a shorter expiry is padded with NaN, where its line ends: each expiry keeps its line, colour
-    and legend entry), and no toolbar on the volume chart (the price chart above pans and zooms both)."""
+    and legend entry), and the candles and their volume in one figure (one date axis; the bars on a range of their
+    own over the plot's bottom quarter, with their axis on the right along that part only)."""
     import math
     from datetime import date
 
@@ -304,13 +305,18 @@ def test_charts_carry_no_model_they_do_not_draw() -> None:
     days = [date(2026, 6, d) for d in range(1, 6)]
     candles = pd.DataFrame({"date": days, "open": [1.0] * 5, "high": [2.0] * 5, "low": [0.5] * 5,
                             "close": [1.5] * 5, "volume": [100] * 5})
-    layout = drop_unused_glyphs(charts.candles(candles))
-    price, volume = layout.children
-    assert all(fig.title is None for fig in (price, volume))
-    renderers = list(layout.select({"type": GlyphRenderer}))
+    candles["volume"] = [100, 400, 200, 300, 100]
+    price = drop_unused_glyphs(charts.candles(candles))
+    assert price.title is None and price.toolbar.tools and len(price.xaxis) == 1
+    renderers = list(price.select({"type": GlyphRenderer}))
     assert len(renderers) == 3 and len({id(r.view) for r in renderers}) == 1
-    assert volume.toolbar_location is None and not volume.toolbar.tools
-    assert volume.x_range is price.x_range and price.toolbar.tools
+    volume_bars = [r for r in renderers if r.y_range_name == "volume"]
+    assert len(volume_bars) == 1 and volume_bars[0].glyph.top == "volume"
+    assert price.extra_y_ranges["volume"].end == 400 / 0.25  # the tallest bar reaches a quarter of the plot
+    assert price.y_range.start < 0.5 < 2.0 < price.y_range.end  # the candles above: the range runs below their low
+    right = price.right[0]
+    assert right.y_range_name == "volume" and right.bounds == (0, 400)
+    assert "scaled" in right.formatter.code  # volume in counts (12.3K), as it was on its own chart
     smile = pd.DataFrame({"expiry": [date(2026, 7, 1)] * 3 + [date(2026, 8, 1)] * 2,
                           "strike": [90.0, 100.0, 110.0, 95.0, 105.0], "iv": [0.3, 0.25, 0.28, 0.27, 0.26]})
     fig = charts.iv_smile(smile)
