@@ -45,6 +45,7 @@ from bokeh.models import (
     CustomJSTickFormatter,
     DatetimeTickFormatter,
     GlyphRenderer,
+    Grid,
     LabelingPolicy,
     Legend,
     NoOverlap,
@@ -63,6 +64,24 @@ AXIS_DIGITS = 2  # decimals of a compact tick at most: 1.25M stays 1.25M
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 GRID = "#e8ecf1"
 TEXT = "#3b4654"
+# A chart's tools. Over time (candles, histories, timelines): pan, zoom by wheel (one click to arm it: the page
+# scrolls) or box, reset, save. Across strikes or expiries (IV smile, open interest, flow): box zoom, reset and save
+# only: a cross-section of a chain is read by hovering and zoomed into by a box (the strikes near the money); pan
+# and wheel zoom were two models more per chart that added nothing a box zoom and reset do not.
+TIME_TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
+STRIKE_TOOLS = "box_zoom,reset,save"
+# The legend's columns follow the plot's width (a phone gets fewer): one callback per browser session, shared by
+# every legend under a plot (it reads the legend's item width and most columns from the legend's `tags`)
+LEGEND_COLUMNS_JS = """
+for (const legend of [...cb_obj.above, ...cb_obj.below]) {
+  if (legend.type !== "Legend" || legend.tags.length < 2) { continue; }
+  const [item_px, most] = legend.tags;
+  const n = legend.items.length || 1;
+  const fit = Math.max(1, Math.floor(cb_obj.inner_width / item_px));
+  const ncols = Math.min(n, most, fit);
+  if (legend.ncols !== ncols) { legend.ncols = ncols; }
+}
+"""
 
 # The compact scaling of oh.domain.units._scaled, in JavaScript: the thresholds come from units.SUFFIXES.
 _SCALED_JS = """
@@ -144,11 +163,12 @@ def set_axis(axis: Any, column: str | None = None, *, kind: str | None = None, t
         axis.axis_label = label
 
 
-def new_figure(height: int = 300, *, x_axis_type: str = "auto", tools: str = "pan,wheel_zoom,box_zoom,reset,save",
+def new_figure(height: int = 300, *, x_axis_type: str = "auto", tools: str = TIME_TOOLS, grid: bool = True,
                **kwargs: Any) -> Any:
     """A figure with the dashboard's defaults: full width, fixed height, quiet grid, a toolbar that hides, no
     title model (each section has its heading above the chart; an empty Bokeh title is one model more that
-    draws nothing). `tools=""` gives a figure without a toolbar."""
+    draws nothing). `tools=""` gives a figure without a toolbar; `grid=False` one without grid lines (a heatmap's
+    cells cover them: no Grid models at all rather than two hidden ones)."""
     options: dict[str, Any] = {"height": height, "sizing_mode": "stretch_width", "x_axis_type": x_axis_type,
                                "title": None,
                                "tools": tools, "toolbar_location": "above" if tools else None, "min_border_left": 10,
@@ -159,22 +179,30 @@ def new_figure(height: int = 300, *, x_axis_type: str = "auto", tools: str = "pa
     fig.toolbar.autohide = True
     if tools and "wheel_zoom" in tools:
         fig.toolbar.active_scroll = None  # the page scrolls; zoom is one click away
-    for grid in (fig.xgrid, fig.ygrid):
-        grid.grid_line_color = GRID
+    if grid:
+        for lines in (fig.xgrid, fig.ygrid):
+            lines.grid_line_color = GRID
+    else:
+        fig.center = [r for r in fig.center if not isinstance(r, Grid)]
     for axis in (*fig.xaxis, *fig.yaxis):
-        axis.axis_label_text_font_style = "normal"
-        axis.axis_label_text_font = FONT
-        axis.major_label_text_font = FONT
-        axis.axis_label_text_color = TEXT
-        axis.major_label_text_color = TEXT
-        axis.axis_line_color = "#c9d1db"
-        # Bokeh's own policy: a tick label that would overlap its neighbour is not drawn (a phone's narrow
-        # chart keeps every other session or time instead of a smear of labels)
-        axis.major_label_policy = NoOverlap(min_distance=4)
+        style_axis(axis)
     fig.outline_line_color = None
     if x_axis_type == "datetime":
         fig.xaxis.formatter = dates()
     return fig
+
+
+def style_axis(axis: Axis) -> None:
+    """The dashboard's axis style (every axis of `new_figure`; an axis added later, e.g. a second y axis, too)."""
+    axis.axis_label_text_font_style = "normal"
+    axis.axis_label_text_font = FONT
+    axis.major_label_text_font = FONT
+    axis.axis_label_text_color = TEXT
+    axis.major_label_text_color = TEXT
+    axis.axis_line_color = "#c9d1db"
+    # Bokeh's own policy: a tick label that would overlap its neighbour is not drawn (a phone's narrow
+    # chart keeps every other session or time instead of a smear of labels)
+    axis.major_label_policy = NoOverlap(min_distance=4)
 
 
 def legend_outside(fig: Any, place: str = "below", columns: int | None = None) -> None:
@@ -201,13 +229,8 @@ def legend_outside(fig: Any, place: str = "below", columns: int | None = None) -
     if place in ("above", "below"):
         # as many columns as fit the plot's width (a phone gets fewer), never wider than the figure
         labels = [_label_text(item) for item in legend.items]
-        item_px = max((len(text) for text in labels), default=8) * 7 + 40
-        fig.js_on_change("inner_width", CustomJS(args={"legend": legend, "item_px": item_px, "most": columns or 99}, code="""
-            const n = legend.items.length || 1;
-            const fit = Math.max(1, Math.floor(cb_obj.inner_width / item_px));
-            const ncols = Math.min(n, most, fit);
-            if (legend.ncols !== ncols) { legend.ncols = ncols; }
-        """))
+        legend.tags = [max((len(text) for text in labels), default=8) * 7 + 40, columns or 99]  # item px, most columns
+        fig.js_on_change("inner_width", CustomJS(code=LEGEND_COLUMNS_JS))  # one per session: share_stateless_parts
 
 
 def _label_text(item: Any) -> str:
@@ -217,14 +240,16 @@ def _label_text(item: Any) -> str:
     return str(getattr(label, "value", label) or "")
 
 
-def drop_unused_glyphs(model: Any) -> Any:
+def drop_unused_glyphs(model: Any, parts: list[Model] | None = None) -> Any:
     """Remove what Bokeh gives every glyph renderer that no dashboard chart uses: the selection-state and muted
     copies of its glyph (no chart has a selection tool and legends hide, never mute, a series: two of every
     renderer's nine models, never drawn), and a CDS view of its own when another renderer draws the same source
     through an equal filter (a view's indices are a function of its source and filter: the renderers of one
-    source share one). Returns `model`."""
+    source share one). `parts`: the models under `model` if the caller has them (`prepared`: one walk of the
+    graph for all three passes). Returns `model`."""
     views: dict[Any, CDSView] = {}
-    for renderer in model.select({"type": GlyphRenderer}):
+    renderers = (p for p in parts if isinstance(p, GlyphRenderer)) if parts is not None else model.select({"type": GlyphRenderer})
+    for renderer in renderers:
         renderer.nonselection_glyph = None
         renderer.muted_glyph = None
         key = (renderer.data_source.id, _identity(renderer.view.filter))
@@ -234,13 +259,13 @@ def drop_unused_glyphs(model: Any) -> Any:
     return model
 
 
-def one_way(model: Any) -> Any:
+def one_way(model: Any, parts: list[Model] | None = None) -> Any:
     """Mark every model of a chart not to sync its browser-side changes back to the server (Bokeh's
     `syncable=False`): BokehJS reports each figure's computed ranges, sizes and legend columns as it lays a
     chart out (about eight messages per chart section), which the server would parse and apply between the
     sections it is filling, and nothing on the server reads them. Changes made on the server still go to the
-    browser; JavaScript callbacks still run. Returns `model`."""
-    for part in model.references():
+    browser; JavaScript callbacks still run. `parts`: as for `drop_unused_glyphs`. Returns `model`."""
+    for part in model.references() if parts is None else parts:
         part.syncable = False
     return model
 
@@ -273,14 +298,16 @@ def _identity(value: Any) -> Any:
     return value
 
 
-def share_stateless_parts(model: Any, doc: Document | None) -> Any:
+def share_stateless_parts(model: Any, doc: Document | None, parts: list[Model] | None = None) -> Any:
     """Give every axis, plot, renderer view, source and box overlay under `model` the stateless parts (see the
     module docstring) already used by an equal one of `doc`; without a document (no browser session) nothing
-    is shared. Returns `model`."""
+    is shared. `parts`: as for `drop_unused_glyphs`. Returns `model`."""
     if doc is None:
         return model
     pool = _shared.setdefault(doc, {})
-    for owner in list(model.references()):  # one walk of the chart's graph (each select() is another)
+    for owner in list(model.references()) if parts is None else parts:  # one walk of the graph (each select() is another)
+        if isinstance(owner, Plot) and owner.js_property_callbacks:
+            _share_callbacks(owner, pool)
         for owner_type, attr in SHARED_PARTS:
             if isinstance(owner, owner_type):
                 part = getattr(owner, attr, None)
@@ -291,7 +318,20 @@ def share_stateless_parts(model: Any, doc: Document | None) -> Any:
     return model
 
 
+def _share_callbacks(plot: Plot, pool: dict[Any, Model]) -> None:
+    """A plot's JavaScript callbacks without arguments (the legend's columns) are one model per document."""
+    callbacks = plot.js_property_callbacks
+    shared = {event: [pool.setdefault(_identity(cb), cb) if isinstance(cb, CustomJS) and not cb.args else cb
+                      for cb in listed] for event, listed in callbacks.items()}
+    if any(a is not b for event in callbacks for a, b in zip(callbacks[event], shared[event], strict=True)):
+        plot.js_property_callbacks = shared
+
+
 def prepared(figure: Any, doc: Document | None) -> Any:
     """`figure` as every dashboard chart is sent: unused glyphs dropped, stateless parts shared within `doc`,
-    one-way. Returns `figure`."""
-    return one_way(share_stateless_parts(drop_unused_glyphs(figure), doc))
+    one-way. The three passes go over one walk of the figure's graph (each walk visits every property of every
+    model: three were ~20% of a chart's server CPU). The models they detach stay in that list: one_way marks them
+    too, which nothing sees; the shared copies they take were marked when their first chart was prepared.
+    Returns `figure`."""
+    parts = list(figure.references())
+    return one_way(share_stateless_parts(drop_unused_glyphs(figure, parts), doc, parts), parts)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from bokeh.core.properties import value
 from bokeh.layouts import column
 from bokeh.models import (
     BasicTicker,
@@ -27,13 +28,14 @@ from bokeh.models import (
     HoverTool,
     Legend,
     LegendItem,
+    LinearAxis,
     LinearColorMapper,
     Range1d,
 )
 from bokeh.palettes import Category10_10, RdBu11, RdYlGn11
 
 from oh.domain import units
-from panel_app.axes import FONT, legend_outside, new_figure, set_axis, tick_formatter
+from panel_app.axes import FONT, STRIKE_TOOLS, legend_outside, new_figure, set_axis, style_axis, tick_formatter
 
 STATUS_COLORS = {"success": "#2e7d32", "failed": "#c62828", "abandoned": "#8e24aa", "started": "#1565c0",
                  "skipped": "#9e9e9e"}
@@ -41,6 +43,7 @@ COVERAGE = (("present", "#43a047", "present"), ("missing", "#e53935", "missing")
             ("before_start", "#d5d9de", "before the symbol's first session"))
 CALLS, PUTS = "#1e88e5", "#e53935"
 DAY_MS = 24 * 3600 * 1000
+VOLUME, VOLUME_SHARE = "volume", 0.25  # the candles' volume range, and the share of the plot's height its bars take
 PALETTE = Category10_10
 
 
@@ -140,15 +143,18 @@ def coverage_heatmap(df: pd.DataFrame) -> Any:
     sessions = sorted(data["session"].unique())
     symbols = sorted(data["symbol"].unique(), reverse=True)
     height = max(180, 24 * len(symbols) + 130)
-    fig = new_figure(height, x_range=FactorRange(*sessions), y_range=FactorRange(*symbols), tools="save")
-    for state, color, words in COVERAGE:
-        part = data[data["state"] == state]
-        source = ColumnDataSource({"session": list(part["session"]), "symbol": list(part["symbol"]),
-                                   "state": [words] * len(part)})
-        fig.rect(x="session", y="symbol", width=0.92, height=0.86, source=source, fill_color=color, line_color=None)
+    fig = new_figure(height, x_range=FactorRange(*sessions), y_range=FactorRange(*symbols), tools="save", grid=False)
+    # one renderer, each cell's colour and words in the source (a renderer per state was 5 models more each, and
+    # the legend is the swatches below, not Bokeh's); drawn in COVERAGE's order, as the renderers were
+    order = {state: i for i, (state, _, _) in enumerate(COVERAGE)}
+    data = data[data["state"].isin(list(order))].sort_values("state", key=lambda s: s.map(order), kind="stable")
+    colors = {state: color for state, color, _ in COVERAGE}
+    words = {state: text for state, _, text in COVERAGE}
+    source = ColumnDataSource({"session": list(data["session"]), "symbol": list(data["symbol"]),
+                               "state": [words[s] for s in data["state"]], "color": [colors[s] for s in data["state"]]})
+    fig.rect(x="session", y="symbol", width=0.92, height=0.86, source=source, fill_color="color", line_color=None)
     _hover(fig, [("symbol", "@symbol"), ("session", "@session"), ("", "@state")])
     fig.xaxis.major_label_orientation = math.pi / 3
-    fig.xgrid.visible = fig.ygrid.visible = False
     fig.xaxis.axis_label = "Session"
     return column(fig, swatches([(color, words) for _, color, words in COVERAGE]), sizing_mode="stretch_width")
 
@@ -168,7 +174,9 @@ def swatches(items: list[tuple[str, str]]) -> Div:
 
 
 def candles(df: pd.DataFrame) -> Any:
-    """Candlesticks (green up, red down) over volume, sharing the date axis."""
+    """Candlesticks (green up, red down) with volume under them, in one figure: the prices on the left axis over the
+    top of the plot, the volume bars on their own axis (right) over its bottom quarter, one date axis. (Two figures
+    sharing a date range were twice a figure's models, axes, layout and drawing for what a trader reads together.)"""
     data = _dates(df, "date")
     up = data["close"] >= data["open"]
     source = ColumnDataSource({
@@ -179,24 +187,34 @@ def candles(df: pd.DataFrame) -> Any:
                  for o, h, lo, c in zip(data["open"], data["high"], data["low"], data["close"], strict=True)],
         "volume_text": _texts(data["volume"], "volume"),
     })
-    price = new_figure(320, x_axis_type="datetime")
-    price.segment(x0="date", y0="high", x1="date", y1="low", color="color", source=source)
-    bars = price.vbar(x="date", width=0.7 * DAY_MS, top="top", bottom="bottom", fill_color="color", line_color="color",
-                      source=source)
-    set_axis(price.yaxis, kind="price", title="Price")
-    _hover(price, [("", "@date{%F}"), ("", "@ohlc"), ("volume", "@volume_text")], [bars], ("date",))
-    volume = new_figure(130, x_axis_type="datetime", x_range=price.x_range, tools="")  # the price chart pans both
-    volume.vbar(x="date", width=0.7 * DAY_MS, top="volume", color="#90a4ae", source=source)
-    set_axis(volume.yaxis, "volume")
-    volume.yaxis.ticker.desired_num_ticks = 3
-    volume.y_range.start = 0
-    return column(price, volume, sizing_mode="stretch_width")
+    low, high = float(data["low"].min()), float(data["high"].max())
+    span = (high - low) or max(abs(high), 1.0) * 0.02
+    most = float(data["volume"].max()) if len(data) else 0.0
+    most = most if most > 0 else 1.0
+    # the prices keep the top ~70% of the plot (the range runs below their low), the volume bars the bottom 25%
+    fig = new_figure(450, x_axis_type="datetime", y_range=Range1d(low - 0.45 * span, high + 0.05 * span),
+                     extra_y_ranges={VOLUME: Range1d(0, most / VOLUME_SHARE)})
+    fig.vbar(x="date", width=0.7 * DAY_MS, top="volume", color="#90a4ae", source=source, y_range_name=VOLUME)
+    fig.segment(x0="date", y0="high", x1="date", y1="low", color="color", source=source)
+    bars = fig.vbar(x="date", width=0.7 * DAY_MS, top="top", bottom="bottom", fill_color="color", line_color="color",
+                    source=source)
+    # each axis only along its own part of the plot (a price tick beside the volume bars would read as theirs); the
+    # volume axis needs no title beside its bars (the section is "Daily candles and volume", hover says "volume")
+    set_axis(fig.yaxis, kind="price", title="Price")
+    fig.yaxis.bounds = (low - 0.05 * span, high + 0.05 * span)
+    volume = LinearAxis(y_range_name=VOLUME, bounds=(0, most))
+    fig.add_layout(volume, "right")
+    style_axis(volume)
+    set_axis(volume, "volume", title="")
+    volume.ticker.desired_num_ticks = 3
+    _hover(fig, [("", "@date{%F}"), ("", "@ohlc"), ("volume", "@volume_text")], [bars], ("date",))
+    return fig
 
 
 def iv_smile(df: pd.DataFrame) -> Any:
     """Implied volatility (in %) by strike, one line per expiry (out-of-the-money side of each strike)."""
     data = plain(df)
-    fig = new_figure(300)
+    fig = new_figure(300, tools=STRIKE_TOOLS)
     expiries = list(data.groupby("expiry", sort=True))
     # one source for every line (columns x0, y0, x1, ...; a shorter expiry padded with NaN, where a line just
     # ends): a source with its selection per line was two models more per expiry, each drawn the same
@@ -220,7 +238,7 @@ def iv_smile(df: pd.DataFrame) -> Any:
 def oi_by_strike(df: pd.DataFrame) -> Any:
     """Open interest by strike, calls and puts."""
     data = plain(df)
-    fig = new_figure(280)
+    fig = new_figure(280, tools=STRIKE_TOOLS)
     for right, color, words in (("C", CALLS, "Calls"), ("P", PUTS, "Puts")):
         part = data[data["put_call"] == right]
         fig.step(x=list(part["strike"]), y=list(part["open_interest"]), mode="center", color=color, line_width=2,
@@ -272,7 +290,7 @@ def flow_bars(df: pd.DataFrame, x: str, y: str) -> Any:
         steps = pd.Series(sorted(data[x].dropna().unique())).diff().dropna()
         step = float(steps.min()) if len(steps) else 1.0
         offset, width = step * 0.2, step * 0.35
-    fig = new_figure(320, x_axis_type="datetime" if dated else "linear")
+    fig = new_figure(320, x_axis_type="datetime" if dated else "linear", tools=STRIKE_TOOLS)
     renderers = []
     for right, color, words, sign in (("C", CALLS, "Calls", -1), ("P", PUTS, "Puts", 1)):
         part = data[data["put_call"] == right]
@@ -303,14 +321,13 @@ def flow_heatmap(df: pd.DataFrame, value: str) -> Any:
     source = ColumnDataSource({"strike": grouped["strike"], "expiry": list(grouped["expiry"]), "v": grouped[value],
                                "text": _texts(grouped[value], value),
                                "strike_text": [units.strike(s) for s in grouped["strike"]]})
-    fig = new_figure(max(260, 18 * len(expiries) + 120), y_range=FactorRange(*expiries))
+    fig = new_figure(max(260, 18 * len(expiries) + 120), y_range=FactorRange(*expiries), grid=False)
     fig.rect(x="strike", y="expiry", width=step, height=0.95, source=source,
              fill_color={"field": "v", "transform": mapper}, line_color=None)
     fig.add_layout(_color_bar(mapper, units.kind(value), units.label(value)), "right")
     set_axis(fig.xaxis, "strike")
     fig.yaxis.axis_label = "Expiry"
     _hover(fig, [("expiry", "@expiry"), ("strike", "@strike_text"), (units.label(value), "@text")])
-    fig.xgrid.visible = fig.ygrid.visible = False
     return fig
 
 
@@ -343,15 +360,14 @@ def stress_heatmap(df: pd.DataFrame) -> Any:
         "pnl": data["pnl"], "text": [units.money(v, compact=abs(v) >= 1_000, sign=True, digits=0) for v in data["pnl"]],
     })
     fig = new_figure(300, x_range=FactorRange(*[spot_text[s] for s in spots]),
-                     y_range=FactorRange(*[vol_text[v] for v in vols]), tools="save")
+                     y_range=FactorRange(*[vol_text[v] for v in vols]), tools="save", grid=False)
     fig.rect(x="spot", y="vol", width=0.97, height=0.95, source=source, fill_color={"field": "pnl", "transform": mapper},
              line_color=None)
     fig.text(x="spot", y="vol", text="text", source=source, text_align="center", text_baseline="middle",
-             text_font_size="11px", text_color="#1f2d3d", text_font=FONT)
+             text_font_size="11px", text_color="#1f2d3d", text_font=value(FONT))  # a value: a bare string is read as a column name
     fig.add_layout(_color_bar(mapper, "money", "PnL"), "right")
     fig.xaxis.axis_label = "Spot move"
     fig.yaxis.axis_label = "Implied vol move"
-    fig.xgrid.visible = fig.ygrid.visible = False
     _hover(fig, [("spot", "@spot"), ("vol", "@vol"), ("PnL", "@text")])
     return fig
 

@@ -291,7 +291,8 @@ def test_charts_carry_no_model_they_do_not_draw() -> None:
     """Models no chart draws are not built: no empty Bokeh title (each section has its heading), one CDS view
     per source and filter (the candles' three renderers of one source share one), one source for all the IV
     smile's lines (a shorter expiry is padded with NaN, where its line ends: each expiry keeps its line, colour
-    and legend entry), and no toolbar on the volume chart (the price chart above pans and zooms both)."""
+    and legend entry), and the candles and their volume in one figure (one date axis; the bars on a range of their
+    own over the plot's bottom quarter, with their axis on the right along that part only)."""
     import math
     from datetime import date
 
@@ -304,13 +305,18 @@ def test_charts_carry_no_model_they_do_not_draw() -> None:
     days = [date(2026, 6, d) for d in range(1, 6)]
     candles = pd.DataFrame({"date": days, "open": [1.0] * 5, "high": [2.0] * 5, "low": [0.5] * 5,
                             "close": [1.5] * 5, "volume": [100] * 5})
-    layout = drop_unused_glyphs(charts.candles(candles))
-    price, volume = layout.children
-    assert all(fig.title is None for fig in (price, volume))
-    renderers = list(layout.select({"type": GlyphRenderer}))
+    candles["volume"] = [100, 400, 200, 300, 100]
+    price = drop_unused_glyphs(charts.candles(candles))
+    assert price.title is None and price.toolbar.tools and len(price.xaxis) == 1
+    renderers = list(price.select({"type": GlyphRenderer}))
     assert len(renderers) == 3 and len({id(r.view) for r in renderers}) == 1
-    assert volume.toolbar_location is None and not volume.toolbar.tools
-    assert volume.x_range is price.x_range and price.toolbar.tools
+    volume_bars = [r for r in renderers if r.y_range_name == "volume"]
+    assert len(volume_bars) == 1 and volume_bars[0].glyph.top == "volume"
+    assert price.extra_y_ranges["volume"].end == 400 / 0.25  # the tallest bar reaches a quarter of the plot
+    assert price.y_range.start < 0.5 < 2.0 < price.y_range.end  # the candles above: the range runs below their low
+    right = price.right[0]
+    assert right.y_range_name == "volume" and right.bounds == (0, 400)
+    assert "scaled" in right.formatter.code  # volume in counts (12.3K), as it was on its own chart
     smile = pd.DataFrame({"expiry": [date(2026, 7, 1)] * 3 + [date(2026, 8, 1)] * 2,
                           "strike": [90.0, 100.0, 110.0, 95.0, 105.0], "iv": [0.3, 0.25, 0.28, 0.27, 0.26]})
     fig = charts.iv_smile(smile)
@@ -320,6 +326,49 @@ def test_charts_carry_no_model_they_do_not_draw() -> None:
     assert [data[lines[1].glyph.x][i] for i in range(2)] == [95.0, 105.0] and math.isnan(data[lines[1].glyph.x][2])
     assert [item.label.value for item in fig.legend[0].items] == ["2026-07-01", "2026-08-01"]
     assert not any(isinstance(m, Plot) and m.title is not None for m in fig.references())
+
+
+def test_lighter_charts_keep_what_they_show() -> None:
+    """Heatmaps carry no grid models (their cells cover the lines; hiding them still sent two models); the coverage
+    heatmap is one renderer whose cells keep their state's colour and words; charts across strikes keep box zoom,
+    reset, save and hover but no pan or wheel zoom; every legend under a plot of one document shares one callback
+    that sets its columns from the plot's width (its item width and most columns ride on the legend's tags)."""
+    from datetime import date
+
+    import pandas as pd
+    from bokeh.document import Document
+    from bokeh.models import BoxZoomTool, CustomJS, GlyphRenderer, Grid, HoverTool, PanTool, WheelZoomTool
+
+    from panel_app import charts
+    from panel_app.axes import prepared
+
+    coverage = pd.DataFrame({"symbol": ["SPY", "SPY", "AAPL"], "session": ["2026-12-03", "2026-12-04", "2026-12-04"],
+                             "state": ["before_start", "missing", "present"]})
+    heatmap = charts.coverage_heatmap(coverage).children[0]
+    renderers = list(heatmap.select({"type": GlyphRenderer}))
+    assert len(renderers) == 1 and not list(heatmap.select({"type": Grid}))
+    data = renderers[0].data_source.data
+    cells = {(sy, se): (c, w) for sy, se, c, w in zip(data["symbol"], data["session"], data["color"], data["state"], strict=True)}
+    assert cells == {("AAPL", "2026-12-04"): ("#43a047", "present"), ("SPY", "2026-12-04"): ("#e53935", "missing"),
+                     ("SPY", "2026-12-03"): ("#d5d9de", "before the symbol's first session")}
+    assert renderers[0].glyph.fill_color == "color"
+    stress = charts.stress_heatmap(pd.DataFrame({"spot_shock": [-0.1, 0.1], "vol_shock": [0.0, 0.0], "pnl": [-5.0, 7.0]}))
+    assert not list(stress.select({"type": Grid}))
+    flow = pd.DataFrame({"expiry": [date(2026, 12, 18)] * 2, "strike": [100.0, 105.0], "d_oi": [10, -5]})
+    assert not list(charts.flow_heatmap(flow, "d_oi").select({"type": Grid}))
+    oi = pd.DataFrame({"strike": [100.0, 105.0], "put_call": ["C", "P"], "open_interest": [10, 20]})
+    smile = pd.DataFrame({"expiry": [date(2026, 7, 1)] * 2, "strike": [90.0, 110.0], "iv": [0.3, 0.28]})
+    doc = Document()
+    figures = [prepared(charts.oi_by_strike(oi), doc), prepared(charts.iv_smile(smile), doc)]
+    for fig in figures:
+        kinds = {type(t) for t in fig.toolbar.tools}
+        assert {BoxZoomTool, HoverTool} <= kinds and not kinds & {PanTool, WheelZoomTool}
+        assert fig.xgrid and fig.ygrid  # a chart with lines keeps its grid
+    callbacks = [cb for fig in figures for cb in fig.js_property_callbacks["change:inner_width"]]
+    assert len(callbacks) == 2 and callbacks[0] is callbacks[1] and isinstance(callbacks[0], CustomJS)
+    assert [fig.legend[0].tags[1] for fig in figures] == [2, 3]  # most columns: 2 for calls/puts, 3 for expiries
+    other = prepared(charts.oi_by_strike(oi), Document())
+    assert other.js_property_callbacks["change:inner_width"][0] is not callbacks[0]  # never another session's
 
 
 def test_a_chart_shown_in_a_slot_does_not_sync_back() -> None:
