@@ -14,7 +14,7 @@ hands each part to the component registered under that role (`window.__ohLive.pa
 write a frame's cells as it arrives (text only, into the cell's one text node in place: no new node
 and layout object per write; through references to every cell and its text node kept since the row was
 made, not the table's row and cell collections; a cell's class or `data-ts` written only when it changes:
-the frame's script 3.0-3.3 ms per renderer at the median against 4.5-4.8 ms, bench/README.md), then the
+the frame's script 17-33% lower in four alternating pairs, bench/README.md), then the
 carrier acknowledges it (`{"ack": n}`: the server's window, see
 live_channel) once the browser has laid it out and painted it: in the first task after the next animation
 frame (a MessageChannel message posted from requestAnimationFrame). Acknowledged as soon as written, the
