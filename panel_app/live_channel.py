@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
 import threading
 import time
@@ -67,6 +66,8 @@ from bokeh.server.util import check_allowlist
 from bokeh.server.views.auth_request_handler import AuthRequestHandler
 from tornado.web import HTTPError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
+
+from services.settings import env_int
 
 if TYPE_CHECKING:
     from panel_app.live_marks import LiveMarks
@@ -80,10 +81,10 @@ CLOSE_BAD_FRAME = 4400  # a frame that is not `{"resync": n}` or `{"ack": n}` (n
 CLOSE_REPLACED = 4000  # a page's MAX_SOCKETS + 1st socket opened: the oldest closes (a reconnect before
 # the server noticed the old one was gone)
 MAX_SOCKETS = 4  # sockets open at once per page session
-WINDOW = int(os.environ.get("OH_LIVE_WINDOW", "1"))  # frames a socket may have unacknowledged (each is
+WINDOW = env_int("OH_LIVE_WINDOW", 1, 1)  # frames a socket may have unacknowledged (each is
 # acknowledged once written); bench/live_browser at load 25-31: 1 gave p99 1.5-2.6 s, 2 gave 3.6 s
 ACK_TIMEOUT = 5.0  # seconds: with no acknowledgement that long after the newest frame, one more goes out
-FRAME_EVERY = int(os.environ.get("OH_LIVE_FRAME_MS", "100")) / 1000.0  # seconds: a socket's frames start at
+FRAME_EVERY = env_int("OH_LIVE_FRAME_MS", 100, 0) / 1000.0  # seconds: a socket's frames start at
 # least this far apart (its cadence; 0: as fast as the tab acknowledges); see the module docstring
 CLOSE_SESSION_GONE = 4001  # the page's session ended: the token is dead
 

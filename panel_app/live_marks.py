@@ -58,11 +58,12 @@ from oh.domain.marks import MarkBook, PortfolioMarks, book, mark_book
 from oh.domain.portfolio import Portfolio
 from panel_app import live_ticks
 from panel_app.live_tables import Row, leg_rows, position_rows, summary_html
+from services.settings import env_int
 
 log = logging.getLogger(__name__)
 
 TRACE = os.environ.get("OH_LIVE_TRACE") == "1"  # stamp each hop into the page's messages (bench/live_browser)
-MARK_EVERY = int(os.environ.get("OH_LIVE_MARK_MS", "25")) / 1000.0  # at most one marking per this many seconds
+MARK_EVERY = env_int("OH_LIVE_MARK_MS", 25, 0) / 1000.0  # at most one marking per this many seconds
 CLOCK_EVERY = 1.0  # seconds: mark at least this often while anyone watches (ages move with the clock)
 
 

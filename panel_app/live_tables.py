@@ -39,9 +39,13 @@ LEG_COLUMNS = (("position", "Position"), ("leg", "Leg"), ("qty", "Qty"), ("mark"
 QUOTE_STATES = {"live": "oh-q-ok", "stale": "oh-q-stale", "no quote": "oh-q-none"}  # "quote" cell text -> class
 NUMERIC_COLUMNS = ("qty", "mark", "value", "pnl", "pnl %", "dte", "spread", "age", "bid", "ask", "price")
 KIND_WORDS = {"iron_condor": "iron condor"}
+# The grids' borders are separate, not collapsed as oh.css has every .oh-table's: each cell draws its own bottom
+# line, the same pixels (a screenshot of both is identical). Collapsed, the table's borders are the table's to
+# paint, and a frame of marks made chromium raster the tables' tiles at ~1.6 times the CPU (bench/README.md).
 CELL_CSS = """
 .oh-q-ok { color:#1e7b34; } .oh-q-stale { color:#c62828; font-weight:600; } .oh-q-none { color:#777; }
 .oh-scroll { overflow-x:auto; max-width:100%; -webkit-overflow-scrolling:touch; contain:content; }
+table.oh-grid { border-collapse:separate; border-spacing:0; }
 table.oh-grid td.oh-num, table.oh-grid th.oh-num { text-align:right; font-variant-numeric:tabular-nums; }
 table.oh-grid td.oh-neg { color:#c62828; } table.oh-grid td.oh-pos { color:#1e7b34; }
 table.oh-grid th { white-space:normal; vertical-align:bottom; }

@@ -35,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import html
 import logging
-import os
 import threading
 import time
 from pathlib import Path
@@ -60,10 +59,11 @@ from panel_app.live_marks import LiveMarks, MarkKey, Subscription
 from panel_app.live_tables import CELL_CSS, LEG_COLUMNS, POSITION_COLUMNS, fills_html, health_html
 from panel_app.live_ticks import SILENT_AFTER
 from panel_app.page import Page
+from services.settings import env_int
 
 log = logging.getLogger(__name__)
 
-REFRESH_MS = int(os.environ.get("OH_LIVE_REFRESH_MS", "500"))  # the slow check (marks come when ticks do)
+REFRESH_MS = env_int("OH_LIVE_REFRESH_MS", 500, 1)  # the slow check (marks come when ticks do)
 FILLS = ("SELECT ts, order_id, symbol, event, side, qty, price, filled_at FROM trade_updates "
          "ORDER BY ts DESC LIMIT 50")
 NOT_ANSWERING = ("**live_stream not answering**: {since}. Is it running? (`oh up`, `oh status`). "

@@ -48,6 +48,17 @@ ROWS_JS = """(cls) => { const out = {}; const root = (""" + HOST_JS + """)(cls);
   });
   return out; }"""
 TABLE_JS = """(cls) => (""" + HOST_JS + """)(cls).querySelector('table.oh-grid')"""
+# Cells whose class or shown time disagrees with their value (the grid writes a class only when it changes): a PnL's
+# sign colour, the quote state's colour, the quote time as HH:MM:SS of its data-ts. Empty: all agree.
+DISAGREE_JS = """(cls) => { const root = (""" + HOST_JS + """)(cls); const bad = [];
+  const states = {live: 'oh-q-ok', stale: 'oh-q-stale', 'no quote': 'oh-q-none'};
+  root.querySelectorAll('tr.oh-row td').forEach(td => { const f = td.dataset.field, t = td.textContent;
+    if (f === 'pnl' || f === 'pnl %') {
+      if (td.classList.contains('oh-neg') !== t.startsWith('-') || td.classList.contains('oh-pos') !== t.startsWith('+')) bad.push([f, t, td.className]);
+    } else if (f === 'quote') { if (td.className !== (states[t] || '')) bad.push([f, t, td.className]); }
+    else if (f === 'quote at') { const ts = parseFloat(td.dataset.ts);
+      if (t !== (ts > 0 ? new Date(Math.floor(ts) * 1000).toISOString().slice(11, 19) : '\\u2014')) bad.push([f, t, td.dataset.ts]); }
+  }); return bad; }"""
 
 
 def rows(page: Any, cls: str = "oh-live-positions") -> dict[str, dict[str, Any]]:
@@ -120,6 +131,8 @@ def test_start_shows_live_marks_that_move_in_place_then_stop_stops_the_streams(
         {k: v['mark'] for k, v in first.items()})}; return Object.keys(before).some(id => r[id] && r[id].mark !== before[id]); }}""",
                            timeout=WAIT)
     assert page.evaluate("(t) => t.__ohKeep === true && t.isConnected", table) is True  # patched, not replaced
+    for cls in ("oh-live-positions", "oh-live-legs"):  # colours and times moved with the values they belong to
+        assert page.evaluate(DISAGREE_JS, cls) == []
     legs = rows(page, "oh-live-legs")
     assert {row for row in legs} >= set(structures)
     for name in ("stocks", "options", "fills"):
