@@ -3,7 +3,8 @@
 The suite starts more than a thousand processes (the ledger, the workers, `oh` CLI calls). Each one
 spent 0.2-0.8 CPU seconds importing numpy, pyarrow, duckdb, zmq, typer and the rest before doing any
 work: about a fifth of the suite's CPU on a 2-core box. The server imports those third-party
-libraries once, then forks one child per request. It never imports our own packages: several of
+libraries once, then forks one child per request; Panel and Bokeh's server (UI_PRELOAD, ~1 CPU-s) only
+when it is first asked for a dashboard (`oh ui`), so only a server that forks one pays for them. It never imports our own packages: several of
 their modules read the environment at import time (`OH_SEGMENT_BYTES`, `OH_COMMAND_TTL`, ...), and
 each child must see its own.
 
@@ -67,6 +68,10 @@ PRELOAD = (
     "croniter", "dateutil.parser", "charset_normalizer", "pandas", "exchange_calendars", "zmq.auth.thread",
     "zmq.utils.monitor", "logging", "tomllib", "glob",
 )
+
+# What the dashboard (`oh ui`, under `oh up` too) imports besides PRELOAD: ~1 CPU-s of each of its starts. Imported
+# by the server only when it first forks a dashboard (`_preload_for`), so a worker that never starts one does not pay.
+UI_PRELOAD = ("panel", "panel.io.server", "bokeh.server.server")
 
 _enabled = False
 _server: _Client | None = None
@@ -282,6 +287,13 @@ def _serve(sock: socket.socket, listener: socket.socket) -> dict[str, Any] | Non
                     continue
                 request = json.loads(message)
                 status = socket.socket(fileno=fds[0])
+                refused = _preload_for(request["argv"])
+                if refused:
+                    status.send(refused.encode())
+                    status.close()
+                    for fd in fds[1:]:
+                        os.close(fd)
+                    continue
                 sys.stdout.flush()
                 sys.stderr.flush()
                 pid = os.fork()
@@ -335,6 +347,29 @@ class _Child:
         self.kind = _label(request["argv"])
         self.test = request["env"].get("PYTEST_CURRENT_TEST", "")
         self.started = started
+
+
+_ui_preloaded = False
+_refusal: str | None = None  # once set, the server forks nothing more
+
+
+def _preload_for(argv: list[str]) -> str | None:
+    """Before forking a dashboard (`oh ui`, or `-m oh.cli ui` as supervisord runs it), import UI_PRELOAD once; None,
+    or why the server no longer forks (an import started a thread: every request refused from then on)."""
+    global _ui_preloaded, _refusal
+    dashboard = _label(argv) == "oh ui" or (argv[1:3] in (["-m", "oh.cli"], ["-m", "oh.cli.main"]) and argv[3:4] == ["ui"])
+    if _refusal is None and dashboard and not _ui_preloaded:
+        _ui_preloaded = True
+        for name in UI_PRELOAD:
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                pass
+        threads = _threads()
+        if threads:
+            _refusal = f"threads {threads} after importing {UI_PRELOAD}: not forking"
+        gc.freeze()  # as at start: the new objects stay out of every child's collections
+    return _refusal
 
 
 def _label(argv: list[str]) -> str:

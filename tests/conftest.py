@@ -74,15 +74,16 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
 # Measured: each module's summed test wall time in a full run (devtools/cpu_report.py's log, `wall-s`; the
 # run's schedule: devtools/schedule_report.py), largest first, down to about 1/100 of the run's; a module
 # missing here only starts later (most tests first), nothing else changes. From a run at load 25-44 (27 min):
-# read_path_attack 367 s, inline_backfill 363, wheel 330, the two `populated` modules 267 together, ...
+# read_path_attack 367 s, inline_backfill 363, the two `populated` modules 267 together, ... (test_wheel, 330 s
+# then, took 75 s at load ~23 once it linked its dependencies instead of installing them: moved down)
 LONGEST_FIRST = (
     "tests/integration/test_read_path_attack.py",
     "tests/dagster/test_inline_backfill.py",
-    "tests/integration/test_wheel.py",
     "tests/ui/test_dashboard_browser.py",  # with test_dashboard_layout: one unit (SHARED_UNITS)
     "tests/ui/test_dashboard_layout.py",
     "tests/ui/test_live_page.py",
     "tests/integration/test_demo.py",
+    "tests/integration/test_wheel.py",
     "tests/ui/test_live_channel.py",
     "tests/unit/test_warehouse.py",
     "tests/scenarios/test_jobs.py",

@@ -1,13 +1,19 @@
 """Installable anywhere: the wheel alone runs `oh up`, an `oh emit ... --wait` and `oh down`, from another directory.
 
 The checkout is copied aside and built into a wheel (pip, build isolation, as `pip install .` and `pipx install .`
-do); the wheel is installed into a brand-new venv with its dependencies at the versions requirements-dev.lock pins;
-then, from an unrelated directory, with no PYTHONPATH and the checkout nowhere on sys.path, that venv's `oh`
-starts every service under supervisord, ingests a week of sim candles and stops everything. Every service must
+do); the wheel is installed (`--no-deps`) into a brand-new venv that sees, besides it, only the distributions its
+own requirements name, and theirs, in turn (the wheel's `Requires-Dist` without extras, with the extras those name,
+taken from this suite's venv, so at the versions requirements-dev.lock pins; linked into one directory the venv adds
+to its path: no dev tool, no Dagster, no editable checkout); `pip check` says the wheel's dependency metadata is met
+by them. Then, from an unrelated directory, with no PYTHONPATH and the checkout nowhere on sys.path, that venv's
+`oh` starts every service under supervisord, ingests a week of sim candles and stops everything. Every service must
 run the installed code (their command lines name the new venv's Python, `oh` imports from its site-packages).
 
 Protects: a file `oh up` needs that is not in the wheel (supervisord.conf was not), a path relative to the
-checkout, a dependency missing from pyproject. One test (about a minute, most of it pip), in its own temp dirs.
+checkout, a dependency missing from pyproject (the venv holds only what pyproject's dependencies bring), dependency
+bounds the locked versions do not meet (`pip check`). Not shown here: that pip resolves those dependencies from an
+index (it resolved them for this suite's venv, with the same lock). One test, in its own temp dirs; linking the
+dependencies instead of installing ~100 packages saves pip ~20 CPU-s.
 """
 
 from __future__ import annotations
@@ -17,9 +23,14 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
+from email.parser import Parser
+from importlib import metadata
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from devtools.processes import REPO
 
@@ -35,6 +46,41 @@ def _run(argv: list[str], *, cwd: Path, env: dict[str, str], timeout: float = 60
     return done
 
 
+def _requirements(declared: list[str], extras: frozenset[str]) -> list[Requirement]:
+    """Of `Requires-Dist` lines, those that apply with `extras` asked for, on this platform."""
+    wanted = []
+    for line in declared:
+        req = Requirement(line)
+        if req.marker is None or any(req.marker.evaluate({"extra": extra}) for extra in {"", *extras}):
+            wanted.append(req)
+    return wanted
+
+
+def link_dependencies(wheel: Path, target: Path) -> list[str]:
+    """Link into `target` every distribution of this venv that the wheel's requirements (no extras) bring, their
+    requirements in turn (with the extras named): each one's top-level modules and its dist-info, so `target` holds
+    what installing the wheel's dependencies would, at this venv's (the lock's) versions. Returns their names."""
+    with zipfile.ZipFile(wheel) as archive:
+        [name] = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        todo = _requirements(Parser().parsestr(archive.read(name).decode()).get_all("Requires-Dist", []), frozenset())
+    seen: dict[str, frozenset[str]] = {}
+    target.mkdir()
+    while todo:
+        req = todo.pop()
+        key, extras = canonicalize_name(req.name), frozenset(req.extras)
+        if key in seen and extras <= seen[key]:
+            continue
+        dist = metadata.distribution(req.name)  # missing from this venv: the lock does not cover a dependency
+        assert req.specifier.contains(dist.version, prereleases=True), f"{req} but this venv has {dist.version}"
+        if key not in seen:
+            for top in sorted({f.parts[0] for f in dist.files or [] if f.parts[0] not in ("..", "__pycache__")}):
+                if not (target / top).exists():
+                    (target / top).symlink_to(dist.locate_file(top))
+        seen[key] = seen.get(key, frozenset()) | extras
+        todo.extend(_requirements(dist.requires or [], seen[key]))
+    return sorted(seen)
+
+
 @pytest.mark.timeout(1200)
 def test_the_wheel_runs_up_emit_and_down_from_another_directory(tmp_path: Path) -> None:
     """Build, install into a fresh venv, then `oh --version`, `oh up`, `oh emit ingest-candles --wait`, `oh status
@@ -46,21 +92,29 @@ def test_the_wheel_runs_up_emit_and_down_from_another_directory(tmp_path: Path) 
     _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(source)], cwd=tmp_path, env=env)
     [wheel] = dist.glob("options_helper-*.whl")
     venv = tmp_path / "venv"
-    _run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path, env=env)
+    _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], cwd=tmp_path, env=env)
     python, oh = venv / "bin" / "python", venv / "bin" / "oh"
-    # --no-compile: no bytecode for ~100 packages now (Python writes it on first import); it halves the install
-    _run([str(python), "-m", "pip", "install", "-q", "--no-compile", "-c", str(REPO / "requirements-dev.lock"),
-          str(wheel)], cwd=tmp_path, env=env, timeout=900)
+    linked = link_dependencies(wheel, tmp_path / "deps")
+    assert {"pyzmq", "duckdb", "supervisor", "panel"} <= set(linked) and not {"pytest", "dagster"} & set(linked)
+    purelib = Path(_run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], cwd=tmp_path,
+                        env=env).stdout.strip())
+    (purelib / "oh_test_dependencies.pth").write_text(f"import site; site.addsitedir({str(tmp_path / 'deps')!r})\n")
+    # this suite's pip installs into the new venv (`--python`); --no-compile: Python writes byte code on first import
+    pip = [sys.executable, "-m", "pip", "--python", str(python)]
+    _run([*pip, "install", "-q", "--no-deps", "--no-compile", str(wheel)], cwd=tmp_path, env=env)
+    _run([*pip, "check"], cwd=tmp_path, env=env)  # every requirement of every distribution it sees is met
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env.update(OH_HOME=str(tmp_path / "home"), OH_UI_PORT="0", OH_CALENDAR_CACHE=str(tmp_path / "calendar"))
     where = _run([str(python), "-c", "import oh, services, oh.adapters.supervisor as s; print(oh.__file__); "
-                  "print(services.__file__); print(s.conf_text().count('[program:'))"], cwd=elsewhere, env=env)
-    oh_file, services_file, programs = where.stdout.split()
+                  "print(services.__file__); print(s.conf_text().count('[program:')); import importlib.util as u; "
+                  "print(u.find_spec('pytest') is None and u.find_spec('dagster') is None)"], cwd=elsewhere, env=env)
+    oh_file, services_file, programs, isolated = where.stdout.split()
     site = str(venv / "lib")
     assert oh_file.startswith(site) and services_file.startswith(site), where.stdout
     assert int(programs) > 5
+    assert isolated == "True", "the venv sees more than the wheel's dependencies"
     assert _run([str(oh), "--version"], cwd=elsewhere, env=env).stdout.strip().startswith("oh ")
 
     try:

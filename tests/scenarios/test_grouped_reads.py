@@ -13,6 +13,7 @@ per symbol; `services.snapshots.read_plan` groups the symbols of a short range i
 
 from __future__ import annotations
 
+import shutil
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -37,15 +38,27 @@ def _days() -> list[date]:
     return [d.astype(date) for d in calendar.sessions(FIRST, LAST)]
 
 
-def seeded(root: Path) -> InProcessStack:
-    """Candles of every symbol, snapshots of all but QQQ (AAPL misses a session), the same on every call."""
-    stack = InProcessStack(Home(root).ensure(), workers=["ingest", "snapshot"])
+@pytest.fixture(scope="module")
+def seed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A warehouse file holding candles of every symbol and snapshots of all but QQQ (AAPL misses a session),
+    seeded once through the ingest and snapshot handlers; each test works on a copy of its own (`seeded`)."""
+    root = tmp_path_factory.mktemp("seed")
+    stack = InProcessStack(Home(root / "home").ensure(), workers=["ingest", "snapshot"], warehouse=root / "seed.duckdb")
     stack.run(IngestCandles(symbols=SYMBOLS, start=date(2025, 1, 2), end=LAST))
     stack.run(SnapshotOptions(symbols=["SPY", "S0001", "S0007"], start=FIRST, end=LAST))
     for day in _days():
         if day != MISSING:
             stack.run(SnapshotOptions(symbols=["AAPL"], start=day, end=day))
-    return stack
+    stack.close()
+    return root / "seed.duckdb"
+
+
+def seeded(seed: Path, root: Path) -> InProcessStack:
+    """A stack on `root` whose warehouse is a copy of the seeded one (the same data on every call)."""
+    home = Home(root).ensure()
+    warehouse = root / "seeded.duckdb"
+    shutil.copyfile(seed, warehouse)
+    return InProcessStack(home, workers=["ingest", "snapshot"], warehouse=warehouse)
 
 
 def one_symbol_reads(symbols: list[str], days: list[date], extra: int = 0) -> Any:
@@ -82,8 +95,8 @@ def run_jobs(stack: InProcessStack) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def test_load_chains_many_gives_each_symbol_what_load_chains_gives_it(tmp_path: Path) -> None:
-    stack = seeded(tmp_path / "s")
+def test_load_chains_many_gives_each_symbol_what_load_chains_gives_it(seed: Path, tmp_path: Path) -> None:
+    stack = seeded(seed, tmp_path / "s")
     days = _days()
     for first, last in ((days[0], days[-1]), (days[3], days[3]), (MISSING, MISSING), (days[1], days[4])):
         for before in (0, 1, 3):
@@ -99,23 +112,23 @@ def test_load_chains_many_gives_each_symbol_what_load_chains_gives_it(tmp_path: 
 
 
 @pytest.fixture(scope="module")
-def old(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, Any]]]:
+def old(seed: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, Any]]]:
     """The tables the old path (one symbol per read) writes: computed once, compared with each grouped plan."""
     with pytest.MonkeyPatch.context() as mp:
         for module in (flow, derived):
             mp.setattr(module, "read_plan", one_symbol_reads)
             mp.setattr(module, "load_chains_many", old_load)
         mp.setattr(briefing, "SYMBOLS_PER_READ", 1)
-        return run_jobs(seeded(tmp_path_factory.mktemp("old")))
+        return run_jobs(seeded(seed, tmp_path_factory.mktemp("old")))
 
 
 @pytest.mark.parametrize("per_read", [1000, 4])  # every symbol in one read; two symbols per read (window 1)
 def test_grouped_reads_write_what_one_symbol_reads_wrote(
-        tmp_path: Path, old: dict[str, list[dict[str, Any]]], per_read: int) -> None:
+        seed: Path, tmp_path: Path, old: dict[str, list[dict[str, Any]]], per_read: int) -> None:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(snapshots, "SYMBOL_SESSIONS_PER_READ", per_read)
         mp.setattr(briefing, "SYMBOLS_PER_READ", 2)
-        grouped = run_jobs(seeded(tmp_path / "grouped"))
+        grouped = run_jobs(seeded(seed, tmp_path / "grouped"))
     for table in old:
         assert grouped[table] == old[table], table
     assert old["options_flow"] and old["derived_daily"] and old["briefings"]

@@ -25,6 +25,9 @@ def main(argv: list[str]) -> None:
         for name in ("OH_PROBE_VALUE", "OH_SEGMENT_BYTES"):
             print(f"{name}={os.environ.get(name)}")
         return
+    if action == "imported":  # whether these modules were imported before the probe ran (preloaded by the server)
+        print(" ".join(str(name in sys.modules) for name in argv[2:]))
+        return
     if action == "atexit":
         atexit.register(lambda: print("at exit"))
         sys.stdout.write("body\n")  # buffered: must be flushed at exit

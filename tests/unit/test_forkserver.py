@@ -51,6 +51,19 @@ def test_the_server_forks_rather_than_falling_back() -> None:
     assert proc.wait(30) == 0
 
 
+def test_a_dashboard_start_preloads_panel_in_the_server_which_still_forks() -> None:
+    """`oh ui` makes the server import UI_PRELOAD (Panel, Bokeh's server) before it forks it, so later children
+    find them imported, and the server stays single-threaded (a child is still forked, not exec'd). Protects the
+    ~1 CPU-s each dashboard start saves (devtools/forkserver.py), and that it never costs the fork."""
+    refused = forkserver.run([OH, "ui", "--port", "70000"], env=dict(os.environ), timeout=60)
+    assert refused.returncode == 2 and "--port must be between" in refused.stderr, refused.stderr
+    proc = forkserver.spawn([sys.executable, "-m", PROBE, "exit", "0"], env=dict(os.environ))
+    assert isinstance(proc, forkserver.ForkedProcess) and proc.wait(30) == 0
+    seen = forkserver.run([sys.executable, "-m", PROBE, "imported", *forkserver.UI_PRELOAD], env=dict(os.environ),
+                          timeout=60)
+    assert seen.stdout.split() == ["True"] * len(forkserver.UI_PRELOAD), seen.stdout + seen.stderr
+
+
 @pytest.mark.parametrize("code", ["0", "3", "255"])
 def test_exit_codes_match(code: str) -> None:
     forked, execd = _both("exit", code)
