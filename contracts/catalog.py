@@ -63,7 +63,8 @@ class Job:
     table: str | None = None  # where the ledger projects them
     coverage: Coverage | None = None  # tracked for gaps by `oh db health`
     after: str | None = None  # a pipeline stage: sent when a run of this job finishes
-    reads: tuple[str, ...] = ()  # other asset keys it reads for the same session (lineage, e.g. for Dagster)
+    reads: tuple[str, ...] = ()  # other asset keys it reads for the same session (lineage, e.g. for Dagster; in a
+    # daily's chain it also waits for the daily's runs writing them: services/pipeline.py, waits_for)
     reads_earlier: tuple[str, ...] = ()  # asset keys whose earlier sessions it reads (its own: a history)
 
 

@@ -1,9 +1,10 @@
 """Job `daily`: the whole daily chain for one session, run by the scheduler worker.
 
 It sends the first commands and follows the chain to its end, so one run says whether the day
-worked: candles and option bars first (in parallel, on their workers); once candles are in, the
-snapshot; flow, derived and the briefing then start on their own, each on the committed
-`RunFinished` of the step before it. Every command id derives from this run's id, and the run
+worked: candles, option bars and the snapshot at once (in parallel, on their workers); flow, derived
+and the briefing then start on their own, each on the committed `RunFinished` of the step before it,
+derived also not before the candles have ended (it reads the session's close: services/pipeline.py,
+`waits_for`). Every command id derives from this run's id (`pipeline.daily_command_id`), and the run
 ids of the chained steps are computed the same way the chaining workers compute them, so the
 job knows which runs to wait for, a restarted job re-sends only duplicates the ledger drops, and
 running the same day twice changes nothing. The run fails, naming the steps, if any step failed.
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 from datetime import UTC, date, datetime, timedelta
 
 from contracts import (
@@ -24,12 +24,11 @@ from contracts import (
     SnapshotOptions,
 )
 from oh.domain import calendar
-from services.pipeline import Step, follow_chain, step_of, wait_for_run
+from services.pipeline import Step, daily_command_id, follow_chain, step_of, wait_for_run
 from services.runs import RunContext, RunFailed
 
 log = logging.getLogger(__name__)
 
-_ID_NAMESPACE = uuid.UUID("0b7d6c1e-52a4-4f0b-9a57-3e2f1d8c4b6a")
 # A step no worker picks up within this long fails the day (its worker is probably not running).
 START_TIMEOUT_SECONDS = float(os.environ.get("OH_DAILY_START_TIMEOUT", "600"))
 # A step that runs longer than this fails the day (it is still recorded when it ends).
@@ -43,10 +42,6 @@ def resolve_as_of(as_of: date | None, now: datetime | None = None) -> date:
             raise ValueError(f"{as_of} is not an NYSE session")
         return as_of
     return calendar.last_closed_session(now or datetime.now(UTC))
-
-
-def _command_id(run_id: str, step: str) -> str:
-    return uuid.uuid5(_ID_NAMESPACE, f"{run_id}:{step}").hex
 
 
 def _send(run: RunContext, commands: list[Command]) -> list[Step]:
@@ -86,17 +81,17 @@ def daily(command: RunDaily, run: RunContext) -> None:
     first_candle = day - timedelta(days=command.candle_days)
     common = {"parent_run_id": run.run_id, "triggered_by": "pipeline"}
     provider = {"provider": command.provider, "fallback": command.fallback}
-    candles, bars = _send(run, [
-        IngestCandles(id=_command_id(run.run_id, "candles"), symbols=symbols, start=first_candle, end=day,
+    candles, bars, snapshot = _send(run, [
+        IngestCandles(id=daily_command_id(run.run_id, "ingest_candles"), symbols=symbols, start=first_candle, end=day,
                       **provider, **common),
-        IngestOptionsBars(id=_command_id(run.run_id, "bars"), symbols=symbols, start=day, end=day, **provider, **common),
-    ])
-    timeouts = (START_TIMEOUT_SECONDS, STEP_TIMEOUT_SECONDS)
-    outcomes = {candles: wait_for_run(run.query, candles, *timeouts, run.check_stop)}  # derived needs the close
-    (snapshot,) = _send(run, [
-        SnapshotOptions(id=_command_id(run.run_id, "snapshot"), symbols=symbols, start=day, end=day,
+        IngestOptionsBars(id=daily_command_id(run.run_id, "ingest_options_bars"), symbols=symbols, start=day, end=day,
+                          **provider, **common),
+        SnapshotOptions(id=daily_command_id(run.run_id, "snapshot_options"), symbols=symbols, start=day, end=day,
                         **provider, **common),
     ])
+    timeouts = (START_TIMEOUT_SECONDS, STEP_TIMEOUT_SECONDS)
+    # the candles first: derived, in the chain, is sent only once they have ended (the waits overlap the runs)
+    outcomes = {candles: wait_for_run(run.query, candles, *timeouts, run.check_stop)}
     outcomes.update(follow_chain(run.query, snapshot, *timeouts, run.check_stop))
     outcomes[bars] = wait_for_run(run.query, bars, *timeouts, run.check_stop)
     failed = [(step, status) for step, status in outcomes.items() if status != "success"]

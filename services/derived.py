@@ -1,5 +1,7 @@
 """The derived worker: job `compute_derived` (asset `derived_metrics`), chained after every flow run of one-session
-windows (a multi-session window chains nothing: services/pipeline.py, CHAINS_ON).
+windows (a multi-session window chains nothing: services/pipeline.py, CHAINS_ON); in a daily's chain, only once
+that daily's candles have ended too (it reads the session's close; the daily sends its snapshot beside the candles):
+sent on the end of whichever is last (services/pipeline.py, `send_next_step`).
 
 For each symbol and session it reads that session's chain, the closes up to it (candles_daily) and
 the IV history of earlier sessions only (derived_daily, strictly before the day), and calls
@@ -169,7 +171,8 @@ def _iv_history(run: RunContext, symbols: list[str], first: date, last: date) ->
 
 
 def after_flow(event: RunFinished, bus: Bus) -> None:
-    """Chain: a finished flow run sends one ComputeDerived for the sessions it covered."""
+    """Chain: a finished flow run sends one ComputeDerived for the sessions it covered; in a daily's chain, once the
+    daily's candles have ended too (the end of the candles sends it when flow ended first)."""
     send_next_step(bus, event, DERIVED)
 
 

@@ -4,7 +4,7 @@ scheduler emitting it on its cron schedule."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 
 import pytest
@@ -98,3 +98,46 @@ def test_the_scheduler_emits_daily_on_its_cron_schedule(everything: Stack, home:
         time.sleep(0.5)
     else:
         raise AssertionError("no scheduled daily run succeeded")
+
+
+def _wait(condition: Callable[[], object], what: str, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_derived_waits_for_candles_that_end_last(home: Home) -> None:
+    """The daily sends its snapshot beside the candles; derived reads the session's close, so with the candles'
+    worker not running, snapshot and flow end and derived is not sent, even after the derived worker has handled
+    flow's end; once the candles' worker starts and the candles end, derived runs after them, the briefing after
+    it, and the daily succeeds."""
+    stack = Stack(home)
+    try:
+        stack.start_ledger()
+        stack.options_bars.start()
+        stack.start_workers(*WORKERS)
+        sent = run_oh("emit", "daily", "--symbols", "SPY", "--as-of", str(DAY))
+        assert sent.returncode == 0, sent.stderr
+
+        def status(job: str) -> str | None:
+            rows = stack.client.query("SELECT status FROM meta.ingestion_runs WHERE job_name = ?", [job]).column(0)
+            return rows[0].as_py() if len(rows) else None
+
+        _wait(lambda: status("compute_flow") == "success", "flow")
+        head = stack.scalar("SELECT max(seq) FROM ledger.events WHERE type = 'RunFinished'")  # flow's or after it
+        offset = home.state / "derived.offset"
+        _wait(lambda: offset.exists() and int(offset.read_text().split()[0]) >= head,  # type: ignore[operator]
+              "derived to handle flow's end")
+        assert status("ingest_candles") is None and status("compute_derived") is None
+
+        stack.start_ingest()
+        _wait(lambda: status("daily") not in (None, "started"), "the daily")
+        assert status("daily") == "success"
+        runs = {r["job_name"]: r for r in stack.client.query(
+            "SELECT job_name, status, started_at, ended_at FROM meta.ingestion_runs").to_pylist()}
+        assert runs["compute_derived"]["started_at"] >= runs["ingest_candles"]["ended_at"]
+        assert runs["build_briefing"]["status"] == "success"
+        assert stack.scalar("SELECT count(*) FROM derived_daily WHERE session_date = ? AND rv_20 IS NOT NULL", [DAY]) == 1
+    finally:
+        stack.stop()
