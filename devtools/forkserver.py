@@ -353,6 +353,16 @@ _ui_preloaded = False
 _refusal: str | None = None  # once set, the server forks nothing more
 
 
+def _import_all(names: tuple[str, ...]) -> list[str]:
+    """Import `names` (one missing is skipped: an optional extra); the threads running besides the main one after."""
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    return _threads()
+
+
 def _preload_for(argv: list[str]) -> str | None:
     """Before forking a dashboard (`oh ui`, or `-m oh.cli ui` as supervisord runs it), import UI_PRELOAD once; None,
     or why the server no longer forks (an import started a thread: every request refused from then on)."""
@@ -360,12 +370,7 @@ def _preload_for(argv: list[str]) -> str | None:
     dashboard = _label(argv) == "oh ui" or (argv[1:3] in (["-m", "oh.cli"], ["-m", "oh.cli.main"]) and argv[3:4] == ["ui"])
     if _refusal is None and dashboard and not _ui_preloaded:
         _ui_preloaded = True
-        for name in UI_PRELOAD:
-            try:
-                importlib.import_module(name)
-            except ImportError:
-                pass
-        threads = _threads()
+        threads = _import_all(UI_PRELOAD)
         if threads:
             _refusal = f"threads {threads} after importing {UI_PRELOAD}: not forking"
         gc.freeze()  # as at start: the new objects stay out of every child's collections
@@ -518,12 +523,7 @@ def _main() -> None:
     # OpenBLAS (numpy's, scipy's) would start a thread pool at import; one thread keeps the fork
     # safe. Only BLAS's parallelism differs in a child (our processes make no BLAS calls worth one).
     os.environ["OPENBLAS_NUM_THREADS"] = "1"
-    for name in PRELOAD:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            pass
-    threads = _threads()
+    threads = _import_all(PRELOAD)
     if threads:
         sock.send(f"threads {threads} after the imports: not forking".encode())
         return
