@@ -66,7 +66,7 @@ def test_the_highlights_of_the_rows_read_are_those_of_every_row(tmp_path: Path, 
     monkeypatch.setattr(worker, "SYMBOLS_PER_READ", per_read)
 
     def read(sql: str, params: list[Any]) -> Any:
-        return con.execute(sql, params).to_arrow_table()
+        return con.sql(sql, params=params).to_arrow_table()
 
     every = read(EVERY_ROW, [symbols, DAY, held]).to_pylist()
     read_now = worker.flow_candidates(read, symbols, DAY, held)
