@@ -112,7 +112,7 @@ class LivePortfolioPage(Page):
         self.start_button.on_click(lambda _e: self._send(StartLive(
             provider=str(self.provider.value), sim_quotes_per_second=float(self.rate.value or 200))))
         self.stop_button.on_click(lambda _e: self._send(StopLive()))
-        self.command_line = html_pane("", margin=(12, 10), sizing_mode="fixed", width=None,
+        self.command_line = html_pane("", margin=(12, 10), sizing_mode=None,
                                       styles={"flex": "1 1 220px"})
         self.file_note = pn.Column(sizing_mode="stretch_width")
         self.banner = pn.Column(sizing_mode="stretch_width")

@@ -213,6 +213,22 @@ def test_every_live_session_shares_the_one_tick_reader(live: Stack, chromium: An
     assert log.count("tick feed started") == 1 and log.count("live marker started") == 1
 
 
+def test_a_live_page_load_logs_no_bokeh_validation_warning(live: Stack, chromium: Any) -> None:
+    """Bokeh validates each session's document as it is sent; a model it finds wrong (the command line was a
+    'fixed' pane without a width: W-1005 on every load) would put a warning line in ui.log per page load."""
+    tab = chromium.new_page()
+    try:
+        open_live(tab, live)
+        tab.get_by_text("Stream health").first.wait_for(timeout=WAIT)
+    finally:
+        tab.close()
+    logs = sorted(live.home.logs.glob("ui*.log"))  # ui.log, and the process's own output (where Bokeh's logger writes)
+    assert logs
+    warnings = [line for path in logs for line in path.read_text().splitlines() if "W-1005" in line or
+                "bokeh.core.validation" in line]
+    assert warnings == []
+
+
 # ---------------------------------------------------------------- several tabs, one marking, only changed cells
 MARKINGS_JS = """() => {
   const seen = new Set(); window.__ohMarkings = seen;
