@@ -89,8 +89,9 @@ def service_states(programs: dict[str, supervisor.Program], ledger: StatusReply 
 
 
 def wait_ready(home: Home, timeout: float, only: Sequence[str] | None = None) -> list[str]:
-    """Wait until the ledger answers and every worker (or those in `only`) has sent a heartbeat; return who is
-    missing.
+    """Wait until the ledger answers, every worker (or those in `only`) has sent a heartbeat and supervisord, when
+    it runs them, says RUNNING for each (its `startsecs` passed: what `oh status` counts as running; a forked
+    service can heartbeat before that); return who is missing.
 
     A program supervisord gave up on (FATAL: it exits as soon as it starts) ends the wait at once.
     """
@@ -98,14 +99,17 @@ def wait_ready(home: Home, timeout: float, only: Sequence[str] | None = None) ->
     deadline = time.monotonic() + timeout
     missing = [supervisor.LEDGER, *workers]
     while time.monotonic() < deadline:
+        programs = supervisor.programs(home)
+        fatal = [p.name for p in programs.values() if p.state == "FATAL"]
+        if fatal:
+            return [f"{name} (FATAL: it exits as soon as it starts)" for name in fatal]
         status = _ledger_status(home, timeout=0.5)
         if status is not None:
             missing = [name for name in workers if name not in status.heartbeats]
+            missing += [f"{name} ({program.state})" for name, program in programs.items()
+                        if name in (supervisor.LEDGER, *workers) and name not in missing and not program.running]
             if not missing:
                 return []
-        fatal = [p.name for p in supervisor.programs(home).values() if p.state == "FATAL"]
-        if fatal:
-            return [f"{name} (FATAL: it exits as soon as it starts)" for name in fatal]
         time.sleep(0.2)
     return missing
 
