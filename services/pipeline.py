@@ -48,8 +48,6 @@ POLL_SECONDS = 0.05  # one ~1.5 ms status query per poll while a daily or replay
 POLL_MAX_SECONDS = 0.5  # ... then every elapsed/40 s up to this: a long step is polled ~1/s, not 20/s
 TRANSIENT_QUERY_ERRORS = ("busy", "timeout", "interrupted")  # a poll that failed so is simply retried
 Read = Callable[[str, list[Any]], pa.Table]
-# The runs (`r`, a row of meta.ingestion_runs) whose outputs a later stage reads: every one but a flow over more than
-# one session per window (its args_json holds the command's `window`).
 DAILY_JOB = job_of(RunDaily).name
 # The nearest `daily` among a run's ancestors (parent_run_id up to 8 levels: a chain is 4 long).
 DAILY_OF_SQL = """
@@ -59,6 +57,8 @@ WITH RECURSIVE up(run_id, parent_run_id, job_name, depth) AS (
   SELECT r.run_id, r.parent_run_id, r.job_name, up.depth + 1 FROM meta.ingestion_runs r JOIN up ON r.run_id = up.parent_run_id
   WHERE up.depth < 8)
 SELECT run_id FROM up WHERE job_name = ? ORDER BY depth LIMIT 1"""
+# The runs (`r`, a row of meta.ingestion_runs) whose outputs a later stage reads: every one but a flow over more than
+# one session per window (its args_json holds the command's `window`).
 CHAINS_ON = ("NOT (r.job_name = 'compute_flow' "
              "AND coalesce(TRY_CAST(json_extract_string(r.args_json, '$.window') AS INTEGER), 1) > 1)")
 
@@ -249,10 +249,7 @@ def _ended(bus: Bus, steps: list[Step]) -> bool:
 def _waiting_upstream(bus: Bus, run_id: str, job: str, stage: Job, gates: tuple[str, ...]) -> Step | None:
     """After `run_id` (a run of `job`, one of `stage`'s gates) ended: the run `stage` follows in the chain of the
     same daily, if it and every gate have ended (`stage` is then due), else None (or if `run_id` is no daily's)."""
-    table = bus.query(
-        "SELECT r.parent_run_id FROM meta.ingestion_runs r JOIN meta.ingestion_runs d ON d.run_id = r.parent_run_id "
-        "WHERE r.run_id = ? AND d.job_name = ?", [run_id, DAILY_JOB])
-    daily = table.column(0)[0].as_py() if table.num_rows else None
+    daily = _daily_of(bus, run_id)
     if daily is None or daily_step(daily, job).run_id != run_id:
         return None
     upstream = _daily_chain_step(daily, stage.after)  # type: ignore[arg-type]
