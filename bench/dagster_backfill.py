@@ -46,8 +46,9 @@ from contracts.catalog import job_of
 from devtools.processes import Service, wait_for_heartbeat
 from oh.domain import calendar
 from services.pipeline import Step, follow_chain
+from services.stack import WORKERS as STACK_WORKERS
 
-WORKERS = ("ingest", "options_bars", "snapshot", "flow", "derived", "briefing", "checks", "scheduler")
+WORKERS = tuple(STACK_WORKERS)  # every worker of the pipeline, as `python -m services.NAME`
 SYMBOLS = ("AAPL", "SPY", "MSFT", "QQQ", "NVDA", "AMZN", "META", "TSLA")
 TABLES = ("candles_daily", "options_bars", "option_snapshots", "options_flow", "derived_daily", "briefings")
 CHECKED = ("candles_daily", "options_bars", "options_snapshot_file", "options_flow", "derived_metrics")

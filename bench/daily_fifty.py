@@ -48,8 +48,9 @@ from bus.producer import Producer
 from contracts import RunDaily, run_id_for
 from devtools.processes import Service, wait_for_heartbeat
 from oh.domain import calendar
+from services.stack import WORKERS as STACK_WORKERS
 
-WORKERS = ("ingest", "options_bars", "snapshot", "flow", "derived", "briefing", "checks", "scheduler")
+WORKERS = tuple(STACK_WORKERS)  # every worker of the pipeline, as `python -m services.NAME`
 TABLES = ("candles_daily", "options_bars", "option_snapshots", "options_flow", "derived_daily", "briefings",
           "meta.asset_checks", "meta.ingestion_run_assets", "meta.ingestion_runs")
 CHECKED_ASSETS = ("candles_daily", "options_bars", "options_snapshot_file", "options_flow", "derived_metrics")

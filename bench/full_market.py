@@ -51,8 +51,9 @@ from oh.adapters.sim.universe import SYNTHETIC_DEFAULT, SYNTHETIC_ENV, synthetic
 from oh.domain import calendar
 from services.ledger import schema
 from services.ledger.warehouse import connect
+from services.stack import WORKERS as STACK_WORKERS
 
-WORKERS = ("ingest", "options_bars", "snapshot", "flow", "derived", "briefing", "checks", "scheduler")
+WORKERS = tuple(STACK_WORKERS)  # every worker of the pipeline, as `python -m services.NAME`
 # The rows a daily for `symbols` on `day` writes, per table (params: symbols, first candle day, day).
 DAY_ROWS = {
     "candles_daily": "SELECT * FROM candles_daily WHERE list_contains(?, symbol) AND date BETWEEN ? AND ?",

@@ -59,10 +59,11 @@ from bench._common import fresh_home, header, load_line, ratio_line, stop_servic
 from bus.home import Home
 from devtools.browser import CHROMIUM, Stack, browser, free_port, home_env, run_oh
 from oh.domain import calendar
+from services.stack import WORKERS as STACK_WORKERS
 
 PAGES = ("health", "portfolio", "symbol", "flow", "derived", "explorer", "live")
 JUDGED = tuple(p for p in PAGES if p != "live")
-WORKERS = ("ingest", "options_bars", "snapshot", "flow", "derived", "checks", "briefing", "scheduler")
+WORKERS = tuple(STACK_WORKERS)  # every worker of the pipeline, as `python -m services.NAME`
 FILLED_BUDGET_MS = 1500.0
 PAINT_BUDGET_MS = 1000.0
 FCP_JS = "() => (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime || null"
