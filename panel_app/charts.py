@@ -262,7 +262,8 @@ def metric_history(df: pd.DataFrame, metric: str, by: str = "symbol", kind: str 
                                    "text": _texts(part[metric], metric if kind is None else _kind_column(kind))})
         color = PALETTE[i % len(PALETTE)]
         renderers.append(fig.line(x="date", y="y", source=source, color=color, line_width=2, legend_label=label))
-        fig.scatter(x="date", y="y", source=source, color=color, size=4)
+        # the same label: Bokeh puts the dots in the line's legend entry, so a click hides both
+        fig.scatter(x="date", y="y", source=source, color=color, size=4, legend_label=label)
     set_axis(fig.yaxis, metric, kind=kind, title=title)
     set_axis(fig.xaxis, kind="date", title="")
     _hover(fig, [("", "@series"), ("session", "@date{%F}"), ("value", "@text")], renderers, ("date",))

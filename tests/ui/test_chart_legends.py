@@ -1,0 +1,34 @@
+"""A legend entry stands for everything drawn for its series: clicking it (click_policy "hide")
+hides the series' line and its dots together, never leaving dots behind without their line."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+from bokeh.models import GlyphRenderer, Legend
+
+from panel_app import charts
+
+
+def _history() -> pd.DataFrame:
+    days = [date(2025, 6, d) for d in (2, 3, 4)]
+    return pd.DataFrame({
+        "session_date": days * 2,
+        "symbol": ["SPY"] * 3 + ["QQQ"] * 3,
+        "iv_rank": [10.0, 20.0, 30.0, 40.0, 50.0, 60.0],
+    })
+
+
+def test_each_metric_history_legend_entry_holds_the_line_and_its_dots() -> None:
+    for fig in (charts.metric_history(_history(), "iv_rank"), charts.iv_rank_bands(_history())):
+        legend = next(item for item in fig.select(type=Legend))
+        assert legend.click_policy == "hide"
+        drawn = [r for r in fig.renderers if isinstance(r, GlyphRenderer)]
+        entries = {item.label["value"]: item.renderers for item in legend.items}
+        assert sorted(entries) == ["QQQ", "SPY"]
+        for label, renderers in entries.items():
+            kinds = sorted(type(r.glyph).__name__ for r in renderers)
+            assert kinds == ["Line", "Scatter"], (label, kinds)
+        held = [r for renderers in entries.values() for r in renderers]
+        assert sorted(map(id, held)) == sorted(map(id, drawn))  # every glyph drawn is in exactly one entry
