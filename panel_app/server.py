@@ -199,7 +199,7 @@ def build_server(home: Home, host: str, port: int, access: Access | None = None)
     import panel as pn
     from tornado.web import RedirectHandler
 
-    from panel_app import context, early_files
+    from panel_app import context
     from panel_app.app import routes
     from panel_app.components import STATIC, STATIC_ROUTE
     from panel_app.live_channel import ROUTE as LIVE_CHANNEL
@@ -225,8 +225,6 @@ def build_server(home: Home, host: str, port: int, access: Access | None = None)
         check_unused_sessions_milliseconds=5000, unused_session_lifetime_milliseconds=5000, **login,
     )
     lean_resources(server)
-    if getattr(server, "_tornado", None) is not None:
-        early_files.install(server._tornado)  # a cold load's files fetched while its session is built
     return server
 
 

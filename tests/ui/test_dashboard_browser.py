@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ import pytest
 from bus.producer import Producer
 from contracts import AssetFailed, RunFinished, RunStarted, utc_now
 from devtools.browser import Stack, emitted_run_id, run_oh
-from panel_app.early_files import linked_files
 from tests.ui.conftest import Tabs
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -116,45 +114,6 @@ def test_pages_fetch_only_what_they_use_and_one_cached_stylesheet(populated: Sta
     page.get_by_text("Latest run per job").first.wait_for(state="attached", timeout=WAIT)
     backgrounds = page.evaluate(HEADER_BACKGROUNDS)
     assert backgrounds and set(backgrounds) == {"rgb(245, 247, 250)"}
-
-
-def _link_urls(header: str) -> list[str]:
-    return re.findall(r"<([^>]+)>; rel=preload", header)
-
-
-def test_a_cold_load_gets_its_files_named_before_its_session_is_built(populated: Stack, page: Any) -> None:
-    """A browser without the dashboard's files gets the page's response headers before the session is built,
-    naming every script and stylesheet the page links (`Link: rel=preload`, panel_app/early_files.py), so it
-    fetches them while the server builds the document; each file is fetched once (the page's tags use the
-    preloaded copy) and the page fills. A browser that had them (the `oh_files` cookie) gets no such header.
-    Also fails if a Panel upgrade moves the page handler the module wraps (no header at all)."""
-    url = f"{populated.url}/explorer"
-    with urllib.request.urlopen(url, timeout=60) as reply:  # the path is known from now on
-        assert reply.status == 200
-    navigation = {"Sec-Fetch-Dest": "document"}  # as a browser's navigation says (urllib's own requests get no header)
-    with urllib.request.urlopen(url, timeout=60) as reply:
-        assert "Link" not in reply.headers
-    with urllib.request.urlopen(urllib.request.Request(url, headers=navigation), timeout=60) as reply:
-        named = _link_urls(reply.headers.get("Link", ""))
-        html = reply.read().decode()
-        cookie = reply.headers.get("Set-Cookie", "").split(";")[0]
-    assert named and named == [u for u, _kind in linked_files(html)], (named, linked_files(html))
-    assert cookie.startswith("oh_files=")
-    with urllib.request.urlopen(urllib.request.Request(url, headers={**navigation, "Cookie": cookie}), timeout=60) as reply:
-        assert reply.status == 200 and "Link" not in reply.headers
-
-    requested: list[str] = []
-    documents: list[Any] = []
-    page.on("request", lambda request: requested.append(request.url))
-    page.on("response", lambda response: documents.append(response) if response.request.resource_type == "document"
-            else None)
-    open_page(page, populated, "/explorer")
-    assert _link_urls(documents[0].headers.get("link", "")) == named
-    for name in named:
-        fetched = [u for u in requested if u.endswith("/" + name)]
-        assert len(fetched) == 1, (name, fetched)
-    open_page(page, populated, "/explorer")  # again: this browser has the files and the cookie
-    assert len(documents) == 2 and "link" not in documents[1].headers
 
 
 def test_the_ready_marker_comes_with_the_last_section(populated: Stack, page: Any) -> None:
