@@ -147,6 +147,13 @@ def split(samples: list[list[float]], traces: list[list[list[float]]], position_
     if gaps:
         print(f"   {'markings of a tab apart':34s} median {statistics.median(gaps):7.1f} ms   p99 {pct(gaps, 0.99):7.1f} ms",
               flush=True)
+    sends = [[1000 * t[10] for t in tab] for tab in frames]
+    nearest = [min(abs(at - other) for k, theirs in enumerate(sends) if k != i for other in theirs)
+               for i, mine in enumerate(sends) for at in mine if any(k != i and theirs for k, theirs in enumerate(sends))]
+    if nearest:  # tabs' frames sent at one instant: their renders contend for the cores at once
+        print(f"   {'a frame to the nearest other tab':34s} median {statistics.median(nearest):7.1f} ms   "
+              f"p10 {pct(nearest, 0.10):7.1f} ms   within 10 ms {100 * sum(v < 10 for v in nearest) / len(nearest):4.0f}%",
+              flush=True)
 
 
 def chromium_pids() -> dict[int, str]:

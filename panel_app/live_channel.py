@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import secrets
 import threading
 import time
@@ -132,14 +133,51 @@ class Outlet:
                 return None
         return max(self.due - now, 0.0)
 
-    def wrote(self, now: float, every: float) -> None:
-        """A frame went at `now` (monotonic): the next turn opens `every` after this one's, on the cadence's grid, when
-        this frame went in its turn (within half a cadence of it); otherwise (a late acknowledgement, a write that
-        took long, a resync) `every` after this frame. Counted from each write instead, every gap between a tab's
-        frames grew by what a turn takes before its frame goes (waking the marker, a marking, the event loop's turn:
-        5-30 ms), and a quote waits for its tab's next marking up to a whole gap (bench/live_browser, the split)."""
-        on_grid = 0.0 <= now - self.due < every / 2
-        self.due = (self.due if on_grid else now) + every
+    def wrote(self, now: float, every: float, phase: float = 0.0) -> None:
+        """A frame went at `now` (monotonic): the next turn opens at this socket's first slot at least half a cadence
+        after it. Its slots are `phase + k * every` on the monotonic clock (k whole; `phase` from `Turns`, so the
+        server's sockets take their turns spread over the cadence, not at one instant). A frame that went in its
+        turn (within half a cadence of its slot) has its next turn one cadence after that slot, not after the write:
+        counted from each write, every gap between a tab's frames grew by what a turn takes before its frame goes
+        (waking the marker, a marking, the event loop's turn: 5-30 ms), and a quote waits for its tab's next marking
+        up to a whole gap (bench/live_browser, the split). A frame off its turn (a late acknowledgement, a resync)
+        waits for the slot after: frames never closer than half a cadence, never more than one per slot."""
+        if every <= 0:
+            self.due = now
+            return
+        self.due = phase + math.ceil((now + every / 2 - phase) / every - 1e-9) * every
+
+
+class Turns:
+    """Where in the cadence each of the server's sockets takes its turns: the i-th of n open sockets (in the order they
+    opened, over every live page session of the server) at i/n of a cadence. Three tabs' browsers each render the
+    frame they are sent (~30 ms of renderer CPU, ~10 ms of the gpu-process's compositor, bench/live_browser); sent at
+    one instant, those renders contend for the same cores at once and each frame's cells wait; spread over the
+    cadence, each tab mostly renders alone. A socket that opens or closes moves the others' phases (their next
+    turns: `Outlet.wrote`). Any thread may call these."""
+
+    def __init__(self) -> None:
+        self._order: list[Outlet] = []
+        self._lock = threading.Lock()
+
+    def join(self, outlet: Outlet) -> None:
+        with self._lock:
+            self._order.append(outlet)
+
+    def leave(self, outlet: Outlet) -> None:
+        with self._lock:
+            if outlet in self._order:
+                self._order.remove(outlet)
+
+    def phase(self, outlet: Outlet, every: float) -> float:
+        """Seconds into the cadence's grid at which this socket's turns open (0.0 for a socket not listed)."""
+        with self._lock:
+            if outlet not in self._order:
+                return 0.0
+            return every * self._order.index(outlet) / len(self._order)
+
+
+TURNS = Turns()  # the server's one: every live page session's sockets share the cores
 
 
 class Channel:
@@ -236,7 +274,7 @@ class Channel:
         frame["seq"] = outlet.seq
         outlet.writing = True
         outlet.sent_at[outlet.seq] = now = time.monotonic()
-        outlet.wrote(now, self.frame_every)
+        outlet.wrote(now, self.frame_every, TURNS.phase(outlet, self.frame_every))
         try:
             future = outlet.socket.write_message(json.dumps(frame, separators=(",", ":")))
         except WebSocketClosedError:
@@ -296,22 +334,27 @@ class Channel:
             oldest = next(iter(self.outlets))
             self.unbind(oldest)
             oldest.close(CLOSE_REPLACED, "replaced by a newer socket of this page")
-        self.outlets[socket] = Outlet(socket)
+        self.outlets[socket] = outlet = Outlet(socket)
+        TURNS.join(outlet)
         self.resync(socket)
         if self.on_ready is not None:
             self.on_ready()
 
     def unbind(self, socket: Any) -> None:
         """A socket closed: forget it."""
-        self.outlets.pop(socket, None)
+        outlet = self.outlets.pop(socket, None)
+        if outlet is not None:
+            TURNS.leave(outlet)
 
     def close(self) -> None:
         """The session ended: the token is dead and the sockets close. Safe to call twice."""
         self.closed = True
         with _lock:
             _channels.pop(self.token, None)
-        sockets, self.outlets = list(self.outlets), {}
-        for socket in sockets:
+        outlets, self.outlets = self.outlets, {}
+        for outlet in outlets.values():
+            TURNS.leave(outlet)
+        for socket in outlets:
             socket.close(CLOSE_SESSION_GONE, "the page's session ended")
 
 
