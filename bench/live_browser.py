@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import statistics
 import sys
 import threading
@@ -53,6 +54,7 @@ from contracts import StopLive
 from devtools.browser import CHROMIUM, Stack, browser
 from oh.adapters.portfolio_file import save
 from oh.adapters.sim.stream import sim_portfolio
+from panel_app.live_channel import FRAME_EVERY
 from panel_app.live_tables import POSITION_COLUMNS
 
 AIM_MS = 100.0
@@ -154,6 +156,28 @@ def split(samples: list[list[float]], traces: list[list[list[float]]], position_
         print(f"   {'a frame to the nearest other tab':34s} median {statistics.median(nearest):7.1f} ms   "
               f"p10 {pct(nearest, 0.10):7.1f} ms   within 10 ms {100 * sum(v < 10 for v in nearest) / len(nearest):4.0f}%",
               flush=True)
+
+
+def cadence_floor(legs: list[int], rate: float, every: float, seconds: float = 300.0) -> tuple[float, float]:
+    """The wait of a counted quote for its tab's next marking alone (ms, median and p99), in a model of the benchmark:
+    each streamed symbol quoted as a Poisson stream of `rate` a second, a row (its `legs` symbols) marked every `every`
+    seconds at a random phase and counted, as the observer counts, when its newest quote changed since its last
+    marking. No server, no browser: what the cadence leaves for them under the aim."""
+    rnd, waits = random.Random(1), []
+    for n in legs:
+        stamps, t = [], 0.0
+        while t < seconds:
+            t += rnd.expovariate(rate * n)
+            stamps.append(t)
+        at, newest, shown, i = rnd.random() * every, None, None, 0
+        while at < seconds:
+            while i < len(stamps) and stamps[i] <= at:
+                newest, i = stamps[i], i + 1
+            if newest is not None and newest != shown:
+                waits.append(1000 * (at - newest))
+                shown = newest
+            at += every
+    return statistics.median(waits), pct(waits, 0.99)
 
 
 def chromium_pids() -> dict[int, str]:
@@ -353,6 +377,15 @@ def measure(stack: Stack, args: argparse.Namespace) -> float:
     print(summary("age of shown values (50 ms samples)", ages), flush=True)
     hops(traces, len(POSITION_COLUMNS))
     split(splits, traces, len(POSITION_COLUMNS))
+    if FRAME_EVERY > 0:
+        portfolio = sim_portfolio(SYMBOLS, args.positions)
+        legs = [len(getattr(p, "legs", ())) or 1 for p in portfolio.positions]
+        streamed = len(SYMBOLS) + sum(n for p, n in zip(portfolio.positions, legs, strict=True) if hasattr(p, "expiry")
+                                      or hasattr(p, "legs"))
+        median, p99 = cadence_floor(legs, args.rate / streamed, FRAME_EVERY)
+        print(f"   {'the cadence alone (a model)':34s} median {median:7.1f} ms   p99 {p99:7.1f} ms   "
+              f"(quote -> its marking at {1000 * FRAME_EVERY:.0f} ms, {args.rate / streamed:.1f} quotes/s per symbol)",
+              flush=True)
     browser_lines(wall, sum(len(t) for t in traces) or mutations, threads0, threads1, chromium_used)
     print(f"   oh ui CPU: {cpu_ui:.2f}s over {wall:.1f}s = {100 * cpu_ui / wall:.1f}% of one core "
           f"(shared tick reader, marks, the sessions' patches, Bokeh/Tornado)", flush=True)
