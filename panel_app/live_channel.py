@@ -134,18 +134,21 @@ class Outlet:
         return max(self.due - now, 0.0)
 
     def wrote(self, now: float, every: float, phase: float = 0.0) -> None:
-        """A frame went at `now` (monotonic): the next turn opens at this socket's first slot at least half a cadence
-        after it. Its slots are `phase + k * every` on the monotonic clock (k whole; `phase` from `Turns`, so the
-        server's sockets take their turns spread over the cadence, not at one instant). A frame that went in its
-        turn (within half a cadence of its slot) has its next turn one cadence after that slot, not after the write:
-        counted from each write, every gap between a tab's frames grew by what a turn takes before its frame goes
-        (waking the marker, a marking, the event loop's turn: 5-30 ms), and a quote waits for its tab's next marking
-        up to a whole gap (bench/live_browser, the split). A frame off its turn (a late acknowledgement, a resync)
-        waits for the slot after: frames never closer than half a cadence, never more than one per slot."""
+        """A frame went at `now` (monotonic): when the next turn opens. This socket's turns are its slots,
+        `phase + k * every` on the monotonic clock (k whole; `phase` from `Turns`, so the server's sockets take their
+        turns spread over the cadence, not at one instant). A frame that went in its turn (within half a cadence
+        after its slot) has its next turn one cadence after that slot, not after the write: counted from each write,
+        every gap between a tab's frames grew by what a turn takes before its frame goes (waking the marker, a
+        marking, the event loop's turn: 5-30 ms), and a quote waits for its tab's next marking up to a whole gap
+        (bench/live_browser, the split). A frame further from its slot (a late acknowledgement, a resync) has its
+        next turn half a cadence on, and the one after that is on its slots again: the gaps are half a cadence to one
+        cadence, never longer (waiting for the slot after, up to a cadence and a half, made a loaded tab's frames
+        fewer and its quotes older)."""
         if every <= 0:
             self.due = now
             return
-        self.due = phase + math.ceil((now + every / 2 - phase) / every - 1e-9) * every
+        slot = phase + math.floor((now - phase) / every + 1e-9) * every  # (+1e-9: a frame right on its slot is in it)
+        self.due = slot + every if now - slot < every / 2 else now + every / 2
 
 
 class Turns:
