@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import secrets
 import threading
 import time
@@ -133,54 +132,14 @@ class Outlet:
                 return None
         return max(self.due - now, 0.0)
 
-    def wrote(self, now: float, every: float, phase: float = 0.0) -> None:
-        """A frame went at `now` (monotonic): when the next turn opens. This socket's turns are its slots,
-        `phase + k * every` on the monotonic clock (k whole; `phase` from `Turns`, so the server's sockets take their
-        turns spread over the cadence, not at one instant). A frame that went in its turn (within half a cadence
-        after its slot) has its next turn one cadence after that slot, not after the write: counted from each write,
-        every gap between a tab's frames grew by what a turn takes before its frame goes (waking the marker, a
-        marking, the event loop's turn: 5-30 ms), and a quote waits for its tab's next marking up to a whole gap
-        (bench/live_browser, the split). A frame further from its slot (a late acknowledgement, a resync) has its
-        next turn half a cadence on, and the one after that is on its slots again: the gaps are half a cadence to one
-        cadence, never longer (waiting for the slot after, up to a cadence and a half, made a loaded tab's frames
-        fewer and its quotes older)."""
-        if every <= 0:
-            self.due = now
-            return
-        slot = phase + math.floor((now - phase) / every + 1e-9) * every  # (+1e-9: a frame right on its slot is in it)
-        self.due = slot + every if now - slot < every / 2 else now + every / 2
-
-
-class Turns:
-    """Where in the cadence each of the server's sockets takes its turns: the i-th of n open sockets (in the order they
-    opened, over every live page session of the server) at i/n of a cadence. Three tabs' browsers each render the
-    frame they are sent (~30 ms of renderer CPU, ~10 ms of the gpu-process's compositor, bench/live_browser); sent at
-    one instant, those renders contend for the same cores at once and each frame's cells wait; spread over the
-    cadence, each tab mostly renders alone. A socket that opens or closes moves the others' phases (their next
-    turns: `Outlet.wrote`). Any thread may call these."""
-
-    def __init__(self) -> None:
-        self._order: list[Outlet] = []
-        self._lock = threading.Lock()
-
-    def join(self, outlet: Outlet) -> None:
-        with self._lock:
-            self._order.append(outlet)
-
-    def leave(self, outlet: Outlet) -> None:
-        with self._lock:
-            if outlet in self._order:
-                self._order.remove(outlet)
-
-    def phase(self, outlet: Outlet, every: float) -> float:
-        """Seconds into the cadence's grid at which this socket's turns open (0.0 for a socket not listed)."""
-        with self._lock:
-            if outlet not in self._order:
-                return 0.0
-            return every * self._order.index(outlet) / len(self._order)
-
-
-TURNS = Turns()  # the server's one: every live page session's sockets share the cores
+    def wrote(self, now: float, every: float) -> None:
+        """A frame went at `now` (monotonic): the next turn opens `every` after this one's, on the cadence's grid, when
+        this frame went in its turn (within half a cadence of it); otherwise (a late acknowledgement, a write that
+        took long, a resync) `every` after this frame. Counted from each write instead, every gap between a tab's
+        frames grew by what a turn takes before its frame goes (waking the marker, a marking, the event loop's turn:
+        5-30 ms), and a quote waits for its tab's next marking up to a whole gap (bench/live_browser, the split)."""
+        on_grid = 0.0 <= now - self.due < every / 2
+        self.due = (self.due if on_grid else now) + every
 
 
 class Channel:
@@ -277,7 +236,7 @@ class Channel:
         frame["seq"] = outlet.seq
         outlet.writing = True
         outlet.sent_at[outlet.seq] = now = time.monotonic()
-        outlet.wrote(now, self.frame_every, TURNS.phase(outlet, self.frame_every))
+        outlet.wrote(now, self.frame_every)
         try:
             future = outlet.socket.write_message(json.dumps(frame, separators=(",", ":")))
         except WebSocketClosedError:
@@ -337,27 +296,22 @@ class Channel:
             oldest = next(iter(self.outlets))
             self.unbind(oldest)
             oldest.close(CLOSE_REPLACED, "replaced by a newer socket of this page")
-        self.outlets[socket] = outlet = Outlet(socket)
-        TURNS.join(outlet)
+        self.outlets[socket] = Outlet(socket)
         self.resync(socket)
         if self.on_ready is not None:
             self.on_ready()
 
     def unbind(self, socket: Any) -> None:
         """A socket closed: forget it."""
-        outlet = self.outlets.pop(socket, None)
-        if outlet is not None:
-            TURNS.leave(outlet)
+        self.outlets.pop(socket, None)
 
     def close(self) -> None:
         """The session ended: the token is dead and the sockets close. Safe to call twice."""
         self.closed = True
         with _lock:
             _channels.pop(self.token, None)
-        outlets, self.outlets = self.outlets, {}
-        for outlet in outlets.values():
-            TURNS.leave(outlet)
-        for socket in outlets:
+        sockets, self.outlets = list(self.outlets), {}
+        for socket in sockets:
             socket.close(CLOSE_SESSION_GONE, "the page's session ended")
 
 

@@ -27,17 +27,7 @@ from contracts.live import TICKS_ENDPOINT, TOPIC_TICKS, Quote, TickBatch, encode
 from oh.domain.live_plan import option_symbol
 from oh.domain.marks import mark_portfolio
 from oh.domain.portfolio import Portfolio, from_data
-from panel_app import live_channel
-from panel_app.live_channel import (
-    ACK_TIMEOUT,
-    CLOSE_SESSION_GONE,
-    WINDOW,
-    Channel,
-    Outlet,
-    Turns,
-    channel_for,
-    open_channel,
-)
+from panel_app.live_channel import ACK_TIMEOUT, CLOSE_SESSION_GONE, WINDOW, Channel, Outlet, channel_for, open_channel
 from panel_app.live_grid import LiveHTML, PatchedTable
 from panel_app.live_marks import LiveMarker, LiveMarks, MarkKey
 from panel_app.live_tables import (
@@ -659,49 +649,15 @@ def test_a_tab_that_cannot_take_a_frame_is_not_marked_for_until_its_socket_wakes
 def test_a_socket_s_turns_keep_to_the_cadence_s_grid() -> None:
     """A turn opens one cadence after the last turn, not after the last write: the marking and the send that
     follow a turn take a few ms, and counted from each write every gap between a tab's frames grew by that (a quote
-    waits up to a whole gap for its tab's next marking). The turns are the socket's slots, `phase` into each cadence
-    (Turns). A frame that went off its turn (late by half a cadence or more: a slow acknowledgement; or before it: a
-    resync) has its next turn half a cadence on, and is back on its slots after it: never a gap longer than a
-    cadence (a late tab is not held back further), never one shorter than half of it."""
+    waits up to a whole gap for its tab's next marking). A frame that went off its turn (late by half a cadence or
+    more: a slow acknowledgement; or before it: a resync) starts the grid anew, one cadence after it, so frames
+    never come faster than the cadence on average and never closer than half of it."""
     outlet = Outlet(FakeSocket())
-    outlet.wrote(10.03, 0.1, 0.03)  # the first frame, in its slot
-    assert outlet.due == pytest.approx(10.13)
-    outlet.wrote(10.16, 0.1, 0.03)  # went 30 ms into its turn (marking, send)
-    assert outlet.due == pytest.approx(10.23)  # on the grid; counted from the write it would open at 10.26
-    outlet.wrote(10.29, 0.1, 0.03)  # 60 ms late (at least half a cadence: an acknowledgement came late)
-    assert outlet.due == pytest.approx(10.34)  # half a cadence on (its next slot, 10.33, would be 40 ms after it)
-    outlet.wrote(10.34, 0.1, 0.03)  # that turn is 10 ms into the slot of 10.33: back on the slots
-    assert outlet.due == pytest.approx(10.43)
-    outlet.wrote(10.40, 0.1, 0.03)  # before its turn (the browser asked for the full rows)
-    assert outlet.due == pytest.approx(10.45)
-    outlet.wrote(10.40, 0.1, 0.08)  # another phase (a tab opened or closed): its own slots
-    assert outlet.due == pytest.approx(10.48)
-    outlet.wrote(10.40, 0.0)  # no cadence: the next frame may go at once
+    outlet.wrote(10.0, 0.1)  # the first frame (a resync): the grid starts here
+    assert outlet.due == pytest.approx(10.1)
+    outlet.wrote(10.13, 0.1)  # went 30 ms into its turn (marking, send)
+    assert outlet.due == pytest.approx(10.2)  # on the grid; counted from the write it would open at 10.23
+    outlet.wrote(10.26, 0.1)  # 60 ms late (at least half a cadence: an acknowledgement came late)
+    assert outlet.due == pytest.approx(10.36)
+    outlet.wrote(10.30, 0.1)  # before its turn (the browser asked for the full rows)
     assert outlet.due == pytest.approx(10.40)
-
-
-def test_the_server_s_sockets_take_their_turns_spread_over_the_cadence(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each open socket of the server, whichever page session it belongs to, gets its own phase: the i-th of n at
-    i/n of the cadence, so three tabs' frames (and their browsers' renders) do not all go at one instant. A socket
-    that closes, or a session that ends, gives its place up and the others spread again; a socket the server does
-    not list (closed) takes phase 0. Fails with every socket on one phase."""
-    turns = Turns()
-    monkeypatch.setattr(live_channel, "TURNS", turns)  # the server's one, empty: no other test's sockets
-    tables = [PatchedTable((("position", "Position"), ("mark", "Mark")), f"t{i}") for i in range(3)]
-    channels = [channel_of(table)[0] for table in tables]
-    sockets = [FakeSocket() for _ in channels]
-    for channel, socket in zip(channels, sockets, strict=True):
-        channel.bind(socket)
-    outlets = [channel.outlets[socket] for channel, socket in zip(channels, sockets, strict=True)]
-    assert [turns.phase(o, 0.09) for o in outlets] == pytest.approx([0.0, 0.03, 0.06])
-    phases: list[float] = []  # each frame's next turn is set on its socket's phase
-    monkeypatch.setattr(Outlet, "wrote", lambda self, now, every, phase=0.0: phases.append(phase))
-    for channel, outlet in zip(channels, outlets, strict=True):
-        channel.frame_every = 0.09
-        channel.resync(outlet.socket)
-    assert phases == pytest.approx([0.0, 0.03, 0.06])
-    channels[1].unbind(sockets[1])
-    assert [turns.phase(o, 0.09) for o in outlets] == pytest.approx([0.0, 0.0, 0.045])
-    channels[2].close()
-    channels[0].close()
-    assert [turns.phase(o, 0.09) for o in outlets] == [0.0, 0.0, 0.0] and turns._order == []
