@@ -15,7 +15,8 @@ server's shared TickFeed -> marking and the fan-out to the sessions' marks chann
 cells over the tab's channel websocket -> the changed cells in the DOM. A quote superseded before it is marked never reaches the
 DOM (conflation by design) and is not counted. Each value's latency is also cut in three at the frame that carried it (the
 observer reads the newest frame's stamps): quote -> its marking starts, marking -> frame sent, frame sent -> cells written,
-at the median, p99 and over the slowest 1%; with how far apart a tab's markings are (a quote waits up to a whole gap). Also reported: the age of what the tables show,
+at the median, p99 and over the slowest 1%; with how far apart a tab's markings are (a quote waits up to a whole gap),
+how far a tab's frame went from the nearest other tab's, and the cadence's own floor (a model of that wait alone). Also reported: the age of what the tables show,
 sampled every 50 ms in every tab whatever happens, and the CPU of the `oh ui` and live_stream
 processes over the window (from /proc). And where the browser's time goes: each tab's renderer main
 thread, busy share of the wall clock with its script, style and layout (CDP Performance.getMetrics),
