@@ -15,7 +15,8 @@ server's shared TickFeed -> marking and the fan-out to the sessions' marks chann
 cells over the tab's channel websocket -> the changed cells in the DOM. A quote superseded before it is marked never reaches the
 DOM (conflation by design) and is not counted. Each value's latency is also cut in three at the frame that carried it (the
 observer reads the newest frame's stamps): quote -> its marking starts, marking -> frame sent, frame sent -> cells written,
-at the median, p99 and over the slowest 1%; with how far apart a tab's markings are (a quote waits up to a whole gap). Also reported: the age of what the tables show,
+at the median, p99 and over the slowest 1%; with how far apart a tab's markings are (a quote waits up to a whole gap),
+how far a tab's frame went from the nearest other tab's, and the cadence's own floor (a model of that wait alone). Also reported: the age of what the tables show,
 sampled every 50 ms in every tab whatever happens, and the CPU of the `oh ui` and live_stream
 processes over the window (from /proc). And where the browser's time goes: each tab's renderer main
 thread, busy share of the wall clock with its script, style and layout (CDP Performance.getMetrics),
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import statistics
 import sys
 import threading
@@ -53,6 +55,7 @@ from contracts import StopLive
 from devtools.browser import CHROMIUM, Stack, browser
 from oh.adapters.portfolio_file import save
 from oh.adapters.sim.stream import sim_portfolio
+from panel_app.live_channel import FRAME_EVERY
 from panel_app.live_tables import POSITION_COLUMNS
 
 AIM_MS = 100.0
@@ -147,6 +150,35 @@ def split(samples: list[list[float]], traces: list[list[list[float]]], position_
     if gaps:
         print(f"   {'markings of a tab apart':34s} median {statistics.median(gaps):7.1f} ms   p99 {pct(gaps, 0.99):7.1f} ms",
               flush=True)
+    sends = [[1000 * t[10] for t in tab] for tab in frames]
+    nearest = [min(abs(at - other) for k, theirs in enumerate(sends) if k != i for other in theirs)
+               for i, mine in enumerate(sends) for at in mine if any(k != i and theirs for k, theirs in enumerate(sends))]
+    if nearest:  # tabs' frames sent at one instant: their renders contend for the cores at once
+        print(f"   {'a frame to the nearest other tab':34s} median {statistics.median(nearest):7.1f} ms   "
+              f"p10 {pct(nearest, 0.10):7.1f} ms   within 10 ms {100 * sum(v < 10 for v in nearest) / len(nearest):4.0f}%",
+              flush=True)
+
+
+def cadence_floor(legs: list[int], rate: float, every: float, seconds: float = 300.0) -> tuple[float, float]:
+    """The wait of a counted quote for its tab's next marking alone (ms, median and p99), in a model of the benchmark:
+    each streamed symbol quoted as a Poisson stream of `rate` a second, a row (its `legs` symbols) marked every `every`
+    seconds at a random phase and counted, as the observer counts, when its newest quote changed since its last
+    marking. No server, no browser: what the cadence leaves for them under the aim."""
+    rnd, waits = random.Random(1), []
+    for n in legs:
+        stamps, t = [], 0.0
+        while t < seconds:
+            t += rnd.expovariate(rate * n)
+            stamps.append(t)
+        at, newest, shown, i = rnd.random() * every, None, None, 0
+        while at < seconds:
+            while i < len(stamps) and stamps[i] <= at:
+                newest, i = stamps[i], i + 1
+            if newest is not None and newest != shown:
+                waits.append(1000 * (at - newest))
+                shown = newest
+            at += every
+    return statistics.median(waits), pct(waits, 0.99)
 
 
 def chromium_pids() -> dict[int, str]:
@@ -346,6 +378,15 @@ def measure(stack: Stack, args: argparse.Namespace) -> float:
     print(summary("age of shown values (50 ms samples)", ages), flush=True)
     hops(traces, len(POSITION_COLUMNS))
     split(splits, traces, len(POSITION_COLUMNS))
+    if FRAME_EVERY > 0:
+        portfolio = sim_portfolio(SYMBOLS, args.positions)
+        legs = [len(getattr(p, "legs", ())) or 1 for p in portfolio.positions]
+        streamed = len(SYMBOLS) + sum(n for p, n in zip(portfolio.positions, legs, strict=True) if hasattr(p, "expiry")
+                                      or hasattr(p, "legs"))
+        median, p99 = cadence_floor(legs, args.rate / streamed, FRAME_EVERY)
+        print(f"   {'the cadence alone (a model)':34s} median {median:7.1f} ms   p99 {p99:7.1f} ms   "
+              f"(quote -> its marking at {1000 * FRAME_EVERY:.0f} ms, {args.rate / streamed:.1f} quotes/s per symbol)",
+              flush=True)
     browser_lines(wall, sum(len(t) for t in traces) or mutations, threads0, threads1, chromium_used)
     print(f"   oh ui CPU: {cpu_ui:.2f}s over {wall:.1f}s = {100 * cpu_ui / wall:.1f}% of one core "
           f"(shared tick reader, marks, the sessions' patches, Bokeh/Tornado)", flush=True)
