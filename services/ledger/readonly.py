@@ -6,7 +6,9 @@ locked, see warehouse.SANDBOX_SETTINGS). This check only answers early and clear
 the few statements the sandbox still lets through although a reader has no business running them:
 CHECKPOINT/VACUUM/ANALYZE (statement types) and, inside a SELECT, the table functions
 `checkpoint()`/`force_checkpoint()` and `query()` (which runs a string as SQL), found with DuckDB's
-own parser (`json_serialize_sql`), or its tokenizer for a SELECT the serializer does not cover.
+own parser (`json_serialize_sql`), or its tokenizer for a SELECT the serializer does not cover. That parse
+costs as much as running a short query, so it runs only when the text could name one of those functions
+(`may_name_forbidden`: one of the names in any letter case, or any non-ASCII character).
 """
 
 from __future__ import annotations
@@ -67,9 +69,22 @@ def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
 
 
 def _check_table_functions(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    if not may_name_forbidden(sql):
+        return
     for name in sorted(table_functions(con, sql)):
         if name in FORBIDDEN_TABLE_FUNCTIONS:
             raise QueryRefused(f"refused: the query endpoint is read-only; {FORBIDDEN_TABLE_FUNCTIONS[name]}")
+
+
+def may_name_forbidden(sql: str) -> bool:
+    """False only when `sql` cannot call a forbidden table function: it is all ASCII and no forbidden name
+    appears in it in any letter case. A call names its function in the text (bare, quoted or schema-qualified;
+    DuckDB folds only ASCII letters), so the parse below, which costs a statement's execution (~0.5 ms, most
+    of a short query's check), runs only for text that contains one of the names (or any non-ASCII letter)."""
+    if not sql.isascii():
+        return True
+    text = sql.lower()
+    return any(name in text for name in FORBIDDEN_TABLE_FUNCTIONS)
 
 
 def table_functions(con: duckdb.DuckDBPyConnection, sql: str) -> set[str]:

@@ -1,4 +1,4 @@
-"""Browser-test fixtures: one populated OH_HOME with the real ledger, workers and `oh ui` per session.
+"""Browser-test fixtures: one populated OH_HOME with the real ledger, workers and `oh ui` for the tests that use it.
 
 Mark: `browser` (registered here). Run only these with `pytest -m browser tests/ui`; the unit tests
 of the dashboard's parts in this folder need no browser. Screenshots of every page go to
@@ -44,6 +44,10 @@ def _needs_browser() -> None:
 def _home(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Home]:
     home = Home(tmp_path_factory.mktemp(name) / "oh_home").ensure()
     yield home
+    _clean_sockets(home)
+
+
+def _clean_sockets(home: Home) -> None:
     if home.sockets.parent != home.root:
         shutil.rmtree(home.sockets, ignore_errors=True)
 
@@ -63,19 +67,68 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory, name: str, portfolio: P
         stack.stop()
 
 
+class Shared:
+    """The populated stack of a session, built when a test first asks for it and stopped after the last test
+    of the run of consecutive tests that use it (`pytest_runtest_teardown` below), not at the session's end:
+    its modules are one xdist work unit (tests/conftest.py's SHARED_UNITS), and their worker went on to run
+    other modules for most of the suite while the ledger, six workers and `oh ui` idled beside them (~0.01
+    CPU-s a second, ~18 minutes in a loaded run). A test that asks for it after that builds it again."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self.tmp_path_factory = tmp_path_factory
+        self.stack: Stack | None = None
+
+    def get(self) -> Stack:
+        """The running stack (built now unless it runs)."""
+        if self.stack is None:
+            _needs_browser()
+            self.stack = Stack(Home(self.tmp_path_factory.mktemp("ui-populated") / "oh_home").ensure())
+            try:
+                self.stack.start_services()
+                self.stack.populate(chain_sessions=26)
+                self.stack.start_ui()
+            except BaseException:
+                self.stop()
+                raise
+        return self.stack
+
+    def stop(self) -> None:
+        """Stop the stack if it runs, and clean its home's sockets."""
+        stack, self.stack = self.stack, None
+        if stack is not None:
+            try:
+                stack.stop()
+            finally:
+                _clean_sockets(stack.home)
+
+
+_SHARED_KEY = pytest.StashKey[Shared]()
+
+
 @pytest.fixture(scope="session")
-def populated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Ledger, workers, sim data (like `oh demo`, smaller) and `oh ui`, shared by every browser test."""
-    _needs_browser()
-    for home in _home(tmp_path_factory, "ui-populated"):
-        stack = Stack(home)
-        try:
-            stack.start_services()
-            stack.populate(chain_sessions=26)
-            stack.start_ui()
-            yield stack
-        finally:
-            stack.stop()
+def shared_populated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
+    """The session's `Shared` holder (stops what it holds at the session's end at the latest)."""
+    shared = Shared(tmp_path_factory)
+    request.config.stash[_SHARED_KEY] = shared
+    yield shared
+    shared.stop()
+
+
+@pytest.fixture
+def populated(shared_populated: Shared) -> Stack:
+    """Ledger, workers, sim data (like `oh demo`, smaller) and `oh ui`, shared by every browser test that asks
+    for it (one stack for a run of such tests: see `Shared`)."""
+    return shared_populated.get()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """After the last of a run of tests using `populated` (the next test, if any, does not), stop its stack."""
+    if "populated" in getattr(item, "fixturenames", ()) and (
+            nextitem is None or "populated" not in getattr(nextitem, "fixturenames", ())):
+        shared = item.config.stash.get(_SHARED_KEY, None)
+        if shared is not None:
+            shared.stop()
 
 
 @pytest.fixture(scope="session")

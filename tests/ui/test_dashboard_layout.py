@@ -1,5 +1,5 @@
 """Every page but Live (its own tests) laid out at a phone's width (390 px) and a desktop's (1440 px), in a
-real chromium against the shared populated stack (tests/ui/conftest.py: one per session, read only here).
+real chromium against the shared populated stack (tests/ui/conftest.py: `populated`, read only here).
 
 Per page and width, once its sections are filled (`.oh-ready`) and its charts drawn:
 - no horizontal page scroll (wide tables scroll inside their card instead);
@@ -12,8 +12,8 @@ Per page and width, once its sections are filled (`.oh-ready`) and its charts dr
 
 With OH_SCREENSHOTS=1 each page is saved as docs/screenshots/<page>-<width>.png (full page).
 Waits are for conditions, never for time; no timing is asserted. The pages of one width are loaded one
-after the other in the one tab of that width's browser context (`Tabs`); the legend's test reads the page the
-last layout test left there.
+after the other in the one tab of that width's browser context (`Tabs`), each once: the legend's test loads
+Health, the layout tests read it there first and load Flow last, and the "Group by" test reads Flow there.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 WAIT = 60_000
 POLL = 50  # ms between two checks of a waited-for page function (playwright's default is every frame)
-PAGES = ("portfolio", "symbol", "flow", "derived", "explorer", "health")  # Health last: the legend's test reads it next
+PAGES = ("health", "portfolio", "symbol", "derived", "explorer", "flow")  # Health first (the legend's test left it), Flow last (the "Group by" test reads it)
 WIDTHS = {390: 844, 1440: 900}  # width -> height of the viewport (an iPhone 14's and a laptop's)
 
 # The layout in numbers, measured in the page (through shadow roots: Panel renders each pane in one).
@@ -102,6 +102,13 @@ def laid_out(sized: Tabs, stack: Stack, slug: str) -> tuple[Any, dict[str, Any]]
     return tab, dict(tab.evaluate(MEASURE))
 
 
+def test_the_coverage_heatmap_has_a_colour_legend(populated: Stack, sized: Tabs) -> None:
+    """Each colour of Health's coverage heatmap is named under it, in words."""
+    tab, _ = laid_out(sized, populated, "health")
+    for words in ("present", "missing", "before the symbol's first session"):
+        tab.locator(".oh-swatch", has_text=words).first.wait_for(state="attached", timeout=WAIT)
+
+
 @pytest.mark.parametrize("slug", PAGES)
 def test_every_page_fits_its_width(populated: Stack, sized: Tabs, slug: str, screenshots: Path | None) -> None:
     """No horizontal page scroll, no section over another, nothing spilling out of its section or the sidebar;
@@ -126,13 +133,6 @@ def whole_page_picture(tab: Any, width: int, path: Path) -> None:
     tab.wait_for_timeout(1500)  # let Bokeh redraw at the new size before the picture (not an assertion)
     tab.screenshot(path=str(path), full_page=True)
     tab.set_viewport_size({"width": width, "height": WIDTHS[width]})
-
-
-def test_the_coverage_heatmap_has_a_colour_legend(populated: Stack, sized: Tabs) -> None:
-    """Each colour of Health's coverage heatmap is named under it, in words."""
-    tab, _ = laid_out(sized, populated, "health")
-    for words in ("present", "missing", "before the symbol's first session"):
-        tab.locator(".oh-swatch", has_text=words).first.wait_for(state="attached", timeout=WAIT)
 
 
 def test_flows_group_by_shows_all_four_choices(populated: Stack, sized: Tabs) -> None:

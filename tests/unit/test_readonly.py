@@ -150,3 +150,16 @@ def test_table_functions_fall_back_to_the_tokenizer(con: duckdb.DuckDBPyConnecti
     assert {"checkpoint", "pivot"} <= table_functions(con, sql)
     assert "query" not in table_functions(con, sql) and "force_checkpoint" not in table_functions(con, sql)
     assert table_functions(con, "SELECT * FROM query_table('candles_daily'), range(3)") == {"query_table", "range"}
+
+
+def test_the_parse_is_skipped_only_for_text_that_cannot_name_a_forbidden_function() -> None:
+    """The shortcut before the parse (`may_name_forbidden`) skips it for a plain read, but never for a text
+    holding a forbidden name in any letter case or quoting, nor for any non-ASCII text (DuckDB folds only
+    ASCII letters, and Python's lower() folds more, so such text always takes the parse)."""
+    from services.ledger.readonly import may_name_forbidden
+
+    assert not may_name_forbidden("SELECT symbol, max(close) FROM candles_daily GROUP BY ALL")
+    assert not may_name_forbidden("SELECT * FROM range(3), read_csv_auto('x')")
+    for sql in ('SELECT * FROM main."CheckPoint"()', "from FORCE_CHECKPOINT()", "SELECT * FROM QuErY('SELECT 1')",
+                "SELECT * FROM query_table('candles_daily')", "SELECT 'é' AS x", "SELECT * FROM checkpoİnt()"):
+        assert may_name_forbidden(sql), sql
