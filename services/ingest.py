@@ -26,7 +26,7 @@ from contracts import CandlesIngested, IngestCandles, utc_now
 from contracts.catalog import job_of
 from oh.adapters.base import MarketDataProvider
 from oh.adapters.registry import get_provider, served_by
-from oh.domain import candle_window
+from oh.domain import calendar, candle_window
 from oh.domain.candle_window import Stored
 from services.checks import GAP_WINDOW
 from services.runs import RunContext, raise_if_partitions_failed
@@ -40,18 +40,23 @@ ASSET = job_of(IngestCandles).asset_key
 # each delivery holds every session that check looks at and it answers from the delivery without reading the
 # table (with 5 sessions it read the table twice per symbol: 10,000 queries on the ledger for 5,000 symbols).
 OVERLAP_SESSIONS = GAP_WINDOW
-# Per symbol, its number of stored sessions in [start, end] and its newest OVERLAP_SESSIONS rows there.
+# Per symbol, its number of stored sessions in [start, end] and its newest OVERLAP_SESSIONS rows there (params:
+# start, end, symbols, the calendar days those rows can span, OVERLAP_SESSIONS). Only the rows near each symbol's
+# newest are numbered: a quarter of the ledger's CPU of numbering the whole window (0.3 s against 1.4M rows).
 STORED_SQL = f"""
-SELECT {", ".join(candle_window.STORED_COLUMNS)}, sessions FROM (
-  SELECT *, count(*) OVER (PARTITION BY symbol) AS sessions,
-         row_number() OVER (PARTITION BY symbol ORDER BY date DESC) AS back
-  FROM candles_daily WHERE date BETWEEN ? AND ? AND symbol IN (SELECT unnest(?::VARCHAR[])))
-WHERE back <= ? ORDER BY symbol, date"""
+WITH held AS (
+  SELECT symbol, count(*) AS sessions, max(date) AS newest FROM candles_daily
+  WHERE date BETWEEN ? AND ? AND symbol IN (SELECT unnest(?::VARCHAR[])) GROUP BY symbol)
+SELECT {", ".join("c." + name for name in candle_window.STORED_COLUMNS)}, held.sessions
+FROM candles_daily c JOIN held ON c.symbol = held.symbol AND c.date BETWEEN held.newest - ?::INTEGER AND held.newest
+QUALIFY row_number() OVER (PARTITION BY c.symbol ORDER BY c.date DESC) <= ?
+ORDER BY c.symbol, c.date"""
 
 
 def _stored(run: RunContext, command: IngestCandles) -> dict[str, Stored]:
     """What is stored of each of the command's symbols in its window: one read for every symbol."""
-    table = run.query(STORED_SQL, [command.start, command.end, command.symbols, OVERLAP_SESSIONS])
+    span = candle_window.span_days(OVERLAP_SESSIONS)
+    table = run.query(STORED_SQL, [command.start, command.end, command.symbols, span, OVERLAP_SESSIONS])
     return candle_window.stored_by_symbol(table)
 
 
@@ -109,7 +114,5 @@ def ingest_candles(command: IngestCandles, run: RunContext) -> None:
 HANDLERS = {IngestCandles: ingest_candles}
 
 if __name__ == "__main__":
-    from oh.domain import calendar
-
     calendar.all_sessions()  # load the exchange calendar before the first command, not during it
     main("ingest", HANDLERS)

@@ -61,6 +61,15 @@ def stored_by_symbol(table: pa.Table) -> dict[str, Stored]:
     return {str(symbols[a]): Stored(int(sessions[a]), rows.slice(a, b - a)) for a, b in zip(starts, ends, strict=True)}
 
 
+def span_days(sessions: int) -> int:
+    """The most calendar days from the first to the last of `sessions` consecutive exchange sessions: how far before
+    its newest stored session a symbol's newest `sessions` rows can reach (48 for 30, over the calendar)."""
+    days = calendar.all_sessions()
+    if sessions <= 1 or days.size < sessions:
+        return 0
+    return int((days[sessions - 1 :] - days[: days.size - sessions + 1]).astype(np.int64).max())
+
+
 def fetch_from(stored: Stored | None, start: date, end: date, overlap: int) -> tuple[date, str | None]:
     """The first day to ask the provider for, and why the whole window (None: only the tail and the overlap)."""
     if stored is None or stored.sessions == 0:

@@ -14,7 +14,14 @@ from contracts import IngestCandles
 from contracts.rows import CANDLES
 from oh.adapters.sim.provider import SimProvider
 from oh.domain import calendar
-from oh.domain.candle_window import PRICE_TOLERANCE, Stored, fetch_from, overlap_difference, stored_by_symbol
+from oh.domain.candle_window import (
+    PRICE_TOLERANCE,
+    Stored,
+    fetch_from,
+    overlap_difference,
+    span_days,
+    stored_by_symbol,
+)
 
 START, END = date(2025, 3, 3), date(2025, 6, 4)
 OVERLAP = 5
@@ -107,4 +114,5 @@ def test_the_bulk_read_groups_by_symbol() -> None:
     assert (grouped["AAPL"].sessions, grouped["AAPL"].newest.num_rows, grouped["SPY"].sessions) == (40, a.num_rows, 2)
     assert grouped["SPY"].newest.column("date").to_pylist() == [date(2025, 6, 2), date(2025, 6, 3)]
     assert stored_by_symbol(table.slice(0, 0)) == {}
+    assert span_days(30) >= 42 and span_days(1) == 0
     assert CANDLES.names[1:] == grouped["SPY"].newest.column_names[:-1]
