@@ -29,7 +29,6 @@ from datetime import date
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from oh.domain import calendar
 
@@ -41,24 +40,44 @@ STORED_COLUMNS = ("symbol", "date", *PRICE_COLUMNS, "volume", "provider")
 
 @dataclass(frozen=True)
 class Stored:
-    """What is stored of one symbol in the window: how many sessions, and its newest rows (oldest first;
-    the columns of STORED_COLUMNS but the symbol), as many as the overlap."""
+    """What is stored of one symbol in the window: how many sessions, and its newest rows (oldest first), as many
+    as the overlap, as arrays: `days` (datetime64[D]), `prices` (one column per PRICE_COLUMNS), `volume`, and
+    the providers that served them."""
 
     sessions: int
-    newest: pa.Table
+    days: np.ndarray
+    prices: np.ndarray
+    volume: np.ndarray
+    providers: frozenset[str]
+
+    @classmethod
+    def of(cls, sessions: int, rows: pa.Table) -> Stored:
+        """From the rows of one symbol (the columns of STORED_COLUMNS but the symbol may be missing)."""
+        return cls(sessions, *_arrays(rows), frozenset(rows.column("provider").to_pylist()))
+
+
+def _arrays(rows: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    days = rows.column("date").to_numpy(zero_copy_only=False).astype("datetime64[D]")
+    prices = np.column_stack([rows.column(c).to_numpy(zero_copy_only=False) for c in PRICE_COLUMNS])
+    return days, prices, rows.column("volume").to_numpy(zero_copy_only=False)
 
 
 def stored_by_symbol(table: pa.Table) -> dict[str, Stored]:
-    """Group the bulk read (STORED_COLUMNS and `sessions`, sorted by symbol then date) by symbol."""
+    """Group the bulk read (STORED_COLUMNS and `sessions`, sorted by symbol then date) by symbol: the columns are
+    converted once, and each symbol's arrays are views of them."""
     if not table.num_rows:
         return {}
     symbols = table.column("symbol").to_numpy(zero_copy_only=False)
     cuts = np.flatnonzero(symbols[1:] != symbols[:-1]) + 1
     starts = np.concatenate(([0], cuts))
     ends = np.concatenate((cuts, [len(symbols)]))
-    sessions = table.column("sessions").to_numpy()
-    rows = table.select(list(STORED_COLUMNS[1:]))
-    return {str(symbols[a]): Stored(int(sessions[a]), rows.slice(a, b - a)) for a, b in zip(starts, ends, strict=True)}
+    sessions = table.column("sessions").to_numpy(zero_copy_only=False)
+    days, prices, volume = _arrays(table)
+    providers = table.column("provider").to_numpy(zero_copy_only=False)
+    return {
+        str(symbols[a]): Stored(int(sessions[a]), days[a:b], prices[a:b], volume[a:b], frozenset(providers[a:b]))
+        for a, b in zip(starts, ends, strict=True)
+    }
 
 
 def span_days(sessions: int) -> int:
@@ -74,7 +93,7 @@ def fetch_from(stored: Stored | None, start: date, end: date, overlap: int) -> t
     """The first day to ask the provider for, and why the whole window (None: only the tail and the overlap)."""
     if stored is None or stored.sessions == 0:
         return start, "new"
-    last = stored.newest.column("date")[-1].as_py()
+    last = stored.days[-1].astype(date)
     if stored.sessions < len(calendar.sessions(start, last)):
         return start, "hole"
     first = calendar.last_sessions(last, overlap)[0].astype(date)
@@ -85,28 +104,23 @@ def overlap_difference(fetched: pa.Table, provider: str, stored: Stored) -> str 
     """How the provider's rows of the stored overlap differ from the stored ones; None when they do not.
 
     `fetched` is the provider's answer from `fetch_from` on (schema contracts.rows.CANDLES), `provider` the name
-    of the provider that served it; the overlap is the sessions of `stored.newest`.
+    of the provider that served it; the overlap is the sessions of `stored`.
     """
-    newest = stored.newest
-    first, last = newest.column("date")[0], newest.column("date")[-1]
-    dates = fetched.column("date")
-    got = fetched.filter(pc.and_(pc.greater_equal(dates, first), pc.less_equal(dates, last)))
-    had_days = newest.column("date").to_numpy(zero_copy_only=False)
-    got_days = got.column("date").to_numpy(zero_copy_only=False)
-    if len(got_days) != len(had_days) or (got_days != had_days).any():
-        missing = sorted(set(had_days) ^ set(got_days))
-        return f"the overlap's sessions differ ({len(had_days)} stored, {len(got_days)} now; first {missing[0]})"
-    providers = set(newest.column("provider").to_pylist())
-    if providers != {provider}:
-        return f"served by {provider}, stored from {', '.join(sorted(providers))}"
-    had_volume, got_volume = newest.column("volume").to_numpy(), got.column("volume").to_numpy()
-    if (had_volume != got_volume).any():
-        at = int(np.flatnonzero(had_volume != got_volume)[0])
-        return f"volume on {had_days[at]}: stored {had_volume[at]}, now {got_volume[at]}"
-    for column in PRICE_COLUMNS:
-        had, now = newest.column(column).to_numpy(), got.column(column).to_numpy()
-        off = ~(np.abs(had - now) <= PRICE_TOLERANCE * np.maximum(np.abs(had), np.abs(now)))  # NaN differs too
-        if off.any():
-            at = int(np.flatnonzero(off)[0])
-            return f"{column} on {had_days[at]}: stored {had[at]}, now {now[at]}"
+    days, prices, volume = _arrays(fetched)
+    within = (days >= stored.days[0]) & (days <= stored.days[-1])
+    days = days[within]
+    if len(days) != len(stored.days) or (days != stored.days).any():
+        first = sorted(set(days.tolist()) ^ set(stored.days.tolist()))[0]
+        return f"the overlap's sessions differ ({len(stored.days)} stored, {len(days)} now; first {first})"
+    if stored.providers != {provider}:
+        return f"served by {provider}, stored from {', '.join(sorted(stored.providers))}"
+    volume = volume[within]
+    if (volume != stored.volume).any():
+        at = int(np.flatnonzero(volume != stored.volume)[0])
+        return f"volume on {days[at]}: stored {stored.volume[at]}, now {volume[at]}"
+    had, now = stored.prices, prices[within]
+    off = ~(np.abs(had - now) <= PRICE_TOLERANCE * np.maximum(np.abs(had), np.abs(now)))  # NaN differs too
+    if off.any():
+        at, column = (int(i) for i in np.argwhere(off)[0])
+        return f"{PRICE_COLUMNS[column]} on {days[at]}: stored {had[at, column]}, now {now[at, column]}"
     return None

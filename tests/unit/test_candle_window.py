@@ -11,7 +11,6 @@ import pytest
 
 from bus.codec import decode_message
 from contracts import IngestCandles
-from contracts.rows import CANDLES
 from oh.adapters.sim.provider import SimProvider
 from oh.domain import calendar
 from oh.domain.candle_window import (
@@ -34,8 +33,7 @@ def as_stored(table: pa.Table, provider: str = "sim") -> pa.Table:
 
 def stored_of(symbol: str, start: date, last: date, sessions: int | None = None) -> Stored:
     rows = as_stored(SimProvider().daily_candles(symbol, start, last))
-    newest = rows.slice(max(rows.num_rows - OVERLAP, 0)).drop_columns(["symbol"])
-    return Stored(rows.num_rows if sessions is None else sessions, newest)
+    return Stored.of(rows.num_rows if sessions is None else sessions, rows.slice(max(rows.num_rows - OVERLAP, 0)))
 
 
 def test_a_version_1_command_decodes_as_a_full_fetch() -> None:
@@ -58,7 +56,7 @@ def test_fetch_from_a_full_history_is_the_overlap_before_the_newest_stored_sessi
 def test_fetch_from_asks_for_the_whole_window_when_nothing_or_too_little_is_stored() -> None:
     assert fetch_from(None, START, END, OVERLAP) == (START, "new")
     gap = stored_of("AAPL", START, date(2025, 6, 3))
-    holed = Stored(gap.sessions - 1, gap.newest)  # one session between start and the newest stored is missing
+    holed = Stored(gap.sessions - 1, gap.days, gap.prices, gap.volume, gap.providers)  # one session missing
     assert fetch_from(holed, START, END, OVERLAP) == (START, "hole")
     later = stored_of("AAPL", date(2025, 4, 1), date(2025, 6, 3))  # stored from after the window's start
     assert fetch_from(later, START, END, OVERLAP) == (START, "hole")
@@ -72,7 +70,7 @@ def test_fetch_from_never_reaches_before_the_window() -> None:
 def fetched_and_stored() -> tuple[pa.Table, Stored]:
     provider = SimProvider()
     stored = stored_of("MSFT", START, date(2025, 6, 3))
-    return provider.daily_candles("MSFT", stored.newest.column("date")[0].as_py(), END), stored
+    return provider.daily_candles("MSFT", stored.days[0].astype(date), END), stored
 
 
 def with_column(table: pa.Table, name: str, at: int, value: object) -> pa.Table:
@@ -111,8 +109,10 @@ def test_the_bulk_read_groups_by_symbol() -> None:
     table = pa.concat_tables([a, b]).append_column("sessions", pa.array([40] * a.num_rows + [2] * b.num_rows, pa.int64()))
     grouped = stored_by_symbol(table)
     assert sorted(grouped) == ["AAPL", "SPY"]
-    assert (grouped["AAPL"].sessions, grouped["AAPL"].newest.num_rows, grouped["SPY"].sessions) == (40, a.num_rows, 2)
-    assert grouped["SPY"].newest.column("date").to_pylist() == [date(2025, 6, 2), date(2025, 6, 3)]
+    assert (grouped["AAPL"].sessions, len(grouped["AAPL"].days), grouped["SPY"].sessions) == (40, a.num_rows, 2)
+    spy = grouped["SPY"]
+    assert spy.days.astype(date).tolist() == [date(2025, 6, 2), date(2025, 6, 3)]
+    assert spy.prices.tolist() == [[r[c] for c in ("open", "high", "low", "close")] for r in b.to_pylist()]
+    assert (spy.volume.tolist(), spy.providers) == (b.column("volume").to_pylist(), frozenset({"sim"}))
     assert stored_by_symbol(table.slice(0, 0)) == {}
     assert span_days(30) >= 42 and span_days(1) == 0
-    assert CANDLES.names[1:] == grouped["SPY"].newest.column_names[:-1]
