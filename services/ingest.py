@@ -53,11 +53,19 @@ QUALIFY row_number() OVER (PARTITION BY c.symbol ORDER BY c.date DESC) <= ?
 ORDER BY c.symbol, c.date"""
 
 
+# Symbols per bulk read: 300,000 rows at most, well inside the ledger's answer limits (OH_QUERY_MAX_ROWS, 1M).
+READ_SYMBOLS = 10_000
+
+
 def _stored(run: RunContext, command: IngestCandles) -> dict[str, Stored]:
-    """What is stored of each of the command's symbols in its window: one read for every symbol."""
+    """What is stored of each of the command's symbols in its window: one read for every READ_SYMBOLS symbols."""
     span = candle_window.span_days(OVERLAP_SESSIONS)
-    table = run.query(STORED_SQL, [command.start, command.end, command.symbols, span, OVERLAP_SESSIONS])
-    return candle_window.stored_by_symbol(table)
+    stored: dict[str, Stored] = {}
+    for at in range(0, len(command.symbols), READ_SYMBOLS):
+        symbols = command.symbols[at : at + READ_SYMBOLS]
+        stored.update(candle_window.stored_by_symbol(
+            run.query(STORED_SQL, [command.start, command.end, symbols, span, OVERLAP_SESSIONS])))
+    return stored
 
 
 def _fetch(provider: MarketDataProvider, symbol: str, command: IngestCandles, stored: Stored | None) -> tuple[pa.Table, str]:

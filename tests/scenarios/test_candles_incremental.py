@@ -148,6 +148,19 @@ def test_an_explicit_ingest_candles_fetches_its_whole_range(harness: Harness) ->
     assert again == {"S0107": (0, sessions(start, end))}
 
 
+def test_the_stored_window_is_read_in_chunks_of_symbols(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In process only: with one symbol per bulk read, each symbol still finds its own history (the tail for both)."""
+    import services.ingest
+
+    monkeypatch.setattr(services.ingest, "READ_SYMBOLS", 1)
+    harness = InProcessHarness(Home(tmp_path / "oh_home").ensure())
+    try:
+        run_candles(harness, incremental(["S0108", "S0109"], D1))
+        assert run_candles(harness, incremental(["S0108", "S0109"], D2)) == {"S0108": TAIL, "S0109": TAIL}
+    finally:
+        harness.close()
+
+
 def test_the_journal_rebuilds_the_same_candles(harness: Harness) -> None:
     """After the scenarios above (the module's last test): `oh replay --rebuild` gives the same candles_daily.
     Only on the bus: the in-process ledger keeps no journal."""
