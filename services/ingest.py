@@ -38,7 +38,8 @@ CHUNK_ROWS = 5000
 ASSET = job_of(IngestCandles).asset_key
 # An incremental fetch re-reads this many stored sessions: the gap check's window (services/checks.py), so
 # each delivery holds every session that check looks at and it answers from the delivery without reading the
-# table (with 5 sessions it read the table twice per symbol: 10,000 queries on the ledger for 5,000 symbols).
+# table (with 5 sessions it read the table twice per symbol: 10,000 queries on the ledger for 5,000 symbols, which
+# made the leg 4x the CPU of a full fetch: bench/README.md, candles_incremental).
 OVERLAP_SESSIONS = GAP_WINDOW
 # Per symbol, its number of stored sessions in [start, end] and its newest OVERLAP_SESSIONS rows there (params:
 # start, end, symbols, the calendar days those rows can span, OVERLAP_SESSIONS). Only the rows near each symbol's
