@@ -16,7 +16,8 @@ DuckDB's own memory in the ledger by tag (`duckdb_memory()`) and its `memory_lim
 the journal bytes the day added, per contract snapshotted and per event type; when the checks of
 every delivery were committed.
 
-Baseline, same run: the rows the day wrote (candles, option bars, chains, flow, derived), read back
+Baseline, same run: the rows the day wrote (candles: the sessions each symbol's delivery held, the tail and
+its overlap of an incremental daily; option bars, chains, flow, derived), read back
 from the warehouse once the ledger has stopped, inserted into a fresh DuckDB file with the warehouse
 schema (`INSERT INTO t SELECT * FROM arrow`, one transaction). Judged by: ours rows/s / direct rows/s
 (= direct seconds / ours seconds). A second ratio: `oh replay --rebuild` over the journal (both days)
@@ -33,7 +34,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from itertools import pairwise
 
 import pyarrow as pa
@@ -54,9 +55,14 @@ from services.ledger.warehouse import connect
 from services.stack import WORKERS as STACK_WORKERS
 
 WORKERS = tuple(STACK_WORKERS)  # every worker of the pipeline, as `python -m services.NAME`
-# The rows a daily for `symbols` on `day` writes, per table (params: symbols, first candle day, day).
+# The rows a daily for `symbols` on `day` writes, per table (params: symbols, day; the candles: the daily's run id,
+# their rows being the sessions each symbol's delivery held: a tail and its overlap, or the whole window).
 DAY_ROWS = {
-    "candles_daily": "SELECT * FROM candles_daily WHERE list_contains(?, symbol) AND date BETWEEN ? AND ?",
+    "candles_daily": """SELECT c.* FROM candles_daily c JOIN (
+        SELECT a.partition_key AS symbol, min(a.min_event_ts)::DATE AS first, max(a.max_event_ts)::DATE AS last
+        FROM meta.ingestion_run_assets a JOIN meta.ingestion_runs r USING (run_id)
+        WHERE r.parent_run_id = ? AND r.job_name = 'ingest_candles' AND a.status = 'success' GROUP BY ALL) w
+      ON c.symbol = w.symbol AND c.date BETWEEN w.first AND w.last""",
     "options_bars": "SELECT * FROM options_bars WHERE list_contains(?, underlying) AND date = ?",
     "option_snapshots": "SELECT * FROM option_snapshots WHERE list_contains(?, underlying) AND snapshot_date = ?",
     "options_flow": "SELECT * FROM options_flow WHERE list_contains(?, symbol) AND to_date = ?",
@@ -227,13 +233,13 @@ def table_counts(con: object, tables: tuple[str, ...]) -> dict[str, int]:
     return {t: int(con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in tables}  # type: ignore[attr-defined]
 
 
-def day_rows(home: Home, symbols: list[str], first_candle: date, day: date) -> dict[str, pa.Table]:
-    """The rows the timed daily wrote, per table, read from the warehouse file (the ledger is stopped)."""
+def day_rows(home: Home, symbols: list[str], run_id: str, day: date) -> dict[str, pa.Table]:
+    """The rows the timed daily (run `run_id`) wrote, per table, read from the warehouse file (the ledger is stopped)."""
     con = connect(home.warehouse, read_only=True)
     try:
         out = {}
         for table, sql in DAY_ROWS.items():
-            params: list[object] = [symbols, first_candle, day] if table == "candles_daily" else [symbols, day]
+            params: list[object] = [run_id] if table == "candles_daily" else [symbols, day]
             out[table] = con.sql(sql, params=params).to_arrow_table()
         return out
     finally:
@@ -286,7 +292,6 @@ def bench(n_symbols: int, candle_days: int, rebuild: bool) -> None:
     load_line("at start")
     symbols = synthetic_symbols(n_symbols)
     before, day = (d.astype(date) for d in calendar.last_sessions(calendar.last_closed_session(datetime.now(UTC)), 2))
-    first_candle = day - timedelta(days=candle_days)
     saved = os.environ.get(SYNTHETIC_ENV)
     os.environ[SYNTHETIC_ENV] = str(max(n_symbols, SYNTHETIC_DEFAULT))  # inherited by every service started below
     print(f"   symbols {symbols[0]}..{symbols[-1]}; sessions {before} (untimed) then {day} (timed); candle_days "
@@ -328,7 +333,7 @@ def bench(n_symbols: int, candle_days: int, rebuild: bool) -> None:
                 print("   workers' sampled peak RSS (MB): " + ", ".join(
                     f"{name} {sampler.peak[name] / 1024:,.0f}" for name in pids if name != "ledger"))
                 control.close()
-            tables = day_rows(home, symbols, first_candle, day)
+            tables = day_rows(home, symbols, run_id, day)
             total = sum(t.num_rows for t in tables.values())
             direct = direct_insert(home, tables)
             print(f"   direct insert of the same rows into a fresh DuckDB file: {direct:.2f}s for {total:,} rows "

@@ -17,14 +17,21 @@ def run_id_for(command_id: str, job_name: str) -> str:
 
 
 class IngestCandles(Command, kw_only=True):
-    """Fetch daily candles for `symbols` over [start, end] from `provider` (job `ingest_candles`)."""
+    """Fetch daily candles for `symbols` over [start, end] from `provider` (job `ingest_candles`).
 
+    `incremental` (version 2; the `daily` job sets it): per symbol, fetch only from a few sessions before the
+    last stored one, unless the stored window needs the whole of it (services/ingest.py says when). Version 1
+    commands (older journals) decode with it False: a full fetch of [start, end], as they ran.
+    """
+
+    v: int = 2
     symbols: list[str]
     start: date
     end: date
     provider: str = "sim"
     fallback: str | None = None
     parent_run_id: str | None = None
+    incremental: bool = False
 
 
 class IngestOptionsBars(Command, kw_only=True):

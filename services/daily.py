@@ -1,7 +1,9 @@
 """Job `daily`: the whole daily chain for one session, run by the scheduler worker.
 
 It sends the first commands and follows the chain to its end, so one run says whether the day
-worked: candles, option bars and the snapshot at once (in parallel, on their workers); flow, derived
+worked: candles (`incremental`: per symbol only what the `candle_days` window lacks, plus an overlap it checks
+against the stored rows; the whole window for a new symbol, a hole or a changed history: services/ingest.py),
+option bars and the snapshot at once (in parallel, on their workers); flow, derived
 and the briefing then start on their own, each on the committed `RunFinished` of the step before it,
 derived also not before the candles have ended (it reads the session's close: services/pipeline.py,
 `waits_for`). Every command id derives from this run's id (`pipeline.daily_command_id`), and the run
@@ -83,7 +85,7 @@ def daily(command: RunDaily, run: RunContext) -> None:
     provider = {"provider": command.provider, "fallback": command.fallback}
     candles, bars, snapshot = _send(run, [
         IngestCandles(id=daily_command_id(run.run_id, "ingest_candles"), symbols=symbols, start=first_candle, end=day,
-                      **provider, **common),
+                      incremental=True, **provider, **common),
         IngestOptionsBars(id=daily_command_id(run.run_id, "ingest_options_bars"), symbols=symbols, start=day, end=day,
                           **provider, **common),
         SnapshotOptions(id=daily_command_id(run.run_id, "snapshot_options"), symbols=symbols, start=day, end=day,
