@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bus.home import Home
-from devtools import forkserver
+from devtools import forkserver, signals
 
 # The suite's `oh` processes fork from a server that has imported the third-party libraries once
 # (devtools/forkserver.py); OH_TEST_FORKSERVER=0 runs each as a fresh interpreter instead.
@@ -52,6 +52,14 @@ def no_browser_event_loop(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
     finally:
         asyncio.events._set_running_loop(loop)
+
+
+@pytest.fixture(autouse=True)
+def signals_restored() -> Iterator[None]:
+    """Each test starts with the worker's own SIGTERM/SIGINT/SIGHUP/SIGQUIT handlers: one a test left ignored
+    would be inherited by every process a later test starts (devtools/signals.py says how that happened)."""
+    with signals.restored():
+        yield
 
 
 @pytest.fixture
