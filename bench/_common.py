@@ -26,6 +26,20 @@ from devtools.processes import Service, wait_for_ledger  # noqa: E402
 
 
 @contextmanager
+def environ(name: str, value: str) -> Iterator[None]:
+    """`name` set to `value` for the block (inherited by every process started in it), then put back as it was."""
+    saved = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved
+
+
+@contextmanager
 def fresh_home(tag: str) -> Iterator[Home]:
     """A brand-new OH_HOME (exported in os.environ for child processes), deleted afterwards."""
     saved = {key: os.environ.get(key) for key in ("OH_HOME", "OH_SOCKET_DIR", "OH_FSYNC")}

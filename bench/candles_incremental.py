@@ -15,11 +15,10 @@ journal bytes added. Judged by: the full fetches' CPU seconds (all three process
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from datetime import UTC, date, datetime, timedelta
 
-from bench._common import fresh_home, header, load_line, ratio_line, running_ledger
+from bench._common import environ, fresh_home, header, load_line, ratio_line, running_ledger
 from bench.daily_fifty import running_workers, wait_checks
 from bench.full_market import cpu_seconds, journal_bytes
 from bus.control_client import ControlClient
@@ -56,40 +55,33 @@ def bench(n_symbols: int, candle_days: int, pairs: int) -> None:
     header(f"candles_incremental: IngestCandles of {n_symbols:,} sim symbols x {candle_days} days, incremental vs full")
     symbols = synthetic_symbols(n_symbols)
     days = [d.astype(date) for d in calendar.last_sessions(calendar.last_closed_session(datetime.now(UTC)), 2 * pairs + 1)]
-    saved = os.environ.get(SYNTHETIC_ENV)
-    os.environ[SYNTHETIC_ENV] = str(max(n_symbols, SYNTHETIC_DEFAULT))
     totals: dict[bool, list[float]] = {True: [], False: []}
-    try:
-        with fresh_home("candles") as home, running_ledger(home) as ledger, \
-                running_workers(home, ("ingest", "checks")) as workers:
-            pids = {"ledger": ledger.proc.pid, **{w.name: w.proc.pid for w in workers}}  # type: ignore[union-attr]
-            control = ControlClient(home, timeout=120.0)
-            first = days[0]
-            seconds, status = send_and_wait(
-                home, IngestCandles(symbols=symbols, start=first - timedelta(days=candle_days), end=first), control)
-            print(f"   untimed full window for {first}: {seconds:.1f}s ({status})", flush=True)
-            for index, day in enumerate(days[1:]):
-                incremental = index % 2 == 0
-                load_line(f"before {day}")
-                cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
-                journal0 = journal_bytes(home)
-                command = IngestCandles(symbols=symbols, start=day - timedelta(days=candle_days), end=day,
-                                        incremental=incremental)
-                seconds, status = send_and_wait(home, command, control)
-                cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()}
-                sent = control.query("SELECT sum(rows_inserted + rows_updated)::BIGINT FROM meta.ingestion_run_assets "
-                                     "WHERE run_id = ?", [run_id_for(command.id, "ingest_candles")]).column(0)[0].as_py()
-                totals[incremental].append(sum(cpu.values()))
-                print(f"   {day} {'incremental' if incremental else 'full       '} {status}: {seconds:6.1f}s, "
-                      f"{sent:>9,} rows, journal +{(journal_bytes(home) - journal0) / 1e6:5.1f} MB, CPU s "
-                      f"{sum(cpu.values()):5.1f}: " + ", ".join(f"{name} {cpu[name]:.1f}" for name in PROCESSES),
-                      flush=True)
-            control.close()
-    finally:
-        if saved is None:
-            os.environ.pop(SYNTHETIC_ENV, None)
-        else:
-            os.environ[SYNTHETIC_ENV] = saved
+    # the environment variable is inherited by every service started below
+    with environ(SYNTHETIC_ENV, str(max(n_symbols, SYNTHETIC_DEFAULT))), fresh_home("candles") as home, \
+            running_ledger(home) as ledger, running_workers(home, ("ingest", "checks")) as workers:
+        pids = {"ledger": ledger.proc.pid, **{w.name: w.proc.pid for w in workers}}  # type: ignore[union-attr]
+        control = ControlClient(home, timeout=120.0)
+        first = days[0]
+        seconds, status = send_and_wait(
+            home, IngestCandles(symbols=symbols, start=first - timedelta(days=candle_days), end=first), control)
+        print(f"   untimed full window for {first}: {seconds:.1f}s ({status})", flush=True)
+        for index, day in enumerate(days[1:]):
+            incremental = index % 2 == 0
+            load_line(f"before {day}")
+            cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            journal0 = journal_bytes(home)
+            command = IngestCandles(symbols=symbols, start=day - timedelta(days=candle_days), end=day,
+                                    incremental=incremental)
+            seconds, status = send_and_wait(home, command, control)
+            cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()}
+            sent = control.query("SELECT sum(rows_inserted + rows_updated)::BIGINT FROM meta.ingestion_run_assets "
+                                 "WHERE run_id = ?", [run_id_for(command.id, "ingest_candles")]).column(0)[0].as_py()
+            totals[incremental].append(sum(cpu.values()))
+            print(f"   {day} {'incremental' if incremental else 'full       '} {status}: {seconds:6.1f}s, "
+                  f"{sent:>9,} rows, journal +{(journal_bytes(home) - journal0) / 1e6:5.1f} MB, CPU s "
+                  f"{sum(cpu.values()):5.1f}: " + ", ".join(f"{name} {cpu[name]:.1f}" for name in PROCESSES),
+                  flush=True)
+        control.close()
     load_line("at end")
     full, incremental = sum(totals[False]) / len(totals[False]), sum(totals[True]) / len(totals[True])
     print(f"   mean CPU s per fetch: full {full:.1f}, incremental {incremental:.1f}")

@@ -39,7 +39,7 @@ from itertools import pairwise
 
 import pyarrow as pa
 
-from bench._common import fmt_rate, fresh_home, header, load_line, ratio_line, running_ledger
+from bench._common import environ, fmt_rate, fresh_home, header, load_line, ratio_line, running_ledger
 from bench.daily_fifty import ASSETS_SQL, TREE, running_workers, wait_checks
 from bench.replay_rebuild import rebuild_cli
 from bus.control_client import ControlClient
@@ -292,62 +292,55 @@ def bench(n_symbols: int, candle_days: int, rebuild: bool) -> None:
     load_line("at start")
     symbols = synthetic_symbols(n_symbols)
     before, day = (d.astype(date) for d in calendar.last_sessions(calendar.last_closed_session(datetime.now(UTC)), 2))
-    saved = os.environ.get(SYNTHETIC_ENV)
-    os.environ[SYNTHETIC_ENV] = str(max(n_symbols, SYNTHETIC_DEFAULT))  # inherited by every service started below
     print(f"   symbols {symbols[0]}..{symbols[-1]}; sessions {before} (untimed) then {day} (timed); candle_days "
           f"{candle_days}; workers: {', '.join(WORKERS)}")
-    try:
-        with fresh_home("wide") as home:
-            with running_ledger(home) as ledger, running_workers(home, WORKERS) as workers:
-                first, first_id = run_daily(home, symbols, before, candle_days)
-                first_checks = wait_checks(home, first_id, timeout=1800)
-                print(f"   untimed daily ({before}) {first:.1f}s, its checks committed +{first_checks:.1f}s", flush=True)
-                control = ControlClient(home, timeout=120.0)
-                first_seq = control.status().head_seq + 1
-                journal_before = journal_bytes(home)
-                pids = {"ledger": ledger.proc.pid, **{w.name: w.proc.pid for w in workers}}  # type: ignore[union-attr]
-                rss_before = proc_status(pids["ledger"])["VmRSS"]
-                hwm_reset = reset_peak(pids["ledger"])
-                cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-                load_line("before the timed daily")
-                sent = datetime.now(UTC).replace(tzinfo=None)
-                with sampled(pids) as sampler:
-                    seconds, run_id = run_daily(home, symbols, day, candle_days)
-                cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
-                ledger_hwm = proc_status(pids["ledger"])["VmHWM"]
-                checks = wait_checks(home, run_id, timeout=1800)
-                load_line("after the timed daily")
-                print(f"   timed daily ({day}): {seconds:.2f}s from the send to its RunFinished committed; the checks "
-                      f"of every delivery committed +{checks:.2f}s after", flush=True)
-                rows = report_stages(control, run_id, sent)
-                contracts = rows.get("options_snapshot_file", 0)
-                report_journal(control, first_seq, journal_bytes(home) - journal_before, contracts)
-                print(f"   CPU seconds during the timed daily: all processes {sum(cpu.values()):.1f}: " + ", ".join(
-                    f"{name} {cpu[name]:.1f}" for name in sorted(cpu, key=cpu.get, reverse=True)))  # type: ignore[arg-type]
-                print(f"   ledger RSS: {rss_before / 1024:,.0f} MB before the timed daily, peak during it "
-                      f"{(ledger_hwm if hwm_reset else sampler.peak['ledger']) / 1024:,.0f} MB "
-                      f"({'VmHWM after reset' if hwm_reset else 'sampled'}; sampled peak "
-                      f"{sampler.peak['ledger'] / 1024:,.0f} MB)")
-                print(f"   ledger RSS peak in each tenth of the timed daily (MB): {sampler.timeline('ledger')}")
-                print_duckdb_memory(control)
-                print("   workers' sampled peak RSS (MB): " + ", ".join(
-                    f"{name} {sampler.peak[name] / 1024:,.0f}" for name in pids if name != "ledger"))
-                control.close()
-            tables = day_rows(home, symbols, run_id, day)
-            total = sum(t.num_rows for t in tables.values())
-            direct = direct_insert(home, tables)
-            print(f"   direct insert of the same rows into a fresh DuckDB file: {direct:.2f}s for {total:,} rows "
-                  f"({fmt_rate(total / direct)}/s) | ours {seconds:.2f}s ({fmt_rate(total / seconds)}/s): "
-                  + ", ".join(f"{name} {t.num_rows:,}" for name, t in tables.items()))
-            ratio_line(f"full_market ours/direct-insert rows/s, {n_symbols} symbols ({total:,} rows, {seconds:.1f}s)",
-                       direct / seconds)
-            if rebuild:
-                rebuild_figures(home)
-    finally:
-        if saved is None:
-            os.environ.pop(SYNTHETIC_ENV, None)
-        else:
-            os.environ[SYNTHETIC_ENV] = saved
+    # the environment variable is inherited by every service started below
+    with environ(SYNTHETIC_ENV, str(max(n_symbols, SYNTHETIC_DEFAULT))), fresh_home("wide") as home:
+        with running_ledger(home) as ledger, running_workers(home, WORKERS) as workers:
+            first, first_id = run_daily(home, symbols, before, candle_days)
+            first_checks = wait_checks(home, first_id, timeout=1800)
+            print(f"   untimed daily ({before}) {first:.1f}s, its checks committed +{first_checks:.1f}s", flush=True)
+            control = ControlClient(home, timeout=120.0)
+            first_seq = control.status().head_seq + 1
+            journal_before = journal_bytes(home)
+            pids = {"ledger": ledger.proc.pid, **{w.name: w.proc.pid for w in workers}}  # type: ignore[union-attr]
+            rss_before = proc_status(pids["ledger"])["VmRSS"]
+            hwm_reset = reset_peak(pids["ledger"])
+            cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            load_line("before the timed daily")
+            sent = datetime.now(UTC).replace(tzinfo=None)
+            with sampled(pids) as sampler:
+                seconds, run_id = run_daily(home, symbols, day, candle_days)
+            cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+            ledger_hwm = proc_status(pids["ledger"])["VmHWM"]
+            checks = wait_checks(home, run_id, timeout=1800)
+            load_line("after the timed daily")
+            print(f"   timed daily ({day}): {seconds:.2f}s from the send to its RunFinished committed; the checks "
+                  f"of every delivery committed +{checks:.2f}s after", flush=True)
+            rows = report_stages(control, run_id, sent)
+            contracts = rows.get("options_snapshot_file", 0)
+            report_journal(control, first_seq, journal_bytes(home) - journal_before, contracts)
+            print(f"   CPU seconds during the timed daily: all processes {sum(cpu.values()):.1f}: " + ", ".join(
+                f"{name} {cpu[name]:.1f}" for name in sorted(cpu, key=cpu.get, reverse=True)))  # type: ignore[arg-type]
+            print(f"   ledger RSS: {rss_before / 1024:,.0f} MB before the timed daily, peak during it "
+                  f"{(ledger_hwm if hwm_reset else sampler.peak['ledger']) / 1024:,.0f} MB "
+                  f"({'VmHWM after reset' if hwm_reset else 'sampled'}; sampled peak "
+                  f"{sampler.peak['ledger'] / 1024:,.0f} MB)")
+            print(f"   ledger RSS peak in each tenth of the timed daily (MB): {sampler.timeline('ledger')}")
+            print_duckdb_memory(control)
+            print("   workers' sampled peak RSS (MB): " + ", ".join(
+                f"{name} {sampler.peak[name] / 1024:,.0f}" for name in pids if name != "ledger"))
+            control.close()
+        tables = day_rows(home, symbols, run_id, day)
+        total = sum(t.num_rows for t in tables.values())
+        direct = direct_insert(home, tables)
+        print(f"   direct insert of the same rows into a fresh DuckDB file: {direct:.2f}s for {total:,} rows "
+              f"({fmt_rate(total / direct)}/s) | ours {seconds:.2f}s ({fmt_rate(total / seconds)}/s): "
+              + ", ".join(f"{name} {t.num_rows:,}" for name, t in tables.items()))
+        ratio_line(f"full_market ours/direct-insert rows/s, {n_symbols} symbols ({total:,} rows, {seconds:.1f}s)",
+                   direct / seconds)
+        if rebuild:
+            rebuild_figures(home)
     load_line("at end")
 
 
