@@ -37,6 +37,7 @@ from contracts.catalog import asset_of
 from oh.domain import calendar
 from oh.domain.chain_checks import chain_quote_checks
 from oh.domain.checks import (
+    GAP_WINDOW,
     CheckResult,
     candle_gap_check,
     candle_payload_checks,
@@ -52,7 +53,6 @@ from services.pipeline import Read
 from services.runs import Bus, RunContext
 from services.runtime import main
 
-GAP_WINDOW = 30
 _ID_NAMESPACE = uuid.UUID("3c2d7a55-1f7e-4f0e-8a2b-6d9e4c1b0a33")
 
 

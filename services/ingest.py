@@ -28,7 +28,7 @@ from oh.adapters.base import MarketDataProvider
 from oh.adapters.registry import get_provider, served_by
 from oh.domain import calendar, candle_window
 from oh.domain.candle_window import Stored
-from services.checks import GAP_WINDOW
+from oh.domain.checks import GAP_WINDOW
 from services.runs import RunContext, raise_if_partitions_failed
 from services.runtime import main
 
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 5000
 ASSET = job_of(IngestCandles).asset_key
-# An incremental fetch re-reads this many stored sessions: the gap check's window (services/checks.py), so
+# An incremental fetch re-reads this many stored sessions: the gap check's window (oh/domain/checks.py), so
 # each delivery holds every session that check looks at and it answers from the delivery without reading the
 # table (with 5 sessions it read the table twice per symbol: 10,000 queries on the ledger for 5,000 symbols, which
 # made the leg 4x the CPU of a full fetch: bench/README.md, candles_incremental).

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
+GAP_WINDOW = 30  # sessions `candles_gap_days_last_30` looks back over (`candle_gap_check`)
 
 
 @dataclass(frozen=True)

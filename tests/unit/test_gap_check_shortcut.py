@@ -17,7 +17,8 @@ import pyarrow as pa
 import pytest
 
 from oh.domain import calendar
-from services.checks import GAP_WINDOW, _gap_result
+from oh.domain.checks import GAP_WINDOW
+from services.checks import _gap_result
 
 UNTIL = date(2025, 6, 4)
 SESSIONS = [d.astype(date) for d in calendar.last_sessions(UNTIL, 60)]
