@@ -81,25 +81,29 @@ def iv_quote_check(chain: pa.Table) -> CheckResult:
                   & (ratio >= MONEYNESS[0]) & (ratio <= MONEYNESS[1]) & (days >= MIN_DAYS) & (days <= MAX_DAYS)
                   & np.where(call, ratio >= 1 - NEAR, ratio <= 1 + NEAR))
     rows = np.flatnonzero(judged)
-    low = np.zeros(n)
-    high = np.full(n, np.inf)
+    outside = np.zeros(n, dtype=bool)
     if rows.size:
         t = days[rows] / pricing.DAYS_PER_YEAR
-        # bid and ask in one solve (it is elementwise): half the fixed cost of its numpy calls per chain
-        both = pricing.implied_vol(np.concatenate([bid[rows], ask[rows]]), np.tile(spot[rows], 2),
-                                   np.tile(strike[rows], 2), np.tile(t, 2), RATE, 0.0, np.tile(call[rows], 2))
-        implied_bid, implied_ask = both[:rows.size], both[rows.size:]
-        low[rows] = np.where(np.isfinite(implied_bid), implied_bid, 0.0)  # bid at or below intrinsic: no floor
-        high[rows] = np.where(np.isfinite(implied_ask), implied_ask, np.inf)  # ask beyond any vol: no cap
-    with np.errstate(invalid="ignore"):
-        outside = judged & ((iv < low * (1 - IV_TOLERANCE_REL) - IV_TOLERANCE_ABS)
-                            | (iv > high * (1 + IV_TOLERANCE_REL) + IV_TOLERANCE_ABS))
+        # iv < low (1 - REL) - ABS is low > (iv + ABS) / (1 - REL): the bid's implied vol above that (none: no floor);
+        # iv > high (1 + REL) + ABS is high < (iv - ABS) / (1 + REL): the ask's below it (none: no cap). Bid and ask
+        # in one call: pricing.implied_vol_vs prices each at the vol instead of solving for it.
+        sign = pricing.implied_vol_vs(
+            np.concatenate([bid[rows], ask[rows]]), np.tile(spot[rows], 2), np.tile(strike[rows], 2), np.tile(t, 2),
+            RATE, 0.0, np.tile(call[rows], 2),
+            np.concatenate([(iv[rows] + IV_TOLERANCE_ABS) / (1 - IV_TOLERANCE_REL),
+                            (iv[rows] - IV_TOLERANCE_ABS) / (1 + IV_TOLERANCE_REL)]),
+        )
+        outside[rows] = (sign[:rows.size] > 0) | (sign[rows.size:] < 0)
     count = int(np.count_nonzero(outside))
     example = _first(chain, outside)
     detail = ""
-    if example is not None:
+    if example is not None:  # the bracket, solved for this one contract
         i = int(np.flatnonzero(outside)[0])
-        detail = f" (first: {example} IV {iv[i]:.4f}, the quote {bid[i]:g}/{ask[i]:g} implies {low[i]:.4f}..{high[i]:.4f})"
+        implied = pricing.implied_vol(np.array([bid[i], ask[i]]), spot[i], strike[i], days[i] / pricing.DAYS_PER_YEAR,
+                                      RATE, 0.0, call[i])
+        low = implied[0] if np.isfinite(implied[0]) else 0.0  # bid at or below intrinsic: no floor
+        high = implied[1] if np.isfinite(implied[1]) else np.inf  # ask beyond any vol: no cap
+        detail = f" (first: {example} IV {iv[i]:.4f}, the quote {bid[i]:g}/{ask[i]:g} implies {low:.4f}..{high:.4f})"
     message = (f"{count} of {rows.size} judged contracts have an IV their bid/ask cannot give{detail}" if count
                else f"every one of {rows.size} judged IVs fits its quote")
     return CheckResult("snapshot_iv_fits_quote", "warn", "fail" if count else "pass", message,

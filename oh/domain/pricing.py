@@ -181,6 +181,68 @@ def implied_vol(
     would leave it, always converges (the bracket guarantees it) and converges fast
     (Newton), for deep ITM/OTM strikes and one-day expiries alike, on the whole chain at once.
     """
+    otm = _forward_otm(price, spot, strike, t, r, q, is_call)
+    if otm.idx.size:
+        with np.errstate(all="ignore"):
+            otm.out.ravel()[otm.idx] = _solve(otm.tv, otm.sd, otm.kd, otm.sqrt_t, otm.w)
+    return otm.out
+
+
+def implied_vol_vs(
+    price: npt.ArrayLike,
+    spot: npt.ArrayLike,
+    strike: npt.ArrayLike,
+    t: npt.ArrayLike,
+    r: npt.ArrayLike,
+    q: npt.ArrayLike,
+    is_call: npt.ArrayLike,
+    vol: npt.ArrayLike,
+) -> FloatArray:
+    """sign(implied_vol(price, ...) - vol) without solving: +1 where the price's implied vol is above `vol`, -1 below,
+    0 equal, NaN where implied_vol is NaN.
+
+    The forward-OTM price is increasing in sigma, so the implied vol is above `vol` exactly when the price's time value
+    is above that option's price at `vol` (clipped to [VOL_MIN, VOL_MAX], the range implied_vol searches): three
+    prices per contract instead of a solve's six to twelve. Agrees with comparing implied_vol's answer except within
+    its tolerance (~1e-13 relative) of `vol`.
+    """
+    otm = _forward_otm(price, spot, strike, t, r, q, is_call)
+    if otm.idx.size == 0:
+        return otm.out
+    target = np.broadcast_to(_f64(vol), otm.out.shape).ravel()[otm.idx]
+    with np.errstate(all="ignore"):
+        p_lo, _ = _otm_price_and_vega(np.full(otm.tv.shape, VOL_MIN), otm.sd, otm.kd, otm.sqrt_t, otm.w)
+        p_hi, _ = _otm_price_and_vega(np.full(otm.tv.shape, VOL_MAX), otm.sd, otm.kd, otm.sqrt_t, otm.w)
+        at, _ = _otm_price_and_vega(np.clip(target, VOL_MIN, VOL_MAX), otm.sd, otm.kd, otm.sqrt_t, otm.w)
+    solvable = (p_lo <= otm.tv) & (otm.tv <= p_hi)  # where implied_vol answers (VOL_MIN, VOL_MAX at the ends)
+    sign = np.where(target < VOL_MIN, 1.0, np.where(target > VOL_MAX, -1.0, np.sign(otm.tv - at)))
+    otm.out.ravel()[otm.idx] = np.where(solvable, sign, np.nan)
+    return otm.out
+
+
+@dataclass(frozen=True)
+class _ForwardOTM:
+    """The prices implied_vol can invert, as forward-OTM time values (`tv`, at rows `idx` of the flattened input),
+    with their discounted spot and strike, sqrt(t) and the OTM side's sign; `out` is NaN-filled, input-shaped."""
+
+    out: FloatArray
+    idx: npt.NDArray[np.intp]
+    tv: FloatArray
+    sd: FloatArray
+    kd: FloatArray
+    sqrt_t: FloatArray
+    w: FloatArray
+
+
+def _forward_otm(
+    price: npt.ArrayLike,
+    spot: npt.ArrayLike,
+    strike: npt.ArrayLike,
+    t: npt.ArrayLike,
+    r: npt.ArrayLike,
+    q: npt.ArrayLike,
+    is_call: npt.ArrayLike,
+) -> _ForwardOTM:
     p, s, k, tt, rr, qq, c = np.broadcast_arrays(
         _f64(price), _f64(spot), _f64(strike), _f64(t), _f64(r), _f64(q), np.asarray(is_call, dtype=bool)
     )
@@ -192,14 +254,9 @@ def implied_vol(
         ok = (s > 0) & (k > 0) & (tt > 0) & np.isfinite(p + s + k + tt + rr + qq)
         ok &= (time_value > TIME_VALUE_FLOOR * np.maximum(sd, kd)) & (time_value < np.minimum(sd, kd))
         idx = np.flatnonzero(ok)
-        if idx.size == 0:
-            return out
         sd, kd, tv = sd.ravel()[idx], kd.ravel()[idx], time_value.ravel()[idx]
         sqrt_t = np.sqrt(tt.ravel()[idx])
-        w_otm = np.where(sd > kd, -1.0, 1.0)
-        vol = _solve(tv, sd, kd, sqrt_t, w_otm)
-    out.ravel()[idx] = vol
-    return out
+    return _ForwardOTM(out, idx, tv, sd, kd, sqrt_t, np.where(sd > kd, -1.0, 1.0))
 
 
 def _solve(tv: FloatArray, sd: FloatArray, kd: FloatArray, sqrt_t: FloatArray, w: FloatArray) -> FloatArray:

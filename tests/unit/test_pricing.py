@@ -13,6 +13,7 @@ from oh.domain.pricing import (
     bsm_greeks,
     bsm_price,
     implied_vol,
+    implied_vol_vs,
     mark_price,
     spread_pct,
 )
@@ -279,3 +280,29 @@ def test_mark_lies_inside_a_two_sided_quote(bid: float, width: float, last: floa
     ask = bid + width
     assert bid <= mark_price(bid, ask, last) <= ask
     assert spread_pct(bid, ask) >= 0
+
+
+def test_implied_vol_vs_is_the_sign_of_implied_vol_minus_the_vol_on_a_chain_grid() -> None:
+    """implied_vol_vs(price, vol) says what comparing implied_vol(price) with vol says, without solving: on a whole
+    grid of contracts (quotes below intrinsic, beyond any vol and in between) against vols below, inside, at the ends
+    of and above the searched range; NaN exactly where implied_vol is NaN."""
+    k, t, v, r, q, c = (a.ravel() for a in _grid())
+    rng = np.random.default_rng(3)
+    price = bsm_price(100.0, k, t, v, r, q, c) * rng.choice([0.0, 0.5, 1.0, 1.02, 3.0], k.size) - rng.choice([0, 1e-3], k.size)
+    solved = implied_vol(price, 100.0, k, t, r, q, c)
+    for vol in (np.full(k.size, VOL_MIN / 2), np.full(k.size, VOL_MIN), rng.uniform(0.01, 3.0, k.size),
+                np.full(k.size, VOL_MAX), np.full(k.size, VOL_MAX * 2), np.full(k.size, -0.5)):
+        got = implied_vol_vs(price, 100.0, k, t, r, q, c, vol)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(solved))
+        clear = np.isfinite(solved) & (np.abs(solved - vol) > 1e-9 * np.maximum(vol, 1e-3))  # away from the tolerance
+        assert clear.sum() > 100
+        np.testing.assert_array_equal(got[clear], np.sign(solved - vol)[clear])
+
+
+def test_implied_vol_vs_counts_an_equal_vol_as_neither_above_nor_below() -> None:
+    """A price made at a vol compares with that same vol as 0 or within one rounding step of it, never as far off."""
+    price = bsm_price(42.0, 40.0, 0.5, 0.2, 0.1, 0.0, CALL_PUT)
+    near = implied_vol_vs(price, 42.0, 40.0, 0.5, 0.1, 0.0, CALL_PUT, np.array([0.2, 0.2]))
+    assert set(near.tolist()) <= {-1.0, 0.0, 1.0}
+    assert (implied_vol_vs(price, 42.0, 40.0, 0.5, 0.1, 0.0, CALL_PUT, np.array([0.2 * (1 + 1e-9)] * 2)) == -1).all()
+    assert (implied_vol_vs(price, 42.0, 40.0, 0.5, 0.1, 0.0, CALL_PUT, np.array([0.2 * (1 - 1e-9)] * 2)) == 1).all()

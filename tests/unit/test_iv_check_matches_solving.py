@@ -1,7 +1,7 @@
-"""`snapshot_iv_fits_quote` solves the bid's and the ask's implied vols in one call; its results are exactly
-those of the two separate solves it replaced (the old code, kept here as the oracle), on clean sim chains of
-many symbols and days and on chains whose quotes and IVs an attacker moved (so the check fails, with the
-same count, example and bracket in its message)."""
+"""`snapshot_iv_fits_quote` decides without solving for the bid's and the ask's implied vols (it prices each contract
+at its IV's tolerance bounds: `pricing.implied_vol_vs`); its results are exactly those of the two solves it replaced
+(the original code, kept here as the oracle), on clean sim chains of many symbols and days and on chains whose quotes
+and IVs an attacker moved (so the check fails, with the same count, example and bracket in its message)."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ CASES = [(symbol, day) for symbol in ("AAPL", "SPY", "S0001", "S0417", "TSLA")
 
 
 @pytest.mark.parametrize(("symbol", "day"), CASES)
-def test_one_solve_gives_the_two_solves_bracket(symbol: str, day: date) -> None:
+def test_the_check_without_solving_gives_the_two_solves_answer(symbol: str, day: date) -> None:
     """Same judged contracts and the same failing ones, clean and attacked, as the two solves gave."""
     for chain in (option_chain(symbol, day), *(_attacked(option_chain(symbol, day), seed) for seed in range(3))):
         outside, low, high = _brackets_before(chain)
@@ -85,7 +85,8 @@ def test_the_attack_is_seen() -> None:
 
 
 def test_the_bracket_itself_is_identical() -> None:
-    """Bit for bit: each contract's implied bid and ask vol from the joint solve equals its separate solve."""
+    """Bit for bit: each contract's implied bid and ask vol solved with others equals its separate solve (the message
+    solves the first failing contract alone and shows what a whole-chain solve would)."""
     chain = _attacked(option_chain("SPY", date(2025, 6, 3)), 7)
     _, low, high = _brackets_before(chain)
     call = np.asarray(chain.column("right").to_numpy(zero_copy_only=False)) == "C"
