@@ -7,7 +7,7 @@ warehouse offset (`ledger.offsets`) at the last event, i.e. every row is upserte
 `candles_daily` and committed (`status().applied_seq` is printed too, but it can run ahead of the
 COMMIT). Direct: the same rows
 as one Arrow table, `INSERT INTO candles_daily SELECT ...` into a fresh DuckDB file whose schema
-comes from `services.ledger.schema.create_schema` (same table, same primary key). Optionally also
+comes from `services.ledger.schema.create_schema` (same table). Optionally also
 the end-to-end path: an `IngestCandles` command to the real ingest worker (sim provider).
 Judged by: ours / direct rows/s (aim >= 0.5).
 

@@ -2,7 +2,7 @@
 
 One run per command; for each symbol and each NYSE session in the range, the provider's full
 chain goes out as one ChainSnapshotted event (stored in `option_snapshots`, keyed by underlying,
-session and contract, so a day's chain for one symbol is one indexed read). A symbol that fails is
+session and contract: `services.ledger.schema.FACT_KEYS`). A symbol that fails is
 recorded as a failed asset and the others still land.
 """
 

@@ -42,6 +42,7 @@ from contracts import (
 )
 from contracts import rows as row_schemas
 from contracts.catalog import asset_of, writes_of
+from services.ledger import schema
 from services.ledger.bookkeeping import (
     Applied,
     advance,
@@ -135,81 +136,76 @@ def _rows_of(ev: Any) -> pa.Table:
 
 
 # -- appliers --------------------------------------------------------------------------------
-def _bulk_upsert(
-    con: duckdb.DuckDBPyConnection,
-    table: str,
-    rows: pa.Table,
-    keys: tuple[str, ...],
-    columns: str,
-    may_repeat: bool,
-) -> dict[int, int]:
-    """Upsert `rows` (with an `_ev` event-index column) into `table` on `keys`; return rows updated per event.
+def _bulk_upsert(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table, columns: str) -> dict[int, int]:
+    """Upsert `rows` (tagged by `_tag_events`) into `table` on its key (`schema.FACT_KEYS`); return rows updated per
+    event.
 
     A row counts as updated if its key is stored already or came in an earlier event of this batch,
-    so a rebuild (one big batch) counts exactly as the live commits (many small ones) did. Within one
-    upsert a key may appear once, so a repeated key keeps its last delivery; when no key can repeat
-    and none is stored (the usual backfill) it is a plain INSERT, the fastest path.
+    so a rebuild (one big batch) counts exactly as the live commits (many small ones) did. A key is stored once
+    (no PRIMARY KEY enforces it; this, the tables' only writer, does): the stored rows whose keys the batch holds are
+    deleted before it is inserted, and a key repeated within the batch keeps its last delivery (the last row of the
+    latest event). When no key repeats and none is stored (the usual backfill, and every new day) it is a plain
+    INSERT, the fastest path. Each key starts with a name and a date column (symbol or contract, session):
+    `_none_stored` asks about those two first, which costs a fraction of matching every key against the table.
     """
+    keys = schema.FACT_KEYS[table]
     match = " AND ".join(f"{{t}}.{k} = b.{k}" for k in keys)
-    earlier = f"OR EXISTS (SELECT 1 FROM _bulk e WHERE {match.format(t='e')} AND e._ev < b._ev)" if may_repeat else ""
     con.register("_bulk", rows)
     try:
+        [(repeats,)] = con.execute(f"SELECT count(*) > count(DISTINCT ({', '.join(keys)})) FROM _bulk").fetchall()
+        if not repeats and _none_stored(con, table, rows, keys[0], keys[1]):
+            con.execute(f"INSERT INTO {table} SELECT {columns} FROM _bulk b")
+            return {}
+        earlier = f"OR EXISTS (SELECT 1 FROM _bulk e WHERE {match.format(t='e')} AND e._ev < b._ev)" if repeats else ""
         updated = dict(
             con.execute(
                 f"SELECT b._ev, count(*) FROM _bulk b WHERE EXISTS (SELECT 1 FROM {table} c WHERE {match.format(t='c')}) "
                 f"{earlier} GROUP BY b._ev"
             ).fetchall()
         )
-        if not updated:
-            con.execute(f"INSERT INTO {table} SELECT {columns} FROM _bulk b")
-        else:
-            dedupe = f"QUALIFY row_number() OVER (PARTITION BY {', '.join('b.' + k for k in keys)} ORDER BY b._ev DESC) = 1"
-            con.execute(
-                f"INSERT OR REPLACE INTO {table} SELECT {columns} FROM _bulk b {dedupe if may_repeat else ''}"
-            )
+        last = (f"QUALIFY row_number() OVER (PARTITION BY {', '.join('b.' + k for k in keys)} ORDER BY b._row DESC) = 1"
+                if repeats else "")
+        if updated:
+            con.execute(f"DELETE FROM {table} c WHERE EXISTS (SELECT 1 FROM _bulk b WHERE {match.format(t='c')})")
+        con.execute(f"INSERT INTO {table} SELECT {columns} FROM _bulk b {last}")
     finally:
         con.unregister("_bulk")
     return {int(k): int(v) for k, v in updated.items()}
 
 
-def _tag_events(
-    batch: Sequence[Applied],
-    scope: Callable[[Any], object],
-    repeats_within: Callable[[pa.Table], bool],
-    with_provider: bool = True,
-) -> tuple[pa.Table, bool]:
-    """Concatenate the events' Arrow rows with an `_ev` index (and a dictionary-encoded `provider`).
+def _none_stored(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table, name: str, day: str) -> bool:
+    """Whether no stored row of `table` has one of the `name` values of `_bulk` (the registered `rows`) on a date
+    within `rows`' first and last `day`: then none of their keys, which hold both columns, is stored.
 
-    Also says whether a key may repeat within the batch: two events for one scope (symbol, or
-    symbol and day), or `repeats_within` one event's rows.
+    The dates' bounds are constants, so DuckDB's zone maps skip every row group of other days; what is left is a
+    scan of the name column over those days, where matching every key (the EXISTS join of `_bulk_upsert`) reads
+    every key column and grows with the day's rows stored so far: ~4x the CPU on the full-market day's chains and flow.
     """
+    bounds = pc.min_max(rows.column(day))
+    found = con.execute(
+        f"SELECT 1 FROM {table} WHERE {day} BETWEEN ? AND ? AND {name} IN (SELECT {name} FROM _bulk) LIMIT 1",
+        [bounds["min"].as_py(), bounds["max"].as_py()],
+    ).fetchone()
+    return found is None
+
+
+def _tag_events(batch: Sequence[Applied], with_provider: bool = True) -> pa.Table:
+    """Concatenate the events' Arrow rows with an `_ev` index (and a dictionary-encoded `provider`)."""
     tables = []
-    may_repeat = len({scope(ev) for _, ev in batch}) < len(batch)
     for index, (_, ev) in enumerate(batch):
         table = _rows_of(ev)
-        may_repeat = may_repeat or repeats_within(table)
         tables.append(table.append_column("_ev", pa.array(np.full(table.num_rows, index, dtype=np.int32))))
     rows = pa.concat_tables(tables)
     if with_provider:
         names = pa.array([ev.provider for _, ev in batch], pa.string())  # type: ignore[attr-defined]
         rows = rows.append_column("provider", pa.DictionaryArray.from_arrays(rows.column("_ev").combine_chunks(), names))
-    return rows, may_repeat
-
-
-def _dates_not_increasing(table: pa.Table) -> bool:
-    days = table.column("date").to_numpy(zero_copy_only=False).astype("datetime64[D]").astype(np.int64)
-    return bool(np.any(np.diff(days) <= 0))
-
-
-def _duplicate_contracts(table: pa.Table) -> bool:
-    return pc.count_distinct(table.column("contract_symbol")).as_py() < table.num_rows
+    return rows.append_column("_row", pa.array(np.arange(rows.num_rows, dtype=np.int64)))
 
 
 def _apply_candles(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> None:
-    rows, may_repeat = _tag_events(batch, lambda ev: ev.symbol, _dates_not_increasing)
     updated = _bulk_upsert(
-        con, "candles_daily", rows, ("symbol", "date"),
-        "b.symbol, b.date, b.open, b.high, b.low, b.close, b.volume, b.provider::VARCHAR", may_repeat,
+        con, "candles_daily", _tag_events(batch),
+        "b.symbol, b.date, b.open, b.high, b.low, b.close, b.volume, b.provider::VARCHAR",
     )
     assets, marks = [], {}
     for index, (_, ev) in enumerate(batch):
@@ -267,20 +263,16 @@ CHAIN_COLUMNS = (
 
 
 def _apply_chains(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> None:
-    rows, may_repeat = _tag_events(batch, lambda ev: (ev.symbol, ev.snapshot_date), _duplicate_contracts)
-    updated = _bulk_upsert(
-        con, "option_snapshots", rows, ("underlying", "snapshot_date", "contract_symbol"), CHAIN_COLUMNS, may_repeat
-    )
+    updated = _bulk_upsert(con, "option_snapshots", _tag_events(batch), CHAIN_COLUMNS)
     _record_daily_assets(con, batch, asset_of(ChainSnapshotted), lambda ev: ev.snapshot_date, updated,
                          lambda ev: json.dumps({"provider": ev.provider}))
 
 
 def _apply_option_bars(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> None:
-    rows, may_repeat = _tag_events(batch, lambda ev: (ev.symbol, ev.bar_date), _duplicate_contracts)
     updated = _bulk_upsert(
-        con, "options_bars", rows, ("contract_symbol", "date"),
+        con, "options_bars", _tag_events(batch),
         "b.contract_symbol, b.date, b.underlying, b.open, b.high, b.low, b.close, b.volume, b.trade_count, "
-        "b.vwap, b.provider::VARCHAR", may_repeat,
+        "b.vwap, b.provider::VARCHAR",
     )
     _record_daily_assets(con, batch, asset_of(OptionBarsIngested), lambda ev: ev.bar_date, updated,
                          lambda ev: json.dumps({"provider": ev.provider}))
@@ -326,24 +318,21 @@ FLOW_COLUMNS = (
 
 
 def _apply_flow(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> None:
-    rows, may_repeat = _tag_events(batch, lambda ev: (ev.symbol, ev.as_of, ev.window), lambda _: False, False)
+    rows = _tag_events(batch, with_provider=False)
     rows = rows.rename_columns(["window_sessions" if n == "window" else n for n in rows.column_names])
-    updated = _bulk_upsert(
-        con, "options_flow", rows, ("symbol", "from_date", "to_date", "window_sessions", "group_by", "row_key"),
-        FLOW_COLUMNS.replace("b.window,", "b.window_sessions,"), may_repeat,
-    )
+    updated = _bulk_upsert(con, "options_flow", rows, FLOW_COLUMNS.replace("b.window,", "b.window_sessions,"))
     _record_daily_assets(con, batch, asset_of(FlowComputed), lambda ev: ev.as_of, updated,
                          lambda ev: json.dumps({"window": ev.window}))
 
 
 def _apply_derived(con: duckdb.DuckDBPyConnection, batch: Sequence[Applied]) -> None:
-    rows, may_repeat = _tag_events(batch, lambda ev: (ev.symbol, ev.as_of), lambda _: False, False)
+    rows = _tag_events(batch, with_provider=False)
     # A metric that cannot be computed is NaN in oh.domain.derived and NULL in SQL (NaN would poison avg()).
     columns = ", ".join(
         f"CASE WHEN isnan(b.{f.name}) THEN NULL ELSE b.{f.name} END" if f.type == pa.float64() else f"b.{f.name}"
         for f in row_schemas.DERIVED
     )
-    updated = _bulk_upsert(con, "derived_daily", rows, ("symbol", "session_date"), columns, may_repeat)
+    updated = _bulk_upsert(con, "derived_daily", rows, columns)
     _record_daily_assets(con, batch, asset_of(DerivedComputed), lambda ev: ev.as_of, updated)
 
 

@@ -13,7 +13,19 @@ from __future__ import annotations
 
 import duckdb
 
-SCHEMA_VERSION = 2  # 2: meta.notifications
+SCHEMA_VERSION = 3  # 2: meta.notifications; 3: the fact tables without a PRIMARY KEY (FACT_KEYS)
+
+# The key of each fact table: unique, kept so by the ledger's upsert (services/ledger/projections.py, `_bulk_upsert`),
+# the tables' only writer, and not by a PRIMARY KEY. DuckDB reads none of these tables through a multi-column index (a key
+# lookup is a sequential scan that zone maps prune), so the index only enforced the key, while maintaining it for the
+# millions of option rows a full-market day inserts cost about a third of the ledger's insert CPU and ~100 MB.
+FACT_KEYS: dict[str, tuple[str, ...]] = {
+    "candles_daily": ("symbol", "date"),
+    "option_snapshots": ("underlying", "snapshot_date", "contract_symbol"),
+    "options_bars": ("contract_symbol", "date"),
+    "options_flow": ("symbol", "from_date", "to_date", "window_sessions", "group_by", "row_key"),
+    "derived_daily": ("symbol", "session_date"),
+}
 
 DDL = """
 CREATE SCHEMA IF NOT EXISTS meta;
@@ -39,7 +51,7 @@ CREATE TABLE IF NOT EXISTS ledger.rejected (
   error   VARCHAR NOT NULL
 );
 
-CREATE TABLE IF NOT EXISTS candles_daily (
+CREATE TABLE IF NOT EXISTS candles_daily (  -- key: FACT_KEYS
   symbol   VARCHAR NOT NULL,
   date     DATE NOT NULL,
   open     DOUBLE NOT NULL,
@@ -47,11 +59,10 @@ CREATE TABLE IF NOT EXISTS candles_daily (
   low      DOUBLE NOT NULL,
   close    DOUBLE NOT NULL,
   volume   BIGINT NOT NULL,
-  provider VARCHAR NOT NULL,
-  PRIMARY KEY (symbol, date)
+  provider VARCHAR NOT NULL
 );
 
-CREATE TABLE IF NOT EXISTS option_snapshots (
+CREATE TABLE IF NOT EXISTS option_snapshots (  -- key: FACT_KEYS
   underlying      VARCHAR NOT NULL,
   snapshot_date   DATE NOT NULL,
   contract_symbol VARCHAR NOT NULL,   -- OCC compact form
@@ -71,11 +82,10 @@ CREATE TABLE IF NOT EXISTS option_snapshots (
   vega            DOUBLE NOT NULL,
   theta           DOUBLE NOT NULL,
   rho             DOUBLE NOT NULL,
-  provider        VARCHAR NOT NULL,
-  PRIMARY KEY (underlying, snapshot_date, contract_symbol)
+  provider        VARCHAR NOT NULL
 );
 
-CREATE TABLE IF NOT EXISTS options_bars (
+CREATE TABLE IF NOT EXISTS options_bars (  -- key: FACT_KEYS
   contract_symbol VARCHAR NOT NULL,   -- OCC compact form
   date            DATE NOT NULL,
   underlying      VARCHAR NOT NULL,
@@ -86,8 +96,7 @@ CREATE TABLE IF NOT EXISTS options_bars (
   volume          BIGINT NOT NULL,
   trade_count     BIGINT NOT NULL,
   vwap            DOUBLE NOT NULL,
-  provider        VARCHAR NOT NULL,
-  PRIMARY KEY (contract_symbol, date)
+  provider        VARCHAR NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS briefings (
@@ -99,7 +108,7 @@ CREATE TABLE IF NOT EXISTS briefings (
   built_at    TIMESTAMP NOT NULL
 );
 
-CREATE TABLE IF NOT EXISTS options_flow (
+CREATE TABLE IF NOT EXISTS options_flow (  -- key: FACT_KEYS
   symbol          VARCHAR NOT NULL,
   from_date       DATE NOT NULL,
   to_date         DATE NOT NULL,
@@ -118,11 +127,10 @@ CREATE TABLE IF NOT EXISTS options_flow (
   volume_oi_ratio DOUBLE,
   delta_notional  DOUBLE,
   rows            BIGINT,
-  label           VARCHAR,
-  PRIMARY KEY (symbol, from_date, to_date, window_sessions, group_by, row_key)
+  label           VARCHAR
 );
 
-CREATE TABLE IF NOT EXISTS derived_daily (
+CREATE TABLE IF NOT EXISTS derived_daily (  -- key: FACT_KEYS
   symbol             VARCHAR NOT NULL,
   session_date       DATE NOT NULL,
   formula_version    INTEGER NOT NULL,
@@ -148,8 +156,7 @@ CREATE TABLE IF NOT EXISTS derived_daily (
   iv_rv_60           DOUBLE,
   iv_percentile      DOUBLE,
   iv_rank            DOUBLE,
-  iv_history_count   INTEGER NOT NULL,
-  PRIMARY KEY (symbol, session_date)
+  iv_history_count   INTEGER NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS trade_updates (
