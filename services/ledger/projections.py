@@ -179,7 +179,7 @@ def _none_stored(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table, nam
 
     The dates' bounds are constants, so DuckDB's zone maps skip every row group of other days; what is left is a
     scan of the name column over those days, where matching every key (the EXISTS join of `_bulk_upsert`) reads
-    every key column and grows with the day's rows stored so far: ~4x the CPU on the full-market day's chains and flow.
+    every key column: a quarter of that join's CPU on a day of 3,000 symbols' flow rows in batches of six.
     """
     bounds = pc.min_max(rows.column(day))
     found = con.execute(
