@@ -106,33 +106,32 @@ def run_ours(home: Home, events: list[CandlesIngested], run_id: str, per_send: i
 
 
 def run_direct(home: Home, tables: list[pa.Table], upserts: bool = False) -> dict[str, float]:
-    """INSERT ... SELECT the same rows into a fresh DuckDB file with the same table and key.
+    """INSERT ... SELECT the same rows into a fresh DuckDB file with the same table.
 
-    With `upserts`, also time `ON CONFLICT DO UPDATE` into an empty and into a full table (info).
+    With `upserts`, also time (info) what the ledger's upsert does on the key (`schema.FACT_KEYS`: no PRIMARY KEY):
+    delete the stored rows with the rows' keys, then insert them, into an empty and into a full table.
     """
     from services.ledger.schema import create_schema
     from services.ledger.warehouse import connect
 
     table = pa.concat_tables(tables)
     out = {}
-    cases = [("insert", ""), ("upsert", "ON CONFLICT (symbol, date) DO UPDATE SET close = excluded.close")]
-    for label, conflict in cases[: 2 if upserts else 1]:
+    insert = "INSERT INTO candles_daily SELECT symbol, date, open, high, low, close, volume, 'sim' FROM _rows"
+    delete = "DELETE FROM candles_daily c WHERE EXISTS (SELECT 1 FROM _rows r WHERE c.symbol = r.symbol AND c.date = r.date)"
+    for label in ("insert", "upsert")[: 2 if upserts else 1]:
         path = home.root / f"direct-{label}.duckdb"
         con = connect(path)
         create_schema(con)
         con.register("_rows", table)
+        statements = [delete, insert] if label == "upsert" else [insert]
         t0 = time.monotonic()
-        con.execute(
-            "INSERT INTO candles_daily SELECT symbol, date, open, high, low, close, volume, 'sim' FROM _rows "
-            + conflict
-        )
+        for statement in statements:
+            con.execute(statement)
         out[label] = time.monotonic() - t0
-        if label == "upsert":  # the same statement again: every row now conflicts
+        if label == "upsert":  # the same again: every row's key is now stored
             t0 = time.monotonic()
-            con.execute(
-                "INSERT INTO candles_daily SELECT symbol, date, open, high, low, close, volume, 'sim' FROM _rows "
-                + conflict
-            )
+            for statement in statements:
+                con.execute(statement)
             out["upsert_conflicting"] = time.monotonic() - t0
         assert con.execute("SELECT count(*) FROM candles_daily").fetchone()[0] == table.num_rows  # type: ignore[index]
         con.close()
