@@ -22,6 +22,8 @@ def test_pytest_loads_the_rewritten_byte_code_it_wrote_and_writes_none_of_its_ow
     [pyc] = (tmp_path / "__pycache__").glob("test_sample.*-pytest-*.pyc")
     before = (pyc.stat().st_ino, pyc.stat().st_mtime_ns, pyc.read_bytes())
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": ""}
+    for name in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS"):  # the suite's own options (-p devtools.cpu_report) are not this session's
+        env.pop(name, None)
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path),
                              str(module)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stdout + result.stderr
