@@ -129,7 +129,9 @@ class StreamingTab:
         self.sent: list[str] = []
 
     def _watch(self, ws: Any) -> None:
-        text = lambda payload: payload if isinstance(payload, str) else ""  # noqa: E731
+        def text(payload: Any) -> str:
+            return payload if isinstance(payload, str) else ""
+
         marks = "/oh-live" in ws.url
         ws.on("framereceived", lambda payload: (self.channel if marks else self.bokeh).append(text(payload)))
         if marks:
@@ -407,7 +409,7 @@ def test_options_show_expiry_strike_and_right_and_numbers_read_in_trader_units(
 
 
 def test_a_position_over_the_risk_limit_is_flagged_with_the_limit_in_words(
-    live: Stack, streaming: StreamingTab, portfolio: Portfolio,
+    streaming: StreamingTab, portfolio: Portfolio,
 ) -> None:
     """The portfolio's risk profile is judged on the live marks: the position far over max_position_pct is
     named in a banner with its share of net liq, the amounts and the limit; the others are not."""
