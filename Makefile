@@ -27,10 +27,13 @@ demo: install
 ## browser tests, in parallel (pytest-xdist, a test module per worker; on 2 cores the suite is bound by
 ## the CPU its processes use). TEST_WORKERS=1 runs them one at a time. Byte code is written even where the environment
 ## says not to (PYTHONDONTWRITEBYTECODE): the suite starts over a thousand processes, and each would compile oh again.
+## devtools/warm_tests.py writes that byte code (and pytest's rewritten test modules) once, before the workers start:
+## in a clean clone each of them made it again, all at once (~30 CPU-s of the suite).
 TEST_WORKERS ?= 4
 test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-cache
+	$(PY) -m devtools.warm_tests
 	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope
 
 ## Stop every service.

@@ -2,6 +2,10 @@
 real ledger and the real live_stream worker (sim provider) in a temp OH_HOME. Nothing is mocked.
 Waits are for conditions (generous timeouts on a shared machine), never for time.
 
+A page load costs ~2.5 CPU-s of chromium: the tests that read a page with marks streaming (and change nothing
+another could see) share one such tab (`StreamingTab`); a test that needs the page as first loaded, or at
+another size, opens its own.
+
 With OH_SCREENSHOTS=1 the layout test writes docs/screenshots/live.png (1440 px) and live-390.png
 (a phone), both with marks streaming."""
 
@@ -109,6 +113,75 @@ def wait_marked(page: Any, stack: Stack, ids: list[str]) -> dict[str, dict[str, 
     return rows(page)
 
 
+class StreamingTab:
+    """One tab on the Live page with marks streaming, shared by the tests that read a streaming page (a page load
+    is ~2.5 CPU-s of chromium, the streaming after it a fraction of that): opened, started and with BIG marked when
+    a test first asks for it, closed before the first later test that does not use it. It keeps the text frames it
+    receives, on the Bokeh socket and on the marks channel, and those it sends on the channel (the acknowledgements),
+    from the last `record()` on."""
+
+    def __init__(self, live: Stack, chromium: Any) -> None:
+        self.live, self.chromium = live, chromium
+        self.context: Any = None
+        self.tab: Any = None
+        self.bokeh: list[str] = []
+        self.channel: list[str] = []
+        self.sent: list[str] = []
+
+    def _watch(self, ws: Any) -> None:
+        def text(payload: Any) -> str:
+            return payload if isinstance(payload, str) else ""
+
+        marks = "/oh-live" in ws.url
+        ws.on("framereceived", lambda payload: (self.channel if marks else self.bokeh).append(text(payload)))
+        if marks:
+            ws.on("framesent", lambda payload: self.sent.append(text(payload)))
+
+    def get(self) -> Any:
+        """The tab, streaming, with BIG marked (opened now unless it is open)."""
+        if self.tab is None:
+            self.context = self.chromium.new_context(viewport={"width": 1400, "height": 2000})  # as `page`
+            self.tab = self.context.new_page()
+            self.tab.on("websocket", self._watch)
+            open_live(self.tab, self.live)
+        if self.tab.locator('.oh-live-health[data-state="streaming"]').count() == 0:
+            start(self.tab)
+        wait_marked(self.tab, self.live, [BIG])
+        return self.tab
+
+    def record(self) -> tuple[Any, list[str], list[str], list[str]]:
+        """The streaming tab and its frames from now on: (tab, Bokeh socket's, channel's received, channel's sent)."""
+        tab = self.get()
+        for frames in (self.bokeh, self.channel, self.sent):
+            frames.clear()
+        return tab, self.bokeh, self.channel, self.sent
+
+    def close(self) -> None:
+        context, self.context, self.tab = self.context, None, None
+        if context is not None:
+            context.close()
+
+
+@pytest.fixture(scope="module")
+def streaming_holder(live: Stack, chromium: Any) -> Iterator[StreamingTab]:
+    holder = StreamingTab(live, chromium)
+    yield holder
+    holder.close()
+
+
+@pytest.fixture
+def streaming(streaming_holder: StreamingTab) -> StreamingTab:
+    """The module's streaming tab (see `StreamingTab`)."""
+    return streaming_holder
+
+
+@pytest.fixture(autouse=True)
+def _streaming_tab_closed_when_unused(request: pytest.FixtureRequest, streaming_holder: StreamingTab) -> None:
+    """A test that does not use the streaming tab runs with it closed: an open tab paints every marking."""
+    if "streaming" not in request.fixturenames:
+        streaming_holder.close()
+
+
 def test_start_shows_live_marks_that_move_in_place_then_stop_stops_the_streams(
     live: Stack, page: Any, portfolio: Portfolio,
 ) -> None:
@@ -213,22 +286,6 @@ def test_every_live_session_shares_the_one_tick_reader(live: Stack, chromium: An
     assert log.count("tick feed started") == 1 and log.count("live marker started") == 1
 
 
-def test_a_live_page_load_logs_no_bokeh_validation_warning(live: Stack, chromium: Any) -> None:
-    """Bokeh validates each session's document as it is sent; a model it finds wrong (the command line was a
-    'fixed' pane without a width: W-1005 on every load) would put a warning line in ui.log per page load."""
-    tab = chromium.new_page()
-    try:
-        open_live(tab, live)
-        tab.get_by_text("Stream health").first.wait_for(timeout=WAIT)
-    finally:
-        tab.close()
-    logs = sorted(live.home.logs.glob("ui*.log"))  # ui.log, and the process's own output (where Bokeh's logger writes)
-    assert logs
-    warnings = [line for path in logs for line in path.read_text().splitlines() if "W-1005" in line or
-                "bokeh.core.validation" in line]
-    assert warnings == []
-
-
 # ---------------------------------------------------------------- several tabs, one marking, only changed cells
 MARKINGS_JS = """() => {
   const seen = new Set(); window.__ohMarkings = seen;
@@ -323,13 +380,11 @@ def _option_words(p: OptionPosition) -> str:
 
 
 def test_options_show_expiry_strike_and_right_and_numbers_read_in_trader_units(
-    live: Stack, page: Any, portfolio: Portfolio,
+    live: Stack, streaming: StreamingTab, portfolio: Portfolio,
 ) -> None:
     """Each single-leg option names its underlying, expiry, strike and right (not "SPY +1, 25 DTE"); each leg
     of a structure too; money has a $ and separators, PnL a sign, percentages a %, counts no decimals."""
-    open_live(page, live)
-    if page.locator('.oh-live-health[data-state="streaming"]').count() == 0:
-        start(page)
+    page = streaming.get()
     shown = wait_marked(page, live, [p.id for p in portfolio.positions])
     options = [p for p in portfolio.positions if isinstance(p, OptionPosition)]
     assert options
@@ -354,14 +409,11 @@ def test_options_show_expiry_strike_and_right_and_numbers_read_in_trader_units(
 
 
 def test_a_position_over_the_risk_limit_is_flagged_with_the_limit_in_words(
-    live: Stack, page: Any, portfolio: Portfolio,
+    streaming: StreamingTab, portfolio: Portfolio,
 ) -> None:
     """The portfolio's risk profile is judged on the live marks: the position far over max_position_pct is
     named in a banner with its share of net liq, the amounts and the limit; the others are not."""
-    open_live(page, live)
-    if page.locator('.oh-live-health[data-state="streaming"]').count() == 0:
-        start(page)
-    wait_marked(page, live, [BIG])
+    page = streaming.get()  # streaming, BIG marked
     page.locator(".oh-live-limits").first.wait_for(timeout=WAIT)
     text = page.evaluate(f"() => ({HOST_JS})('oh-live-limits').textContent")
     limit = f"{portfolio.risk_profile.max_position_pct:.1f}%"
@@ -371,53 +423,42 @@ def test_a_position_over_the_risk_limit_is_flagged_with_the_limit_in_words(
     assert not [p for p in others if f"{p} is " in text]
 
 
+def test_a_live_page_load_logs_no_bokeh_validation_warning(live: Stack, streaming: StreamingTab) -> None:
+    """Bokeh validates each session's document as it is sent; a model it finds wrong (the command line was a
+    'fixed' pane without a width: W-1005 on every load) would put a warning line in ui.log per page load. The
+    module's streaming tab is a page load of this `oh ui` (as is every earlier test's)."""
+    streaming.get().get_by_text("Stream health").first.wait_for(timeout=WAIT)
+    logs = sorted(live.home.logs.glob("ui*.log"))  # ui.log, and the process's own output (where Bokeh's logger writes)
+    assert logs
+    warnings = [line for path in logs for line in path.read_text().splitlines() if "W-1005" in line or
+                "bokeh.core.validation" in line]
+    assert warnings == []
+
+
 LIMITS_WATCH_JS = """() => { const host = (""" + HOST_JS + """)('oh-live-limits'); window.__ohLimits = [];
   const seen = () => { const text = host.textContent; if (window.__ohLimits[window.__ohLimits.length - 1] !== text)
     window.__ohLimits.push(text); };
   seen(); new MutationObserver(seen).observe(host, {childList: true, subtree: true, characterData: true}); }"""
 
 
-def streaming_tab(live: Stack, chromium: Any) -> tuple[Any, list[str], list[str]]:
-    """A new tab on the Live page with marks streaming and BIG marked, and the text frames it receives from
-    then on: (tab, the Bokeh socket's, the marks channel's). The caller closes the tab."""
-    tab = chromium.new_page()
-    bokeh: list[str] = []
-    channel: list[str] = []
-    tab.on("websocket", lambda ws: ws.on("framereceived", lambda payload: (
-        channel if "/oh-live" in ws.url else bokeh).append(payload if isinstance(payload, str) else "")))
-    try:
-        open_live(tab, live)
-        if tab.locator('.oh-live-health[data-state="streaming"]').count() == 0:
-            start(tab)
-        wait_marked(tab, live, [BIG])
-    except BaseException:
-        tab.close()
-        raise
-    return tab, bokeh, channel
-
-
 def test_the_limits_banner_moves_with_the_marks_without_a_change_to_the_pages_bokeh_document(
-    live: Stack, chromium: Any,
+    streaming: StreamingTab,
 ) -> None:
     """The limits banner's amounts move with every marking. They ride in the marks channel's frames (like the
     summary cards), so while marks stream the page's Bokeh socket never carries the banner's text: before,
     the slow check replaced a Markdown pane's text twice a second, a Bokeh document change that re-rendered
     the pane on every tab while the cells were being written. The banner shows newer amounts several times
     meanwhile, all of them arrived on the marks channel."""
-    tab, bokeh, channel = streaming_tab(live, chromium)
-    try:
-        tab.locator(".oh-live-limits").first.wait_for(timeout=WAIT)
-        bokeh.clear()
-        channel.clear()
-        tab.evaluate(LIMITS_WATCH_JS)
-        tab.wait_for_function("() => window.__ohLimits.length >= 4", timeout=WAIT)  # three changes of its text
-        shown = tab.evaluate("() => window.__ohLimits")
-        assert all(BIG in text and "of net liq" in text for text in shown)
-        assert not [f for f in bokeh if "Risk limits" in f or "of net liq" in f], \
-            "the limits banner's text travelled as a Bokeh document change"
-        assert [f for f in channel if '"limits"' in f and "of net liq" in f], "no limits banner in the channel's frames"
-    finally:
-        tab.close()
+    tab = streaming.get()
+    tab.locator(".oh-live-limits").first.wait_for(timeout=WAIT)
+    tab, bokeh, channel, _ = streaming.record()
+    tab.evaluate(LIMITS_WATCH_JS)
+    tab.wait_for_function("() => window.__ohLimits.length >= 4", timeout=WAIT)  # three changes of its text
+    shown = tab.evaluate("() => window.__ohLimits")
+    assert all(BIG in text and "of net liq" in text for text in shown)
+    assert not [f for f in bokeh if "Risk limits" in f or "of net liq" in f], \
+        "the limits banner's text travelled as a Bokeh document change"
+    assert [f for f in channel if '"limits"' in f and "of net liq" in f], "no limits banner in the channel's frames"
 
 
 # CSS animations and anything that repeats for ever (a spinner's); not a CSS transition, which runs once for
@@ -428,28 +469,23 @@ ANIMATIONS_JS = """() => { const out = []; const walk = (root) => {
   for (const e of root.querySelectorAll('*')) { if (e.shadowRoot) walk(e.shadowRoot); } }; walk(document); return out; }"""
 
 
-def test_while_marks_stream_the_page_runs_no_animation_and_no_busy_spinner(live: Stack, chromium: Any) -> None:
+def test_while_marks_stream_the_page_runs_no_animation_and_no_busy_spinner(streaming: StreamingTab) -> None:
     """While marks stream, nothing on the Live page keeps animating (a CSS animation or an endless one; a
     control's one-off transition when it changes state is not) and its Bokeh socket carries no busy spinner.
     Before, Panel's header spinner followed the server's one busy flag (true while any session runs a
     callback): it was switched on and off many times a second in every tab, each a Bokeh change, and while
     on, its CSS animation made the browser composite and draw the tab at 60 frames a second (about half a
     core for three tabs in bench/live_browser, against a few draws a second for the marks themselves)."""
-    tab, bokeh, channel = streaming_tab(live, chromium)
-    try:
-        bokeh.clear()
-        channel.clear()
-        deadline = time.monotonic() + WAIT / 1000
-        for _ in range(20):  # twenty frames of marks, each written and painted, and the slow checks meanwhile
-            count = len(channel)
-            while len(channel) == count:
-                assert time.monotonic() < deadline, "the marks stopped coming"
-                tab.wait_for_timeout(50)
-            assert tab.evaluate(ANIMATIONS_JS) == [], "something keeps animating on the Live page while marks stream"
-        assert not [f for f in bokeh if '"spin"' in f or "loader" in f], "the busy spinner travelled on the Bokeh socket"
-        assert tab.locator(".pn-busy-container .loader").count() == 0
-    finally:
-        tab.close()
+    tab, bokeh, channel, _ = streaming.record()
+    deadline = time.monotonic() + WAIT / 1000
+    for _ in range(20):  # twenty frames of marks, each written and painted, and the slow checks meanwhile
+        count = len(channel)
+        while len(channel) == count:
+            assert time.monotonic() < deadline, "the marks stopped coming"
+            tab.wait_for_timeout(50)
+        assert tab.evaluate(ANIMATIONS_JS) == [], "something keeps animating on the Live page while marks stream"
+    assert not [f for f in bokeh if '"spin"' in f or "loader" in f], "the busy spinner travelled on the Bokeh socket"
+    assert tab.locator(".pn-busy-container .loader").count() == 0
 
 
 HOLD_FRAMES_JS = """() => { window.__ohHeld = []; window.__ohRaf = window.requestAnimationFrame;
@@ -458,28 +494,15 @@ RELEASE_FRAMES_JS = """() => { window.requestAnimationFrame = window.__ohRaf; co
   held.forEach(cb => cb(performance.now())); return held.length; }"""
 
 
-def test_a_tab_acknowledges_a_frame_only_after_the_browser_has_painted_it(live: Stack, chromium: Any) -> None:
+def test_a_tab_acknowledges_a_frame_only_after_the_browser_has_painted_it(streaming: StreamingTab) -> None:
     """The tab writes a frame's cells at once but acknowledges the frame only after its next animation frame
     (laid out and painted), so the server's next marking is made when the tab can show it instead of
     arriving while the last one is still being laid out. With the page's animation frames held, the tab
     writes what it gets and sends no acknowledgement, so no stream of frames follows (one more per the
     channel's ACK_TIMEOUT at most); released, it acknowledges and the frames flow again. Before, it
     acknowledged as it wrote, and the frames went on while the browser could not paint them."""
-    tab = chromium.new_page()
-    received: list[str] = []
-    acks: list[str] = []
-
-    def watch(ws: Any) -> None:
-        if "/oh-live" in ws.url:
-            ws.on("framereceived", lambda payload: received.append(payload if isinstance(payload, str) else ""))
-            ws.on("framesent", lambda payload: acks.append(payload if isinstance(payload, str) else ""))
-
-    tab.on("websocket", watch)
+    tab, _, received, acks = streaming.record()
     try:
-        open_live(tab, live)
-        if tab.locator('.oh-live-health[data-state="streaming"]').count() == 0:
-            start(tab)
-        wait_marked(tab, live, [BIG])
         tab.evaluate(HOLD_FRAMES_JS)
         tab.wait_for_function("() => window.__ohHeld.length > 0", timeout=WAIT)  # a frame came and was written
         received.clear()
@@ -493,8 +516,9 @@ def test_a_tab_acknowledges_a_frame_only_after_the_browser_has_painted_it(live: 
         while not ([a for a in acks if '"ack"' in a] and len(received) >= 5):
             assert time.monotonic() < deadline, "the frames did not flow again once the tab painted"
             tab.wait_for_timeout(100)
-    finally:
-        tab.close()
+    except BaseException:
+        streaming.close()  # its animation frames may be held: the next test that asks opens a new tab
+        raise
 
 
 # ---------------------------------------------------------------- layout at a phone's and a desktop's width
