@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 MAX_CATCHUP_FRAMES = 20000
 MAX_CATCHUP_BYTES = 128 * 1024 * 1024
 POLL_MS = 50
+POOL_STOP_SECONDS = 15.0  # on shutdown, how long the pool's interrupted queries may take to answer (of the ledger's 30 s)
 MAX_REQUESTS_PER_TURN = 100
 
 Pending = tuple[threading.Event, list[object], list[list[bytes]]]  # a rebuild: done, result, who asked
@@ -116,34 +117,22 @@ class ControlServer(threading.Thread):
             while not self.ledger.stopping.is_set():
                 ready = dict(poller.poll(POLL_MS))
                 if replies in ready:
-                    self._forward(replies, sock)
+                    forward(replies, sock)
                 if sock in ready:
                     self._serve(sock)
                 self._advance_rebuild(sock)
                 self.exports.expire()
         finally:
-            self.pool.shutdown()
+            self.pool.stop()
+            answer_until_stopped(self.pool, replies, sock, time.monotonic() + POOL_STOP_SECONDS)
             self.exports.close_all("the ledger shut down")
-            self._forward(replies, sock)
+            forward(replies, sock)
             self._answer_rebuilds(sock, ErrorReply("the ledger is shutting down", kind="interrupted"))
             replies.close()
             sock.setsockopt(zmq.LINGER, 1000)  # let the last answers (interrupted queries) reach their clients
             sock.close()
 
     # -- the socket ----------------------------------------------------------------------------
-    @staticmethod
-    def _forward(replies: zmq.Socket, sock: zmq.Socket) -> None:  # type: ignore[type-arg]
-        """Send the query pool's finished replies to their clients."""
-        while True:
-            try:
-                frames = replies.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                return
-            try:
-                sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
-            except zmq.ZMQError:
-                pass  # the client is gone
-
     def _serve(self, sock: zmq.Socket) -> None:  # type: ignore[type-arg]
         for _ in range(MAX_REQUESTS_PER_TURN):
             try:
@@ -270,3 +259,28 @@ class ControlServer(threading.Thread):
                 sock.send_multipart([*envelope, encode(error)], flags=zmq.NOBLOCK)
             except zmq.ZMQError:
                 pass
+
+
+def forward(replies: zmq.Socket, sock: zmq.Socket) -> None:  # type: ignore[type-arg]
+    """Send the query pool's finished replies (waiting on `replies`) to their clients on `sock`."""
+    while True:
+        try:
+            frames = replies.recv_multipart(zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            return
+        try:
+            sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+        except zmq.ZMQError:
+            pass  # the client is gone
+
+
+def answer_until_stopped(pool: QueryPool, replies: zmq.Socket, sock: zmq.Socket, deadline: float) -> None:  # type: ignore[type-arg]
+    """After `pool.stop()`: forward each answer as its thread sends it until every pool thread has ended (or
+    `deadline`, monotonic), then stop the pool's interrupter. Forwarding only once the threads had been joined for
+    at most 5 s lost the answers of queries whose interruption took longer (a loaded box): their clients waited
+    out their own timeouts for a ledger that had gone."""
+    while pool.running() and time.monotonic() < deadline:
+        if replies.poll(20):
+            forward(replies, sock)
+    pool.close()
+    forward(replies, sock)

@@ -12,8 +12,9 @@
   copy and wakes the control thread's poll at once; a ROUTER per pool with a proxy would move the
   same frames through one more socket and one more thread, for nothing.
 - `pause()` (a rebuild is coming) interrupts the running queries and holds the waiting ones;
-  `idle()` says when none runs; `resume()` lets them go. `shutdown()` interrupts everything, answers
-  the waiting queries `interrupted` and joins the threads, so no cursor outlives the ledger's close.
+  `idle()` says when none runs; `resume()` lets them go. `stop()` interrupts everything and the threads
+  answer the waiting queries `interrupted`; the control thread forwards those answers until `running()` is
+  False (services/ledger/control.py, `ControlServer.run`), so no cursor outlives the ledger's close.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -126,16 +126,19 @@ class QueryPool:
             self._paused = False
             self._gate.notify_all()
 
-    def shutdown(self, timeout: float = 5.0) -> None:
-        """Interrupt every query, answer the waiting ones `interrupted`, join the threads."""
+    def stop(self) -> None:
+        """Interrupt every query and take no more; the threads answer the waiting ones `interrupted`, then end."""
         with self._gate:
             self._stopping = True
             self._gate.notify_all()
         self.interrupter.interrupt_all("shutdown")
-        deadline = time.monotonic() + timeout
-        for thread in self._threads:
-            if thread.is_alive():
-                thread.join(max(deadline - time.monotonic(), 0.0))
+
+    def running(self) -> bool:
+        """Whether a pool thread is still alive (after `stop`: still answering)."""
+        return any(thread.is_alive() for thread in self._threads)
+
+    def close(self) -> None:
+        """After `stop` and the threads' end (or the caller's patience): stop the interrupter's timer thread."""
         self.interrupter.stop()
 
     # -- the query threads -------------------------------------------------------------------
