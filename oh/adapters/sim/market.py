@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from datetime import date
 from functools import lru_cache
 
@@ -75,17 +76,28 @@ def _rng(symbol: str, market_seed: int) -> np.random.Generator:
 @lru_cache(maxsize=PATHS_CACHED)
 def spot_path(symbol: str, market_seed: int) -> tuple[np.ndarray, ...]:
     """(open, high, low, close, volume) of `symbol` on every session of the calendar."""
+    return path_between(symbol, market_seed, 0, len(calendar.all_sessions()))
+
+
+def path_between(symbol: str, market_seed: int, lo: int, hi: int) -> tuple[np.ndarray, ...]:
+    """`spot_path(symbol, market_seed)` on sessions [lo, hi) only, the same numbers: every draw of the path is
+    made (they come one after the other from one generator), but the prices are computed for the sessions
+    asked for only (what a candle fetch of a few weeks costs: about half of the whole path)."""
     rng = _rng(symbol, market_seed)
     daily_vol, base_volume, log_returns, close = _start(rng)
     n = close.size
-    gap = rng.standard_normal(n) * daily_vol * 0.3
-    previous = np.concatenate(([close[0] * np.exp(-log_returns[0])], close[:-1]))
+    gap = rng.standard_normal(n)[lo:hi] * daily_vol * 0.3
+    if lo == 0:
+        previous = np.concatenate(([close[0] * np.exp(-log_returns[0])], close[: max(hi - 1, 0)]))[:hi]
+    else:
+        previous = close[lo - 1 : hi - 1]
+    close = close[lo:hi]
     open_ = previous * np.exp(gap)
-    wick_high = np.abs(rng.standard_normal(n)) * daily_vol * 0.5
-    wick_low = np.abs(rng.standard_normal(n)) * daily_vol * 0.5
+    wick_high = np.abs(rng.standard_normal(n)[lo:hi]) * daily_vol * 0.5
+    wick_low = np.abs(rng.standard_normal(n)[lo:hi]) * daily_vol * 0.5
     high = np.maximum(open_, close) * np.exp(wick_high)
     low = np.minimum(open_, close) * np.exp(-wick_low)
-    volume = base_volume * np.exp(0.35 * rng.standard_normal(n)) * (1 + 8 * np.abs(log_returns))
+    volume = base_volume * np.exp(0.35 * rng.standard_normal(hi)[lo:]) * (1 + 8 * np.abs(log_returns[lo:hi]))
     return (
         np.maximum(np.round(open_, 4), _FLOOR), np.maximum(np.round(high, 4), _FLOOR),
         np.maximum(np.round(low, 4), _FLOOR), np.maximum(np.round(close, 4), _FLOOR),
@@ -101,13 +113,56 @@ def close_path(symbol: str, market_seed: int) -> npt.NDArray[np.float64]:
     return np.maximum(np.round(close, 4), _FLOOR)
 
 
+# A few months of each symbol's closes around the sessions last asked for, kept per process (~1.2 KB a symbol):
+# a chain or a bar needs ~40 closes, and a worker meets each of 5,000 symbols once a day, too many for
+# close_path's cache, so the next day's chain of a symbol is served from here without drawing its path again.
+CLOSE_WINDOW = 128  # sessions of closes kept per symbol
+WINDOWS_CACHED = 8192  # symbols (~10 MB at most)
+_windows: dict[tuple[str, int], tuple[int, npt.NDArray[np.float64]]] = {}  # oldest first
+_windows_lock = threading.Lock()
+
+
+def closes(symbol: str, market_seed: int, lo: int, hi: int) -> npt.NDArray[np.float64]:
+    """`close_path(symbol, market_seed)[lo:hi]` (0 <= lo < hi <= sessions): from the symbol's kept window when it
+    holds them, else from the whole path, keeping a new window from just before `lo` onwards."""
+    key = (symbol, market_seed)
+    with _windows_lock:
+        held = _windows.pop(key, None)
+        if held is not None:
+            _windows[key] = held  # the most recently used goes last
+    if held is not None and held[0] <= lo and hi <= held[0] + held[1].size:
+        return held[1][lo - held[0] : hi - held[0]]
+    path = close_path(symbol, market_seed)
+    if hi - lo > CLOSE_WINDOW // 2:
+        return path[lo:hi]
+    first = max(lo - 8, 0)
+    window = path[first : max(hi, first + CLOSE_WINDOW)].copy()
+    with _windows_lock:
+        _windows[key] = (first, window)
+        while len(_windows) > WINDOWS_CACHED:
+            del _windows[next(iter(_windows))]
+    return window[lo - first : hi - first]
+
+
+_GAMMA, _M1, _M2 = _U64(0x9E3779B97F4A7C15), _U64(0xBF58476D1CE4E5B9), _U64(0x94D049BB133111EB)
+_30, _27, _31 = _U64(30), _U64(27), _U64(31)
+
+
 def mix(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
-    """splitmix64's finalizer: a bijective, well-mixed uint64 -> uint64 (same bits on every machine)."""
-    with np.errstate(over="ignore"):
-        x = x + _U64(0x9E3779B97F4A7C15)
-        x = (x ^ (x >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> _U64(27))) * _U64(0x94D049BB133111EB)
-        return x ^ (x >> _U64(31))
+    """splitmix64's finalizer: a bijective, well-mixed uint64 -> uint64 (same bits on every machine).
+
+    In place on one new array: integer arrays wrap silently (only numpy's scalar arithmetic warns of an
+    overflow, so a 0-d input goes through errstate)."""
+    if np.ndim(x) == 0:
+        with np.errstate(over="ignore"):
+            return mix(np.reshape(x, 1))[0]
+    x = x + _GAMMA
+    x ^= x >> _30
+    x *= _M1
+    x ^= x >> _27
+    x *= _M2
+    x ^= x >> _31
+    return x
 
 
 def uniform(h: npt.NDArray[np.uint64]) -> npt.NDArray[np.float64]:
