@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import hashlib
-import threading
 from datetime import date
 from functools import lru_cache
 
@@ -23,6 +22,7 @@ import numpy.typing as npt
 
 from oh.adapters.base import UnknownSymbol
 from oh.adapters.sim.universe import SYNTHETIC_ENV, is_listed
+from oh.adapters.sim.windows import Windows
 from oh.domain import calendar
 
 _U64 = np.uint64
@@ -113,35 +113,29 @@ def close_path(symbol: str, market_seed: int) -> npt.NDArray[np.float64]:
     return np.maximum(np.round(close, 4), _FLOOR)
 
 
-# A few months of each symbol's closes around the sessions last asked for, kept per process (~1.2 KB a symbol):
-# a chain or a bar needs ~40 closes, and a worker meets each of 5,000 symbols once a day, too many for
-# close_path's cache, so the next day's chain of a symbol is served from here without drawing its path again.
-CLOSE_WINDOW = 128  # sessions of closes kept per symbol
-WINDOWS_CACHED = 8192  # symbols (~10 MB at most)
-_windows: dict[tuple[str, int], tuple[int, npt.NDArray[np.float64]]] = {}  # oldest first
-_windows_lock = threading.Lock()
+# A few months of each symbol's closes and candles around the sessions last asked for, kept per process: a chain
+# or a bar needs ~40 closes, a daily's candle fetch ~31 sessions, and a worker meets each of 5,000 symbols once a
+# day (too many for the caches of whole paths above), so the next day's fetch of a symbol is served from here
+# without drawing its path again (oh.adapters.sim.windows).
+WINDOWS_CACHED = 8192  # symbols
+_close_windows = Windows(128, WINDOWS_CACHED)  # ~1.2 KB a symbol, ~10 MB at most
+_candle_windows = Windows(64, WINDOWS_CACHED)  # 5 columns: ~2.7 KB a symbol, ~22 MB at most
 
 
 def closes(symbol: str, market_seed: int, lo: int, hi: int) -> npt.NDArray[np.float64]:
-    """`close_path(symbol, market_seed)[lo:hi]` (0 <= lo < hi <= sessions): from the symbol's kept window when it
-    holds them, else from the whole path, keeping a new window from just before `lo` onwards."""
-    key = (symbol, market_seed)
-    with _windows_lock:
-        held = _windows.pop(key, None)
-        if held is not None:
-            _windows[key] = held  # the most recently used goes last
-    if held is not None and held[0] <= lo and hi <= held[0] + held[1].size:
-        return held[1][lo - held[0] : hi - held[0]]
-    path = close_path(symbol, market_seed)
-    if hi - lo > CLOSE_WINDOW // 2:
-        return path[lo:hi]
-    first = max(lo - 8, 0)
-    window = path[first : max(hi, first + CLOSE_WINDOW)].copy()
-    with _windows_lock:
-        _windows[key] = (first, window)
-        while len(_windows) > WINDOWS_CACHED:
-            del _windows[next(iter(_windows))]
-    return window[lo - first : hi - first]
+    """`close_path(symbol, market_seed)[lo:hi]`, from the symbol's kept window when it holds those sessions."""
+    def compute(first: int, end: int) -> tuple[np.ndarray, ...]:
+        return (close_path(symbol, market_seed)[first:end],)
+
+    return _close_windows.between((symbol, market_seed), lo, hi, len(calendar.all_sessions()), compute)[0]
+
+
+def candles(symbol: str, market_seed: int, lo: int, hi: int) -> tuple[np.ndarray, ...]:
+    """`path_between(symbol, market_seed, lo, hi)`, from the symbol's kept window when it holds those sessions."""
+    def compute(first: int, end: int) -> tuple[np.ndarray, ...]:
+        return path_between(symbol, market_seed, first, end)
+
+    return _candle_windows.between((symbol, market_seed), lo, hi, len(calendar.all_sessions()), compute)
 
 
 _GAMMA, _M1, _M2 = _U64(0x9E3779B97F4A7C15), _U64(0xBF58476D1CE4E5B9), _U64(0x94D049BB133111EB)
