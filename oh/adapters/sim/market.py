@@ -5,6 +5,11 @@
 - Spot paths: prices follow geometric Brownian motion with a per-symbol drift and volatility from
   the calendar's first session; open, high and low are drawn around the close so that
   low <= min(open, close) and high >= max(open, close); volume is log-normal and rises on large moves.
+  `spot_path` is the whole path (cached for a few symbols), `path_between` a range of it (every draw made,
+  prices for the range only), `close_path` its closes alone.
+- Windows: `closes` and `candles` serve a range of a symbol's closes or candles from a few months of them
+  kept per symbol (bounded: oh.adapters.sim.windows), so a worker that meets 5,000 symbols a day does not
+  draw a symbol's path again for its next day.
 - Hashing: splitmix64 in wrapping uint64 arithmetic, for per-contract random streams that do not
   depend on the order of requests.
 - Listing: only the symbols of oh.adapters.sim.universe exist; `require_listed` answers any other
