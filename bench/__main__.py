@@ -16,7 +16,7 @@ BENCHMARKS = (
     "bus_throughput", "candles_million", "replay_rebuild", "health_scale", "snapshot_chain", "flow_chains", "daily_fifty",
     "live_ticks", "dashboard_latency", "dashboard_soak", "page_fill", "live_browser", "derived_backfill", "journal_open",
     "runaway_query", "producer_resends", "dagster_backfill", "bus_tcp", "export", "ops_cli", "full_market",
-    "emit_wait", "demo",
+    "emit_wait", "demo", "sim_fetch",
 )
 
 

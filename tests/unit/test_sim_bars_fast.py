@@ -3,7 +3,7 @@
 `option_contracts` lists from the listing alone instead of pricing the whole chain, `option_bars` prices
 only the columns a bar is made of (`quote_prices`), parses contract symbols with Arrow's string kernels and
 hashes each contract once, and a quote's open interest shares its draws between today and yesterday
-(`_open_interests`). The oracle here is the code as it was (copied below, per contract, from the full
+(`interest.open_interests`). The oracle here is the code as it was (copied below, per contract, from the full
 chain and `quote_contracts`): every row, value and order must be equal, for named and numbered symbols,
 several sessions, ranges and windows of days to expiry.
 """
@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pytest
 
 from contracts import rows
-from oh.adapters.sim import bars, options
+from oh.adapters.sim import bars, interest, options
 from oh.adapters.sim.bars import _S_HIGH, _S_LOW, _S_TRADES, _S_VWAP, option_bars, option_contracts
 from oh.adapters.sim.market import DEFAULT_SEED, close_path, mix, spot_path, symbol_seed, uniform
 from oh.adapters.sim.options import option_chain, quote_contracts, quote_prices
@@ -149,19 +149,23 @@ def test_quote_prices_are_the_quote_s_columns(symbol: str) -> None:
 
 @pytest.mark.parametrize("session_of", [lambda s: s, lambda s: 0, lambda s: 1, lambda s: 11])
 def test_open_interest_of_two_sessions_at_once_is_each_alone(session_of: object) -> None:
-    """_open_interests over (s, s - 1) equals _open_interest of each session alone, bit for bit (and at the
+    """open_interests over (s, s - 1) equals open_interests of each session alone, bit for bit (and at the
     calendar's first sessions, where the AR(1)'s lags reach before it)."""
     chain = option_chain("SPY", DAYS[1])
     exp_days = (chain["expiry"].to_numpy().astype("datetime64[D]") - np.datetime64("1970-01-01")).astype(np.int64)
     call = pc.equal(chain["right"], "C").to_numpy(zero_copy_only=False)
     mills = np.round(chain["strike"].to_numpy() * 1000).astype(np.int64)
-    keys = options._contract_keys(options._seed_of("SPY", DEFAULT_SEED), exp_days, call, mills)
-    closes = spot_path("SPY", DEFAULT_SEED)[3]
+    keys = interest.contract_keys(options._seed_of("SPY", DEFAULT_SEED), exp_days, call, mills)
+    path = spot_path("SPY", DEFAULT_SEED)[3]
+
+    def closes(lo: int, hi: int) -> np.ndarray:
+        return path[lo:hi]
+
     session = session_of(calendar.session_index(DAYS[1]))  # type: ignore[operator]
     strike = mills / 1000.0
-    pair = options._open_interests(keys, strike, exp_days, call, (session, max(session - 1, 0)), closes, 0.3)
+    pair = interest.open_interests(keys, strike, exp_days, call, (session, max(session - 1, 0)), closes, 0.3)
     for got, s in zip(pair, (session, max(session - 1, 0)), strict=True):
-        assert np.array_equal(got, options._open_interest(keys, strike, exp_days, call, s, closes, 0.3))
+        assert np.array_equal(got, interest.open_interests(keys, strike, exp_days, call, (s,), closes, 0.3)[0])
 
 
 @pytest.mark.parametrize("bad", [

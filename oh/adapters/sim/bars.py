@@ -30,6 +30,8 @@ from oh.domain import calendar
 from oh.domain.osi import BadOptionSymbol
 
 _S_HIGH, _S_LOW, _S_VWAP, _S_TRADES = (np.uint64(0xB0A5 + i) for i in range(4))
+_SALTS = np.array([_S_HIGH, _S_LOW, _S_VWAP, _S_TRADES], dtype=np.uint64)
+_blake2b = hashlib.blake2b
 
 
 # The last contract list `option_contracts` gave out, with what its symbols say: `option_bars` is usually
@@ -77,25 +79,19 @@ def _parse(symbol: str, contracts: list[str]) -> tuple[np.ndarray, np.ndarray, n
     return days.astype("datetime64[D]"), call.to_numpy(zero_copy_only=False), strike
 
 
-def _contract_hashes(contracts: np.ndarray) -> np.ndarray:
-    """A 64-bit hash of each contract's symbol (blake2b: stable across processes and machines)."""
-    return np.array(
-        [int.from_bytes(hashlib.blake2b(c.encode(), digest_size=8).digest(), "little") for c in contracts], np.uint64
-    )
-
-
-def _hash_uniform(mixed: np.ndarray, session: int, salt: np.uint64) -> np.ndarray:
-    """A (0, 1) draw per contract and session for stream `salt`; `mixed` is mix(contract hash ^ the symbol's base)."""
-    return uniform(mix(mixed ^ np.uint64(session) ^ salt))
+def _contract_hashes(contracts: list[str]) -> np.ndarray:
+    """A 64-bit hash of each contract's symbol (blake2b, little-endian: stable across processes and machines)."""
+    digests = b"".join(_blake2b(c.encode(), digest_size=8).digest() for c in contracts)
+    return np.frombuffer(digests, dtype="<u8").astype(np.uint64)
 
 
 def option_bars(symbol: str, contracts: list[str], start: date, end: date, market_seed: int = DEFAULT_SEED) -> pa.Table:
     """Daily bars of `contracts` on each session in [start, end] (schema contracts.rows.OPTION_BARS)."""
     require_listed(symbol)
     expiry, call, strike = _contract_fields(symbol, contracts)
-    names = np.array(contracts, dtype=object)
+    names = pa.array(contracts, pa.string())
     base = np.uint64(symbol_seed(f"bars:{symbol}", market_seed))
-    mixed = mix(_contract_hashes(names) ^ base)
+    mixed = mix(_contract_hashes(contracts) ^ base)
     tables = []
     for day64 in calendar.sessions(start, end):
         day = day64.astype(object)
@@ -103,29 +99,23 @@ def option_bars(symbol: str, contracts: list[str], start: date, end: date, marke
         if not live.any():
             continue
         session = calendar.session_index(day)
-        today = quote_prices(symbol, day, expiry[live], call[live], strike[live], market_seed)
-        close = today["last"]
-        volume = today["volume"]
-        spread = today["ask"] - today["bid"]
-        if session > 0:
-            before = calendar.all_sessions()[session - 1].astype(object)
-            open_ = quote_prices(symbol, before, expiry[live], call[live], strike[live], market_seed,
-                                 with_volume=False)["last"]
-        else:
-            open_ = close
+        # today's quote and, priced with it, yesterday's last: the open (today's last on the first session)
+        quote = quote_prices(symbol, day, expiry[live], call[live], strike[live], market_seed, with_open=True)
+        close, volume, open_ = quote["last"], quote["volume"], quote["open"]
+        spread = quote["ask"] - quote["bid"]
         traded = volume > 0
-        ids = names[live]
-        u_high, u_low, u_vwap, u_trades = (
-            _hash_uniform(mixed[live], session, salt) for salt in (_S_HIGH, _S_LOW, _S_VWAP, _S_TRADES)
-        )
+        # a (0, 1) draw per contract of each stream: mix(mixed ^ session ^ salt), one array for the four
+        u_high, u_low, u_vwap, u_trades = uniform(mix(mixed[live][None, :] ^ (np.uint64(session) ^ _SALTS)[:, None]))
         high = np.round(np.maximum(open_, close) + u_high * spread * 0.5, 2)
         low = np.round(np.maximum(np.minimum(open_, close) - u_low * spread * 0.5, 0.01), 2)
         vwap = np.round(low + (high - low) * u_vwap, 4)
         trades = np.maximum(np.ceil(volume / (2 + 8 * u_trades)), 1).astype(np.int64)
         n = int(traded.sum())
+        picked = live.copy()
+        picked[live] = traded
         tables.append(pa.table(
             [
-                pa.array(ids[traded], pa.string()), pa.array(np.full(n, symbol, dtype=object), pa.string()),
+                names.filter(pa.array(picked)), pa.repeat(pa.scalar(symbol, pa.string()), n),
                 pa.array(np.full(n, day64), pa.date32()), open_[traded], high[traded], low[traded], close[traded],
                 volume[traded].astype(np.int64), trades[traded], vwap[traded],
             ],
@@ -134,4 +124,3 @@ def option_bars(symbol: str, contracts: list[str], start: date, end: date, marke
     if not tables:
         return rows.OPTION_BARS.empty_table()
     return pa.concat_tables(tables)
-

@@ -5,7 +5,7 @@
 names list less, as smaller underlyings do: `listing_depth`), prices it
 with Black-Scholes-Merton on a volatility surface with skew, term structure and a slow daily
 drift, quotes a bid/ask that widens away from the money and for cheap options, and gives each
-contract an open interest and a volume. See docs/sim_market.md for the model.
+contract an open interest and a volume (oh.adapters.sim.interest). See docs/sim_market.md for the model.
 
 Determinism: every random number is either a symbol-level draw (a numpy PCG64 seeded from
 `oh.adapters.sim.market.symbol_seed`) or a splitmix64 hash of (symbol seed, contract, session number, salt) computed
@@ -13,103 +13,81 @@ in wrapping uint64 arithmetic. Nothing depends on the order in which days are re
 earlier calls, so a day's chain is the same on every machine and whether or not the day before
 was generated. Open interest is a closed form of the session number (smooth cycles plus a
 truncated AR(1) of hashed daily shocks), so it is continuous from one session to the next.
+
+Cost (issue #14.4: 5,000 chains a day in one worker): a symbol's constants (surface, dividend, chain seed,
+listing depth) are drawn once per process (`_symbol_params`, bounded); a listing is built without a per-expiry
+loop; the prices of several sessions of the same contracts (a bar needs today's and yesterday's) are the rows
+of one array; contract symbols are written as bytes into one Arrow buffer. Each number is still computed by
+the same operations in the same order as before, so every chain is the same, bit for bit (tests/unit/test_sim_digest.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from functools import lru_cache
-from typing import Any
+from functools import lru_cache, partial
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-from scipy.special import ndtri
 
 from contracts import rows
-from oh.adapters.sim.market import (
-    DEFAULT_SEED,
-    close_path,
-    mix,
-    require_listed,
-    symbol_seed,
-    uniform,
-)
+from oh.adapters.sim.interest import MONTHLY_DAYS, S_LAST, contract_keys, in_sessions, streams, volume_and_interest
+from oh.adapters.sim.market import DEFAULT_SEED, close_path, closes, require_listed, symbol_seed, uniform
 from oh.adapters.sim.universe import is_synthetic
 from oh.domain import calendar, pricing
 from oh.domain.osi import OptionSymbol
 
 RATE = 0.04  # the sim market's continuously compounded risk-free rate (annual decimal)
 WEEKLY_WEEKS = 8  # weekly Friday expiries this many weeks ahead
-MONTHLY_DAYS = 730  # monthly (third-Friday) expiries out to this many calendar days
 TICK = 0.01  # quote increment
-OI_AR_PHI = 0.7  # persistence of the daily open-interest shocks
-OI_AR_LAGS = 12  # the AR(1) is truncated here (0.7**12 < 0.014): enough for continuity, cheap
-OI_SHOCK_SD = 0.08  # log-OI shock per session
-OI_SPOT_WINDOW = 40  # open interest clusters around the mean close of this many sessions
+# MONTHLY_DAYS (oh.adapters.sim.interest): monthly (third-Friday) expiries out to this many calendar days
 
 CHAIN_SCHEMA = rows.CHAIN  # the wire schema of a chain snapshot (contracts/rows.py)
 
+# Per-symbol constants kept per process (~0.5 KB each): every symbol of a 5,000-name day, for the next day too.
+SYMBOLS_CACHED = 8192
 _STEPS = [500 * 10**e * m for e in range(0, 5) for m in (1, 2, 5)]  # mills: 0.5, 1, 2.5, 5, 10, 25, ...
-_U64 = np.uint64
 _EPOCH = np.datetime64("1970-01-01", "D")
-# salts that separate the independent hash streams of one contract
-_S_BASE, _S_PERIOD, _S_PHASE, _S_SHOCK, _S_CHURN, _S_LAST = (_U64(i * 0x1000193 + 7) for i in range(1, 7))
-
-
-# ---------------------------------------------------------------- hashing (wrapping uint64)
-
-
-def _normal(h: npt.NDArray[np.uint64]) -> npt.NDArray[np.float64]:
-    return np.asarray(ndtri(uniform(h)), dtype=np.float64)
-
-
-def _contract_keys(
-    sym_seed: int, expiry_days: npt.NDArray[np.int64], is_call: npt.NDArray[np.bool_], mills: npt.NDArray[np.int64]
-) -> npt.NDArray[np.uint64]:
-    """One 64-bit key per contract (symbol, expiry, right, strike), independent of the listing."""
-    x = mix(np.full(mills.shape, sym_seed, dtype=np.uint64) ^ expiry_days.astype(np.uint64))
-    x = mix(x ^ mills.astype(np.uint64))
-    return mix(x ^ is_call.astype(np.uint64))
-
-
-def _stream(keys: npt.NDArray[np.uint64], salt: np.uint64, session: int | None = None) -> npt.NDArray[np.uint64]:
-    x = mix(keys ^ salt)
-    return x if session is None else _in_session(x, session)
-
-
-def _in_session(stream: npt.NDArray[np.uint64], session: int) -> npt.NDArray[np.uint64]:
-    """A per-contract stream (`_stream` without a session) drawn again for `session`."""
-    return mix(stream ^ _U64(session & 0xFFFFFFFFFFFFFFFF))
-
-
-def _day_number(day: date) -> int:
-    """Days from the epoch to `day` (how expiries are held here)."""
-    return int((np.datetime64(day, "D") - _EPOCH).astype(np.int64))
+_LAST = np.array([S_LAST], dtype=np.uint64)
 
 
 # ---------------------------------------------------------------- per-symbol parameters
 
 
-@lru_cache(maxsize=512)
-def _symbol_params(symbol: str, market_seed: int) -> dict[str, float]:
+class _Params(NamedTuple):
+    """A symbol's surface and dividend parameters (stable draws plus its path's realized vol) and its chain seed."""
+
+    base_vol: float  # implied trades at a premium to realized
+    dividend: float
+    skew: float  # IV slope per unit of ln(K/F)/sqrt(T), puts richer
+    curvature: float  # smile
+    level_amp: float  # slow drift of the whole surface (log amplitude)
+    p1: float
+    ph1: float
+    p2: float
+    ph2: float
+    ts_mean: float  # short end over long end (negative = contango)
+    p3: float
+    ph3: float
+    chain_seed: int  # the contracts' keys start from it (oh.adapters.sim.interest.contract_keys)
+
+
+@lru_cache(maxsize=SYMBOLS_CACHED)
+def _symbol_params(symbol: str, market_seed: int) -> _Params:
     """Surface and dividend parameters of a symbol: stable draws plus its path's realized vol."""
     close = close_path(symbol, market_seed)
     realized = float(np.std(np.diff(np.log(close))) * np.sqrt(252.0))
     rng = np.random.Generator(np.random.PCG64(symbol_seed(f"options:{symbol}", market_seed)))
     u = rng.uniform(size=12)
-    return {
-        "base_vol": realized * (1.0 + 0.15 * u[0]),  # implied trades at a premium to realized
-        "dividend": 0.025 * u[1],
-        "skew": 0.25 + 0.25 * u[2],  # IV slope per unit of ln(K/F)/sqrt(T), puts richer
-        "curvature": 0.10 + 0.20 * u[3],  # smile
-        "level_amp": 0.10 + 0.08 * u[4],  # slow drift of the whole surface (log amplitude)
-        "p1": 60 + 80 * u[5], "ph1": 2 * np.pi * u[6],
-        "p2": 150 + 250 * u[7], "ph2": 2 * np.pi * u[8],
-        "ts_mean": 0.02 + 0.08 * u[9],  # short end over long end (negative = contango)
-        "p3": 90 + 200 * u[10], "ph3": 2 * np.pi * u[11],
-    }
+    return _Params(
+        base_vol=realized * (1.0 + 0.15 * u[0]), dividend=0.025 * u[1], skew=0.25 + 0.25 * u[2],
+        curvature=0.10 + 0.20 * u[3], level_amp=0.10 + 0.08 * u[4],
+        p1=60 + 80 * u[5], ph1=2 * np.pi * u[6], p2=150 + 250 * u[7], ph2=2 * np.pi * u[8],
+        ts_mean=0.02 + 0.08 * u[9], p3=90 + 200 * u[10], ph3=2 * np.pi * u[11],
+        chain_seed=_seed_of(symbol, market_seed),
+    )
 
 
 def _seed_of(symbol: str, market_seed: int) -> int:
@@ -118,7 +96,26 @@ def _seed_of(symbol: str, market_seed: int) -> int:
 
 def dividend_yield(symbol: str, market_seed: int = DEFAULT_SEED) -> float:
     """The continuous dividend yield q the sim market prices `symbol`'s options with."""
-    return float(_symbol_params(symbol, market_seed)["dividend"])
+    return float(_symbol_params(symbol, market_seed).dividend)
+
+
+def _level(p: _Params, s: int) -> tuple[float, float]:
+    """(level, term-structure slope) of the surface on session number `s` (scalars)."""
+    level = np.exp(p.level_amp * (np.sin(2 * np.pi * s / p.p1 + p.ph1)
+                                  + np.sin(2 * np.pi * s / p.p2 + p.ph2)) / np.sqrt(2.0))
+    ts = p.ts_mean + 0.12 * np.sin(2 * np.pi * s / p.p3 + p.ph3)
+    return level, ts
+
+
+def _atm(p: _Params, level: Any, ts: Any, tt: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """atm(T) before the 5% floor: what the smile scales (and, floored, the ATM vol of the quotes)."""
+    return p.base_vol * level * (1.0 + ts * np.exp(-tt / 0.3))  # type: ignore[no-any-return]
+
+
+def _smile(p: _Params, atm: npt.NDArray[np.float64], forward: npt.NDArray[np.float64], k: npt.NDArray[np.float64],
+           tt: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    x = np.clip(np.log(k / forward) / np.sqrt(np.maximum(tt, 1e-6)), -1.5, 1.5)
+    return np.asarray(np.maximum(atm * (1.0 - p.skew * x + p.curvature * x * x), 0.05), dtype=np.float64)
 
 
 def surface_iv(
@@ -130,15 +127,9 @@ def surface_iv(
     (clipped to +-1.5): iv = atm(T) * (1 - skew * x + curvature * x^2), floored at 5%.
     """
     p = _symbol_params(symbol, market_seed)
-    s = calendar.session_index(day)
     k, tt = np.broadcast_arrays(np.asarray(strike, dtype=np.float64), np.asarray(t, dtype=np.float64))
-    level = np.exp(p["level_amp"] * (np.sin(2 * np.pi * s / p["p1"] + p["ph1"])
-                                     + np.sin(2 * np.pi * s / p["p2"] + p["ph2"])) / np.sqrt(2.0))
-    ts = p["ts_mean"] + 0.12 * np.sin(2 * np.pi * s / p["p3"] + p["ph3"])
-    atm = p["base_vol"] * level * (1.0 + ts * np.exp(-tt / 0.3))
-    forward = spot * np.exp((RATE - p["dividend"]) * tt)
-    x = np.clip(np.log(k / forward) / np.sqrt(np.maximum(tt, 1e-6)), -1.5, 1.5)
-    return np.asarray(np.maximum(atm * (1.0 - p["skew"] * x + p["curvature"] * x * x), 0.05), dtype=np.float64)
+    level, ts = _level(p, calendar.session_index(day))
+    return _smile(p, _atm(p, level, ts, tt), spot * np.exp((RATE - p.dividend) * tt), k, tt)
 
 
 # ---------------------------------------------------------------- listing
@@ -166,6 +157,7 @@ SYNTHETIC_TIERS: tuple[tuple[float, Depth], ...] = (
 )
 
 
+@lru_cache(maxsize=SYMBOLS_CACHED)
 def listing_depth(symbol: str, market_seed: int = DEFAULT_SEED) -> Depth:
     """The listing depth of `symbol`: FULL_DEPTH for a named symbol; a tier of SYNTHETIC_TIERS drawn once
     from the symbol's seed for a numbered one (the same every session, so its listing is stable)."""
@@ -217,85 +209,93 @@ def _strike_step_mills(spot: float, t: float) -> int:
     The near-term step is the first of 0.5, 1, 2.5, 5, 10, 25, 50, 100, ... at or above 1% of
     spot (1 under $100, 2.5 under $250, 5 under $500, 10 under $1000, ...).
     """
-    base = next((step for step in _STEPS if step * 100 >= spot * 1000), _STEPS[-1])
-    return base * (1 if t <= 0.25 else 2 if t <= 1.0 else 4)
+    return _base_step_mills(spot) * _step_factor(t)
+
+
+def _base_step_mills(spot: float) -> int:
+    return next((step for step in _STEPS if step * 100 >= spot * 1000), _STEPS[-1])
+
+
+def _step_factor(t: float) -> int:
+    return 1 if t <= 0.25 else 2 if t <= 1.0 else 4
+
+
+@lru_cache(maxsize=256)
+def _expiry_grid(day: date, depth: Depth) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """What the listing of `day` at `depth` takes from each expiry, whatever the spot: (expiry as days since
+    epoch, strike half-width as a fraction of spot, strike step in mills per mill of the base step)."""
+    exps = _expiries(day, depth.weekly_weeks, depth.monthly_days)
+    if not exps:
+        raise ValueError(f"no listed expiry after {day}: the calendar ends {calendar.all_sessions()[-1]}")
+    exp_days, widths, factors = [], [], []
+    for expiry in exps:
+        t = (expiry - day).days / 365.0
+        exp_days.append(int((np.datetime64(expiry, "D") - _EPOCH).astype(np.int64)))
+        widths.append(min(0.30 * max(1.0, np.sqrt(t / 0.25)), 0.70) * depth.width)
+        factors.append(_step_factor(t) * depth.step)
+    return np.array(exp_days, dtype=np.int64), np.array(widths, dtype=np.float64), np.array(factors, dtype=np.int64)
 
 
 def _listing(
     day: date, spot: float, depth: Depth = FULL_DEPTH,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
-    """(expiry as days since epoch, is_call, strike in mills) of every listed contract, sorted."""
-    exp_parts, mill_parts = [], []
-    for expiry in expiries(day, depth.weekly_weeks, depth.monthly_days):  # one iteration per expiry, never per contract
-        t = (expiry - day).days / 365.0
-        half_width = min(0.30 * max(1.0, np.sqrt(t / 0.25)), 0.70) * depth.width
-        step = _strike_step_mills(spot, t) * depth.step
-        lo = max(int(np.ceil(spot * (1 - half_width) * 1000 / step)), 1)
-        hi = int(np.floor(spot * (1 + half_width) * 1000 / step))
-        mills = np.arange(lo, hi + 1, dtype=np.int64) * step
-        mill_parts.append(mills)
-        exp_parts.append(np.full(mills.size, (np.datetime64(expiry, "D") - _EPOCH).astype(np.int64)))
-    exp = np.concatenate(exp_parts)
-    mills = np.concatenate(mill_parts)
-    n = exp.size
-    # calls then puts within each expiry, strikes ascending
-    exp2 = np.concatenate([exp, exp])
-    call2 = np.concatenate([np.ones(n, bool), np.zeros(n, bool)])
-    mills2 = np.concatenate([mills, mills])
-    order = np.lexsort((mills2, ~call2, exp2))
-    return exp2[order], call2[order], mills2[order]
+    """(expiry as days since epoch, is_call, strike in mills) of every listed contract: by expiry, calls before
+    puts, strikes ascending. Each expiry's strikes are the multiples of its step in spot x (1 +- half-width)."""
+    exp_days, half_width, factor = _expiry_grid(day, depth)
+    step = _base_step_mills(spot) * factor
+    lo = np.maximum(np.ceil(spot * (1 - half_width) * 1000 / step).astype(np.int64), 1)
+    hi = np.floor(spot * (1 + half_width) * 1000 / step).astype(np.int64)
+    count = np.maximum(hi - lo + 1, 0)  # strikes of each expiry; each is listed as a call and a put
+    block = 2 * count
+    at = np.arange(int(block.sum())) - np.repeat(np.cumsum(block) - block, block)  # place in its expiry's block
+    of_calls = np.repeat(count, block)
+    call = at < of_calls
+    mills = (np.repeat(lo, block) + np.where(call, at, at - of_calls)) * np.repeat(step, block)
+    return np.repeat(exp_days, block), call, mills
 
 
-# ---------------------------------------------------------------- open interest and volume
+# ---------------------------------------------------------------- contract symbols
+
+_DIGITS = 10 ** np.arange(7, -1, -1, dtype=np.int64)  # the 8 strike digits of a compact OCC symbol, in mills
 
 
-def _open_interest(
-    keys: npt.NDArray[np.uint64], strike: npt.NDArray[np.float64], expiry_days: npt.NDArray[np.int64],
-    is_call: npt.NDArray[np.bool_], session: int, closes: npt.NDArray[np.float64], base_vol: float,
-) -> npt.NDArray[np.float64]:
-    """Open interest (float, before flooring) of each contract as of `session`: a closed form of it.
-
-    base (per contract) x interest around the recent average spot x life cycle x
-    exp(slow cycle + AR(1) of shocks). Interest is centred on the mean close of the last
-    OI_SPOT_WINDOW sessions, not on today's close: positions are sticky, a 2% move does not
-    close them.
-    """
-    return _open_interests(keys, strike, expiry_days, is_call, (session,), closes, base_vol)[0]
+@lru_cache(maxsize=4096)
+def _date_and_right(expiry_day: int, is_call: bool) -> str:
+    """The expiry and right of a compact OCC symbol (`yymmddC`), via oh.domain.osi (which refuses a date outside
+    2000-2099): what follows the root."""
+    text = OptionSymbol("X", date(1970, 1, 1) + timedelta(days=expiry_day), "C" if is_call else "P", 1).compact
+    return text[1:-8]
 
 
-def _open_interests(
-    keys: npt.NDArray[np.uint64], strike: npt.NDArray[np.float64], expiry_days: npt.NDArray[np.int64],
-    is_call: npt.NDArray[np.bool_], sessions: tuple[int, ...], closes: npt.NDArray[np.float64], base_vol: float,
-) -> list[npt.NDArray[np.float64]]:
-    """`_open_interest` as of each of `sessions`, the same numbers, with the per-contract draws that do not
-    depend on the session (base, period, phase) and each session's hashed shock made once, not per session
-    (a quote needs today's and yesterday's open interest: their AR(1) sums share 11 of their 12 shocks)."""
-    base = np.exp(7.0 + 0.8 * _normal(_stream(keys, _S_BASE)))
-    round_strike = np.where(np.round(strike * 1000).astype(np.int64) % 5000 == 0, 1.5, 1.0)
-    period = 20.0 + 70.0 * uniform(_stream(keys, _S_PERIOD))
-    phase = 2 * np.pi * uniform(_stream(keys, _S_PHASE))
-    shocked = _stream(keys, _S_SHOCK)
-    shocks: dict[int, npt.NDArray[np.float64]] = {}
-    out = []
-    for session in sessions:
-        ref = float(np.mean(closes[max(session - OI_SPOT_WINDOW + 1, 0) : session + 1]))
-        day = calendar.all_sessions()[session]
-        tau = (expiry_days - (day - _EPOCH).astype(np.int64)).astype(np.float64)  # calendar days left
-        t = np.maximum(tau, 1.0) / 365.0
-        m = np.log(strike / ref) / (base_vol * np.sqrt(np.maximum(t, 30 / 365)))
-        otm = np.where(is_call, m > 0, m < 0)
-        interest = np.exp(-0.5 * (m / 2.0) ** 2) * np.where(otm, 1.3, 0.8)
-        life = (1.0 - np.exp(-np.maximum(MONTHLY_DAYS + 30 - tau, 0.0) / 120.0)) * (0.4 + 0.6 * (1 - np.exp(-tau / 4.0)))
-        term = 1.0 / (1.0 + 1.5 * t)
-        cycle = 0.45 * np.sin(2 * np.pi * session / period + phase)  # building and unwinding periods
-        ar = np.zeros(keys.shape)
-        for lag in range(OI_AR_LAGS):  # a loop over lags, each a whole-chain vector op
-            s = session - lag
-            if s not in shocks:
-                shocks[s] = _normal(_in_session(shocked, s))  # = _stream(keys, _S_SHOCK, s)
-            ar += OI_AR_PHI**lag * shocks[s]
-        out.append(base * interest * round_strike * life * term * np.exp(cycle + OI_SHOCK_SD * ar))
-    return out
+def _contract_symbols(symbol: str, exp_days: npt.NDArray[np.int64], call: npt.NDArray[np.bool_],
+                      mills: npt.NDArray[np.int64]) -> pa.StringArray:
+    """OCC compact symbols, exactly OptionSymbol(symbol, expiry, right, strike).compact: the root validated by
+    oh.domain.osi, the date and right once per (expiry, right), then the 8 strike digits; written as bytes into
+    one Arrow buffer (a strike of 100,000 or more, never listed, takes the slower text path)."""
+    n = mills.size
+    if n == 0:
+        return pa.array([], pa.string())
+    pairs, inverse = np.unique(exp_days * 2 + call, return_inverse=True)
+    OptionSymbol(symbol, date(1970, 1, 1) + timedelta(days=int(pairs[0] // 2)), "C", 1)  # a bad root raises here
+    heads = [symbol + _date_and_right(v // 2, bool(v % 2)) for v in pairs.tolist()]
+    inverse = inverse.reshape(-1)
+    if not (int(mills.min()) >= 0 and int(mills.max()) < 10**8):
+        text = np.char.add(np.array(heads)[inverse], np.char.zfill(mills.astype(str), 8))
+        return pa.array(text.astype(object), pa.string())
+    head = len(heads[0])
+    width = head + 8
+    out = np.empty((n, width), dtype=np.uint8)
+    out[:, :head] = np.frombuffer("".join(heads).encode("ascii"), dtype=np.uint8).reshape(-1, head)[inverse]
+    out[:, head:] = mills[:, None] // _DIGITS % 10 + ord("0")
+    offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(out))
+
+
+def _rights(call: npt.NDArray[np.bool_]) -> pa.StringArray:
+    """The `right` column: "C" or "P" per contract (one byte each in one Arrow buffer)."""
+    data = np.where(call, ord("C"), ord("P")).astype(np.uint8)
+    return pa.StringArray.from_buffers(call.size, pa.py_buffer(np.arange(call.size + 1, dtype=np.int32)),
+                                       pa.py_buffer(data))
 
 
 # ---------------------------------------------------------------- quotes
@@ -307,7 +307,7 @@ def _spot(symbol: str, day: date, market_seed: int) -> tuple[int, float]:
     days = calendar.all_sessions()
     if s >= len(days) or days[s] != np.datetime64(day, "D"):
         raise ValueError(f"{day} is not an NYSE session: the sim market has no chain that day")
-    return s, float(close_path(symbol, market_seed)[s])
+    return s, float(closes(symbol, market_seed, s, s + 1)[0])
 
 
 def _contracts(
@@ -322,6 +322,59 @@ def _contracts(
     if (exp_days <= day_num).any():
         raise ValueError("every expiry must be after the snapshot day")
     return exp_days, call, mills
+
+
+def _day_number(day: date) -> int:
+    """Days from the epoch to `day` (how expiries are held here)."""
+    return day.toordinal() - 719163  # date(1970, 1, 1).toordinal()
+
+
+@dataclass(frozen=True)
+class _Prices:
+    """Model prices of some contracts on one or more sessions (a row per session): what a quote, a bar and a
+    contract list are made of."""
+
+    strike: npt.NDArray[np.float64]  # per contract
+    keys: npt.NDArray[np.uint64]  # per contract: oh.adapters.sim.interest.contract_keys
+    t: npt.NDArray[np.float64]  # years to expiry
+    iv: npt.NDArray[np.float64]
+    theo: npt.NDArray[np.float64]
+    bid: npt.NDArray[np.float64]
+    ask: npt.NDArray[np.float64]
+    last: npt.NDArray[np.float64]
+
+
+def _prices(
+    p: _Params, sessions: tuple[int, ...], spots: tuple[float, ...], exp_days: npt.NDArray[np.int64],
+    call: npt.NDArray[np.bool_], mills: npt.NDArray[np.int64],
+) -> _Prices:
+    """Theoretical value, bid, ask and last trade of each contract on each of `sessions` (spot `spots`); no
+    greeks, no open interest. The sessions are the rows of one array: each element is what one session alone gives."""
+    q = p.dividend
+    strike = mills / 1000.0
+    column = np.empty((len(sessions), 1))
+    spot, level, ts, day_num = column.copy(), column.copy(), column.copy(), np.empty((len(sessions), 1), np.int64)
+    for row, session in enumerate(sessions):
+        spot[row], (level[row], ts[row]) = spots[row], _level(p, session)
+        day_num[row] = calendar.all_sessions()[session].astype(np.int64)
+    t = (exp_days - day_num) / 365.0
+    atm = _atm(p, level, ts, t)
+    iv = _smile(p, atm, spot * np.exp((RATE - q) * t), strike, t)
+    theo = pricing.bsm_price(spot, strike, t, iv, RATE, q, call)
+
+    # Quotes: a half-spread that grows with distance from the money (in standard deviations),
+    # with maturity, and has an absolute floor that makes cheap options relatively wide. The ATM vol is the
+    # surface at the forward, where the smile is 1: max(atm, 5%).
+    dist = np.abs(np.log(strike / spot)) / (np.maximum(atm, 0.05) * np.sqrt(t))
+    half = 0.5 * np.maximum(theo * (0.015 + 0.02 * dist), 0.01 + 0.01 * dist) * (1.0 + 0.3 * t)
+    bid = np.maximum(np.floor((theo - half) / TICK + 1e-9), 0.0) * TICK
+    ask = np.maximum(np.ceil((theo + half) / TICK - 1e-9), 1.0) * TICK
+    bid, ask = np.round(bid, 2), np.round(ask, 2)
+
+    keys = contract_keys(p.chain_seed, exp_days, call, mills)
+    u_last = uniform(in_sessions(streams(keys, _LAST)[0], sessions))
+    last = np.round(np.clip(theo + (u_last - 0.5) * (ask - bid), np.maximum(bid, TICK), ask), 2)
+    return _Prices(strike, keys, t, iv, theo, bid, ask, last)
 
 
 def quote_contracts(
@@ -340,109 +393,50 @@ def quote_contracts(
 
 def quote_prices(
     symbol: str, day: date, expiry: npt.ArrayLike, is_call: npt.ArrayLike, strike: npt.ArrayLike,
-    market_seed: int = DEFAULT_SEED, with_volume: bool = True,
+    market_seed: int = DEFAULT_SEED, with_volume: bool = True, with_open: bool = False,
 ) -> dict[str, npt.NDArray[Any]]:
     """The columns `bid`, `ask`, `last` (and `volume` unless `with_volume` is False) of `quote_contracts`,
     the same numbers, without the greeks, marks, contract symbols and (without volume) open interest it
-    also computes: what a daily bar is made of (oh.adapters.sim.bars)."""
+    also computes: what a daily bar is made of (oh.adapters.sim.bars). With `with_open`, also `open`: the same
+    contracts' `last` on the session before (`last` of `day` itself on the calendar's first session), priced
+    in the same array as `day`."""
     session, spot = _spot(symbol, day, market_seed)
     exp_days, call, mills = _contracts(day, expiry, is_call, strike)
-    prices = _prices(symbol, day, session, spot, exp_days, call, mills, market_seed)
-    out: dict[str, npt.NDArray[Any]] = {"bid": prices.bid, "ask": prices.ask, "last": prices.last}
+    p = _symbol_params(symbol, market_seed)
+    sessions, spots = (session,), (spot,)
+    if with_open and session > 0:
+        before = calendar.all_sessions()[session - 1].astype(date)
+        sessions, spots = (session, session - 1), (spot, _spot(symbol, before, market_seed)[1])
+    prices = _prices(p, sessions, spots, exp_days, call, mills)
+    out: dict[str, npt.NDArray[Any]] = {"bid": prices.bid[0], "ask": prices.ask[0], "last": prices.last[0]}
     if with_volume:
-        out["volume"] = _volume_oi(symbol, session, prices, exp_days, call, market_seed)[0]
+        out["volume"] = volume_and_interest(prices.keys, prices.strike, exp_days, call, session,
+                                            partial(closes, symbol, market_seed), p.base_vol)[0]
+    if with_open:
+        out["open"] = prices.last[-1]
     return out
-
-
-@dataclass(frozen=True)
-class _Prices:
-    """A session's model prices of some contracts: what a quote, a bar and a contract list are made of."""
-
-    strike: npt.NDArray[np.float64]
-    t: npt.NDArray[np.float64]  # years to expiry
-    iv: npt.NDArray[np.float64]
-    theo: npt.NDArray[np.float64]
-    bid: npt.NDArray[np.float64]
-    ask: npt.NDArray[np.float64]
-    last: npt.NDArray[np.float64]
-    keys: npt.NDArray[np.uint64]  # _contract_keys
-
-
-def _prices(
-    symbol: str, day: date, session: int, spot: float, exp_days: npt.NDArray[np.int64],
-    call: npt.NDArray[np.bool_], mills: npt.NDArray[np.int64], market_seed: int,
-) -> _Prices:
-    """Theoretical value, bid, ask and last trade of each contract on `day` (no greeks, no open interest)."""
-    q = _symbol_params(symbol, market_seed)["dividend"]
-    strike = mills / 1000.0
-    day_num = _day_number(day)
-    t = (exp_days - day_num) / 365.0
-    iv = surface_iv(symbol, day, spot, strike, t, market_seed)
-    theo = pricing.bsm_price(spot, strike, t, iv, RATE, q, call)
-
-    # Quotes: a half-spread that grows with distance from the money (in standard deviations),
-    # with maturity, and has an absolute floor that makes cheap options relatively wide.
-    atm = surface_iv(symbol, day, spot, spot * np.exp((RATE - q) * t), t, market_seed)
-    dist = np.abs(np.log(strike / spot)) / (atm * np.sqrt(t))
-    half = 0.5 * np.maximum(theo * (0.015 + 0.02 * dist), 0.01 + 0.01 * dist) * (1.0 + 0.3 * t)
-    bid = np.maximum(np.floor((theo - half) / TICK + 1e-9), 0.0) * TICK
-    ask = np.maximum(np.ceil((theo + half) / TICK - 1e-9), 1.0) * TICK
-    bid, ask = np.round(bid, 2), np.round(ask, 2)
-
-    keys = _contract_keys(_seed_of(symbol, market_seed), exp_days, call, mills)
-    u_last = uniform(_stream(keys, _S_LAST, session))
-    last = np.round(np.clip(theo + (u_last - 0.5) * (ask - bid), np.maximum(bid, TICK), ask), 2)
-    return _Prices(strike, t, iv, theo, bid, ask, last, keys)
-
-
-def _volume_oi(
-    symbol: str, session: int, prices: _Prices, exp_days: npt.NDArray[np.int64], call: npt.NDArray[np.bool_],
-    market_seed: int,
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """(volume, open interest) of each contract on `session`."""
-    closes = close_path(symbol, market_seed)
-    keys = prices.keys
-    oi_now, oi_prev = _open_interests(keys, prices.strike, exp_days, call, (session, max(session - 1, 0)), closes,
-                                      _symbol_params(symbol, market_seed)["base_vol"])
-    oi = np.floor(oi_now).astype(np.int64)
-    d_oi = np.abs(oi - np.floor(oi_prev).astype(np.int64))
-    churn = np.floor(0.04 * oi_now * np.exp(0.7 * _normal(_stream(keys, _S_CHURN, session)) - 0.245))
-    volume = d_oi + churn.astype(np.int64)  # every opened or closed contract traded: volume >= |dOI|
-    return volume, oi
-
-
-def _contract_symbols(symbol: str, exp_days: npt.NDArray[np.int64], call: npt.NDArray[np.bool_],
-                      mills: npt.NDArray[np.int64]) -> npt.NDArray[np.str_]:
-    """OCC compact symbols via oh.domain.osi: one OptionSymbol per (expiry, right) for the prefix, then the
-    8 strike digits, so the text is exactly OptionSymbol(...).compact without a per-contract loop."""
-    pairs, inverse = np.unique(exp_days * 2 + call, return_inverse=True)
-    prefixes = np.array([
-        OptionSymbol(symbol, date(1970, 1, 1) + timedelta(days=int(v // 2)), "C" if v % 2 else "P", 1).compact[:-8]
-        for v in pairs
-    ])
-    return np.char.add(prefixes[inverse.reshape(-1)], np.char.zfill(mills.astype(str), 8))
 
 
 def _quote(
     symbol: str, day: date, session: int, spot: float, exp_days: npt.NDArray[np.int64],
     call: npt.NDArray[np.bool_], mills: npt.NDArray[np.int64], market_seed: int,
 ) -> pa.Table:
-    q = _symbol_params(symbol, market_seed)["dividend"]
+    p = _symbol_params(symbol, market_seed)
     n = mills.size
-    prices = _prices(symbol, day, session, spot, exp_days, call, mills, market_seed)
-    strike, iv, bid, ask, last = prices.strike, prices.iv, prices.bid, prices.ask, prices.last
-    greeks = pricing.bsm_greeks(spot, strike, prices.t, iv, RATE, q, call)
+    if n == 0:  # a spot at the price floor lists no strike
+        raise ValueError(f"no contract of {symbol} to quote on {day} (spot {spot})")
+    prices = _prices(p, (session,), (spot,), exp_days, call, mills)
+    strike, t, iv, bid, ask, last = prices.strike, prices.t[0], prices.iv[0], prices.bid[0], prices.ask[0], prices.last[0]
+    greeks = pricing.bsm_greeks(spot, strike, t, iv, RATE, p.dividend, call)
     mark = pricing.mark_price(bid, ask, last)
-    volume, oi = _volume_oi(symbol, session, prices, exp_days, call, market_seed)
-    contract = _contract_symbols(symbol, exp_days, call, mills)
-
-    expiry_col = (exp_days.astype("datetime64[D]"))
+    volume, oi = volume_and_interest(prices.keys, strike, exp_days, call, session, partial(closes, symbol, market_seed),
+                                     p.base_vol)
     columns = [
-        pa.array(contract.astype(object), pa.string()),
-        pa.array(np.full(n, symbol, dtype=object), pa.string()),
+        _contract_symbols(symbol, exp_days, call, mills),
+        pa.repeat(pa.scalar(symbol, pa.string()), n),
         pa.array(np.full(n, np.datetime64(day, "D")), pa.date32()),
-        pa.array(expiry_col, pa.date32()),
-        pa.array(np.where(call, "C", "P").astype(object), pa.string()),
+        pa.array(exp_days.astype("datetime64[D]"), pa.date32()),
+        _rights(call),
         strike, np.full(n, spot), bid, ask, last, mark, volume, oi, iv,
         greeks.delta, greeks.gamma, greeks.vega, greeks.theta, greeks.rho,
     ]
@@ -472,4 +466,4 @@ def listing_within(
     if not within.any():
         return [], exp_days[:0], call[:0], mills[:0]
     exp_days, call, mills = exp_days[within], call[within], mills[within]
-    return _contract_symbols(symbol, exp_days, call, mills).tolist(), exp_days, call, mills
+    return _contract_symbols(symbol, exp_days, call, mills).to_pylist(), exp_days, call, mills

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from contracts import rows
-from oh.adapters.sim.market import DEFAULT_SEED, require_listed, spot_path
+from oh.adapters.sim.market import DEFAULT_SEED, candles, require_listed
 from oh.adapters.tables import require_closed
 from oh.domain import calendar
 
@@ -72,7 +72,7 @@ class SimProvider:
         days = calendar.sessions(start, end)
         lo = calendar.session_index(start)
         hi = lo + len(days)
-        open_, high, low, close, volume = (column[lo:hi] for column in spot_path(symbol, self.market_seed))
+        open_, high, low, close, volume = candles(symbol, self.market_seed, lo, hi)
         factor = split_factor(symbol, end)
         if factor != 1.0:  # split-adjusted as of `end`, as a provider serves the history the evening of `end`
             open_, high, low, close = (np.round(column / factor, 4) for column in (open_, high, low, close))
