@@ -31,8 +31,8 @@ import numpy as np
 import pyarrow as pa
 
 from oh.domain import calendar
+from oh.domain.checks import PRICE_COLUMNS
 
-PRICE_COLUMNS = ("open", "high", "low", "close")
 PRICE_TOLERANCE = 1e-6  # relative: see the module docstring
 # The stored rows `stored_by_symbol` reads: the columns compared, oldest first per symbol.
 STORED_COLUMNS = ("symbol", "date", *PRICE_COLUMNS, "volume", "provider")

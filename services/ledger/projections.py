@@ -192,7 +192,8 @@ def _none_stored(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table, nam
 
 
 def _tag_events(batch: Sequence[Applied], with_provider: bool = True) -> pa.Table:
-    """Concatenate the events' Arrow rows with an `_ev` index (and a dictionary-encoded `provider`)."""
+    """Concatenate the events' Arrow rows with an `_ev` index (and a dictionary-encoded `provider`) and a `_row`
+    ordinal (which of a repeated key's rows is the last: `_bulk_upsert`)."""
     tables = []
     for index, (_, ev) in enumerate(batch):
         table = _rows_of(ev)
