@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 from typing import Any
@@ -22,7 +23,15 @@ from contracts.control import (
     StatusReply,
 )
 
-MAX_FRAME_BYTES = int(os.environ.get("OH_MAX_FRAME_BYTES", str(64 * 1024 * 1024)))
+DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024
+
+
+@functools.cache
+def max_frame_bytes() -> int:
+    """The largest frame decoded: OH_MAX_FRAME_BYTES, read on first use (never at import, so a process forked from one
+    that imported this module still reads its own environment)."""
+    return int(os.environ.get("OH_MAX_FRAME_BYTES", str(DEFAULT_MAX_FRAME_BYTES)))
+
 
 _encoder = msgspec.msgpack.Encoder()
 _message_decoder = msgspec.msgpack.Decoder(AnyMessage)
@@ -45,8 +54,9 @@ def encode(obj: Any) -> bytes:
 
 def decode_message(frame: bytes) -> Message:
     """Decode one journaled-or-ephemeral message, raising FrameError with a one-line reason."""
-    if len(frame) > MAX_FRAME_BYTES:
-        raise FrameError(f"frame of {len(frame)} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")
+    limit = max_frame_bytes()
+    if len(frame) > limit:
+        raise FrameError(f"frame of {len(frame)} bytes exceeds the {limit}-byte limit")
     try:
         return _message_decoder.decode(frame)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # ValidationError is a DecodeError

@@ -68,7 +68,7 @@ __all__ = ["FSYNC_POLICIES", "HEADER", "HOLE_TYPE", "Frame", "Journal", "Journal
 
 log = logging.getLogger(__name__)
 
-SEGMENT_BYTES = int(os.environ.get("OH_SEGMENT_BYTES", str(128 * 1024 * 1024)))
+DEFAULT_SEGMENT_BYTES = 128 * 1024 * 1024  # OH_SEGMENT_BYTES, read when a Journal is opened (never at import)
 FSYNC_POLICIES = ("always", "batch", "off")
 
 
@@ -186,6 +186,7 @@ class Journal:
         self.directory = directory
         self.fsync = fsync
         self.read_only = read_only
+        self.segment_bytes = int(os.environ.get("OH_SEGMENT_BYTES", str(DEFAULT_SEGMENT_BYTES)))
         self.head_seq = 0
         self.truncated_bytes = 0
         self.faults: list[JournalFault] = []
@@ -332,7 +333,7 @@ class Journal:
                 type_bytes = names.get(type_name)
                 if type_bytes is None:
                     type_bytes = names[type_name] = type_name.encode()
-                if self._fd is None or (self._segment_size + size > SEGMENT_BYTES and (parts or self._segment_size)):
+                if self._fd is None or (self._segment_size + size > self.segment_bytes and (parts or self._segment_size)):
                     self._write(parts)
                     parts, size = [], 0
                     if self._fd is not None:

@@ -3,10 +3,12 @@
 The suite starts more than a thousand processes (the ledger, the workers, `oh` CLI calls). Each one
 spent 0.2-0.8 CPU seconds importing numpy, pyarrow, duckdb, zmq, typer and the rest before doing any
 work: about a fifth of the suite's CPU on a 2-core box. The server imports those third-party
-libraries once, then forks one child per request; Panel and Bokeh's server (UI_PRELOAD, ~1 CPU-s) only
-when it is first asked for a dashboard (`oh ui`), so only a server that forks one pays for them. It never imports our own packages: several of
-their modules read the environment at import time (`OH_SEGMENT_BYTES`, `OH_COMMAND_TTL`, ...), and
-each child must see its own.
+libraries once, and our own packages (OWN_PRELOAD: the `oh` CLI and every service, ~0.03-0.07 CPU-s of each
+child), then forks one child per request; Panel and Bokeh's server (UI_PRELOAD, ~1 CPU-s) only
+when it is first asked for a dashboard (`oh ui`), so only a server that forks one pays for them. Our modules
+read no setting at import (every `OH_*` variable is read when it is used: tests/unit/test_import_reads_no_env.py),
+so each child still sees its own environment. The module a child runs (`-m services.flow`) is dropped from
+`sys.modules` first and runs fresh as `__main__`, as the interpreter's `-m` would run it.
 
 A child sets the requested environment, working directory, argv and standard streams, then runs
 `python -m MODULE` (`runpy`, as the interpreter's `-m` does) or the `oh` console script's `main()`,
@@ -67,6 +69,13 @@ PRELOAD = (
     "typer", "typer._adapters", "rich.console", "rich.table", "rich.text", "scipy.special", "scipy.stats",
     "croniter", "dateutil.parser", "charset_normalizer", "pandas", "exchange_calendars", "zmq.auth.thread",
     "zmq.utils.monitor", "logging", "tomllib", "glob",
+)
+
+# Our own modules every `oh` command and service imports (their import closure: bus, contracts, oh.domain, the adapters).
+OWN_PRELOAD = (
+    "oh.cli.main", "services.ledger.app", "services.runtime", "services.ingest", "services.snapshot", "services.flow",
+    "services.derived", "services.checks", "services.briefing", "services.options_bars", "services.scheduler",
+    "services.live_stream", "services.notify",
 )
 
 # What the dashboard (`oh ui`, under `oh up` too) imports besides PRELOAD: ~1 CPU-s of each of its starts. Imported
@@ -477,6 +486,8 @@ def _become(request: dict[str, Any]) -> None:
         import runpy
 
         sys.argv = [argv[2], *argv[3:]]
+        for name in (argv[2], f"{argv[2]}.__main__"):
+            sys.modules.pop(name, None)  # preloaded: run it fresh as __main__, as `python -m` does (and without runpy's warning)
         runpy.run_module(argv[2], run_name="__main__", alter_sys=True)
         return
     sys.argv = [argv[0], *argv[1:]]
@@ -523,7 +534,7 @@ def _main() -> None:
     # OpenBLAS (numpy's, scipy's) would start a thread pool at import; one thread keeps the fork
     # safe. Only BLAS's parallelism differs in a child (our processes make no BLAS calls worth one).
     os.environ["OPENBLAS_NUM_THREADS"] = "1"
-    threads = _import_all(PRELOAD)
+    threads = _import_all(PRELOAD + OWN_PRELOAD)
     if threads:
         sock.send(f"threads {threads} after the imports: not forking".encode())
         return

@@ -31,10 +31,13 @@ from services.runs import RunContext, RunFailed
 
 log = logging.getLogger(__name__)
 
-# A step no worker picks up within this long fails the day (its worker is probably not running).
-START_TIMEOUT_SECONDS = float(os.environ.get("OH_DAILY_START_TIMEOUT", "600"))
-# A step that runs longer than this fails the day (it is still recorded when it ends).
-STEP_TIMEOUT_SECONDS = float(os.environ.get("OH_DAILY_STEP_TIMEOUT", "7200"))
+
+
+def step_timeouts() -> tuple[float, float]:
+    """(start, step) seconds, read when a day runs (never at import: docs/configuration.md). A step no worker picks
+    up within the first fails the day (its worker is probably not running); one that runs longer than the second
+    fails it too (it is still recorded when it ends)."""
+    return (float(os.environ.get("OH_DAILY_START_TIMEOUT", "600")), float(os.environ.get("OH_DAILY_STEP_TIMEOUT", "7200")))
 
 
 def resolve_as_of(as_of: date | None, now: datetime | None = None) -> date:
@@ -91,7 +94,7 @@ def daily(command: RunDaily, run: RunContext) -> None:
         SnapshotOptions(id=daily_command_id(run.run_id, "snapshot_options"), symbols=symbols, start=day, end=day,
                         **provider, **common),
     ])
-    timeouts = (START_TIMEOUT_SECONDS, STEP_TIMEOUT_SECONDS)
+    timeouts = step_timeouts()
     # the candles first: derived, in the chain, is sent only once they have ended (the waits overlap the runs)
     outcomes = {candles: wait_for_run(run.query, candles, *timeouts, run.check_stop)}
     outcomes.update(follow_chain(run.query, snapshot, *timeouts, run.check_stop))

@@ -28,9 +28,12 @@ FLOW = job_of(ComputeFlow)
 ASSET = FLOW.asset_key
 
 
-# partitions whose flow is computed together and sent in one frame (emit_many): fewer, smaller frames cost
-# the ledger less memory per frame and more per event
-BATCH_PARTITIONS = env_int("OH_FLOW_BATCH_PARTITIONS", 64, 1)
+
+def batch_partitions() -> int:
+    """OH_FLOW_BATCH_PARTITIONS (64): partitions whose flow is computed together and sent in one frame (emit_many):
+    fewer, smaller frames cost the ledger less memory per frame and more per event. Read when used, never at import;
+    a bad value stops the worker at its start (below), with one line."""
+    return env_int("OH_FLOW_BATCH_PARTITIONS", 64, 1)
 
 
 def compute_flow(command: ComputeFlow, run: RunContext) -> None:
@@ -40,10 +43,11 @@ def compute_flow(command: ComputeFlow, run: RunContext) -> None:
     read): a daily over thousands of symbols costs a read per few hundred symbols, a long range a
     read per symbol and chunk of sessions. Within a read, session by session (oldest first), the
     symbols whose windows span the same sessions are computed together (`oh.domain.flow.flow_rows_many`,
-    BATCH_PARTITIONS at a time, the same rows as one by one) and their events sent in one frame; each
+    `batch_partitions()` at a time, the same rows as one by one) and their events sent in one frame; each
     symbol and session is still its own partition: one event, or one skipped or failed asset.
     """
     days = command.days()
+    batch_size = batch_partitions()
     failures: list[tuple[str, BaseException]] = []
     for group, chunks in read_plan(command.symbols, days, command.window):
         for chunk in chunks:
@@ -56,8 +60,8 @@ def compute_flow(command: ComputeFlow, run: RunContext) -> None:
                     if pairs is not None:
                         batches.setdefault(tuple(pairs), []).append(symbol)
                 for pairs, symbols in batches.items():
-                    for start in range(0, len(symbols), BATCH_PARTITIONS):
-                        batch = symbols[start:start + BATCH_PARTITIONS]
+                    for start in range(0, len(symbols), batch_size):
+                        batch = symbols[start:start + batch_size]
                         failures += _flow_of_batch(run, command, day, list(pairs), {s: stored[s] for s in batch})
     raise_if_partitions_failed(failures, len(command.symbols) * len(days), "partitions")
 
@@ -115,4 +119,5 @@ HANDLERS = {ComputeFlow: compute_flow}
 REACTIONS = {RunFinished: after_snapshots}
 
 if __name__ == "__main__":
+    batch_partitions()  # a bad OH_FLOW_BATCH_PARTITIONS stops the worker here, before it takes a command
     main("flow", HANDLERS, REACTIONS)

@@ -28,7 +28,7 @@ from bus.home import Home
 from contracts import Message, StartLive, StopLive, utc_now
 from services import logs
 from services.live.manager import LiveManager
-from services.runs import COMMAND_TTL_SECONDS, Bus
+from services.runs import Bus, command_ttl_seconds
 from services.runtime import Worker
 
 log = logging.getLogger(__name__)
@@ -87,8 +87,9 @@ class LiveWorker:
             log.info("skip StartLive %s: a later live command was sent while this worker was down", command.id)
             return
         age = (utc_now() - command.ts).total_seconds()
-        if not command.keep_running and age > COMMAND_TTL_SECONDS:
-            log.warning("skip StartLive %s: %.0fs old, past the %.0fs TTL", command.id, age, COMMAND_TTL_SECONDS)
+        ttl = command_ttl_seconds()
+        if not command.keep_running and age > ttl:
+            log.warning("skip StartLive %s: %.0fs old, past the %.0fs TTL", command.id, age, ttl)
             return
         self.manager.start(command)
         self.worker.state("running" if self.manager.session else "idle")

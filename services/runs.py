@@ -40,7 +40,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COMMAND_TTL_SECONDS = float(os.environ.get("OH_COMMAND_TTL", "3600"))
+
+
+def command_ttl_seconds() -> float:
+    """OH_COMMAND_TTL (3600): how old a command that never started may be and still run. Read when used, never at import."""
+    return float(os.environ.get("OH_COMMAND_TTL", "3600"))
 
 
 class Bus(Protocol):
@@ -183,7 +187,7 @@ def execute(bus: Bus, command: Command, handler: Handler, service: str) -> str |
     """Claim and run `command` as a recorded run; its final status, or None when it was not run.
 
     Not run: a run that already finished (a redelivered command), or a command older than
-    COMMAND_TTL_SECONDS that never started. A run left `started` by a crash is run again: every
+    `command_ttl_seconds()` that never started. A run left `started` by a crash is run again: every
     job is idempotent. Shutdown propagates (the run resumes after restart); any other error ends
     the run `failed` with the error, and the process lives on.
     """
@@ -194,8 +198,9 @@ def execute(bus: Bus, command: Command, handler: Handler, service: str) -> str |
         log.info("skip %s: run %s already %s", job_name, run_id, status)
         return None
     age = (utc_now() - command.ts).total_seconds()
-    if status is None and age > COMMAND_TTL_SECONDS:
-        log.warning("skip %s command %s: %.0fs old, past the %.0fs TTL", job_name, command.id, age, COMMAND_TTL_SECONDS)
+    ttl = command_ttl_seconds()
+    if status is None and age > ttl:
+        log.warning("skip %s command %s: %.0fs old, past the %.0fs TTL", job_name, command.id, age, ttl)
         return None
     args = msgspec.to_builtins(command)
     for key in ("id", "ts", "v", "type", "triggered_by", "parent_run_id"):

@@ -73,8 +73,6 @@ MAX_DRAIN_BYTES = 32 * 1024 * 1024
 HEAD_TICK_SECONDS = 1.0
 PUBLISH_RUN = 1000  # events of one type published as one message, at most
 _RUN_TYPES = (RunStarted, RunFinished)  # what the run watchdog follows
-ABANDON_SECONDS = float(os.environ.get("OH_ABANDON_SECONDS", "30"))
-PUB_HWM = int(os.environ.get("OH_PUB_HWM", "200000"))  # past it a slow subscriber drops and catches up
 
 
 class Ledger:
@@ -105,13 +103,13 @@ class Ledger:
         self.ingress.bind(home.ipc_endpoint("ingress"))
         self.publisher = self.ctx.socket(zmq.PUB)
         self.publisher.setsockopt(zmq.LINGER, 0)
-        self.publisher.setsockopt(zmq.SNDHWM, PUB_HWM)
+        self.publisher.setsockopt(zmq.SNDHWM, int(os.environ.get("OH_PUB_HWM", "200000")))  # past it a slow subscriber drops and catches up
         self.publisher.bind(home.ipc_endpoint("events"))
         if self.tcp is not None:  # the same sockets listen on tcp too, CURVE only (services/ledger/tcp.py)
             self.tcp.bind(self.ingress, "ingress")
             self.tcp.bind(self.publisher, "events")
         self.control = ControlServer(self, home.ipc_endpoint("control"), tcp=self.tcp)
-        self.watchdog = RunWatchdog(self.started_at, ABANDON_SECONDS)
+        self.watchdog = RunWatchdog(self.started_at, float(os.environ.get("OH_ABANDON_SECONDS", "30")))
         self.watchdog.load(self.warehouse.open_runs(), time.time())
         # When the ledger last found its ingress empty: every heartbeat sent before then has been read. The
         # watchdog judges silence as of then, not as of now: a drain that took longer than the timeout (a wide
@@ -177,7 +175,7 @@ class Ledger:
             self.stall.postpone()
 
     def _retry_stall(self) -> None:
-        """Every RETRY_SECONDS while stalled: fsync the journal, apply what it holds beyond the warehouse, check for room."""
+        """Every `retry_seconds()` while stalled: fsync the journal, apply what it holds beyond the warehouse, check for room."""
         stall = self.stall
         if stall is None or not stall.due():
             return

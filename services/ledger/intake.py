@@ -28,7 +28,7 @@ from typing import Any
 
 import msgspec
 
-from bus.codec import MAX_FRAME_BYTES, FrameError, decode_message, split_messages
+from bus.codec import FrameError, decode_message, max_frame_bytes, split_messages
 from contracts import EPHEMERAL_TYPES, MESSAGE_TYPES, AnyMessage, Heartbeat, Message
 from services.ledger.dedup import RecentIds
 from services.ledger.projections import VALIDATED_TYPES, Decoded, validate
@@ -82,7 +82,7 @@ class Intake:
             self._admit_one(identity, frame)
             return
         messages: list[Message] | None = None
-        if len(frame) <= MAX_FRAME_BYTES:  # then no message in it exceeds the limit either
+        if len(frame) <= max_frame_bytes():  # then no message in it exceeds the limit either
             try:
                 messages = _batch_decoder.decode(frame)
             except (msgspec.DecodeError, UnicodeDecodeError):

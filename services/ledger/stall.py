@@ -4,7 +4,7 @@ Stalled is temporary and ends by itself. A journal write that fails (ENOSPC, or 
 (`Journal.append` is all or nothing), a warehouse COMMIT that fails for want of space leaves the
 batch in the journal only; either way the ledger stops acknowledging new events (each gets a
 `Nack(retry=True)` naming the full disk, so producers keep them and resend), says so once in its
-log (the path, and the free space there), and every `RETRY_SECONDS` tries again: the journal's
+log (the path, and the free space there), and every `retry_seconds()` tries again: the journal's
 fsync, then applying whatever the journal holds beyond the warehouse's offset. When that works and
 the disk has room for the batch that failed, it accepts events again, without a restart.
 
@@ -21,8 +21,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-RETRY_SECONDS = float(os.environ.get("OH_STALL_RETRY_SECONDS", "2"))
 HEADROOM_BYTES = 1 << 20  # free space wanted beyond the batch that failed before accepting events again
+
+
+
+def retry_seconds() -> float:
+    """OH_STALL_RETRY_SECONDS (2), read when used, never at import."""
+    return float(os.environ.get("OH_STALL_RETRY_SECONDS", "2"))
+
 
 _NO_SPACE_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 _NO_SPACE_TEXT = re.compile(r"no space left on device|disk quota exceeded|not enough space", re.IGNORECASE)
@@ -81,7 +87,7 @@ class Stall:
         path = Path(match.group(1)) if match else Path(getattr(exc, "filename", None) or default_path)
         now = time.monotonic()
         return cls(path=path, needed=needed, error=str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__,
-                   since=time.time(), next_try=now + RETRY_SECONDS, full=is_disk_full(exc))
+                   since=time.time(), next_try=now + retry_seconds(), full=is_disk_full(exc))
 
     def describe(self) -> str:
         """One line for the log, `oh status` and waiting clients."""
@@ -91,15 +97,15 @@ class Stall:
             free = "unknown"
         what = "disk full" if self.full else "storage failing"
         return (f"{what}: cannot write {self.path} ({self.error}); {free} free there. Not acknowledging new "
-                f"events until it works again (retrying every {RETRY_SECONDS:g}s); nothing unstored was acknowledged")
+                f"events until it works again (retrying every {retry_seconds():g}s); nothing unstored was acknowledged")
 
     def due(self) -> bool:
         """Time to try again?"""
         return time.monotonic() >= self.next_try
 
     def postpone(self) -> None:
-        """The retry failed: try again after RETRY_SECONDS."""
-        self.next_try = time.monotonic() + RETRY_SECONDS
+        """The retry failed: try again after `retry_seconds()`."""
+        self.next_try = time.monotonic() + retry_seconds()
 
     def room(self) -> bool:
         """True once the disk has room for the batch that failed, and some headroom."""

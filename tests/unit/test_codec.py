@@ -219,12 +219,12 @@ def test_trailing_bytes_after_a_valid_frame_are_a_frame_error() -> None:
 
 
 def test_oversized_frame_is_a_frame_error_before_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A frame over MAX_FRAME_BYTES is refused (saying it exceeds the limit) even if it is valid msgpack."""
+    """A frame over `max_frame_bytes()` is refused (saying it exceeds the limit) even if it is valid msgpack."""
     frame = encode(SAMPLES["CandlesIngested"])
-    monkeypatch.setattr(bus.codec, "MAX_FRAME_BYTES", len(frame) - 1)
+    monkeypatch.setattr(bus.codec, "max_frame_bytes", lambda: len(frame) - 1)
     with pytest.raises(FrameError, match="exceeds"):
         decode_message(frame)
-    monkeypatch.setattr(bus.codec, "MAX_FRAME_BYTES", len(frame))
+    monkeypatch.setattr(bus.codec, "max_frame_bytes", lambda: len(frame))
     assert decode_message(frame) == SAMPLES["CandlesIngested"]
 
 

@@ -1,6 +1,6 @@
 """Flow of many symbols computed at once (`flow_rows_many`, issue #14.4) is each symbol's flow computed alone.
 
-The flow worker now joins and groups the chains of up to BATCH_PARTITIONS symbols in one pass instead of
+The flow worker now joins and groups the chains of up to `batch_partitions()` symbols in one pass instead of
 ~60 Arrow calls per symbol; each symbol's rows (values, nulls, order, schema) must be exactly what
 `flow_rows` (the old per-symbol path: contract_flow per pair, then every grouping) gives it, for named and
 numbered sim symbols, windows of one and two pairs, contracts listed on one side only; and a bad chain

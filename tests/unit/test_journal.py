@@ -168,7 +168,7 @@ def test_corrupt_frame_inside_a_sealed_segment_is_reported_not_skipped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A bad checksum in an older segment raises JournalCorrupt on read instead of silently losing frames."""
-    monkeypatch.setattr(bus.journal, "SEGMENT_BYTES", 100)
+    monkeypatch.setenv("OH_SEGMENT_BYTES", "100")
     journal = Journal(tmp_path)
     for i in range(1, 13):
         journal.append([("Ev", f"payload {i:02d} ".encode() * 2)])
@@ -188,7 +188,7 @@ def test_corrupt_frame_inside_a_sealed_segment_is_reported_not_skipped(
 def test_segments_rotate_and_read_spans_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With small segments the journal rotates; each segment is named by its first seq and every
     from_seq/to_seq/types query across segments returns exactly the matching frames, also after reopen."""
-    monkeypatch.setattr(bus.journal, "SEGMENT_BYTES", 250)
+    monkeypatch.setenv("OH_SEGMENT_BYTES", "250")
     journal = Journal(tmp_path)
     written: list[tuple[int, str, bytes]] = []
     for batch in range(12):
@@ -216,7 +216,7 @@ def test_torn_first_frame_of_a_new_segment_resumes_in_the_previous_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """If the only frame of the newest segment is torn, that segment is dropped and seqs continue from the one before."""
-    monkeypatch.setattr(bus.journal, "SEGMENT_BYTES", 60)
+    monkeypatch.setenv("OH_SEGMENT_BYTES", "60")
     journal = Journal(tmp_path)
     for i in range(1, 5):
         journal.append([("Ev", f"frame number {i} ".encode() * 6)])
@@ -237,7 +237,7 @@ def test_torn_first_frame_of_a_new_segment_resumes_in_the_previous_one(
 
 def test_empty_newest_segment_is_dropped_on_reopen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A crash right after creating a segment file leaves it empty; reopening resumes in the previous segment."""
-    monkeypatch.setattr(bus.journal, "SEGMENT_BYTES", 60)
+    monkeypatch.setenv("OH_SEGMENT_BYTES", "60")
     journal = Journal(tmp_path)
     journal.append([("Ev", b"x" * 80)])
     journal.append([("Ev", b"y" * 80)])
@@ -400,7 +400,7 @@ def test_a_damaged_tail_is_cut_only_when_the_warehouse_never_committed_it(
 
 
 def _rotated(directory: Path, monkeypatch: pytest.MonkeyPatch, count: int = 12) -> list[tuple[int, Path]]:
-    monkeypatch.setattr(bus.journal, "SEGMENT_BYTES", 100)
+    monkeypatch.setenv("OH_SEGMENT_BYTES", "100")
     journal = Journal(directory)
     for i in range(1, count + 1):
         journal.append([("Ev", f"payload {i:02d} ".encode() * 2)])
@@ -567,7 +567,7 @@ def test_a_failed_write_into_a_new_segment_removes_it_and_unseals_the_old_one(
     back to its size, and the journal goes on in it as if the batch never happened."""
     import errno
 
-    monkeypatch.setattr(bus.journal, "SEGMENT_BYTES", 150)
+    monkeypatch.setenv("OH_SEGMENT_BYTES", "150")
     journal = Journal(tmp_path)
     journal.append([("A", b"a" * 100)])
     (first, segment), = journal.segments()

@@ -39,7 +39,7 @@ def _appended(journal: Journal, rng: random.Random, n: int) -> None:
 def test_reads_from_marks_equal_reads_from_the_first_byte(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                            segment_bytes: int) -> None:
     """Random reads (start, end, filter) interleaved with appends give what a fresh journal's walk gives."""
-    monkeypatch.setattr(bus.journal, "SEGMENT_BYTES", segment_bytes)
+    monkeypatch.setenv("OH_SEGMENT_BYTES", str(segment_bytes))
     rng = random.Random(7)
     journal = Journal(tmp_path)
     for _ in range(40):

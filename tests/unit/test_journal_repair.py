@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import bus.journal
 from bus.journal import HEADER, HOLE_TYPE, Journal, _scan, encode_frame
 from bus.journal_check import map_buffer
 from bus.journal_repair import apply_repair, byte_errors, correct_frame, plan_repair
@@ -83,7 +82,7 @@ def test_every_single_damaged_byte_is_corrected_exactly(tmp_path: Path, frame: i
 def test_a_repaired_sealed_segment_is_resealed_and_its_original_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A flip in an older segment is corrected in place; the segment gets a fresh seal, the damaged bytes are kept as
     `<segment>.damaged-<stamp>`, and the journal opens clean with every frame readable."""
-    monkeypatch.setattr(bus.journal, "SEGMENT_BYTES", 100)
+    monkeypatch.setenv("OH_SEGMENT_BYTES", "100")
     journal = Journal(tmp_path)
     for i in range(1, 13):
         journal.append([("Ev", f"payload {i:02d} ".encode() * 2)])

@@ -142,8 +142,8 @@ def test_a_packed_frame_over_the_size_limit_is_checked_message_by_message(monkey
     small = _fills(2)
     big = trade("o-" + "x" * 3000, 9.0)
     limit = len(encode(big)) - 1
-    monkeypatch.setattr(bus.codec, "MAX_FRAME_BYTES", limit)
-    monkeypatch.setattr(services.ledger.intake, "MAX_FRAME_BYTES", limit)
+    monkeypatch.setattr(bus.codec, "max_frame_bytes", lambda: limit)
+    monkeypatch.setattr(services.ledger.intake, "max_frame_bytes", lambda: limit)
     answers = Answers()
     intake = answers.intake()
     intake.admit_frame(ME, pack_messages([encode(small[0]), encode(big), encode(small[1])]))
@@ -192,7 +192,7 @@ def test_a_packed_batch_sorts_as_its_messages_sent_one_per_frame(kinds: list[str
 def test_appended_bytes_are_the_frames_encode_frame_lays_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The segments hold exactly encode_frame(seq, type, payload) for every frame, in seq order, also when the
     batch rolls over to new segments (so journal checks, repair and readers keep their one layout)."""
-    monkeypatch.setattr(bus.journal, "SEGMENT_BYTES", 300)
+    monkeypatch.setenv("OH_SEGMENT_BYTES", "300")
     journal = Journal(tmp_path)
     frames = [(("TradeUpdated", "RunStarted", "CandlesIngested")[i % 3], bytes([i]) * (i * 7 % 90)) for i in range(40)]
     assert journal.append(frames[:5]) == [1, 2, 3, 4, 5]
