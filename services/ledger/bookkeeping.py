@@ -32,6 +32,19 @@ from contracts import AssetChecked, AssetFailed, Message, NotificationSent, RunF
 Applied = tuple[int, Message]
 
 
+# Up to this many rows go into a table as one INSERT of parameters (`insert_values`) rather than as an Arrow table:
+# a quiet ledger commits one event at a time (a run's start, a check result), and DuckDB binds a few rows of
+# parameters for about a third of what a relation over an Arrow table costs (one row 0.34 against 1.2 ms of CPU,
+# eight 0.6 against 0.75; the table wins from ~12 rows on). A lone event's whole commit: 4.5 -> 2.6 ms.
+VALUES_MAX_ROWS = 8
+
+
+def insert_values(con: duckdb.DuckDBPyConnection, table: str, rows: Sequence[Sequence[Any]]) -> None:
+    """INSERT `rows` (each a value per column of `table`, in its order) as the parameters of one statement."""
+    row = f"({', '.join('?' * len(rows[0]))})"
+    con.execute(f"INSERT INTO {table} VALUES {', '.join([row] * len(rows))}", [value for r in rows for value in r])
+
+
 def naive_utc(value: datetime | None) -> datetime | None:
     """DuckDB TIMESTAMP columns hold naive UTC; convert an aware datetime to that."""
     if value is None or value.tzinfo is None:
@@ -217,13 +230,17 @@ class Pending:
             """)
 
     def _write_checks(self, con: duckdb.DuckDBPyConnection) -> None:
-        rows = list(self.checks.values())
+        rows = list(self.checks.values())  # each in _CHECK_FIELDS order, the table's own
+        replace = not self.new_ids and any_check_stored(con, [row[0] for row in rows])
+        if not replace and len(rows) <= VALUES_MAX_ROWS:  # the usual case, one delivery's results
+            insert_values(con, "meta.asset_checks", rows)
+            return
         table = pa.table({f: pa.array([r[i] for r in rows], _CHECK_SCHEMA.field(f).type)
                           for i, f in enumerate(_CHECK_FIELDS)})
-        if not self.new_ids and any_check_stored(con, [row[0] for row in rows]):
+        if replace:
             _run_registered(con, "_checks", table,
                             f"INSERT OR REPLACE INTO meta.asset_checks SELECT {', '.join(_CHECK_FIELDS)} FROM _checks")
-        else:  # the usual case; a relation's insert skips the view `register` makes (half the statement's CPU)
+        else:  # a relation's insert skips the view `register` makes (half the statement's CPU)
             con.from_arrow(table).insert_into("meta.asset_checks")
 
 

@@ -44,6 +44,7 @@ from contracts import rows as row_schemas
 from contracts.catalog import asset_of, writes_of
 from services.ledger import schema
 from services.ledger.bookkeeping import (
+    VALUES_MAX_ROWS,
     Applied,
     advance,
     apply_asset_failed,
@@ -54,6 +55,7 @@ from services.ledger.bookkeeping import (
     apply_run_finished,
     apply_run_started,
     deferred,
+    insert_values,
     naive_utc,
     upsert_assets,
     upsert_watermarks,
@@ -448,6 +450,10 @@ def apply_events(con: duckdb.DuckDBPyConnection, events: Sequence[Applied], new_
 
 def index_events(con: duckdb.DuckDBPyConnection, events: Sequence[Applied], sizes: Sequence[int]) -> None:
     """Record (seq, id, type, ts, bytes) of each event in `ledger.events` for lookups and dedup."""
+    if len(events) <= VALUES_MAX_ROWS:  # a quiet ledger's usual commit: a lone run event or check
+        insert_values(con, "ledger.events", [(seq, ev.id, type(ev).__name__, naive_utc(ev.ts), size)
+                                             for (seq, ev), size in zip(events, sizes, strict=True)])
+        return
     table = pa.table(
         {
             "seq": pa.array([seq for seq, _ in events], pa.int64()),
