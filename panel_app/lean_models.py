@@ -1,23 +1,31 @@
-"""Bokeh models built without the default models their constructor's arguments replace.
+"""Bokeh's property machinery without the work the dashboard's models throw away: defaults built to be replaced,
+and plain defaults worked out again on every read.
 
 Bokeh (3.9) sets each property given to a model's constructor through the property's descriptor, whose
 setter first reads the property's current value to compare it with the new one. Before the constructor
 has set anything that read is the property's default, and where the default is a model of its own (an
-`InstanceDefault`: an axis's ticker, tick formatter and label policy, a renderer's CDS view and its filter,
-a plot's ranges, scales and toolbar, a source's selection and policy) it builds that model, with its own
-defaults recursively (a date axis's default ticker is 13 models), only to replace it at once with the
-model given. A dashboard chart hands its parts to the constructors (panel_app/axes.py, charts.py), so
-about half the models a chart made were such throwaways, each costing the server's one event loop its
-property defaults and validation.
+`InstanceDefault` or a function that builds one: an axis's ticker, tick formatter and label policy, a
+renderer's CDS view and its filter, a plot's ranges, scales and toolbar, a date formatter's context, a box's
+edges) it builds that model, with its own defaults recursively (a date axis's default ticker is 13 models),
+only to replace it at once with the model given. A dashboard chart hands its parts to the constructors
+(panel_app/axes.py, glyphs.py), so about half the models a chart made were such throwaways.
 
-`install()` replaces `HasProps.__init__` with Bokeh's own steps but one: a property given to the
-constructor whose class default is an `InstanceDefault` is set without building the default first (no
-model equals a fresh default model, so Bokeh's "unchanged, keep the default" case cannot arise for it).
-Every other property, and every later assignment, goes through Bokeh's code unchanged. A model built
-either way has the same properties and serializes the same (`tests/ui/test_dashboard_parts.py` builds
-the charts both ways and compares their documents' JSON, ids aside); `BOKEH_INIT` is the source's hash of
-the constructor this replaces, so a Bokeh upgrade that changes it fails that test instead of passing
-silently.
+And each read of a property left at its default works the default out again: the class's overridden
+defaults (a walk of its MRO) and the property's validation of the value. Every walk of a model graph
+(Bokeh's document recomputes its models after each change, each chart is walked once before it is sent,
+each section's patch is serialized) reads every property that can hold a model, most of them at their
+default (None): 28% of `oh ui`'s busy time over cold Symbol explorer loads was `_get_default`.
+
+`install()` replaces two of Bokeh's functions with its own steps but one each: `HasProps.__init__` sets a
+given property whose default is a model without building the default first (no model equals a fresh
+default model, so Bokeh's "unchanged, keep the default" case cannot arise for it), and
+`PropertyDescriptor.instance_default` keeps a default that is None, a string, a number or a bool per class
+and property once worked out (immutable: the same value Bokeh would return; a theme's value still wins).
+Every other property, and every assignment after construction, goes through Bokeh's code unchanged. A model
+built either way has the same properties and serializes the same (`tests/ui/test_dashboard_parts.py` builds
+the charts both ways and compares their documents' JSON, ids aside); `BOKEH_SOURCES` are the hashes of the
+two functions' source in the Bokeh this was written for, so an upgrade that changes them fails that test
+instead of passing silently.
 """
 
 from __future__ import annotations
@@ -28,19 +36,24 @@ from types import FunctionType
 from typing import Any
 
 from bokeh.core.has_props import HasProps
+from bokeh.core.property.descriptors import PropertyDescriptor
 from bokeh.core.property.instance import InstanceDefault
 from bokeh.core.property.singletons import Intrinsic, Undefined
 
 ORIGINAL_INIT = HasProps.__init__
-# sha256 of inspect.getsource(HasProps.__init__) in Bokeh 3.9.2, the constructor `_init` reproduces
-BOKEH_INIT = "8184f3bb"
+ORIGINAL_DEFAULT = PropertyDescriptor.instance_default
+# sha256 of inspect.getsource of the two Bokeh 3.9.2 functions replaced here (what `_init` and `_default` reproduce)
+BOKEH_SOURCES = "8184f3bb 25b04bb5"
 _BUILDS_A_MODEL: dict[tuple[type, str], bool] = {}
 _UNSET = object()  # the "old value" of a property the constructor sets before any default was built
+_PLAIN = (type(None), str, int, float, bool)  # immutable: one copy can be every instance's default
+_DEFAULTS: dict[tuple[type, str], Any] = {}
 
 
 def source_hash() -> str:
-    """The first 8 hex digits of the sha256 of Bokeh's own `HasProps.__init__` source."""
-    return hashlib.sha256(inspect.getsource(ORIGINAL_INIT).encode()).hexdigest()[:8]
+    """The first 8 hex digits of the sha256 of each of Bokeh's own functions replaced here."""
+    return " ".join(hashlib.sha256(inspect.getsource(f).encode()).hexdigest()[:8]
+                    for f in (ORIGINAL_INIT, ORIGINAL_DEFAULT))
 
 
 def _default_is_a_model(obj: HasProps, name: str) -> bool:
@@ -93,11 +106,30 @@ def _init(self: HasProps, **properties: Any) -> None:
     self._initialized = True
 
 
+def _default(self: PropertyDescriptor[Any], obj: HasProps) -> Any:
+    """Bokeh's PropertyDescriptor.instance_default, but a plain immutable default (None, a string, a number) is
+    worked out once per class and property, not on every read of a property left at it."""
+    themed = obj.themed_values()
+    if themed is not None and self.name in themed:
+        return self.property.themed_default(obj.__class__, self.name, themed)
+    key = (obj.__class__, self.name)
+    found = _DEFAULTS.get(key, _UNSET)
+    if found is not _UNSET:
+        return found
+    default = self.property.themed_default(obj.__class__, self.name, themed)
+    if type(default) in _PLAIN and not self.has_unstable_default(obj):
+        _DEFAULTS[key] = default
+    return default
+
+
 def install() -> None:
-    """Build every Bokeh model of this process without the throwaway defaults (idempotent)."""
+    """Build every Bokeh model of this process without the throwaway defaults, and read plain defaults from the
+    per-class table (idempotent)."""
     HasProps.__init__ = _init  # type: ignore[method-assign]
+    PropertyDescriptor.instance_default = _default  # type: ignore[method-assign]
 
 
 def uninstall() -> None:
-    """Bokeh's own constructor again (tests compare the two)."""
+    """Bokeh's own constructor and defaults again (tests compare the two)."""
     HasProps.__init__ = ORIGINAL_INIT  # type: ignore[method-assign]
+    PropertyDescriptor.instance_default = ORIGINAL_DEFAULT  # type: ignore[method-assign]
