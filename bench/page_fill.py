@@ -31,7 +31,8 @@ page's own clock (milliseconds from the start of the navigation):
 `--compare TREE` also starts the `oh ui` of another checkout (e.g. the code before a change, from
 `git worktree add /tmp/old <commit>`) on the same home and ledger, and alternates every load
 between the two servers, so both see the same data and the same load of this shared machine;
-both tables and their ratio are printed.
+both tables and their ratio are printed. `--pages symbol,health` loads only those pages (the judged figures are
+then over those).
 
 Printed: the medians per page, cold, warm and hot (and the loads' browser and server CPU; with
 `--compare`, their sums over the judged pages for both servers), and the load average. Judged by: the worst cold

@@ -11,7 +11,11 @@ Also here: `new_figure` (the dashboard's figure defaults: responsive width, a sm
 toolbar, no logo), `legend_outside` (legends beside or under the plot, never over the data),
 `set_axis` (a column's unit -> the axis formatter and label), and the two passes every chart goes
 through before it is sent (`prepared`, used by `Slot.chart` and the Health timeline): `drop_unused_glyphs`,
-`share_stateless_parts` and `one_way`.
+`share_stateless_parts` and `one_way`. A chart built inside `building_for(doc)` (Slot.chart, the Health
+timeline) takes those stateless parts from its session as it is built (`part`: `new_figure`'s axes, `set_axis`'s
+formatters, `glyphs.draw`'s filters), so the copies sharing would drop are never made; the passes stay as the
+net for anything built otherwise. Importing this module installs `lean_models` (Bokeh's constructor without the
+default models its arguments replace).
 
 `share_stateless_parts`: some models of a figure are stateless in BokehJS, yet Bokeh gives every axis,
 plot, renderer and source its own: an axis's ticker, tick formatter and label policy (each call gets the

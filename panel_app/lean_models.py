@@ -42,8 +42,10 @@ from bokeh.core.property.singletons import Intrinsic, Undefined
 
 ORIGINAL_INIT = HasProps.__init__
 ORIGINAL_DEFAULT = PropertyDescriptor.instance_default
-# sha256 of inspect.getsource of the two Bokeh 3.9.2 functions replaced here (what `_init` and `_default` reproduce)
-BOKEH_SOURCES = "8184f3bb 25b04bb5"
+ORIGINAL_GET_DEFAULT = PropertyDescriptor._get_default
+# sha256 of inspect.getsource of the three Bokeh 3.9.2 functions replaced here (what `_init`, `_default` and
+# `_get_default` reproduce or shortcut)
+BOKEH_SOURCES = "8184f3bb 25b04bb5 6173b5a3"
 _BUILDS_A_MODEL: dict[tuple[type, str], bool] = {}
 _UNSET = object()  # the "old value" of a property the constructor sets before any default was built
 _PLAIN = (type(None), str, int, float, bool)  # immutable: one copy can be every instance's default
@@ -53,7 +55,7 @@ _DEFAULTS: dict[tuple[type, str], Any] = {}
 def source_hash() -> str:
     """The first 8 hex digits of the sha256 of each of Bokeh's own functions replaced here."""
     return " ".join(hashlib.sha256(inspect.getsource(f).encode()).hexdigest()[:8]
-                    for f in (ORIGINAL_INIT, ORIGINAL_DEFAULT))
+                    for f in (ORIGINAL_INIT, ORIGINAL_DEFAULT, ORIGINAL_GET_DEFAULT))
 
 
 def _default_is_a_model(obj: HasProps, name: str) -> bool:
@@ -122,14 +124,28 @@ def _default(self: PropertyDescriptor[Any], obj: HasProps) -> Any:
     return default
 
 
+def _get_default(self: PropertyDescriptor[Any], obj: HasProps) -> Any:
+    """Bokeh's PropertyDescriptor._get_default with a first step: a plain default already in the table is the
+    value (Bokeh would work it out again, find it stable and return it: such a default is never kept per
+    instance), unless a theme sets the property."""
+    found = _DEFAULTS.get((obj.__class__, self.name), _UNSET)
+    if found is not _UNSET:
+        themed = obj.themed_values()
+        if themed is None or self.name not in themed:
+            return found
+    return ORIGINAL_GET_DEFAULT(self, obj)
+
+
 def install() -> None:
     """Build every Bokeh model of this process without the throwaway defaults, and read plain defaults from the
     per-class table (idempotent)."""
     HasProps.__init__ = _init  # type: ignore[method-assign]
     PropertyDescriptor.instance_default = _default  # type: ignore[method-assign]
+    PropertyDescriptor._get_default = _get_default  # type: ignore[method-assign]
 
 
 def uninstall() -> None:
     """Bokeh's own constructor and defaults again (tests compare the two)."""
     HasProps.__init__ = ORIGINAL_INIT  # type: ignore[method-assign]
     PropertyDescriptor.instance_default = ORIGINAL_DEFAULT  # type: ignore[method-assign]
+    PropertyDescriptor._get_default = ORIGINAL_GET_DEFAULT  # type: ignore[method-assign]
