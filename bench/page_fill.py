@@ -31,7 +31,8 @@ page's own clock (milliseconds from the start of the navigation):
 `--compare TREE` also starts the `oh ui` of another checkout (e.g. the code before a change, from
 `git worktree add /tmp/old <commit>`) on the same home and ledger, and alternates every load
 between the two servers, so both see the same data and the same load of this shared machine;
-both tables and their ratio are printed.
+both tables and their ratio are printed. `--pages symbol,health` loads only those pages (the judged figures are
+then over those).
 
 Printed: the medians per page, cold, warm and hot (and the loads' browser and server CPU; with
 `--compare`, their sums over the judged pages for both servers), and the load average. Judged by: the worst cold
@@ -164,11 +165,12 @@ def load(page: Any, url: str, timeout_ms: int = 120_000) -> tuple[float, float, 
     return (float("nan") if fcp is None else float(fcp)), filled, (float("nan") if dom is None else float(dom))
 
 
-def measure(chromium: Any, servers: dict[str, tuple[str, int]], repeat: int) -> dict[str, dict[str, dict[str, list[float]]]]:
+def measure(chromium: Any, servers: dict[str, tuple[str, int]], repeat: int,
+            pages: tuple[str, ...] = PAGES) -> dict[str, dict[str, dict[str, list[float]]]]:
     """server -> page -> kind -> samples; the servers (name -> (url, pid)) take turns load by load."""
-    out = {name: {slug: {k: [] for k in KINDS} for slug in PAGES} for name in servers}
+    out = {name: {slug: {k: [] for k in KINDS} for slug in pages} for name in servers}
     system = chromium.new_browser_cdp_session()
-    for slug in PAGES:
+    for slug in pages:
         for i in range(repeat):
             order = list(servers.items()) if i % 2 == 0 else list(reversed(servers.items()))
             for name, (base, pid) in order:
@@ -215,16 +217,22 @@ def report(name: str, results: dict[str, dict[str, list[float]]], repeat: int) -
               f"{m['cold_browser_cpu']:>12.0f} {m['cold_server_cpu']:>11.0f} "
               f"{m['models']:>7.0f} {m['cold_dom']:>12.0f}   "
               f"{', '.join(f'{v:.0f}' for v in samples['cold_filled'])}")
+    judged = _judged(medians)
     for load_kind in LOADS:
-        worst = max(JUDGED, key=lambda s: medians[s][f"{load_kind}_filled"])
-        worst_paint = max(JUDGED, key=lambda s: medians[s][f"{load_kind}_fcp"])
+        worst = max(judged, key=lambda s: medians[s][f"{load_kind}_filled"])
+        worst_paint = max(judged, key=lambda s: medians[s][f"{load_kind}_fcp"])
         print(f"   worst {load_kind} filled: {worst} {medians[worst][f'{load_kind}_filled']:.0f} ms; worst {load_kind} "
               f"first paint: {worst_paint} {medians[worst_paint][f'{load_kind}_fcp']:.0f} ms (live is for information)")
     return medians
 
 
+def _judged(medians: dict[str, dict[str, float]]) -> list[str]:
+    """The judged pages measured (all but Live; Live alone if it is the only one asked for)."""
+    return [s for s in JUDGED if s in medians] or list(medians)
+
+
 def worst(medians: dict[str, dict[str, float]], kind: str) -> float:
-    return max(medians[s][kind] for s in JUDGED)
+    return max(medians[s][kind] for s in _judged(medians))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -234,7 +242,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--years", type=int, default=2, help="years of candles, like the demo (default 2)")
     parser.add_argument("--home", type=Path, help="reuse a home loaded before (no loading; left as found)")
     parser.add_argument("--compare", type=Path, help="another checkout whose `oh ui` runs beside ours, for before/after")
+    parser.add_argument("--pages", default=",".join(PAGES),
+                        help="the pages to load, comma-separated (default all: " + ",".join(PAGES) + ")")
     args = parser.parse_args(argv)
+    pages = tuple(p for p in PAGES if p in args.pages.split(","))
+    if not pages:
+        parser.error(f"--pages: none of {args.pages!r} is a page ({', '.join(PAGES)})")
     header("page_fill: first paint and filled per dashboard page, demo data, chromium")
     if not Path(CHROMIUM).exists():
         print(f"no chromium at {CHROMIUM}: install Debian's chromium (.ci/run does)")
@@ -274,24 +287,25 @@ def main(argv: list[str] | None = None) -> int:
                 first = chromium.new_context(viewport={"width": 1440, "height": 900})
                 tab = first.new_page()
                 print(f"   {name}, first visit after start (untimed): " + ", ".join(
-                    f"{slug} {load(tab, f'{base}/{slug}')[1]:.0f} ms" for slug in PAGES))
+                    f"{slug} {load(tab, f'{base}/{slug}')[1]:.0f} ms" for slug in pages))
                 first.close()
-            results = measure(chromium, servers, args.repeat)
+            results = measure(chromium, servers, args.repeat, pages)
         load_line("after the loads")
     medians = {name: report(name, results[name], args.repeat) for name in servers}
     ours = medians["ours"]
     for name, other in medians.items():
         if name != "ours":
             print(f"\nmodels per page, {name} -> ours: " + ", ".join(
-                f"{s} {other[s]['models']:.0f} -> {ours[s]['models']:.0f}" for s in PAGES))
+                f"{s} {other[s]['models']:.0f} -> {ours[s]['models']:.0f}" for s in pages))
             print(f"{name} / ours, cold filled per page: " + ", ".join(
-                f"{s} {other[s]['cold_filled'] / ours[s]['cold_filled']:.2f}" for s in PAGES))
+                f"{s} {other[s]['cold_filled'] / ours[s]['cold_filled']:.2f}" for s in pages))
             for load_kind in LOADS:
                 print(f"   worst {load_kind} filled: {worst(other, f'{load_kind}_filled'):.0f} ms vs ours "
                       f"{worst(ours, f'{load_kind}_filled'):.0f} ms")
             for kind in ("cold_chromium_cpu", "hot_chromium_cpu", "cold_browser_cpu", "cold_server_cpu"):
                 print(f"   {kind.replace('_', ' ').replace('browser', 'main thread')}, sum over the pages: "
-                      f"{sum(other[s][kind] for s in JUDGED):.0f} ms vs ours {sum(ours[s][kind] for s in JUDGED):.0f} ms")
+                      f"{sum(other[s][kind] for s in _judged(ours)):.0f} ms vs ours "
+                      f"{sum(ours[s][kind] for s in _judged(ours)):.0f} ms")
     print(f"\n   first paint / 1 s budget: cold {worst(ours, 'cold_fcp') / PAINT_BUDGET_MS:.3f}, "
           f"hot {worst(ours, 'hot_fcp') / PAINT_BUDGET_MS:.3f}")
     print(f"   hot filled / 1.5 s budget: {worst(ours, 'hot_filled') / FILLED_BUDGET_MS:.3f}")

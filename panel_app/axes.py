@@ -11,7 +11,11 @@ Also here: `new_figure` (the dashboard's figure defaults: responsive width, a sm
 toolbar, no logo), `legend_outside` (legends beside or under the plot, never over the data),
 `set_axis` (a column's unit -> the axis formatter and label), and the two passes every chart goes
 through before it is sent (`prepared`, used by `Slot.chart` and the Health timeline): `drop_unused_glyphs`,
-`share_stateless_parts` and `one_way`.
+`share_stateless_parts` and `one_way`. A chart built inside `building_for(doc)` (Slot.chart, the Health
+timeline) takes those stateless parts from its session as it is built (`part`: `new_figure`'s axes, `set_axis`'s
+formatters, `glyphs.draw`'s filters), so the copies sharing would drop are never made; the passes stay as the
+net for anything built otherwise. Importing this module installs `lean_models` (Bokeh's constructor without the
+default models its arguments replace).
 
 `share_stateless_parts`: some models of a figure are stateless in BokehJS, yet Bokeh gives every axis,
 plot, renderer and source its own: an axis's ticker, tick formatter and label policy (each call gets the
@@ -29,6 +33,9 @@ code set is part of the comparison); nothing mutates these parts after that.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -37,17 +44,26 @@ from bokeh.model import Model
 from bokeh.models import (
     AllIndices,
     Axis,
+    BasicTicker,
+    BasicTickFormatter,
     BoxAnnotation,
     BoxInteractionHandles,
+    CategoricalAxis,
+    CategoricalTicker,
+    CategoricalTickFormatter,
     CDSView,
     ColumnDataSource,
     CustomJS,
     CustomJSTickFormatter,
+    DatetimeAxis,
+    DatetimeTicker,
     DatetimeTickFormatter,
+    FactorRange,
     GlyphRenderer,
     Grid,
     LabelingPolicy,
     Legend,
+    LinearAxis,
     NoOverlap,
     NumeralTickFormatter,
     Plot,
@@ -59,7 +75,9 @@ from bokeh.models import (
 from bokeh.plotting import figure
 
 from oh.domain import units
+from panel_app import lean_models
 
+lean_models.install()  # every Bokeh model of the process is built without the default models its arguments replace
 AXIS_DIGITS = 2  # decimals of a compact tick at most: 1.25M stays 1.25M
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 GRID = "#e8ecf1"
@@ -156,11 +174,79 @@ def tick_formatter(kind: str, currency: str = "USD") -> TickFormatter:
 def set_axis(axis: Any, column: str | None = None, *, kind: str | None = None, title: str | None = None,
              currency: str = "USD") -> None:
     """Format an axis (or a list of them) for a column: its unit's ticks and its name in words."""
-    unit = kind or (units.kind(column) if column else "number")
-    axis.formatter = tick_formatter(unit, currency)
+    axis.formatter = formatter(column, kind=kind, currency=currency)
     label = title if title is not None else (units.label(column) if column else None)
     if label is not None:
         axis.axis_label = label
+
+
+def formatter(column: str | None = None, *, kind: str | None = None, currency: str = "USD") -> TickFormatter:
+    """The session's tick formatter for a column's unit (or `kind`; `tick_formatter`)."""
+    unit = kind or (units.kind(column) if column else "number")
+    return part(("formatter", unit, currency), lambda: tick_formatter(unit, currency))
+
+
+def label_policy() -> LabelingPolicy:
+    """The session's tick label policy: Bokeh's own, a label that would overlap its neighbour is not drawn (a
+    phone's narrow chart keeps every other session or time instead of a smear of labels)."""
+    return part(("policy",), lambda: NoOverlap(min_distance=4))
+
+
+# ---------------------------------------------------------------- parts built once per session
+
+_building: ContextVar[Document | None] = ContextVar("oh_chart_document", default=None)
+
+
+@contextmanager
+def building_for(doc: Document | None) -> Iterator[None]:
+    """Charts built inside are for `doc`'s session: `part` hands them the stateless parts it already has."""
+    token = _building.set(doc)
+    try:
+        yield
+    finally:
+        _building.reset(token)
+
+
+def part(key: Any, make: Callable[[], Model]) -> Model:
+    """The stateless part `key` (a ticker, a tick formatter, a label policy, a filter: see the module docstring)
+    of the session's charts being built (`building_for`), made by `make()` the first time; outside a session a
+    new one each time. Building a chart with its session's parts, rather than sharing them once it is built
+    (`share_stateless_parts`, still the net for parts made elsewhere), means the copies are never built."""
+    doc = _building.get()
+    if doc is None:
+        return make()
+    pool = _shared.setdefault(doc, {})
+    made = pool.get(("made", key))
+    if made is None:
+        made = pool[("made", key)] = make()
+        made = pool.setdefault(_identity(made), made)  # an equal part shared before is the one kept
+        pool[("made", key)] = made
+    return made
+
+
+AXIS_STYLE: dict[str, Any] = {
+    "axis_label_text_font_style": "normal", "axis_label_text_font": FONT, "major_label_text_font": FONT,
+    "axis_label_text_color": TEXT, "major_label_text_color": TEXT, "axis_line_color": "#c9d1db",
+}
+
+
+def _axis(axis_type: str, rng: Any) -> Axis:
+    """The axis `figure(x_axis_type=...)` would add for this range, with the dashboard's style and its session's
+    ticker, formatter and label policy (Bokeh's own figure builds a default of each, a date axis's ticker alone
+    13 models, and the chart replaced them)."""
+    policy = label_policy()
+    if axis_type == "datetime":
+        return DatetimeAxis(ticker=part(("ticker", "datetime"), lambda: DatetimeTicker(num_minor_ticks=5)),
+                            formatter=formatter(kind="date"), major_label_policy=policy,
+                            **AXIS_STYLE)
+    if axis_type == "auto" and isinstance(rng, FactorRange):
+        return CategoricalAxis(ticker=part(("ticker", "categorical"), CategoricalTicker),
+                               formatter=part(("formatter", "categorical"), CategoricalTickFormatter),
+                               major_label_policy=policy, **AXIS_STYLE)
+    if axis_type not in ("auto", "linear"):
+        raise ValueError(f"no dashboard axis for x_axis_type={axis_type!r}")
+    return LinearAxis(ticker=part(("ticker", "linear"), BasicTicker), formatter=part(("formatter", "basic"), BasicTickFormatter),
+                      major_label_policy=policy, **AXIS_STYLE)
 
 
 def new_figure(height: int = 300, *, x_axis_type: str = "auto", tools: str = TIME_TOOLS, grid: bool = True,
@@ -168,9 +254,10 @@ def new_figure(height: int = 300, *, x_axis_type: str = "auto", tools: str = TIM
     """A figure with the dashboard's defaults: full width, fixed height, quiet grid, a toolbar that hides, no
     title model (each section has its heading above the chart; an empty Bokeh title is one model more that
     draws nothing). `tools=""` gives a figure without a toolbar; `grid=False` one without grid lines (a heatmap's
-    cells cover them: no Grid models at all rather than two hidden ones)."""
-    options: dict[str, Any] = {"height": height, "sizing_mode": "stretch_width", "x_axis_type": x_axis_type,
-                               "title": None,
+    cells cover them: no Grid models at all rather than two hidden ones). Its axes are Bokeh's figure's (a date
+    axis for `x_axis_type="datetime"`, categories on a FactorRange, else linear) built with the session's parts."""
+    options: dict[str, Any] = {"height": height, "sizing_mode": "stretch_width", "x_axis_type": None,
+                               "y_axis_type": None, "title": None,
                                "tools": tools, "toolbar_location": "above" if tools else None, "min_border_left": 10,
                                "min_border_right": 10, "background_fill_color": "white"}
     options.update(kwargs)
@@ -179,30 +266,22 @@ def new_figure(height: int = 300, *, x_axis_type: str = "auto", tools: str = TIM
     fig.toolbar.autohide = True
     if tools and "wheel_zoom" in tools:
         fig.toolbar.active_scroll = None  # the page scrolls; zoom is one click away
-    if grid:
-        for lines in (fig.xgrid, fig.ygrid):
-            lines.grid_line_color = GRID
-    else:
-        fig.center = [r for r in fig.center if not isinstance(r, Grid)]
-    for axis in (*fig.xaxis, *fig.yaxis):
-        style_axis(axis)
+    # as Bokeh's figure adds them: each axis's grid to the centre, then the axis below (x) or left (y)
+    for dim, axis_type, rng, side in ((0, x_axis_type, fig.x_range, "below"), (1, "auto", fig.y_range, "left")):
+        axis = _axis(axis_type, rng)
+        if grid:
+            fig.add_layout(Grid(dimension=dim, axis=axis, grid_line_color=GRID), "center")
+        fig.add_layout(axis, side)
     fig.outline_line_color = None
-    if x_axis_type == "datetime":
-        fig.xaxis.formatter = dates()
     return fig
 
 
 def style_axis(axis: Axis) -> None:
-    """The dashboard's axis style (every axis of `new_figure`; an axis added later, e.g. a second y axis, too)."""
-    axis.axis_label_text_font_style = "normal"
-    axis.axis_label_text_font = FONT
-    axis.major_label_text_font = FONT
-    axis.axis_label_text_color = TEXT
-    axis.major_label_text_color = TEXT
-    axis.axis_line_color = "#c9d1db"
-    # Bokeh's own policy: a tick label that would overlap its neighbour is not drawn (a phone's narrow
-    # chart keeps every other session or time instead of a smear of labels)
-    axis.major_label_policy = NoOverlap(min_distance=4)
+    """The dashboard's axis style and label policy (`new_figure`'s axes have them; for an axis added later, e.g. a
+    second y axis)."""
+    for name, setting in AXIS_STYLE.items():
+        setattr(axis, name, setting)
+    axis.major_label_policy = label_policy()
 
 
 def legend_outside(fig: Any, place: str = "below", columns: int | None = None) -> None:

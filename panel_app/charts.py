@@ -28,14 +28,32 @@ from bokeh.models import (
     HoverTool,
     Legend,
     LegendItem,
+    Line,
     LinearAxis,
     LinearColorMapper,
     Range1d,
+    Rect,
+    Scatter,
+    Segment,
+    Step,
+    Text,
+    VBar,
 )
 from bokeh.palettes import Category10_10, RdBu11, RdYlGn11
 
 from oh.domain import units
-from panel_app.axes import FONT, STRIKE_TOOLS, legend_outside, new_figure, set_axis, style_axis, tick_formatter
+from panel_app.axes import (
+    AXIS_STYLE,
+    FONT,
+    STRIKE_TOOLS,
+    formatter,
+    label_policy,
+    legend_outside,
+    new_figure,
+    set_axis,
+    tick_formatter,
+)
+from panel_app.glyphs import draw
 
 STATUS_COLORS = {"success": "#2e7d32", "failed": "#c62828", "abandoned": "#8e24aa", "started": "#1565c0",
                  "skipped": "#9e9e9e"}
@@ -98,8 +116,8 @@ class RunsTimeline:
         self._by_status: dict[str, ColumnDataSource] = {}
         for status, color in STATUS_COLORS.items():
             view_source = ColumnDataSource({k: [] for k in self.source.data})
-            renderer = self.figure.segment(x0="start", y0="job", x1="end", y1="job", color=color, line_width=12,
-                                           source=view_source)
+            renderer = draw(self.figure, Segment, view_source, x0="start", y0="job", x1="end", y1="job", color=color,
+                            line_width=12)
             self._items[status] = LegendItem(label=status, renderers=[renderer])
             self._by_status[status] = view_source
         self.legend = Legend(items=[])
@@ -152,7 +170,7 @@ def coverage_heatmap(df: pd.DataFrame) -> Any:
     words = {state: text for state, _, text in COVERAGE}
     source = ColumnDataSource({"session": list(data["session"]), "symbol": list(data["symbol"]),
                                "state": [words[s] for s in data["state"]], "color": [colors[s] for s in data["state"]]})
-    fig.rect(x="session", y="symbol", width=0.92, height=0.86, source=source, fill_color="color", line_color=None)
+    draw(fig, Rect, source, x="session", y="symbol", width=0.92, height=0.86, fill_color="color", line_color=None)
     _hover(fig, [("symbol", "@symbol"), ("session", "@session"), ("", "@state")])
     fig.xaxis.major_label_orientation = math.pi / 3
     fig.xaxis.axis_label = "Session"
@@ -194,19 +212,17 @@ def candles(df: pd.DataFrame) -> Any:
     # the prices keep the top ~70% of the plot (the range runs below their low), the volume bars the bottom 25%
     fig = new_figure(450, x_axis_type="datetime", y_range=Range1d(low - 0.45 * span, high + 0.05 * span),
                      extra_y_ranges={VOLUME: Range1d(0, most / VOLUME_SHARE)})
-    fig.vbar(x="date", width=0.7 * DAY_MS, top="volume", color="#90a4ae", source=source, y_range_name=VOLUME)
-    fig.segment(x0="date", y0="high", x1="date", y1="low", color="color", source=source)
-    bars = fig.vbar(x="date", width=0.7 * DAY_MS, top="top", bottom="bottom", fill_color="color", line_color="color",
-                    source=source)
+    draw(fig, VBar, source, x="date", width=0.7 * DAY_MS, top="volume", color="#90a4ae", y_range_name=VOLUME)
+    draw(fig, Segment, source, x0="date", y0="high", x1="date", y1="low", color="color")
+    bars = draw(fig, VBar, source, x="date", width=0.7 * DAY_MS, top="top", bottom="bottom", fill_color="color",
+                line_color="color")
     # each axis only along its own part of the plot (a price tick beside the volume bars would read as theirs); the
     # volume axis needs no title beside its bars (the section is "Daily candles and volume", hover says "volume")
     set_axis(fig.yaxis, kind="price", title="Price")
     fig.yaxis.bounds = (low - 0.05 * span, high + 0.05 * span)
-    volume = LinearAxis(y_range_name=VOLUME, bounds=(0, most))
+    volume = LinearAxis(y_range_name=VOLUME, bounds=(0, most), ticker=BasicTicker(desired_num_ticks=3),
+                        formatter=formatter("volume"), axis_label="", major_label_policy=label_policy(), **AXIS_STYLE)
     fig.add_layout(volume, "right")
-    style_axis(volume)
-    set_axis(volume, "volume", title="")
-    volume.ticker.desired_num_ticks = 3
     _hover(fig, [("", "@date{%F}"), ("", "@ohlc"), ("volume", "@volume_text")], [bars], ("date",))
     return fig
 
@@ -226,8 +242,8 @@ def iv_smile(df: pd.DataFrame) -> Any:
         columns[f"y{i}"] = [float(v) for v in part["iv"]] + pad
     source = ColumnDataSource(columns)
     for i, (expiry, _) in enumerate(expiries):
-        fig.line(x=f"x{i}", y=f"y{i}", source=source, color=PALETTE[i % len(PALETTE)], line_width=2,
-                 legend_label=str(expiry))
+        draw(fig, Line, source, x=f"x{i}", y=f"y{i}", color=PALETTE[i % len(PALETTE)], line_width=2,
+             legend_label=str(expiry))
     set_axis(fig.xaxis, "strike")
     set_axis(fig.yaxis, "iv")
     fig.add_tools(HoverTool(tooltips=[("strike", "$x{0,0.[00]}"), ("IV", "$y{0.0%}")]))
@@ -240,9 +256,9 @@ def oi_by_strike(df: pd.DataFrame) -> Any:
     data = plain(df)
     fig = new_figure(280, tools=STRIKE_TOOLS)
     for right, color, words in (("C", CALLS, "Calls"), ("P", PUTS, "Puts")):
-        part = data[data["put_call"] == right]
-        fig.step(x=list(part["strike"]), y=list(part["open_interest"]), mode="center", color=color, line_width=2,
-                 legend_label=words)
+        rows = data[data["put_call"] == right]
+        source = ColumnDataSource({"x": list(rows["strike"]), "y": list(rows["open_interest"])})
+        draw(fig, Step, source, x="x", y="y", mode="center", color=color, line_width=2, legend_label=words)
     set_axis(fig.xaxis, "strike")
     set_axis(fig.yaxis, "open_interest")
     fig.add_tools(HoverTool(tooltips=[("strike", "$x{0,0.[00]}"), ("open interest", "$y{0,0}")]))
@@ -261,9 +277,9 @@ def metric_history(df: pd.DataFrame, metric: str, by: str = "symbol", kind: str 
         source = ColumnDataSource({"date": part["session_date"], "y": part[metric], "series": [label] * len(part),
                                    "text": _texts(part[metric], metric if kind is None else _kind_column(kind))})
         color = PALETTE[i % len(PALETTE)]
-        renderers.append(fig.line(x="date", y="y", source=source, color=color, line_width=2, legend_label=label))
-        # the same label: Bokeh puts the dots in the line's legend entry, so a click hides both
-        fig.scatter(x="date", y="y", source=source, color=color, size=4, legend_label=label)
+        renderers.append(draw(fig, Line, source, x="date", y="y", color=color, line_width=2, legend_label=label))
+        # the same label: the dots join the line's legend entry, so a click hides both
+        draw(fig, Scatter, source, x="date", y="y", color=color, size=4, legend_label=label)
     set_axis(fig.yaxis, metric, kind=kind, title=title)
     set_axis(fig.xaxis, kind="date", title="")
     _hover(fig, [("", "@series"), ("session", "@date{%F}"), ("value", "@text")], renderers, ("date",))
@@ -300,7 +316,7 @@ def flow_bars(df: pd.DataFrame, x: str, y: str) -> Any:
             "value": _texts(part[y], y), "oi": _texts(part["oi_today"], "oi_today"),
             "at": [units.when(v.date()) if dated else units.strike(v) for v in part[x]],
         })
-        renderers.append(fig.vbar(x="x", top="y", width=width, source=source, color=color, legend_label=words))
+        renderers.append(draw(fig, VBar, source, x="x", top="y", width=width, color=color, legend_label=words))
     set_axis(fig.yaxis, y)
     set_axis(fig.xaxis, x, kind="date" if dated else None)
     _hover(fig, [(units.label(x), "@at"), (units.label(y), "@value"), ("flow", "@label"), ("OI today", "@oi")],
@@ -323,8 +339,8 @@ def flow_heatmap(df: pd.DataFrame, value: str) -> Any:
                                "text": _texts(grouped[value], value),
                                "strike_text": [units.strike(s) for s in grouped["strike"]]})
     fig = new_figure(max(260, 18 * len(expiries) + 120), y_range=FactorRange(*expiries), grid=False)
-    fig.rect(x="strike", y="expiry", width=step, height=0.95, source=source,
-             fill_color={"field": "v", "transform": mapper}, line_color=None)
+    draw(fig, Rect, source, x="strike", y="expiry", width=step, height=0.95,
+         fill_color={"field": "v", "transform": mapper}, line_color=None)
     fig.add_layout(_color_bar(mapper, units.kind(value), units.label(value)), "right")
     set_axis(fig.xaxis, "strike")
     fig.yaxis.axis_label = "Expiry"
@@ -362,10 +378,10 @@ def stress_heatmap(df: pd.DataFrame) -> Any:
     })
     fig = new_figure(300, x_range=FactorRange(*[spot_text[s] for s in spots]),
                      y_range=FactorRange(*[vol_text[v] for v in vols]), tools="save", grid=False)
-    fig.rect(x="spot", y="vol", width=0.97, height=0.95, source=source, fill_color={"field": "pnl", "transform": mapper},
-             line_color=None)
-    fig.text(x="spot", y="vol", text="text", source=source, text_align="center", text_baseline="middle",
-             text_font_size="11px", text_color="#1f2d3d", text_font=value(FONT))  # a value: a bare string is read as a column name
+    draw(fig, Rect, source, x="spot", y="vol", width=0.97, height=0.95, fill_color={"field": "pnl", "transform": mapper},
+         line_color=None)
+    draw(fig, Text, source, x="spot", y="vol", text="text", text_align="center", text_baseline="middle",
+         text_font_size="11px", text_color="#1f2d3d", text_font=value(FONT))  # a value: a bare string is read as a column name
     fig.add_layout(_color_bar(mapper, "money", "PnL"), "right")
     fig.xaxis.axis_label = "Spot move"
     fig.yaxis.axis_label = "Implied vol move"
@@ -379,8 +395,8 @@ def performance(df: pd.DataFrame) -> Any:
     source = ColumnDataSource({"date": data["date"], "value": data["value"], "text": _texts(data["value"], "net_liq"),
                                "pnl": _texts(data["pnl"], "pnl")})
     fig = new_figure(260, x_axis_type="datetime")
-    line = fig.line(x="date", y="value", source=source, color="#1565c0", line_width=2)
-    fig.scatter(x="date", y="value", source=source, color="#1565c0", size=5)
+    line = draw(fig, Line, source, x="date", y="value", color="#1565c0", line_width=2)
+    draw(fig, Scatter, source, x="date", y="value", color="#1565c0", size=5)
     set_axis(fig.yaxis, "net_liq")
     set_axis(fig.xaxis, kind="date", title="")
     _hover(fig, [("session", "@date{%F}"), ("net liq", "@text"), ("PnL", "@pnl")], [line], ("date",))

@@ -24,7 +24,7 @@ import panel as pn
 import pyarrow as pa
 
 from oh.domain import units
-from panel_app.axes import prepared
+from panel_app.axes import building_for, prepared
 
 NAV: tuple[tuple[str, str], ...] = (
     ("health", "Health"),
@@ -249,7 +249,8 @@ class Slot:
         built here, so a chart that cannot be drawn becomes a notice in its section (inside fill())."""
         if self._kind == "chart" and self._data[0] == key and self._data[1].equals(data):
             return
-        figure = prepared(build(data), pn.state.curdoc)
+        with building_for(pn.state.curdoc):  # the chart takes its session's stateless parts as it is built
+            figure = prepared(build(data), pn.state.curdoc)
         self._replace("chart", pn.pane.Bokeh(figure, sizing_mode="stretch_width"), (key, data))
 
     def html(self, text: str) -> None:

@@ -19,7 +19,7 @@ from oh.adapters import supervisor
 from oh.domain import units
 from oh.read.health import HealthOptions, health_report
 from panel_app import charts
-from panel_app.axes import prepared
+from panel_app.axes import building_for, prepared
 from panel_app.components import Slot, empty_text, frame, html_pane, side_by_side, sync_url
 from panel_app.live import LedgerState, LiveEvent
 from panel_app.page import Page
@@ -91,7 +91,8 @@ class HealthPage(Page):
         self.services_slot = Slot("Services")
         self.latest = Slot("Latest run per job")
         self.timeline = Slot("Runs timeline", min_height=260)
-        self.timeline_chart = charts.RunsTimeline()
+        with building_for(pn.state.curdoc):
+            self.timeline_chart = charts.RunsTimeline()
         self.failures = Slot("Recurring failures")
         self.freshness = Slot("Freshness per asset and symbol (trading sessions behind; stale in red)")
         self.coverage = Slot("Coverage (symbol x session, last 30 sessions)", min_height=200)

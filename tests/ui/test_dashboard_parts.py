@@ -387,3 +387,163 @@ def test_a_chart_shown_in_a_slot_does_not_sync_back() -> None:
     models = list(figure.references())
     assert len(models) > 20 and not any(m.syncable for m in models)
     assert slot.panel.get_root().syncable  # the layout around it is not affected
+
+
+def _chart_builders() -> list[Callable[[], Any]]:
+    """Every kind of chart of the dashboard on small data (no clock: the runs are finished)."""
+    from datetime import date, timedelta
+
+    import numpy as np
+    import pandas as pd
+
+    from panel_app import charts
+
+    days = [date(2026, 6, 1) + timedelta(days=i) for i in range(8)]
+    candles = pd.DataFrame({"date": days, "open": np.linspace(100, 107, 8), "high": np.linspace(102, 109, 8),
+                            "low": np.linspace(99, 106, 8), "close": np.linspace(101, 106, 8), "volume": range(100, 108)})
+    smile = pd.DataFrame({"expiry": [date(2026, 7, 1)] * 3 + [date(2026, 8, 1)] * 2,
+                          "strike": [90.0, 100.0, 110.0, 95.0, 105.0], "iv": [0.3, 0.25, 0.28, 0.27, 0.26]})
+    oi = pd.DataFrame({"strike": [100.0, 100.0, 105.0, 105.0], "put_call": ["C", "P", "C", "P"],
+                       "open_interest": [10, 20, 30, 40]})
+    derived = pd.DataFrame({"session_date": days * 2, "series": ["atm_iv"] * 8 + ["rv_20"] * 8,
+                            "volatility": np.linspace(0.1, 0.4, 16), "symbol": ["SPY"] * 8 + ["AAPL"] * 8,
+                            "iv_rank": np.linspace(5, 95, 16)})
+    coverage = pd.DataFrame({"symbol": ["SPY"] * 3, "session": days[:3], "state": ["present", "missing", "before_start"]})
+    flow = pd.DataFrame({"strike": [100.0, 105.0, 100.0], "put_call": ["C", "C", "P"], "d_oi": [5, -3, 2],
+                         "label": ["building", None, "unwinding"], "oi_today": [10, 20, 30],
+                         "expiry": [date(2026, 7, 1), date(2026, 8, 1), date(2026, 7, 1)]})
+    stress = pd.DataFrame([(s, v, 1000 * s - 50 * v) for s in (-0.1, 0.0, 0.1) for v in (-5, 0, 5)],
+                          columns=["spot_shock", "vol_shock", "pnl"])
+    performance = pd.DataFrame({"date": days, "value": np.linspace(1e5, 1.1e5, 8), "pnl": np.linspace(0, 1e4, 8)})
+    runs = pd.DataFrame({"job_name": ["daily", "ingest_candles"], "status": ["success", "failed"], "run_id": ["a1", "b2"],
+                         "started_at": pd.to_datetime(["2026-06-01 10:00", "2026-06-01 11:00"]),
+                         "ended_at": pd.to_datetime(["2026-06-01 10:05", "2026-06-01 11:01"])})
+
+    def timeline() -> Any:
+        chart = charts.RunsTimeline()
+        chart.update(runs)
+        return chart.figure
+
+    return [lambda: charts.candles(candles), lambda: charts.iv_smile(smile), lambda: charts.oi_by_strike(oi),
+            lambda: charts.metric_history(derived, "volatility", by="series", kind="fraction", title="Volatility"),
+            lambda: charts.coverage_heatmap(coverage), lambda: charts.flow_bars(flow, "strike", "d_oi"),
+            lambda: charts.flow_bars(flow, "expiry", "d_oi"), lambda: charts.flow_heatmap(flow, "d_oi"),
+            lambda: charts.iv_rank_bands(derived), lambda: charts.stress_heatmap(stress),
+            lambda: charts.performance(performance), timeline]
+
+
+def _session_json(builders: list[Callable[[], Any]]) -> tuple[str, int]:
+    """The charts prepared as in one session's document: its JSON with ids renumbered in order, and its models."""
+    import json
+    import re
+
+    from bokeh.document import Document
+
+    from panel_app.axes import building_for, prepared
+
+    doc = Document()
+    with building_for(doc):
+        figures = [prepared(build(), doc) for build in builders]
+    for fig in figures:
+        doc.add_root(fig)
+    ids: dict[str, str] = {}
+    text = json.dumps(doc.to_json(deferred=False), sort_keys=True)
+    return re.sub(r'"p\d+"', lambda m: ids.setdefault(m.group(0), f'"m{len(ids)}"'), text), len(doc.models)
+
+
+def test_models_are_built_without_the_defaults_their_arguments_replace() -> None:
+    """panel_app.lean_models: a Bokeh model given a property whose default is a model does not build that default
+    first (a date axis given its ticker built a 13-model DatetimeTicker to throw away), and plain defaults are
+    worked out once per class; every chart of the dashboard serializes to the same document with it as with
+    Bokeh's own code (ids aside). And Bokeh's functions are still the ones it reproduces: a Bokeh upgrade that
+    changes HasProps.__init__ or PropertyDescriptor.instance_default fails here."""
+    from bokeh.core.has_props import HasProps
+    from bokeh.models import DatetimeAxis, DatetimeTicker
+
+    from panel_app import lean_models
+
+    assert lean_models.source_hash() == lean_models.BOKEH_SOURCES, "Bokeh changed what lean_models replaces: review it"
+    assert HasProps.__init__ is lean_models._init  # installed by panel_app.axes
+    built: list[Any] = []
+    original = DatetimeTicker.__init__
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> None:
+        built.append(self)
+        original(self, *args, **kwargs)
+
+    DatetimeTicker.__init__ = counting  # type: ignore[method-assign]
+    try:
+        ticker = DatetimeTicker()
+        axis = DatetimeAxis(ticker=ticker)
+        assert axis.ticker is ticker and built == [ticker]  # no default ticker built to be replaced
+        lean = _session_json(_chart_builders())
+        lean_models.uninstall()
+        try:
+            built.clear()
+            DatetimeAxis(ticker=ticker)
+            assert len(built) == 1  # Bokeh's own: the default first (what the check above would catch)
+            bokeh = _session_json(_chart_builders())
+        finally:
+            lean_models.install()
+    finally:
+        DatetimeTicker.__init__ = original  # type: ignore[method-assign]
+    assert lean == bokeh
+
+
+def test_charts_build_few_models_they_do_not_keep() -> None:
+    """Building a session's charts makes little more than they keep: each takes its session's stateless parts as
+    it is built (axes.building_for), its renderers come without the glyph copies and views they would drop
+    (glyphs.draw), constructors build no default they replace (lean_models). The Symbol explorer's four charts
+    with the demo's data built 328 models for a document of 154 (2026-12-07); here 174 for 134 (Bokeh's figure still
+    builds a default range and scale per axis that it replaces, and the sharing of scales drops a few)."""
+    from bokeh.model import Model
+
+    _session_json(_chart_builders()[:4])  # a server's first session: lean_models learns the classes' defaults once
+    made: list[Any] = []
+    original = Model.__init__
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> None:
+        made.append(self)
+        original(self, *args, **kwargs)
+
+    Model.__init__ = counting  # type: ignore[method-assign]
+    try:
+        _, kept = _session_json(_chart_builders()[:4])  # the Symbol explorer's four
+    finally:
+        Model.__init__ = original  # type: ignore[method-assign]
+    assert kept < len(made) <= kept + 45, (len(made), kept)
+
+
+def test_draw_is_bokehs_glyph_method_without_the_copies() -> None:
+    """glyphs.draw builds the glyph, source, range and legend entry Bokeh's glyph method (`fig.line(...)`) would,
+    less what every chart dropped from it (the selection-state and muted copies; a view of its own per renderer of
+    one source): the same properties on each glyph, so a chart looks the same."""
+    from bokeh.models import ColumnDataSource, Line, Rect, Scatter, Segment, Step, Text, VBar
+
+    from panel_app.axes import drop_unused_glyphs, new_figure
+    from panel_app.glyphs import draw
+
+    cases = [(Line, "line", {"x": "a", "y": "b", "color": "#1e88e5", "line_width": 2, "legend_label": "one"}),
+             (Scatter, "scatter", {"x": "a", "y": "b", "color": "#1e88e5", "size": 4, "legend_label": "one"}),
+             (VBar, "vbar", {"x": "a", "top": "b", "width": 0.5, "color": "c", "y_range_name": "default"}),
+             (VBar, "vbar", {"x": "a", "top": "b", "bottom": "a", "fill_color": "c", "line_color": "c"}),
+             (Segment, "segment", {"x0": "a", "y0": "b", "x1": "a", "y1": "a", "color": "c", "line_width": 12}),
+             (Rect, "rect", {"x": "a", "y": "b", "width": 0.9, "height": 0.8, "fill_color": "c", "line_color": None}),
+             (Text, "text", {"x": "a", "y": "b", "text": "t", "text_align": "center", "text_font_size": "11px"}),
+             (Step, "step", {"x": "a", "y": "b", "mode": "center", "color": "#e53935", "legend_label": "Puts"})]
+    for glyph_type, method, props in cases:
+        source = ColumnDataSource({"a": [1.0, 2.0], "b": [3.0, 4.0], "c": ["red", "blue"], "t": ["x", "y"]})
+        theirs_fig, ours_fig = new_figure(), new_figure()
+        theirs = getattr(theirs_fig, method)(source=source, **props)
+        drop_unused_glyphs(theirs_fig)
+        ours = draw(ours_fig, glyph_type, source, **props)
+        assert type(ours.glyph) is type(theirs.glyph) is glyph_type
+        assert ours.glyph.properties_with_values() == theirs.glyph.properties_with_values(), method
+        assert ours.nonselection_glyph is theirs.nonselection_glyph is None and ours.muted_glyph is None
+        assert ours.y_range_name == theirs.y_range_name and ours.data_source is source
+        assert [(i.label, len(i.renderers)) for legend in ours_fig.legend for i in legend.items] == \
+            [(i.label, len(i.renderers)) for legend in theirs_fig.legend for i in legend.items]
+    fig = new_figure()
+    source = ColumnDataSource({"a": [1.0], "b": [2.0]})
+    line, dots = (draw(fig, kind, source, x="a", y="b", legend_label="one") for kind in (Line, Scatter))
+    assert line.view is dots.view and len(fig.legend[0].items) == 1  # one view per source; the dots join the entry
