@@ -43,7 +43,9 @@ from panel.models.esm import DataEvent
 
 from panel_app.components import CSS
 from panel_app.live_channel import CLOSE_SESSION_GONE, PROTOCOL, ROUTE, Sent
-from panel_app.live_tables import CELL_CSS, NUMERIC_COLUMNS, QUOTE_STATES, Row
+from panel_app.live_tables import CANVAS_COLUMNS, CELL_CSS, NUMERIC_COLUMNS, PALETTE, QUOTE_STATES, Row
+
+MIRROR_MS = 1000  # how often the canvas cells' hidden copies (screen reader, copying, tests) are brought up to date
 
 LIVE_JS = """
 const live = () => (window.__ohLive = window.__ohLive || {parts: {}, resync: () => {}});
@@ -71,49 +73,139 @@ export function render({ model, el }) {
   const box = document.createElement('div'); box.className = 'oh-scroll';
   const table = document.createElement('table'); table.className = 'oh-table oh-grid';
   const head = document.createElement('thead'), body = document.createElement('tbody');
-  table.append(head, body); box.append(table); el.append(box);
-  const numeric = new Set(model.numeric_columns), states = model.quote_states;
-  let fields = model.columns;
+  // The moving numbers are drawn on this canvas, laid over their columns (the cells under it hold only a hidden copy
+  // of their text, for a screen reader, copying and the tests); every other cell is DOM text, as before.
+  const canvas = document.createElement('canvas'); canvas.className = 'oh-grid-canvas';
+  canvas.setAttribute('aria-hidden', 'true');
+  table.append(head, body); box.append(table, canvas); el.append(box);
+  const ctx = canvas.getContext('2d');
+  const numeric = new Set(model.numeric_columns), states = model.quote_states, palette = model.palette;
+  const drawable = new Set(model.canvas_columns);
+  let fields = model.columns, onCanvas = fields.map((c) => drawable.has(c));
   const drawHead = () => {
     head.innerHTML = '<tr>' + fields.map((c, j) =>
-      `<th data-field="${c}" class="${numeric.has(c) ? 'oh-num' : ''}">${model.headers[j] || c}</th>`).join('') + '</tr>'; };
-  // Every cell of the body, by row and column, kept from when it was made: {td, node (its one text node), v (the
-  // text it shows), x (what the value decided beside the text: the pnl sign's class, the quote time's second)}.
-  // A frame's cells are written through these references: no lookup through the table's row and cell
-  // collections, no attribute or class written that did not change.
+      `<th data-field="${c}" class="${numeric.has(c) ? 'oh-num' : ''}${onCanvas[j] ? ' oh-cv' : ''}">${model.headers[j] || c}</th>`).join('') + '</tr>'; };
+  // Every cell of the body, by row and column, kept from when it was made: {td, node (its one text node; a canvas
+  // cell's is its hidden copy's), v (the text it shows), x (what the value decided beside the text: the pnl sign's
+  // class, the quote time's second), and for a canvas cell i, j (where it is), drawn and fill (the text and colour
+  // last drawn: what the tests read)}. A frame's cells are written through these references: no lookup through the
+  // table's row and cell collections, no attribute or class written that did not change.
   let grid = [];
   const KIND = {'quote at': 1, 'pnl': 2, 'pnl %': 2, 'quote': 3};  // what a column writes beside its text
   let kinds = fields.map((c) => KIND[c] || 0);
+  const dirty = new Set();  // canvas cells whose text changed since they were last drawn
+  let moved = true;  // the layout may have moved (a DOM text, the rows, the size): geometry read again before drawing
+  let full = true;  // the whole canvas to be drawn again
   const write = (c, kind, value) => {  // text only (never HTML): cheap for the browser, nothing to escape
     if (c.v === value) return;
     c.v = value;
+    if (c.i !== undefined) { dirty.add(c); return; }  // a canvas cell: drawn by paint(), at the end of the frame
     if (kind === 1) {  // the newest quote's feed time: the stamp as data-ts, shown as HH:MM:SS when its second moved
       c.td.setAttribute('data-ts', value);
       const ts = parseFloat(value), second = ts > 0 ? Math.floor(ts) : -1;
-      if (second !== c.x) { c.x = second; c.node.data = second >= 0 ? new Date(second * 1000).toISOString().slice(11, 19) : '\u2014'; }
+      if (second !== c.x) { c.x = second; c.node.data = second >= 0 ? new Date(second * 1000).toISOString().slice(11, 19) : '\u2014'; moved = true; }
       return;
     }
     c.node.data = value;  // the cell's one text node changed in place: no node, no layout object made anew
+    moved = true;  // a DOM text of another width can move every column of an auto-sized table
     if (kind === 2) {
       const sign = value.startsWith('-') ? 'oh-neg' : value.startsWith('+') ? 'oh-pos' : '';
       if (sign !== c.x) { if (c.x) c.td.classList.remove(c.x); if (sign) c.td.classList.add(sign); c.x = sign; }
     } else if (kind === 3) { const css = states[value] || ''; if (css !== c.x) { c.x = css; c.td.className = css; } }
   };
+  // ---- the canvas: geometry (the canvas columns' boxes, the rows'), read from the layout only when it may have moved
+  let geo = null, style = null, ink = null, later = false;
+  const measure = () => {
+    const b = box.getBoundingClientRect(), ths = head.rows[0] ? head.rows[0].cells : [];
+    let x0 = Infinity, x1 = -Infinity;
+    const cols = fields.map((c, j) => {
+      if (!onCanvas[j] || !ths[j]) return null;
+      const r = ths[j].getBoundingClientRect(); if (r.width === 0) return null;  // hidden (the phone layout)
+      x0 = Math.min(x0, r.left); x1 = Math.max(x1, r.right); return [r.left, r.width];
+    });
+    const top = body.getBoundingClientRect().top;
+    const rows = [...body.rows].map((tr) => { const r = tr.getBoundingClientRect(); return [r.top - top, r.height]; });
+    if (x0 === Infinity || !rows.length) return {left: 0, top: 0, w: 0, h: 0, cols: [], rows: [], dpr: 1};
+    const last = rows[rows.length - 1];
+    return {left: x0 - b.left + box.scrollLeft, top: top - b.top + box.scrollTop, w: x1 - x0, h: last[0] + last[1],
+            cols: cols.map((c) => c && [c[0] - x0, c[1]]), rows, dpr: window.devicePixelRatio || 1};
+  };
+  const same = (a, b) => !!a && !!b && JSON.stringify(a) === JSON.stringify(b);
+  const restyle = () => {  // the font, colour and padding of a canvas cell, as the CSS has them
+    const td = grid.length ? grid[0].find((c) => c.i !== undefined) : null; if (!td) return null;
+    const cs = getComputedStyle(td.td), font = `${cs.fontStyle} ${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
+    ctx.font = font; const m = ctx.measureText('0');  // (its computed 'font' is '': tabular-nums has no shorthand)
+    return {font, color: cs.color, padL: parseFloat(cs.paddingLeft) || 0, padR: parseFloat(cs.paddingRight) || 0,
+            mid: (m.fontBoundingBoxAscent - m.fontBoundingBoxDescent) / 2, slack: m.width};
+  };
+  const widen = (j, width) => {  // a wider value came: its column widened (with a digit to spare), drawn again after layout
+    const th = head.rows[0] && head.rows[0].cells[j]; if (!th) return;
+    th.style.minWidth = Math.ceil(width + style.padL + style.padR + style.slack) + 'px'; moved = true;
+  };
+  const draw = (c) => {  // one cell's box cleared and its text drawn; false: its column is too narrow for it
+    const col = geo.cols[c.j], row = geo.rows[c.i]; if (!col || !row) return true;
+    ctx.clearRect(col[0], row[0], col[1], row[1]);
+    const text = c.v || '', fill = c.k === 2 ? (text.startsWith('-') ? palette.neg : text.startsWith('+') ? palette.pos : style.color)
+      : style.color;
+    if (fill !== ink) { ink = fill; ctx.fillStyle = fill; }
+    ctx.fillText(text, col[0] + col[1] - style.padR, row[0] + row[1] / 2 + style.mid);
+    c.drawn = text; c.fill = fill;
+    const width = ctx.measureText(text).width;
+    if (width > col[1] - style.padL - style.padR) { widen(c.j, width); return false; }
+    return true;
+  };
+  const paint = () => {  // the changed cells (or all, when the geometry moved) onto the canvas
+    for (let pass = 0; pass < 3 && (dirty.size || full || moved); pass++) {
+      if (moved) { moved = false; const g = measure(); if (!same(g, geo)) { geo = g; full = true; } }
+      if (!geo) return;
+      if (full) {
+        full = false; dirty.clear(); style = restyle(); if (!style) return;
+        const w = Math.ceil(geo.w * geo.dpr), h = Math.ceil(geo.h * geo.dpr);
+        if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
+        canvas.style.width = geo.w + 'px'; canvas.style.height = geo.h + 'px';
+        canvas.style.transform = `translate(${geo.left}px, ${geo.top}px)`;
+        ctx.setTransform(geo.dpr, 0, 0, geo.dpr, 0, 0); ctx.font = style.font; ctx.textAlign = 'right';
+        ctx.textBaseline = 'alphabetic'; ctx.fillStyle = ink = style.color;
+        ctx.clearRect(0, 0, geo.w, geo.h);
+        for (const row of grid) for (const c of row) if (c.i !== undefined) draw(c);
+      } else {
+        for (const c of dirty) draw(c);
+        dirty.clear();
+      }
+    }
+  };
+  // The table's size changed (the window, the phone layout, a font, the zoom): drawn again before the next paint (not
+  // in the observer's callback, where a widened column would be a resize loop); a hidden tab, at its next frame of marks
+  new ResizeObserver(() => { moved = true;
+    if (!later) { later = true; requestAnimationFrame(() => { later = false; paint(); }); } }).observe(table);
+  // The hidden copies: a screen reader, a copy and the tests read the canvas cells' text there, up to a second old.
+  const mirror = () => { for (const row of grid) for (const c of row) if (c.i !== undefined && c.node.data !== (c.v || '')) c.node.data = c.v || ''; };
+  const mirrorTimer = setInterval(mirror, %(mirror_ms)d);
+  model.on('remove', () => clearInterval(mirrorTimer));
+  table.ohGrid = {  // the grid's model, for the tests: a cell's text, what the canvas shows there and in which colour
+    cell: (i, field) => { const j = fields.indexOf(field), c = grid[i] && grid[i][j]; if (!c) return null;
+      return {v: c.v, canvas: c.i !== undefined, drawn: c.drawn, fill: c.fill, copy: c.node.data,
+              box: c.i !== undefined && geo && geo.cols[j] && geo.rows[i] ? [...geo.cols[j], ...geo.rows[i]] : null}; },
+    canvas, palette, mirror};
   const reset = (rows) => {
     while (body.rows.length > rows.length) body.deleteRow(-1);
-    grid.length = Math.min(grid.length, rows.length);
+    if (grid.length > rows.length) { grid.length = rows.length; moved = true; }
     rows.forEach((row, i) => {
-      if (!grid[i]) { const tr = body.insertRow(); tr.className = 'oh-row';
-        grid[i] = fields.map((c) => { const td = tr.insertCell(); td.dataset.field = c;
+      if (!grid[i]) { const tr = body.insertRow(); tr.className = 'oh-row'; moved = true;
+        grid[i] = fields.map((c, j) => { const td = tr.insertCell(); td.dataset.field = c;
           if (numeric.has(c)) td.className = 'oh-num';
-          const node = document.createTextNode(''); td.append(node);
+          const node = document.createTextNode('');
+          if (onCanvas[j]) { const copy = document.createElement('span'); copy.className = 'oh-sr'; copy.append(node); td.append(copy);
+            return {td, node, v: null, x: null, i, j, k: kinds[j], drawn: null, fill: null}; }
+          td.append(node);
           return {td, node, v: null, x: null}; }); }
       const tr = body.rows[i];
       if (tr.dataset.key !== row[0]) tr.dataset.key = row[0];
       row.forEach((value, j) => write(grid[i][j], kinds[j], value));
     });
+    full = true; mirror();
   };
-  drawHead(); reset(model.rows);
+  drawHead(); reset(model.rows); paint();
   let pending = null;  // a frame's part for this table: {rows or null, cells: the frames' cell lists, oldest first}
   const queue = (part) => {
     if (part.rows) { pending = {rows: part.rows, cells: []}; return; }
@@ -127,11 +219,13 @@ export function render({ model, el }) {
     for (const cells of p.cells) {  // in order: a cell in two frames ends with the newer text
       for (const [i, j, value] of cells) { const row = grid[i]; if (row && j < row.length) write(row[j], kinds[j], value); }
     }
+    paint();
   };
   const shared = live();
   shared.parts[model.role] = {queue, flush};
-  model.on('columns', () => { fields = model.columns; kinds = fields.map((c) => KIND[c] || 0); drawHead();
-    body.innerHTML = ''; grid = []; shared.resync(); });
+  model.on('columns', () => { fields = model.columns; kinds = fields.map((c) => KIND[c] || 0);
+    onCanvas = fields.map((c) => drawable.has(c)); drawHead();
+    body.innerHTML = ''; grid = []; dirty.clear(); moved = full = true; paint(); shared.resync(); });
   if (!model.carrier) { shared.resync(); return; }  // a rider: its parts come in the carrier's frames
   let ws = null, seq = 0, resyncing = true, backoff = 500, gone = false, traced = [];
   let acking = false;
@@ -176,7 +270,7 @@ export function render({ model, el }) {
   model.on('remove', () => { gone = true; if (ws) ws.close(); });
   connect();
 }
-""".replace("%(route)s", ROUTE).replace("%(protocol)s", PROTOCOL).replace("%(gone)d", str(CLOSE_SESSION_GONE))
+""".replace("%(mirror_ms)d", str(MIRROR_MS)).replace("%(route)s", ROUTE).replace("%(protocol)s", PROTOCOL).replace("%(gone)d", str(CLOSE_SESSION_GONE))
 
 
 class _Direct(JSComponent):
@@ -208,6 +302,8 @@ class LiveGrid(JSComponent):
     headers = param.List(default=[], doc="Column headers in words.")
     quote_states = param.Dict(default=QUOTE_STATES, doc="Text of a 'quote' cell -> its CSS class.")
     numeric_columns = param.List(default=[], doc="Columns aligned right (numbers).")
+    canvas_columns = param.List(default=list(CANVAS_COLUMNS), doc="Columns drawn on the canvas (the moving numbers).")
+    palette = param.Dict(default=PALETTE, doc="The colours shared with the CSS (a PnL's sign: 'pos', 'neg').")
     rows = param.List(default=[], doc="The first rows; later ones arrive through the marks channel.")
     role = param.String(default="", doc="The name of this table's part in the channel's frames.")
     carrier = param.Boolean(default=False, doc="This grid opens the marks channel; the others ride in its frames.")
