@@ -78,7 +78,7 @@ export function render({ model, el }) {
   const canvas = document.createElement('canvas'); canvas.className = 'oh-grid-canvas';
   canvas.setAttribute('aria-hidden', 'true');
   table.append(head, body); box.append(table, canvas); el.append(box);
-  const ctx = canvas.getContext('2d');
+  const ctx = canvas.getContext('2d', {alpha: false});  // opaque: the compositor draws it alone, not over what is under it
   const numeric = new Set(model.numeric_columns), states = model.quote_states, palette = model.palette;
   const drawable = new Set(model.canvas_columns);
   let fields = model.columns, onCanvas = fields.map((c) => drawable.has(c));
@@ -114,28 +114,34 @@ export function render({ model, el }) {
     } else if (kind === 3) { const css = states[value] || ''; if (css !== c.x) { c.x = css; c.td.className = css; } }
   };
   // ---- the canvas: geometry (the canvas columns' boxes, the rows'), read from the layout only when it may have moved
-  let geo = null, style = null, ink = null, later = false;
+  let geo = null, style = null, ink = null, later = false, fits = [];  // fits: per column, the longest text that fitted
   const measure = () => {
-    const b = box.getBoundingClientRect(), ths = head.rows[0] ? head.rows[0].cells : [];
+    // (in CSS pixels, on device pixels: an opaque canvas's edges and lines fall where the table's do)
+    const b = box.getBoundingClientRect(), ths = head.rows[0] ? head.rows[0].cells : [], dpr = window.devicePixelRatio || 1;
+    const px = (v) => Math.round(v * dpr) / dpr;
     let x0 = Infinity, x1 = -Infinity;
     const cols = fields.map((c, j) => {
       if (!onCanvas[j] || !ths[j]) return null;
       const r = ths[j].getBoundingClientRect(); if (r.width === 0) return null;  // hidden (the phone layout)
-      x0 = Math.min(x0, r.left); x1 = Math.max(x1, r.right); return [r.left, r.width];
+      x0 = Math.min(x0, px(r.left)); x1 = Math.max(x1, px(r.right)); return [px(r.left), px(r.right)];
     });
-    const top = body.getBoundingClientRect().top;
-    const rows = [...body.rows].map((tr) => { const r = tr.getBoundingClientRect(); return [r.top - top, r.height]; });
-    if (x0 === Infinity || !rows.length) return {left: 0, top: 0, w: 0, h: 0, cols: [], rows: [], dpr: 1};
+    const top = px(body.getBoundingClientRect().top);
+    const rows = [...body.rows].map((tr) => { const r = tr.getBoundingClientRect(); return [px(r.top) - top, px(r.bottom) - px(r.top)]; });
+    if (x0 === Infinity || !rows.length) return {left: 0, top: 0, w: 0, h: 0, cols: [], rows: [], dpr};
     const last = rows[rows.length - 1];
-    return {left: x0 - b.left + box.scrollLeft, top: top - b.top + box.scrollTop, w: x1 - x0, h: last[0] + last[1],
-            cols: cols.map((c) => c && [c[0] - x0, c[1]]), rows, dpr: window.devicePixelRatio || 1};
+    return {left: x0 - px(b.left) + box.scrollLeft, top: top - px(b.top) + box.scrollTop, w: x1 - x0, h: last[0] + last[1],
+            cols: cols.map((c) => c && [c[0] - x0, c[1] - c[0]]), rows, dpr};
   };
   const same = (a, b) => !!a && !!b && JSON.stringify(a) === JSON.stringify(b);
   const restyle = () => {  // the font, colour and padding of a canvas cell, as the CSS has them
     const td = grid.length ? grid[0].find((c) => c.i !== undefined) : null; if (!td) return null;
     const cs = getComputedStyle(td.td), font = `${cs.fontStyle} ${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
     ctx.font = font; const m = ctx.measureText('0');  // (its computed 'font' is '': tabular-nums has no shorthand)
-    return {font, color: cs.color, padL: parseFloat(cs.paddingLeft) || 0, padR: parseFloat(cs.paddingRight) || 0,
+    let bg = null;  // what shows through the cells: the first ancestor's own background (out of the shadow root too)
+    for (let e = table; e && !bg; e = e.parentElement || (e.getRootNode() && e.getRootNode().host)) {
+      const c = getComputedStyle(e).backgroundColor; if (c && c !== 'transparent' && !c.endsWith(', 0)')) bg = c; }
+    return {font, color: cs.color, bg: bg || '#fff', line: cs.borderBottomColor, lineWidth: parseFloat(cs.borderBottomWidth) || 0,
+            padL: parseFloat(cs.paddingLeft) || 0, padR: parseFloat(cs.paddingRight) || 0,
             mid: (m.fontBoundingBoxAscent - m.fontBoundingBoxDescent) / 2, slack: m.width};
   };
   const widen = (j, width) => {  // a wider value came: its column widened (with a digit to spare), drawn again after layout
@@ -144,29 +150,32 @@ export function render({ model, el }) {
   };
   const draw = (c) => {  // one cell's box cleared and its text drawn; false: its column is too narrow for it
     const col = geo.cols[c.j], row = geo.rows[c.i]; if (!col || !row) return true;
-    ctx.clearRect(col[0], row[0], col[1], row[1]);
+    ctx.fillStyle = ink = style.bg; ctx.fillRect(col[0], row[0], col[1], row[1] - style.lineWidth);  // the box, above its line
     const text = c.v || '', fill = c.k === 2 ? (text.startsWith('-') ? palette.neg : text.startsWith('+') ? palette.pos : style.color)
       : style.color;
     if (fill !== ink) { ink = fill; ctx.fillStyle = fill; }
     ctx.fillText(text, col[0] + col[1] - style.padR, row[0] + row[1] / 2 + style.mid);
     c.drawn = text; c.fill = fill;
+    if (text.length <= fits[c.j]) return true;  // no longer than a text that fitted (a digit to spare): not measured
     const width = ctx.measureText(text).width;
     if (width > col[1] - style.padL - style.padR) { widen(c.j, width); return false; }
-    return true;
+    fits[c.j] = text.length; return true;
   };
   const paint = () => {  // the changed cells (or all, when the geometry moved) onto the canvas
     for (let pass = 0; pass < 3 && (dirty.size || full || moved); pass++) {
       if (moved) { moved = false; const g = measure(); if (!same(g, geo)) { geo = g; full = true; } }
       if (!geo) return;
       if (full) {
-        full = false; dirty.clear(); style = restyle(); if (!style) return;
+        full = false; dirty.clear(); style = restyle(); if (!style) return; fits = fields.map(() => 0);
         const w = Math.ceil(geo.w * geo.dpr), h = Math.ceil(geo.h * geo.dpr);
         if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
         canvas.style.width = geo.w + 'px'; canvas.style.height = geo.h + 'px';
         canvas.style.transform = `translate(${geo.left}px, ${geo.top}px)`;
         ctx.setTransform(geo.dpr, 0, 0, geo.dpr, 0, 0); ctx.font = style.font; ctx.textAlign = 'right';
-        ctx.textBaseline = 'alphabetic'; ctx.fillStyle = ink = style.color;
-        ctx.clearRect(0, 0, geo.w, geo.h);
+        ctx.textBaseline = 'alphabetic';
+        ctx.fillStyle = style.bg; ctx.fillRect(0, 0, geo.w, geo.h);
+        ctx.fillStyle = ink = style.line;  // each cell's bottom line, as the table draws it beside the canvas
+        if (style.lineWidth) for (const [y, h] of geo.rows) ctx.fillRect(0, y + h - style.lineWidth, geo.w, style.lineWidth);
         for (const row of grid) for (const c of row) if (c.i !== undefined) draw(c);
       } else {
         for (const c of dirty) draw(c);
@@ -186,7 +195,7 @@ export function render({ model, el }) {
     cell: (i, field) => { const j = fields.indexOf(field), c = grid[i] && grid[i][j]; if (!c) return null;
       return {v: c.v, canvas: c.i !== undefined, drawn: c.drawn, fill: c.fill, copy: c.node.data,
               box: c.i !== undefined && geo && geo.cols[j] && geo.rows[i] ? [...geo.cols[j], ...geo.rows[i]] : null}; },
-    canvas, palette, mirror};
+    canvas, palette, mirror, style: () => style};
   const reset = (rows) => {
     while (body.rows.length > rows.length) body.deleteRow(-1);
     if (grid.length > rows.length) { grid.length = rows.length; moved = true; }

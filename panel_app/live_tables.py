@@ -40,7 +40,9 @@ QUOTE_STATES = {"live": "oh-q-ok", "stale": "oh-q-stale", "no quote": "oh-q-none
 NUMERIC_COLUMNS = ("qty", "mark", "value", "pnl", "pnl %", "dte", "spread", "age", "bid", "ask", "price")
 # The moving numbers: drawn on a canvas over the grid, not written as DOM text (panel_app.live_grid; each frame of
 # marks changes ~600 of them, and chromium's layout, paint and raster of as many DOM cells was ~2x the canvas's CPU).
-CANVAS_COLUMNS = ("mark", "pnl", "pnl %", "value", "spread", "bid", "ask")
+# They must be side by side in each table (the canvas is opaque and covers them as one block): hence DTE, between value
+# and spread.
+CANVAS_COLUMNS = ("mark", "pnl", "pnl %", "value", "dte", "spread", "bid", "ask")
 # One palette for the CSS and the canvas: a PnL's sign and a quote's state.
 PALETTE = {"pos": "#1e7b34", "neg": "#c62828", "q-ok": "#1e7b34", "q-stale": "#c62828", "q-none": "#777"}
 KIND_WORDS = {"iron_condor": "iron condor"}

@@ -67,10 +67,11 @@ DISAGREE_JS = """(cls) => { const root = (""" + HOST_JS + """)(cls); const bad =
   const ctx = canvas.getContext('2d');
   const rgb = (css) => { ctx.save(); ctx.fillStyle = css; const h = ctx.fillStyle; ctx.restore();
     return [1, 3, 5].map(k => parseInt(h.slice(k, k + 2), 16)); };
-  const inked = (box, colour) => { const [x, w, y, h] = box.map(v => Math.round(v * dpr));
-    const px = ctx.getImageData(x, y, Math.max(w, 1), Math.max(h, 1)).data; let any = 0, match = 0;
-    for (let k = 0; k < px.length; k += 4) { if (px[k + 3] === 0) continue; any++;
-      if (px[k + 3] >= 128 && Math.abs(px[k] - colour[0]) + Math.abs(px[k + 1] - colour[1]) + Math.abs(px[k + 2] - colour[2]) < 40) match++; }
+  const st = grid.style(), bg = rgb(st.bg), far = (p, k, c) => Math.abs(p[k] - c[0]) + Math.abs(p[k + 1] - c[1]) + Math.abs(p[k + 2] - c[2]);
+  const inked = (box, colour) => { const [x, w, y, h] = box, d = dpr;  // the cell's box above its bottom line
+    const px = ctx.getImageData(Math.round(x * d), Math.round(y * d), Math.max(Math.round(w * d), 1),
+                                Math.max(Math.round((h - st.lineWidth) * d), 1)).data; let any = 0, match = 0;
+    for (let k = 0; k < px.length; k += 4) { if (far(px, k, bg) > 30) any++; if (far(px, k, colour) < 60) match++; }
     return [any, match]; };
   root.querySelectorAll('tr.oh-row').forEach((tr, i) => tr.querySelectorAll('td').forEach(td => {
     const f = td.dataset.field, c = grid.cell(i, f);
@@ -82,7 +83,8 @@ DISAGREE_JS = """(cls) => { const root = (""" + HOST_JS + """)(cls); const bad =
           : c.fill === grid.palette.neg) bad.push([f, t, c.fill]);
       if (!c.box) { bad.push([f, t, 'no box']); return; }
       const [any, match] = inked(c.box, rgb(c.fill));
-      if (t && !match) bad.push([f, t, 'no pixel of', c.fill]); else if (!t && any) bad.push([f, t, 'pixels in an empty cell']);
+      if (t && !(match || (t === '\\u2014' && any))) bad.push([f, t, 'no pixel of', c.fill]);
+      else if (!t && any) bad.push([f, t, 'pixels in an empty cell']);
       return;
     }
     const t = td.textContent;
