@@ -27,6 +27,15 @@ slower on a starved machine: the animation frame itself waits (p99 2.9-3.0 s aga
 (re)rendered, asks for the full rows (`{"resync": n}` on the socket). The socket reconnects by
 itself (backing off to 10 s) unless its session ended.
 
+The moving numbers (`canvas_columns`: mark, PnL, PnL %, value, DTE, spread; a leg's bid and ask) are not DOM text:
+they are drawn on an opaque canvas laid over their columns (panel_app.live_canvas), only the changed cells' boxes
+filled and drawn again, each in its sign's colour from the palette the CSS is written from (live_tables.PALETTE).
+Each frame of marks changes ~600 of them, and as DOM text every one was laid out, painted and rastered again; on the
+canvas a frame costs chromium about a third less CPU (bench/README.md, issue #14 item 3). Their cells keep a hidden
+copy of the text, brought up to date once a second, for a screen reader, copying and the tests; `table.ohGrid`
+gives the tests each cell's value and what the canvas last drew there, in which colour and where. Every other cell
+(the position, the contract, the quote's state and time, the warnings) is DOM text as before.
+
 `LiveHTML` without a role (the stream health) still gets its content as Panel messages
 (ReactiveESM's `_send_msg`): it changes twice a second at most, on the page's slow check.
 """
@@ -42,10 +51,9 @@ from panel.io.state import set_curdoc
 from panel.models.esm import DataEvent
 
 from panel_app.components import CSS
+from panel_app.live_canvas import CANVAS_JS
 from panel_app.live_channel import CLOSE_SESSION_GONE, PROTOCOL, ROUTE, Sent
 from panel_app.live_tables import CANVAS_COLUMNS, CELL_CSS, NUMERIC_COLUMNS, PALETTE, QUOTE_STATES, Row
-
-MIRROR_MS = 1000  # how often the canvas cells' hidden copies (screen reader, copying, tests) are brought up to date
 
 LIVE_JS = """
 const live = () => (window.__ohLive = window.__ohLive || {parts: {}, resync: () => {}});
@@ -68,17 +76,12 @@ const morph = (box, html) => {  // the new HTML into box: when it has the same n
 };
 """
 
-GRID_ESM = LIVE_JS + """
+GRID_ESM = LIVE_JS + CANVAS_JS + """
 export function render({ model, el }) {
   const box = document.createElement('div'); box.className = 'oh-scroll';
   const table = document.createElement('table'); table.className = 'oh-table oh-grid';
   const head = document.createElement('thead'), body = document.createElement('tbody');
-  // The moving numbers are drawn on this canvas, laid over their columns (the cells under it hold only a hidden copy
-  // of their text, for a screen reader, copying and the tests); every other cell is DOM text, as before.
-  const canvas = document.createElement('canvas'); canvas.className = 'oh-grid-canvas';
-  canvas.setAttribute('aria-hidden', 'true');
-  table.append(head, body); box.append(table, canvas); el.append(box);
-  const ctx = canvas.getContext('2d', {alpha: false});  // opaque: the compositor draws it alone, not over what is under it
+  table.append(head, body); box.append(table); el.append(box);
   const numeric = new Set(model.numeric_columns), states = model.quote_states, palette = model.palette;
   const drawable = new Set(model.canvas_columns);
   let fields = model.columns, onCanvas = fields.map((c) => drawable.has(c));
@@ -93,114 +96,37 @@ export function render({ model, el }) {
   let grid = [];
   const KIND = {'quote at': 1, 'pnl': 2, 'pnl %': 2, 'quote': 3};  // what a column writes beside its text
   let kinds = fields.map((c) => KIND[c] || 0);
-  const dirty = new Set();  // canvas cells whose text changed since they were last drawn
-  let moved = true;  // the layout may have moved (a DOM text, the rows, the size): geometry read again before drawing
-  let full = true;  // the whole canvas to be drawn again
   const write = (c, kind, value) => {  // text only (never HTML): cheap for the browser, nothing to escape
     if (c.v === value) return;
     c.v = value;
-    if (c.i !== undefined) { dirty.add(c); return; }  // a canvas cell: drawn by paint(), at the end of the frame
+    if (c.i !== undefined) { layer.touch(c); return; }  // a canvas cell: drawn by paint(), at the end of the frame
     if (kind === 1) {  // the newest quote's feed time: the stamp as data-ts, shown as HH:MM:SS when its second moved
       c.td.setAttribute('data-ts', value);
       const ts = parseFloat(value), second = ts > 0 ? Math.floor(ts) : -1;
-      if (second !== c.x) { c.x = second; c.node.data = second >= 0 ? new Date(second * 1000).toISOString().slice(11, 19) : '\u2014'; moved = true; }
+      if (second !== c.x) { c.x = second; c.node.data = second >= 0 ? new Date(second * 1000).toISOString().slice(11, 19) : '\u2014'; layer.moved(); }
       return;
     }
     c.node.data = value;  // the cell's one text node changed in place: no node, no layout object made anew
-    moved = true;  // a DOM text of another width can move every column of an auto-sized table
+    layer.moved();  // a DOM text of another width can move every column of an auto-sized table
     if (kind === 2) {
       const sign = value.startsWith('-') ? 'oh-neg' : value.startsWith('+') ? 'oh-pos' : '';
       if (sign !== c.x) { if (c.x) c.td.classList.remove(c.x); if (sign) c.td.classList.add(sign); c.x = sign; }
     } else if (kind === 3) { const css = states[value] || ''; if (css !== c.x) { c.x = css; c.td.className = css; } }
   };
-  // ---- the canvas: geometry (the canvas columns' boxes, the rows'), read from the layout only when it may have moved
-  let geo = null, style = null, ink = null, later = false, fits = [];  // fits: per column, the longest text that fitted
-  const measure = () => {
-    // (in CSS pixels, on device pixels: an opaque canvas's edges and lines fall where the table's do)
-    const b = box.getBoundingClientRect(), ths = head.rows[0] ? head.rows[0].cells : [], dpr = window.devicePixelRatio || 1;
-    const px = (v) => Math.round(v * dpr) / dpr;
-    let x0 = Infinity, x1 = -Infinity;
-    const cols = fields.map((c, j) => {
-      if (!onCanvas[j] || !ths[j]) return null;
-      const r = ths[j].getBoundingClientRect(); if (r.width === 0) return null;  // hidden (the phone layout)
-      x0 = Math.min(x0, px(r.left)); x1 = Math.max(x1, px(r.right)); return [px(r.left), px(r.right)];
-    });
-    const top = px(body.getBoundingClientRect().top);
-    const rows = [...body.rows].map((tr) => { const r = tr.getBoundingClientRect(); return [px(r.top) - top, px(r.bottom) - px(r.top)]; });
-    if (x0 === Infinity || !rows.length) return {left: 0, top: 0, w: 0, h: 0, cols: [], rows: [], dpr};
-    const last = rows[rows.length - 1];
-    return {left: x0 - px(b.left) + box.scrollLeft, top: top - px(b.top) + box.scrollTop, w: x1 - x0, h: last[0] + last[1],
-            cols: cols.map((c) => c && [c[0] - x0, c[1] - c[0]]), rows, dpr};
-  };
-  const same = (a, b) => !!a && !!b && JSON.stringify(a) === JSON.stringify(b);
-  const restyle = () => {  // the font, colour and padding of a canvas cell, as the CSS has them
-    const td = grid.length ? grid[0].find((c) => c.i !== undefined) : null; if (!td) return null;
-    const cs = getComputedStyle(td.td), font = `${cs.fontStyle} ${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
-    ctx.font = font; const m = ctx.measureText('0');  // (its computed 'font' is '': tabular-nums has no shorthand)
-    let bg = null;  // what shows through the cells: the first ancestor's own background (out of the shadow root too)
-    for (let e = table; e && !bg; e = e.parentElement || (e.getRootNode() && e.getRootNode().host)) {
-      const c = getComputedStyle(e).backgroundColor; if (c && c !== 'transparent' && !c.endsWith(', 0)')) bg = c; }
-    return {font, color: cs.color, bg: bg || '#fff', line: cs.borderBottomColor, lineWidth: parseFloat(cs.borderBottomWidth) || 0,
-            padL: parseFloat(cs.paddingLeft) || 0, padR: parseFloat(cs.paddingRight) || 0,
-            mid: (m.fontBoundingBoxAscent - m.fontBoundingBoxDescent) / 2, slack: m.width};
-  };
-  const widen = (j, width) => {  // a wider value came: its column widened (with a digit to spare), drawn again after layout
-    const th = head.rows[0] && head.rows[0].cells[j]; if (!th) return;
-    th.style.minWidth = Math.ceil(width + style.padL + style.padR + style.slack) + 'px'; moved = true;
-  };
-  const draw = (c) => {  // one cell's box cleared and its text drawn; false: its column is too narrow for it
-    const col = geo.cols[c.j], row = geo.rows[c.i]; if (!col || !row) return true;
-    ctx.fillStyle = ink = style.bg; ctx.fillRect(col[0], row[0], col[1], row[1] - style.lineWidth);  // the box, above its line
-    const text = c.v || '', fill = c.k === 2 ? (text.startsWith('-') ? palette.neg : text.startsWith('+') ? palette.pos : style.color)
-      : style.color;
-    if (fill !== ink) { ink = fill; ctx.fillStyle = fill; }
-    ctx.fillText(text, col[0] + col[1] - style.padR, row[0] + row[1] / 2 + style.mid);
-    c.drawn = text; c.fill = fill;
-    if (text.length <= fits[c.j]) return true;  // no longer than a text that fitted (a digit to spare): not measured
-    const width = ctx.measureText(text).width;
-    if (width > col[1] - style.padL - style.padR) { widen(c.j, width); return false; }
-    fits[c.j] = text.length; return true;
-  };
-  const paint = () => {  // the changed cells (or all, when the geometry moved) onto the canvas
-    for (let pass = 0; pass < 3 && (dirty.size || full || moved); pass++) {
-      if (moved) { moved = false; const g = measure(); if (!same(g, geo)) { geo = g; full = true; } }
-      if (!geo) return;
-      if (full) {
-        full = false; dirty.clear(); style = restyle(); if (!style) return; fits = fields.map(() => 0);
-        const w = Math.ceil(geo.w * geo.dpr), h = Math.ceil(geo.h * geo.dpr);
-        if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
-        canvas.style.width = geo.w + 'px'; canvas.style.height = geo.h + 'px';
-        canvas.style.transform = `translate(${geo.left}px, ${geo.top}px)`;
-        ctx.setTransform(geo.dpr, 0, 0, geo.dpr, 0, 0); ctx.font = style.font; ctx.textAlign = 'right';
-        ctx.textBaseline = 'alphabetic';
-        ctx.fillStyle = style.bg; ctx.fillRect(0, 0, geo.w, geo.h);
-        ctx.fillStyle = ink = style.line;  // each cell's bottom line, as the table draws it beside the canvas
-        if (style.lineWidth) for (const [y, h] of geo.rows) ctx.fillRect(0, y + h - style.lineWidth, geo.w, style.lineWidth);
-        for (const row of grid) for (const c of row) if (c.i !== undefined) draw(c);
-      } else {
-        for (const c of dirty) draw(c);
-        dirty.clear();
-      }
-    }
-  };
-  // The table's size changed (the window, the phone layout, a font, the zoom): drawn again before the next paint (not
-  // in the observer's callback, where a widened column would be a resize loop); a hidden tab, at its next frame of marks
-  new ResizeObserver(() => { moved = true;
-    if (!later) { later = true; requestAnimationFrame(() => { later = false; paint(); }); } }).observe(table);
-  // The hidden copies: a screen reader, a copy and the tests read the canvas cells' text there, up to a second old.
-  const mirror = () => { for (const row of grid) for (const c of row) if (c.i !== undefined && c.node.data !== (c.v || '')) c.node.data = c.v || ''; };
-  const mirrorTimer = setInterval(mirror, %(mirror_ms)d);
-  model.on('remove', () => clearInterval(mirrorTimer));
+  // The moving numbers are drawn on a canvas laid over their columns (panel_app.live_canvas); their cells hold only a
+  // hidden copy of their text, for a screen reader, copying and the tests. Every other cell is DOM text, as before.
+  const layer = canvasLayer({box, table, head, body, palette, cells: () => grid, drawn: () => onCanvas});
+  model.on('remove', () => layer.stop());
   table.ohGrid = {  // the grid's model, for the tests: a cell's text, what the canvas shows there and in which colour
     cell: (i, field) => { const j = fields.indexOf(field), c = grid[i] && grid[i][j]; if (!c) return null;
       return {v: c.v, canvas: c.i !== undefined, drawn: c.drawn, fill: c.fill, copy: c.node.data,
-              box: c.i !== undefined && geo && geo.cols[j] && geo.rows[i] ? [...geo.cols[j], ...geo.rows[i]] : null}; },
-    canvas, palette, mirror, style: () => style};
+              box: c.i !== undefined ? layer.box(i, j) : null}; },
+    canvas: layer.canvas, palette, mirror: layer.mirror, style: layer.style};
   const reset = (rows) => {
     while (body.rows.length > rows.length) body.deleteRow(-1);
-    if (grid.length > rows.length) { grid.length = rows.length; moved = true; }
+    if (grid.length > rows.length) grid.length = rows.length;
     rows.forEach((row, i) => {
-      if (!grid[i]) { const tr = body.insertRow(); tr.className = 'oh-row'; moved = true;
+      if (!grid[i]) { const tr = body.insertRow(); tr.className = 'oh-row';
         grid[i] = fields.map((c, j) => { const td = tr.insertCell(); td.dataset.field = c;
           if (numeric.has(c)) td.className = 'oh-num';
           const node = document.createTextNode('');
@@ -212,9 +138,9 @@ export function render({ model, el }) {
       if (tr.dataset.key !== row[0]) tr.dataset.key = row[0];
       row.forEach((value, j) => write(grid[i][j], kinds[j], value));
     });
-    full = true; mirror();
+    layer.reset(); layer.mirror();
   };
-  drawHead(); reset(model.rows); paint();
+  drawHead(); reset(model.rows); layer.paint();
   let pending = null;  // a frame's part for this table: {rows or null, cells: the frames' cell lists, oldest first}
   const queue = (part) => {
     if (part.rows) { pending = {rows: part.rows, cells: []}; return; }
@@ -228,13 +154,13 @@ export function render({ model, el }) {
     for (const cells of p.cells) {  // in order: a cell in two frames ends with the newer text
       for (const [i, j, value] of cells) { const row = grid[i]; if (row && j < row.length) write(row[j], kinds[j], value); }
     }
-    paint();
+    layer.paint();
   };
   const shared = live();
   shared.parts[model.role] = {queue, flush};
   model.on('columns', () => { fields = model.columns; kinds = fields.map((c) => KIND[c] || 0);
     onCanvas = fields.map((c) => drawable.has(c)); drawHead();
-    body.innerHTML = ''; grid = []; dirty.clear(); moved = full = true; paint(); shared.resync(); });
+    body.innerHTML = ''; grid = []; layer.reset(); layer.paint(); shared.resync(); });
   if (!model.carrier) { shared.resync(); return; }  // a rider: its parts come in the carrier's frames
   let ws = null, seq = 0, resyncing = true, backoff = 500, gone = false, traced = [];
   let acking = false;
@@ -279,7 +205,7 @@ export function render({ model, el }) {
   model.on('remove', () => { gone = true; if (ws) ws.close(); });
   connect();
 }
-""".replace("%(mirror_ms)d", str(MIRROR_MS)).replace("%(route)s", ROUTE).replace("%(protocol)s", PROTOCOL).replace("%(gone)d", str(CLOSE_SESSION_GONE))
+""".replace("%(route)s", ROUTE).replace("%(protocol)s", PROTOCOL).replace("%(gone)d", str(CLOSE_SESSION_GONE))
 
 
 class _Direct(JSComponent):
