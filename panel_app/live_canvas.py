@@ -20,7 +20,7 @@ width can move every column), `reset` when rows were made or dropped, and `paint
   it is measured (`measureText`) only when it is longer than the longest text that fitted (digits are of one
   width in the usual UI fonts). Columns never narrow while the page is open.
 - **Opaque.** `alpha: false`: the software compositor draws the canvas alone instead of blending it over the tiles
-  under it (its quads took ~30% more CPU transparent: bench/README.md).
+  under it (its quads took ~1.6 times the CPU transparent: bench/README.md).
 - **The hidden copies.** Each canvas cell keeps its text in a visually hidden span (`.oh-sr`), brought up to date
   every `MIRROR_MS` (1 s): what a screen reader reads, what a copy of the table takes, and what find in page finds,
   up to a second old. The canvas is `aria-hidden`.

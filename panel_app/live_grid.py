@@ -31,7 +31,7 @@ The moving numbers (`canvas_columns`: mark, PnL, PnL %, value, DTE, spread; a le
 they are drawn on an opaque canvas laid over their columns (panel_app.live_canvas), only the changed cells' boxes
 filled and drawn again, each in its sign's colour from the palette the CSS is written from (live_tables.PALETTE).
 Each frame of marks changes ~600 of them, and as DOM text every one was laid out, painted and rastered again; on the
-canvas a frame costs chromium about a third less CPU (bench/README.md, issue #14 item 3). Their cells keep a hidden
+canvas a frame costs chromium about 30% less CPU (bench/README.md, issue #14 item 3). Their cells keep a hidden
 copy of the text, brought up to date once a second, for a screen reader, copying and the tests; `table.ohGrid`
 gives the tests each cell's value and what the canvas last drew there, in which colour and where. Every other cell
 (the position, the contract, the quote's state and time, the warnings) is DOM text as before.

@@ -11,7 +11,7 @@ The grid that shows these rows in the browser, patched cell by cell, is panel_ap
 
 Each row carries the feed time of the newest quote it was marked with, as `data-ts` on the
 "quote at" cell (seconds since the epoch): the browser benchmark reads it to measure how old a
-value is when it reaches the DOM.
+value is when it reaches the page (the canvas columns are drawn in the same task, before it reads).
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ LEG_COLUMNS = (("position", "Position"), ("leg", "Leg"), ("qty", "Qty"), ("mark"
                ("warnings", "Warnings"), ("quote at", "Quote at (UTC)"))
 QUOTE_STATES = {"live": "oh-q-ok", "stale": "oh-q-stale", "no quote": "oh-q-none"}  # "quote" cell text -> class
 NUMERIC_COLUMNS = ("qty", "mark", "value", "pnl", "pnl %", "dte", "spread", "age", "bid", "ask", "price")
-# The moving numbers: drawn on a canvas over the grid, not written as DOM text (panel_app.live_grid; each frame of
-# marks changes ~600 of them, and chromium's layout, paint and raster of as many DOM cells was ~2x the canvas's CPU).
+# The moving numbers: drawn on a canvas over the grid, not written as DOM text (panel_app.live_canvas; each frame of
+# marks changes ~600 of them, and chromium's layout, paint and raster of as many DOM cells cost ~1.4x the canvas's CPU).
 # They must be side by side in each table (the canvas is opaque and covers them as one block): hence DTE, between value
 # and spread.
 CANVAS_COLUMNS = ("mark", "pnl", "pnl %", "value", "dte", "spread", "bid", "ask")
