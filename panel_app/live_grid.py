@@ -27,6 +27,15 @@ slower on a starved machine: the animation frame itself waits (p99 2.9-3.0 s aga
 (re)rendered, asks for the full rows (`{"resync": n}` on the socket). The socket reconnects by
 itself (backing off to 10 s) unless its session ended.
 
+The moving numbers (`canvas_columns`: mark, PnL, PnL %, value, DTE, spread; a leg's bid and ask) are not DOM text:
+they are drawn on an opaque canvas laid over their columns (panel_app.live_canvas), only the changed cells' boxes
+filled and drawn again, each in its sign's colour from the palette the CSS is written from (live_tables.PALETTE).
+Each frame of marks changes ~600 of them, and as DOM text every one was laid out, painted and rastered again; on the
+canvas a frame costs chromium about 30% less CPU (bench/README.md, issue #14 item 3). Their cells keep a hidden
+copy of the text, brought up to date once a second, for a screen reader, copying and the tests; `table.ohGrid`
+gives the tests each cell's value and what the canvas last drew there, in which colour and where. Every other cell
+(the position, the contract, the quote's state and time, the warnings) is DOM text as before.
+
 `LiveHTML` without a role (the stream health) still gets its content as Panel messages
 (ReactiveESM's `_send_msg`): it changes twice a second at most, on the page's slow check.
 """
@@ -42,8 +51,9 @@ from panel.io.state import set_curdoc
 from panel.models.esm import DataEvent
 
 from panel_app.components import CSS
+from panel_app.live_canvas import CANVAS_JS
 from panel_app.live_channel import CLOSE_SESSION_GONE, PROTOCOL, ROUTE, Sent
-from panel_app.live_tables import CELL_CSS, NUMERIC_COLUMNS, QUOTE_STATES, Row
+from panel_app.live_tables import CANVAS_COLUMNS, CELL_CSS, NUMERIC_COLUMNS, PALETTE, QUOTE_STATES, Row
 
 LIVE_JS = """
 const live = () => (window.__ohLive = window.__ohLive || {parts: {}, resync: () => {}});
@@ -66,54 +76,71 @@ const morph = (box, html) => {  // the new HTML into box: when it has the same n
 };
 """
 
-GRID_ESM = LIVE_JS + """
+GRID_ESM = LIVE_JS + CANVAS_JS + """
 export function render({ model, el }) {
   const box = document.createElement('div'); box.className = 'oh-scroll';
   const table = document.createElement('table'); table.className = 'oh-table oh-grid';
   const head = document.createElement('thead'), body = document.createElement('tbody');
   table.append(head, body); box.append(table); el.append(box);
-  const numeric = new Set(model.numeric_columns), states = model.quote_states;
-  let fields = model.columns;
+  const numeric = new Set(model.numeric_columns), states = model.quote_states, palette = model.palette;
+  const drawable = new Set(model.canvas_columns);
+  let fields = model.columns, onCanvas = fields.map((c) => drawable.has(c));
   const drawHead = () => {
     head.innerHTML = '<tr>' + fields.map((c, j) =>
-      `<th data-field="${c}" class="${numeric.has(c) ? 'oh-num' : ''}">${model.headers[j] || c}</th>`).join('') + '</tr>'; };
-  // Every cell of the body, by row and column, kept from when it was made: {td, node (its one text node), v (the
-  // text it shows), x (what the value decided beside the text: the pnl sign's class, the quote time's second)}.
-  // A frame's cells are written through these references: no lookup through the table's row and cell
-  // collections, no attribute or class written that did not change.
+      `<th data-field="${c}" class="${numeric.has(c) ? 'oh-num' : ''}${onCanvas[j] ? ' oh-cv' : ''}">${model.headers[j] || c}</th>`).join('') + '</tr>'; };
+  // Every cell of the body, by row and column, kept from when it was made: {td, node (its one text node; a canvas
+  // cell's is its hidden copy's), v (the text it shows), x (what the value decided beside the text: the pnl sign's
+  // class, the quote time's second), and for a canvas cell i, j (where it is), drawn and fill (the text and colour
+  // last drawn: what the tests read)}. A frame's cells are written through these references: no lookup through the
+  // table's row and cell collections, no attribute or class written that did not change.
   let grid = [];
   const KIND = {'quote at': 1, 'pnl': 2, 'pnl %': 2, 'quote': 3};  // what a column writes beside its text
   let kinds = fields.map((c) => KIND[c] || 0);
   const write = (c, kind, value) => {  // text only (never HTML): cheap for the browser, nothing to escape
     if (c.v === value) return;
     c.v = value;
+    if (c.i !== undefined) { layer.touch(c); return; }  // a canvas cell: drawn by paint(), at the end of the frame
     if (kind === 1) {  // the newest quote's feed time: the stamp as data-ts, shown as HH:MM:SS when its second moved
       c.td.setAttribute('data-ts', value);
       const ts = parseFloat(value), second = ts > 0 ? Math.floor(ts) : -1;
-      if (second !== c.x) { c.x = second; c.node.data = second >= 0 ? new Date(second * 1000).toISOString().slice(11, 19) : '\u2014'; }
+      if (second !== c.x) { c.x = second; c.node.data = second >= 0 ? new Date(second * 1000).toISOString().slice(11, 19) : '\u2014'; layer.moved(); }
       return;
     }
     c.node.data = value;  // the cell's one text node changed in place: no node, no layout object made anew
+    layer.moved();  // a DOM text of another width can move every column of an auto-sized table
     if (kind === 2) {
       const sign = value.startsWith('-') ? 'oh-neg' : value.startsWith('+') ? 'oh-pos' : '';
       if (sign !== c.x) { if (c.x) c.td.classList.remove(c.x); if (sign) c.td.classList.add(sign); c.x = sign; }
     } else if (kind === 3) { const css = states[value] || ''; if (css !== c.x) { c.x = css; c.td.className = css; } }
   };
+  // The moving numbers are drawn on a canvas laid over their columns (panel_app.live_canvas); their cells hold only a
+  // hidden copy of their text, for a screen reader, copying and the tests. Every other cell is DOM text, as before.
+  const layer = canvasLayer({box, table, head, body, palette, cells: () => grid, drawn: () => onCanvas});
+  model.on('remove', () => layer.stop());
+  table.ohGrid = {  // the grid's model, for the tests: a cell's text, what the canvas shows there and in which colour
+    cell: (i, field) => { const j = fields.indexOf(field), c = grid[i] && grid[i][j]; if (!c) return null;
+      return {v: c.v, canvas: c.i !== undefined, drawn: c.drawn, fill: c.fill, copy: c.node.data,
+              box: c.i !== undefined ? layer.box(i, j) : null}; },
+    canvas: layer.canvas, palette, mirror: layer.mirror, style: layer.style};
   const reset = (rows) => {
     while (body.rows.length > rows.length) body.deleteRow(-1);
-    grid.length = Math.min(grid.length, rows.length);
+    if (grid.length > rows.length) grid.length = rows.length;
     rows.forEach((row, i) => {
       if (!grid[i]) { const tr = body.insertRow(); tr.className = 'oh-row';
-        grid[i] = fields.map((c) => { const td = tr.insertCell(); td.dataset.field = c;
+        grid[i] = fields.map((c, j) => { const td = tr.insertCell(); td.dataset.field = c;
           if (numeric.has(c)) td.className = 'oh-num';
-          const node = document.createTextNode(''); td.append(node);
+          const node = document.createTextNode('');
+          if (onCanvas[j]) { const copy = document.createElement('span'); copy.className = 'oh-sr'; copy.append(node); td.append(copy);
+            return {td, node, v: null, x: null, i, j, k: kinds[j], drawn: null, fill: null}; }
+          td.append(node);
           return {td, node, v: null, x: null}; }); }
       const tr = body.rows[i];
       if (tr.dataset.key !== row[0]) tr.dataset.key = row[0];
       row.forEach((value, j) => write(grid[i][j], kinds[j], value));
     });
+    layer.reset(); layer.mirror();
   };
-  drawHead(); reset(model.rows);
+  drawHead(); reset(model.rows); layer.paint();
   let pending = null;  // a frame's part for this table: {rows or null, cells: the frames' cell lists, oldest first}
   const queue = (part) => {
     if (part.rows) { pending = {rows: part.rows, cells: []}; return; }
@@ -127,11 +154,13 @@ export function render({ model, el }) {
     for (const cells of p.cells) {  // in order: a cell in two frames ends with the newer text
       for (const [i, j, value] of cells) { const row = grid[i]; if (row && j < row.length) write(row[j], kinds[j], value); }
     }
+    layer.paint();
   };
   const shared = live();
   shared.parts[model.role] = {queue, flush};
-  model.on('columns', () => { fields = model.columns; kinds = fields.map((c) => KIND[c] || 0); drawHead();
-    body.innerHTML = ''; grid = []; shared.resync(); });
+  model.on('columns', () => { fields = model.columns; kinds = fields.map((c) => KIND[c] || 0);
+    onCanvas = fields.map((c) => drawable.has(c)); drawHead();
+    body.innerHTML = ''; grid = []; layer.reset(); layer.paint(); shared.resync(); });
   if (!model.carrier) { shared.resync(); return; }  // a rider: its parts come in the carrier's frames
   let ws = null, seq = 0, resyncing = true, backoff = 500, gone = false, traced = [];
   let acking = false;
@@ -208,6 +237,8 @@ class LiveGrid(JSComponent):
     headers = param.List(default=[], doc="Column headers in words.")
     quote_states = param.Dict(default=QUOTE_STATES, doc="Text of a 'quote' cell -> its CSS class.")
     numeric_columns = param.List(default=[], doc="Columns aligned right (numbers).")
+    canvas_columns = param.List(default=list(CANVAS_COLUMNS), doc="Columns drawn on the canvas (the moving numbers).")
+    palette = param.Dict(default=PALETTE, doc="The colours shared with the CSS (a PnL's sign: 'pos', 'neg').")
     rows = param.List(default=[], doc="The first rows; later ones arrive through the marks channel.")
     role = param.String(default="", doc="The name of this table's part in the channel's frames.")
     carrier = param.Boolean(default=False, doc="This grid opens the marks channel; the others ride in its frames.")

@@ -11,7 +11,7 @@ The grid that shows these rows in the browser, patched cell by cell, is panel_ap
 
 Each row carries the feed time of the newest quote it was marked with, as `data-ts` on the
 "quote at" cell (seconds since the epoch): the browser benchmark reads it to measure how old a
-value is when it reaches the DOM.
+value is when it reaches the page (the canvas columns are drawn in the same task, before it reads).
 """
 
 from __future__ import annotations
@@ -38,22 +38,35 @@ LEG_COLUMNS = (("position", "Position"), ("leg", "Leg"), ("qty", "Qty"), ("mark"
                ("warnings", "Warnings"), ("quote at", "Quote at (UTC)"))
 QUOTE_STATES = {"live": "oh-q-ok", "stale": "oh-q-stale", "no quote": "oh-q-none"}  # "quote" cell text -> class
 NUMERIC_COLUMNS = ("qty", "mark", "value", "pnl", "pnl %", "dte", "spread", "age", "bid", "ask", "price")
+# The moving numbers: drawn on a canvas over the grid, not written as DOM text (panel_app.live_canvas; each frame of
+# marks changes ~600 of them, and chromium's layout, paint and raster of as many DOM cells cost ~1.4x the canvas's CPU).
+# They must be side by side in each table (the canvas is opaque and covers them as one block): hence DTE, between value
+# and spread.
+CANVAS_COLUMNS = ("mark", "pnl", "pnl %", "value", "dte", "spread", "bid", "ask")
+# One palette for the CSS and the canvas: a PnL's sign and a quote's state.
+PALETTE = {"pos": "#1e7b34", "neg": "#c62828", "q-ok": "#1e7b34", "q-stale": "#c62828", "q-none": "#777"}
 KIND_WORDS = {"iron_condor": "iron condor"}
 # The grids' borders are separate, not collapsed as oh.css has every .oh-table's: each cell draws its own bottom
 # line, the same pixels (a screenshot of both is identical). Collapsed, the table's borders are the table's to
 # paint, and a frame of marks made chromium raster the tables' tiles at ~1.6 times the CPU (bench/README.md).
-CELL_CSS = """
-.oh-q-ok { color:#1e7b34; } .oh-q-stale { color:#c62828; font-weight:600; } .oh-q-none { color:#777; }
-.oh-scroll { overflow-x:auto; max-width:100%; -webkit-overflow-scrolling:touch; contain:content; }
-table.oh-grid { border-collapse:separate; border-spacing:0; }
-table.oh-grid td.oh-num, table.oh-grid th.oh-num { text-align:right; font-variant-numeric:tabular-nums; }
-table.oh-grid td.oh-neg { color:#c62828; } table.oh-grid td.oh-pos { color:#1e7b34; }
-table.oh-grid th { white-space:normal; vertical-align:bottom; }
-table.oh-grid td[data-field="warnings"] { white-space:normal; min-width:10em; }
-@media (max-width: 600px) {  /* a phone: the contract says what the row is; the id column would push the numbers out */
-  table.oh-grid [data-field="position"] { display:none; }
-  table.oh-grid td[data-field="contract"], table.oh-grid td[data-field="leg"] { white-space:normal; min-width:8em; }
-}
+# `.oh-sr`: a canvas cell's text for a screen reader, copying and the tests (kept current once a second), not shown.
+CELL_CSS = f"""
+.oh-q-ok {{ color:{PALETTE["q-ok"]}; }} .oh-q-stale {{ color:{PALETTE["q-stale"]}; font-weight:600; }}
+.oh-q-none {{ color:{PALETTE["q-none"]}; }}
+.oh-scroll {{ overflow-x:auto; max-width:100%; -webkit-overflow-scrolling:touch; contain:content; position:relative; }}
+table.oh-grid {{ border-collapse:separate; border-spacing:0; }}
+table.oh-grid td.oh-num, table.oh-grid th.oh-num {{ text-align:right; font-variant-numeric:tabular-nums; }}
+table.oh-grid td.oh-neg {{ color:{PALETTE["neg"]}; }} table.oh-grid td.oh-pos {{ color:{PALETTE["pos"]}; }}
+table.oh-grid th {{ white-space:normal; vertical-align:bottom; }}
+table.oh-grid th.oh-cv {{ box-sizing:border-box; }}
+table.oh-grid td[data-field="warnings"] {{ white-space:normal; min-width:10em; }}
+canvas.oh-grid-canvas {{ position:absolute; left:0; top:0; pointer-events:none; }}
+.oh-sr {{ position:absolute; width:1px; height:1px; margin:-1px; padding:0; overflow:hidden; clip:rect(0 0 0 0);
+  clip-path:inset(50%); white-space:nowrap; border:0; }}
+@media (max-width: 600px) {{  /* a phone: the contract says what the row is; the id column would push the numbers out */
+  table.oh-grid [data-field="position"] {{ display:none; }}
+  table.oh-grid td[data-field="contract"], table.oh-grid td[data-field="leg"] {{ white-space:normal; min-width:8em; }}
+}}
 """
 
 Row = tuple[str, ...]

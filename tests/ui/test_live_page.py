@@ -39,30 +39,68 @@ SYMBOLS = ["AAPL", "MSFT", "SPY"]
 HOST_JS = """(cls) => { const find = (root) => { const h = root.querySelector(`.${cls}`); if (h) return h;
   for (const e of root.querySelectorAll('*')) { if (e.shadowRoot) { const f = find(e.shadowRoot); if (f) return f; } }
   return null; }; const host = find(document); return host && host.shadowRoot ? host.shadowRoot : host; }"""
-# Row cells of a table: position id -> {field: text, ts: the data-ts of its newest quote}.
+# Row cells of a table: position id -> {field: text, ts: the data-ts of its newest quote}. The moving numbers are drawn
+# on a canvas (panel_app.live_grid): their text is what the grid last drew there (its model: `table.ohGrid`), which
+# DISAGREE_JS holds to the model's value, its colour and the canvas's pixels.
 ROWS_JS = """(cls) => { const out = {}; const root = (""" + HOST_JS + """)(cls); if (!root) return out;
-  root.querySelectorAll('tr.oh-row').forEach(row => {
+  const grid = root.querySelector('table.oh-grid').ohGrid;
+  root.querySelectorAll('tr.oh-row').forEach((row, i) => {
     const cell = f => row.querySelector(`td[data-field="${f}"]`);
     const id = cell('position'); if (!id) return;
-    const text = f => cell(f) ? cell(f).textContent.trim() : '';
+    const text = f => { const c = grid.cell(i, f); if (c && c.canvas) return (c.drawn || '').trim();
+      return cell(f) ? cell(f).textContent.trim() : ''; };
     const ts = row.querySelector('[data-ts]');
     out[id.textContent.trim()] = {contract: text('contract'), qty: text('qty'), mark: text('mark'),
       value: text('value'), pnl: text('pnl'), pnlPct: text('pnl %'), dte: text('dte'), spread: text('spread'),
-      quote: text('quote'), warnings: text('warnings'), leg: text('leg'), ts: ts ? parseFloat(ts.dataset.ts) : 0};
+      quote: text('quote'), warnings: text('warnings'), leg: text('leg'), bid: text('bid'), ask: text('ask'),
+      ts: ts ? parseFloat(ts.dataset.ts) : 0};
   });
   return out; }"""
 TABLE_JS = """(cls) => (""" + HOST_JS + """)(cls).querySelector('table.oh-grid')"""
-# Cells whose class or shown time disagrees with their value (the grid writes a class only when it changes): a PnL's
-# sign colour, the quote state's colour, the quote time as HH:MM:SS of its data-ts. Empty: all agree.
+# Cells whose class, colour or shown time disagrees with their value (the grid writes a class only when it changes):
+# a PnL's sign colour, the quote state's colour, the quote time as HH:MM:SS of its data-ts; a canvas cell whose drawn
+# text is not its value, or whose box on the canvas holds no pixel of the colour it was drawn in (or any pixel, when
+# it is empty). Empty: all agree.
 DISAGREE_JS = """(cls) => { const root = (""" + HOST_JS + """)(cls); const bad = [];
   const states = {live: 'oh-q-ok', stale: 'oh-q-stale', 'no quote': 'oh-q-none'};
-  root.querySelectorAll('tr.oh-row td').forEach(td => { const f = td.dataset.field, t = td.textContent;
+  const grid = root.querySelector('table.oh-grid').ohGrid, canvas = grid.canvas, dpr = canvas.width / parseFloat(canvas.style.width);
+  const ctx = canvas.getContext('2d');
+  const rgb = (css) => { ctx.save(); ctx.fillStyle = css; const h = ctx.fillStyle; ctx.restore();
+    return [1, 3, 5].map(k => parseInt(h.slice(k, k + 2), 16)); };
+  const st = grid.style(), bg = rgb(st.bg), far = (p, k, c) => Math.abs(p[k] - c[0]) + Math.abs(p[k + 1] - c[1]) + Math.abs(p[k + 2] - c[2]);
+  const inked = (box, colour) => { const [x, w, y, h] = box, d = dpr;  // the cell's box above its bottom line
+    const px = ctx.getImageData(Math.round(x * d), Math.round(y * d), Math.max(Math.round(w * d), 1),
+                                Math.max(Math.round((h - st.lineWidth) * d), 1)).data; let any = 0, match = 0;
+    for (let k = 0; k < px.length; k += 4) { if (far(px, k, bg) > 30) any++; if (far(px, k, colour) < 60) match++; }
+    return [any, match]; };
+  root.querySelectorAll('tr.oh-row').forEach((tr, i) => tr.querySelectorAll('td').forEach(td => {
+    const f = td.dataset.field, c = grid.cell(i, f);
+    if (c && c.canvas) {
+      if (c.drawn !== c.v) { bad.push([f, c.v, 'drawn', c.drawn]); return; }
+      const t = c.v || '';
+      const sign = t.startsWith('-') ? grid.palette.neg : t.startsWith('+') ? grid.palette.pos : null;
+      if ((f === 'pnl' || f === 'pnl %') ? (sign ? c.fill !== sign : [grid.palette.neg, grid.palette.pos].includes(c.fill))
+          : c.fill === grid.palette.neg) bad.push([f, t, c.fill]);
+      if (!c.box) { bad.push([f, t, 'no box']); return; }
+      const [any, match] = inked(c.box, rgb(c.fill));
+      if (t && !(match || (t === '\\u2014' && any))) bad.push([f, t, 'no pixel of', c.fill]);
+      else if (!t && any) bad.push([f, t, 'pixels in an empty cell']);
+      return;
+    }
+    const t = td.textContent;
     if (f === 'pnl' || f === 'pnl %') {
       if (td.classList.contains('oh-neg') !== t.startsWith('-') || td.classList.contains('oh-pos') !== t.startsWith('+')) bad.push([f, t, td.className]);
     } else if (f === 'quote') { if (td.className !== (states[t] || '')) bad.push([f, t, td.className]); }
     else if (f === 'quote at') { const ts = parseFloat(td.dataset.ts);
       if (t !== (ts > 0 ? new Date(Math.floor(ts) * 1000).toISOString().slice(11, 19) : '\\u2014')) bad.push([f, t, td.dataset.ts]); }
-  }); return bad; }"""
+  })); return bad; }"""
+# The canvas cells' hidden copies (what a screen reader reads, and a copy takes) that differ from their value: they
+# are brought up to date once a second, so with the marks still they all agree. Empty: all agree.
+STALE_COPIES_JS = """(cls) => { const root = (""" + HOST_JS + """)(cls); const grid = root.querySelector('table.oh-grid').ohGrid;
+  const bad = []; root.querySelectorAll('tr.oh-row').forEach((tr, i) => tr.querySelectorAll('td').forEach(td => {
+    const c = grid.cell(i, td.dataset.field);
+    if (c && c.canvas && (td.textContent !== (c.v || '') || !td.querySelector('.oh-sr'))) bad.push([td.dataset.field, c.v, td.textContent]);
+  })); return bad; }"""
 
 
 def rows(page: Any, cls: str = "oh-live-positions") -> dict[str, dict[str, Any]]:
@@ -217,6 +255,9 @@ def test_start_shows_live_marks_that_move_in_place_then_stop_stops_the_streams(
     for name in ("stocks", "options", "fills"):
         page.locator(f'tr.oh-stream[data-stream="{name}"][data-state="stopped"]').wait_for(timeout=WAIT)
     page.get_by_text("streams stopped").first.wait_for(timeout=WAIT)
+    for cls in ("oh-live-positions", "oh-live-legs"):  # the marks still: every hidden copy catches up with its value
+        page.wait_for_function(f"(cls) => ({STALE_COPIES_JS})(cls).length === 0", arg=cls, timeout=WAIT)
+        assert page.evaluate(DISAGREE_JS, cls) == []
     assert page.evaluate("() => window.__ohNoReload") is True
 
 
