@@ -25,11 +25,12 @@ demo: install
 ## The whole test suite: lint (ruff), the import contracts (lint-imports), then unit, integration
 ## with real processes, the Dagster tests (tests/dagster: the `dagster` extra, in the dev set-up) and
 ## browser tests, in parallel (pytest-xdist, a test module per worker; on 2 cores the suite is bound by
-## the CPU its processes use). TEST_WORKERS=1 runs them one at a time. Byte code is written even where the environment
+## the CPU its processes use: four workers keep both cores busy, the fifth runs the modules that mostly wait,
+## tests/conftest.py's WAITING). TEST_WORKERS=1 runs them one at a time. Byte code is written even where the environment
 ## says not to (PYTHONDONTWRITEBYTECODE): the suite starts over a thousand processes, and each would compile oh again.
 ## devtools/warm_tests.py writes that byte code (and pytest's rewritten test modules) once, before the workers start:
 ## in a clean clone each of them made it again, all at once (~30 CPU-s of the suite).
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 5
 test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-cache

@@ -83,7 +83,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
 # run's schedule: devtools/schedule_report.py), largest first, down to about 1/100 of the run's; a module
 # missing here only starts later (most tests first), nothing else changes. From a run at load 25-44 (27 min):
 # read_path_attack 367 s, inline_backfill 363, the two `populated` modules 267 together, ... (test_wheel, 330 s
-# then, took 75 s at load ~23 once it linked its dependencies instead of installing them: moved down)
+# then, took 75 s at load ~23 once it linked its dependencies instead of installing them: moved down). Before them
+# all: the WAITING unit (below).
 LONGEST_FIRST = (
     "tests/integration/test_read_path_attack.py",
     "tests/dagster/test_inline_backfill.py",
@@ -105,9 +106,6 @@ LONGEST_FIRST = (
     "tests/integration/test_ops_cli.py",
     "tests/scenarios/test_grouped_reads.py",
     "tests/integration/test_live_stream.py",
-    "tests/integration/test_tcp_bus.py",
-    "tests/integration/test_disk_full.py",
-    "tests/integration/test_daily_pipeline.py",
     "tests/integration/test_journal_faults.py",
     "tests/ui/test_dashboard_states.py",
     "tests/integration/test_data_truth.py",
@@ -115,19 +113,17 @@ LONGEST_FIRST = (
     "tests/integration/test_private_home.py",
     "tests/integration/test_journal_identity.py",
     "tests/ui/test_dashboard_access.py",
-    "tests/dagster/test_inline_tcp.py",
     "tests/unit/test_forkserver.py",
     "tests/integration/test_exactly_once_checks.py",
     "tests/unit/test_codec.py",
     "tests/scenarios/test_ranged.py",
     "tests/integration/test_schema_version.py",
-    "tests/integration/test_runs_end.py",
     "tests/integration/test_candles_end_to_end.py",
 )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    rank = {path: n for n, path in enumerate(LONGEST_FIRST)}
+    rank = {path: n for n, path in enumerate((*WAITING, *(p for p in LONGEST_FIRST if p not in WAITING)))}
     root = Path(__file__).parent.parent
     sizes = Counter(item.path for item in items)
 
@@ -151,6 +147,19 @@ SHARED_UNITS = {
     "tests/ui/test_dashboard_browser.py": "tests/ui::populated",
     "tests/ui/test_dashboard_layout.py": "tests/ui::populated",
 }
+
+# Modules that mostly wait (a disk stall's retries, a run's abandonment, a cron tick, a hung client's timeout): ~235 s
+# of wall for ~17 CPU-s, measured on the quiet box (devtools/cpu_report.py and schedule_report.py, 2026-12-07). Spread
+# over the workers they came in the second half of the run, all four workers waiting at once: the box was 16.6% idle
+# over the suite, 60-75% idle for half a minute. As one work unit, first, they run one after another on one worker
+# (`make test`'s 5th) while the others keep both cores busy with everything else.
+WAITING = (
+    "tests/integration/test_disk_full.py", "tests/integration/test_daily_pipeline.py",
+    "tests/integration/test_tcp_bus.py", "tests/integration/test_runs_end.py", "tests/unit/test_producer_resend.py",
+    "tests/integration/test_ledger_busy.py", "tests/unit/test_tcp_listener.py", "tests/unit/test_pool_shutdown.py",
+    "tests/unit/providers/test_yahoo_provider.py", "tests/dagster/test_inline_tcp.py",
+)
+SHARED_UNITS.update({module: "waiting" for module in WAITING})
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:

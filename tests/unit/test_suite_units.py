@@ -3,7 +3,12 @@ stack is built once, on one worker."""
 
 from __future__ import annotations
 
-from tests.conftest import SHARED_UNITS, work_unit
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.conftest import LONGEST_FIRST, WAITING, pytest_collection_modifyitems, work_unit
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_a_parameter_holding_a_double_colon_stays_in_its_module() -> None:
@@ -17,6 +22,26 @@ def test_a_parameter_holding_a_double_colon_stays_in_its_module() -> None:
 
 def test_modules_that_share_a_session_stack_are_one_unit() -> None:
     """The modules reading tests/ui's `populated` stack run on one worker, which builds it once."""
-    units = {work_unit(f"{module}::test_x[a]") for module in SHARED_UNITS}
-    assert len(SHARED_UNITS) == 2 and len(units) == 1
+    populated = ("tests/ui/test_dashboard_browser.py", "tests/ui/test_dashboard_layout.py")
+    assert {work_unit(f"{module}::test_x[a]") for module in populated} == {"tests/ui::populated"}
     assert work_unit("tests/unit/test_journal.py::test_x") == "tests/unit/test_journal.py"
+
+
+@dataclass
+class _Item:
+    path: Path
+
+
+def test_the_waiting_modules_are_one_unit_handed_out_first() -> None:
+    """The modules that mostly wait run one after another on one worker, from the start, while the others keep the
+    cores busy: one unit, first in the order xdist hands units out, every one of them a module that exists (a
+    renamed one would silently go back to the shared order)."""
+    assert {work_unit(f"{module}::test_x") for module in WAITING} == {"waiting"}
+    assert all((REPO / module).is_file() for module in (*WAITING, *LONGEST_FIRST))
+    others = ["tests/ui/test_live_page.py", "tests/integration/test_read_path_attack.py", "tests/unit/test_journal.py"]
+    items = [_Item(REPO / module) for module in [*others, *reversed(WAITING)]]
+    pytest_collection_modifyitems(items)  # type: ignore[arg-type]
+    order = [item.path.relative_to(REPO).as_posix() for item in items]
+    assert order[:len(WAITING)] == list(WAITING)
+    assert order[len(WAITING):] == ["tests/integration/test_read_path_attack.py", "tests/ui/test_live_page.py",
+                                    "tests/unit/test_journal.py"]
