@@ -14,7 +14,7 @@ asserts of the pytest plugins' own modules (hypothesis, anyio, xdist, ...): ~7.5
 Contract: writes only byte-code caches (`__pycache__/`), never runs a test, and never fails `make test`: byte code
 is a cache, a worker that finds none makes its own. Step 3 uses pytest's private rewrite functions (pytest is pinned
 by requirements-dev.lock); if they change shape, it falls back to a whole `pytest --collect-only` (~13 CPU-s, the
-same caches) and says so. On a tree already warm it writes nothing again (~2 CPU-s: the probe's session).
+same caches) and says so. On a tree already warm it writes nothing again (~0.7 s: the probe's session).
 """
 
 from __future__ import annotations

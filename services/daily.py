@@ -32,7 +32,6 @@ from services.runs import RunContext, RunFailed
 log = logging.getLogger(__name__)
 
 
-
 def step_timeouts() -> tuple[float, float]:
     """(start, step) seconds, read when a day runs (never at import: docs/configuration.md). A step no worker picks
     up within the first fails the day (its worker is probably not running); one that runs longer than the second

@@ -28,7 +28,6 @@ FLOW = job_of(ComputeFlow)
 ASSET = FLOW.asset_key
 
 
-
 def batch_partitions() -> int:
     """OH_FLOW_BATCH_PARTITIONS (64): partitions whose flow is computed together and sent in one frame (emit_many):
     fewer, smaller frames cost the ledger less memory per frame and more per event. Read when used, never at import;

@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-
 def command_ttl_seconds() -> float:
     """OH_COMMAND_TTL (3600): how old a command that never started may be and still run. Read when used, never at import."""
     return float(os.environ.get("OH_COMMAND_TTL", "3600"))

@@ -24,7 +24,6 @@ from pathlib import Path
 HEADROOM_BYTES = 1 << 20  # free space wanted beyond the batch that failed before accepting events again
 
 
-
 def retry_seconds() -> float:
     """OH_STALL_RETRY_SECONDS (2), read when used, never at import."""
     return float(os.environ.get("OH_STALL_RETRY_SECONDS", "2"))
