@@ -165,63 +165,12 @@ class _Client:
         return ForkedProcess(ours, request["argv"])
 
 
-class _Running:
-    """The pid of a server another process started, polled as Popen polls its child (None while it runs)."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-
-    def poll(self) -> int | None:
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return 0
-        return None
-
-
-class _SharedClient(_Client):
-    """This process's connection to the server of SHARED_ENV (started by the xdist controller for every worker): its
-    listener socket, the shims' own, which takes any number of requests on one connection."""
-
-    def __init__(self, directory: str, pid: int) -> None:  # no server of its own to start: not _Client's
-        self.directory = directory
-        self.proc = _Running(pid)  # type: ignore[assignment]
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.sock.connect(str(Path(directory) / SOCKET_NAME))
-        self.lock = threading.Lock()
-        self.ready = True
-
-
-# "DIRECTORY PID" of a server `share` started: the processes started after it (the xdist workers) use that one
-# instead of each starting its own (each imports PRELOAD and OWN_PRELOAD, ~2.7 CPU-s, and UI_PRELOAD once it forks a
-# dashboard: ~15 CPU-s of a 5-worker suite).
-SHARED_ENV = "OH_TEST_FORKSERVER_SHARED"
-
-
-def share() -> None:
-    """Start this process's server now and have every process started after it (with this environment) use it."""
-    client = _client() if _enabled else None
-    if client is not None:
-        os.environ[SHARED_ENV] = f"{client.directory} {client.proc.pid}"
-
-
 def _client() -> _Client | None:
     global _server
     with _server_lock:
         if _server is None or _server.proc.poll() is not None:
-            _server = _connect_shared() or _Client()
+            _server = _Client()
         return _server if _server.ready else None
-
-
-def _connect_shared() -> _Client | None:
-    """A connection to the shared server (SHARED_ENV), unless there is none, it is this process's own, or it is gone."""
-    shared = os.environ.get(SHARED_ENV, "").split()
-    if len(shared) != 2 or (_server is not None and _server.directory == shared[0]):
-        return None  # none, or ours: the first, which ended (a new one of our own, then)
-    try:
-        return _SharedClient(shared[0], int(shared[1]))
-    except (OSError, ValueError):
-        return None
 
 
 def service_python() -> dict[str, str]:

@@ -19,12 +19,6 @@ from devtools import forkserver, signals
 forkserver.enable()
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """Under xdist, the controller starts the one fork server every worker uses (devtools/forkserver.py `share`)."""
-    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
-        forkserver.share()
-
-
 @pytest.fixture(scope="session", autouse=True)
 def calendar_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Keep the calendar cache inside the test session's temp dir (inherited by child processes)."""

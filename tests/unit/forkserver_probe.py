@@ -42,9 +42,6 @@ def main(argv: list[str]) -> None:
         print(f"pid {os.getpid()} parent {os.getppid()}", flush=True)
         time.sleep(120)
         return
-    if action == "parent":  # which process forked it (the fork server it came from)
-        print(os.getppid())
-        return
     if action == "crlf":
         sys.stdout.buffer.write("caf\u00e9\r\nline\rend\n".encode())
         return

@@ -155,7 +155,6 @@ def test_the_cpu_log_names_each_child_its_test_and_its_cpu(tmp_path: Path, monke
     from devtools.cpu_report import _report
 
     monkeypatch.setenv("OH_TEST_CPU_LOG", str(tmp_path))
-    monkeypatch.delenv(forkserver.SHARED_ENV, raising=False)
     monkeypatch.setattr(forkserver, "_server", None)  # a server of this test's own, started with the log on
     try:
         assert forkserver.run([sys.executable, "-m", PROBE, "exit", "3"], env=dict(os.environ), timeout=60).returncode == 3
@@ -172,33 +171,6 @@ def test_the_cpu_log_names_each_child_its_test_and_its_cpu(tmp_path: Path, monke
     assert all(float(cpu) > 0 and float(wall) > 0 for _, _, cpu, wall in rows)
     report = _report(tmp_path)
     assert "oh portfolio" in report and PROBE in report and "tests/unit/test_forkserver.py" in report
-
-
-def test_a_process_started_after_share_forks_from_the_shared_server(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`share` (the xdist controller) names its server in SHARED_ENV; a process started after it (a worker) forks its
-    children there instead of starting a server of its own (each costs ~2.7 CPU-s of imports), and starts its own
-    once that server is gone."""
-    monkeypatch.delenv(forkserver.SHARED_ENV, raising=False)
-    monkeypatch.setattr(forkserver, "_server", None)
-    forkserver.share()  # as the controller: its own server, named in the environment
-    owner = forkserver._server
-    assert owner is not None and os.environ[forkserver.SHARED_ENV] == f"{owner.directory} {owner.proc.pid}"
-    monkeypatch.setattr(forkserver, "_server", None)  # as a worker started after it, with that environment
-    try:
-        worker = forkserver._client()
-        assert isinstance(worker, forkserver._SharedClient) and worker.proc.pid == owner.proc.pid
-        done = forkserver.run([sys.executable, "-m", PROBE, "parent"], env=dict(os.environ), timeout=60)
-        assert done.returncode == 0 and int(done.stdout.split()[0]) == owner.proc.pid, done.stdout + done.stderr
-        worker.sock.close()
-        owner.sock.close()  # the server exits at its owner's EOF
-        owner.proc.wait(30)
-        own = forkserver._client()  # the shared one is gone: one of this process's own
-        assert isinstance(own, forkserver._Client) and not isinstance(own, forkserver._SharedClient)
-        assert own.proc.pid != owner.proc.pid
-        own.sock.close()
-        own.proc.wait(30)  # type: ignore[union-attr]
-    finally:
-        monkeypatch.setattr(forkserver, "_server", None)
 
 
 # ---- the service shim (devtools/service_shim.py): what supervisord runs under the tests' `oh up` ----------------
