@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -132,6 +133,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return rank.get(item.path.relative_to(root).as_posix(), len(rank)), -sizes[item.path]
 
     items.sort(key=order)  # stable: tests keep their order within a module
+
+
+# Every xdist worker collects the whole suite, so what a test module imports at its top every worker imports: Dagster
+# (~1.3 CPU-s) and Panel with Bokeh's plotting (~1.4 CPU-s), five times over for the one worker that runs their tests.
+# Their test modules read them through tests/lazy.py or import them in the tests; tests/unit/test_suite_units.py holds
+# the line with what a worker had imported once it had collected.
+SPARED_AT_COLLECTION = ("dagster", "panel", "bokeh.plotting")
+IMPORTED_AT_COLLECTION = pytest.StashKey[set[str]]()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    session.config.stash[IMPORTED_AT_COLLECTION] = {name for name in SPARED_AT_COLLECTION if name in sys.modules}
 
 
 # Every module is one work unit, so its module-scoped stack starts once, on one worker. xdist's own loadscope

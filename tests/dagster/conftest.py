@@ -1,22 +1,26 @@
 """Fixtures of the Dagster tests: a DAGSTER_HOME per test, and the real stack (ledger and every worker).
 
-Skipped as a whole when the `dagster` extra is not installed (`pip install -e '.[dagster]'`).
+Skipped as a whole when the `dagster` extra is not installed (`pip install -e '.[dagster]'`). Dagster and
+`oh_dagster` are imported on first use here and in the test modules (tests/lazy.py).
 """
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-pytest.importorskip("dagster")
-
-import dagster as dg
-
 from bus.home import Home
 from tests.dagster.paths import start_stack
+from tests.lazy import lazy
 from tests.scenarios.harness import BusHarness
+
+if importlib.util.find_spec("dagster") is None:
+    pytest.skip("the dagster extra is not installed", allow_module_level=True)
+
+dg = lazy("dagster")  # imported by the worker that runs these tests, not by every worker that collects them
 
 
 @pytest.fixture

@@ -8,15 +8,18 @@ import json
 from datetime import date
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
 from bus.home import Home
 from oh.domain import calendar
-from oh_dagster.materialize import materialize_range
 from tests.dagster.paths import cli_dailies, data_tables, other_home, stack_in
 from tests.integration.conftest import run_oh
+from tests.lazy import lazy
 from tests.scenarios.harness import BusHarness
+
+# Imported by the worker that runs these tests, not by every worker that collects them (tests/lazy.py).
+dg = lazy("dagster")
+materialize = lazy("oh_dagster.materialize")
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +40,7 @@ def test_bus_mode_leaves_the_tables_oh_emit_daily_leaves_and_every_run_is_dagste
     home: every data table is equal. Each job ran exactly as often as its commands (nothing chained twice), every
     run says triggered_by=dagster with its Dagster run id, and `oh db health` lists them so."""
     with stack_in(home) as stack:
-        results = materialize_range(DAYS[0], DAYS[-1], SYMBOLS, instance, mode="bus")
+        results = materialize.materialize_range(DAYS[0], DAYS[-1], SYMBOLS, instance, mode="bus")
         assert [r.success for r in results] == [True, True], [_step_failures(r) for r in results]
         dagster_tables = data_tables(stack.query, home)
         runs = stack.query("SELECT run_id, job_name, status, triggered_by, args_json FROM meta.ingestion_runs",
@@ -80,7 +83,7 @@ def test_an_unknown_symbol_fails_its_steps_and_is_a_failed_run_in_the_ledger(
         home: Home, stack: BusHarness, instance: dg.DagsterInstance) -> None:
     """A partition of a symbol the provider does not know: the steps that fetch it fail with the ledger's error,
     the steps after them do not run, and `meta.ingestion_runs` shows each as a failed Dagster run."""
-    (result,) = materialize_range(DAYS[0], DAYS[0], ["ZZNOPE"], instance, mode="bus")
+    (result,) = materialize.materialize_range(DAYS[0], DAYS[0], ["ZZNOPE"], instance, mode="bus")
     assert not result.success
     failures = _step_failures(result)
     assert sorted(failures) == ["candles_daily", "options_bars", "options_snapshot_file"]
@@ -104,7 +107,7 @@ def test_a_worker_that_is_down_fails_the_step_waiting_for_it_in_one_line(
     """With the flow worker stopped, the steps before flow succeed and the flow step fails saying which job no
     worker started and what to check; nothing after it runs."""
     next(w for w in stack.workers if w.name == "flow").stop()
-    (result,) = materialize_range(DAYS[0], DAYS[0], ["AAPL"], instance, mode="bus", resource={"start_timeout": 5.0})
+    (result,) = materialize.materialize_range(DAYS[0], DAYS[0], ["AAPL"], instance, mode="bus", resource={"start_timeout": 5.0})
     assert not result.success
     failures = _step_failures(result)
     assert list(failures) == ["options_flow"]

@@ -11,16 +11,19 @@ import time
 from datetime import date
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
 from bus.control_client import ControlClient, LedgerUnavailable
 from bus.home import Home
 from devtools.processes import Service, wait_for_ledger
 from oh.domain import calendar
-from oh_dagster.materialize import materialize_range
 from tests.dagster.paths import cli_backfill, data_tables, other_home, stack_in
+from tests.lazy import lazy
 from tests.scenarios.harness import BusHarness
+
+# Imported by the worker that runs these tests, not by every worker that collects them (tests/lazy.py).
+dg = lazy("dagster")
+materialize = lazy("oh_dagster.materialize")
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +40,7 @@ def test_an_inline_backfill_over_the_multiprocess_executor_leaves_the_cli_backfi
     (service `dagster`, triggered_by=dagster, none chained by a worker), and the data tables equal the CLI's."""
     assert len(DAYS) == 8 and date(2025, 6, 19) not in DAYS
     with stack_in(home) as stack:
-        results = materialize_range(DAYS[0], DAYS[-1], SYMBOLS, instance, mode="inline", processes=2)
+        results = materialize.materialize_range(DAYS[0], DAYS[-1], SYMBOLS, instance, mode="inline", processes=2)
         assert [r.success for r in results] == [True, True]
         dagster_tables = data_tables(stack.query, home)
         runs = stack.query("SELECT job_name, triggered_by, args_json FROM meta.ingestion_runs", []).to_pylist()
@@ -97,7 +100,7 @@ def test_the_ledger_killed_during_an_inline_step_loses_nothing_and_runs_nothing_
     with stack_in(home) as stack:
         killer = threading.Thread(target=kill_mid_snapshot, args=(stack,), daemon=True)
         killer.start()
-        results = materialize_range(days[0], days[-1], ["QQQ"], instance, mode="inline", processes=None,
+        results = materialize.materialize_range(days[0], days[-1], ["QQQ"], instance, mode="inline", processes=None,
                                     resource={"checks_timeout": 10.0})
         killer.join(timeout=60)
         assert killed.get("status") == "started", "the snapshot run ended before the kill: the test proved nothing"

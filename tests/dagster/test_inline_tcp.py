@@ -6,17 +6,20 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
 from bus import curve
 from bus.home import Home
 from devtools.ports import free_port_block
-from oh_dagster import definitions
-from oh_dagster.materialize import materialize_range
-from oh_dagster.partitions import SYMBOLS
-from oh_dagster.resources import OhResource
 from tests.dagster.paths import start_stack
+from tests.lazy import lazy
+
+# Imported by the worker that runs these tests, not by every worker that collects them (tests/lazy.py).
+dg = lazy("dagster")
+definitions = lazy("oh_dagster.definitions")
+materialize = lazy("oh_dagster.materialize")
+partitions = lazy("oh_dagster.partitions")
+resources = lazy("oh_dagster.resources")
 
 pytestmark = pytest.mark.integration
 
@@ -38,10 +41,10 @@ def test_inline_steps_on_another_host_run_their_jobs_over_the_curve_bus(
         steps = Home(tmp_path / "step-host", bus=f"tcp://{HOST}:{port}", bus_keys="").ensure()
         curve.init_keys(steps.keys, server=False, server_key=curve.public_file(home.keys, curve.SERVER))
         monkeypatch.setenv("OH_BUS", steps.bus)
-        instance.add_dynamic_partitions(SYMBOLS.name, ["AAPL"])
+        instance.add_dynamic_partitions(partitions.SYMBOLS.name, ["AAPL"])
         refused = dg.materialize(  # not authorized yet: the step fails saying what to check, and sends nothing
             [a for a in definitions.ASSETS if a.key == dg.AssetKey("candles_daily")], instance=instance,
-            partition_key=f"{DAY}|AAPL", resources={"oh": OhResource(home=str(steps.root), mode="inline")},
+            partition_key=f"{DAY}|AAPL", resources={"oh": resources.OhResource(home=str(steps.root), mode="inline")},
             raise_on_error=False,
         )
         failure = next(e for e in refused.all_events if e.event_type_value == "STEP_FAILURE")
@@ -49,7 +52,7 @@ def test_inline_steps_on_another_host_run_their_jobs_over_the_curve_bus(
         assert stack.client.status().counters["tcp_refused_key"] > 0
         curve.allow(home.keys, curve.public_file(steps.keys, curve.CLIENT), "step-host")
         monkeypatch.setenv("OH_HOME", str(steps.root))  # the code location's environment on the step host
-        results = materialize_range(DAY, DAY, ["AAPL"], instance, mode="inline", processes=None,
+        results = materialize.materialize_range(DAY, DAY, ["AAPL"], instance, mode="inline", processes=None,
                                     resource={"checks_timeout": 30.0})
         assert [r.success for r in results] == [True, True]
         runs = stack.query("SELECT job_name, status, triggered_by FROM meta.ingestion_runs", []).to_pylist()

@@ -6,9 +6,6 @@ from __future__ import annotations
 from datetime import date
 
 import pandas as pd
-from bokeh.models import GlyphRenderer, Legend
-
-from panel_app import charts
 
 
 def _history() -> pd.DataFrame:
@@ -21,6 +18,10 @@ def _history() -> pd.DataFrame:
 
 
 def test_each_metric_history_legend_entry_holds_the_line_and_its_dots() -> None:
+    from bokeh.models import GlyphRenderer, Legend  # here, not at the top: only the worker that runs it pays for Bokeh
+
+    from panel_app import charts
+
     for fig in (charts.metric_history(_history(), "iv_rank"), charts.iv_rank_bands(_history())):
         legend = next(item for item in fig.select(type=Legend))
         assert legend.click_policy == "hide"

@@ -5,15 +5,17 @@ under one freeze (`panel_app/components.OhTemplate.server_doc`)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import panel as pn
-from bokeh.document import Document
-from panel.custom import JSComponent
-from panel.io.state import set_curdoc
+from tests.lazy import lazy
 
-from panel_app.components import Slot, html_pane, shell
-from panel_app.server import esm_where_used
+if TYPE_CHECKING:
+    from bokeh.document import Document
+
+# Panel, Bokeh and the dashboard's modules are imported in the tests, not at the top: only the worker that runs
+# them pays for Panel (tests/lazy.py says why).
+pn = lazy("panel")
+components = lazy("panel_app.components")
 
 
 def _counting_recomputes(doc: Document) -> list[int]:
@@ -31,9 +33,12 @@ def _counting_recomputes(doc: Document) -> list[int]:
 def test_the_template_joins_its_document_with_one_recompute_of_its_models() -> None:
     """A page's ~20 roots cost one walk of the document's model graph, not one per root (each of a growing
     graph); and every root and model is still in the document afterwards."""
-    slots = [Slot(f"Section {i}", min_height=100) for i in range(6)]
-    template = shell("symbol", "Symbol explorer", [pn.Column(), *(s.panel for s in slots)],
-                     [pn.widgets.Select(options=["SPY", "QQQ"])], html_pane(""), html_pane(""))
+    from bokeh.document import Document
+
+    slots = [components.Slot(f"Section {i}", min_height=100) for i in range(6)]
+    template = components.shell("symbol", "Symbol explorer", [pn.Column(), *(s.panel for s in slots)],
+                                [pn.widgets.Select(options=["SPY", "QQQ"])], components.html_pane(""),
+                                components.html_pane(""))
     doc = Document()
     calls = _counting_recomputes(doc)
     template.server_doc(doc)
@@ -59,9 +64,13 @@ def test_bootstrap_is_the_pages_stylesheet_not_every_components() -> None:
     """Bootstrap's 220 KB stylesheet styles the page's frame (header, sidebar) from the page's head; the
     components' shadow DOMs do not link it again (Panel's Bootstrap design adds it to each root's shadow DOM;
     and to every component rendered after it; `OhDesign` leaves it out), while they keep Panel's Bootstrap theme and the dashboard's own stylesheet."""
-    slots = [Slot(f"Section {i}") for i in range(3)]
-    template = shell("health", "Health", [pn.Column(), *(s.panel for s in slots)],
-                     [pn.widgets.Select(options=["SPY", "QQQ"])], html_pane(""), html_pane(""))
+    from bokeh.document import Document
+    from panel.io.state import set_curdoc
+
+    slots = [components.Slot(f"Section {i}") for i in range(3)]
+    template = components.shell("health", "Health", [pn.Column(), *(s.panel for s in slots)],
+                                [pn.widgets.Select(options=["SPY", "QQQ"])], components.html_pane(""),
+                                components.html_pane(""))
     doc = Document()
     template.server_doc(doc)
     with set_curdoc(doc):  # sections filled after the page was built: their panes are rendered then
@@ -79,21 +88,34 @@ def test_bootstrap_is_the_pages_stylesheet_not_every_components() -> None:
 def test_the_favicon_is_a_versioned_static_file() -> None:
     """The page's icon comes from a URL with `?v=` (sent with a ten-year max-age, so a second visit asks for
     nothing), not Bokeh's /favicon.ico (sent without caching headers: fetched again on every page load)."""
-    template = shell("explorer", "Data explorer", [pn.Column()], [], html_pane(""), html_pane(""))
+    from bokeh.document import Document
+
+    template = components.shell("explorer", "Data explorer", [pn.Column()], [], components.html_pane(""),
+                                components.html_pane(""))
     doc = Document()
     template.server_doc(doc)
     favicon = doc._template_variables["app_favicon"]
     assert favicon.startswith("static/") and "?v=" in favicon, favicon
 
 
-class _EsmProbe(JSComponent):
-    _esm = "export function render({ model }) { return document.createElement('div') }"
+def _esm_probe() -> Any:
+    """An ES-module component (a class made here, not at import: Panel's state notes every one made)."""
+    from panel.custom import JSComponent
+
+    class EsmProbe(JSComponent):
+        _esm = "export function render({ model }) { return document.createElement('div') }"
+
+    return EsmProbe()
 
 
 def _page_scripts(objects: list[Any]) -> list[str]:
     """The script URLs Panel links in the page of a session document holding `objects`."""
+    from bokeh.document import Document
     from bokeh.resources import Resources as BokehResources
     from panel.io.resources import Resources, bundle_resources
+    from panel.io.state import set_curdoc
+
+    from panel_app.server import esm_where_used
 
     doc = Document()
     with set_curdoc(doc):
@@ -107,8 +129,8 @@ def test_the_es_module_shim_is_linked_only_on_pages_with_an_es_module_component(
     """The ES-module shim (38 KB, parsed and run on every cold load) goes only to a page whose document holds an
     ES-module component (the Live page's JSComponents load through it); once any page imported one, Panel linked
     it on every page. The other scripts stay the same."""
-    plain = _page_scripts([html_pane("a table")])
-    with_esm = _page_scripts([html_pane("a table"), _EsmProbe()])
+    plain = _page_scripts([components.html_pane("a table")])
+    with_esm = _page_scripts([components.html_pane("a table"), _esm_probe()])
     assert not [url for url in plain if "es-module-shims" in url], plain
     assert [url for url in with_esm if "es-module-shims" in url], with_esm
     assert [url for url in with_esm if "es-module-shims" not in url] == plain

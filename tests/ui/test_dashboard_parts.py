@@ -14,7 +14,9 @@ from bus.home import Home
 from contracts import AssetFailed, CandlesIngested, RunFinished, RunStarted
 from panel_app.data import ANY_TABLE, LedgerDown, Queries, changed_by, tables_of
 from panel_app.live import LedgerState, LiveEvent, LiveHub, summarize
-from panel_app.runboard import RunBoard, liveness_html
+from tests.lazy import lazy
+
+runboard = lazy("panel_app.runboard")  # imports Panel: by the worker that runs these tests only (tests/lazy.py)
 
 NOW = datetime(2025, 6, 4, 20, 0, tzinfo=UTC)
 
@@ -164,7 +166,7 @@ def test_a_session_gets_the_latest_ledger_state(home: Home) -> None:
 
 def test_run_board_follows_events() -> None:
     start = RunStarted(run_id="run-1", job_name="ingest_candles", started_at=NOW, args_json='{"symbols": ["A", "B"]}')
-    board = RunBoard()
+    board = runboard.RunBoard()
     board.apply([summarize(1, start)])
     assert 'data-run-id="run-1" data-status="started"' in board.html()
     delivered = CandlesIngested(run_id="run-1", symbol="A", provider="sim", first_date=NOW.date(),
@@ -192,9 +194,9 @@ def test_liveness_marks_silent_services() -> None:
     state = LedgerState(up=True, checked=100.0, head_seq=7, heartbeats={
         "ingest": {"pid": 1, "state": "idle", "last_seen": 99.0},
         "flow": {"pid": 2, "state": "idle", "last_seen": 50.0}})
-    html = liveness_html(state, ["ledger", "ingest", "flow", "checks"], now=100.0)
+    html = runboard.liveness_html(state, ["ledger", "ingest", "flow", "checks"], now=100.0)
     assert "head seq 7" in html and "silent for 50s" in html and "no heartbeat" in html
-    assert "not answering" in liveness_html(LedgerState(up=False, checked=1.0), ["ledger"], now=1.0)
+    assert "not answering" in runboard.liveness_html(LedgerState(up=False, checked=1.0), ["ledger"], now=1.0)
 
 
 def test_charts_drop_tick_labels_that_would_overlap() -> None:

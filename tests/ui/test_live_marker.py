@@ -28,7 +28,6 @@ from oh.domain.live_plan import option_symbol
 from oh.domain.marks import mark_portfolio
 from oh.domain.portfolio import Portfolio, from_data
 from panel_app.live_channel import ACK_TIMEOUT, CLOSE_SESSION_GONE, WINDOW, Channel, Outlet, channel_for, open_channel
-from panel_app.live_grid import LiveHTML, PatchedTable
 from panel_app.live_marks import LiveMarker, LiveMarks, MarkKey
 from panel_app.live_tables import (
     contract_text,
@@ -38,6 +37,9 @@ from panel_app.live_tables import (
     symbol_text,
 )
 from panel_app.live_ticks import SharedTicks
+from tests.lazy import lazy
+
+live_grid = lazy("panel_app.live_grid")  # imports Panel: by the worker that runs these tests only (tests/lazy.py)
 
 WAIT = 30.0  # seconds: generous, the machine is shared
 PORTFOLIO = from_data({"cash": 10_000, "positions": [
@@ -341,8 +343,8 @@ class Marking:
     trace: tuple[float, ...] = ()
 
 
-def channel_of(positions: PatchedTable, legs: PatchedTable | None = None,
-               summary: LiveHTML | None = None) -> tuple[Channel, FakeLoop]:
+def channel_of(positions: live_grid.PatchedTable, legs: live_grid.PatchedTable | None = None,
+               summary: live_grid.LiveHTML | None = None) -> tuple[Channel, FakeLoop]:
     loop = FakeLoop()
 
     def apply(marking: Marking) -> None:
@@ -368,7 +370,7 @@ def test_the_channel_sends_only_the_cells_that_changed() -> None:
     """A new socket gets the full rows; then only changed cells travel ([row, column, text]); an unchanged
     marking sends nothing; a different set of rows (new portfolio) or the browser's resync sends the rows
     again; frame numbers follow each other so the browser can tell a missed one."""
-    table = PatchedTable((("position", "Position"), ("mark", "Mark"), ("pnl", "PnL")), "t")
+    table = live_grid.PatchedTable((("position", "Position"), ("mark", "Mark"), ("pnl", "PnL")), "t")
     channel, loop = channel_of(table)
     socket = FakeSocket()
     rows = [("a", "1.00", "+$1.00"), ("b", "2.00", "-$2.00")]
@@ -397,7 +399,7 @@ def test_a_slow_tab_gets_the_newest_cells_in_one_frame_not_a_queue(slow_write: b
     acknowledgement (or the write's end) sends, in one frame, the cells that differ from what the tab has,
     with their newest text. Once there is room again and nothing left to send, the marker is woken. An old
     acknowledgement releases nothing."""
-    table = PatchedTable((("position", "Position"), ("mark", "Mark")), "t")
+    table = live_grid.PatchedTable((("position", "Position"), ("mark", "Mark")), "t")
     channel, loop = channel_of(table)
     woken: list[bool] = []
     socket = FakeSocket(slow=slow_write)
@@ -440,7 +442,7 @@ def test_a_tab_that_stops_acknowledging_gets_one_frame_per_timeout_never_a_strea
     """A window unacknowledged for ACK_TIMEOUT after its newest frame lets one more go out, and then the channel
     waits again (the timeout counts from the newest frame): a tab that cannot keep up never receives a stream
     of frames that would queue in front of it, however many markings come."""
-    table = PatchedTable((("position", "Position"), ("mark", "Mark")), "t")
+    table = live_grid.PatchedTable((("position", "Position"), ("mark", "Mark")), "t")
     channel, loop = channel_of(table)
     socket = FakeSocket()
     channel.bind(socket)
@@ -464,7 +466,7 @@ def test_a_socket_gets_its_frames_at_its_cadence_and_the_newest_cells_when_its_t
     the acknowledgements come: a marking inside the interval waits (and the marker is told the tab cannot take
     one, `ready`); the socket's turn (a timeout set when its acknowledgement came early) sends the newest cells in
     one frame. A new socket's full rows do not wait."""
-    table = PatchedTable((("position", "Position"), ("mark", "Mark")), "t")
+    table = live_grid.PatchedTable((("position", "Position"), ("mark", "Mark")), "t")
     channel, loop = channel_of(table)
     channel.frame_every = 0.2
     socket = FakeSocket()
@@ -489,7 +491,7 @@ def test_a_turn_asks_the_marker_for_fresh_marks_rather_than_sending_old_ones(mar
     """When a socket's turn comes (here: its acknowledgement) and the newest marking is older than `fresh`
     (OH_LIVE_MARK_MS), the marker is asked for a fresh one, which then goes at once; only when the marker has
     nothing newer to mark does the old marking go. (Sending the held one, its quotes had aged by up to a frame.)"""
-    table = PatchedTable((("position", "Position"), ("mark", "Mark")), "t")
+    table = live_grid.PatchedTable((("position", "Position"), ("mark", "Mark")), "t")
     channel, loop = channel_of(table)
     socket = FakeSocket()
     channel.bind(socket)
@@ -513,9 +515,9 @@ def test_the_legs_and_the_summary_ride_in_the_positions_frame() -> None:
     """One frame per marking and tab: the legs table and the summary cards travel inside it under their roles,
     only when they changed; a resync (or a new socket) sends every part whole. Each socket of a session is
     diffed against what it was sent."""
-    legs = PatchedTable((("position", "Position"), ("leg", "Leg"), ("mark", "Mark")), "l", role="legs", carrier=False)
-    summary = LiveHTML(html="", role="summary")
-    positions = PatchedTable((("position", "Position"), ("mark", "Mark")), "p", riders=[legs, summary])
+    legs = live_grid.PatchedTable((("position", "Position"), ("leg", "Leg"), ("mark", "Mark")), "l", role="legs", carrier=False)
+    summary = live_grid.LiveHTML(html="", role="summary")
+    positions = live_grid.PatchedTable((("position", "Position"), ("mark", "Mark")), "p", riders=[legs, summary])
     channel, loop = channel_of(positions, legs, summary)
     first, second = FakeSocket(), FakeSocket()
     channel.bind(first)
@@ -544,7 +546,7 @@ def test_the_legs_and_the_summary_ride_in_the_positions_frame() -> None:
 def test_an_acknowledgement_sends_the_next_frame_in_its_own_turn() -> None:
     """The tab's acknowledgement reaches the channel in the socket's handler, and the frame waiting for it leaves
     in that same turn of the event loop: nothing is scheduled for later."""
-    table = PatchedTable((("position", "Position"), ("mark", "Mark")), "t")
+    table = live_grid.PatchedTable((("position", "Position"), ("mark", "Mark")), "t")
     channel, loop = channel_of(table)
     socket = FakeSocket()
     offer(channel, loop, Marking([("a", "1.00")]))
@@ -561,7 +563,7 @@ def test_an_acknowledgement_sends_the_next_frame_in_its_own_turn() -> None:
 def test_a_closed_session_kills_its_token_and_closes_its_sockets() -> None:
     """The session ended: its token no longer names a channel, its sockets are closed (4001), and a marking that
     was on its way sends nothing."""
-    table = PatchedTable((("position", "Position"), ("mark", "Mark")), "t")
+    table = live_grid.PatchedTable((("position", "Position"), ("mark", "Mark")), "t")
     channel, loop = channel_of(table)
     socket = FakeSocket()
     channel.bind(socket)

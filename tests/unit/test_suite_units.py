@@ -6,7 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import LONGEST_FIRST, WAITING, pytest_collection_modifyitems, work_unit
+import pytest
+
+from tests.conftest import (
+    IMPORTED_AT_COLLECTION,
+    LONGEST_FIRST,
+    WAITING,
+    pytest_collection_modifyitems,
+    work_unit,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -45,3 +53,10 @@ def test_the_waiting_modules_are_one_unit_handed_out_first() -> None:
     assert order[:len(WAITING)] == list(WAITING)
     assert order[len(WAITING):] == ["tests/integration/test_read_path_attack.py", "tests/ui/test_live_page.py",
                                     "tests/unit/test_journal.py"]
+
+
+def test_collecting_the_suite_imports_neither_dagster_nor_panel(pytestconfig: pytest.Config) -> None:
+    """Each of `make test`'s workers collects every test module; one that imports Dagster or Panel at its top makes
+    each worker pay for it (tests/conftest.py, SPARED_AT_COLLECTION). What this worker had imported when its
+    collection ended (run alone, this module's collection: nothing to find)."""
+    assert pytestconfig.stash[IMPORTED_AT_COLLECTION] == set()
