@@ -104,26 +104,26 @@ def _collect(subscriber: Subscriber, want: int, timeout: float = 60.0) -> list[s
 
 def test_the_scheduler_gets_each_command_once_in_order_among_other_events(home: Home, ledger: Service) -> None:
     """Live (subscribed before they are sent) and behind (sent before it joins): every RunDaily once, in order."""
-    early, early_ids = _mixed(5)
+    early, early_ids = _mixed(2)
     _send(home, early)
     subscriber = _narrowed(home)
     try:
-        late, late_ids = _mixed(5)
+        late, late_ids = _mixed(2)
         _send(home, late)
-        assert _collect(subscriber, 10) == early_ids + late_ids
+        assert _collect(subscriber, 4) == early_ids + late_ids
     finally:
         subscriber.close()
 
 
 def test_a_busy_scheduler_does_not_queue_the_other_events(home: Home, ledger: Service) -> None:
     """While it does not read (a daily running), what waits in its socket is its commands and head ticks only:
-    the 500 other events committed meanwhile are not queued there (they were, subscribed to everything)."""
+    the 100 other events committed meanwhile are not queued there (they were, subscribed to everything)."""
     subscriber = _narrowed(home)
     try:
         _joined(subscriber)
-        messages, _ = _mixed(10)
+        messages, _ = _mixed(2)
         queued = _queued(subscriber, _send(home, messages))
-        assert queued == 10, f"{queued} events besides head ticks reached the scheduler's socket for 10 commands"
+        assert queued == 2, f"{queued} events besides head ticks reached the scheduler's socket for 2 commands"
     finally:
         subscriber.close()
 
@@ -136,7 +136,7 @@ NARROWED = {"ingest": True, "options_bars": True, "snapshot": True, "flow": True
 def test_each_worker_queues_only_what_it_handles_unless_it_reacts_to_a_stream(
     home: Home, ledger: Service, name: str
 ) -> None:
-    """The real worker's subscription (built, not served: like a worker busy in a job): 500 events of types no
+    """The real worker's subscription (built, not served: like a worker busy in a job): 100 events of types no
     worker handles are committed. A worker reacting to RunFinished at most does not have them queued in its
     socket; checks and notify, which react to streams of events, still receive the stream."""
     module = {"ingest": ingest, "options_bars": options_bars, "snapshot": snapshot, "flow": flow, "derived": derived, "briefing": briefing,
@@ -144,12 +144,12 @@ def test_each_worker_queues_only_what_it_handles_unless_it_reacts_to_a_stream(
     worker = Worker(name, home, module.HANDLERS, getattr(module, "REACTIONS", None))
     try:
         _joined(worker.subscriber)
-        messages, _ = _mixed(10)
+        messages, _ = _mixed(2)
         queued = _queued(worker.subscriber, _send(home, [m for m in messages if not isinstance(m, RunDaily)]))
         if NARROWED[name]:
             assert queued == 0, f"{queued} events of types {name} does not handle reached its socket"
         else:
-            assert queued >= 500, f"{name} reacts to a stream of events but {queued} of the 500 reached its socket"
+            assert queued >= 100, f"{name} reacts to a stream of events but {queued} of the 100 reached its socket"
     finally:
         worker.subscriber.close()
         worker.bus.close(name)
