@@ -26,8 +26,12 @@ class RunStarted(Event, kw_only=True):
     started_at: datetime
 
 
+RUN_ENDED = ("success", "failed", "abandoned")  # RunFinished.status: a run's final statuses
+RUN_FAILED = ("failed", "abandoned")  # of them, the failures (what health, the briefing and notify report)
+
+
 class RunFinished(Event, kw_only=True):
-    """A run ended; `status` is `success`, `failed` or `abandoned` (with the error fields unless success).
+    """A run ended; `status` is one of RUN_ENDED (with the error fields unless `success`).
 
     Version 2 carries `job_name`, so a worker that chains on finished runs knows what finished
     without a query; version 1 events (older journals) have it None and still replay.

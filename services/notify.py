@@ -24,6 +24,7 @@ import uuid
 from datetime import timedelta
 
 from contracts import AssetChecked, Event, NotificationSent, RunFinished, utc_now
+from contracts.events import RUN_FAILED
 from oh.adapters.notify import HookOutcome, Notice, NotifyConfigError, NotifySettings, load_settings, run_hook
 from oh.domain.units import plural
 from services.runs import Bus
@@ -32,7 +33,6 @@ from services.runtime import main
 log = logging.getLogger(__name__)
 
 _ID_NAMESPACE = uuid.UUID("6f3b8e2a-94c1-4d7e-b5a0-2c8d1e9f4a76")
-FAILED_RUN = ("failed", "abandoned")
 _notified: set[str] = set()  # ids sent by this process: its NotificationSent may not be in the warehouse yet
 
 
@@ -90,7 +90,7 @@ def _job_of(event: RunFinished, bus: Bus) -> str | None:
 
 def on_run_finished(event: RunFinished, bus: Bus) -> None:
     """A failed or abandoned run of a job notify.toml names: one notification."""
-    if event.status not in FAILED_RUN:
+    if event.status not in RUN_FAILED:
         return
     settings = _settings(bus)
     if isinstance(settings, NotifySettings) and not settings.enabled:

@@ -32,6 +32,7 @@ from bus.control_client import QueryError
 from contracts import Command, RunDaily, RunFinished, run_id_for
 from contracts.base import ORCHESTRATORS
 from contracts.catalog import JOB_BY_NAME, Job, job_of, stage_after
+from contracts.events import RUN_ENDED
 from services.runs import Bus
 
 # The namespace of the command ids each stage derives from its upstream run (stable: ids in journals).
@@ -43,7 +44,6 @@ NAMESPACE_OF_STAGE = {
 # The namespace of the command ids a `daily` sends, and the key of each job's id in it (stable: ids in journals).
 DAILY_NAMESPACE = uuid.UUID("0b7d6c1e-52a4-4f0b-9a57-3e2f1d8c4b6a")
 DAILY_STEPS = {"ingest_candles": "candles", "ingest_options_bars": "bars", "snapshot_options": "snapshot"}
-ENDED = ("success", "failed", "abandoned")  # a run's final statuses
 POLL_SECONDS = 0.05  # one ~1.5 ms status query per poll while a daily or replay waits, at first ...
 POLL_MAX_SECONDS = 0.5  # ... then every elapsed/40 s up to this: a long step is polled ~1/s, not 20/s
 TRANSIENT_QUERY_ERRORS = ("busy", "timeout", "interrupted")  # a poll that failed so is simply retried
@@ -242,7 +242,7 @@ def _ended(bus: Bus, steps: list[Step]) -> bool:
     """Whether every run of `steps` has ended (whatever its status)."""
     table = bus.query(
         "SELECT count(*) FROM meta.ingestion_runs WHERE list_contains(?::VARCHAR[], run_id) "
-        "AND list_contains(?::VARCHAR[], status)", [[step.run_id for step in steps], list(ENDED)])
+        "AND list_contains(?::VARCHAR[], status)", [[step.run_id for step in steps], list(RUN_ENDED)])
     return table.column(0)[0].as_py() == len({step.run_id for step in steps})
 
 

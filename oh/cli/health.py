@@ -29,6 +29,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bus.home import Home
+from contracts.events import RUN_FAILED
 from oh.cli.common import Provider, console, err_console, fail
 from oh.cli.data import db_app, reader
 from oh.domain import units
@@ -92,7 +93,7 @@ def problems(report: dict[str, Any]) -> dict[str, int]:
     """How many of each condition the report shows (0: it does not hold)."""
     ledger = report.get("ledger") or {}
     return {
-        "failed": sum(r.get("status") in ("failed", "abandoned") for r in report["latest_runs"]),
+        "failed": sum(r.get("status") in RUN_FAILED for r in report["latest_runs"]),
         "stale": sum(bool(w.get("stale")) for w in report["watermarks"]),
         "gaps": len(report["gaps"]),
         "checks": sum(c.get("severity") in ALERTING_SEVERITIES for c in report["failed_checks"]),

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from contracts.events import RUN_FAILED
 from oh.domain import analyze_tables as tables
 from oh.domain.analyze import PortfolioAnalysis
 from oh.domain.limits import Breach
@@ -137,7 +138,7 @@ def health_summary(report: Mapping[str, Any], symbols: Sequence[str] | None = No
                    for w in report.get("watermarks", ()) if w.get("stale") and w["asset_key"] not in skip_assets
                    and relevant(w.get("scope_key")))
     failed = sorted(f"{r['job_name']} ({r['status']})" for r in report.get("latest_runs", ())
-                    if r.get("status") in ("failed", "abandoned"))
+                    if r.get("status") in RUN_FAILED)
     checks = sorted({f"{c['check_name']} on {c['asset_key']}" for c in report.get("failed_checks", ())
                      if relevant((c.get("partition_key") or "ALL").split("|")[0])})
     gaps = sorted(f"{g['asset_key']} {g['symbol']} ({plural(g['sessions'], 'session')} from {g['start']})"

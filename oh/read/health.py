@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from contracts.catalog import TRACKED
+from contracts.events import RUN_FAILED
 from oh.domain import calendar
 from oh.domain.coverage import Gap, coverage_matrix, find_gaps
 from oh.domain.planner import PlannedCommand, plan
@@ -53,7 +54,7 @@ SELECT job_name, error_type, error_stack_hash, count(*) AS failures, min(started
        max(started_at) AS last_seen, arg_max(error_message, started_at) AS last_message,
        arg_max(status, started_at) AS last_status
 FROM meta.ingestion_runs
-WHERE status IN ('failed', 'abandoned') AND started_at >= ?
+WHERE list_contains(?::VARCHAR[], status) AND started_at >= ?
 GROUP BY job_name, error_type, error_stack_hash
 ORDER BY failures DESC, last_seen DESC
 LIMIT ?
@@ -152,7 +153,7 @@ def health_report(read: Reader, options: HealthOptions) -> dict[str, Any]:
         "as_of": now.replace(tzinfo=None),
         "expected_through": expected_until,
         "latest_runs": _rows(read(LATEST_RUNS, [])),
-        "failure_groups": _rows(read(FAILURE_GROUPS, [since, options.limit])),
+        "failure_groups": _rows(read(FAILURE_GROUPS, [list(RUN_FAILED), since, options.limit])),
         "watermarks": watermarks,
         "failed_checks": _rows(read(FAILED_CHECKS, [since, options.limit])),
         "gaps": [asdict(gap) for gap in gaps],

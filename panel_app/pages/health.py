@@ -15,6 +15,7 @@ import pandas as pd
 import panel as pn
 
 from contracts.catalog import TRACKED
+from contracts.events import RUN_FAILED
 from oh.adapters import supervisor
 from oh.domain import units
 from oh.read.health import HealthOptions, health_report
@@ -60,7 +61,7 @@ class _Lazy:
 
 
 def _bad_run(row: dict[str, Any]) -> str:
-    return "oh-bad" if row.get("status") in ("failed", "abandoned") else ""
+    return "oh-bad" if row.get("status") in RUN_FAILED else ""
 
 
 def _stale(row: dict[str, Any]) -> str:
