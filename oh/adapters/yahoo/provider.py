@@ -39,8 +39,16 @@ from oh.adapters.yahoo import rows as yahoo_rows
 from oh.adapters.yahoo.http import YahooSession
 
 log = logging.getLogger(__name__)
-warnings.filterwarnings("ignore", module=r"yfinance(\..*)?")  # pandas deprecations raised inside yfinance
 _cache_dir: Path | None = None  # yfinance's caches are process-wide: pointed once per process
+
+
+def yfinance() -> Any:
+    """yfinance, imported on first use, with the deprecation warnings raised inside it (pandas') kept out of the
+    workers' logs. Its import puts a filter showing them in front of every filter: ours goes back in front of it."""
+    import yfinance as yf
+
+    warnings.filterwarnings("ignore", module=r"yfinance(\..*)?")
+    return yf
 
 
 def yahoo_symbol(symbol: str) -> str:
@@ -52,10 +60,8 @@ def _use_cache_dir(path: Path | None) -> None:
     global _cache_dir
     if path is None or _cache_dir is not None:
         return
-    import yfinance as yf
-
     path.mkdir(parents=True, exist_ok=True)
-    yf.set_tz_cache_location(str(path))
+    yfinance().set_tz_cache_location(str(path))
     _cache_dir = path
 
 
@@ -65,8 +71,7 @@ class YahooProvider:
     name = "yahoo"
 
     def __init__(self, settings: ProviderSettings | None = None) -> None:
-        import yfinance as yf
-
+        yf = yfinance()
         self.settings = settings or load_settings()
         yf.config.debug.hide_exceptions = False  # raise, do not log-and-return-empty
         _use_cache_dir(self.settings.cache_dir)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from datetime import date
 
 import pytest
@@ -17,7 +18,7 @@ from oh.adapters.base import ProviderError, UnknownSymbol
 from oh.adapters.errors import ProviderTimeout, RateLimited, SnapshotNotAvailable
 from oh.adapters.retry import RetryPolicy
 from oh.adapters.settings import ProviderSettings
-from oh.adapters.yahoo.provider import YahooProvider, yahoo_symbol
+from oh.adapters.yahoo.provider import YahooProvider, yahoo_symbol, yfinance
 from tests.http_replay import FIXTURES, ReplayServer
 
 JUNE_6 = date(2025, 6, 6)
@@ -132,3 +133,16 @@ def test_unknown_underlyings_for_options(settings: ProviderSettings) -> None:
 def test_class_shares_are_spelt_the_yahoo_way() -> None:
     """BRK.B is BRK-B at Yahoo; plain tickers are unchanged."""
     assert (yahoo_symbol("BRK.B"), yahoo_symbol("AAPL")) == ("BRK-B", "AAPL")
+
+
+def test_deprecations_raised_inside_yfinance_stay_out_of_the_logs() -> None:
+    """yfinance's import puts a filter showing the DeprecationWarnings raised in its modules in front of every filter
+    (pandas' inplace deprecations, three per candles fetch, in every yahoo worker's log): ours goes back in front."""
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.filterwarnings("default", category=DeprecationWarning, module="^yfinance")  # as its import does
+        yfinance()
+        warnings.warn_explicit("The inplace keyword is deprecated", DeprecationWarning, "yfinance/utils.py", 568,
+                               module="yfinance.utils")
+        warnings.warn_explicit("ours", DeprecationWarning, "oh/adapters/yahoo/provider.py", 1,
+                               module="oh.adapters.yahoo.provider")
+    assert [str(w.message) for w in shown] == ["ours"]
