@@ -1,21 +1,18 @@
 """How a page's template goes into its session's Bokeh document, without a browser: Bokeh recomputes
 the document's set of models (a walk over every property of every model) each time its graph changes
 outside a freeze, so the template's roots (banner, title, sections, sidebar items: about 20) are added
-under one freeze (`panel_app/components.OhTemplate.server_doc`). Also what the page's inlined script
-(`panel_app/static/oh_layout.js`) relies on in Bokeh's and Panel's own scripts."""
+under one freeze (`panel_app/components.OhTemplate.server_doc`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import bokeh
 import panel as pn
 from bokeh.document import Document
 from panel.custom import JSComponent
 from panel.io.state import set_curdoc
 
-from panel_app.components import LAYOUT_JS, Slot, html_pane, shell
+from panel_app.components import Slot, html_pane, shell
 from panel_app.server import esm_where_used
 
 
@@ -133,6 +130,8 @@ UPDATE_CHILDREN_END = """            this.r_after_render();
 
 
 def _script(package: Any, *parts: str) -> str:
+    from pathlib import Path
+
     return Path(package.__file__).parent.joinpath(*parts).read_text(encoding="utf-8")
 
 
@@ -140,12 +139,17 @@ def test_the_layout_script_relies_on_what_bokeh_and_panel_do() -> None:
     """The page's script that lays a root out once per children update (two layouts and paints of every plot in
     it before) rests on three functions of Bokeh's and Panel's scripts: an upgrade that changes them fails here,
     so the script is looked at again (its browser test, test_dashboard_browser, checks the one layout)."""
+    import bokeh  # here, not at the top: only the worker that runs it pays for Bokeh and Panel
+    import panel
+
+    from panel_app.components import LAYOUT_JS
+
     bokeh_js = _script(bokeh, "server", "static", "js", "bokeh.js")
     layout_dom = bokeh_js[bokeh_js.index("class LayoutDOMView extends"):]
     layout_dom = layout_dom[:layout_dom.index("\n    class ")]
     assert AFTER_RENDER in layout_dom
     assert "async update_children() {" in layout_dom and UPDATE_CHILDREN_END in layout_dom
-    panel_js = _script(pn, "dist", "panel.js")
+    panel_js = _script(panel, "dist", "panel.js")
     column = panel_js[panel_js.index("class ColumnView extends column_1.ColumnView"):]
     column = column[:column.index("\n    class ")]
     update = column[column.index("async update_children() {"):]
