@@ -295,7 +295,9 @@ def legend_outside(fig: Any, place: str = "below", columns: int | None = None) -
     legend.location = "center" if place in ("above", "below") else "top_left"
     legend.orientation = "horizontal" if place in ("above", "below") else "vertical"
     if columns is not None and place in ("above", "below"):
-        legend.ncols = columns
+        # no more columns than entries: what the browser's callback below would set on a wide screen, where the
+        # legend then keeps it (a change there re-rendered the legend and laid out and painted the plot again)
+        legend.ncols = max(1, min(columns, len(legend.items)))
     legend.click_policy = "hide"
     legend.border_line_color = None
     legend.background_fill_alpha = 0.0

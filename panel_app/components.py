@@ -67,6 +67,9 @@ FAVICON = f"static/extensions/panel/images/favicon.ico?v={pn.__version__}.ico"
 BOOTSTRAP_CSS = frozenset(pn.theme.Bootstrap._resources["css"].values())
 WRAPPED_LABEL = "label { white-space: normal; overflow-wrap: anywhere; }"
 TEMPLATE = Path(__file__).parent / "templates" / "oh.html"
+# Inlined in every page after Bokeh's and Panel's scripts: a root laid out once, not twice, when a section's patch
+# changes its children (the file's comment says how; tests/ui/test_dashboard_document.py guards what it relies on).
+LAYOUT_JS = (STATIC / "oh_layout.js").read_text(encoding="utf-8").split("*/", 1)[1].strip()  # its code, not its comment
 WRAP = frozenset({"error", "error_message", "message", "last_message", "warnings"})
 
 
@@ -323,6 +326,10 @@ class OhTemplate(pn.template.BootstrapTemplate):
     scripts after the page's frame so the header and sidebar paint while they load."""
 
     _template = TEMPLATE
+
+    def _update_vars(self, *args: Any) -> None:
+        super()._update_vars(*args)
+        self._render_variables["oh_layout_js"] = LAYOUT_JS
 
     def server_doc(self, doc: Any = None, title: str | None = None, location: Any = True) -> Any:
         """Add the template's roots to the session's document under one freeze of its model graph: Bokeh

@@ -224,6 +224,34 @@ def test_health_shows_start_progress_and_failure_live(populated: Stack, tabs: Ta
     assert page.evaluate("() => window.__ohNoReload") is True
 
 
+# How often a root is laid out while sections' children are replaced in place, as a filled section's patch does:
+# a section alone (a root column), and two sections side by side (one root holding both) changed together.
+LAYOUTS_PER_UPDATE = """async () => {
+  const columns = view => (view.child_views || []).filter(child => child.model.type === 'panel.models.layout.Column');
+  const counted = async (root, updated) => {
+    let layouts = 0;
+    root.compute_layout = function (...args) { layouts++; return Object.getPrototypeOf(this).compute_layout.apply(this, args); };
+    try { await Promise.all(updated.map(view => view.update_children())); } finally { delete root.compute_layout; }
+    return [layouts, root.has_finished(), updated.every(view => view.child_views.every(child => child.el.isConnected))];
+  };
+  const alone = Bokeh.index.roots.find(v => v.model.type === 'panel.models.layout.Column' && v.child_views.length > 1);
+  const pair = Bokeh.index.roots.find(v => columns(v).length === 2);
+  return [await counted(alone, [alone]), await counted(pair, columns(pair))];
+}"""
+
+
+def test_a_section_is_laid_out_once_when_its_content_changes(populated: Stack, tabs: Tabs) -> None:
+    """When a section's content changes, its root is laid out (every view's size read back, every plot in it
+    laid out and painted) once, not twice: Bokeh's and Panel's `update_children` laid it out after rendering the
+    new children and again at its end; and two sections side by side changed in one patch lay their root out
+    once, not once each (panel_app/static/oh_layout.js). The sections are whole and finished after."""
+    page = tabs.show(f"{populated.url}/health")
+    assert page.evaluate("() => window.ohLayoutOnce") is True
+    alone, pair = page.evaluate(LAYOUTS_PER_UPDATE)
+    assert alone == [1, True, True]
+    assert pair == [1, True, True]
+
+
 def test_sql_box_refuses_delete(populated: Stack, tabs: Tabs) -> None:
     """A DELETE in the SQL box is refused with a clear message and changes nothing; a SELECT answers."""
     before = populated.query("SELECT count(*) AS n FROM candles_daily")[0]["n"]

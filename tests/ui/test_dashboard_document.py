@@ -134,3 +134,46 @@ def test_the_es_module_shim_is_linked_only_on_pages_with_an_es_module_component(
     assert not [url for url in plain if "es-module-shims" in url], plain
     assert [url for url in with_esm if "es-module-shims" in url], with_esm
     assert [url for url in with_esm if "es-module-shims" not in url] == plain
+
+
+# The code of BokehJS 3.9.2 and Panel 1.9.4 that panel_app/static/oh_layout.js relies on: a layout root's
+# `_after_render` lays it out, and `update_children` (Bokeh's LayoutDOMView's, Panel's ColumnView's) renders the
+# new children, calls `r_after_render()` (so that first layout) and then lays the root out again at its end.
+AFTER_RENDER = """        _after_render() {
+            // XXX no super
+            if (!this.is_managed) {
+                this.invalidate_layout();
+            }
+        }"""
+UPDATE_CHILDREN_END = """            this.r_after_render();
+            this._update_children();
+            this.invalidate_layout();
+        }"""
+
+
+def _script(package: Any, *parts: str) -> str:
+    from pathlib import Path
+
+    return Path(package.__file__).parent.joinpath(*parts).read_text(encoding="utf-8")
+
+
+def test_the_layout_script_relies_on_what_bokeh_and_panel_do() -> None:
+    """The page's script that lays a root out once per children update (two layouts and paints of every plot in
+    it before) rests on three functions of Bokeh's and Panel's scripts: an upgrade that changes them fails here,
+    so the script is looked at again (its browser test, test_dashboard_browser, checks the one layout)."""
+    import bokeh  # here, not at the top: only the worker that runs it pays for Bokeh and Panel
+    import panel
+
+    from panel_app.components import LAYOUT_JS
+
+    bokeh_js = _script(bokeh, "server", "static", "js", "bokeh.js")
+    layout_dom = bokeh_js[bokeh_js.index("class LayoutDOMView extends"):]
+    layout_dom = layout_dom[:layout_dom.index("\n    class ")]
+    assert AFTER_RENDER in layout_dom
+    assert "async update_children() {" in layout_dom and UPDATE_CHILDREN_END in layout_dom
+    panel_js = _script(panel, "dist", "panel.js")
+    column = panel_js[panel_js.index("class ColumnView extends column_1.ColumnView"):]
+    column = column[:column.index("\n    class ")]
+    update = column[column.index("async update_children() {"):]
+    assert update.index(UPDATE_CHILDREN_END) < update.index("\n        }\n")
+    assert "update_children" in LAYOUT_JS and "_after_render" in LAYOUT_JS
