@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 import typer
 
 from bus.home import Home
@@ -35,5 +37,7 @@ def ui(
     except AccessRefused as exc:
         fail(str(exc), 2)
     except OSError as exc:
-        fail(f"cannot serve the dashboard on {host}:{port}: {exc.strerror or exc} "
-             "(another `oh ui` running? choose another with --port or OH_UI_PORT)")
+        if exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            fail(f"cannot serve the dashboard on {host}:{port}: {exc.strerror or exc} "
+                 "(another `oh ui` running? choose another with --port or OH_UI_PORT)")
+        fail(f"cannot serve the dashboard: {exc}")  # not the address: say what failed (a missing file names itself)
