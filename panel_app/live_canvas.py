@@ -26,7 +26,8 @@ width can move every column), `reset` when rows were made or dropped, and `paint
   up to a second old (1.5 s once the marks are still). The canvas is `aria-hidden`. While frames flow the grid calls
   `tidy()` when a frame has been painted, before acknowledging it (the server sends no frame before the
   acknowledgement), so the copies' writes and the layout they cause fall between two frames, never while one waits;
-  a timer covers a page whose marks are still.
+  `tidy()` says whether it wrote them (one grid's a frame: the grid does not take both tables' at once). A timer covers
+  a page whose marks are still.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ const canvasLayer = ({box, table, head, body, palette, cells, drawn}) => {
   // While frames flow the grid calls tidy() once a frame is painted, before it acknowledges it: the copies' ~600 texts
   // (and the table's layout they cause) then fit between two frames instead of falling at any moment of the second,
   // where a frame that came meanwhile waited for them. The timer covers a page whose marks are still.
-  const tidy = () => { if (performance.now() - mirrored >= %(mirror_ms)d) mirror(); };
+  const tidy = () => { if (performance.now() - mirrored < %(mirror_ms)d) return false; mirror(); return true; };
   const timer = setInterval(() => { if (performance.now() - mirrored >= 1.5 * %(mirror_ms)d) mirror(); }, %(mirror_ms)d / 2);
   return {
     canvas, palette, mirror, tidy, paint, style: () => style,

@@ -164,10 +164,11 @@ export function render({ model, el }) {
   if (!model.carrier) { shared.resync(); return; }  // a rider: its parts come in the carrier's frames
   let ws = null, seq = 0, resyncing = true, backoff = 500, gone = false, traced = [];
   let acking = false;
-  const ack = () => {  // the frame is painted: the grids' housekeeping (their hidden copies, once a second) first,
-    // while no frame can come (the server waits for this acknowledgement), then the acknowledgement
+  const ack = () => {  // the frame is painted: a grid's housekeeping (its hidden copies, once a second; one grid's
+    // a frame, not both tables' at once) first, while no frame can come (the server waits for this acknowledgement),
+    // then the acknowledgement
     acking = false;
-    for (const part of Object.values(shared.parts)) if (part.tidy) part.tidy();
+    for (const part of Object.values(shared.parts)) if (part.tidy && part.tidy()) break;
     if (ws && ws.readyState === 1) ws.send(JSON.stringify({ack: seq})); };
   const painted = new MessageChannel(); painted.port1.onmessage = ack;
   const flushAll = () => {  // writes what came, then acknowledges the frame once the browser has painted it
