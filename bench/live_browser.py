@@ -14,9 +14,10 @@ records, for every row whose `data-ts` changed, the moment the new value is in t
 server's shared TickFeed -> marking and the fan-out to the sessions' marks channels -> the changed
 cells over the tab's channel websocket -> the changed cells in the DOM (the moving numbers drawn on the grid's canvas in
 the same task, before the observer's callback runs). A quote superseded before it is marked never reaches the
-DOM (conflation by design) and is not counted. Each value's latency is also cut in three at the frame that carried it (the
-observer reads the newest frame's stamps): quote -> its marking starts, marking -> frame sent, frame sent -> cells written,
-at the median, p99 and over the slowest 1%; with how far apart a tab's markings are (a quote waits up to a whole gap),
+DOM (conflation by design) and is not counted. Each value's latency is also cut at the frame that carried it (the
+observer reads the newest frame's stamps): quote -> its marking starts, the marking, marked -> frame sent (and of it the
+rows held for the tab's turn), frame sent -> the page's socket handler runs, handler runs -> cells written, at the median,
+p99 and over the slowest 1%; with how far apart a tab's markings are (a quote waits up to a whole gap),
 how far a tab's frame went from the nearest other tab's, and the cadence's own floor (a model of that wait alone). Also reported: the age of what the tables show,
 sampled every 50 ms in every tab whatever happens, and the CPU of the `oh ui` and live_stream
 processes over the window (from /proc). And where the browser's time goes: each tab's renderer main
@@ -74,7 +75,8 @@ WATCH_JS = """() => { """ + FIND_JS + """
       const id = row.querySelector('td[data-field="position"]'); if (!id) continue;
       const key = row.dataset.key || id.textContent, ts = parseFloat(span.dataset.ts);
       if (ts > 0 && window.__ohLast[key] !== ts) { window.__ohLast[key] = ts; window.__ohLat.push(now - ts * 1000);
-        if (t) window.__ohSplit.push([now - ts * 1000, 1000 * (t[3] - ts), 1000 * (t[10] - t[3]), now - 1000 * t[10]]); }
+        if (t) window.__ohSplit.push([now - ts * 1000, 1000 * (t[3] - ts), 1000 * (t[4] - t[3]), 1000 * (t[10] - t[4]),
+                                      t[11] - 1000 * t[10], now - t[11], 1000 * t[7]]); }
     } };
   // Only the data-ts attributes are watched: an observer of every text and attribute change made a record of each of
   // the ~600 cells a frame writes, in the renderer the benchmark measures (0.2-0.4 ms of its own per frame besides)
@@ -128,15 +130,18 @@ def hops(traces: list[list[list[float]]], position_columns: int) -> None:
                       flush=True)
 
 
-SPLIT = ("quote -> its marking starts", "marking starts -> frame sent", "frame sent -> cells written")
+SPLIT = ("quote -> its marking starts", "the marking", "marked -> frame sent", "frame sent -> handler runs",
+         "handler runs -> cells written", "  (of marked -> sent: held for the tab)")
 
 
 def split(samples: list[list[float]], traces: list[list[list[float]]], position_columns: int) -> None:
-    """Feed -> DOM per row value, cut in three at the frame that carried it: the quote waiting for a marking (the
-    live_stream -> ui hop, the marker's wait for a tab's turn), the server (marking, the channel's send) and the
-    socket plus the browser until the cells are written; at the median and p99, and the mean of each leg over the
-    values slower than the p99 (where the tail goes). Then the gaps between a tab's frames: a quote that arrives
-    just after a marking waits for the next one."""
+    """Feed -> DOM per row value, cut at the frame that carried it: the quote waiting for a marking (the
+    live_stream -> ui hop, the marker's wait for a tab's turn), the marking, marked -> frame sent (the hand-over to the
+    event loop, the diff, the wait for the tab's turn or acknowledgement: printed again alone), sent -> the page's
+    socket handler runs (the socket, and the tab's main thread busy with something else or not given a core), and the
+    handler's own run until the cells are written (its script, with the canvas drawn, and any layout it forces); at
+    the median and p99, and the mean of each leg over the values slower than the p99 (where the tail goes). Then the
+    gaps between a tab's frames: a quote that arrives just after a marking waits for the next one."""
     if not samples:
         print("   (no split: this code does not stamp its frames)", flush=True)
         return
@@ -250,9 +255,12 @@ def render_trace(raw: bytes, frames: int, seconds: float) -> None:
         steps = ", ".join(f"{step} {sum(e.get('tdur', 0) for e in mine if e.get('name') == step) / 1000 / max(len(layouts), 1):.1f}"
                           for step in RENDER_STEPS)
         busy = sum(e.get("tdur", 0) for e in mine if e.get("name") == "RunTask") / 1000
+        tasks = sorted(e.get("tdur", 0) / 1000 for e in mine if e.get("name") == "RunTask")
         print(f"      renderer {key[0]} main: {len(layouts)} layouts, dirty objects median "
-              f"{statistics.median(dirty) if dirty else 0:,.0f} of {statistics.median(total) if total else 0:,.0f}; "
-              f"CPU ms per layout: {steps}; main thread CPU {busy / seconds / 10:.1f}% of a core", flush=True)
+              f"{statistics.median(dirty) if dirty else 0:,.0f} (max {max(dirty, default=0):,.0f}) of "
+              f"{statistics.median(total) if total else 0:,.0f}; CPU ms per layout: {steps}; main thread CPU "
+              f"{busy / seconds / 10:.1f}% of a core; its tasks' CPU p99 {pct(tasks, 0.99) if tasks else 0:.1f} ms, "
+              f"max {max(tasks, default=0):.1f} ms", flush=True)
         shown += 1
     if not shown:  # seen now and then: chromium's trace came without the renderers' main threads
         print("      (no layout on a renderer main thread in this trace)", flush=True)
@@ -296,6 +304,11 @@ def browser_lines(wall: float, frames: int, before: list[dict[str, float]], afte
     print(f"   chromium CPU: {100 * total / wall:.1f}% of one core ({parts}); "
           f"{1000 * cpu.get('renderer', 0.0) / max(frames, 1):.1f} ms of renderer CPU per frame received "
           f"({frames:,} frames). Busy wall time far above the renderers' CPU = the tabs wait for a core", flush=True)
+    if FRAME_EVERY > 0:  # what the cadence asks when every tab holds it (a loaded box gives the tabs fewer frames)
+        per_frame = 1000 * total / max(frames, 1)
+        print(f"   chromium CPU per frame (every process) {per_frame:.1f} ms: {len(before)} tabs holding the "
+              f"{1000 * FRAME_EVERY:.0f} ms cadence ({1 / FRAME_EVERY:.1f} frames/s each) would ask "
+              f"{per_frame * len(before) / FRAME_EVERY / 10:.0f}% of a core", flush=True)
 
 
 def send_stop(stack: Stack) -> None:

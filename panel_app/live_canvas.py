@@ -3,7 +3,7 @@
 Contract (`CANVAS_JS`, used by panel_app.live_grid's `LiveGrid`): `canvasLayer({box, table, head, body, palette,
 cells, drawn})` puts a canvas into `box` (the grid's scroller) over the body rows of the columns whose flag in
 `drawn()` is true (they must be side by side: the canvas is one opaque block) and returns
-`{touch(cell), moved(), reset(), paint(), mirror(), stop(), cell(i, j)}`. `cells()` is the grid's rows of cells;
+`{touch(cell), moved(), reset(), paint(), mirror(), tidy(), stop(), cell(i, j)}`. `cells()` is the grid's rows of cells;
 a canvas cell is `{td, node, v, i, j, k, drawn, fill}`: its row and column, its kind (2: a PnL, drawn in its sign's
 colour), its text `v`, and what the canvas last drew there (`drawn`, `fill`: what the tests read). The grid calls
 `touch` for a cell whose text changed, `moved` when a DOM text changed (in an auto-sized table any text of another
@@ -23,7 +23,11 @@ width can move every column), `reset` when rows were made or dropped, and `paint
   under it (its quads took ~1.6 times the CPU transparent: bench/README.md).
 - **The hidden copies.** Each canvas cell keeps its text in a visually hidden span (`.oh-sr`), brought up to date
   every `MIRROR_MS` (1 s): what a screen reader reads, what a copy of the table takes, and what find in page finds,
-  up to a second old. The canvas is `aria-hidden`.
+  up to a second old (1.5 s once the marks are still). The canvas is `aria-hidden`. While frames flow the grid calls
+  `tidy()` when a frame has been painted, before acknowledging it (the server sends no frame before the
+  acknowledgement), so the copies' writes and the layout they cause fall between two frames, never while one waits;
+  `tidy()` says whether it wrote them (one grid's a frame: the grid does not take both tables' at once). A timer covers
+  a page whose marks are still.
 """
 
 from __future__ import annotations
@@ -111,11 +115,17 @@ const canvasLayer = ({box, table, head, body, palette, cells, drawn}) => {
   const resized = new ResizeObserver(() => { moved = true;
     if (!later) { later = true; requestAnimationFrame(() => { later = false; paint(); }); } });
   resized.observe(table);
+  let mirrored = 0;  // when the hidden copies were last brought up to date (performance.now())
   const mirror = () => {  // the hidden copies brought up to date
+    mirrored = performance.now();
     for (const row of cells()) for (const c of row) if (c.i !== undefined && c.node.data !== (c.v || '')) c.node.data = c.v || ''; };
-  const timer = setInterval(mirror, %(mirror_ms)d);
+  // While frames flow the grid calls tidy() once a frame is painted, before it acknowledges it: the copies' ~600 texts
+  // (and the table's layout they cause) then fit between two frames instead of falling at any moment of the second,
+  // where a frame that came meanwhile waited for them. The timer covers a page whose marks are still.
+  const tidy = () => { if (performance.now() - mirrored < %(mirror_ms)d) return false; mirror(); return true; };
+  const timer = setInterval(() => { if (performance.now() - mirrored >= 1.5 * %(mirror_ms)d) mirror(); }, %(mirror_ms)d / 2);
   return {
-    canvas, palette, mirror, paint, style: () => style,
+    canvas, palette, mirror, tidy, paint, style: () => style,
     touch: (c) => { dirty.add(c); },
     moved: () => { moved = true; },
     reset: () => { dirty.clear(); moved = full = true; },

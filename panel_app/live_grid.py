@@ -157,14 +157,19 @@ export function render({ model, el }) {
     layer.paint();
   };
   const shared = live();
-  shared.parts[model.role] = {queue, flush};
+  shared.parts[model.role] = {queue, flush, tidy: layer.tidy};
   model.on('columns', () => { fields = model.columns; kinds = fields.map((c) => KIND[c] || 0);
     onCanvas = fields.map((c) => drawable.has(c)); drawHead();
     body.innerHTML = ''; grid = []; layer.reset(); layer.paint(); shared.resync(); });
   if (!model.carrier) { shared.resync(); return; }  // a rider: its parts come in the carrier's frames
   let ws = null, seq = 0, resyncing = true, backoff = 500, gone = false, traced = [];
   let acking = false;
-  const ack = () => { acking = false; if (ws && ws.readyState === 1) ws.send(JSON.stringify({ack: seq})); };
+  const ack = () => {  // the frame is painted: a grid's housekeeping (its hidden copies, once a second; one grid's
+    // a frame, not both tables' at once) first, while no frame can come (the server waits for this acknowledgement),
+    // then the acknowledgement
+    acking = false;
+    for (const part of Object.values(shared.parts)) if (part.tidy && part.tidy()) break;
+    if (ws && ws.readyState === 1) ws.send(JSON.stringify({ack: seq})); };
   const painted = new MessageChannel(); painted.port1.onmessage = ack;
   const flushAll = () => {  // writes what came, then acknowledges the frame once the browser has painted it
     for (const part of Object.values(shared.parts)) part.flush();
