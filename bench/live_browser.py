@@ -146,7 +146,8 @@ def split(samples: list[list[float]], traces: list[list[list[float]]], position_
         print("   (no split: this code does not stamp its frames)", flush=True)
         return
     total = [s[0] for s in samples]
-    tail = [s for s in samples if s[0] >= pct(total, 0.99)]
+    slowest = pct(total, 0.99)
+    tail = [s for s in samples if s[0] >= slowest]
     for index, label in enumerate(SPLIT, 1):
         values = [s[index] for s in samples]
         print(f"   {label:34s} median {statistics.median(values):7.1f} ms   p99 {pct(values, 0.99):7.1f} ms   "
