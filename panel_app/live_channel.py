@@ -84,9 +84,10 @@ MAX_SOCKETS = 4  # sockets open at once per page session
 WINDOW = env_int("OH_LIVE_WINDOW", 1, 1)  # frames a socket may have unacknowledged (each is
 # acknowledged once written); bench/live_browser at load 25-31: 1 gave p99 1.5-2.6 s, 2 gave 3.6 s
 ACK_TIMEOUT = 5.0  # seconds: with no acknowledgement that long after the newest frame, one more goes out
-FRAME_EVERY = env_int("OH_LIVE_FRAME_MS", 75, 0) / 1000.0  # seconds: a socket's frames start at
+FRAME_EVERY = env_int("OH_LIVE_FRAME_MS", 65, 0) / 1000.0  # seconds: a socket's frames start at
 # least this far apart (its cadence; 0: as fast as the tab acknowledges); see the module docstring and docs/live.md
-# (75 ms with the canvas grid: feed -> DOM p99 98-115 ms for less chromium CPU than the DOM grid at 100 ms)
+# (65 ms with the canvas grid: feed -> DOM p99 98-107 ms for 104-111% of a core of chromium, three tabs, against
+# 111-144 ms at 75 and the DOM grid's 112-123 ms at 100 for 117%; the quiet box, 2026-12-08)
 CLOSE_SESSION_GONE = 4001  # the page's session ended: the token is dead
 
 
