@@ -3,7 +3,8 @@ fan-out (bounded per-session buffers, one drain scheduled at a time, cleanup), a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -453,6 +454,23 @@ def _session_json(builders: list[Callable[[], Any]]) -> tuple[str, int]:
     return re.sub(r'"p\d+"', lambda m: ids.setdefault(m.group(0), f'"m{len(ids)}"'), text), len(doc.models)
 
 
+@contextmanager
+def _made(cls: type) -> Iterator[list[Any]]:
+    """Every instance of `cls` (or a subclass) initialised inside the block, in order (its `__init__` wrapped)."""
+    made: list[Any] = []
+    original = cls.__init__
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> None:
+        made.append(self)
+        original(self, *args, **kwargs)
+
+    cls.__init__ = counting  # type: ignore[misc]
+    try:
+        yield made
+    finally:
+        cls.__init__ = original  # type: ignore[misc]
+
+
 def test_models_are_built_without_the_defaults_their_arguments_replace() -> None:
     """panel_app.lean_models: a Bokeh model given a property whose default is a model does not build that default
     first (a date axis given its ticker built a 13-model DatetimeTicker to throw away), and plain defaults are
@@ -466,15 +484,7 @@ def test_models_are_built_without_the_defaults_their_arguments_replace() -> None
 
     assert lean_models.source_hash() == lean_models.BOKEH_SOURCES, "Bokeh changed what lean_models replaces: review it"
     assert HasProps.__init__ is lean_models._init  # installed by panel_app.axes
-    built: list[Any] = []
-    original = DatetimeTicker.__init__
-
-    def counting(self: Any, *args: Any, **kwargs: Any) -> None:
-        built.append(self)
-        original(self, *args, **kwargs)
-
-    DatetimeTicker.__init__ = counting  # type: ignore[method-assign]
-    try:
+    with _made(DatetimeTicker) as built:
         ticker = DatetimeTicker()
         axis = DatetimeAxis(ticker=ticker)
         assert axis.ticker is ticker and built == [ticker]  # no default ticker built to be replaced
@@ -487,8 +497,6 @@ def test_models_are_built_without_the_defaults_their_arguments_replace() -> None
             bokeh = _session_json(_chart_builders())
         finally:
             lean_models.install()
-    finally:
-        DatetimeTicker.__init__ = original  # type: ignore[method-assign]
     assert lean == bokeh
 
 
@@ -501,18 +509,8 @@ def test_charts_build_few_models_they_do_not_keep() -> None:
     from bokeh.model import Model
 
     _session_json(_chart_builders()[:4])  # a server's first session: lean_models learns the classes' defaults once
-    made: list[Any] = []
-    original = Model.__init__
-
-    def counting(self: Any, *args: Any, **kwargs: Any) -> None:
-        made.append(self)
-        original(self, *args, **kwargs)
-
-    Model.__init__ = counting  # type: ignore[method-assign]
-    try:
+    with _made(Model) as made:
         _, kept = _session_json(_chart_builders()[:4])  # the Symbol explorer's four
-    finally:
-        Model.__init__ = original  # type: ignore[method-assign]
     assert kept < len(made) <= kept + 45, (len(made), kept)
 
 
