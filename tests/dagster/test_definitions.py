@@ -4,6 +4,7 @@ ones `oh emit` would send."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -63,6 +64,20 @@ def test_a_range_of_symbols_must_be_adjacent_in_the_partitions(instance: dg.Dags
     assert materialize.symbol_range(instance, ["SPY", "IWM"]) == ("SPY", "IWM")  # IWM added after SPY
     with pytest.raises(ValueError, match="MSFT"):
         materialize.symbol_range(instance, ["AAPL", "SPY"])
+
+
+def test_step_processes_fork_from_a_server_that_imported_the_instances_storage(instance: dg.DagsterInstance) -> None:
+    """The multiprocess executor's forkserver preloads the definitions, the modules of this instance's storage
+    classes and what a step imports on its first rows (materialize.step_preload), so a step does not import them
+    again; each name imports (the forkserver skips one that does not, without a word)."""
+    ref = instance.get_ref()
+    preload = materialize.step_preload(instance)
+    storages = {d.module_name for d in (ref.run_storage_data, ref.event_storage_data, ref.schedule_storage_data)}
+    assert storages <= set(preload) and set(materialize.STEP_IMPORTS) <= set(preload)
+    assert [name for name in preload if importlib.util.find_spec(name) is None] == []
+    config = materialize.run_config("inline", 2, preload=preload)["execution"]["config"]
+    assert config["multiprocess"]["start_method"]["forkserver"]["preload_modules"] == ["oh_dagster.definitions", *preload]
+    assert materialize.run_config("inline", None)["execution"]["config"] == {"in_process": {}}
 
 
 def test_lineage_follows_the_chain_and_what_each_job_reads() -> None:
