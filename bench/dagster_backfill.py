@@ -5,7 +5,7 @@ Both sides do the same work in a fresh home each, with the real ledger and every
 
 - workers (the baseline): the CLI's backfill, sent like `oh emit`: IngestCandles (daily's 400-day
   look-back before the first session .. the last), IngestOptionsBars and SnapshotOptions over the
-  range, all at once; flow, derived and the briefing chain on by themselves, session by session.
+  range, all at once; flow, derived and the briefing chain on by themselves (one ranged chain).
   Timed from the first send until every chained run has ended and the checks of every delivery are
   committed.
 - Dagster: `oh_dagster.materialize.materialize_range(..., mode="inline", processes=2)`: one
@@ -99,10 +99,9 @@ def workers_backfill(home: Home, days: list[date], symbols: list[str]) -> float:
         if status != "success":
             raise RuntimeError(f"{job} {status}: see {home.logs}")
     snapshot = Step("snapshot_options", run_id_for(commands[2].id, "snapshot_options"))
-    for day in days:
-        outcomes = follow_chain(lambda sql, params: client.query(sql, params), snapshot, day, 600, 1800)
-        if set(outcomes.values()) != {"success"}:
-            raise RuntimeError(f"chain of {day}: {outcomes}")
+    outcomes = follow_chain(client.query, snapshot, 600, 1800)  # one ranged chain: flow, derived, briefing
+    if set(outcomes.values()) != {"success"}:
+        raise RuntimeError(f"the chain of {first}..{last}: {outcomes}")
     wait_query(client, CHECKS_PENDING_SQL, [], lambda n: n <= 0, 600, 0.05)
     seconds = time.monotonic() - t0
     producer.close()
