@@ -194,6 +194,7 @@ class LiveMarker(threading.Thread):
         self._stopped = threading.Event()
         self.heard = 0.0  # when the feed last brought something (time.time())
         self._dirty = True  # new ticks or a new setting since the last marking
+        self._marking = False  # a round is under way (its result is coming)
         ticks.feed.add_listener(self._heard)
 
     def _heard(self) -> None:
@@ -227,11 +228,12 @@ class LiveMarker(threading.Thread):
     def wake(self, dirty: bool = True) -> bool:
         """Mark now (a session subscribed or changed its settings), without waiting for ticks; `dirty=False`:
         only look again whether a session can take what is new (its socket finished a write, its turn came).
-        Returns whether there is something new to mark (a marking is coming if a session can take it)."""
+        Returns whether there is something new to mark or a marking under way (a marking is coming if a session
+        can take it: the tabs whose turns open at one instant all wait for the one marking the first turn asked for)."""
         if dirty:
             self._dirty = True
         self._signal.set()
-        return self._dirty
+        return self._dirty or self._marking
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop the thread."""
@@ -258,8 +260,12 @@ class LiveMarker(threading.Thread):
                     self.held += 1
                     continue
                 last = time.monotonic()
+                self._marking = True
                 self._dirty = False  # ticks that come while it marks call for another round
-                self.mark_round()
+                try:
+                    self.mark_round()
+                finally:
+                    self._marking = False
             except Exception:
                 log.exception("live marker: a round failed; going on")
                 self._stopped.wait(0.5)
