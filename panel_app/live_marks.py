@@ -260,12 +260,7 @@ class LiveMarker(threading.Thread):
                     self.held += 1
                     continue
                 last = time.monotonic()
-                self._marking = True
-                self._dirty = False  # ticks that come while it marks call for another round
-                try:
-                    self.mark_round()
-                finally:
-                    self._marking = False
+                self.mark_round()
             except Exception:
                 log.exception("live marker: a round failed; going on")
                 self._stopped.wait(0.5)
@@ -283,7 +278,16 @@ class LiveMarker(threading.Thread):
         return any(s.wants() for s in subscriptions)
 
     def mark_round(self, now: float | None = None) -> int:
-        """Mark each distinct key once with the newest quotes and offer the results; returns the markings."""
+        """Mark each distinct key once with the newest quotes and offer the results; returns the markings. Ticks that
+        come meanwhile call for another round; a tab's turn that comes meanwhile is told a marking is coming (`wake`)."""
+        self._marking = True
+        self._dirty = False
+        try:
+            return self._mark_round(now)
+        finally:
+            self._marking = False
+
+    def _mark_round(self, now: float | None) -> int:
         with self._lock:
             subscriptions = list(self._subscriptions)
         if not subscriptions:

@@ -511,6 +511,40 @@ def test_a_turn_asks_the_marker_for_fresh_marks_rather_than_sending_old_ones(mar
     channel.close()
 
 
+def test_a_turn_waits_for_a_marking_already_on_its_way_rather_than_sending_old_rows() -> None:
+    """Every tab's turn opens at one point of the server's grid; the first asks the marker for a marking, and a turn
+    that comes while that marking is on its way to the event loop (handed over, its flush not yet run) waits for it:
+    the marker, asked again, has nothing new (it took the news already), and sending then would send the old rows."""
+    table = live_grid.PatchedTable((("position", "Position"), ("mark", "Mark")), "t")
+    channel, loop = channel_of(table)
+    socket = FakeSocket()
+    channel.bind(socket)
+    offer(channel, loop, Marking([("a", "1.00")]))  # the window is full: held
+    channel.fresh = 0.0  # every marking applied so far is old
+    channel.on_ready = lambda: False  # the marker took the news: nothing new to mark
+    channel.offer(Marking([("a", "1.07")]))  # type: ignore[arg-type]  # a marking on its way, its flush not yet run
+    assert channel.acknowledged(socket, 1)  # the turn comes meanwhile
+    assert len(socket.frames) == 1  # nothing old went
+    loop.run()
+    assert socket.frames[-1] == {"seq": 2, "positions": {"rows": [["a", "1.07"]]}}
+    channel.close()
+
+
+def test_the_marker_says_a_marking_is_coming_while_one_is_under_way(ticks: SharedTicks, publisher: Publisher) -> None:
+    """`wake(dirty=False)` (a tab's turn) answers True while a round is marking, though the round took the news:
+    its result is coming, and a tab whose turn opened meanwhile waits for it instead of sending old rows. After
+    the round, with nothing new, it answers False."""
+    feed_until(publisher, ticks, {"AAPL": (199.9, 200.1), CALL: (5.0, 5.2)})
+    marker = LiveMarker(ticks)  # not started: the test drives the rounds
+    answers: list[bool] = []
+    first, second = Session(), Session()
+    marker.subscribe(first.doc, key(), PORTFOLIO, lambda result: answers.append(marker.wake(dirty=False)), direct=True)
+    marker.subscribe(second.doc, key(), PORTFOLIO, second.handler)
+    assert marker.mark_round() == 1
+    assert answers == [True]  # asked during the round (the first session's turn, while the second's result is coming)
+    assert not marker.wake(dirty=False)  # after it: nothing new since
+
+
 def test_the_legs_and_the_summary_ride_in_the_positions_frame() -> None:
     """One frame per marking and tab: the legs table and the summary cards travel inside it under their roles,
     only when they changed; a resync (or a new socket) sends every part whole. Each socket of a session is
