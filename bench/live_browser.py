@@ -28,11 +28,13 @@ After the window (so it does not weigh on the figures above), `--trace` seconds 
 trace of every tab: per renderer main thread the layouts, their dirty and total layout objects, and the CPU
 (thread time, which depends far less on the load than wall time) of each render step per layout; then the
 CPU per frame of the other threads (the renderers' compositor, the gpu-process's compositor).
-OH_BENCH_TRACE_FILE=PATH keeps the raw trace (chrome://tracing, Perfetto).
+OH_BENCH_TRACE_FILE=PATH keeps the raw trace (chrome://tracing, Perfetto). `--profile` seconds, after the window too: a
+sampling profile (CDP Profiler, 100 us) of the first tab's main thread, the functions that took it by self time per
+frame written (what a frame's script is made of: `fillText`, `getBoundingClientRect` with the layout it forces, ...).
 
 Judged by: p99 feed -> DOM over every tab / 100 ms (aim: below 1).
 
-    python -m bench.live_browser [--rate 2000] [--positions 50] [--tabs 3] [--seconds 20] [--warmup 3] [--trace 4]
+    python -m bench.live_browser [--rate 2000] [--positions 50] [--tabs 3] [--seconds 20] [--warmup 3] [--trace 4] [--profile 0]
                                  [--viewport 1600x3000]
 """
 
@@ -283,6 +285,34 @@ def render_trace(raw: bytes, frames: int, seconds: float) -> None:
 MAIN_THREAD = ("TaskDuration", "LayoutDuration", "RecalcStyleDuration", "ScriptDuration", "LayoutCount")
 
 
+def profile_script(cdp: Any, tab: Any, seconds: float) -> tuple[dict[str, Any], int]:
+    """A sampling profile of one tab's main thread for `seconds` (CDP Profiler, 100 us) and the frames it wrote."""
+    cdp.send("Profiler.enable")
+    cdp.send("Profiler.setSamplingInterval", {"interval": 100})
+    before = len(tab.evaluate("() => window.__ohTrace || []"))
+    cdp.send("Profiler.start")
+    threading.Event().wait(seconds)
+    profile = cdp.send("Profiler.stop")["profile"]
+    cdp.send("Profiler.disable")
+    return profile, len(tab.evaluate("() => window.__ohTrace || []")) - before
+
+
+def print_profile(profile: dict[str, Any], frames: int, top: int = 14) -> None:
+    """The functions that took most of the profiled tab's main thread (self time, per frame it wrote)."""
+    nodes = {node["id"]: node for node in profile["nodes"]}
+    spent: dict[str, float] = {}
+    for sample, delta in zip(profile["samples"], profile["timeDeltas"], strict=True):
+        frame = nodes[sample]["callFrame"]
+        name = f"{frame['functionName'] or '(anonymous)'} {frame['url'].rsplit('/', 1)[-1][:30]}:{frame['lineNumber'] + 1}"
+        spent[name] = spent.get(name, 0.0) + delta / 1000.0
+    busy = sum(v for k, v in spent.items() if not k.startswith("(idle)"))
+    print(f"   script profile of tab 1 ({frames} frames): {busy / max(frames, 1):.1f} ms per frame busy, by self time:",
+          flush=True)
+    for name, ms in sorted(spent.items(), key=lambda kv: -kv[1])[:top]:
+        if not name.startswith("(idle)"):
+            print(f"      {ms / max(frames, 1):6.2f} ms per frame  {name}", flush=True)
+
+
 def main_thread(cdp: Any) -> dict[str, float]:
     """The tab's renderer main thread so far (CDP Performance.getMetrics: wall seconds busy in tasks, layout,
     style, script; layouts done)."""
@@ -368,6 +398,8 @@ def measure(stack: Stack, args: argparse.Namespace) -> float:
         splits = [list(map(float, v)) for tab in tabs for v in tab.evaluate("() => window.__ohSplit || []")]
         mutations = sum(int(tab.evaluate("() => window.__ohMutations")) for tab in tabs)
         status = first.locator(".oh-live-health").first.inner_text()
+        if args.profile > 0:  # after the window: the first tab's script, sampled (what a frame's script is made of)
+            profiled = profile_script(cdps[0], first, args.profile)
         if args.trace > 0:  # after the window: tracing costs the renderers CPU
             chromium.start_tracing(categories=TRACE_CATEGORIES)
             before = sum(len(t.evaluate("() => window.__ohTrace || []")) for t in tabs)
@@ -408,6 +440,8 @@ def measure(stack: Stack, args: argparse.Namespace) -> float:
     print(f"   live_stream CPU: {cpu_live:.2f}s = {100 * cpu_live / wall:.1f}% of one core", flush=True)
     send_stop(stack)
     print("   worker status at the end: " + " ".join(status.split())[:400], flush=True)
+    if args.profile > 0:
+        print_profile(*profiled)
     if args.trace > 0:
         render_trace(raw, traced, args.trace)
     return pct(latencies, 0.99)
@@ -421,6 +455,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="measuring window")
     parser.add_argument("--trace", type=float, default=4.0,
                         help="seconds of a devtools timeline trace after the window (layout objects, CPU per render step); 0: none")
+    parser.add_argument("--profile", type=float, default=0.0,
+                        help="seconds of a sampling profile of the first tab's script after the window (self time per "
+                             "function and frame); 0: none")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds streamed before measuring")
     parser.add_argument("--viewport", default="1600x3000",
                         help="each tab's viewport, WIDTHxHEIGHT (the default shows every row of both tables at once: "

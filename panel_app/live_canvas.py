@@ -7,7 +7,8 @@ cells, drawn})` puts a canvas into `box` (the grid's scroller) over the body row
 a canvas cell is `{td, node, v, i, j, k, drawn, fill}`: its row and column, its kind (2: a PnL, drawn in its sign's
 colour), its text `v`, and what the canvas last drew there (`drawn`, `fill`: what the tests read). The grid calls
 `touch` for a cell whose text changed, `moved` when a DOM text changed (in an auto-sized table any text of another
-width can move every column), `reset` when rows were made or dropped, and `paint` at the end of each frame.
+width can move every column), `reset` when rows were made or dropped, `paint` at the end of each frame, and `check`
+once the frame has been painted (before it acknowledges it).
 
 - **What is drawn.** Each changed cell's box (above its bottom line) is filled with the table's background and its
   text drawn right-aligned, in the cell's font and colour as the CSS has them (read from a canvas cell's computed
@@ -15,7 +16,12 @@ width can move every column), `reset` when rows were made or dropped, and `paint
   panel_app.live_tables.PALETTE). When the geometry moved (a column widened, rows added, the window, the phone
   layout, the zoom: a ResizeObserver on the table) the whole canvas is drawn again, with the cells' bottom lines.
 - **Geometry.** The columns' boxes come from the header cells, the rows' from the body rows
-  (`getBoundingClientRect`, on device pixels), read only when the layout may have moved, at the device pixel ratio.
+  (`getBoundingClientRect`, on device pixels), at the device pixel ratio, read only when the layout may have moved:
+  before drawing when rows came or went or the table was resized; after a DOM text changed (an age, a quote's time,
+  a warning: nearly every frame, and seldom a column's move), in `check()`, once the frame has been painted, where
+  the layout is clean and reading it forces none; the canvas is drawn again then only if the geometry did move.
+  Read in the frame's script, right after the texts were written, it forced a layout per grid before the frame's
+  own (bench/live_browser `--profile`: `getBoundingClientRect` 2.4 ms of a frame's script at load 12, 0.3 after).
 - **Widths.** A text wider than its column widens the column (`min-width` on its header, with a digit to spare);
   it is measured (`measureText`) only when it is longer than the longest text that fitted (digits are of one
   width in the usual UI fonts). Columns never narrow while the page is open.
@@ -40,7 +46,8 @@ const canvasLayer = ({box, table, head, body, palette, cells, drawn}) => {
   canvas.setAttribute('aria-hidden', 'true'); box.append(canvas);
   const ctx = canvas.getContext('2d', {alpha: false});  // opaque: the compositor draws it alone, not over what is under it
   const dirty = new Set();  // canvas cells whose text changed since they were last drawn
-  let moved = true;  // the layout may have moved (a DOM text, the rows, the size): geometry read again before drawing
+  let moved = true;  // the layout may have moved (the rows, the size): geometry read again before drawing
+  let shifted = false;  // a DOM text changed (its width may move the columns): geometry checked once the frame is painted
   let full = true;  // the whole canvas to be drawn again
   let geo = null, style = null, ink = null, later = false, fits = [];  // fits: per column, the longest text that fitted
   const measure = () => {  // the canvas columns' boxes and the rows', in CSS pixels on device pixels (lines fall where the table's do)
@@ -122,12 +129,18 @@ const canvasLayer = ({box, table, head, body, palette, cells, drawn}) => {
   // While frames flow the grid calls tidy() once a frame is painted, before it acknowledges it: the copies' ~600 texts
   // (and the table's layout they cause) then fit between two frames instead of falling at any moment of the second,
   // where a frame that came meanwhile waited for them. The timer covers a page whose marks are still.
+  // A DOM text that changed (an age, a quote's time, a warning) seldom moves the columns, and reading the geometry
+  // right after it forces a layout in the frame's script (one per grid, then the frame's own): check() reads it once
+  // the frame is painted (the layout clean, nothing forced) and draws the canvas again only if it did move.
+  const check = () => {
+    if (!shifted) return;
+    shifted = false; const g = measure(); if (!same(g, geo)) { moved = true; paint(); } };
   const tidy = () => { if (performance.now() - mirrored < %(mirror_ms)d) return false; mirror(); return true; };
   const timer = setInterval(() => { if (performance.now() - mirrored >= 1.5 * %(mirror_ms)d) mirror(); }, %(mirror_ms)d / 2);
   return {
-    canvas, palette, mirror, tidy, paint, style: () => style,
+    canvas, palette, mirror, tidy, check, paint, style: () => style,
     touch: (c) => { dirty.add(c); },
-    moved: () => { moved = true; },
+    moved: () => { shifted = true; },
     reset: () => { dirty.clear(); moved = full = true; },
     stop: () => { clearInterval(timer); resized.disconnect(); },
     box: (i, j) => (geo && geo.cols[j] && geo.rows[i] ? [...geo.cols[j], ...geo.rows[i]] : null),

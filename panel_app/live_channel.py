@@ -16,10 +16,11 @@ with a socket that can take a frame at once (`ready`); a write's end or an ackno
 With no acknowledgement for ACK_TIMEOUT after the newest frame one more goes (never a stream).
 The Bokeh model still carries the layout and the page's slower parts.
 
-A cadence (`OH_LIVE_FRAME_MS`, FRAME_EVERY): a socket's turns also come that far apart, on a grid (`Outlet.wrote`:
-the next turn is one cadence after the last turn, not after the last write, so the few ms a turn takes before its
-frame goes do not add up into longer gaps; a frame that went off its turn starts the grid anew), so at most one
-frame per cadence. The
+A cadence (`OH_LIVE_FRAME_MS`, FRAME_EVERY): a socket's turns also come that far apart, on the server's one grid
+(`Outlet.wrote`: the multiples of the cadence on the monotonic clock, the same for every socket, so every tab's turn
+comes at one instant and one marking made then serves them all; counted from the grid, not from the last write, so
+the few ms a turn takes before its frame goes do not add up into longer gaps; a frame that went late takes the next
+point after it), so at most one frame per cadence. The
 browser's cost of a frame hardly depends on how much changed since the last one (at 2,000 quotes/s nearly
 every row moves between any two frames: ~600 cells, ~35 ms of renderer CPU and ~10 ms of the gpu-process's
 compositor on the benchmark's screen, bench/live_browser), so a tab that takes frames as fast as it
@@ -27,7 +28,8 @@ acknowledges them spends whatever CPU the machine gives it; the cadence bounds t
 nothing in age: when a socket's turn comes (its timeout, an acknowledgement, a write's end) the newest
 marking goes only if it is younger than `fresh` (the marker's own interval); an older one, made for another
 tab, is replaced by a marking made then (`on_ready` wakes the marker and says whether it has new quotes to
-mark; if not, the newest one goes).
+mark, or is marking; if not, the newest one goes). The tabs' turns all open at one point of the grid: the first asks
+the marker for a marking, and the others wait for that one (`_scheduled`, or the marker says one is under way).
 
 Frames (server -> browser), JSON: `{"seq": n, "positions": part, "legs": part, "summary": {"html": ...},
 "tr": [...]}` where a table's part is `{"rows": [[...], ...]}` (the full rows: the first frame of a
@@ -55,6 +57,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import secrets
 import threading
 import time
@@ -84,8 +87,8 @@ MAX_SOCKETS = 4  # sockets open at once per page session
 WINDOW = env_int("OH_LIVE_WINDOW", 1, 1)  # frames a socket may have unacknowledged (each is
 # acknowledged once written); bench/live_browser at load 25-31: 1 gave p99 1.5-2.6 s, 2 gave 3.6 s
 ACK_TIMEOUT = 5.0  # seconds: with no acknowledgement that long after the newest frame, one more goes out
-FRAME_EVERY = env_int("OH_LIVE_FRAME_MS", 65, 0) / 1000.0  # seconds: a socket's frames start at
-# least this far apart (its cadence; 0: as fast as the tab acknowledges); see the module docstring and docs/live.md
+FRAME_EVERY = env_int("OH_LIVE_FRAME_MS", 65, 0) / 1000.0  # seconds: the server's grid of turns, one frame
+# per socket per turn at most (the cadence; 0: as fast as the tab acknowledges); see the module docstring and docs/live.md
 # (65 ms with the canvas grid: feed -> DOM p99 98-107 ms for 104-111% of a core of chromium, three tabs, against
 # 111-144 ms at 75 and the DOM grid's 112-123 ms at 100 for 117%; the quiet box, 2026-12-08)
 CLOSE_SESSION_GONE = 4001  # the page's session ended: the token is dead
@@ -135,14 +138,17 @@ class Outlet:
         return max(self.due - now, 0.0)
 
     def wrote(self, now: float, every: float) -> None:
-        """A frame went at `now` (monotonic): the next turn opens `every` after this one's, on the cadence's grid, when
-        this frame went in its turn (within half a cadence of it); otherwise (a late acknowledgement, a write that
-        took long, a resync) `every` after this frame. Counted from each write instead, every gap between a tab's
-        frames grew by what a turn takes before its frame goes (waking the marker, a marking, the event loop's turn:
-        5-30 ms), and a quote waits for its tab's next marking up to a whole gap (bench/live_browser, the split)."""
-        on_grid = 0.0 <= now - self.due < every / 2
-        self.due = (self.due if on_grid else now) + every
+        """A frame went at `now` (monotonic): this socket's next turn opens at the next point of the server's one grid
+        (the multiples of `every` on the monotonic clock), the same for every socket of the server, so all the tabs'
+        turns come at one instant and one marking, made then, serves them all.
 
+        Each tab on a grid of its own (from its first frame) took, at its turn, a marking made up to `fresh` earlier
+        for another tab: the quotes in it had waited that much longer before the frame went (the wait of a quote for
+        its frame up to 84 ms at p99 instead of the cadence's 63, by the tabs' phases: a model of three tabs at 65 ms,
+        bench/README.md), and a marking per tab's turn costs `oh ui` a marking each. A frame that went late (an
+        acknowledgement came late, a resync) takes the next point after it: never a gap longer than a cadence, and at
+        most one frame per point."""
+        self.due = (math.floor(now / every + 1e-9) + 1) * every if every > 0 else now
 
 class Channel:
     """One live page session's marks channel: its token, the newest marking and its tab's sockets.
@@ -282,6 +288,8 @@ class Channel:
             if outlet.timer is None:
                 outlet.timer = self.loop.call_later(wait, self._turn, outlet)
             return
+        if self._scheduled:
+            return  # a marking is on its way to this loop (`_flush` sends it)
         if time.monotonic() - self._applied_at < self.fresh and self._send(outlet):
             return  # the end of this frame's write comes back here
         if self.on_ready is not None and self.on_ready():

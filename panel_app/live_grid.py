@@ -157,7 +157,7 @@ export function render({ model, el }) {
     layer.paint();
   };
   const shared = live();
-  shared.parts[model.role] = {queue, flush, tidy: layer.tidy};
+  shared.parts[model.role] = {queue, flush, tidy: layer.tidy, check: layer.check};
   model.on('columns', () => { fields = model.columns; kinds = fields.map((c) => KIND[c] || 0);
     onCanvas = fields.map((c) => drawable.has(c)); drawHead();
     body.innerHTML = ''; grid = []; layer.reset(); layer.paint(); shared.resync(); });
@@ -168,6 +168,7 @@ export function render({ model, el }) {
     // a frame, not both tables' at once) first, while no frame can come (the server waits for this acknowledgement),
     // then the acknowledgement
     acking = false;
+    for (const part of Object.values(shared.parts)) if (part.check) part.check();
     for (const part of Object.values(shared.parts)) if (part.tidy && part.tidy()) break;
     if (ws && ws.readyState === 1) ws.send(JSON.stringify({ack: seq})); };
   const painted = new MessageChannel(); painted.port1.onmessage = ack;

@@ -194,6 +194,7 @@ class LiveMarker(threading.Thread):
         self._stopped = threading.Event()
         self.heard = 0.0  # when the feed last brought something (time.time())
         self._dirty = True  # new ticks or a new setting since the last marking
+        self._marking = False  # a round is under way (its result is coming)
         ticks.feed.add_listener(self._heard)
 
     def _heard(self) -> None:
@@ -227,11 +228,12 @@ class LiveMarker(threading.Thread):
     def wake(self, dirty: bool = True) -> bool:
         """Mark now (a session subscribed or changed its settings), without waiting for ticks; `dirty=False`:
         only look again whether a session can take what is new (its socket finished a write, its turn came).
-        Returns whether there is something new to mark (a marking is coming if a session can take it)."""
+        Returns whether there is something new to mark or a marking under way (a marking is coming if a session
+        can take it: the tabs whose turns open at one instant all wait for the one marking the first turn asked for)."""
         if dirty:
             self._dirty = True
         self._signal.set()
-        return self._dirty
+        return self._dirty or self._marking
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop the thread."""
@@ -258,7 +260,6 @@ class LiveMarker(threading.Thread):
                     self.held += 1
                     continue
                 last = time.monotonic()
-                self._dirty = False  # ticks that come while it marks call for another round
                 self.mark_round()
             except Exception:
                 log.exception("live marker: a round failed; going on")
@@ -277,7 +278,16 @@ class LiveMarker(threading.Thread):
         return any(s.wants() for s in subscriptions)
 
     def mark_round(self, now: float | None = None) -> int:
-        """Mark each distinct key once with the newest quotes and offer the results; returns the markings."""
+        """Mark each distinct key once with the newest quotes and offer the results; returns the markings. Ticks that
+        come meanwhile call for another round; a tab's turn that comes meanwhile is told a marking is coming (`wake`)."""
+        self._marking = True
+        self._dirty = False
+        try:
+            return self._mark_round(now)
+        finally:
+            self._marking = False
+
+    def _mark_round(self, now: float | None) -> int:
         with self._lock:
             subscriptions = list(self._subscriptions)
         if not subscriptions:

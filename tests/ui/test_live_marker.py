@@ -462,8 +462,8 @@ def test_a_tab_that_stops_acknowledging_gets_one_frame_per_timeout_never_a_strea
 
 
 def test_a_socket_gets_its_frames_at_its_cadence_and_the_newest_cells_when_its_turn_comes() -> None:
-    """Frames to one socket start at least `frame_every` apart (OH_LIVE_FRAME_MS), however fast the markings and
-    the acknowledgements come: a marking inside the interval waits (and the marker is told the tab cannot take
+    """Frames to one socket take the turns of the server's grid, `frame_every` apart (OH_LIVE_FRAME_MS), one frame a
+    turn at most, however fast the markings and the acknowledgements come: a marking between two turns waits (and the marker is told the tab cannot take
     one, `ready`); the socket's turn (a timeout set when its acknowledgement came early) sends the newest cells in
     one frame. A new socket's full rows do not wait."""
     table = live_grid.PatchedTable((("position", "Position"), ("mark", "Mark")), "t")
@@ -473,8 +473,8 @@ def test_a_socket_gets_its_frames_at_its_cadence_and_the_newest_cells_when_its_t
     offer(channel, loop, Marking([("a", "1.00")]))
     channel.bind(socket)
     assert socket.frames == [{"seq": 1, "positions": {"rows": [["a", "1.00"]]}}]
-    assert channel.acknowledged(socket, 1)  # acknowledged within the interval: its turn is set for later
-    assert [delay for delay, _, _ in loop.timers] == [pytest.approx(0.2, abs=0.1)]
+    assert channel.acknowledged(socket, 1)  # acknowledged before the next turn: the turn is set for later
+    assert [0.0 < delay <= 0.2 for delay, _, _ in loop.timers] == [True]  # the grid's next point
     for i in range(1, 30):  # markings meanwhile: none goes, and the marker is told this tab cannot take one
         offer(channel, loop, Marking([("a", f"1.{i:02d}")]))
         assert not channel.ready()
@@ -509,6 +509,40 @@ def test_a_turn_asks_the_marker_for_fresh_marks_rather_than_sending_old_ones(mar
     else:
         assert socket.frames[-1] == {"seq": 2, "positions": {"rows": [["a", "1.00"]]}}
     channel.close()
+
+
+def test_a_turn_waits_for_a_marking_already_on_its_way_rather_than_sending_old_rows() -> None:
+    """Every tab's turn opens at one point of the server's grid; the first asks the marker for a marking, and a turn
+    that comes while that marking is on its way to the event loop (handed over, its flush not yet run) waits for it:
+    the marker, asked again, has nothing new (it took the news already), and sending then would send the old rows."""
+    table = live_grid.PatchedTable((("position", "Position"), ("mark", "Mark")), "t")
+    channel, loop = channel_of(table)
+    socket = FakeSocket()
+    channel.bind(socket)
+    offer(channel, loop, Marking([("a", "1.00")]))  # the window is full: held
+    channel.fresh = 0.0  # every marking applied so far is old
+    channel.on_ready = lambda: False  # the marker took the news: nothing new to mark
+    channel.offer(Marking([("a", "1.07")]))  # type: ignore[arg-type]  # a marking on its way, its flush not yet run
+    assert channel.acknowledged(socket, 1)  # the turn comes meanwhile
+    assert len(socket.frames) == 1  # nothing old went
+    loop.run()
+    assert socket.frames[-1] == {"seq": 2, "positions": {"rows": [["a", "1.07"]]}}
+    channel.close()
+
+
+def test_the_marker_says_a_marking_is_coming_while_one_is_under_way(ticks: SharedTicks, publisher: Publisher) -> None:
+    """`wake(dirty=False)` (a tab's turn) answers True while a round is marking, though the round took the news:
+    its result is coming, and a tab whose turn opened meanwhile waits for it instead of sending old rows. After
+    the round, with nothing new, it answers False."""
+    feed_until(publisher, ticks, {"AAPL": (199.9, 200.1), CALL: (5.0, 5.2)})
+    marker = LiveMarker(ticks)  # not started: the test drives the rounds
+    answers: list[bool] = []
+    first, second = Session(), Session()
+    marker.subscribe(first.doc, key(), PORTFOLIO, lambda result: answers.append(marker.wake(dirty=False)), direct=True)
+    marker.subscribe(second.doc, key(), PORTFOLIO, second.handler)
+    assert marker.mark_round() == 1
+    assert answers == [True]  # asked during the round (the first session's turn, while the second's result is coming)
+    assert not marker.wake(dirty=False)  # after it: nothing new since
 
 
 def test_the_legs_and_the_summary_ride_in_the_positions_frame() -> None:
@@ -648,18 +682,23 @@ def test_a_tab_that_cannot_take_a_frame_is_not_marked_for_until_its_socket_wakes
         marker.stop()
 
 
-def test_a_socket_s_turns_keep_to_the_cadence_s_grid() -> None:
-    """A turn opens one cadence after the last turn, not after the last write: the marking and the send that
-    follow a turn take a few ms, and counted from each write every gap between a tab's frames grew by that (a quote
-    waits up to a whole gap for its tab's next marking). A frame that went off its turn (late by half a cadence or
-    more: a slow acknowledgement; or before it: a resync) starts the grid anew, one cadence after it, so frames
-    never come faster than the cadence on average and never closer than half of it."""
-    outlet = Outlet(FakeSocket())
-    outlet.wrote(10.0, 0.1)  # the first frame (a resync): the grid starts here
-    assert outlet.due == pytest.approx(10.1)
-    outlet.wrote(10.13, 0.1)  # went 30 ms into its turn (marking, send)
-    assert outlet.due == pytest.approx(10.2)  # on the grid; counted from the write it would open at 10.23
-    outlet.wrote(10.26, 0.1)  # 60 ms late (at least half a cadence: an acknowledgement came late)
-    assert outlet.due == pytest.approx(10.36)
-    outlet.wrote(10.30, 0.1)  # before its turn (the browser asked for the full rows)
-    assert outlet.due == pytest.approx(10.40)
+def test_every_socket_s_turns_fall_on_the_server_s_one_grid() -> None:
+    """A socket's next turn opens at the next multiple of the cadence on the monotonic clock: the same points for
+    every socket of the server, so the tabs' turns come at one instant and one marking serves them all (each tab on
+    a grid of its own took a marking made up to `fresh` earlier for another tab, its quotes older by that). A turn
+    counts from the grid, not from the write (the marking and the send after a turn take a few ms); a frame that
+    went late (a slow acknowledgement, a resync) takes the next point after it: never a gap over a cadence, and at
+    most one frame per point."""
+    a, b = Outlet(FakeSocket()), Outlet(FakeSocket())
+    a.wrote(10.03, 0.1)  # two tabs' first frames (their resyncs), at other moments
+    b.wrote(10.07, 0.1)
+    assert a.due == pytest.approx(10.1) and b.due == pytest.approx(10.1)  # one turn for both
+    a.wrote(10.13, 0.1)  # went 30 ms into its turn (marking, send)
+    assert a.due == pytest.approx(10.2)  # on the grid; counted from the write it would open at 10.23
+    a.wrote(10.29, 0.1)  # 90 ms late (an acknowledgement came late)
+    assert a.due == pytest.approx(10.3)  # the next point: 10 ms on, not a cadence on
+    a.wrote(10.3, 0.1)  # right on a point (the clock's float): the next one, never the same
+    assert a.due == pytest.approx(10.4)
+    zero = Outlet(FakeSocket())
+    zero.wrote(10.3, 0.0)  # no cadence: a turn as soon as the acknowledgement comes
+    assert zero.due == pytest.approx(10.3)
