@@ -24,6 +24,7 @@ import time
 from datetime import date, timedelta
 
 from bench._common import (
+    environ,
     fmt_rate,
     fresh_home,
     header,
@@ -38,6 +39,7 @@ from bus.home import Home
 from bus.producer import Producer
 from contracts import IngestCandles, run_id_for
 from devtools.processes import Service, wait_for_heartbeat
+from oh.adapters.sim.universe import SYNTHETIC_DEFAULT, SYNTHETIC_ENV, synthetic_symbols
 
 RUNAWAY = "SELECT count(*) FROM range(1000000000000) a, range(100000) b WHERE a.range + b.range = 3"
 END = date(2025, 6, 30)
@@ -145,9 +147,10 @@ def pair(index: int, n_symbols: int, days: int) -> float:
         worker = Service(home, "ingest").start()
         try:
             wait_for_heartbeat(home, "ingest", timeout=60)
-            ingest(home, ["WARM"], 30)
-            alone = [f"A{i:03d}" for i in range(n_symbols)]
-            beside = [f"B{i:03d}" for i in range(n_symbols)]
+            # listed sim names (the sim answers any other UnknownSymbol): the warm-up's, then two disjoint sets
+            names = synthetic_symbols(2 * n_symbols + 1)
+            ingest(home, names[-1:], 30)
+            alone, beside = names[:n_symbols], names[n_symbols:-1]
             alone_s, alone_status = ingest(home, alone, days)
             thread, answers = start_runaway(home)
             beside_s, beside_status = ingest(home, beside, days)
@@ -177,7 +180,8 @@ def main() -> None:
     os.environ["OH_QUERY_BUDGET_SECONDS"] = "600"  # the ledger child inherits it: the runaway outlives the ingest
     header(f"runaway_query: IngestCandles of {args.symbols} symbols x {args.days} days, alone and beside a runaway query")
     load_line("at start")
-    ratios = [pair(i + 1, args.symbols, args.days) for i in range(args.repeat)]
+    with environ(SYNTHETIC_ENV, str(max(2 * args.symbols + 1, SYNTHETIC_DEFAULT))):  # inherited by the services
+        ratios = [pair(i + 1, args.symbols, args.days) for i in range(args.repeat)]
     load_line("at end")
     ratio_line("ingest rows/s with a runaway query / without", statistics.median(ratios), ">= 0.8")
 
