@@ -30,7 +30,7 @@ from bus.home import Home
 from bus.producer import Producer
 from bus.subscriber import Subscriber
 from contracts import RunFinished, RunStarted, utc_now
-from devtools.browser import CHROMIUM, Stack, browser
+from devtools.browser import CHROMIUM, STALE_SESSIONS, Stack, browser
 
 PAGES = ("health", "portfolio", "symbol", "flow", "derived", "explorer", "live")
 WATCH_JS = """() => {
@@ -166,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="loads of each page for first paint (default 3)")
     parser.add_argument("--chain-sessions", type=int, default=6, help="sessions of sim chains to load (default 6)")
     args = parser.parse_args(argv)
+    if args.chain_sessions < STALE_SESSIONS:
+        parser.error(f"--chain-sessions: at least {STALE_SESSIONS} (the stale symbol's candles end on the chain session "
+                     f"{STALE_SESSIONS} from the last)")
     header("dashboard_latency: committed event -> DOM, and first paint per page")
     if not Path(CHROMIUM).exists():
         print(f"no chromium at {CHROMIUM}: install Debian's chromium (.ci/run does)")

@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
     """Parse arguments and run the benchmark."""
     parser = argparse.ArgumentParser(prog="python -m bench.flow_chains", description=__doc__.splitlines()[0])
     parser.add_argument("--contracts", type=int, default=10_000, help="contracts per chain")
-    parser.add_argument("--symbol", default=SYMBOL, help="sim symbol (any not starting with ZZ)")
+    parser.add_argument("--symbol", default=SYMBOL, help="a symbol the sim lists (oh/adapters/sim/universe.py)")
     parser.add_argument("--repeat", type=int, default=3, help="judged (pandas, ours) pairs; the median ratio is used")
     args = parser.parse_args(argv)
     bench(args.symbol, args.contracts, args.repeat)

@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> None:
     """Parse arguments and run the benchmark (or, with --serve-worker, the widened snapshot worker)."""
     parser = argparse.ArgumentParser(prog="python -m bench.snapshot_chain", description=__doc__.splitlines()[0])
     parser.add_argument("--contracts", type=int, default=10_000, help="contracts per chain")
-    parser.add_argument("--symbol", default=SYMBOL, help="sim symbol (any not starting with ZZ)")
+    parser.add_argument("--symbol", default=SYMBOL, help="a symbol the sim lists (oh/adapters/sim/universe.py)")
     parser.add_argument("--repeat", type=int, default=3, help="judged (pandas, ours) pairs; the median ratio is used")
     parser.add_argument("--serve-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--listing-day", type=date.fromisoformat, help=argparse.SUPPRESS)

@@ -28,6 +28,7 @@ from oh.domain import calendar
 WORKERS = tuple(n for n in ("ingest", "snapshot", "flow", "derived", "checks") if (REPO / "services" / f"{n}.py").exists())
 CHAIN_SYMBOLS = ("SPY", "AAPL")
 CANDLE_SYMBOLS = ("SPY", "AAPL", "MSFT")
+STALE_SESSIONS = 6  # `Stack.populate`: QQQ's candles end on the sixth-last chain session (stale, a gap)
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-gpu-compositing", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -148,7 +149,11 @@ class Stack:
     def populate(self, chain_sessions: int = 26) -> dict[str, object]:
         """Sim data like `oh demo`, smaller: a year of candles, chains of `chain_sessions` sessions (flow and
         derived chained; 21+ gives IV ranks), a stale symbol with a gap, a failed run, and a portfolio
-        holding contracts of the latest chain."""
+        holding contracts of the latest chain. `chain_sessions`: at least STALE_SESSIONS (QQQ's candles end on that
+        chain session counted from the last)."""
+        if chain_sessions < STALE_SESSIONS:
+            raise ValueError(f"chain_sessions {chain_sessions}: at least {STALE_SESSIONS} (QQQ's candles end on the "
+                             f"chain session {STALE_SESSIONS} from the last)")
         last = calendar.last_closed_session(datetime.now(UTC))
         sessions = [d.astype(date) for d in calendar.last_sessions(last, chain_sessions)]
         first_year = last - timedelta(days=365)
@@ -156,7 +161,7 @@ class Stack:
                "--end", str(last), "--wait")
         # QQQ stops a week early: stale in the freshness table, a gap the planner fills
         run_oh(self.home, "emit", "ingest-candles", "--symbols", "QQQ", "--start", str(first_year),
-               "--end", str(sessions[-6]), "--wait")
+               "--end", str(sessions[-STALE_SESSIONS]), "--wait")
         run_oh(self.home, "emit", "ingest-candles", "--symbols", "ZZBAD", "--start", str(sessions[0]),
                "--end", str(last), "--wait", check=False)  # an unknown symbol: a failed run
         run_oh(self.home, "emit", "snapshot-options", "--symbols", ",".join(CHAIN_SYMBOLS), "--start", str(sessions[0]),
