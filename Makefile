@@ -6,7 +6,7 @@ OH := $(VENV)/bin/oh
 
 LOCK := requirements-dev.lock
 
-.PHONY: install demo test down bench clean lock wheel
+.PHONY: install demo test down bench bench-smoke clean lock wheel
 
 ## The venv: oh (editable) with the dev tools and the dagster extra, at the versions the lock pins.
 $(VENV)/.installed: pyproject.toml $(LOCK)
@@ -44,6 +44,10 @@ down:
 ## Every benchmark, each printing its figures and the ratio it is judged by.
 bench: install
 	$(PY) -m bench
+
+## Whether every benchmark still runs: each at its smallest size (bench/__main__.py SMOKE; ~6 min), exit 0 and a RATIO line.
+bench-smoke: install
+	$(PY) -m bench --smoke
 
 ## Re-resolve the pinned dev set from pyproject.toml's bounds (pip-tools: pip's own resolver and indexes).
 lock: install
