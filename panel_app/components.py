@@ -70,6 +70,8 @@ TEMPLATE = Path(__file__).parent / "templates" / "oh.html"
 # Inlined in every page after Bokeh's and Panel's scripts: a root laid out once, not twice, when a section's patch
 # changes its children (the file's comment says how; tests/ui/test_dashboard_document.py guards what it relies on).
 LAYOUT_JS = (STATIC / "oh_layout.js").read_text(encoding="utf-8").split("*/", 1)[1].strip()  # its code, not its comment
+# Inlined with it: a chart's hidden toolbar builds its buttons when it is first shown (the file's comment says why).
+TOOLBAR_JS = (STATIC / "oh_toolbar.js").read_text(encoding="utf-8").split("*/", 1)[1].strip()
 WRAP = frozenset({"error", "error_message", "message", "last_message", "warnings"})
 
 
@@ -329,7 +331,7 @@ class OhTemplate(pn.template.BootstrapTemplate):
 
     def _update_vars(self, *args: Any) -> None:
         super()._update_vars(*args)
-        self._render_variables["oh_layout_js"] = LAYOUT_JS
+        self._render_variables["oh_layout_js"] = f"{LAYOUT_JS}\n{TOOLBAR_JS}"
 
     def server_doc(self, doc: Any = None, title: str | None = None, location: Any = True) -> Any:
         """Add the template's roots to the session's document under one freeze of its model graph: Bokeh

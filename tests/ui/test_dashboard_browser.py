@@ -252,6 +252,35 @@ def test_a_section_is_laid_out_once_when_its_content_changes(populated: Stack, t
     assert pair == [1, True, True]
 
 
+TOOLBARS = """() => Array.from(Bokeh.index.query(v => v.model.type === 'Toolbar')).map(v => [
+  v.model.tools.length, v.tool_button_views.length, v.el.isConnected && getComputedStyle(v.el).visibility])"""
+PLOTS = """() => Array.from(Bokeh.index.query(v => v.model.type === 'Figure')).map(v => {
+  const b = v.el.getBoundingClientRect(); return [b.x + b.width / 2, b.y + b.height / 2]; })"""
+
+
+def test_a_charts_toolbar_gets_its_buttons_when_first_shown(populated: Stack, tabs: Tabs) -> None:
+    """A chart's toolbar hides until the pointer enters the plot; its buttons are built then, not with the page
+    (panel_app/static/oh_toolbar.js): none before, every tool's button once shown, hidden again when the pointer
+    leaves, and shown with the same buttons the next time."""
+    page = tabs.tab
+    tabs.discard()  # it hovers the charts
+    open_page(page, populated, "/symbol")
+    assert page.evaluate("() => window.ohToolbarWhenShown") is True
+    toolbars = page.evaluate(TOOLBARS)
+    assert len(toolbars) >= 4 and all(tools > 0 and buttons == 0 and shown == "hidden"
+                                       for tools, buttons, shown in toolbars), toolbars
+    for x, y in page.evaluate(PLOTS):
+        page.mouse.move(x, y)
+    page.mouse.move(1, 1)
+    page.wait_for_function(f"() => ({TOOLBARS})().every(([tools, buttons, shown]) => buttons > 0 && shown === 'hidden')",
+                           timeout=WAIT, polling=POLL)
+    x, y = page.evaluate(PLOTS)[0]
+    page.mouse.move(x, y)
+    page.wait_for_function(f"() => ({TOOLBARS})()[0][2] === 'visible'", timeout=WAIT, polling=POLL)
+    built = page.evaluate(TOOLBARS)
+    assert all(buttons >= 3 for _tools, buttons, _shown in built), built  # box zoom, reset, save at least (hover: 4)
+
+
 def test_sql_box_refuses_delete(populated: Stack, tabs: Tabs) -> None:
     """A DELETE in the SQL box is refused with a clear message and changes nothing; a SELECT answers."""
     before = populated.query("SELECT count(*) AS n FROM candles_daily")[0]["n"]

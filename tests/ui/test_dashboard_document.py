@@ -177,3 +177,49 @@ def test_the_layout_script_relies_on_what_bokeh_and_panel_do() -> None:
     update = column[column.index("async update_children() {"):]
     assert update.index(UPDATE_CHILDREN_END) < update.index("\n        }\n")
     assert "update_children" in LAYOUT_JS and "_after_render" in LAYOUT_JS
+
+
+# The code of BokehJS 3.9.2 that panel_app/static/oh_toolbar.js relies on: a toolbar builds its buttons in
+# `lazy_initialize` (after its super's), renders what `_build_tool_button_views` left in `_tool_buttons`, is shown
+# by `set_visibility` (the plot's pointer enter and leave) when it autohides, and its panel's room above the plot
+# does not depend on its buttons.
+TOOLBAR_PARTS = (
+    """        async lazy_initialize() {
+            await super.lazy_initialize();
+            await this._build_tool_button_views();
+        }""",
+    """        set_visibility(visible) {
+            if (visible != this._visible) {
+                this._visible = visible;
+                this._on_visible_change();
+            }
+        }""",
+    "            for (const [, button_view] of this._tool_button_views) {",
+    "            const bars = this._tool_buttons.map((group) => {",
+    "return !this.model.visible ? false : (!this.model.autohide || (this._visible ?? false));",
+    "    class ToolbarView extends ui_element_1.UIElementView {",
+)
+TOOLBAR_PANEL_PARTS = ("this.toolbar_view.set_visibility(true);", "this.toolbar_view.set_visibility(false);",
+                       "                height: 30,\n")
+
+
+def _class_source(source: str, head: str) -> str:
+    body = source[source.index(head):]
+    return body[:body.index("\n    class ")]
+
+
+def test_the_toolbar_script_relies_on_what_bokeh_does() -> None:
+    """The page's script that builds a hidden toolbar's buttons when it is first shown rests on BokehJS's
+    ToolbarView and ToolbarPanelView: an upgrade that changes them fails here, so the script is looked at again
+    (test_dashboard_browser checks that the buttons appear on hover)."""
+    import bokeh
+
+    from panel_app.components import TOOLBAR_JS
+
+    bokeh_js = _script(bokeh, "server", "static", "js", "bokeh.js")
+    toolbar = _class_source(bokeh_js, "class ToolbarView extends")
+    assert all(part in bokeh_js for part in TOOLBAR_PARTS[-1:])
+    assert all(part in toolbar for part in TOOLBAR_PARTS[:-1]), [p for p in TOOLBAR_PARTS if p not in toolbar]
+    panel = _class_source(bokeh_js, "class ToolbarPanelView extends")
+    assert all(part in panel for part in TOOLBAR_PANEL_PARTS), [p for p in TOOLBAR_PANEL_PARTS if p not in panel]
+    assert 'Bokeh.require("models/tools/toolbar")' in TOOLBAR_JS and "set_visibility" in TOOLBAR_JS
