@@ -281,6 +281,25 @@ def test_a_charts_toolbar_gets_its_buttons_when_first_shown(populated: Stack, ta
     assert all(buttons >= 3 for _tools, buttons, _shown in built), built  # box zoom, reset, save at least (hover: 4)
 
 
+SHADOW_STYLES = """() => { const found = {roots: 0, styles: 0, empty: 0, marks: 0};
+  const walk = r => { for (const el of r.querySelectorAll('*')) { if (!el.shadowRoot) continue; found.roots++;
+    for (const node of el.shadowRoot.childNodes) {
+      if (node.nodeName === 'STYLE') { found.styles++; if (node.textContent === '') found.empty++; }
+      if (node.nodeType === Node.COMMENT_NODE && node.data === '') found.marks++; }
+    walk(el.shadowRoot); } };
+  walk(document); return found; }"""
+
+
+def test_a_views_empty_stylesheets_wait_for_rules(populated: Stack, tabs: Tabs) -> None:
+    """A BokehJS view's stylesheets that have no rules are not in its shadow root, only a placeholder where each
+    goes once it gets some (panel_app/static/oh_styles.js); those with rules are (every root has its base sheet)."""
+    page = tabs.show(f"{populated.url}/health")
+    assert page.evaluate("() => window.ohStylesWhenFilled") is True
+    found = page.evaluate(SHADOW_STYLES)
+    assert found["roots"] > 50 and found["styles"] >= found["roots"], found
+    assert found["empty"] == 0 and found["marks"] > found["roots"], found
+
+
 def test_sql_box_refuses_delete(populated: Stack, tabs: Tabs) -> None:
     """A DELETE in the SQL box is refused with a clear message and changes nothing; a SELECT answers."""
     before = populated.query("SELECT count(*) AS n FROM candles_daily")[0]["n"]

@@ -223,3 +223,44 @@ def test_the_toolbar_script_relies_on_what_bokeh_does() -> None:
     panel = _class_source(bokeh_js, "class ToolbarPanelView extends")
     assert all(part in panel for part in TOOLBAR_PANEL_PARTS), [p for p in TOOLBAR_PANEL_PARTS if p not in panel]
     assert 'Bokeh.require("models/tools/toolbar")' in TOOLBAR_JS and "set_visibility" in TOOLBAR_JS
+
+
+# The code of BokehJS 3.9.2 that panel_app/static/oh_styles.js relies on: a view's InlineStyleSheet (core/dom) is
+# installed by appending its `<style>` element, filled by `_update` (every replace, append, prepend and clear goes
+# through it), and taken out by `uninstall` and `remove`.
+STYLE_SHEET = """    class StyleSheet {
+        install(el) {
+            el.append(this.el);
+        }
+        uninstall() {
+            this.el.remove();
+        }
+    }"""
+INLINE_STYLE_SHEET_PARTS = (
+    "            this.el = (0, exports.style)();",
+    """        _update(css) {
+            this.el.textContent = css;
+        }""",
+    "            this._update(this._to_css(css, styles));",
+    """        remove() {
+            this.el.remove();
+        }""",
+)
+
+
+def test_the_styles_script_relies_on_what_bokeh_does() -> None:
+    """The page's script that keeps a view's empty stylesheets out of its shadow root until they get rules rests on
+    BokehJS's InlineStyleSheet: an upgrade that changes it fails here, so the script is looked at again
+    (test_dashboard_browser checks that a filled page has no empty `<style>` in a shadow root)."""
+    import bokeh
+
+    from panel_app.components import PAGE_JS, STYLES_JS
+
+    bokeh_js = _script(bokeh, "server", "static", "js", "bokeh.js")
+    dom = bokeh_js[bokeh_js.index("/* core/dom.js */"):]
+    dom = dom[:dom.index("\n/* ", 10)]
+    assert STYLE_SHEET in dom
+    inline = _class_source(dom, "class InlineStyleSheet extends StyleSheet {")
+    assert all(part in inline for part in INLINE_STYLE_SHEET_PARTS), [p for p in INLINE_STYLE_SHEET_PARTS if p not in inline]
+    assert inline.count("this._update(") == 5  # the constructor (twice), replace, prepend, append: no other writer
+    assert 'Bokeh.require("core/dom").InlineStyleSheet' in STYLES_JS and STYLES_JS in PAGE_JS
