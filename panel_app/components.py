@@ -77,11 +77,13 @@ def _code(name: str) -> str:
 # Inlined in every page after Bokeh's and Panel's scripts (each file's comment says how and why;
 # tests/ui/test_dashboard_document.py guards what they rely on): a root laid out once, not twice, when a section's
 # patch changes its children; a chart's hidden toolbar built when it is first shown; an empty stylesheet of a view
-# put in its shadow root when it gets rules.
+# put in its shadow root when it gets rules; no plot repaint for a legend's first report of the size it was laid
+# out with.
 LAYOUT_JS = _code("oh_layout.js")
 TOOLBAR_JS = _code("oh_toolbar.js")
 STYLES_JS = _code("oh_styles.js")
-PAGE_JS = "\n".join((LAYOUT_JS, TOOLBAR_JS, STYLES_JS))
+LEGEND_JS = _code("oh_legend.js")
+PAGE_JS = "\n".join((LAYOUT_JS, TOOLBAR_JS, STYLES_JS, LEGEND_JS))
 WRAP = frozenset({"error", "error_message", "message", "last_message", "warnings"})
 
 

@@ -300,6 +300,34 @@ def test_a_views_empty_stylesheets_wait_for_rules(populated: Stack, tabs: Tabs) 
     assert found["empty"] == 0 and found["marks"] > found["roots"], found
 
 
+COUNT_PAINTS = """(() => { window.__ohPaints = new Map();
+  const hook = () => { const PlotView = Bokeh.require('models/plots/plot_canvas').PlotView, paint = PlotView.prototype._actual_paint;
+    PlotView.prototype._actual_paint = function () { const n = window.__ohPaints.get(this.model.id) || 0;
+      window.__ohPaints.set(this.model.id, n + 1); return paint.apply(this, arguments); }; };
+  document.addEventListener('DOMContentLoaded', hook); })()"""
+PAINTED = """async () => { for (let i = 0; i < 3; i++) await new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)));
+  const plots = Array.from(Bokeh.index.query(v => v.model.type === 'Figure'));
+  return plots.map(v => [v.model.renderers.length, v.has_finished(), window.__ohPaints.get(v.model.id) || 0,
+                         v.model.below.concat(v.model.right).filter(m => m.type === 'Legend').length]); }"""
+
+
+def test_a_chart_with_a_legend_beside_it_is_painted_once(populated: Stack, chromium: Any) -> None:
+    """A chart whose legend sits under or beside it is painted once when its section fills: the legend's first
+    report of its size, the size the plot was laid out with, no longer repaints it (panel_app/static/oh_legend.js;
+    3 of the Symbol explorer's 7 plot paints)."""
+    context = chromium.new_context(viewport={"width": 1440, "height": 900})
+    try:
+        page = context.new_page()
+        page.add_init_script(COUNT_PAINTS)
+        open_page(page, populated, "/symbol")
+        assert page.evaluate("() => window.ohLegendSized") is True
+        plots = page.evaluate(PAINTED)
+        assert len(plots) == 4 and sum(legends for *_, legends in plots) >= 2, plots
+        assert all(finished and paints == 1 for _renderers, finished, paints, _legends in plots), plots
+    finally:
+        context.close()
+
+
 def test_sql_box_refuses_delete(populated: Stack, tabs: Tabs) -> None:
     """A DELETE in the SQL box is refused with a clear message and changes nothing; a SELECT answers."""
     before = populated.query("SELECT count(*) AS n FROM candles_daily")[0]["n"]

@@ -264,3 +264,29 @@ def test_the_styles_script_relies_on_what_bokeh_does() -> None:
     assert all(part in inline for part in INLINE_STYLE_SHEET_PARTS), [p for p in INLINE_STYLE_SHEET_PARTS if p not in inline]
     assert inline.count("this._update(") == 5  # the constructor (twice), replace, prepend, append: no other writer
     assert 'Bokeh.require("core/dom").InlineStyleSheet' in STYLES_JS and STYLES_JS in PAGE_JS
+
+
+# The code of BokehJS 3.9.2 that panel_app/static/oh_legend.js relies on: a legend's ResizeObserver on its element
+# asks for a repaint on every report (the first too), a legend with a side panel gives the plot's layout its size
+# from `bbox`, and `bbox` is its element's box.
+LEGEND_PARTS = (
+    """            this._resize_observer = new ResizeObserver((_entries) => this.request_layout());
+            this._resize_observer.observe(this.el, { box: "border-box" });""",
+    """        _get_size() {
+            const { width, height } = this.bbox;""",
+    "                this.layout = new side_panel_1.SideLayout(panel, () => this.get_size());",
+    "            const legend_bbox = (0, dom_1.bounding_box)(this.el);",
+)
+
+
+def test_the_legend_script_relies_on_what_bokeh_does() -> None:
+    """The page's script that spares a plot the repaint for its legend's first report of an unchanged size rests on
+    BokehJS's LegendView: an upgrade that changes it fails here, so the script is looked at again
+    (test_dashboard_browser checks that each Symbol explorer chart is painted once)."""
+    import bokeh
+
+    from panel_app.components import LEGEND_JS, PAGE_JS
+
+    legend = _class_source(_script(bokeh, "server", "static", "js", "bokeh.js"), "class LegendView extends")
+    assert all(part in legend for part in LEGEND_PARTS), [p for p in LEGEND_PARTS if p not in legend]
+    assert 'Bokeh.require("models/annotations/legend")' in LEGEND_JS and LEGEND_JS in PAGE_JS
