@@ -26,7 +26,9 @@ page's own clock (milliseconds from the start of the navigation):
   (chromium's TaskDuration: scripts, style, layout, paint; wall time of its tasks, so it grows when the
   machine is busy) and the server's (user + system CPU of the `oh ui` process from /proc/PID/stat, from
   the navigation to "filled": the HTML, the static files, the fill);
-- and the Bokeh models of the page's document in the browser once filled (independent of the load).
+- and, independent of the load, once filled: the Bokeh models of the page's document in the browser, the plot
+  paints (BokehJS's PlotView paints, counted by a hook the page gets before its scripts run), and the shadow
+  roots in the page with the `<style>` elements in them (every BokehJS view renders in a shadow root of its own).
 
 `--compare TREE` also starts the `oh ui` of another checkout (e.g. the code before a change, from
 `git worktree add /tmp/old <commit>`) on the same home and ledger, and alternates every load
@@ -70,7 +72,7 @@ PAINT_BUDGET_MS = 1000.0
 FCP_JS = "() => (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime || null"
 LOADS = ("cold", "warm", "hot")
 KINDS = ("cold_fcp", "cold_filled", "cold_dom", "warm_fcp", "warm_filled", "hot_fcp", "hot_filled", "cold_browser_cpu",
-         "cold_chromium_cpu", "hot_chromium_cpu", "cold_server_cpu", "models")
+         "cold_chromium_cpu", "hot_chromium_cpu", "cold_server_cpu", "models", "paints", "shadow_roots", "shadow_styles")
 READY_WATCH_JS = """(() => {
   const has = n => n.nodeType === 1 && (n.matches('.oh-ready') || n.querySelector('.oh-ready') !== null);
   const watch = root => new MutationObserver(records => {
@@ -82,6 +84,17 @@ READY_WATCH_JS = """(() => {
   watch(document);
 })()"""
 MODELS_JS = "() => (window.Bokeh && Bokeh.documents.length) ? Bokeh.documents[0]._all_models.size : null"
+PAINTS_WATCH_JS = """document.addEventListener('DOMContentLoaded', () => {
+  window.__ohPlotPaints = 0;
+  const PlotView = window.Bokeh && Bokeh.require && Bokeh.require('models/plots/plot_canvas').PlotView;
+  if (!PlotView) return;
+  const paint = PlotView.prototype._actual_paint;
+  PlotView.prototype._actual_paint = function () { window.__ohPlotPaints++; return paint.apply(this, arguments); };
+})"""
+COUNTS_JS = """() => { let roots = 0, styles = 0;
+  const walk = r => { for (const el of r.querySelectorAll('*')) if (el.shadowRoot) {
+    roots++; for (const n of el.shadowRoot.children) if (n.tagName === 'STYLE') styles++; walk(el.shadowRoot); } };
+  walk(document); return [window.__ohPlotPaints ?? null, roots, styles]; }"""
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -176,6 +189,7 @@ def measure(chromium: Any, servers: dict[str, tuple[str, int]], repeat: int,
             for name, (base, pid) in order:
                 context = chromium.new_context(viewport={"width": 1440, "height": 900})
                 context.add_init_script(READY_WATCH_JS)
+                context.add_init_script(PAINTS_WATCH_JS)
                 page = context.new_page()
                 cdp = context.new_cdp_session(page)
                 cdp.send("Performance.enable")
@@ -196,6 +210,10 @@ def measure(chromium: Any, servers: dict[str, tuple[str, int]], repeat: int,
                         metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
                         out[name][slug]["cold_browser_cpu"].append(1000.0 * metrics["TaskDuration"])
                         out[name][slug]["models"].append(float(page.evaluate(MODELS_JS) or "nan"))
+                        paints, roots, styles = page.evaluate(COUNTS_JS)
+                        out[name][slug]["paints"].append(float("nan") if paints is None else float(paints))
+                        out[name][slug]["shadow_roots"].append(float(roots))
+                        out[name][slug]["shadow_styles"].append(float(styles))
                 context.close()
     return out
 
@@ -217,6 +235,9 @@ def report(name: str, results: dict[str, dict[str, list[float]]], repeat: int) -
               f"{m['cold_browser_cpu']:>12.0f} {m['cold_server_cpu']:>11.0f} "
               f"{m['models']:>7.0f} {m['cold_dom']:>12.0f}   "
               f"{', '.join(f'{v:.0f}' for v in samples['cold_filled'])}")
+    print("   per cold load (median): " + ", ".join(
+        f"{slug} {m['paints']:.0f} plot paints, {m['shadow_roots']:.0f} shadow roots with {m['shadow_styles']:.0f} <style>"
+        for slug, m in medians.items()))
     judged = _judged(medians)
     for load_kind in LOADS:
         worst = max(judged, key=lambda s: medians[s][f"{load_kind}_filled"])
@@ -297,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
         if name != "ours":
             print(f"\nmodels per page, {name} -> ours: " + ", ".join(
                 f"{s} {other[s]['models']:.0f} -> {ours[s]['models']:.0f}" for s in pages))
+            print(f"plot paints / shadow roots / <style> in them per cold load, {name} -> ours: " + ", ".join(
+                f"{s} {other[s]['paints']:.0f}/{other[s]['shadow_roots']:.0f}/{other[s]['shadow_styles']:.0f} -> "
+                f"{ours[s]['paints']:.0f}/{ours[s]['shadow_roots']:.0f}/{ours[s]['shadow_styles']:.0f}" for s in pages))
             print(f"{name} / ours, cold filled per page: " + ", ".join(
                 f"{s} {other[s]['cold_filled'] / ours[s]['cold_filled']:.2f}" for s in pages))
             for load_kind in LOADS:

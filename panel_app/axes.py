@@ -101,10 +101,20 @@ for (const legend of [...cb_obj.above, ...cb_obj.below]) {
 }
 """
 
-# The compact scaling of oh.domain.units._scaled, in JavaScript: the thresholds come from units.SUFFIXES.
+# The compact scaling of oh.domain.units._scaled, in JavaScript: the thresholds come from units.SUFFIXES. A number
+# is grouped by one Intl.NumberFormat per digit count, kept for the page (`toLocaleString` with options builds a new
+# one on every call, which is what it does: the same text; a tenth of a millisecond per tick label otherwise).
 _SCALED_JS = """
 const SUFFIXES = %(suffixes)s;
-function group(x, d) { return x.toLocaleString('en-US', {minimumFractionDigits: d, maximumFractionDigits: d}); }
+const FORMATS = globalThis.__ohNumberFormats || (globalThis.__ohNumberFormats = new Map());
+function group(x, d) {
+  let format = FORMATS.get(d);
+  if (format === undefined) {
+    format = new Intl.NumberFormat('en-US', {minimumFractionDigits: d, maximumFractionDigits: d});
+    FORMATS.set(d, format);
+  }
+  return format.format(x);
+}
 function trim(text) { return text.indexOf('.') < 0 ? text : text.replace(/0+$/, '').replace(/\\.$/, ''); }
 function scaled(size, digits) {
   for (const [threshold, suffix] of SUFFIXES) {

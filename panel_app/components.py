@@ -67,9 +67,23 @@ FAVICON = f"static/extensions/panel/images/favicon.ico?v={pn.__version__}.ico"
 BOOTSTRAP_CSS = frozenset(pn.theme.Bootstrap._resources["css"].values())
 WRAPPED_LABEL = "label { white-space: normal; overflow-wrap: anywhere; }"
 TEMPLATE = Path(__file__).parent / "templates" / "oh.html"
-# Inlined in every page after Bokeh's and Panel's scripts: a root laid out once, not twice, when a section's patch
-# changes its children (the file's comment says how; tests/ui/test_dashboard_document.py guards what it relies on).
-LAYOUT_JS = (STATIC / "oh_layout.js").read_text(encoding="utf-8").split("*/", 1)[1].strip()  # its code, not its comment
+
+
+def _code(name: str) -> str:
+    """A page script's code, not its comment."""
+    return (STATIC / name).read_text(encoding="utf-8").split("*/", 1)[1].strip()
+
+
+# Inlined in every page after Bokeh's and Panel's scripts (each file's comment says how and why;
+# tests/ui/test_dashboard_document.py guards what they rely on): a root laid out once, not twice, when a section's
+# patch changes its children; a chart's hidden toolbar built when it is first shown; an empty stylesheet of a view
+# put in its shadow root when it gets rules; no plot repaint for a legend's first report of the size it was laid
+# out with.
+LAYOUT_JS = _code("oh_layout.js")
+TOOLBAR_JS = _code("oh_toolbar.js")
+STYLES_JS = _code("oh_styles.js")
+LEGEND_JS = _code("oh_legend.js")
+PAGE_JS = "\n".join((LAYOUT_JS, TOOLBAR_JS, STYLES_JS, LEGEND_JS))
 WRAP = frozenset({"error", "error_message", "message", "last_message", "warnings"})
 
 
@@ -329,7 +343,7 @@ class OhTemplate(pn.template.BootstrapTemplate):
 
     def _update_vars(self, *args: Any) -> None:
         super()._update_vars(*args)
-        self._render_variables["oh_layout_js"] = LAYOUT_JS
+        self._render_variables["oh_page_js"] = PAGE_JS
 
     def server_doc(self, doc: Any = None, title: str | None = None, location: Any = True) -> Any:
         """Add the template's roots to the session's document under one freeze of its model graph: Bokeh

@@ -252,6 +252,82 @@ def test_a_section_is_laid_out_once_when_its_content_changes(populated: Stack, t
     assert pair == [1, True, True]
 
 
+TOOLBARS = """() => Array.from(Bokeh.index.query(v => v.model.type === 'Toolbar')).map(v => [
+  v.model.tools.length, v.tool_button_views.length, v.el.isConnected && getComputedStyle(v.el).visibility])"""
+PLOTS = """() => Array.from(Bokeh.index.query(v => v.model.type === 'Figure')).map(v => {
+  const b = v.el.getBoundingClientRect(); return [b.x + b.width / 2, b.y + b.height / 2]; })"""
+
+
+def test_a_charts_toolbar_gets_its_buttons_when_first_shown(populated: Stack, tabs: Tabs) -> None:
+    """A chart's toolbar hides until the pointer enters the plot; its buttons are built then, not with the page
+    (panel_app/static/oh_toolbar.js): none before, every tool's button once shown, hidden again when the pointer
+    leaves, and shown with the same buttons the next time."""
+    page = tabs.tab
+    tabs.discard()  # it hovers the charts
+    open_page(page, populated, "/symbol")
+    assert page.evaluate("() => window.ohToolbarWhenShown") is True
+    toolbars = page.evaluate(TOOLBARS)
+    assert len(toolbars) >= 4 and all(tools > 0 and buttons == 0 and shown == "hidden"
+                                       for tools, buttons, shown in toolbars), toolbars
+    for x, y in page.evaluate(PLOTS):
+        page.mouse.move(x, y)
+    page.mouse.move(1, 1)
+    page.wait_for_function(f"() => ({TOOLBARS})().every(([tools, buttons, shown]) => buttons > 0 && shown === 'hidden')",
+                           timeout=WAIT, polling=POLL)
+    x, y = page.evaluate(PLOTS)[0]
+    page.mouse.move(x, y)
+    page.wait_for_function(f"() => ({TOOLBARS})()[0][2] === 'visible'", timeout=WAIT, polling=POLL)
+    built = page.evaluate(TOOLBARS)
+    assert all(buttons >= 3 for _tools, buttons, _shown in built), built  # box zoom, reset, save at least (hover: 4)
+
+
+SHADOW_STYLES = """() => { const found = {roots: 0, styles: 0, empty: 0, marks: 0};
+  const walk = r => { for (const el of r.querySelectorAll('*')) { if (!el.shadowRoot) continue; found.roots++;
+    for (const node of el.shadowRoot.childNodes) {
+      if (node.nodeName === 'STYLE') { found.styles++; if (node.textContent === '') found.empty++; }
+      if (node.nodeType === Node.COMMENT_NODE && node.data === '') found.marks++; }
+    walk(el.shadowRoot); } };
+  walk(document); return found; }"""
+
+
+def test_a_views_empty_stylesheets_wait_for_rules(populated: Stack, tabs: Tabs) -> None:
+    """A BokehJS view's stylesheets that have no rules are not in its shadow root, only a placeholder where each
+    goes once it gets some (panel_app/static/oh_styles.js); those with rules are (every root has its base sheet)."""
+    page = tabs.show(f"{populated.url}/health")
+    assert page.evaluate("() => window.ohStylesWhenFilled") is True
+    found = page.evaluate(SHADOW_STYLES)
+    assert found["roots"] > 50 and found["styles"] >= found["roots"], found
+    assert found["empty"] == 0 and found["marks"] > found["roots"], found
+
+
+COUNT_PAINTS = """(() => { window.__ohPaints = new Map();
+  const hook = () => { const PlotView = Bokeh.require('models/plots/plot_canvas').PlotView, paint = PlotView.prototype._actual_paint;
+    PlotView.prototype._actual_paint = function () { const n = window.__ohPaints.get(this.model.id) || 0;
+      window.__ohPaints.set(this.model.id, n + 1); return paint.apply(this, arguments); }; };
+  document.addEventListener('DOMContentLoaded', hook); })()"""
+PAINTED = """async () => { for (let i = 0; i < 3; i++) await new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)));
+  const plots = Array.from(Bokeh.index.query(v => v.model.type === 'Figure'));
+  return plots.map(v => [v.model.renderers.length, v.has_finished(), window.__ohPaints.get(v.model.id) || 0,
+                         v.model.below.concat(v.model.right).filter(m => m.type === 'Legend').length]); }"""
+
+
+def test_a_chart_with_a_legend_beside_it_is_painted_once(populated: Stack, chromium: Any) -> None:
+    """A chart whose legend sits under or beside it is painted once when its section fills: the legend's first
+    report of its size, the size the plot was laid out with, no longer repaints it (panel_app/static/oh_legend.js;
+    3 of the Symbol explorer's 7 plot paints)."""
+    context = chromium.new_context(viewport={"width": 1440, "height": 900})
+    try:
+        page = context.new_page()
+        page.add_init_script(COUNT_PAINTS)
+        open_page(page, populated, "/symbol")
+        assert page.evaluate("() => window.ohLegendSized") is True
+        plots = page.evaluate(PAINTED)
+        assert len(plots) == 4 and sum(legends for *_, legends in plots) >= 2, plots
+        assert all(finished and paints == 1 for _renderers, finished, paints, _legends in plots), plots
+    finally:
+        context.close()
+
+
 def test_sql_box_refuses_delete(populated: Stack, tabs: Tabs) -> None:
     """A DELETE in the SQL box is refused with a clear message and changes nothing; a SELECT answers."""
     before = populated.query("SELECT count(*) AS n FROM candles_daily")[0]["n"]

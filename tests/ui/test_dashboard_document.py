@@ -177,3 +177,116 @@ def test_the_layout_script_relies_on_what_bokeh_and_panel_do() -> None:
     update = column[column.index("async update_children() {"):]
     assert update.index(UPDATE_CHILDREN_END) < update.index("\n        }\n")
     assert "update_children" in LAYOUT_JS and "_after_render" in LAYOUT_JS
+
+
+# The code of BokehJS 3.9.2 that panel_app/static/oh_toolbar.js relies on: a toolbar builds its buttons in
+# `lazy_initialize` (after its super's), renders what `_build_tool_button_views` left in `_tool_buttons`, is shown
+# by `set_visibility` (the plot's pointer enter and leave) when it autohides, and its panel's room above the plot
+# does not depend on its buttons.
+TOOLBAR_PARTS = (
+    """        async lazy_initialize() {
+            await super.lazy_initialize();
+            await this._build_tool_button_views();
+        }""",
+    """        set_visibility(visible) {
+            if (visible != this._visible) {
+                this._visible = visible;
+                this._on_visible_change();
+            }
+        }""",
+    "            for (const [, button_view] of this._tool_button_views) {",
+    "            const bars = this._tool_buttons.map((group) => {",
+    "return !this.model.visible ? false : (!this.model.autohide || (this._visible ?? false));",
+    "    class ToolbarView extends ui_element_1.UIElementView {",
+)
+TOOLBAR_PANEL_PARTS = ("this.toolbar_view.set_visibility(true);", "this.toolbar_view.set_visibility(false);",
+                       "                height: 30,\n")
+
+
+def _class_source(source: str, head: str) -> str:
+    body = source[source.index(head):]
+    return body[:body.index("\n    class ")]
+
+
+def test_the_toolbar_script_relies_on_what_bokeh_does() -> None:
+    """The page's script that builds a hidden toolbar's buttons when it is first shown rests on BokehJS's
+    ToolbarView and ToolbarPanelView: an upgrade that changes them fails here, so the script is looked at again
+    (test_dashboard_browser checks that the buttons appear on hover)."""
+    import bokeh
+
+    from panel_app.components import TOOLBAR_JS
+
+    bokeh_js = _script(bokeh, "server", "static", "js", "bokeh.js")
+    toolbar = _class_source(bokeh_js, "class ToolbarView extends")
+    assert all(part in bokeh_js for part in TOOLBAR_PARTS[-1:])
+    assert all(part in toolbar for part in TOOLBAR_PARTS[:-1]), [p for p in TOOLBAR_PARTS if p not in toolbar]
+    panel = _class_source(bokeh_js, "class ToolbarPanelView extends")
+    assert all(part in panel for part in TOOLBAR_PANEL_PARTS), [p for p in TOOLBAR_PANEL_PARTS if p not in panel]
+    assert 'Bokeh.require("models/tools/toolbar")' in TOOLBAR_JS and "set_visibility" in TOOLBAR_JS
+
+
+# The code of BokehJS 3.9.2 that panel_app/static/oh_styles.js relies on: a view's InlineStyleSheet (core/dom) is
+# installed by appending its `<style>` element, filled by `_update` (every replace, append, prepend and clear goes
+# through it), and taken out by `uninstall` and `remove`.
+STYLE_SHEET = """    class StyleSheet {
+        install(el) {
+            el.append(this.el);
+        }
+        uninstall() {
+            this.el.remove();
+        }
+    }"""
+INLINE_STYLE_SHEET_PARTS = (
+    "            this.el = (0, exports.style)();",
+    """        _update(css) {
+            this.el.textContent = css;
+        }""",
+    "            this._update(this._to_css(css, styles));",
+    """        remove() {
+            this.el.remove();
+        }""",
+)
+
+
+def test_the_styles_script_relies_on_what_bokeh_does() -> None:
+    """The page's script that keeps a view's empty stylesheets out of its shadow root until they get rules rests on
+    BokehJS's InlineStyleSheet: an upgrade that changes it fails here, so the script is looked at again
+    (test_dashboard_browser checks that a filled page has no empty `<style>` in a shadow root)."""
+    import bokeh
+
+    from panel_app.components import PAGE_JS, STYLES_JS
+
+    bokeh_js = _script(bokeh, "server", "static", "js", "bokeh.js")
+    dom = bokeh_js[bokeh_js.index("/* core/dom.js */"):]
+    dom = dom[:dom.index("\n/* ", 10)]
+    assert STYLE_SHEET in dom
+    inline = _class_source(dom, "class InlineStyleSheet extends StyleSheet {")
+    assert all(part in inline for part in INLINE_STYLE_SHEET_PARTS), [p for p in INLINE_STYLE_SHEET_PARTS if p not in inline]
+    assert inline.count("this._update(") == 5  # the constructor (twice), replace, prepend, append: no other writer
+    assert 'Bokeh.require("core/dom").InlineStyleSheet' in STYLES_JS and STYLES_JS in PAGE_JS
+
+
+# The code of BokehJS 3.9.2 that panel_app/static/oh_legend.js relies on: a legend's ResizeObserver on its element
+# asks for a repaint on every report (the first too), a legend with a side panel gives the plot's layout its size
+# from `bbox`, and `bbox` is its element's box.
+LEGEND_PARTS = (
+    """            this._resize_observer = new ResizeObserver((_entries) => this.request_layout());
+            this._resize_observer.observe(this.el, { box: "border-box" });""",
+    """        _get_size() {
+            const { width, height } = this.bbox;""",
+    "                this.layout = new side_panel_1.SideLayout(panel, () => this.get_size());",
+    "            const legend_bbox = (0, dom_1.bounding_box)(this.el);",
+)
+
+
+def test_the_legend_script_relies_on_what_bokeh_does() -> None:
+    """The page's script that spares a plot the repaint for its legend's first report of an unchanged size rests on
+    BokehJS's LegendView: an upgrade that changes it fails here, so the script is looked at again
+    (test_dashboard_browser checks that each Symbol explorer chart is painted once)."""
+    import bokeh
+
+    from panel_app.components import LEGEND_JS, PAGE_JS
+
+    legend = _class_source(_script(bokeh, "server", "static", "js", "bokeh.js"), "class LegendView extends")
+    assert all(part in legend for part in LEGEND_PARTS), [p for p in LEGEND_PARTS if p not in legend]
+    assert 'Bokeh.require("models/annotations/legend")' in LEGEND_JS and LEGEND_JS in PAGE_JS
