@@ -30,7 +30,7 @@ from typing import Any
 import panel as pn
 
 from bus.control_client import QueryError
-from panel_app.components import Slot, down_text, error_text, html_pane, notice, shell
+from panel_app.components import FILES_COOKIE, Slot, down_text, error_text, html_pane, notice, shell
 from panel_app.context import AppContext
 from panel_app.data import LedgerDown
 from panel_app.live import LedgerState, LiveEvent
@@ -38,6 +38,13 @@ from panel_app.ws_writes import install as install_ws_writes
 
 log = logging.getLogger(__name__)
 install_ws_writes()  # every page's patches go through Panel's write queue: never leave one queued unsent
+# A page's script sets FILES_COOKIE once it has run (templates/oh.html): the browser has fetched the page's files,
+# so on its next page the first fill can start at once. Without it (a first visit, a new browser context) the fill
+# waits FIRST_VISIT_FILL_DELAY_MS: the one event loop also serves the page's 17 files, and a fill started at once
+# (~300-400 ms of it on the Symbol explorer) held them back, first paint 0.4 -> 0.7 s (page_fill on the quiet box,
+# cold: first paint 0.46 s and the Symbol explorer filled in 1.43 s with 150 ms, against 0.74 and 1.50 at once; warm
+# and hot, where the files are cached, a delay only made the fill later: 1.12 against 0.88 s).
+FIRST_VISIT_FILL_DELAY_MS = 150
 
 
 class Page:
@@ -47,12 +54,10 @@ class Page:
     title = ""
     watch: frozenset[str] = frozenset()  # committed event types that may change what the page shows
     min_interval = 1.0  # seconds between two refreshes caused by live events
-    # When the first fill runs (`view`): False, right after the page's HTML is answered, while the browser fetches
-    # and runs the scripts; the document it then pulls holds what is filled by then, and BokehJS builds and lays
-    # it out once instead of once more per section's patch after its "loaded" (quiet box, cold / warm / hot
-    # loads of every page against filling on "loaded": filled 0.97-1.23x as fast cold and ~27% sooner warm and
-    # hot, the page's main thread 13% less CPU; cold, the server's filling delays the files, first paint
-    # 0.4 -> 0.5-0.7 s: docs/dashboard.md). True: once the browser has built the page (Panel's onload).
+    # When the first fill runs (`view`): False, while the browser fetches and runs the scripts, so the document it
+    # then pulls holds what is filled by then and BokehJS builds and lays it out once, instead of once more per
+    # section's patch after its "loaded" (docs/dashboard.md, "Filled before the browser pulls the document"). True:
+    # once the browser has built the page (Panel's onload).
     fill_on_load = False
 
     def __init__(self, ctx: AppContext) -> None:
@@ -107,15 +112,18 @@ class Page:
         return self.doc is not None and self.doc.session_context is not None
 
     def view(self) -> pn.template.BaseTemplate:
-        """Build the session's template; in a session, fill it on the event loop's next turn, once its HTML is
-        answered (so the page still paints at once), or with `fill_on_load` once the browser has built it."""
+        """Build the session's template; in a session, fill it once its HTML is answered (so the page still paints at
+        once): on the event loop's next turn when the browser has the page's files (FILES_COOKIE), or
+        FIRST_VISIT_FILL_DELAY_MS later when it fetches them now; with `fill_on_load`, once the browser built it."""
         template = shell(self.slug, self.title, [self.alert, *self.layout()], self.controls(), self.badge,
                          self.ready)
         if self.doc is not None and self.doc.session_context is not None:
             if self.fill_on_load:
                 pn.state.onload(self.first_fill)
-            else:
+            elif FILES_COOKIE in (self.doc.session_context.request.cookies or {}):
                 self.doc.add_next_tick_callback(self.first_fill)
+            else:  # a first visit: the page's files come from this event loop too, and go first
+                self.doc.add_timeout_callback(self.first_fill, FIRST_VISIT_FILL_DELAY_MS)
         else:
             self.first_fill()
         return template

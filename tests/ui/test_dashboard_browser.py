@@ -137,6 +137,15 @@ def test_the_ready_marker_comes_with_the_last_section(populated: Stack, page: An
     assert not [f for f in sent if '"attr":"device_pixel_ratio"' in f or '"attr":"timezone"' in f], sent
 
 
+def test_a_page_says_the_browser_has_its_files_for_the_next_page(populated: Stack, tabs: Tabs) -> None:
+    """Every page sets the files cookie once its scripts ran (panel_app/components.FILES_COOKIE): `oh ui` starts the
+    next page's first fill at once for such a browser, and holds a first visit's fill back while its files are sent."""
+    from panel_app.components import FILES_COOKIE
+
+    page = tabs.show(f"{populated.url}/flow")
+    assert f"{FILES_COOKIE}=1" in page.evaluate("() => document.cookie").split("; ")
+
+
 def test_stale_data_shows_in_red(populated: Stack, tabs: Tabs) -> None:
     """QQQ stopped a week early: its freshness row is stale (red) and the planner offers the command."""
     page = tabs.show(f"{populated.url}/health")
