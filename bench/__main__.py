@@ -4,8 +4,8 @@ Each runs as its own `python -m bench.NAME` subprocess (a fresh interpreter and 
 its output passes straight through, and the `RATIO ...` lines are repeated at the end.
 
 `--smoke` runs each at the smallest size its options allow (SMOKE, which also has the benchmark run only alone:
-~6 minutes for all of them on the 2-core box, loaded) and fails a benchmark that exits non-zero or prints no `RATIO` line: whether every benchmark still runs, not
-what it measures (its figures at those sizes mean nothing). Nothing in `make test` runs the benchmarks, and two of
+~6 minutes for all of them on the 2-core box, loaded) and fails a benchmark that exits non-zero or prints no `RATIO`
+line: whether every benchmark still runs, not what it measures (its figures at those sizes mean nothing). Nothing in `make test` runs the benchmarks, and two of
 them had stopped working unseen (an API they called changed; the sim stopped inventing symbols): `make bench-smoke`.
 """
 

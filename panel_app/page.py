@@ -1,9 +1,9 @@
 """The base of every page: build once per session, refresh from queries, react to live events.
 
 A page lays out its `Slot`s once, then `update()` fills them from cached queries. In a browser
-session the first fill starts on the event loop's turn after the page's HTML is answered (`fill_on_load`: once the
-browser has built the page), so the document the browser pulls holds what is filled by then; the sections fill
-independently: `update()` only lists each section's `fill(...)`, and the
+session the first fill starts once the page's HTML is answered (on a first visit 150 ms later, so the page's files
+go first; `fill_on_load`: once the browser has built the page), so the document the browser pulls holds what is
+filled by then; the sections fill independently: `update()` only lists each section's `fill(...)`, and the
 page runs one section per turn of the document's event loop, so each section goes to the browser
 as soon as it is drawn instead of the whole page waiting for its slowest part. The `.oh-ready`
 marker (what tests and benchmarks wait for) is set once every section of the first fill is done, in the
@@ -120,7 +120,7 @@ class Page:
         if self.doc is not None and self.doc.session_context is not None:
             if self.fill_on_load:
                 pn.state.onload(self.first_fill)
-            elif FILES_COOKIE in (self.doc.session_context.request.cookies or {}):
+            elif FILES_COOKIE in (getattr(self.doc.session_context.request, "cookies", None) or {}):
                 self.doc.add_next_tick_callback(self.first_fill)
             else:  # a first visit: the page's files come from this event loop too, and go first
                 self.doc.add_timeout_callback(self.first_fill, FIRST_VISIT_FILL_DELAY_MS)
