@@ -83,10 +83,10 @@ LAYOUT_JS = _code("oh_layout.js")
 TOOLBAR_JS = _code("oh_toolbar.js")
 STYLES_JS = _code("oh_styles.js")
 LEGEND_JS = _code("oh_legend.js")
-PAGE_JS = "\n".join((LAYOUT_JS, TOOLBAR_JS, STYLES_JS, LEGEND_JS))
 # Set by every page once its scripts have run: this browser has the page's files (panel_app/page.py reads it).
 FILES_COOKIE = "oh_files"
 FILES_COOKIE_JS = f'document.cookie = "{FILES_COOKIE}=1; path=/; max-age=2592000; SameSite=Strict";'  # 30 days
+PAGE_JS = "\n".join((LAYOUT_JS, TOOLBAR_JS, STYLES_JS, LEGEND_JS, FILES_COOKIE_JS))
 WRAP = frozenset({"error", "error_message", "message", "last_message", "warnings"})
 
 
@@ -346,7 +346,7 @@ class OhTemplate(pn.template.BootstrapTemplate):
 
     def _update_vars(self, *args: Any) -> None:
         super()._update_vars(*args)
-        self._render_variables["oh_page_js"] = PAGE_JS + "\n" + FILES_COOKIE_JS
+        self._render_variables["oh_page_js"] = PAGE_JS
 
     def server_doc(self, doc: Any = None, title: str | None = None, location: Any = True) -> Any:
         """Add the template's roots to the session's document under one freeze of its model graph: Bokeh

@@ -3,7 +3,7 @@
 Contract (`CANVAS_JS`, used by panel_app.live_grid's `LiveGrid`): `canvasLayer({box, table, head, body, palette,
 cells, drawn})` puts a canvas into `box` (the grid's scroller) over the body rows of the columns whose flag in
 `drawn()` is true (they must be side by side: the canvas is one opaque block) and returns
-`{touch(cell), moved(), reset(), paint(), mirror(), tidy(), stop(), cell(i, j)}`. `cells()` is the grid's rows of cells;
+`{touch(cell), moved(), reset(), paint(), check(), mirror(), tidy(), stop(), cell(i, j)}`. `cells()` is the grid's rows of cells;
 a canvas cell is `{td, node, v, i, j, k, drawn, fill}`: its row and column, its kind (2: a PnL, drawn in its sign's
 colour), its text `v`, and what the canvas last drew there (`drawn`, `fill`: what the tests read). The grid calls
 `touch` for a cell whose text changed, `moved` when a DOM text changed (in an auto-sized table any text of another

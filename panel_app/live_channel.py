@@ -150,6 +150,7 @@ class Outlet:
         most one frame per point."""
         self.due = (math.floor(now / every + 1e-9) + 1) * every if every > 0 else now
 
+
 class Channel:
     """One live page session's marks channel: its token, the newest marking and its tab's sockets.
 
